@@ -1,0 +1,3 @@
+from bnnmilp.cli import main
+
+main()

@@ -1,0 +1,50 @@
+"""What a backend takes (options, a start) and returns (a solution with its status and bound)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+STATUSES = ("optimal", "time_limit", "interrupted", "infeasible", "unbounded", "error")
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    time_limit: float | None = None
+    mip_gap: float = 0.0
+    threads: int = 1
+    presolve: bool = True
+
+
+@dataclass
+class Progress:
+    """A snapshot of a running MIP solve, as reported by the solver's callbacks."""
+
+    incumbent: float = float("inf")
+    bound: float = float("-inf")
+    gap: float = float("inf")
+    nodes: int = 0
+    elapsed: float = 0.0
+
+
+@dataclass
+class Solution:
+    status: str  # one of STATUSES
+    x: np.ndarray | None  # best point found (None if none)
+    objective: float | None  # solver's objective of x (floating point, as reported)
+    bound: float | None  # solver's best proven bound (as reported)
+    gap: float | None
+    nodes: int
+    runtime_s: float
+    solver: str
+    solver_version: str
+    info: dict = field(default_factory=dict)
+
+    @property
+    def has_point(self) -> bool:
+        return self.x is not None
+
+
+ProgressFn = Callable[[Progress], None]

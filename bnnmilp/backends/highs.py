@@ -1,0 +1,172 @@
+"""The embedded backend: numpy arrays -> highspy, no modelling layer in between.
+
+Ctrl-C during a solve cancels HiGHS (``cancelSolve``) and keeps its
+incumbent; progress comes from the MIP-interrupt callback, whose handler only
+copies four numbers (it fires thousands of times a second).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import highspy
+import numpy as np
+
+from bnnmilp.backends.base import Progress, ProgressFn, Solution, SolveOptions
+from bnnmilp.model import StandardModel
+
+_STATUS = {
+    "kOptimal": "optimal",
+    "kTimeLimit": "time_limit",
+    "kInterrupt": "interrupted",
+    "kInfeasible": "infeasible",
+    "kUnbounded": "unbounded",
+    "kUnboundedOrInfeasible": "infeasible",
+}
+
+
+_banner_shown = False
+
+
+def new_highs() -> highspy.Highs:
+    """A silent Highs instance. The first one prints a banner on stdout even with output off:
+    keep it off file descriptor 1 so that ``--json`` output stays clean."""
+    global _banner_shown
+    if not _banner_shown:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 1)
+                h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        _banner_shown = True
+    else:
+        h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    return h
+
+
+def version() -> str:
+    h = new_highs()
+    return f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
+
+
+def _finite(v: np.ndarray) -> np.ndarray:
+    return np.clip(v, -highspy.kHighsInf, highspy.kHighsInf).astype(np.float64)
+
+
+def to_highs(model: StandardModel, names: bool = False) -> highspy.Highs:
+    """A silent Highs instance holding the model (row-wise matrix passed in one call)."""
+    h = new_highs()
+    lp = highspy.HighsLp()
+    lp.num_col_ = model.n_cols
+    lp.num_row_ = model.n_rows
+    lp.col_cost_ = model.c
+    lp.offset_ = model.offset
+    lp.col_lower_ = _finite(model.col_lower)
+    lp.col_upper_ = _finite(model.col_upper)
+    lp.row_lower_ = _finite(model.row_lower)
+    lp.row_upper_ = _finite(model.row_upper)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.start_ = model.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = model.indices.astype(np.int32)
+    lp.a_matrix_.value_ = model.data
+    lp.a_matrix_.num_col_ = model.n_cols
+    lp.a_matrix_.num_row_ = model.n_rows
+    if model.integrality.any():
+        lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+                           for i in model.integrality]
+    if names:
+        lp.col_names_ = model.col_names()
+        lp.row_names_ = model.row_names()
+    h.passModel(lp)
+    return h
+
+
+_threads_in_use: int | None = None
+
+
+def _use_threads(h: highspy.Highs, threads: int) -> None:
+    """HiGHS keeps one thread scheduler per process: reset it when a solve asks for another count."""
+    global _threads_in_use
+    if _threads_in_use is not None and _threads_in_use != threads:
+        highspy.Highs.resetGlobalScheduler(True)
+    h.setOptionValue("threads", threads)
+    _threads_in_use = threads
+
+
+def write(model: StandardModel, path: str | Path) -> None:
+    """Write MPS or LP (by extension) with HiGHS' own writer."""
+    h = to_highs(model, names=True)
+    h.writeModel(str(path))
+
+
+def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None = None,
+          progress: ProgressFn | None = None) -> Solution:
+    h = to_highs(model)
+    if options.time_limit is not None:
+        h.setOptionValue("time_limit", float(options.time_limit))
+    h.setOptionValue("mip_rel_gap", float(options.mip_gap))
+    _use_threads(h, int(options.threads))
+    if not options.presolve:
+        h.setOptionValue("presolve", "off")
+    if options.mip_gap == 0.0 and model.objective_integral:
+        # an integral objective is optimal once the gap is below 1: exact, and saves the last nodes
+        h.setOptionValue("mip_abs_gap", 1.0 - 1e-6)
+    if start is not None:
+        sol = highspy.HighsSolution()
+        sol.col_value = list(map(float, start))
+        sol.value_valid = True
+        h.setSolution(sol)
+    snap = Progress()
+
+    def on_interrupt(e: object) -> None:
+        out = e.data_out  # type: ignore[attr-defined]
+        snap.incumbent, snap.bound, snap.gap = out.mip_primal_bound, out.mip_dual_bound, out.mip_gap
+        snap.nodes, snap.elapsed = out.mip_node_count, out.running_time
+
+    if progress is not None and model.integrality.any():
+        h.cbMipInterrupt += on_interrupt
+    t0 = time.perf_counter()
+    interrupted = False
+    thread = h.startSolve()
+    while True:
+        try:
+            done, _ = h.wait(0.1)
+            if done:
+                break
+            if progress is not None:
+                snap.elapsed = time.perf_counter() - t0
+                progress(snap)
+        except KeyboardInterrupt:
+            interrupted = True
+            h.cancelSolve()
+    thread.join()
+    runtime = time.perf_counter() - t0
+    status = _STATUS.get(h.getModelStatus().name, "error")
+    if interrupted and status != "optimal":
+        status = "interrupted"
+    info = h.getInfo()
+    has_point = info.primal_solution_status == 2
+    x = np.array(h.getSolution().col_value, dtype=np.float64) if has_point else None
+    is_mip = bool(model.integrality.any())
+    obj = float(info.objective_function_value) if has_point else None
+    if is_mip:
+        bound = float(info.mip_dual_bound)
+        gap = float(info.mip_gap)
+        nodes = int(info.mip_node_count)
+    else:
+        bound, gap, nodes = (obj if status == "optimal" else None), (0.0 if status == "optimal" else None), 0
+    if bound is not None and not np.isfinite(bound):
+        bound = None
+    if gap is not None and not np.isfinite(gap):
+        gap = None
+    ver = f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
+    return Solution(status, x, obj, bound, gap, nodes, runtime, "highs", ver,
+                    {"interrupted_by_user": interrupted})

@@ -1,0 +1,59 @@
+"""The terminal: status and progress on stderr (rich), data on stdout (plain text or compact JSON).
+
+Progress is drawn only when stderr is a terminal, so pipes and logs get no
+control characters and nothing is left on screen.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from bnnmilp.backends.base import Progress
+
+err = Console(stderr=True, highlight=False)
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, separators=(",", ":"), default=str) + "\n")
+    sys.stdout.flush()
+
+
+def status(msg: str) -> None:
+    err.print(msg)
+
+
+def table(title: str, rows: list[tuple[str, Any]]) -> None:
+    t = Table(title=title, show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    for k, v in rows:
+        t.add_row(k, str(v))
+    err.print(t)
+
+
+def _fmt(v: float) -> str:
+    return "-" if v in (float("inf"), float("-inf")) or v != v else f"{v:g}"
+
+
+@contextmanager
+def solve_progress(label: str, time_limit: float | None):
+    """Yield a progress callback drawing incumbent, bound, gap and elapsed time live on stderr."""
+    if not err.is_terminal:
+        yield None
+        return
+    t0 = time.monotonic()
+    with Live(console=err, refresh_per_second=4, transient=True) as live:
+        def update(p: Progress) -> None:
+            limit = f" / {time_limit:g}s" if time_limit else ""
+            gap = "-" if p.gap == float("inf") or p.gap != p.gap else f"{100 * p.gap:.1f}%"
+            live.update(f"[bold]{label}[/] incumbent {_fmt(p.incumbent)}  bound {_fmt(p.bound)}  gap {gap}  "
+                        f"nodes {p.nodes}  {time.monotonic() - t0:.1f}s{limit}  (Ctrl-C stops, keeps the best)")
+        yield update

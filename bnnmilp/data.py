@@ -1,0 +1,118 @@
+"""Data sets: load, validate against the network, fingerprint.
+
+A data file is YAML with ``features`` (m rows of d0 numbers), ``labels``
+(m integers) and an optional free-form ``meta`` mapping (provenance).
+With one output a label is the target bit; with dL > 1 outputs label c means
+the one-hot target e_c.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bnnmilp.errors import DataError
+from bnnmilp.yamlio import read_yaml
+
+
+@dataclass(frozen=True)
+class Dataset:
+    features: np.ndarray  # (m, d0) float64, the exact doubles read from the file
+    labels: np.ndarray  # (m,) int64
+    path: str | None = None
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.features.shape[1])
+
+    def sha256(self) -> str:
+        """Fingerprint of the exact numbers (not of the file's formatting)."""
+        h = hashlib.sha256()
+        h.update(np.asarray(self.features.shape, dtype="<i8").tobytes())
+        h.update(np.ascontiguousarray(self.features, dtype="<f8").tobytes())
+        h.update(np.ascontiguousarray(self.labels, dtype="<i8").tobytes())
+        return h.hexdigest()
+
+    def targets(self, n_outputs: int) -> np.ndarray:
+        """Target bits, shape (m, n_outputs): the label itself for one output, one-hot otherwise."""
+        if n_outputs == 1:
+            return self.labels.reshape(-1, 1).astype(np.int8)
+        t = np.zeros((self.n_samples, n_outputs), dtype=np.int8)
+        t[np.arange(self.n_samples), self.labels] = 1
+        return t
+
+    def check_fits(self, n_inputs: int, n_outputs: int) -> None:
+        """Raise DataError unless the data have d0 features and labels in range for dL outputs."""
+        if self.n_features != n_inputs:
+            raise DataError(self.path, "features", f"expected rows of {n_inputs} numbers (network.layers[0]), "
+                                                   f"got {self.n_features}")
+        hi = 1 if n_outputs == 1 else n_outputs - 1
+        bad = np.flatnonzero((self.labels < 0) | (self.labels > hi))
+        if bad.size:
+            i = int(bad[0])
+            raise DataError(self.path, f"labels[{i}]",
+                            f"expected an integer in 0..{hi} for {n_outputs} output(s), got {int(self.labels[i])}")
+
+    def subset(self, index: np.ndarray) -> Dataset:
+        return Dataset(self.features[index], self.labels[index], self.path)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def parse_data(doc: dict, path: str | None = None) -> Dataset:
+    for k in doc:
+        if k not in ("features", "labels", "meta"):
+            raise DataError(path, k, "unknown key (allowed: features, labels, meta)")
+    for k in ("features", "labels"):
+        if k not in doc:
+            raise DataError(path, k, "missing required key")
+    feats, labels = doc["features"], doc["labels"]
+    if not isinstance(feats, list) or not feats:
+        raise DataError(path, "features", "expected a non-empty list of rows")
+    if not isinstance(labels, list):
+        raise DataError(path, "labels", "expected a list of integers")
+    width = None
+    for i, row in enumerate(feats):
+        if not isinstance(row, list) or not row:
+            raise DataError(path, f"features[{i}]", "expected a non-empty list of numbers")
+        if width is None:
+            width = len(row)
+        elif len(row) != width:
+            raise DataError(path, f"features[{i}]", f"expected {width} numbers like features[0], got {len(row)}")
+        for j, v in enumerate(row):
+            if not _is_number(v) or not math.isfinite(v):
+                raise DataError(path, f"features[{i}][{j}]", f"expected a finite number, got {v!r}")
+    if len(labels) != len(feats):
+        raise DataError(path, "labels", f"expected {len(feats)} labels (one per row of features), got {len(labels)}")
+    for i, v in enumerate(labels):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise DataError(path, f"labels[{i}]", f"expected an integer, got {v!r}")
+    return Dataset(np.asarray(feats, dtype=np.float64), np.asarray(labels, dtype=np.int64), path)
+
+
+def load_data(path: str | Path) -> Dataset:
+    """Read and validate a data.yaml file."""
+    return parse_data(read_yaml(path, DataError), str(path))
+
+
+def data_to_doc(ds: Dataset, meta: dict | None = None) -> dict:
+    """The YAML mapping of a data set (integers stay integers, so files stay readable)."""
+    feats = ds.features
+    if np.all(feats == np.round(feats)):
+        rows = feats.astype(np.int64).tolist()
+    else:
+        rows = feats.tolist()
+    doc = {"features": rows, "labels": ds.labels.tolist()}
+    if meta:
+        doc = {"meta": meta, **doc}
+    return doc

@@ -1,0 +1,63 @@
+"""Exception classes, and the one table that maps them to exit codes.
+
+Every error bnnmilp raises on purpose derives from :class:`BnnMilpError` and
+from the built-in it resembles, so library users can catch ``ValueError`` or
+``OSError`` as usual while the CLI maps them to exit codes in one place.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_CLAIM_FALSE = 1
+EXIT_BAD_INPUT = 2
+EXIT_SOLVER = 3
+EXIT_INTERRUPTED = 130
+
+
+class BnnMilpError(Exception):
+    """Base class of bnnmilp's errors."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class InputError(BnnMilpError, ValueError):
+    """A file given by the user is malformed: names the file, the key path and what was expected."""
+
+    def __init__(self, path: str | None, key: str | None, expected: str) -> None:
+        self.path, self.key, self.expected = path, key, expected
+        where = ": ".join(p for p in (str(path) if path else None, key) if p)
+        super().__init__(f"{where}: {expected}" if where else expected)
+
+
+class SpecError(InputError):
+    """The network/training/solver specification is invalid."""
+
+
+class DataError(InputError):
+    """The data set is invalid or does not fit the network."""
+
+
+class WeightsError(InputError):
+    """A weights file is invalid."""
+
+
+class ModelFileError(InputError):
+    """A model or certificate file cannot be read."""
+
+
+class SolverUnavailableError(BnnMilpError, RuntimeError):
+    """The requested solver is not installed or cannot be reached."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class SolverError(BnnMilpError, RuntimeError):
+    """The solver failed in a way that leaves no usable result."""
+
+    exit_code = EXIT_SOLVER
+
+
+class InfeasibleError(BnnMilpError, RuntimeError):
+    """The training problem has no solution (e.g. with the epsilon margin and fixed thresholds)."""
+
+    exit_code = EXIT_CLAIM_FALSE

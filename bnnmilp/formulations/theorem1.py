@@ -1,0 +1,169 @@
+"""Theorem 1 of Aspman, Korpas & Marecek (AAAI 2024), after Bah & Kurtz: BNN training as a MILP.
+
+Network widths d_0 = n, ..., d_L; samples i = 1..m with inputs x^i and target
+bits y^i. Variables: weights W^l_kj in [-1, 1] (integer for ternary; for
+binary, w = 2 z - 1 with z binary), thresholds lambda_l (one per layer,
+per neuron, or fixed 0), activations u^{i,l}_k in {0,1}, and for l >= 2 the
+products s^{i,l}_kj = W^l_kj u^{i,l-1}_j.
+
+Pre-activation minus threshold, with bounds lo <= . <= hi (``bounds.py``):
+    g^{i,1}_k = sum_j x^i_j W^1_kj - lambda_1          (linear in W: x is data)
+    g^{i,l}_k = sum_j s^{i,l}_kj - lambda_l            (l >= 2)
+Step activation with margin epsilon (the strict side of a >= lambda made a row):
+    g >= lo (1 - u)                                   u = 1  =>  a >= lambda
+    g <= -epsilon + (hi + epsilon) u                  u = 0  =>  a <= lambda - epsilon
+Exact products (u binary, |w| <= 1):
+    -u <= s <= u,   w - (1 - u) <= s <= w + (1 - u)
+Loss, linear in the output bits u^{i,L}:
+    hamming: sum_i sum_j y^i_j + (1 - 2 y^i_j) u^{i,L}_j
+    error:   sum_i e_i,  e_i >= u^{i,L}_j (y_j = 0),  e_i >= 1 - u^{i,L}_j (y_j = 1),  e_i binary
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bnnmilp.bounds import preactivation_bounds
+from bnnmilp.formulations import register
+from bnnmilp.model import INF, ModelBuilder, StandardModel
+from bnnmilp.network import Network
+from bnnmilp.spec import Spec
+
+
+@dataclass
+class TrainingModel:
+    """The MILP plus what is needed to map its solutions back to networks."""
+
+    spec: Spec
+    model: StandardModel
+    X: np.ndarray
+    Y: np.ndarray
+
+    @property
+    def depth(self) -> int:
+        return self.spec.network.depth
+
+    def _threshold_cols(self, l: int) -> np.ndarray | None:
+        key = f"lam{l}"
+        if key not in self.model.col_blocks:
+            return None
+        return np.broadcast_to(self.model.cols(key), (self.spec.network.layers[l],))
+
+    def network_from(self, x: np.ndarray) -> Network:
+        """The network encoded in a solution vector (discrete weights rounded to their domain)."""
+        ws, ts = [], []
+        for l in range(1, self.depth + 1):
+            w = np.clip(x[self.model.cols(f"w{l}")], -1.0, 1.0)
+            if self.spec.network.weights != "continuous":
+                w = np.round(w)
+            ws.append(w + 0.0)
+            tc = self._threshold_cols(l)
+            ts.append(np.zeros(self.spec.network.layers[l]) if tc is None else np.clip(x[tc], -1.0, 1.0) + 0.0)
+        return Network(ws, ts)
+
+    def pattern_from(self, x: np.ndarray) -> list[np.ndarray]:
+        """The activation bits u^{i,l} of a solution, rounded: the pattern the solver claims."""
+        return [np.round(x[self.model.cols(f"u{l}")]).astype(np.int8) for l in range(1, self.depth + 1)]
+
+    def solution_from(self, net: Network, tol: float = 1e-9) -> np.ndarray | None:
+        """The MILP point of a network, or None when the network violates the epsilon margin somewhere."""
+        x = np.zeros(self.model.n_cols)
+        bits = net.forward(self.X)
+        prev = None
+        for l in range(1, self.depth + 1):
+            W = net.weights[l - 1]
+            x[self.model.cols(f"w{l}")] = W
+            if f"z{l}" in self.model.col_blocks:
+                x[self.model.cols(f"z{l}")] = (W + 1) / 2
+            tc = self._threshold_cols(l)
+            if tc is not None:
+                x[tc] = net.thresholds[l - 1]
+            x[self.model.cols(f"u{l}")] = bits[l - 1]
+            if prev is not None:
+                x[self.model.cols(f"s{l}")] = W[None, :, :] * prev[:, None, :]
+            prev = bits[l - 1]
+        if "e" in self.model.col_blocks:
+            x[self.model.cols("e")] = np.any(bits[-1] != self.Y, axis=1)
+        return x if self.model.max_violation(x) <= tol else None
+
+
+@register("theorem1")
+class Theorem1:
+    """The paper's formulation (see the module docstring for the equations)."""
+
+    def build(self, spec: Spec, X: np.ndarray, Y: np.ndarray) -> TrainingModel:
+        net, tr = spec.network, spec.training
+        m = X.shape[0]
+        eps = tr.epsilon
+        b = ModelBuilder("bnnmilp_train")
+        W, lam = {}, {}
+        for l in range(1, net.depth + 1):
+            d, dp = net.layers[l], net.layers[l - 1]
+            integer = net.weights != "continuous"
+            W[l] = b.add_vars(f"w{l}", (d, dp), -1.0, 1.0, integer, fmt=f"w_{l}_{{0}}_{{1}}")
+            if net.thresholds == "learned":
+                lam[l] = np.broadcast_to(b.add_vars(f"lam{l}", (), -1.0, 1.0, fmt=f"lam_{l}"), (d,))
+            elif net.thresholds == "per_neuron":
+                lam[l] = b.add_vars(f"lam{l}", (d,), -1.0, 1.0, fmt=f"lam_{l}_{{0}}")
+        U, S = {}, {}
+        for l in range(1, net.depth + 1):
+            U[l] = b.add_vars(f"u{l}", (m, net.layers[l]), 0.0, 1.0, True, fmt=f"u_{{0}}_{l}_{{1}}")
+        for l in range(2, net.depth + 1):
+            S[l] = b.add_vars(f"s{l}", (m, net.layers[l], net.layers[l - 1]), -1.0, 1.0,
+                              fmt=f"s_{{0}}_{l}_{{1}}_{{2}}")
+        Z = {}
+        if net.weights == "binary":
+            for l in range(1, net.depth + 1):
+                Z[l] = b.add_vars(f"z{l}", W[l].shape, 0.0, 1.0, True, fmt=f"z_{l}_{{0}}_{{1}}")
+        E = b.add_vars("e", (m,), 0.0, 1.0, True) if tr.loss == "error" else None
+
+        bounds = preactivation_bounds(net, X, tr.big_m)
+        for l in range(1, net.depth + 1):
+            d, dp = net.layers[l], net.layers[l - 1]
+            lo, hi = bounds[l - 1]
+            if l == 1:
+                a_cols = np.broadcast_to(W[1][None, :, :], (m, d, dp))
+                a_coef = np.broadcast_to(X[:, None, :], (m, d, dp))
+            else:
+                a_cols, a_coef = S[l], np.ones((1, 1, dp))
+                a_cols, a_coef = np.broadcast_arrays(a_cols, a_coef)
+            lam_cols = np.broadcast_to(lam[l][None, :, None] if l in lam else np.zeros((1, d, 1), np.int64), (m, d, 1))
+            lam_coef = np.full((m, d, 1), -1.0 if l in lam else 0.0)
+            u_cols = U[l][:, :, None]
+            cols = np.concatenate([a_cols, lam_cols, u_cols], axis=2)
+            fmt = f"{{}}_{{{{0}}}}_{l}_{{{{1}}}}"
+            b.add_rows(f"on{l}", (m, d), cols, np.concatenate([a_coef, lam_coef, lo[:, :, None]], axis=2),
+                       lo, INF, fmt=fmt.format("on"))
+            b.add_rows(f"off{l}", (m, d), cols,
+                       np.concatenate([a_coef, lam_coef, -(hi + eps)[:, :, None]], axis=2), -INF, -eps,
+                       fmt=fmt.format("off"))
+            if l >= 2:
+                s = S[l]
+                up = np.broadcast_to(U[l - 1][:, None, :], s.shape)
+                w = np.broadcast_to(W[l][None, :, :], s.shape)
+                shape = s.shape
+                f = f"{{}}_{{{{0}}}}_{l}_{{{{1}}}}_{{{{2}}}}"
+                b.add_rows(f"mc1_{l}", shape, np.stack([s, up], -1), np.array([1.0, -1.0]), -INF, 0.0,
+                           fmt=f.format("mca"))
+                b.add_rows(f"mc2_{l}", shape, np.stack([s, up], -1), np.array([1.0, 1.0]), 0.0, INF,
+                           fmt=f.format("mcb"))
+                b.add_rows(f"mc3_{l}", shape, np.stack([s, w, up], -1), np.array([1.0, -1.0, -1.0]), -1.0, INF,
+                           fmt=f.format("mcc"))
+                b.add_rows(f"mc4_{l}", shape, np.stack([s, w, up], -1), np.array([1.0, -1.0, 1.0]), -INF, 1.0,
+                           fmt=f.format("mcd"))
+        for l, z in Z.items():
+            b.add_rows(f"bin{l}", z.shape, np.stack([W[l], z], -1), np.array([1.0, -2.0]), -1.0, -1.0,
+                       fmt=f"bin_{l}_{{0}}_{{1}}")
+        L = net.depth
+        y = Y.astype(np.float64)
+        if E is None:
+            b.set_objective(U[L], 1.0 - 2.0 * y, offset=float(y.sum()))
+        else:
+            dL = net.layers[L]
+            cols = np.stack([np.broadcast_to(E[:, None], (m, dL)), U[L]], -1)
+            b.add_rows("err", (m, dL), cols, np.stack([np.ones_like(y), 2.0 * y - 1.0], -1), y, INF,
+                       fmt="err_{0}_{1}")
+            b.set_objective(E, 1.0)
+        return TrainingModel(spec, b.build(objective_integral=True), X, Y)

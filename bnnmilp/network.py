@@ -1,0 +1,176 @@
+"""The BNN itself: weights, thresholds, the exact forward pass, predictions and losses.
+
+Semantics (used everywhere outside the MILP): a^l = W^l u^(l-1) with u^0 = x,
+u^l_k = 1 if a^l_k >= lambda^l_k else 0, for every layer including the output.
+
+Exactness: weights, thresholds and data are IEEE doubles, i.e. dyadic
+rationals. A bit is decided in floating point only where a rigorous bound on
+the rounding error of the dot product (Higham's gamma_n) proves the sign of
+a - lambda; every other bit (ties, near-ties) is recomputed in exact rational
+arithmetic with :class:`fractions.Fraction`. No tolerance can hide a wrong bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from bnnmilp.errors import WeightsError
+
+_U = 2.0**-53  # unit roundoff of binary64
+
+
+@dataclass
+class Network:
+    weights: list[np.ndarray]  # W^l, shape (d_l, d_{l-1})
+    thresholds: list[np.ndarray]  # lambda^l, shape (d_l,)
+
+    @property
+    def layers(self) -> list[int]:
+        return [self.weights[0].shape[1]] + [w.shape[0] for w in self.weights]
+
+    # ---- exact forward pass -------------------------------------------------
+    def _layer(self, l: int, inp: np.ndarray, eps: float = 0.0) -> tuple[np.ndarray, np.ndarray, list]:
+        """Bits of layer l (0-based) for inputs ``inp``; also the exact slack candidates.
+
+        Returns (bits, float_slack, exact_fn) where float_slack is a - lambda
+        (bit 1) or lambda - eps - a (bit 0) in floating point, and exact_fn(i, k)
+        gives the exact pre-activation as a Fraction.
+        """
+        W, lam = self.weights[l], self.thresholds[l]
+        a = inp @ W.T
+        n = W.shape[1] + 2
+        gamma = n * _U / (1 - n * _U)
+        err = 2.0 * gamma * (np.abs(inp) @ np.abs(W).T) + 4 * _U * (np.abs(a) + np.abs(lam)) + 2.0**-1000
+        d = a - lam
+        bits = (d >= 0).astype(np.int8)
+        unsure = np.abs(d) <= err
+        if unsure.any():
+            for i, k in zip(*np.nonzero(unsure), strict=True):
+                exact = _exact_dot(inp[i], W[k])
+                bits[i, k] = 1 if exact >= Fraction(float(lam[k])) else 0
+        return bits, d, err
+
+    def forward(self, X: np.ndarray) -> list[np.ndarray]:
+        """Exact bits of every layer: a list of L int8 arrays of shape (m, d_l)."""
+        out = []
+        inp = np.asarray(X, dtype=np.float64)
+        for l in range(len(self.weights)):
+            bits, _, _ = self._layer(l, inp)
+            out.append(bits)
+            inp = bits.astype(np.float64)
+        return out
+
+    def predict_bits(self, X: np.ndarray) -> np.ndarray:
+        return self.forward(X)[-1]
+
+    def argmax_predictions(self, X: np.ndarray, bits: list[np.ndarray] | None = None) -> np.ndarray:
+        """Class with the largest output score a^L_k - lambda^L_k, decided exactly; ties give -1 (wrong)."""
+        bits = self.forward(X) if bits is None else bits
+        inp = np.asarray(X, dtype=np.float64) if len(self.weights) == 1 else bits[-2].astype(np.float64)
+        W, lam = self.weights[-1], self.thresholds[-1]
+        if W.shape[0] == 1:
+            return bits[-1][:, 0].astype(np.int64)
+        score = inp @ W.T - lam
+        n = W.shape[1] + 2
+        err = 2.0 * (n * _U / (1 - n * _U)) * (np.abs(inp) @ np.abs(W).T) + 4 * _U * (np.abs(score) + np.abs(lam))
+        err = err + 2.0**-1000
+        pred = np.argmax(score, axis=1).astype(np.int64)
+        top = score[np.arange(len(pred)), pred]
+        close = (score + err >= (top - err[np.arange(len(pred)), pred])[:, None]).sum(axis=1) > 1
+        for i in np.flatnonzero(close):
+            cand = np.flatnonzero(score[i] + err[i] >= top[i] - err[i, pred[i]])
+            exact = {int(k): _exact_dot(inp[i], W[k]) - Fraction(float(lam[k])) for k in cand}
+            best = max(exact.values())
+            winners = [k for k, v in exact.items() if v == best]
+            pred[i] = winners[0] if len(winners) == 1 else -1
+        return pred
+
+    def min_slack(self, X: np.ndarray, eps: float) -> tuple[Fraction, tuple[int, int, int]]:
+        """Exact smallest slack over all neurons and samples, and where it is (layer, sample, neuron).
+
+        Slack of a bit-1 pre-activation is a - lambda (>= 0 by definition); of a
+        bit-0 one it is lambda - eps - a, which is >= 0 iff the network meets
+        the epsilon margin of the training problem there.
+        """
+        best: tuple[Fraction, tuple[int, int, int]] | None = None
+        inp = np.asarray(X, dtype=np.float64)
+        for l in range(len(self.weights)):
+            bits, d, err = self._layer(l, inp)
+            slack = np.where(bits == 1, d, -d - eps)
+            e = err + 4 * _U * abs(eps)
+            # the exact minimum lies in [min(slack - e), min(slack + e)]: only those entries can attain it
+            for i, k in np.argwhere(slack - e <= np.min(slack + e)):
+                a = _exact_dot(inp[i], self.weights[l][k])
+                lam = Fraction(float(self.thresholds[l][k]))
+                s = a - lam if bits[i, k] == 1 else lam - Fraction(eps) - a
+                if best is None or s < best[0]:
+                    best = (s, (l + 1, int(i), int(k)))
+            inp = bits.astype(np.float64)
+        assert best is not None
+        return best
+
+    # ---- conversion -----------------------------------------------------------
+    def to_layers_doc(self) -> list[dict]:
+        return [{"weights": w.tolist(), "thresholds": t.tolist()} for w, t in zip(self.weights, self.thresholds, strict=True)]
+
+    @classmethod
+    def from_layers_doc(cls, layers: object, path: str | None, expect: list[int] | None = None) -> Network:
+        if not isinstance(layers, list) or not layers:
+            raise WeightsError(path, "layers", "expected a non-empty list of layers")
+        ws, ts = [], []
+        prev = None
+        for l, layer in enumerate(layers):
+            key = f"layers[{l}]"
+            if not isinstance(layer, dict) or set(layer) != {"weights", "thresholds"}:
+                raise WeightsError(path, key, "expected a mapping with exactly the keys weights and thresholds")
+            try:
+                W = np.asarray(layer["weights"], dtype=np.float64)
+                t = np.asarray(layer["thresholds"], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise WeightsError(path, key, "expected numbers in weights and thresholds") from None
+            if W.ndim != 2 or W.size == 0:
+                raise WeightsError(path, f"{key}.weights", "expected a non-empty matrix (d_l rows of d_(l-1) numbers)")
+            if prev is not None and W.shape[1] != prev:
+                raise WeightsError(path, f"{key}.weights", f"expected rows of {prev} numbers, got {W.shape[1]}")
+            if t.shape != (W.shape[0],):
+                raise WeightsError(path, f"{key}.thresholds", f"expected {W.shape[0]} numbers, got shape {t.shape}")
+            if not (np.isfinite(W).all() and np.isfinite(t).all()):
+                raise WeightsError(path, key, "expected finite numbers")
+            ws.append(W)
+            ts.append(t)
+            prev = W.shape[0]
+        net = cls(ws, ts)
+        if expect is not None and net.layers != list(expect):
+            raise WeightsError(path, "layers", f"expected layer widths {list(expect)}, got {net.layers}")
+        return net
+
+
+def _exact_dot(x: np.ndarray, w: np.ndarray) -> Fraction:
+    return sum((Fraction(float(a)) * Fraction(float(b)) for a, b in zip(x, w, strict=True) if a and b), Fraction(0))
+
+
+def hamming_loss(bits: np.ndarray, targets: np.ndarray) -> int:
+    """Number of output bits that differ from the target (the paper's loss)."""
+    return int(np.sum(bits != targets))
+
+
+def error_count(bits: np.ndarray, targets: np.ndarray) -> int:
+    """Number of samples whose output bits are not exactly the target."""
+    return int(np.sum(np.any(bits != targets, axis=1)))
+
+
+def loss_value(loss: str, bits: np.ndarray, targets: np.ndarray) -> int:
+    return hamming_loss(bits, targets) if loss == "hamming" else error_count(bits, targets)
+
+
+def exact_match_predictions(bits: np.ndarray) -> np.ndarray:
+    """Predicted class per sample: c when the output bits are exactly e_c (or the bit, for one output), else -1."""
+    if bits.shape[1] == 1:
+        return bits[:, 0].astype(np.int64)
+    ones = bits.sum(axis=1)
+    pred = np.argmax(bits, axis=1).astype(np.int64)
+    pred[ones != 1] = -1
+    return pred

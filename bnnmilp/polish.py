@@ -1,0 +1,100 @@
+"""Margin polishing: make the written weights reproduce the MILP's activation pattern exactly.
+
+A MILP solution sits on the boundary of its rows (margin 0, to solver
+tolerance), so a float forward pass may flip bits. Polishing fixes the
+activation pattern u found by the MILP and solves the LP over the weights
+and thresholds (discrete weights stay fixed)
+
+    max t   s.t.  a^{i,l}_k - lambda_l >= t              where u^{i,l}_k = 1
+                  a^{i,l}_k - lambda_l <= -epsilon - t   where u^{i,l}_k = 0
+                  a^{i,1} = W^1 x^i,  a^{i,l} = W^l u^{i,l-1}  (u fixed: linear in W)
+
+(``min``), or additionally maximises the sum of per-row slacks t_r >= t*/2
+(``sum``). The pattern, hence every output bit and the loss, is unchanged,
+and every bit holds with slack t* > 0, far above solver tolerances. The
+result is accepted only if the exact forward pass reproduces the pattern.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bnnmilp.backends import SolveOptions, highs
+from bnnmilp.model import INF, ModelBuilder
+from bnnmilp.network import Network
+from bnnmilp.spec import Spec
+
+
+def _margin_lp(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], fixed: Network | None,
+               floor: float | None) -> tuple[ModelBuilder, dict, np.ndarray]:
+    net = spec.network
+    eps = spec.training.epsilon
+    b = ModelBuilder("bnnmilp_polish")
+    W, lam = {}, {}
+    for l in range(1, net.depth + 1):
+        d, dp = net.layers[l], net.layers[l - 1]
+        if fixed is not None:
+            W[l] = b.add_vars(f"w{l}", (d, dp), fixed.weights[l - 1], fixed.weights[l - 1])
+        else:
+            W[l] = b.add_vars(f"w{l}", (d, dp), -1.0, 1.0)
+        if net.thresholds == "learned":
+            lam[l] = np.broadcast_to(b.add_vars(f"lam{l}", (), -1.0, 1.0), (d,))
+        elif net.thresholds == "per_neuron":
+            lam[l] = b.add_vars(f"lam{l}", (d,), -1.0, 1.0)
+    m = X.shape[0]
+    t = b.add_vars("t", (), 0.0, INF)
+    slacks = []
+    for l in range(1, net.depth + 1):
+        d, dp = net.layers[l], net.layers[l - 1]
+        inp = X if l == 1 else pattern[l - 2].astype(np.float64)
+        u = pattern[l - 1].astype(np.float64)
+        a_cols = np.broadcast_to(W[l][None, :, :], (m, d, dp))
+        a_coef = np.broadcast_to(inp[:, None, :], (m, d, dp))
+        lam_cols = np.broadcast_to(lam[l][None, :, None] if l in lam else np.zeros((1, d, 1), np.int64), (m, d, 1))
+        lam_coef = np.full((m, d, 1), -1.0 if l in lam else 0.0)
+        sign = np.where(u == 1, -1.0, 1.0)  # t enters as -t on bit-1 rows, +t on bit-0 rows
+        if floor is None:
+            t_cols, t_coef = np.broadcast_to(np.asarray(t), (m, d, 1)), sign[:, :, None]
+        else:
+            tr = b.add_vars(f"t{l}", (m, d), floor, INF)
+            slacks.append(tr.ravel())
+            t_cols, t_coef = tr[:, :, None], sign[:, :, None]
+        cols = np.concatenate([a_cols, lam_cols, t_cols], axis=2)
+        coefs = np.concatenate([a_coef, lam_coef, t_coef], axis=2)
+        b.add_rows(f"g{l}", (m, d), cols, coefs, np.where(u == 1, 0.0, -INF), np.where(u == 1, INF, -eps))
+    if floor is None:
+        b.set_objective(t, -1.0)
+    else:
+        allt = np.concatenate(slacks)
+        b.set_objective(allt, -np.ones(allt.shape))
+    return b, W, lam
+
+
+def _network(x: np.ndarray, spec: Spec, W: dict, lam: dict) -> Network:
+    ws, ts = [], []
+    for l in range(1, spec.network.depth + 1):
+        ws.append(np.clip(x[W[l]], -1.0, 1.0) + 0.0)
+        ts.append(np.clip(x[lam[l]], -1.0, 1.0) + 0.0 if l in lam else np.zeros(spec.network.layers[l]))
+    return Network(ws, ts)
+
+
+def polish(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], start: Network,
+           objective: str = "min", time_limit: float | None = None) -> Network | None:
+    """Weights realising ``pattern`` with maximal margin, or None if no positive margin was found.
+
+    ``start`` provides the weights that stay fixed for discrete weight domains.
+    The caller checks the result in exact arithmetic (:meth:`Network.min_slack`).
+    """
+    fixed = start if spec.network.weights != "continuous" else None
+    opts = SolveOptions(time_limit=time_limit)
+    b, W, lam = _margin_lp(spec, X, pattern, fixed, None)
+    sol = highs.solve(b.build(), opts)
+    if sol.status != "optimal" or sol.x is None or sol.objective is None or -sol.objective <= 1e-7:
+        return None
+    net = _network(sol.x, spec, W, lam)
+    if objective == "sum":
+        b2, W2, lam2 = _margin_lp(spec, X, pattern, fixed, -sol.objective / 2)
+        sol2 = highs.solve(b2.build(), opts)
+        if sol2.status == "optimal" and sol2.x is not None:
+            net = _network(sol2.x, spec, W2, lam2)
+    return net

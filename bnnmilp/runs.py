@@ -1,0 +1,119 @@
+"""Run folders: ``weights.yaml`` (the network and its claims) and ``certificate.json`` (the solver's record).
+
+Both are written atomically. The weights file is self-contained: it holds
+the settings, the data fingerprint, the exactly recomputed loss and the
+solver's bound, so ``verify`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from bnnmilp import __version__
+from bnnmilp.errors import WeightsError
+from bnnmilp.network import Network
+from bnnmilp.spec import Spec, parse_spec
+from bnnmilp.train import TrainResult
+from bnnmilp.yamlio import read_yaml, write_json_atomic, write_yaml_atomic
+
+WEIGHTS_FORMAT = "bnnmilp-weights"
+CERT_FORMAT = "bnnmilp-certificate"
+
+
+def fraction_str(q: Fraction) -> str:
+    return f"{q.numerator}/{q.denominator}" if q.denominator != 1 else str(q.numerator)
+
+
+def certificate_doc(res: TrainResult) -> dict[str, Any]:
+    s = res.solution
+    return {
+        "format": CERT_FORMAT,
+        "version": 1,
+        "kind": "solver_bound",
+        "proven": False,
+        "note": "objective, bound and gap as reported by the solver in floating point; "
+                "the bound is not independently proven",
+        "solver": {"name": s.solver, "version": s.solver_version},
+        "status": s.status,
+        "objective": s.objective,
+        "bound": s.bound,
+        "gap": s.gap,
+        "nodes": s.nodes,
+        "runtime_s": round(s.runtime_s, 6),
+        "time_limit": res.spec.solver.time_limit,
+        "model_sha256": res.model_sha256,
+        "model": res.model_stats,
+        "data_sha256": res.data.sha256(),
+        "bnnmilp_version": __version__,
+    }
+
+
+def weights_doc(res: TrainResult) -> dict[str, Any]:
+    best = res.best
+    assert best is not None
+    spec = res.spec.to_dict()
+    return {
+        "format": WEIGHTS_FORMAT,
+        "version": 1,
+        "network": spec["network"],
+        "training": spec["training"],
+        "data": {"path": res.data.path, "sha256": res.data.sha256(), "samples": res.data.n_samples},
+        "training_loss": {
+            "loss": res.spec.training.loss,
+            "value": best.loss,
+            "computed": "exact forward pass of these weights (rational arithmetic)",
+            "status": res.status,
+            "best_so_far": res.status != "optimal",
+            "solver_objective": res.solution.objective,
+            "solver_bound": res.solution.bound,
+            "source": best.source,
+        },
+        "margin": {
+            "epsilon": res.spec.training.epsilon,
+            "min_slack": fraction_str(best.min_slack),
+            "min_slack_float": float(best.min_slack),
+            "epsilon_feasible": best.epsilon_feasible,
+        },
+        "layers": best.network.to_layers_doc(),
+    }
+
+
+def write_run(res: TrainResult, run_dir: str | Path) -> dict[str, Path]:
+    """Write the run folder; weights.yaml only when a network exists."""
+    out = Path(run_dir)
+    paths = {"certificate": write_json_atomic(out / "certificate.json", certificate_doc(res))}
+    if res.best is not None:
+        paths["weights"] = write_yaml_atomic(out / "weights.yaml", weights_doc(res))
+    return paths
+
+
+@dataclass
+class WeightsFile:
+    path: str
+    spec: Spec
+    network: Network
+    doc: dict[str, Any]
+
+
+def load_weights(path: str | Path) -> WeightsFile:
+    """Read a weights.yaml (or the one inside a run folder)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "weights.yaml"
+    doc = read_yaml(p, WeightsError)
+    if doc.get("format") != WEIGHTS_FORMAT:
+        raise WeightsError(str(p), "format", f"expected {WEIGHTS_FORMAT!r}")
+    for key in ("network", "layers"):
+        if key not in doc:
+            raise WeightsError(str(p), key, "missing required key")
+    try:
+        spec = parse_spec({"network": doc["network"], "training": doc.get("training", {})}, str(p))
+    except WeightsError:
+        raise
+    except ValueError as exc:
+        raise WeightsError(str(p), None, str(exc)) from None
+    net = Network.from_layers_doc(doc["layers"], str(p), list(spec.network.layers))
+    return WeightsFile(str(p), spec, net, doc)

@@ -1,0 +1,25 @@
+"""Running a backend: choose it by solver name, pass limits, a start and a progress callback."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bnnmilp.backends import highs
+from bnnmilp.backends.base import ProgressFn, Solution, SolveOptions
+from bnnmilp.model import StandardModel
+from bnnmilp.spec import SolverSpec
+
+
+def options_from(spec: SolverSpec) -> SolveOptions:
+    return SolveOptions(time_limit=spec.time_limit, mip_gap=spec.mip_gap, threads=spec.threads)
+
+
+def solve(model: StandardModel, solver: SolverSpec, start: np.ndarray | None = None,
+          progress: ProgressFn | None = None) -> Solution:
+    """Solve with HiGHS directly (default) or any solver Pyomo reaches."""
+    opts = options_from(solver)
+    if solver.name == "highs":
+        return highs.solve(model, opts, start, progress)
+    from bnnmilp.backends import pyomo
+
+    return pyomo.solve(model, solver.name, opts, start)

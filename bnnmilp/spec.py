@@ -1,0 +1,171 @@
+"""The network/training/solver specification: YAML -> typed, validated settings.
+
+Every schema error names the file, the key path (``network.layers[1]``) and
+what was expected, so the CLI can print it as one line.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bnnmilp.errors import SpecError
+from bnnmilp.yamlio import read_yaml
+
+WEIGHT_DOMAINS = ("continuous", "binary", "ternary")
+THRESHOLD_MODES = ("learned", "per_neuron", "zero")
+LOSSES = ("hamming", "error")
+BIG_M = ("tight", "paper")
+POLISH = ("min", "sum", "none")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Layer widths [d0, ..., dL], weight domain and threshold mode."""
+
+    layers: tuple[int, ...]
+    weights: str = "continuous"
+    thresholds: str = "learned"
+
+    @property
+    def n_inputs(self) -> int:
+        return self.layers[0]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layers[-1]
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers) - 1
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """Loss, the epsilon margin that makes the strict side of the step a MILP row, and big-M choice."""
+
+    loss: str = "hamming"
+    epsilon: float = 0.0625
+    big_m: str = "tight"
+    polish: str = "min"
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    name: str = "highs"
+    time_limit: float | None = 60.0
+    mip_gap: float = 0.0
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class Spec:
+    network: NetworkSpec
+    training: TrainingSpec = field(default_factory=TrainingSpec)
+    solver: SolverSpec = field(default_factory=SolverSpec)
+    path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"network": asdict(self.network), "training": asdict(self.training), "solver": asdict(self.solver)}
+        d["network"]["layers"] = list(self.network.layers)
+        return d
+
+    def with_solver(self, **changes: Any) -> Spec:
+        """Return a copy with solver settings overridden (command-line options win over the YAML)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, solver=replace(self.solver, **changes))
+
+
+class _Reader:
+    """Typed access to a YAML mapping that reports errors with key paths."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+
+    def fail(self, key: str, expected: str) -> SpecError:
+        return SpecError(self.path, key, expected)
+
+    def section(self, doc: dict[str, Any], key: str, allowed: set[str], required: bool) -> dict[str, Any]:
+        if key not in doc:
+            if required:
+                raise self.fail(key, "missing required section")
+            return {}
+        sec = doc[key]
+        if not isinstance(sec, dict):
+            raise self.fail(key, "expected a mapping")
+        for k in sec:
+            if k not in allowed:
+                raise self.fail(f"{key}.{k}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        return sec
+
+    def choice(self, sec: dict[str, Any], prefix: str, key: str, choices: tuple[str, ...], default: str) -> str:
+        v = sec.get(key, default)
+        if v not in choices:
+            raise self.fail(f"{prefix}.{key}", f"expected one of {', '.join(choices)}, got {v!r}")
+        return v
+
+    def number(self, sec: dict[str, Any], prefix: str, key: str, default: float | None, *,
+               positive: bool = False, nonneg: bool = False, allow_null: bool = False) -> float | None:
+        v = sec.get(key, default)
+        if v is None and allow_null:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise self.fail(f"{prefix}.{key}", f"expected a finite number, got {v!r}")
+        if positive and v <= 0:
+            raise self.fail(f"{prefix}.{key}", f"expected a number > 0, got {v!r}")
+        if nonneg and v < 0:
+            raise self.fail(f"{prefix}.{key}", f"expected a number >= 0, got {v!r}")
+        return float(v)
+
+    def integer(self, sec: dict[str, Any], prefix: str, key: str, default: int, minimum: int) -> int:
+        v = sec.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise self.fail(f"{prefix}.{key}", f"expected an integer >= {minimum}, got {v!r}")
+        return v
+
+
+def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
+    """Validate a spec mapping (as read from YAML) into a :class:`Spec`."""
+    r = _Reader(path)
+    for k in doc:
+        if k not in ("network", "training", "solver"):
+            raise r.fail(k, "unknown section (allowed: network, training, solver)")
+    net = r.section(doc, "network", {"layers", "weights", "thresholds"}, required=True)
+    if "layers" not in net:
+        raise r.fail("network.layers", "missing required key (a list of layer widths [d0, d1, ..., dL])")
+    layers = net["layers"]
+    if not isinstance(layers, list) or len(layers) < 2:
+        raise r.fail("network.layers", "expected a list of at least two layer widths [d0, ..., dL]")
+    for i, d in enumerate(layers):
+        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+            raise r.fail(f"network.layers[{i}]", f"expected a positive integer, got {d!r}")
+    network = NetworkSpec(
+        layers=tuple(layers),
+        weights=r.choice(net, "network", "weights", WEIGHT_DOMAINS, "continuous"),
+        thresholds=r.choice(net, "network", "thresholds", THRESHOLD_MODES, "learned"),
+    )
+    tr = r.section(doc, "training", {"loss", "epsilon", "big_m", "polish"}, required=False)
+    training = TrainingSpec(
+        loss=r.choice(tr, "training", "loss", LOSSES, "hamming"),
+        epsilon=r.number(tr, "training", "epsilon", 0.0625, positive=True),
+        big_m=r.choice(tr, "training", "big_m", BIG_M, "tight"),
+        polish=r.choice(tr, "training", "polish", POLISH, "min"),
+    )
+    so = r.section(doc, "solver", {"name", "time_limit", "mip_gap", "threads"}, required=False)
+    name = so.get("name", "highs")
+    if not isinstance(name, str) or not name:
+        raise r.fail("solver.name", f"expected a solver name such as highs, scip, cbc, glpk, gurobi; got {name!r}")
+    solver = SolverSpec(
+        name=name,
+        time_limit=r.number(so, "solver", "time_limit", 60.0, positive=True, allow_null=True),
+        mip_gap=r.number(so, "solver", "mip_gap", 0.0, nonneg=True),
+        threads=r.integer(so, "solver", "threads", 1, 1),
+    )
+    return Spec(network=network, training=training, solver=solver, path=path)
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a network.yaml file."""
+    return parse_spec(read_yaml(path, SpecError), str(path))

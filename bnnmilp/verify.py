@@ -1,0 +1,98 @@
+"""Independent checks of a trained network's claims, in exact arithmetic.
+
+Nothing here trusts the solver: the loss is recomputed with the exact forward
+pass, the margin with rational arithmetic, and the solver's bound is only
+compared (it must not exceed the loss of a network that meets the
+epsilon margin, since the bound is about that problem).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from bnnmilp.data import Dataset
+from bnnmilp.network import error_count, exact_match_predictions, hamming_loss, loss_value
+from bnnmilp.runs import WeightsFile, fraction_str
+
+BOUND_TOL = 1e-6  # the solver's bound is a float; it may exceed an integer loss by its own tolerance only
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool | None  # None: not applicable
+    detail: str
+
+
+def _domain_check(wf: WeightsFile) -> Check:
+    net, ns = wf.network, wf.spec.network
+    bad = []
+    for l, (W, t) in enumerate(zip(net.weights, net.thresholds, strict=True), start=1):
+        if ns.weights == "continuous" and np.any(np.abs(W) > 1):
+            bad.append(f"layer {l}: weights outside [-1, 1]")
+        if ns.weights == "binary" and not np.all(np.isin(W, (-1.0, 1.0))):
+            bad.append(f"layer {l}: weights not in {{-1, +1}}")
+        if ns.weights == "ternary" and not np.all(np.isin(W, (-1.0, 0.0, 1.0))):
+            bad.append(f"layer {l}: weights not in {{-1, 0, +1}}")
+        if ns.thresholds == "zero" and np.any(t != 0):
+            bad.append(f"layer {l}: thresholds not zero")
+        if ns.thresholds == "learned" and np.any(t != t[0]):
+            bad.append(f"layer {l}: thresholds not shared")
+        if np.any(np.abs(t) > 1):
+            bad.append(f"layer {l}: thresholds outside [-1, 1]")
+    return Check("domain", not bad, "; ".join(bad) or f"{ns.weights} weights, {ns.thresholds} thresholds")
+
+
+def verify_weights(wf: WeightsFile, data: Dataset) -> dict[str, Any]:
+    """Recompute everything the weights file claims; returns a report with a list of checks."""
+    spec = wf.spec
+    data.check_fits(spec.network.n_inputs, spec.network.n_outputs)
+    Y = data.targets(spec.network.n_outputs)
+    bits = wf.network.predict_bits(data.features)
+    loss = loss_value(spec.training.loss, bits, Y)
+    slack, where = wf.network.min_slack(data.features, spec.training.epsilon)
+    doc = wf.doc
+    checks = [_domain_check(wf)]
+    sha = (doc.get("data") or {}).get("sha256")
+    checks.append(Check("data", sha == data.sha256(),
+                        "data fingerprint matches the training data" if sha == data.sha256()
+                        else f"data sha256 {data.sha256()[:12]} differs from the training data's {str(sha)[:12]}"))
+    tl = doc.get("training_loss") or {}
+    rec = tl.get("value")
+    checks.append(Check("loss", rec == loss, f"recorded {spec.training.loss} loss {rec}, exact {loss}"))
+    bound = tl.get("solver_bound")
+    if bound is None:
+        checks.append(Check("bound", None, "no solver bound recorded"))
+    elif slack < 0:
+        checks.append(Check("bound", None, "network does not meet the epsilon margin, so the bound "
+                                           "(a claim about the epsilon-margin problem) does not apply"))
+    else:
+        ok = float(bound) <= loss + BOUND_TOL
+        checks.append(Check("bound", ok, f"solver bound {bound} {'<=' if ok else '>'} exact loss {loss}"))
+    recorded_slack = (doc.get("margin") or {}).get("min_slack")
+    if recorded_slack is None:
+        checks.append(Check("margin", None, "no margin recorded"))
+    else:
+        ok = Fraction(str(recorded_slack)) == slack
+        checks.append(Check("margin", ok, f"recorded min slack {recorded_slack}, exact {fraction_str(slack)}"))
+    pred = exact_match_predictions(bits)
+    return {
+        "weights": wf.path,
+        "data": data.path,
+        "samples": data.n_samples,
+        "loss": spec.training.loss,
+        "exact_loss": loss,
+        "hamming": hamming_loss(bits, Y),
+        "errors": error_count(bits, Y),
+        "accuracy": float(np.mean(pred == data.labels)),
+        "min_slack": fraction_str(slack),
+        "min_slack_float": float(slack),
+        "min_slack_at": {"layer": where[0], "sample": where[1], "neuron": where[2]},
+        "epsilon_feasible": slack >= 0,
+        "checks": [asdict(c) for c in checks],
+        "ok": all(c.ok is not False for c in checks),
+    }
