@@ -114,7 +114,8 @@ class Network:
 
     # ---- conversion -----------------------------------------------------------
     def to_layers_doc(self) -> list[dict]:
-        return [{"weights": w.tolist(), "thresholds": t.tolist()} for w, t in zip(self.weights, self.thresholds, strict=True)]
+        return [{"weights": w.tolist(), "thresholds": t.tolist()}
+                for w, t in zip(self.weights, self.thresholds, strict=True)]
 
     @classmethod
     def from_layers_doc(cls, layers: object, path: str | None, expect: list[int] | None = None) -> Network:
@@ -146,6 +147,24 @@ class Network:
         if expect is not None and net.layers != list(expect):
             raise WeightsError(path, "layers", f"expected layer widths {list(expect)}, got {net.layers}")
         return net
+
+
+def exact_preactivation(W: np.ndarray, inp: np.ndarray, mask: np.ndarray, which: str) -> Fraction | None:
+    """Exact max (or min) of a_{ik} = W_k . inp_i over the entries where ``mask`` (m x rows of W) is true.
+
+    Floating point with Higham's error bound narrows the candidates; only those are summed exactly.
+    """
+    if not mask.any():
+        return None
+    a = inp @ W.T
+    n = W.shape[1] + 1
+    err = 2.0 * (n * _U / (1 - n * _U)) * (np.abs(inp) @ np.abs(W).T) + 4 * _U * np.abs(a) + 2.0**-1000
+    sign = 1.0 if which == "max" else -1.0
+    s = np.where(mask, sign * a, -np.inf)
+    best_low = np.max(np.where(mask, s - err, -np.inf))
+    cand = np.argwhere(mask & (s + err >= best_low))
+    vals = [_exact_dot(inp[i], W[k]) for i, k in cand]
+    return max(vals) if which == "max" else min(vals)
 
 
 def _exact_dot(x: np.ndarray, w: np.ndarray) -> Fraction:

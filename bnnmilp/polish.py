@@ -11,17 +11,27 @@ and thresholds (discrete weights stay fixed)
 
 (``min``), or additionally maximises the sum of per-row slacks t_r >= t*/2
 (``sum``). The pattern, hence every output bit and the loss, is unchanged,
-and every bit holds with slack t* > 0, far above solver tolerances. The
-result is accepted only if the exact forward pass reproduces the pattern.
+and every bit holds with slack t* (far above solver tolerances when t* > 0;
+some patterns force t* = 0, e.g. two samples whose pre-activations differ by
+exactly epsilon under fixed discrete weights).
+
+Threshold snapping then makes the result exact whatever the LP's rounding:
+with the weights fixed, the thresholds that realise the pattern form an
+exact interval [max_{u=0} a + epsilon, min_{u=1} a] (rational arithmetic),
+and each threshold is set to a double inside it, at its middle where possible.
+The caller checks the result with the exact forward pass anyway.
 """
 
 from __future__ import annotations
+
+import math
+from fractions import Fraction
 
 import numpy as np
 
 from bnnmilp.backends import SolveOptions, highs
 from bnnmilp.model import INF, ModelBuilder
-from bnnmilp.network import Network
+from bnnmilp.network import Network, exact_preactivation
 from bnnmilp.spec import Spec
 
 
@@ -89,12 +99,53 @@ def polish(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], start: Network,
     opts = SolveOptions(time_limit=time_limit)
     b, W, lam = _margin_lp(spec, X, pattern, fixed, None)
     sol = highs.solve(b.build(), opts)
-    if sol.status != "optimal" or sol.x is None or sol.objective is None or -sol.objective <= 1e-7:
+    if sol.status != "optimal" or sol.x is None or sol.objective is None:
         return None
     net = _network(sol.x, spec, W, lam)
-    if objective == "sum":
+    if objective == "sum" and -sol.objective > 1e-7:
         b2, W2, lam2 = _margin_lp(spec, X, pattern, fixed, -sol.objective / 2)
         sol2 = highs.solve(b2.build(), opts)
         if sol2.status == "optimal" and sol2.x is not None:
             net = _network(sol2.x, spec, W2, lam2)
-    return net
+    return snap_thresholds(spec, X, pattern, net)
+
+
+def _double_in(lo: Fraction, hi: Fraction, strict_lo: bool) -> float | None:
+    """A double q with lo <= q <= hi (lo < q if strict_lo), as central as possible; None if there is none."""
+    mid = (lo + hi) / 2
+    for q in (float(mid), float(lo), float(hi), math.nextafter(float(lo), math.inf),
+              math.nextafter(float(hi), -math.inf)):
+        f = Fraction(q)
+        if (lo < f if strict_lo else lo <= f) and f <= hi:
+            return q
+    return None
+
+
+def snap_thresholds(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], net: Network) -> Network:
+    """Move each learnable threshold to a double that realises ``pattern`` exactly for the fixed weights.
+
+    Prefers the epsilon-margin interval [max_{u=0} a + eps, min_{u=1} a] within [-1, 1]; falls back to
+    the plain-rule interval (max_{u=0} a, min_{u=1} a]; leaves a threshold alone if neither is non-empty.
+    """
+    mode = spec.network.thresholds
+    if mode == "zero":
+        return net
+    eps = Fraction(spec.training.epsilon)
+    thresholds = [t.copy() for t in net.thresholds]
+    for l in range(spec.network.depth):
+        inp = X if l == 0 else pattern[l - 1].astype(np.float64)
+        u = pattern[l]
+        groups = [np.arange(u.shape[1])] if mode == "learned" else [np.array([k]) for k in range(u.shape[1])]
+        for g in groups:
+            ones, zeros = u[:, g] == 1, u[:, g] == 0
+            top0 = exact_preactivation(net.weights[l][g], inp, zeros, "max")
+            low1 = exact_preactivation(net.weights[l][g], inp, ones, "min")
+            lo = max(top0 + eps, Fraction(-1)) if top0 is not None else Fraction(-1)
+            hi = min(low1, Fraction(1)) if low1 is not None else Fraction(1)
+            q = _double_in(lo, hi, strict_lo=False) if lo <= hi else None
+            if q is None and top0 is not None:
+                lo = max(top0, Fraction(-1))
+                q = _double_in(lo, hi, strict_lo=True) if lo < hi else None
+            if q is not None:
+                thresholds[l][g] = q
+    return Network([w.copy() for w in net.weights], thresholds)

@@ -16,7 +16,7 @@ from bnnmilp import formulations
 from bnnmilp.backends.base import ProgressFn, Solution
 from bnnmilp.data import Dataset
 from bnnmilp.network import Network, loss_value
-from bnnmilp.polish import polish
+from bnnmilp.polish import polish, snap_thresholds
 from bnnmilp.solve import solve
 from bnnmilp.spec import Spec
 
@@ -84,10 +84,10 @@ def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: 
     if start_net is not None and x0 is not None:
         cands.append(evaluate(spec, start_net, data, "start"))
     if sol.x is not None:
-        raw = tm.network_from(sol.x)
-        cands.append(evaluate(spec, raw, data, "solver"))
+        raw, pattern = tm.network_from(sol.x), tm.pattern_from(sol.x)
+        cands.append(evaluate(spec, snap_thresholds(spec, X, pattern, raw), data, "solver"))
         if spec.training.polish != "none":
-            pol = polish(spec, X, tm.pattern_from(sol.x), raw, spec.training.polish)
+            pol = polish(spec, X, pattern, raw, spec.training.polish)
             if pol is not None:
                 cands.append(evaluate(spec, pol, data, "polished"))
     return TrainResult(spec, data, sol, choose(cands), tm.model.stats(), tm.model.fingerprint())

@@ -20,7 +20,7 @@ SEED = 20240101
 
 
 def dump(name: str, X: np.ndarray, y: np.ndarray, meta: dict) -> None:
-    feats = X.astype(np.int64).tolist() if np.all(X == np.round(X)) else X.tolist()
+    feats = X.astype(np.int64).tolist() if np.all(np.round(X) == X) else X.tolist()
     doc = {"meta": meta, "features": feats, "labels": [int(v) for v in y]}
     (HERE / name).write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=400))
 

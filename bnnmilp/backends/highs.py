@@ -133,6 +133,7 @@ def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None 
 
     if progress is not None and model.integrality.any():
         h.cbMipInterrupt += on_interrupt
+    h.HandleUserInterrupt = True  # lets cancelSolve() (our Ctrl-C handler) stop simplex, IPM and MIP
     t0 = time.perf_counter()
     interrupted = False
     thread = h.startSolve()

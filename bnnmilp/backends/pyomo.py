@@ -89,7 +89,7 @@ def solver_for(name: str) -> tuple[Any, dict[str, str]]:
     try:
         opt = pyo.SolverFactory(factory)
         ok = opt.available(exception_flag=False)
-    except Exception:  # noqa: BLE001  (Pyomo raises many kinds here)
+    except Exception:
         ok = False
     if not ok:
         raise SolverUnavailableError(f"solver {name!r} (Pyomo {factory!r}) is not installed on this machine")
@@ -97,7 +97,7 @@ def solver_for(name: str) -> tuple[Any, dict[str, str]]:
 
 
 def solve(model: StandardModel, name: str, options: SolveOptions, start: np.ndarray | None = None) -> Solution:
-    from pyomo.opt import TerminationCondition as TC
+    from pyomo.opt import TerminationCondition as Tc
 
     opt, names = solver_for(name)
     m = to_pyomo(model)
@@ -113,13 +113,13 @@ def solve(model: StandardModel, name: str, options: SolveOptions, start: np.ndar
         res = opt.solve(m, load_solutions=False, tee=False)
     except KeyboardInterrupt:
         return Solution("interrupted", None, None, None, None, 0, time.perf_counter() - t0, name, "unknown")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise SolverError(f"solver {name!r} failed: {exc}") from None
     runtime = time.perf_counter() - t0
     tc = res.solver.termination_condition
-    status = {TC.optimal: "optimal", TC.maxTimeLimit: "time_limit", TC.infeasible: "infeasible",
-              TC.unbounded: "unbounded", TC.userInterrupt: "interrupted",
-              TC.infeasibleOrUnbounded: "infeasible"}.get(tc, "error")
+    status = {Tc.optimal: "optimal", Tc.maxTimeLimit: "time_limit", Tc.infeasible: "infeasible",
+              Tc.unbounded: "unbounded", Tc.userInterrupt: "interrupted",
+              Tc.infeasibleOrUnbounded: "infeasible"}.get(tc, "error")
     x = None
     if len(res.solution) > 0:
         m.solutions.load_from(res)

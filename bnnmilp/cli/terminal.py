@@ -7,6 +7,7 @@ control characters and nothing is left on screen.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from contextlib import contextmanager
@@ -40,7 +41,7 @@ def table(title: str, rows: list[tuple[str, Any]]) -> None:
 
 
 def _fmt(v: float) -> str:
-    return "-" if v in (float("inf"), float("-inf")) or v != v else f"{v:g}"
+    return f"{v:g}" if math.isfinite(v) else "-"
 
 
 @contextmanager
@@ -53,7 +54,7 @@ def solve_progress(label: str, time_limit: float | None):
     with Live(console=err, refresh_per_second=4, transient=True) as live:
         def update(p: Progress) -> None:
             limit = f" / {time_limit:g}s" if time_limit else ""
-            gap = "-" if p.gap == float("inf") or p.gap != p.gap else f"{100 * p.gap:.1f}%"
+            gap = f"{100 * p.gap:.1f}%" if math.isfinite(p.gap) else "-"
             live.update(f"[bold]{label}[/] incumbent {_fmt(p.incumbent)}  bound {_fmt(p.bound)}  gap {gap}  "
                         f"nodes {p.nodes}  {time.monotonic() - t0:.1f}s{limit}  (Ctrl-C stops, keeps the best)")
         yield update

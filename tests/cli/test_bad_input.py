@@ -1,0 +1,114 @@
+"""Bad input: exit status 2, one line on stderr naming the file, the key and the expectation, no output left."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from bnnmilp.cli import main
+
+GOOD_NET = {"network": {"layers": [2, 2, 1]}, "solver": {"time_limit": 10}}
+GOOD_DATA = {"features": [[0.5, -0.5], [0.25, 1.0]], "labels": [0, 1]}
+
+
+def write(tmp_path, name, doc):
+    p = tmp_path / name
+    p.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc))
+    return str(p)
+
+
+def with_key(doc, path, value):
+    import copy
+
+    d = copy.deepcopy(doc)
+    cur = d
+    for k in path[:-1]:
+        cur = cur[k]
+    cur[path[-1]] = value
+    return d
+
+
+NET_CASES = [
+    ("unknown top key", with_key(GOOD_NET, ["extra"], 1), "extra"),
+    ("unknown network key", with_key(GOOD_NET, ["network", "widths"], [1]), "network.widths"),
+    ("missing layers", {"network": {"weights": "binary"}}, "network.layers"),
+    ("missing section", {"training": {}}, "network"),
+    ("bad width", with_key(GOOD_NET, ["network", "layers"], [2, 0, 1]), "network.layers[1]"),
+    ("bad domain", with_key(GOOD_NET, ["network", "weights"], "real"), "network.weights"),
+    ("bad epsilon", {**GOOD_NET, "training": {"epsilon": -1}}, "training.epsilon"),
+    ("nan epsilon", {**GOOD_NET, "training": {"epsilon": float("nan")}}, "training.epsilon"),
+    ("bad threads", {**GOOD_NET, "solver": {"threads": 0}}, "solver.threads"),
+    ("not yaml", "network: [1, 2\n", "not valid YAML"),
+    ("not a mapping", "- 1\n- 2\n", "mapping"),
+    ("unsafe yaml", "!!python/object/apply:os.system ['true']\n", "not valid YAML"),
+]
+
+DATA_CASES = [
+    ("unknown key", with_key(GOOD_DATA, ["weights"], 1), "weights"),
+    ("missing labels", {"features": [[1, 2]]}, "labels"),
+    ("empty", {"features": [], "labels": []}, "features"),
+    ("ragged", {"features": [[1, 2], [1]], "labels": [0, 1]}, "features[1]"),
+    ("wrong width", {"features": [[1, 2, 3]], "labels": [0]}, "features"),
+    ("non-finite", {"features": [[1, float("inf")]], "labels": [0]}, "features[0][1]"),
+    ("string number", {"features": [[1, "x"]], "labels": [0]}, "features[0][1]"),
+    ("label count", {"features": [[1, 2]], "labels": [0, 1]}, "labels"),
+    ("label range", {"features": [[1, 2]], "labels": [2]}, "labels[0]"),
+    ("label type", {"features": [[1, 2]], "labels": [0.5]}, "labels[0]"),
+    ("missing file", None, "file not found"),
+]
+
+
+def _check(result, path, key, out):
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert path in lines[0] and key in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("label", "doc", "key"), NET_CASES, ids=[c[0] for c in NET_CASES])
+@pytest.mark.parametrize("command", ["train", "encode"])
+def test_bad_network_file(tmp_path, label, doc, key, command):
+    net = write(tmp_path, "net.yaml", doc)
+    data = write(tmp_path, "data.yaml", GOOD_DATA)
+    out = tmp_path / ("run" if command == "train" else "m.mps")
+    result = CliRunner().invoke(main, [command, net, data, "-o", str(out)])
+    _check(result, net, key, out)
+
+
+@pytest.mark.parametrize(("label", "doc", "key"), DATA_CASES, ids=[c[0] for c in DATA_CASES])
+def test_bad_data_file(tmp_path, label, doc, key):
+    net = write(tmp_path, "net.yaml", GOOD_NET)
+    data = write(tmp_path, "data.yaml", doc) if doc is not None else str(tmp_path / "absent.yaml")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", net, data, "-o", str(out)])
+    _check(result, data, key, out)
+
+
+def test_bad_weights_file(tmp_path):
+    data = write(tmp_path, "data.yaml", GOOD_DATA)
+    w = write(tmp_path, "weights.yaml", {"format": "bnnmilp-weights", "network": {"layers": [2, 1]},
+                                         "layers": [{"weights": [[1, 2, 3]], "thresholds": [0]}]})
+    for cmd in ("verify", "predict"):
+        result = CliRunner().invoke(main, [cmd, w, data])
+        assert result.exit_code == 2
+        assert "layers" in result.stderr and w in result.stderr
+
+
+def test_debug_shows_traceback(tmp_path):
+    net = write(tmp_path, "net.yaml", {"network": {}})
+    data = write(tmp_path, "data.yaml", GOOD_DATA)
+    result = CliRunner().invoke(main, ["--debug", "train", net, data, "-o", str(tmp_path / "r")])
+    assert result.exit_code != 0
+    assert result.exception is not None and isinstance(result.exception, ValueError)
+
+
+def test_unknown_solver_is_bad_input(tmp_path):
+    net = write(tmp_path, "net.yaml", GOOD_NET)
+    data = write(tmp_path, "data.yaml", GOOD_DATA)
+    result = CliRunner().invoke(main, ["train", net, data, "-o", str(tmp_path / "r"), "--solver", "nosuch"])
+    assert result.exit_code == 2
+    assert "nosuch" in result.stderr
+    assert not (tmp_path / "r").exists()

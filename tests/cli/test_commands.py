@@ -1,0 +1,137 @@
+"""The commands end to end on the committed samples: files written, JSON on stdout, claims re-checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from bnnmilp.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_train_verify_predict_xor(repo_root, tmp_path):
+    cfg, data = repo_root / "configs/xor.yaml", repo_root / "samples/xor.yaml"
+    r = run("train", cfg, data, "-o", tmp_path / "run", "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert set(summary) >= {"status", "objective", "bound", "gap", "runtime_s", "weights", "certificate"}
+    assert summary["status"] == "optimal" and summary["objective"] == 0
+    cert = json.loads((tmp_path / "run/certificate.json").read_text())
+    assert cert["format"] == "bnnmilp-certificate" and cert["proven"] is False
+    assert cert["solver"]["name"] == "highs" and cert["status"] == "optimal"
+    r = run("verify", tmp_path / "run", data, "--json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert rep["ok"] and rep["exact_loss"] == 0 and rep["min_slack_float"] > 0
+    r = run("predict", tmp_path / "run/weights.yaml", data, "-o", tmp_path / "pred.csv")
+    assert r.exit_code == 0
+    rows = (tmp_path / "pred.csv").read_text().splitlines()
+    assert rows[0] == "index,label,prediction,argmax_prediction,bits" and len(rows) == 9
+    assert all(line.split(",")[1] == line.split(",")[2] for line in rows[1:])
+
+
+def test_verify_rejects_false_claims(repo_root, tmp_path):
+    cfg, data = repo_root / "configs/paper.yaml", repo_root / "samples/xor.yaml"
+    assert run("train", cfg, data, "-o", tmp_path / "run").exit_code == 0
+    good = yaml.safe_load((tmp_path / "run/weights.yaml").read_text())
+
+    def tampered(edit):
+        doc = yaml.safe_load(yaml.safe_dump(good))
+        edit(doc)
+        p = tmp_path / "bad.yaml"
+        p.write_text(yaml.safe_dump(doc))
+        return run("verify", p, data, "--json")
+
+    def lower_loss(d):
+        d["training_loss"]["value"] = d["training_loss"]["value"] - 1
+
+    def raise_bound(d):
+        d["training_loss"]["solver_bound"] = d["training_loss"]["value"] + 1
+
+    def flip_weight(d):
+        d["layers"][-1]["weights"][0] = [-w for w in d["layers"][-1]["weights"][0]]
+
+    def unshare_threshold(d):
+        d["layers"][0]["thresholds"][0] = d["layers"][0]["thresholds"][0] / 2 + 0.125
+
+    def fake_margin(d):
+        d["margin"]["min_slack"] = "1/2"
+
+    for edit, failing in [(lower_loss, "loss"), (raise_bound, "bound"), (flip_weight, "loss"),
+                          (unshare_threshold, "domain"), (fake_margin, "margin")]:
+        r = tampered(edit)
+        assert r.exit_code == 1, edit.__name__
+        rep = json.loads(r.stdout)
+        assert not rep["ok"]
+        assert failing in [c["name"] for c in rep["checks"] if c["ok"] is False], (edit.__name__, rep["checks"])
+    # other data than the training data is a false claim too
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({"features": [[0.5, 0.5]], "labels": [1]}))
+    assert run("verify", tmp_path / "run", other).exit_code == 1
+
+
+@pytest.mark.parametrize("fmt", ["mps", "lp"])
+def test_encode_writes_file_and_stats(repo_root, tmp_path, fmt):
+    out = tmp_path / f"xor.{fmt}"
+    r = run("encode", repo_root / "configs/paper.yaml", repo_root / "samples/xor.yaml", "-o", out, "--json")
+    assert r.exit_code == 0, r.output
+    st = json.loads(r.stdout)
+    m = 8
+    assert st["variables"] == 8 + 5 * m and st["binary"] == 3 * m and st["rows"] == 14 * m
+    text = out.read_text()
+    assert "w_1_0_1" in text and "u_7_2_0" in text and "lam_1" in text
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary left behind
+
+
+def test_time_limited_digits_run_is_labelled_and_valid(repo_root, tmp_path):
+    r = run("train", repo_root / "configs/digits.yaml", repo_root / "samples/digits_k10.yaml", "-o", tmp_path / "run",
+            "--time-limit", "3", "--json")
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["status"] == "time_limit"
+    w = yaml.safe_load((tmp_path / "run/weights.yaml").read_text())
+    assert w["training_loss"]["best_so_far"] is True and w["training_loss"]["status"] == "time_limit"
+    r = run("verify", tmp_path / "run", repo_root / "samples/digits_k10.yaml", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["exact_loss"] == s["objective"]
+
+
+def test_ctrl_c_keeps_best_so_far(repo_root, tmp_path):
+    """SIGINT during a long solve: HiGHS is cancelled, the best weights are written and labelled."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "bnnmilp", "train", str(repo_root / "configs/digits.yaml"),
+                             str(repo_root / "samples/digits_k10.yaml"), "-o", str(out), "--time-limit", "120",
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    s = json.loads(stdout)
+    assert s["status"] == "interrupted" and s["runtime_s"] < 60
+    w = yaml.safe_load((out / "weights.yaml").read_text())
+    assert w["training_loss"]["best_so_far"] is True
+    assert run("verify", out, repo_root / "samples/digits_k10.yaml").exit_code == 0
+    assert not [p for p in os.listdir(out) if p.startswith(".")]
+
+
+def test_infeasible_training_problem_exits_1(tmp_path):
+    net = tmp_path / "net.yaml"
+    net.write_text(yaml.safe_dump({"network": {"layers": [1, 1], "weights": "binary", "thresholds": "zero"}}))
+    data = tmp_path / "d.yaml"
+    data.write_text(yaml.safe_dump({"features": [[0.03125], [-0.03125]], "labels": [1, 0]}))
+    r = run("train", net, data, "-o", tmp_path / "run", "--json")
+    assert r.exit_code == 1
+    assert json.loads(r.stdout)["status"] == "infeasible"
+    assert not (tmp_path / "run/weights.yaml").exists()
+    assert json.loads((tmp_path / "run/certificate.json").read_text())["status"] == "infeasible"

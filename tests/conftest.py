@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bnnmilp.data import Dataset
+from bnnmilp.spec import parse_spec
+
+
+def grid_instance(seed: int, layers: list[int], m: int, grid: int = 8) -> Dataset:
+    """Random inputs on a grid of 1/grid in [-1, 1] (dyadic: float arithmetic is exact) and random labels."""
+    rng = np.random.default_rng(seed)
+    X = rng.integers(-grid, grid + 1, size=(m, layers[0])) / grid
+    n_classes = 2 if layers[-1] == 1 else layers[-1]
+    y = rng.integers(0, n_classes, size=m)
+    return Dataset(X.astype(np.float64), y.astype(np.int64), f"grid-{seed}")
+
+
+def make_spec(layers, weights="continuous", thresholds="learned", loss="hamming", eps=0.0625, big_m="tight",
+              polish="min", time_limit=60.0, solver="highs"):
+    return parse_spec({
+        "network": {"layers": list(layers), "weights": weights, "thresholds": thresholds},
+        "training": {"loss": loss, "epsilon": eps, "big_m": big_m, "polish": polish},
+        "solver": {"name": solver, "time_limit": time_limit, "mip_gap": 0.0, "threads": 1},
+    })
+
+
+@pytest.fixture
+def repo_root():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent

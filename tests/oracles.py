@@ -1,0 +1,95 @@
+"""Independent oracles for the tests. Nothing here imports bnnmilp's model, solver or forward pass.
+
+``brute_force_optimum`` enumerates every network with discrete weights and
+every threshold that can matter, in exact rational arithmetic, for the
+epsilon-margin training problem: every pre-activation a satisfies
+a >= lambda (bit 1) or a <= lambda - epsilon (bit 0); thresholds in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+
+DOMAINS = {"binary": (-1, 1), "ternary": (-1, 0, 1)}
+
+
+def _threshold_options(column: list, eps, one) -> dict[tuple[int, ...], object]:
+    """Distinct bit columns reachable by a feasible lambda in [-1, 1], with one lambda each.
+
+    Given a feasible lambda, lowering it to max(-1, a_below + eps) (a_below: the largest a < lambda)
+    keeps the bits and feasibility, so {-1} and {a + eps} are the only candidates needed.
+    """
+    out: dict[tuple[int, ...], object] = {}
+    for lam in [-one] + [a + eps for a in column]:
+        if not -one <= lam <= one:
+            continue
+        if any(lam - eps < a < lam for a in column):
+            continue
+        bits = tuple(1 if a >= lam else 0 for a in column)
+        out.setdefault(bits, lam)
+    return out
+
+
+def _layer_outputs(inputs: tuple[tuple, ...], W: tuple[tuple[int, ...], ...], mode: str, eps, one, scale):
+    """All feasible bit matrices (m x d) of one layer for fixed weights.
+
+    Everything is scaled by a common integer so that the arithmetic is exact on Python integers:
+    pre-activations are ``scale * sum(x * w)``, the margin ``eps`` and the threshold bound ``one``.
+    """
+    m, d = len(inputs), len(W)
+    cols = [[scale * sum(x * w for x, w in zip(inputs[i], W[k])) for i in range(m)] for k in range(d)]
+    if mode == "zero":
+        if any(-eps < a < 0 for c in cols for a in c):
+            return []
+        return [tuple(tuple(1 if cols[k][i] >= 0 else 0 for k in range(d)) for i in range(m))]
+    if mode == "learned":
+        flat = [a for c in cols for a in c]
+        res = []
+        for lam in [-one] + [a + eps for a in flat]:
+            if not -one <= lam <= one or any(lam - eps < a < lam for a in flat):
+                continue
+            res.append(tuple(tuple(1 if cols[k][i] >= lam else 0 for k in range(d)) for i in range(m)))
+        return list(set(res))
+    per = [list(_threshold_options(c, eps, one)) for c in cols]
+    return list({tuple(tuple(combo[k][i] for k in range(d)) for i in range(m)) for combo in itertools.product(*per)})
+
+
+def loss_of(out: tuple[tuple[int, ...], ...], targets: list[list[int]], loss: str) -> int:
+    if loss == "hamming":
+        return sum(int(b != t) for row, trow in zip(out, targets) for b, t in zip(row, trow))
+    return sum(int(list(row) != list(trow)) for row, trow in zip(out, targets))
+
+
+def brute_force_optimum(layers: list[int], weights: str, thresholds: str, loss: str, X: list[list[float]],
+                        targets: list[list[int]], eps: float) -> int | None:
+    """The optimal training loss over all networks (None: no network meets the epsilon margin)."""
+    fx = [[Fraction(v) for v in row] for row in X]
+    D = math.lcm(Fraction(eps).denominator, *(v.denominator for row in fx for v in row))
+    e = int(Fraction(eps) * D)
+    reach = {tuple(tuple(int(v * D) for v in row) for row in fx)}  # layer 1 inputs carry the scale D
+    for l in range(1, len(layers)):
+        scale = 1 if l == 1 else D
+        shape = (layers[l], layers[l - 1])
+        nxt = set()
+        for flat in itertools.product(DOMAINS[weights], repeat=shape[0] * shape[1]):
+            W = tuple(tuple(flat[k * shape[1]:(k + 1) * shape[1]]) for k in range(shape[0]))
+            for inp in reach:
+                nxt.update(_layer_outputs(inp, W, thresholds, e, D, scale))
+        reach = nxt
+    if not reach:
+        return None
+    return min(loss_of(out, targets, loss) for out in reach)
+
+
+def forward_exact(weights: list, thresholds: list, x: list) -> list[list[int]]:
+    """Bits of every layer for one input, in exact arithmetic, with the plain rule a >= lambda."""
+    inp = [Fraction(v) for v in x]
+    out = []
+    for W, t in zip(weights, thresholds):
+        bits = [1 if sum((Fraction(w) * v for w, v in zip(row, inp)), Fraction(0)) >= Fraction(lam) else 0
+                for row, lam in zip(W, t)]
+        out.append(bits)
+        inp = [Fraction(b) for b in bits]
+    return out
