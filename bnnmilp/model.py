@@ -13,7 +13,7 @@ names (``w_1_0_3``) are only generated when a file is written.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product
 
 import numpy as np
@@ -112,6 +112,23 @@ class StandardModel:
             np.max(np.abs(x[self.integrality] - np.round(x[self.integrality])), initial=0.0),
         ]
         return float(max(v))
+
+    def with_objective(self, c: np.ndarray, offset: float, integral: bool) -> StandardModel:
+        """The same feasible set with another objective (lexicographic stages)."""
+        return replace(self, c=np.asarray(c, dtype=np.float64), offset=float(offset), objective_integral=integral)
+
+    def with_row(self, name: str, coefs: np.ndarray, lower: float, upper: float) -> StandardModel:
+        """A copy with one more row ``lower <= coefs . x <= upper`` (coefs dense over the columns)."""
+        nz = np.flatnonzero(coefs)
+        return replace(
+            self,
+            indptr=np.append(self.indptr, self.indptr[-1] + nz.size),
+            indices=np.concatenate([self.indices, nz]),
+            data=np.concatenate([self.data, np.asarray(coefs, dtype=np.float64)[nz]]),
+            row_lower=np.append(self.row_lower, lower),
+            row_upper=np.append(self.row_upper, upper),
+            row_blocks={**self.row_blocks, name: Block(name, self.n_rows, ())},
+        )
 
     def fingerprint(self) -> str:
         """sha256 of the exact model numbers (objective, bounds, matrix, integrality)."""

@@ -16,6 +16,7 @@ from bnnmilp import __version__
 from bnnmilp.errors import WeightsError
 from bnnmilp.network import Network
 from bnnmilp.spec import Spec, parse_spec
+from bnnmilp.objectives import StageResult
 from bnnmilp.train import TrainResult
 from bnnmilp.yamlio import read_yaml, write_json_atomic, write_yaml_atomic
 
@@ -27,22 +28,35 @@ def fraction_str(q: Fraction) -> str:
     return f"{q.numerator}/{q.denominator}" if q.denominator != 1 else str(q.numerator)
 
 
+def _stage_doc(st: StageResult) -> dict[str, Any]:
+    s = st.solution
+    return {"stage": st.name, "status": s.status, "objective": s.objective, "bound": s.bound, "gap": s.gap,
+            "nodes": s.nodes, "runtime_s": round(s.runtime_s, 6), "kept_value": st.value}
+
+
 def certificate_doc(res: TrainResult) -> dict[str, Any]:
     s = res.solution
+    if s.solver == "ste":
+        return {"format": CERT_FORMAT, "version": 1, "kind": "heuristic", "proven": False,
+                "note": "trained by the STE heuristic: no bound", "status": res.status,
+                "data_sha256": res.data.sha256(), "bnnmilp_version": __version__}
+    loss_stage = next((st for st in res.stages if st.name == "loss"), None)
+    ls = loss_stage.solution if loss_stage else s
     return {
         "format": CERT_FORMAT,
         "version": 1,
         "kind": "solver_bound",
         "proven": False,
-        "note": "objective, bound and gap as reported by the solver in floating point; "
+        "note": "objective, bound and gap of the loss stage as reported by the solver in floating point; "
                 "the bound is not independently proven",
         "solver": {"name": s.solver, "version": s.solver_version},
-        "status": s.status,
-        "objective": s.objective,
-        "bound": s.bound,
-        "gap": s.gap,
-        "nodes": s.nodes,
-        "runtime_s": round(s.runtime_s, 6),
+        "status": res.status,
+        "objective": ls.objective if loss_stage else None,
+        "bound": res.loss_bound,
+        "gap": ls.gap if loss_stage else None,
+        "nodes": sum(st.solution.nodes for st in res.stages),
+        "runtime_s": round(sum(st.solution.runtime_s for st in res.stages), 6),
+        "stages": [_stage_doc(st) for st in res.stages],
         "time_limit": res.spec.solver.time_limit,
         "model_sha256": res.model_sha256,
         "model": res.model_stats,
@@ -66,9 +80,9 @@ def weights_doc(res: TrainResult) -> dict[str, Any]:
             "value": best.loss,
             "computed": "exact forward pass of these weights (rational arithmetic)",
             "status": res.status,
-            "best_so_far": res.status != "optimal",
-            "solver_objective": res.solution.objective,
-            "solver_bound": res.solution.bound,
+            "best_so_far": res.status not in ("optimal", "heuristic"),
+            "solver_objective": res.stages[0].solution.objective if res.stages else None,
+            "solver_bound": res.loss_bound,
             "source": best.source,
         },
         "margin": {

@@ -19,6 +19,9 @@ THRESHOLD_MODES = ("learned", "per_neuron", "zero")
 LOSSES = ("hamming", "error")
 BIG_M = ("tight", "paper")
 POLISH = ("min", "sum", "none")
+STAGES = ("loss", "margin", "min_weight")
+METHODS = ("milp", "ste")
+WARM_STARTS = ("none", "ste")
 
 
 @dataclass(frozen=True)
@@ -44,12 +47,21 @@ class NetworkSpec:
 
 @dataclass(frozen=True)
 class TrainingSpec:
-    """Loss, the epsilon margin that makes the strict side of the step a MILP row, and big-M choice."""
+    """Loss, the epsilon margin that makes the strict side of the step a MILP row, big-M, objectives.
+
+    ``objective`` is a sequence of lexicographic stages (see ``objectives.py``); ``method`` and
+    ``warm_start`` choose between the MILP, the STE heuristic, and the MILP started from STE.
+    """
 
     loss: str = "hamming"
     epsilon: float = 0.0625
     big_m: str = "tight"
     polish: str = "min"
+    objective: tuple[str, ...] = ("loss",)
+    margin_cap: float = 4.0
+    method: str = "milp"
+    warm_start: str = "none"
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,7 +82,12 @@ class Spec:
     def to_dict(self) -> dict[str, Any]:
         d = {"network": asdict(self.network), "training": asdict(self.training), "solver": asdict(self.solver)}
         d["network"]["layers"] = list(self.network.layers)
+        d["training"]["objective"] = list(self.training.objective)
         return d
+
+    def with_training(self, **changes: Any) -> Spec:
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, training=replace(self.training, **changes))
 
     def with_solver(self, **changes: Any) -> Spec:
         """Return a copy with solver settings overridden (command-line options win over the YAML)."""
@@ -126,6 +143,27 @@ class _Reader:
         return v
 
 
+def parse_objective(value: Any, fail: Any = None) -> tuple[str, ...]:
+    """``loss`` | ``margin`` | ``min_weight`` | a list of them (lexicographic stages) | ``lexicographic``.
+
+    ``lexicographic`` is short for [loss, margin].
+    """
+    def bad(msg: str) -> SpecError:
+        return fail("training.objective", msg) if fail else SpecError(None, "training.objective", msg)
+
+    if value == "lexicographic":
+        value = ["loss", "margin"]
+    stages = [value] if isinstance(value, str) else value
+    if not isinstance(stages, list) or not stages:
+        raise bad("expected loss, margin, min_weight, lexicographic or a list of stages")
+    for st in stages:
+        if st not in STAGES:
+            raise bad(f"expected stages from {', '.join(STAGES)}, got {st!r}")
+    if len(set(stages)) != len(stages):
+        raise bad("each stage may appear once")
+    return tuple(stages)
+
+
 def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
     """Validate a spec mapping (as read from YAML) into a :class:`Spec`."""
     r = _Reader(path)
@@ -146,12 +184,18 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
         weights=r.choice(net, "network", "weights", WEIGHT_DOMAINS, "continuous"),
         thresholds=r.choice(net, "network", "thresholds", THRESHOLD_MODES, "learned"),
     )
-    tr = r.section(doc, "training", {"loss", "epsilon", "big_m", "polish"}, required=False)
+    tr = r.section(doc, "training", {"loss", "epsilon", "big_m", "polish", "objective", "margin_cap", "method",
+                                     "warm_start", "seed"}, required=False)
     training = TrainingSpec(
         loss=r.choice(tr, "training", "loss", LOSSES, "hamming"),
         epsilon=r.number(tr, "training", "epsilon", 0.0625, positive=True),
         big_m=r.choice(tr, "training", "big_m", BIG_M, "tight"),
         polish=r.choice(tr, "training", "polish", POLISH, "min"),
+        objective=parse_objective(tr.get("objective", "loss"), r.fail),
+        margin_cap=r.number(tr, "training", "margin_cap", 4.0, positive=True),
+        method=r.choice(tr, "training", "method", METHODS, "milp"),
+        warm_start=r.choice(tr, "training", "warm_start", WARM_STARTS, "none"),
+        seed=r.integer(tr, "training", "seed", 0, 0),
     )
     so = r.section(doc, "solver", {"name", "time_limit", "mip_gap", "threads"}, required=False)
     name = so.get("name", "highs")

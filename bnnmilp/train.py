@@ -7,6 +7,7 @@ as such (a claim about the epsilon-margin problem, not independently proven).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -16,8 +17,8 @@ from bnnmilp import formulations
 from bnnmilp.backends.base import ProgressFn, Solution
 from bnnmilp.data import Dataset
 from bnnmilp.network import Network, loss_value
+from bnnmilp.objectives import StageResult, solve_stages
 from bnnmilp.polish import polish, snap_thresholds
-from bnnmilp.solve import solve
 from bnnmilp.spec import Spec
 
 
@@ -26,7 +27,7 @@ class Candidate:
     """A network with its exactly recomputed loss and margin."""
 
     network: Network
-    source: str  # "polished", "solver", "start"
+    source: str  # "solver" (snapped), "polished", "ste", "start"
     loss: int
     min_slack: Fraction
 
@@ -40,14 +41,28 @@ class Candidate:
 class TrainResult:
     spec: Spec
     data: Dataset
-    solution: Solution
+    solution: Solution  # the last stage's solve (or a record of the heuristic run)
     best: Candidate | None
     model_stats: dict = field(default_factory=dict)
     model_sha256: str = ""
+    stages: list[StageResult] = field(default_factory=list)
+    start: Candidate | None = None
 
     @property
     def status(self) -> str:
+        """optimal only when every stage was solved to optimality."""
+        for st in self.stages:
+            if st.solution.status != "optimal":
+                return st.solution.status
         return self.solution.status
+
+    @property
+    def loss_bound(self) -> float | None:
+        """The solver's bound on the training loss (from the loss stage; None when there is none)."""
+        for st in self.stages:
+            if st.name == "loss":
+                return st.solution.bound
+        return None
 
 
 def evaluate(spec: Spec, net: Network, data: Dataset, source: str) -> Candidate:
@@ -65,29 +80,74 @@ def trivial_start(spec: Spec) -> Network | None:
     return Network([np.zeros((L[i + 1], L[i])) for i in range(len(L) - 1)], [np.zeros(d) for d in L[1:]])
 
 
-def choose(cands: list[Candidate]) -> Candidate | None:
-    """Prefer networks meeting the epsilon margin, then the lowest exact loss, then the larger margin."""
+def choose(cands: list[Candidate], prefer_solver: bool = False) -> Candidate | None:
+    """Prefer the lowest exact loss, then networks meeting the epsilon margin, then the larger margin.
+
+    With ``prefer_solver`` (margin objectives) the solver's own weights win ties over polished ones:
+    their per-neuron margins are what was asked for.
+    """
     if not cands:
         return None
-    return min(cands, key=lambda c: (not c.epsilon_feasible, c.loss, -c.min_slack))
+    rank = {"solver": 0, "polished": 1, "ste": 2, "start": 3}
+    if prefer_solver:
+        return min(cands, key=lambda c: (c.loss, not c.epsilon_feasible, rank[c.source], -c.min_slack))
+    return min(cands, key=lambda c: (c.loss, not c.epsilon_feasible, -c.min_slack, rank[c.source]))
+
+
+def exact_start(spec: Spec, net: Network, data: Dataset, source: str) -> Candidate:
+    """A heuristic network made feasible for the MILP (epsilon margin) without changing its bits.
+
+    Thresholds are snapped first (weights unchanged); only if that cannot meet the margin are the
+    weights polished too. The network keeps its own activation pattern, hence its loss.
+    """
+    X = data.features
+    pattern = net.forward(X)
+    snapped = evaluate(spec, snap_thresholds(spec, X, pattern, net), data, source)
+    if snapped.epsilon_feasible:
+        return snapped
+    pol = polish(spec, X, pattern, net, "min")
+    cands = [snapped] + ([evaluate(spec, pol, data, source)] if pol is not None else [])
+    return choose(cands)  # type: ignore[return-value]
+
+
+def ste_networks(spec: Spec, data: Dataset) -> list[Network]:
+    from bnnmilp.heuristics.ste import SteOptions, ste_train
+
+    return ste_train(spec, data.features, data.targets(spec.network.n_outputs), SteOptions(seed=spec.training.seed))
 
 
 def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: Network | None = None,
           formulation: str = "theorem1") -> TrainResult:
+    """Train by the configured method; every candidate network is evaluated exactly before it is chosen."""
     data.check_fits(spec.network.n_inputs, spec.network.n_outputs)
     X, Y = data.features, data.targets(spec.network.n_outputs)
+    tr = spec.training
+    start_c = None
+    if tr.method == "ste":  # the baseline: STE's own weights, evaluated exactly, untouched
+        t0 = time.perf_counter()
+        best = evaluate(spec, ste_networks(spec, data)[0], data, "ste")
+        sol = Solution("heuristic", None, None, None, None, 0, time.perf_counter() - t0, "ste", "bnnmilp")
+        return TrainResult(spec, data, sol, best, start=best)
+    if start is not None:
+        start_c = exact_start(spec, start, data, "start")
+    elif tr.warm_start == "ste":
+        start_c = choose([exact_start(spec, n, data, "ste") for n in ste_networks(spec, data)[:3]])
     tm = formulations.get(formulation).build(spec, X, Y)
-    start_net = start if start is not None else trivial_start(spec)
+    start_net = start_c.network if start_c is not None else trivial_start(spec)
     x0 = tm.solution_from(start_net) if start_net is not None else None
-    sol = solve(tm.model, spec.solver, start=x0, progress=progress)
+    stages = solve_stages(tm, spec.solver, start=x0, progress=progress)
     cands = []
     if start_net is not None and x0 is not None:
-        cands.append(evaluate(spec, start_net, data, "start"))
-    if sol.x is not None:
-        raw, pattern = tm.network_from(sol.x), tm.pattern_from(sol.x)
+        cands.append(start_c if start_c is not None else evaluate(spec, start_net, data, "start"))
+    sol = stages[-1].solution
+    with_point = [st for st in stages if st.solution.x is not None]
+    if with_point:
+        x = with_point[-1].solution.x
+        raw, pattern = tm.network_from(x), tm.pattern_from(x)
         cands.append(evaluate(spec, snap_thresholds(spec, X, pattern, raw), data, "solver"))
-        if spec.training.polish != "none":
-            pol = polish(spec, X, pattern, raw, spec.training.polish)
+        if tr.polish != "none":
+            pol = polish(spec, X, pattern, raw, tr.polish)
             if pol is not None:
                 cands.append(evaluate(spec, pol, data, "polished"))
-    return TrainResult(spec, data, sol, choose(cands), tm.model.stats(), tm.model.fingerprint())
+    best = choose(cands, prefer_solver="margin" in tr.objective)
+    return TrainResult(spec, data, sol, best, tm.model.stats(), tm.model.fingerprint(), stages, start_c)

@@ -65,22 +65,34 @@ def loss_of(out: tuple[tuple[int, ...], ...], targets: list[list[int]], loss: st
 def brute_force_optimum(layers: list[int], weights: str, thresholds: str, loss: str, X: list[list[float]],
                         targets: list[list[int]], eps: float) -> int | None:
     """The optimal training loss over all networks (None: no network meets the epsilon margin)."""
+    res = brute_force_lexicographic(layers, weights, thresholds, loss, X, targets, eps)
+    return None if res is None else res[0]
+
+
+def brute_force_lexicographic(layers: list[int], weights: str, thresholds: str, loss: str, X: list[list[float]],
+                              targets: list[list[int]], eps: float) -> tuple[int, int] | None:
+    """(optimal loss, fewest nonzero weights among the networks attaining it), or None if infeasible."""
     fx = [[Fraction(v) for v in row] for row in X]
     D = math.lcm(Fraction(eps).denominator, *(v.denominator for row in fx for v in row))
     e = int(Fraction(eps) * D)
-    reach = {tuple(tuple(int(v * D) for v in row) for row in fx)}  # layer 1 inputs carry the scale D
+    # reachable bit matrices of the current layer -> fewest nonzero weights needed to reach them
+    reach = {tuple(tuple(int(v * D) for v in row) for row in fx): 0}  # layer 1 inputs carry the scale D
     for l in range(1, len(layers)):
         scale = 1 if l == 1 else D
         shape = (layers[l], layers[l - 1])
-        nxt = set()
+        nxt: dict = {}
         for flat in itertools.product(DOMAINS[weights], repeat=shape[0] * shape[1]):
             W = tuple(tuple(flat[k * shape[1]:(k + 1) * shape[1]]) for k in range(shape[0]))
-            for inp in reach:
-                nxt.update(_layer_outputs(inp, W, thresholds, e, D, scale))
+            nnz = sum(1 for w in flat if w != 0)
+            for inp, cost in reach.items():
+                for out in _layer_outputs(inp, W, thresholds, e, D, scale):
+                    if out not in nxt or cost + nnz < nxt[out]:
+                        nxt[out] = cost + nnz
         reach = nxt
     if not reach:
         return None
-    return min(loss_of(out, targets, loss) for out in reach)
+    best = min(loss_of(out, targets, loss) for out in reach)
+    return best, min(c for out, c in reach.items() if loss_of(out, targets, loss) == best)
 
 
 def forward_exact(weights: list, thresholds: list, x: list) -> list[list[int]]:

@@ -16,9 +16,17 @@ from bnnmilp.cli.common import json_option, load_inputs
 @click.option("--threads", type=click.IntRange(min=1), help="Solver threads.")
 @click.option("--polish", type=click.Choice(["min", "sum", "none"]), default=None,
               help="Margin polishing of the solution (default from the YAML: min).")
+@click.option("--objective", help="loss | margin | min_weight | lexicographic, or stages joined by commas "
+                                  "(e.g. loss,margin,min_weight).")
+@click.option("--method", type=click.Choice(["milp", "ste"]), default=None,
+              help="milp (default) or ste: the straight-through-estimator heuristic alone (a baseline).")
+@click.option("--warm-start", type=click.Choice(["none", "ste"]), default=None,
+              help="ste: start the MILP from the STE heuristic's best network.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the STE heuristic.")
 @json_option
 def command(network: str, data: str, run_dir: str, solver: str | None, time_limit: float | None,
-            mip_gap: float | None, threads: int | None, polish: str | None, as_json: bool) -> None:
+            mip_gap: float | None, threads: int | None, polish: str | None, objective: str | None,
+            method: str | None, warm_start: str | None, seed: int | None, as_json: bool) -> None:
     """Train NETWORK (spec YAML) on DATA (YAML) exactly, by solving the training MILP.
 
     Writes RUN_DIR/weights.yaml (weights, thresholds, settings, data sha256 and
@@ -31,7 +39,8 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     Example:
       bnnmilp train configs/digits.yaml samples/digits_k1.yaml -o runs/k1 --time-limit 30
     """
-    from dataclasses import replace
+    import json
+    import time
 
     from bnnmilp.cli import terminal
     from bnnmilp.errors import EXIT_CLAIM_FALSE, EXIT_INTERRUPTED
@@ -40,26 +49,33 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
 
     spec, ds = load_inputs(network, data)
     spec = spec.with_solver(name=solver, time_limit=time_limit, mip_gap=mip_gap, threads=threads)
-    if polish is not None:
-        spec = replace(spec, training=replace(spec.training, polish=polish))
+    obj = None
+    if objective is not None:
+        from bnnmilp.spec import parse_objective
+
+        obj = parse_objective(objective if objective in ("lexicographic",) or "," not in objective
+                              else objective.split(","))
+    spec = spec.with_training(polish=polish, objective=obj, method=method, warm_start=warm_start, seed=seed)
     if not as_json:
         terminal.status(f"training {list(spec.network.layers)} ({spec.network.weights} weights, "
                         f"{spec.network.thresholds} thresholds, {spec.training.loss} loss) on {ds.n_samples} "
                         f"samples with {spec.solver.name}")
+    t0 = time.perf_counter()
     with terminal.solve_progress("solving", spec.solver.time_limit) as progress:
         res = train(spec, ds, progress=progress)
     paths = write_run(res, run_dir)
     sol, best = res.solution, res.best
+    cert = json.loads(paths["certificate"].read_text())
     summary = {
-        "status": sol.status,
+        "status": res.status,
         "objective": best.loss if best else None,
         "loss": spec.training.loss,
-        "bound": sol.bound,
-        "gap": sol.gap,
-        "nodes": sol.nodes,
-        "runtime_s": round(sol.runtime_s, 3),
+        "bound": res.loss_bound,
+        "gap": cert.get("gap"),
+        "nodes": cert.get("nodes", 0),
+        "runtime_s": round(time.perf_counter() - t0, 3),
         "solver": sol.solver,
-        "solver_objective": sol.objective,
+        "stages": [st.name for st in res.stages],
         "source": best.source if best else None,
         "min_slack": float(best.min_slack) if best else None,
         "weights": str(paths["weights"]) if "weights" in paths else None,
@@ -68,19 +84,19 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     if as_json:
         terminal.emit_json(summary)
     else:
-        label = "" if sol.status == "optimal" else "  (best found so far)"
-        rows = [("status", sol.status),
+        label = "" if res.status in ("optimal", "heuristic") else "  (best found so far)"
+        rows = [("status", res.status), ("stages", ", ".join(summary["stages"]) or spec.training.method),
                 (f"{spec.training.loss} loss (exact)", f"{summary['objective']}{label}"),
-                ("solver bound (reported)", sol.bound), ("gap (reported)", sol.gap), ("nodes", sol.nodes),
-                ("time", f"{sol.runtime_s:.2f}s")]
+                ("solver bound (reported)", summary["bound"]), ("gap (reported)", summary["gap"]),
+                ("nodes", summary["nodes"]), ("time", f"{summary['runtime_s']:.2f}s")]
         if best:
             rows.append(("min slack (exact)", f"{float(best.min_slack):.6g} ({best.source} weights)"))
         rows += [(k, str(v)) for k, v in paths.items()]
         terminal.table("training result", rows)
     if best is None:
         terminal.status("bnnmilp: no network found: " + ("the training problem is infeasible with these settings "
-                        "(e.g. fixed thresholds and the epsilon margin)" if sol.status == "infeasible"
-                        else f"solver stopped ({sol.status}) before finding one"))
+                        "(e.g. fixed thresholds and the epsilon margin)" if res.status == "infeasible"
+                        else f"solver stopped ({res.status}) before finding one"))
         raise SystemExit(EXIT_CLAIM_FALSE)
-    if sol.status == "interrupted":
+    if res.status == "interrupted":
         raise SystemExit(EXIT_INTERRUPTED)

@@ -17,11 +17,18 @@ Exact products (u binary, |w| <= 1):
 Loss, linear in the output bits u^{i,L}:
     hamming: sum_i sum_j y^i_j + (1 - 2 y^i_j) u^{i,L}_j
     error:   sum_i e_i,  e_i >= u^{i,L}_j (y_j = 0),  e_i >= 1 - u^{i,L}_j (y_j = 1),  e_i binary
+
+Optional columns for lexicographic objectives (``objectives.py``):
+    margin (Icarte et al. 2019): mu_lk in [0, C] per neuron, in the step rows
+        g >= mu_lk - (C - lo)(1 - u)                       u = 1  =>  a - lambda >= mu
+        g <= -epsilon - mu_lk + (hi + epsilon + C) u       u = 0  =>  a - lambda <= -epsilon - mu
+      objective: max sum_lk mu_lk (each margin capped at C = ``margin_cap``)
+    min_weight: nz_lkj binary, -nz <= w <= nz; objective: min sum nz (fewest nonzero weights)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,6 +47,7 @@ class TrainingModel:
     model: StandardModel
     X: np.ndarray
     Y: np.ndarray
+    objectives: dict[str, tuple[np.ndarray, float, bool]] = field(default_factory=dict)
 
     @property
     def depth(self) -> int:
@@ -86,6 +94,16 @@ class TrainingModel:
             prev = bits[l - 1]
         if "e" in self.model.col_blocks:
             x[self.model.cols("e")] = np.any(bits[-1] != self.Y, axis=1)
+        inp = self.X
+        for l in range(1, self.depth + 1):  # each neuron's margin: its smallest slack, capped; nz: w != 0
+            if f"nz{l}" in self.model.col_blocks:
+                x[self.model.cols(f"nz{l}")] = net.weights[l - 1] != 0
+            if f"mu{l}" in self.model.col_blocks:
+                g = inp @ net.weights[l - 1].T - net.thresholds[l - 1]
+                slack = np.where(bits[l - 1] == 1, g, -g - self.spec.training.epsilon).min(axis=0)
+                mu = np.clip(slack - 1e-9 * (1 + np.abs(slack)), 0.0, self.spec.training.margin_cap)
+                x[self.model.cols(f"mu{l}")] = mu
+            inp = bits[l - 1].astype(np.float64)
         return x if self.model.max_violation(x) <= tol else None
 
 
@@ -118,11 +136,17 @@ class Theorem1:
             for l in range(1, net.depth + 1):
                 Z[l] = b.add_vars(f"z{l}", W[l].shape, 0.0, 1.0, True, fmt=f"z_{l}_{{0}}_{{1}}")
         E = b.add_vars("e", (m,), 0.0, 1.0, True) if tr.loss == "error" else None
+        cap = tr.margin_cap if "margin" in tr.objective else 0.0
+        MU = {l: b.add_vars(f"mu{l}", (net.layers[l],), 0.0, cap, fmt=f"mu_{l}_{{0}}")
+              for l in range(1, net.depth + 1)} if cap else {}
+        NZ = {l: b.add_vars(f"nz{l}", W[l].shape, 0.0, 1.0, True, fmt=f"nz_{l}_{{0}}_{{1}}")
+              for l in range(1, net.depth + 1)} if "min_weight" in tr.objective else {}
 
         bounds = preactivation_bounds(net, X, tr.big_m)
         for l in range(1, net.depth + 1):
             d, dp = net.layers[l], net.layers[l - 1]
             lo, hi = bounds[l - 1]
+            lo, hi = lo - cap, hi + cap  # room for the margin variable (cap = 0 without it)
             if l == 1:
                 a_cols = np.broadcast_to(W[1][None, :, :], (m, d, dp))
                 a_coef = np.broadcast_to(X[:, None, :], (m, d, dp))
@@ -132,12 +156,15 @@ class Theorem1:
             lam_cols = np.broadcast_to(lam[l][None, :, None] if l in lam else np.zeros((1, d, 1), np.int64), (m, d, 1))
             lam_coef = np.full((m, d, 1), -1.0 if l in lam else 0.0)
             u_cols = U[l][:, :, None]
-            cols = np.concatenate([a_cols, lam_cols, u_cols], axis=2)
+            mu_cols = np.broadcast_to(MU[l][None, :, None] if MU else np.zeros((1, d, 1), np.int64), (m, d, 1))
+            mu_coef = np.full((m, d, 1), 1.0 if MU else 0.0)
+            cols = np.concatenate([a_cols, lam_cols, u_cols, mu_cols], axis=2)
             fmt = f"{{}}_{{{{0}}}}_{l}_{{{{1}}}}"
-            b.add_rows(f"on{l}", (m, d), cols, np.concatenate([a_coef, lam_coef, lo[:, :, None]], axis=2),
-                       lo, INF, fmt=fmt.format("on"))
+            b.add_rows(f"on{l}", (m, d), cols,
+                       np.concatenate([a_coef, lam_coef, lo[:, :, None], -mu_coef], axis=2), lo, INF,
+                       fmt=fmt.format("on"))
             b.add_rows(f"off{l}", (m, d), cols,
-                       np.concatenate([a_coef, lam_coef, -(hi + eps)[:, :, None]], axis=2), -INF, -eps,
+                       np.concatenate([a_coef, lam_coef, -(hi + eps)[:, :, None], mu_coef], axis=2), -INF, -eps,
                        fmt=fmt.format("off"))
             if l >= 2:
                 s = S[l]
@@ -153,6 +180,11 @@ class Theorem1:
                            fmt=f.format("mcc"))
                 b.add_rows(f"mc4_{l}", shape, np.stack([s, w, up], -1), np.array([1.0, -1.0, 1.0]), -INF, 1.0,
                            fmt=f.format("mcd"))
+        for l, nz in NZ.items():
+            b.add_rows(f"nzlo{l}", nz.shape, np.stack([W[l], nz], -1), np.array([1.0, 1.0]), 0.0, INF,
+                       fmt=f"nzlo_{l}_{{0}}_{{1}}")
+            b.add_rows(f"nzup{l}", nz.shape, np.stack([W[l], nz], -1), np.array([1.0, -1.0]), -INF, 0.0,
+                       fmt=f"nzup_{l}_{{0}}_{{1}}")
         for l, z in Z.items():
             b.add_rows(f"bin{l}", z.shape, np.stack([W[l], z], -1), np.array([1.0, -2.0]), -1.0, -1.0,
                        fmt=f"bin_{l}_{{0}}_{{1}}")
@@ -166,4 +198,14 @@ class Theorem1:
             b.add_rows("err", (m, dL), cols, np.stack([np.ones_like(y), 2.0 * y - 1.0], -1), y, INF,
                        fmt="err_{0}_{1}")
             b.set_objective(E, 1.0)
-        return TrainingModel(spec, b.build(objective_integral=True), X, Y)
+        model = b.build(objective_integral=True)
+        objectives = {"loss": (model.c, model.offset, True)}
+        if MU:
+            c = np.zeros(model.n_cols)
+            c[np.concatenate([v.ravel() for v in MU.values()])] = -1.0  # maximise the summed margins
+            objectives["margin"] = (c, 0.0, False)
+        if NZ:
+            c = np.zeros(model.n_cols)
+            c[np.concatenate([v.ravel() for v in NZ.values()])] = 1.0
+            objectives["min_weight"] = (c, 0.0, True)
+        return TrainingModel(spec, model, X, Y, objectives)

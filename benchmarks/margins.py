@@ -1,0 +1,103 @@
+"""Generalisation benchmark on the digits samples: the plain MILP against margins, polishing and STE.
+
+    python benchmarks/margins.py [--time-limit 30] [--seeds 0 1 2] [--ks 1 2 5 10]
+
+Every method trains configs/digits.yaml ([64, 16, 10], continuous weights, learned thresholds, Hamming
+loss) on samples/digits_k{k}.yaml and is evaluated on samples/digits_test.yaml (500 held-out images),
+all in this one process on this machine. Accuracy by exact match of the 10 output bits and by argmax of
+the output scores (ties wrong). Writes benchmarks/results/margins.md and margins.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bnnmilp.data import load_data  # noqa: E402
+from bnnmilp.network import exact_match_predictions  # noqa: E402
+from bnnmilp.spec import load_spec  # noqa: E402
+from bnnmilp.train import train  # noqa: E402
+
+METHODS = {
+    # name: (training overrides, seeded)
+    "paper MILP": ({"big_m": "paper", "polish": "none"}, False),
+    "MILP + polish": ({"polish": "min"}, False),
+    "lex loss, margin": ({"objective": ("loss", "margin")}, False),
+    "STE": ({"method": "ste"}, True),
+    "STE-started lex": ({"objective": ("loss", "margin"), "warm_start": "ste"}, True),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--time-limit", type=float, default=30.0, help="seconds per MILP stage")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--ks", type=int, nargs="+", default=[1, 2, 5, 10])
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/margins"))
+    args = ap.parse_args()
+    base = load_spec(ROOT / "configs/digits.yaml").with_solver(time_limit=args.time_limit, threads=1)
+    test = load_data(ROOT / "samples/digits_test.yaml")
+    rows = []
+    for k in args.ks:
+        data = load_data(ROOT / f"samples/digits_k{k}.yaml")
+        for name, (over, seeded) in METHODS.items():
+            for seed in args.seeds if seeded else [0]:
+                spec = replace(base, training=replace(base.training, seed=seed, **over))
+                t0 = time.perf_counter()
+                res = train(spec, data)
+                dt = time.perf_counter() - t0
+                net = res.best.network
+                bits = net.forward(test.features)
+                row = {"k": k, "method": name, "seed": seed, "status": res.status, "train_loss": res.best.loss,
+                       "bound": res.loss_bound, "time_s": round(dt, 2),
+                       "test_exact": float(np.mean(exact_match_predictions(bits[-1]) == test.labels)),
+                       "test_argmax": float(np.mean(net.argmax_predictions(test.features, bits) == test.labels))}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    write(rows, args)
+
+
+def write(rows: list[dict], args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}",
+            "time_limit_per_stage_s": args.time_limit, "seeds": args.seeds}
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    lines = [f"Time limit {args.time_limit:g} s per MILP stage, threads 1; {meta['machine']}. "
+             f"Test: 500 held-out images; seeded methods: mean (min-max) over seeds {args.seeds}; "
+             "ratio: test exact-match accuracy / STE's.", "",
+             "| k | method | train loss | status | time (s) | test exact-match | test argmax | ratio to STE |",
+             "|---|---|---|---|---|---|---|---|"]
+    for k in sorted({r["k"] for r in rows}):
+        ste = np.mean([r["test_exact"] for r in rows if r["k"] == k and r["method"] == "STE"] or [np.nan])
+        for name in METHODS:
+            rs = [r for r in rows if r["k"] == k and r["method"] == name]
+            if not rs:
+                continue
+
+            def agg(key: str, rs=rs) -> str:
+                v = [r[key] for r in rs]
+                pct = key.startswith("test")
+                f = (lambda x: f"{100 * x:.1f}%") if pct else (lambda x: f"{x:g}")
+                return f(np.mean(v)) + (f" ({f(min(v))}-{f(max(v))})" if len(v) > 1 else "")
+
+            status = ",".join(sorted({r["status"] for r in rs}))
+            ratio = np.mean([r["test_exact"] for r in rs]) / ste if ste else float("nan")
+            lines.append(f"| {k} | {name} | {agg('train_loss')} | {status} | {agg('time_s')} | {agg('test_exact')} | "
+                         f"{agg('test_argmax')} | {ratio:.2f} |")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
