@@ -15,8 +15,8 @@ from typing import Any
 from bnnmilp import __version__
 from bnnmilp.errors import WeightsError
 from bnnmilp.network import Network
-from bnnmilp.spec import Spec, parse_spec
 from bnnmilp.objectives import StageResult
+from bnnmilp.spec import Spec, parse_spec
 from bnnmilp.train import TrainResult
 from bnnmilp.yamlio import read_yaml, write_json_atomic, write_yaml_atomic
 

@@ -82,7 +82,7 @@ def _one_run(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions, rng: np
             m1[i] = b1 * m1[i] + (1 - b1) * gr
             m2[i] = b2 * m2[i] + (1 - b2) * gr * gr
             step = opts.lr * (m1[i] / (1 - b1**epoch)) / (np.sqrt(m2[i] / (1 - b2**epoch)) + 1e-8)
-            p -= step
+            np.subtract(p, step, out=p)  # in place: p is one of Ws or lams
             np.clip(p, -1.0, 1.0, out=p)
     assert best is not None
     return Network(*best)
