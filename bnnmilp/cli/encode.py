@@ -8,15 +8,27 @@ from bnnmilp.cli.common import json_option, load_inputs
 
 
 @click.command("encode")
-@click.argument("network", type=click.Path(dir_okay=False))
+@click.argument("network", type=click.Path())
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The MPS or LP file to write.")
 @click.option("--format", "fmt", type=click.Choice(["mps", "lp"]), default=None,
               help="File format; by default taken from the extension of -o.")
 @click.option("--writer", type=click.Choice(["pyomo", "highs"]), default="pyomo", show_default=True,
               help="pyomo: Pyomo's writers (readable names, any solver); highs: HiGHS' own writer (faster).")
+@click.option("--robust", is_flag=True, help="Write a robustness query instead: NETWORK is then a weights file or "
+                                               "run folder, and --sample, --eps, --norm, --domain, --bounds, "
+                                               "--against, --min-eps describe the query.")
+@click.option("--sample", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--eps", type=click.FloatRange(min=0))
+@click.option("--norm", type=click.Choice(["inf", "1"]), default="inf", show_default=True)
+@click.option("--domain", type=click.Choice(["continuous", "integer"]), default="continuous", show_default=True)
+@click.option("--bounds", help="Input domain LO:HI.")
+@click.option("--against", type=click.Choice(["prediction", "label"]), default="prediction", show_default=True)
+@click.option("--min-eps", is_flag=True)
 @json_option
-def command(network: str, data: str, output: str, fmt: str | None, writer: str, as_json: bool) -> None:
+def command(network: str, data: str, output: str, fmt: str | None, writer: str, robust: bool, sample: int,
+            eps: float | None, norm: str, domain: str, bounds: str | None, against: str, min_eps: bool,
+            as_json: bool) -> None:
     """Write the training MILP of NETWORK (spec YAML) on DATA (YAML) as an MPS or LP file.
 
     Variables are named w_l_k_j (weights), lam_l / lam_l_k (thresholds),
@@ -36,23 +48,48 @@ def command(network: str, data: str, output: str, fmt: str | None, writer: str, 
     fmt = fmt or Path(output).suffix.lower().lstrip(".")
     if fmt not in ("mps", "lp"):
         raise InputError(output, None, "cannot tell the format: use a .mps or .lp extension, or --format")
-    spec, ds = load_inputs(network, data)
-    tm = formulations.get("theorem1").build(spec, ds.features, ds.targets(spec.network.n_outputs))
+    if robust:
+        model = _robust_model(network, data, sample, eps, norm, domain, bounds, against, min_eps)
+    else:
+        spec, ds = load_inputs(network, data)
+        model = formulations.get("theorem1").build(spec, ds.features, ds.targets(spec.network.n_outputs)).model
     if writer == "pyomo":
         from bnnmilp.backends import pyomo
 
-        atomic_write(output, lambda tmp: pyomo.write(tm.model, tmp, fmt))
+        atomic_write(output, lambda tmp: pyomo.write(model, tmp, fmt))
     else:
         from bnnmilp.backends import highs
 
         def write(tmp: Path) -> None:
             real = tmp.with_suffix("." + fmt)
-            highs.write(tm.model, real)
+            highs.write(model, real)
             real.replace(tmp)
 
         atomic_write(output, write)
-    stats = {"file": output, "format": fmt, **tm.model.stats(), "model_sha256": tm.model.fingerprint()}
+    stats = {"file": output, "format": fmt, **model.stats(), "model_sha256": model.fingerprint()}
     if as_json:
         terminal.emit_json(stats)
     else:
         terminal.table(f"wrote {output}", [(k, v) for k, v in stats.items() if k not in ("file",)])
+
+
+def _robust_model(weights, data, sample, eps, norm, domain, bounds, against, min_eps):
+    from bnnmilp import formulations
+    from bnnmilp.cli.verify import _bounds
+    from bnnmilp.data import load_data
+    from bnnmilp.errors import InputError
+    from bnnmilp.robust import RobustOptions, build_query, reference_bits
+    from bnnmilp.runs import load_weights
+
+    wf = load_weights(weights)
+    ds = load_data(data)
+    ds.check_fits(wf.spec.network.n_inputs, wf.spec.network.n_outputs)
+    if sample >= ds.n_samples:
+        raise InputError(data, "--sample", f"expected an index below {ds.n_samples}, got {sample}")
+    lim = _bounds(bounds)
+    if eps is None and not (min_eps and lim is not None):
+        raise InputError(None, "--eps", "expected a radius (or --min-eps with --bounds)")
+    opts = RobustOptions(eps=eps, norm=norm, domain=domain, bounds=lim, against=against, min_eps=min_eps)
+    x = ds.features[sample]
+    _, ref = reference_bits(wf.network, x, int(ds.labels[sample]), against)
+    return formulations.get("robustness").build(build_query(wf.network, x, ref, opts))

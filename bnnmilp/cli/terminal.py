@@ -58,3 +58,17 @@ def solve_progress(label: str, time_limit: float | None):
             live.update(f"[bold]{label}[/] incumbent {_fmt(p.incumbent)}  bound {_fmt(p.bound)}  gap {gap}  "
                         f"nodes {p.nodes}  {time.monotonic() - t0:.1f}s{limit}  (Ctrl-C stops, keeps the best)")
         yield update
+
+
+@contextmanager
+def sample_progress(total: int):
+    """Yield a callback advancing a progress bar over samples (drawn only on a terminal)."""
+    if not err.is_terminal:
+        yield lambda _r: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                  transient=True) as prog:
+        task = prog.add_task("samples", total=total)
+        yield lambda _r: prog.advance(task)

@@ -5,28 +5,72 @@ import click
 from bnnmilp.cli.common import json_option
 
 
+def _bounds(value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in value.split(":"))
+    except ValueError:
+        raise click.BadParameter("expected LO:HI, e.g. 0:16") from None
+    if lo > hi:
+        raise click.BadParameter("expected LO <= HI")
+    return lo, hi
+
+
 @click.command("verify")
 @click.argument("weights", type=click.Path())
 @click.argument("data", type=click.Path(dir_okay=False))
+@click.option("--robust", is_flag=True, help="Verify robustness of each sample instead of the training claims.")
+@click.option("--eps", type=click.FloatRange(min=0), help="Perturbation radius E (with --min-eps: the largest radius "
+                                                          "searched).")
+@click.option("--norm", type=click.Choice(["inf", "1"]), default="inf", show_default=True)
+@click.option("--domain", type=click.Choice(["continuous", "integer"]), default="continuous", show_default=True,
+              help="integer: only integer inputs (e.g. pixel values) count as perturbations.")
+@click.option("--bounds", help="Input domain LO:HI (e.g. 0:16 for the digits).")
+@click.option("--against", type=click.Choice(["prediction", "label"]), default="prediction", show_default=True,
+              help="A perturbation counts when the output bits differ from the network's own or the label's.")
+@click.option("--min-eps", is_flag=True, help="Find the smallest perturbation that changes the output bits.")
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              help="Seconds per sample query.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Parallel processes.")
+@click.option("--no-prune", is_flag=True, help="Skip interval-arithmetic pruning (every sample gets a MILP).")
+@click.option("--counterexamples", type=click.Path(dir_okay=False), help="Write counterexamples as a data YAML.")
 @json_option
-def command(weights: str, data: str, as_json: bool) -> None:
-    """Check every claim of WEIGHTS (a weights.yaml or a run folder) on DATA, in exact arithmetic.
+def command(weights: str, data: str, robust: bool, eps: float | None, norm: str, domain: str, bounds: str | None,
+            against: str, min_eps: bool, time_limit: float, workers: int, no_prune: bool,
+            counterexamples: str | None, as_json: bool) -> None:
+    """Check the claims of WEIGHTS (a weights.yaml or a run folder) on DATA, in exact arithmetic.
 
-    Recomputes the forward pass with rational arithmetic where floating point
-    cannot decide a bit, and checks: weights and thresholds lie in their
-    domain; DATA is the training data (sha256); the recorded training loss
-    equals the exact loss; the solver's bound does not exceed it; the
-    recorded smallest margin slack is exact.
+    Without --robust: recomputes the forward pass with rational arithmetic where floating point cannot
+    decide a bit, and checks that weights and thresholds lie in their domain, DATA is the training data
+    (sha256), the recorded training loss equals the exact loss, the solver's bound does not exceed it,
+    and the recorded smallest margin slack is exact.
 
-    Exit status 0 when every claim holds, 1 when one is false, 2 on bad input.
+    With --robust --eps E: for each sample, is there an input x' with ||x' - x|| <= E (within --bounds,
+    integer with --domain integer) whose output bits differ? Answers robust, not_robust (with a
+    counterexample replayed through the exact forward pass) or unknown (time limit). The step rule
+    a >= lambda is the semantics: no slack on the verifier's side.
+
+    \b
+    Examples:
+      bnnmilp verify runs/k1 samples/digits_k1.yaml
+      bnnmilp verify runs/k1 samples/digits_test.yaml --robust --eps 1 --domain integer --bounds 0:16
+
+    Exit status 0 when every claim holds (or, with --robust, every sample is robust), 1 otherwise,
+    2 on bad input.
     """
     from bnnmilp.cli import terminal
     from bnnmilp.data import load_data
     from bnnmilp.runs import load_weights
-    from bnnmilp.verify import verify_weights
 
     wf = load_weights(weights)
     ds = load_data(data)
+    if robust or min_eps:
+        _robust(wf, ds, eps, norm, domain, _bounds(bounds), against, min_eps, time_limit, workers, not no_prune,
+                counterexamples, as_json)
+        return
+    from bnnmilp.verify import verify_weights
+
     report = verify_weights(wf, ds)
     if as_json:
         terminal.emit_json(report)
@@ -38,4 +82,39 @@ def command(weights: str, data: str, as_json: bool) -> None:
                            f"min slack {report['min_slack_float']:.6g}")
         terminal.err.print("[green]all claims hold[/]" if report["ok"] else "[red]a claim is false[/]")
     if not report["ok"]:
+        raise SystemExit(1)
+
+
+def _robust(wf, ds, eps, norm, domain, bounds, against, min_eps, time_limit, workers, prune, cx_path, as_json):
+    from bnnmilp.cli import terminal
+    from bnnmilp.errors import InputError
+    from bnnmilp.network import exact_match_predictions
+    from bnnmilp.robust import RobustOptions, summary, verify_robust
+    from bnnmilp.yamlio import write_yaml_atomic
+
+    if eps is None and not (min_eps and bounds is not None):
+        raise InputError(None, "--eps", "expected a radius (or --min-eps with --bounds)")
+    ds.check_fits(wf.spec.network.n_inputs, wf.spec.network.n_outputs)
+    opts = RobustOptions(eps=eps, norm=norm, domain=domain, bounds=bounds, against=against, min_eps=min_eps,
+                         time_limit=time_limit, prune=prune)
+    with terminal.sample_progress(ds.n_samples) as advance:
+        results = verify_robust(wf.network, ds.features, ds.labels, opts, workers, on_result=advance)
+    pred = exact_match_predictions(wf.network.predict_bits(ds.features))
+    summ = summary(results, ds.labels, pred)
+    cxs = [r for r in results if r.counterexample is not None]
+    if cx_path:
+        write_yaml_atomic(cx_path, {"meta": {"counterexamples_of": ds.path, "eps": eps, "norm": norm,
+                                             "domain": domain, "samples": [r.index for r in cxs]},
+                                    "features": [r.counterexample for r in cxs],
+                                    "labels": [int(ds.labels[r.index]) for r in cxs]})
+    if as_json:
+        terminal.emit_json({"options": {"eps": eps, "norm": norm, "domain": domain, "bounds": bounds,
+                                        "against": against, "min_eps": min_eps}, "summary": summ,
+                            "results": [r.to_dict() for r in results]})
+    else:
+        for r in results:
+            extra = f" distance {r.distance}" if r.distance is not None else ""
+            terminal.err.print(f"sample {r.index}: {r.answer} ({r.method}{extra}) {r.note}", markup=False)
+        terminal.table("robustness", [(k, v) for k, v in summ.items()])
+    if summ["robust"] != summ["samples"]:
         raise SystemExit(1)

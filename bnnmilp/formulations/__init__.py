@@ -37,4 +37,4 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-from bnnmilp.formulations import theorem1  # noqa: E402,F401  (registers itself)
+from bnnmilp.formulations import robustness, theorem1  # noqa: E402,F401  (register themselves)

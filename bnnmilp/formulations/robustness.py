@@ -1,0 +1,149 @@
+"""Robustness queries of a trained BNN as MILPs (weights are constants, the perturbed input a variable).
+
+For a sample x with reference output bits r (the network's own output, or the one-hot label), is there
+an x' in the ball B = {x' : ||x' - x|| <= E, lo <= x' <= hi} (x' integer with the integer domain) whose
+output bits differ from r? Variables: x' (d0), u^l_k binary. With [L, H] bounds on g = a - lambda from
+interval arithmetic over the box (``ibp_bounds``):
+
+    layer 1: a = W^1 x' (linear: W is constant);  layers l >= 2: a = W^l u^(l-1)
+    g >= L (1 - u)                         u = 1  =>  a >= lambda
+    g <= -delta + (H + delta) u            u = 0  =>  a <= lambda - delta
+    sum_j r_j + (1 - 2 r_j) u^L_j >= 1     the output differs from r somewhere
+    L1 ball: t_j >= |x'_j - x_j|, sum_j t_j <= E;  L-infinity ball: the box itself
+
+delta = 0 makes the MILP a relaxation of the step rule (a tie a = lambda may take either bit), so an
+infeasible query proves robustness. Where a layer's inputs are integers or bits and its weights and
+threshold are dyadic with small denominators, delta = their granularity g (``granularity``) makes the
+row exact: a - lambda lies in g Z, so a < lambda iff a <= lambda - g. A counterexample is always
+replayed with the exact forward pass. Where a real-valued first layer has ties, ``strict`` adds a slack
+s in [0, 1] to its bit-0 rows (g <= -s + (H + 1) u) and maximises s: some x' puts every bit-0
+pre-activation strictly below its threshold and changes the output iff the optimum s* > 0.
+With ``min_eps`` the radius is a variable rho (|x'_j - x_j| <= rho, or sum_j t_j <= rho) and the
+objective is min rho. Neurons whose bit interval arithmetic fixes over the box get fixed bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from bnnmilp.formulations import register
+from bnnmilp.model import INF, ModelBuilder, StandardModel
+from bnnmilp.network import Network
+
+_U = 2.0**-53
+
+
+@dataclass
+class RobustnessQuery:
+    network: Network
+    x: np.ndarray
+    reference: np.ndarray  # output bits r
+    box_lo: np.ndarray
+    box_hi: np.ndarray
+    eps: float | None  # radius (None with min_eps and only a box)
+    norm: str  # "inf" | "1"
+    integer: bool
+    min_eps: bool = False
+    delta: tuple[float, ...] | None = None  # per layer; None: all 0
+    strict: bool = False  # maximise the slack s of layer 1's strict rows (decides ties exactly)
+
+
+def granularity(W: np.ndarray, lam: np.ndarray) -> float:
+    """g such that W v - lambda lies in g Z for every integer vector v (doubles are dyadic), or 0 when tiny.
+
+    With integer inputs (or bits) the strict side a < lambda is then exactly a <= lambda - g.
+    """
+    k = max((Fraction(float(v)).denominator.bit_length() - 1 for v in np.concatenate([W.ravel(), lam])), default=0)
+    g = 2.0**-k
+    return g if g >= 1e-6 else 0.0
+
+
+def _interval_affine(W: np.ndarray, lo: np.ndarray, hi: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Rigorous enclosure of g = W v - lambda for lo <= v <= hi, widened by a floating-point error bound."""
+    Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
+    g_lo = Wp @ lo + Wn @ hi - lam
+    g_hi = Wp @ hi + Wn @ lo - lam
+    n = W.shape[1] + 2
+    err = 2.0 * n * _U * (np.abs(W) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(lam)) + 2.0**-1000
+    return g_lo - err, g_hi + err
+
+
+def ibp_bounds(net: Network, box_lo: np.ndarray, box_hi: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per layer, rigorous bounds [L, H] on a - lambda over the input box (bits forced where the sign is sure)."""
+    out = []
+    lo, hi = box_lo.astype(np.float64), box_hi.astype(np.float64)
+    for W, lam in zip(net.weights, net.thresholds, strict=True):
+        g_lo, g_hi = _interval_affine(W, lo, hi, lam)
+        out.append((g_lo, g_hi))
+        lo = (g_lo >= 0).astype(np.float64)  # surely 1
+        hi = (g_hi >= 0).astype(np.float64)  # possibly 1 (a tie at 0 is bit 1)
+    return out
+
+
+def fixed_output(net: Network, box_lo: np.ndarray, box_hi: np.ndarray) -> np.ndarray | None:
+    """The output bits when interval arithmetic proves them constant over the box, else None."""
+    g_lo, g_hi = ibp_bounds(net, box_lo, box_hi)[-1]
+    sure1, sure0 = g_lo >= 0, g_hi < 0
+    if np.all(sure1 | sure0):
+        return sure1.astype(np.int8)
+    return None
+
+
+@register("robustness")
+class Robustness:
+    """Robustness (and minimal-perturbation) queries; see the module docstring."""
+
+    def build(self, q: RobustnessQuery) -> StandardModel:
+        net = q.network
+        d0 = net.weights[0].shape[1]
+        b = ModelBuilder("bnnmilp_robust")
+        lo, hi = q.box_lo.astype(np.float64), q.box_hi.astype(np.float64)
+        xp = b.add_vars("x", (d0,), lo, hi, q.integer)
+        rho = b.add_vars("rho", (), 0.0, INF) if q.min_eps else None
+        slack = b.add_vars("s", (), 0.0, 1.0) if q.strict else None
+        bounds = ibp_bounds(net, lo, hi)
+        U = []
+        deltas = q.delta or (0.0,) * len(net.weights)
+        for l, (W, lam) in enumerate(zip(net.weights, net.thresholds, strict=True), start=1):
+            g_lo, g_hi = bounds[l - 1]
+            delta = deltas[l - 1]
+            u_lo = (g_lo >= 0).astype(np.float64)
+            u_hi = (g_hi >= 0).astype(np.float64)
+            u = b.add_vars(f"u{l}", (W.shape[0],), np.minimum(u_lo, u_hi), u_hi, True, fmt=f"u_{l}_{{0}}")
+            inp = xp if l == 1 else U[-1]
+            d = W.shape[0]
+            cols = np.concatenate([np.broadcast_to(inp[None, :], W.shape), u[:, None]], axis=1)
+            L = np.minimum(g_lo, 0.0)
+            H = np.maximum(g_hi, 0.0)
+            b.add_rows(f"on{l}", (d,), cols, np.concatenate([W, L[:, None]], axis=1), lam + L, INF,
+                       fmt=f"on_{l}_{{0}}")
+            if l == 1 and slack is not None:
+                cols_s = np.concatenate([cols, np.full((d, 1), slack)], axis=1)
+                b.add_rows(f"off{l}", (d,), cols_s, np.concatenate([W, -(H + 1.0)[:, None], np.ones((d, 1))], axis=1),
+                           -INF, lam, fmt=f"off_{l}_{{0}}")
+            else:
+                b.add_rows(f"off{l}", (d,), cols, np.concatenate([W, -(H + delta)[:, None]], axis=1), -INF,
+                           lam - delta, fmt=f"off_{l}_{{0}}")
+            U.append(u)
+        r = q.reference.astype(np.float64)
+        b.add_rows("differ", (), U[-1][None, :], (1.0 - 2.0 * r)[None, :], 1.0 - r.sum(), INF)
+        if q.norm == "1":
+            t = b.add_vars("t", (d0,), 0.0, INF)
+            b.add_rows("tpos", (d0,), np.stack([t, xp], -1), np.array([1.0, -1.0]), -q.x, INF)
+            b.add_rows("tneg", (d0,), np.stack([t, xp], -1), np.array([1.0, 1.0]), q.x, INF)
+            if q.min_eps:
+                b.add_rows("radius", (), np.concatenate([t, [rho]])[None, :],
+                           np.concatenate([np.ones(d0), [-1.0]])[None, :], -INF, 0.0)
+            else:
+                b.add_rows("radius", (), t[None, :], np.ones((1, d0)), -INF, float(q.eps))
+        elif q.min_eps:
+            b.add_rows("rlo", (d0,), np.stack([xp, np.full(d0, rho)], -1), np.array([1.0, 1.0]), q.x, INF)
+            b.add_rows("rhi", (d0,), np.stack([xp, np.full(d0, rho)], -1), np.array([1.0, -1.0]), -INF, q.x)
+        if q.min_eps:
+            b.set_objective(np.asarray(rho)[None], np.ones(1))
+        elif slack is not None:
+            b.set_objective(np.asarray(slack)[None], -np.ones(1))
+        return b.build(objective_integral=False)

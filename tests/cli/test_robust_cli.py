@@ -1,0 +1,83 @@
+"""`verify --robust` and `encode --robust` end to end on a trained network."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from bnnmilp.cli import main
+from bnnmilp.runs import load_weights
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path_factory.mktemp("robust") / "run"
+    r = run("train", root / "configs/digits.yaml", root / "samples/digits_k1.yaml", "-o", out, "--method", "ste")
+    assert r.exit_code == 0, r.output
+    return out, root / "samples/digits_k1.yaml"
+
+
+def test_verify_robust_json_and_counterexamples(trained, tmp_path):
+    run_dir, data = trained
+    cx = tmp_path / "cx.yaml"
+    r = run("verify", run_dir, data, "--robust", "--eps", "2", "--domain", "integer", "--bounds", "0:16",
+            "--counterexamples", cx, "--json", "--workers", "2")
+    assert r.exit_code in (0, 1), r.output
+    rep = json.loads(r.stdout)
+    s = rep["summary"]
+    assert s["samples"] == 10 and s["robust"] + s["not_robust"] + s["unknown"] == 10
+    assert (r.exit_code == 0) == (s["robust"] == 10)
+    net = load_weights(run_dir).network
+    doc = yaml.safe_load(cx.read_text())
+    assert len(doc["features"]) == s["not_robust"]
+    feats = yaml.safe_load(data.read_text())["features"]
+    for res in rep["results"]:
+        if res["answer"] == "not_robust":  # replay: inside the ball, integer, and the output bits change
+            x, xp = np.array(feats[res["index"]], float), np.array(res["counterexample"])
+            assert np.abs(xp - x).max() <= 2 and np.all(xp == np.round(xp)) and xp.min() >= 0 and xp.max() <= 16
+            assert not np.array_equal(net.predict_bits(xp[None])[0], net.predict_bits(x[None])[0])
+
+
+def test_pruning_does_not_change_answers(trained):
+    run_dir, data = trained
+    answers = []
+    for extra in ([], ["--no-prune"]):
+        r = run("verify", run_dir, data, "--robust", "--eps", "1", "--domain", "integer", "--bounds", "0:16",
+                "--json", *extra)
+        answers.append([x["answer"] for x in json.loads(r.stdout)["results"]])
+    assert answers[0] == answers[1]
+
+
+def test_encode_robust_query_matches_verify(trained, tmp_path):
+    pyscipopt = pytest.importorskip("pyscipopt")
+    run_dir, data = trained
+    r = run("verify", run_dir, data, "--robust", "--eps", "1", "--domain", "integer", "--bounds", "0:16",
+            "--json", "--no-prune")
+    answers = [x["answer"] for x in json.loads(r.stdout)["results"]]
+    for i in range(3):
+        out = tmp_path / f"q{i}.mps"
+        r = run("encode", run_dir, data, "--robust", "--sample", i, "--eps", "1", "--domain", "integer",
+                "--bounds", "0:16", "-o", out)
+        assert r.exit_code == 0, r.output
+        m = pyscipopt.Model()
+        m.hideOutput()
+        m.readProblem(str(out))
+        m.optimize()
+        assert (m.getStatus() == "infeasible") == (answers[i] == "robust")
+
+
+def test_robust_needs_a_radius(trained):
+    run_dir, data = trained
+    r = run("verify", run_dir, data, "--robust")
+    assert r.exit_code == 2 and "--eps" in r.stderr
