@@ -35,6 +35,8 @@ METHODS = {
     "lex loss, margin": ({"objective": ("loss", "margin")}, False),
     "STE": ({"method": "ste"}, True),
     "STE-started lex": ({"objective": ("loss", "margin"), "warm_start": "ste"}, True),
+    "STE-started lex, trust region": ({"objective": ("loss", "margin"), "warm_start": "ste", "margin_cap": 0.5,
+                                       "trust_region": 0.1}, True),
 }
 
 

@@ -14,7 +14,7 @@ stage starts from the previous stage's solution, so no stage can make an earlier
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -41,7 +41,18 @@ def solve_stages(tm: TrainingModel, solver: SolverSpec, start: np.ndarray | None
         model = model.with_row("fit_exactly", c, -np.inf, 0.0 - off + 1e-6)
     results: list[StageResult] = []
     x = start
+    mu = np.concatenate([b.indices.ravel() for k, b in model.col_blocks.items() if k.startswith("mu")] or
+                        [np.zeros(0, np.int64)])
+    full_upper = model.col_upper.copy()
+    if mu.size:  # margins are free until their stage: pin them to 0 so earlier stages' points carry none
+        upper = full_upper.copy()
+        upper[mu] = 0.0
+        model = replace(model, col_upper=upper)
+    rho = tm.spec.training.trust_region if tm.spec.network.weights == "continuous" else None
     for name in stages:
+        if name == "margin":
+            model = replace(model, col_upper=full_upper)
+            full_upper = model.col_upper
         c, off, integral = tm.objectives[name]
         # start from the better of the previous stage's point and the initial start, if still feasible
         starts = [p for p in (x, start) if p is not None and model.max_violation(p) <= 1e-9]
@@ -59,4 +70,21 @@ def solve_stages(tm: TrainingModel, solver: SolverSpec, start: np.ndarray | None
         results.append(StageResult(name, sol, value))
         model = model.with_row(f"keep_{name}", c, -np.inf, keep)
         x = sol.x
+        if name == "loss" and rho is not None:
+            s0 = None
+            if start is not None:
+                s0 = start.copy()
+                s0[mu] = 0.0  # margins are pinned to 0 until their stage
+            centre = start if s0 is not None and model.max_violation(s0) <= 1e-9 else x
+            model = _trust_region(model, centre, rho)
+            full_upper = np.where(np.isin(np.arange(model.n_cols), mu), full_upper, model.col_upper)
     return results
+
+
+def _trust_region(model, centre: np.ndarray, rho: float):
+    """Bound every weight column to [w0 - rho, w0 + rho] within its domain."""
+    w = np.concatenate([b.indices.ravel() for k, b in model.col_blocks.items() if k[0] == "w" and k[1:].isdigit()])
+    lo, up = model.col_lower.copy(), model.col_upper.copy()
+    lo[w] = np.maximum(lo[w], centre[w] - rho)
+    up[w] = np.minimum(up[w], centre[w] + rho)
+    return replace(model, col_lower=lo, col_upper=up)

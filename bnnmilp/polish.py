@@ -36,7 +36,8 @@ from bnnmilp.spec import Spec
 
 
 def _margin_lp(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], fixed: Network | None,
-               floor: float | None) -> tuple[ModelBuilder, dict, np.ndarray]:
+               floor: float | None, near: Network | None = None, tmin: float = 0.0
+               ) -> tuple[ModelBuilder, dict, np.ndarray]:
     net = spec.network
     eps = spec.training.epsilon
     b = ModelBuilder("bnnmilp_polish")
@@ -52,7 +53,7 @@ def _margin_lp(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], fixed: Netw
         elif net.thresholds == "per_neuron":
             lam[l] = b.add_vars(f"lam{l}", (d,), -1.0, 1.0)
     m = X.shape[0]
-    t = b.add_vars("t", (), 0.0, INF)
+    t = b.add_vars("t", (), tmin, tmin if near is not None else INF)
     slacks = []
     for l in range(1, net.depth + 1):
         d, dp = net.layers[l], net.layers[l - 1]
@@ -72,7 +73,17 @@ def _margin_lp(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], fixed: Netw
         cols = np.concatenate([a_cols, lam_cols, t_cols], axis=2)
         coefs = np.concatenate([a_coef, lam_coef, t_coef], axis=2)
         b.add_rows(f"g{l}", (m, d), cols, coefs, np.where(u == 1, 0.0, -INF), np.where(u == 1, INF, -eps))
-    if floor is None:
+    if near is not None:  # min sum |W - W0|: p >= W - W0, p >= W0 - W
+        ps = []
+        for l in range(1, net.depth + 1):
+            w0 = near.weights[l - 1]
+            p = b.add_vars(f"p{l}", w0.shape, 0.0, INF)
+            b.add_rows(f"pa{l}", w0.shape, np.stack([p, W[l]], -1), np.array([1.0, -1.0]), -w0, INF)
+            b.add_rows(f"pb{l}", w0.shape, np.stack([p, W[l]], -1), np.array([1.0, 1.0]), w0, INF)
+            ps.append(p.ravel())
+        allp = np.concatenate(ps)
+        b.set_objective(allp, np.ones(allp.shape))
+    elif floor is None:
         b.set_objective(t, -1.0)
     else:
         allt = np.concatenate(slacks)
@@ -108,6 +119,21 @@ def polish(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], start: Network,
         if sol2.status == "optimal" and sol2.x is not None:
             net = _network(sol2.x, spec, W2, lam2)
     return snap_thresholds(spec, X, pattern, net)
+
+
+def nearest_feasible(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], net: Network,
+                     tmin: float = 1e-5) -> Network | None:
+    """The weights nearest to ``net`` (L1) realising ``pattern`` with the epsilon margin and slack ``tmin``.
+
+    For heuristic networks (STE) that miss the margin somewhere: unlike max-min polishing, this keeps
+    what the heuristic learned, which is what generalises. Discrete weights stay fixed.
+    """
+    fixed = net if spec.network.weights != "continuous" else None
+    b, W, lam = _margin_lp(spec, X, pattern, fixed, None, near=net, tmin=tmin)
+    sol = highs.solve(b.build(), SolveOptions())
+    if sol.status != "optimal" or sol.x is None:
+        return None
+    return snap_thresholds(spec, X, pattern, _network(sol.x, spec, W, lam))
 
 
 def _double_in(lo: Fraction, hi: Fraction, strict_lo: bool) -> float | None:

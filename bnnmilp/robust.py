@@ -18,8 +18,8 @@ from fractions import Fraction
 import numpy as np
 
 from bnnmilp.backends import SolveOptions, highs
-from bnnmilp.formulations.robustness import RobustnessQuery, fixed_output, granularity
 from bnnmilp.formulations import get
+from bnnmilp.formulations.robustness import RobustnessQuery, fixed_output, granularity
 from bnnmilp.network import Network
 
 
@@ -127,18 +127,23 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
     q = build_query(net, x, ref, opts)
     model = get("robustness").build(q)
     sol = highs.solve(model, SolveOptions(time_limit=opts.time_limit))
-    if sol.x is not None and not _replay(net, _candidate(sol.x, x.shape[0], opts, lo, hi), x, ref, opts, lo, hi)[0] \
-            and q.delta[0] == 0.0 and not opts.min_eps:
-        # a tie on the real-valued first layer: maximise the slack of its strict rows instead
-        model = get("robustness").build(replace(q, strict=True))
-        sol = highs.solve(model, SolveOptions(time_limit=opts.time_limit))
-        if sol.status == "optimal" and sol.objective is not None and -sol.objective <= 1e-9:
-            if opts.cross_check:
-                again = highs.solve(model, SolveOptions(time_limit=opts.time_limit, presolve=False))
-                if again.status != "optimal" or again.objective is None or -again.objective > 1e-9:
-                    return done("unknown", "milp", note="strict-slack optimum differs with presolve off")
-            return done("robust", "milp", note="only ties change the output: the solver's maximal strict slack "
-                                               "is 0" + (", confirmed with presolve off" if opts.cross_check else ""))
+    if sol.x is not None and not _replay(net, _candidate(sol.x, x.shape[0], opts, lo, hi), x, ref, opts, lo, hi)[0]:
+        # a tie, or a point within solver tolerance of a threshold: first ask for a counterexample that keeps
+        # a clear margin from every inexact threshold (an under-approximation: any point it finds is genuine)
+        under = highs.solve(get("robustness").build(replace(q, margin=1e-5)), SolveOptions(time_limit=opts.time_limit))
+        if under.x is not None:
+            sol = under
+        elif q.delta[0] == 0.0 and not opts.min_eps:
+            # real-valued first layer: maximise the slack of its strict rows; s* = 0 means only ties remain
+            model = get("robustness").build(replace(q, strict=True))
+            sol = highs.solve(model, SolveOptions(time_limit=opts.time_limit))
+            if sol.status == "optimal" and sol.objective is not None and -sol.objective <= 1e-9:
+                if opts.cross_check:
+                    again = highs.solve(model, SolveOptions(time_limit=opts.time_limit, presolve=False))
+                    if again.status != "optimal" or again.objective is None or -again.objective > 1e-9:
+                        return done("unknown", "milp", note="strict-slack optimum differs with presolve off")
+                return done("robust", "milp", note="only ties change the output: the solver's maximal strict "
+                            "slack is 0" + (", confirmed with presolve off" if opts.cross_check else ""))
     if sol.status == "infeasible":
         if opts.cross_check:
             again = highs.solve(model, SolveOptions(time_limit=opts.time_limit, presolve=False))

@@ -62,6 +62,7 @@ class TrainingSpec:
     method: str = "milp"
     warm_start: str = "none"
     seed: int = 0
+    trust_region: float | None = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
         thresholds=r.choice(net, "network", "thresholds", THRESHOLD_MODES, "learned"),
     )
     tr = r.section(doc, "training", {"loss", "epsilon", "big_m", "polish", "objective", "margin_cap", "method",
-                                     "warm_start", "seed"}, required=False)
+                                     "warm_start", "seed", "trust_region"}, required=False)
     training = TrainingSpec(
         loss=r.choice(tr, "training", "loss", LOSSES, "hamming"),
         epsilon=r.number(tr, "training", "epsilon", 0.0625, positive=True),
@@ -196,6 +197,7 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
         method=r.choice(tr, "training", "method", METHODS, "milp"),
         warm_start=r.choice(tr, "training", "warm_start", WARM_STARTS, "none"),
         seed=r.integer(tr, "training", "seed", 0, 0),
+        trust_region=r.number(tr, "training", "trust_region", None, positive=True, allow_null=True),
     )
     so = r.section(doc, "solver", {"name", "time_limit", "mip_gap", "threads"}, required=False)
     name = so.get("name", "highs")

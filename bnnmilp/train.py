@@ -18,7 +18,7 @@ from bnnmilp.backends.base import ProgressFn, Solution
 from bnnmilp.data import Dataset
 from bnnmilp.network import Network, loss_value
 from bnnmilp.objectives import StageResult, solve_stages
-from bnnmilp.polish import polish, snap_thresholds
+from bnnmilp.polish import nearest_feasible, polish, snap_thresholds
 from bnnmilp.spec import Spec
 
 
@@ -98,15 +98,15 @@ def exact_start(spec: Spec, net: Network, data: Dataset, source: str) -> Candida
     """A heuristic network made feasible for the MILP (epsilon margin) without changing its bits.
 
     Thresholds are snapped first (weights unchanged); only if that cannot meet the margin are the
-    weights polished too. The network keeps its own activation pattern, hence its loss.
+    weights moved, as little as possible (L1). The network keeps its own activation pattern, hence its loss.
     """
     X = data.features
     pattern = net.forward(X)
     snapped = evaluate(spec, snap_thresholds(spec, X, pattern, net), data, source)
     if snapped.epsilon_feasible:
         return snapped
-    pol = polish(spec, X, pattern, net, "min")
-    cands = [snapped] + ([evaluate(spec, pol, data, source)] if pol is not None else [])
+    near = nearest_feasible(spec, X, pattern, net)
+    cands = [snapped] + ([evaluate(spec, near, data, source)] if near is not None else [])
     return choose(cands)  # type: ignore[return-value]
 
 

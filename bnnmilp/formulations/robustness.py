@@ -17,7 +17,9 @@ threshold are dyadic with small denominators, delta = their granularity g (``gra
 row exact: a - lambda lies in g Z, so a < lambda iff a <= lambda - g. A counterexample is always
 replayed with the exact forward pass. Where a real-valued first layer has ties, ``strict`` adds a slack
 s in [0, 1] to its bit-0 rows (g <= -s + (H + 1) u) and maximises s: some x' puts every bit-0
-pre-activation strictly below its threshold and changes the output iff the optimum s* > 0.
+pre-activation strictly below its threshold and changes the output iff the optimum s* > 0. With
+``margin`` m > 0, rows without an exact delta demand a - lambda >= m for bit 1 and <= -m for bit 0:
+every solution is then a counterexample far from solver tolerances, but infeasibility proves nothing.
 With ``min_eps`` the radius is a variable rho (|x'_j - x_j| <= rho, or sum_j t_j <= rho) and the
 objective is min rho. Neurons whose bit interval arithmetic fixes over the box get fixed bits.
 """
@@ -49,6 +51,7 @@ class RobustnessQuery:
     min_eps: bool = False
     delta: tuple[float, ...] | None = None  # per layer; None: all 0
     strict: bool = False  # maximise the slack s of layer 1's strict rows (decides ties exactly)
+    margin: float = 0.0  # > 0: an under-approximation, |a - lambda| >= margin on rows without exact delta
 
 
 def granularity(W: np.ndarray, lam: np.ndarray) -> float:
@@ -110,6 +113,8 @@ class Robustness:
         for l, (W, lam) in enumerate(zip(net.weights, net.thresholds, strict=True), start=1):
             g_lo, g_hi = bounds[l - 1]
             delta = deltas[l - 1]
+            m1 = q.margin if (q.margin and not delta) else 0.0  # bit-1 margin of the under-approximation
+            delta = delta or q.margin
             u_lo = (g_lo >= 0).astype(np.float64)
             u_hi = (g_hi >= 0).astype(np.float64)
             u = b.add_vars(f"u{l}", (W.shape[0],), np.minimum(u_lo, u_hi), u_hi, True, fmt=f"u_{l}_{{0}}")
@@ -118,7 +123,7 @@ class Robustness:
             cols = np.concatenate([np.broadcast_to(inp[None, :], W.shape), u[:, None]], axis=1)
             L = np.minimum(g_lo, 0.0)
             H = np.maximum(g_hi, 0.0)
-            b.add_rows(f"on{l}", (d,), cols, np.concatenate([W, L[:, None]], axis=1), lam + L, INF,
+            b.add_rows(f"on{l}", (d,), cols, np.concatenate([W, (L - m1)[:, None]], axis=1), lam + L, INF,
                        fmt=f"on_{l}_{{0}}")
             if l == 1 and slack is not None:
                 cols_s = np.concatenate([cols, np.full((d, 1), slack)], axis=1)
