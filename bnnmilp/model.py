@@ -63,6 +63,7 @@ class StandardModel:
     row_blocks: dict[str, Block] = field(default_factory=dict)
     objective_integral: bool = False  # every feasible objective value is an integer
     name: str = "bnnmilp"
+    names: tuple[list[str], list[str]] | None = None  # explicit (column, row) names, e.g. read from a file
 
     @property
     def n_cols(self) -> int:
@@ -77,9 +78,13 @@ class StandardModel:
         return int(self.data.shape[0])
 
     def col_names(self) -> list[str]:
+        if self.names is not None:
+            return self.names[0]
         return [n for b in self.col_blocks.values() for n in b.names()]
 
     def row_names(self) -> list[str]:
+        if self.names is not None:
+            return self.names[1]
         return [n for b in self.row_blocks.values() for n in b.names()]
 
     def cols(self, block: str) -> np.ndarray:
@@ -128,6 +133,7 @@ class StandardModel:
             row_lower=np.append(self.row_lower, lower),
             row_upper=np.append(self.row_upper, upper),
             row_blocks={**self.row_blocks, name: Block(name, self.n_rows, ())},
+            names=None if self.names is None else (self.names[0], [*self.names[1], name]),
         )
 
     def fingerprint(self) -> str:

@@ -101,3 +101,22 @@ def test_ste_is_seeded_and_exactly_evaluated():
     assert ste.status == "heuristic" and ste.best.source == "ste"
     assert ste.best.loss >= res.best.loss  # the exact optimum is a lower bound for any heuristic
     assert isinstance(ste.best.network, Network)
+
+
+def test_trust_region_keeps_the_global_loss_and_stays_near_the_start():
+    from dataclasses import replace
+
+    layers = [2, 3, 1]
+    data = grid_instance(208, layers, 10)
+    base = spec_with(layers, "continuous", "learned", "hamming", ("loss", "margin"))
+    plain = train(base, data)
+    spec = replace(base, training=replace(base.training, trust_region=0.1, margin_cap=0.5))
+    # started from an optimal network, the margin stage must stay within 0.1 of it
+    res = train(spec, data, start=plain.best.network)
+    assert res.best.loss == plain.best.loss == res.start.loss
+    assert res.loss_bound == plain.loss_bound
+    assert res.best.source == "solver"
+    for w, w0 in zip(res.best.network.weights, res.start.network.weights, strict=True):
+        assert np.max(np.abs(w - w0)) <= 0.1 + 1e-9
+    # and the margin stage did improve on the start's margins
+    assert res.stages[1].value < 0

@@ -16,6 +16,7 @@ class SolveOptions:
     mip_gap: float = 0.0
     threads: int = 1
     presolve: bool = True
+    tight: bool = False  # feasibility tolerances 1e-9 instead of HiGHS' defaults (value functions)
 
 
 @dataclass

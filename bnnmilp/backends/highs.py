@@ -116,6 +116,9 @@ def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None 
     _use_threads(h, int(options.threads))
     if not options.presolve:
         h.setOptionValue("presolve", "off")
+    if options.tight:
+        for opt in ("primal_feasibility_tolerance", "dual_feasibility_tolerance", "mip_feasibility_tolerance"):
+            h.setOptionValue(opt, 1e-9)
     if options.mip_gap == 0.0 and model.objective_integral:
         # an integral objective is optimal once the gap is below 1: exact, and saves the last nodes
         h.setOptionValue("mip_abs_gap", 1.0 - 1e-6)
@@ -171,3 +174,48 @@ def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None 
     ver = f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
     return Solution(status, x, obj, bound, gap, nodes, runtime, "highs", ver,
                     {"interrupted_by_user": interrupted})
+
+
+def read(path: str | Path) -> StandardModel:
+    """Read an MPS or LP file (HiGHS' reader) into the standard-form arrays; maximisation is negated."""
+    from bnnmilp.errors import ModelFileError
+    from bnnmilp.model import Block
+
+    h = new_highs()
+    if not Path(path).exists():
+        raise ModelFileError(str(path), None, "file not found")
+    if h.readModel(str(path)) != highspy.HighsStatus.kOk:
+        raise ModelFileError(str(path), None, "not a model file HiGHS can read (MPS or LP)")
+    lp = h.getLp()
+    n, m = lp.num_col_, lp.num_row_
+    a = lp.a_matrix_
+    start, index, value = np.asarray(a.start_), np.asarray(a.index_), np.asarray(a.value_)
+    if a.format_ == highspy.MatrixFormat.kColwise:  # transpose to rows
+        cols = np.repeat(np.arange(n), np.diff(start))
+        order = np.lexsort((cols, index))
+        counts = np.bincount(index, minlength=m)
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        indices, data = cols[order], value[order]
+    else:
+        indptr, indices, data = start, index, value
+    sign = -1.0 if lp.sense_ == highspy.ObjSense.kMaximize else 1.0
+    inf = highspy.kHighsInf
+
+    def unbound(v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64)
+        return np.where(v >= inf, np.inf, np.where(v <= -inf, -np.inf, v))
+
+    integ = np.zeros(n, dtype=bool)
+    if len(lp.integrality_):
+        integ = np.array([t == highspy.HighsVarType.kInteger for t in lp.integrality_], dtype=bool)
+    col_names = list(lp.col_names_) if len(lp.col_names_) == n else [f"c{j}" for j in range(n)]
+    row_names = list(lp.row_names_) if len(lp.row_names_) == m else [f"r{i}" for i in range(m)]
+    model = StandardModel(
+        c=sign * np.asarray(lp.col_cost_, dtype=np.float64), offset=sign * float(lp.offset_),
+        col_lower=unbound(lp.col_lower_), col_upper=unbound(lp.col_upper_), integrality=integ,
+        indptr=np.asarray(indptr, dtype=np.int64), indices=np.asarray(indices, dtype=np.int64),
+        data=np.asarray(data, dtype=np.float64), row_lower=unbound(lp.row_lower_), row_upper=unbound(lp.row_upper_),
+        col_blocks={"cols": Block("cols", 0, (n,))}, row_blocks={"rows": Block("rows", 0, (m,))},
+        name=Path(path).stem, names=(col_names, row_names),
+    )
+    return model

@@ -19,10 +19,13 @@ def _bounds(value: str | None) -> tuple[float, float] | None:
 
 @click.command("verify")
 @click.argument("weights", type=click.Path())
-@click.argument("data", type=click.Path(dir_okay=False))
+@click.argument("data", required=False, type=click.Path(dir_okay=False))
+@click.option("--certificate", "proof", type=click.Path(dir_okay=False), is_flag=False, flag_value="",
+              help="Check a proof file (from `bnnmilp certify`) in exact arithmetic; WEIGHTS may then be an "
+                   "MPS/LP file. Without a value: WEIGHTS/proof.json.")
 @click.option("--robust", is_flag=True, help="Verify robustness of each sample instead of the training claims.")
-@click.option("--eps", type=click.FloatRange(min=0), help="Perturbation radius E (with --min-eps: the largest radius "
-                                                          "searched).")
+@click.option("--eps", type=click.FloatRange(min=0),
+              help="Perturbation radius E (with --min-eps: the largest radius searched).")
 @click.option("--norm", type=click.Choice(["inf", "1"]), default="inf", show_default=True)
 @click.option("--domain", type=click.Choice(["continuous", "integer"]), default="continuous", show_default=True,
               help="integer: only integer inputs (e.g. pixel values) count as perturbations.")
@@ -36,7 +39,7 @@ def _bounds(value: str | None) -> tuple[float, float] | None:
 @click.option("--no-prune", is_flag=True, help="Skip interval-arithmetic pruning (every sample gets a MILP).")
 @click.option("--counterexamples", type=click.Path(dir_okay=False), help="Write counterexamples as a data YAML.")
 @json_option
-def command(weights: str, data: str, robust: bool, eps: float | None, norm: str, domain: str, bounds: str | None,
+def command(weights: str, data: str | None, proof: str | None, robust: bool, eps: float | None, norm: str, domain: str, bounds: str | None,
             against: str, min_eps: bool, time_limit: float, workers: int, no_prune: bool,
             counterexamples: str | None, as_json: bool) -> None:
     """Check the claims of WEIGHTS (a weights.yaml or a run folder) on DATA, in exact arithmetic.
@@ -45,6 +48,10 @@ def command(weights: str, data: str, robust: bool, eps: float | None, norm: str,
     decide a bit, and checks that weights and thresholds lie in their domain, DATA is the training data
     (sha256), the recorded training loss equals the exact loss, the solver's bound does not exceed it,
     and the recorded smallest margin slack is exact.
+
+    With --certificate [PROOF]: checks a branch-and-bound proof (bnnmilp certify) against the exact
+    model (an MPS/LP file, or the training MILP rebuilt from a run folder and DATA): the tree covers
+    every integer point and every leaf's bound, recomputed in rationals, reaches the claimed bound.
 
     With --robust --eps E: for each sample, is there an input x' with ||x' - x|| <= E (within --bounds,
     integer with --domain integer) whose output bits differ? Answers robust, not_robust (with a
@@ -61,8 +68,14 @@ def command(weights: str, data: str, robust: bool, eps: float | None, norm: str,
     """
     from bnnmilp.cli import terminal
     from bnnmilp.data import load_data
+    from bnnmilp.errors import InputError
     from bnnmilp.runs import load_weights
 
+    if proof is not None:
+        _certificate(weights, data, proof or None, as_json)
+        return
+    if data is None:
+        raise InputError(None, "DATA", "missing: verify WEIGHTS DATA (or MODEL.mps --certificate PROOF)")
     wf = load_weights(weights)
     ds = load_data(data)
     if robust or min_eps:
@@ -117,4 +130,38 @@ def _robust(wf, ds, eps, norm, domain, bounds, against, min_eps, time_limit, wor
             terminal.err.print(f"sample {r.index}: {r.answer} ({r.method}{extra}) {r.note}", markup=False)
         terminal.table("robustness", [(k, v) for k, v in summ.items()])
     if summ["robust"] != summ["samples"]:
+        raise SystemExit(1)
+
+
+def _certificate(target: str, data: str | None, proof: str | None, as_json: bool) -> None:
+    import time
+    from pathlib import Path
+
+    from bnnmilp.certificates.check import check_proof
+    from bnnmilp.certificates.models import is_model_file, load_target
+    from bnnmilp.certificates.proof import read_proof
+    from bnnmilp.cli import terminal
+    from bnnmilp.errors import InputError
+
+    if proof is None:
+        if is_model_file(target):
+            raise InputError(None, "--certificate", "expected the proof file for a model file")
+        proof = str(Path(target) / "proof.json")
+    doc = read_proof(proof)
+    model, _, _ = load_target(target, data)
+    t0 = time.perf_counter()
+    rep = check_proof(model, doc)
+    dt = time.perf_counter() - t0
+    out = {"proof": proof, "ok": rep.ok, "claimed_bound": doc.get("claimed_bound"), "leaves": rep.leaves,
+           "weakest_leaf_bound": None if rep.weakest_leaf_bound is None else float(rep.weakest_leaf_bound),
+           "check_time_s": round(dt, 4), "errors": rep.errors[:20]}
+    if as_json:
+        terminal.emit_json(out)
+    elif rep.ok:
+        terminal.err.print(f"[green]proof holds[/]: no feasible point has objective below "
+                           f"{doc.get('claimed_bound')} ({rep.leaves} leaves checked exactly in {dt:.3f}s)")
+    else:
+        for e in rep.errors[:20]:
+            terminal.err.print(f"[red]FALSE[/] {e}", markup=True)
+    if not rep.ok:
         raise SystemExit(1)

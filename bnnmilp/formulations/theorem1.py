@@ -59,6 +59,16 @@ class TrainingModel:
             return None
         return np.broadcast_to(self.model.cols(key), (self.spec.network.layers[l],))
 
+    def branching_priority(self) -> np.ndarray:
+        """Weights first (fixing them decides every bit), then activations layer by layer, then the rest."""
+        pr = np.full(self.model.n_cols, 10.0 * (self.depth + 2))
+        for key, block in self.model.col_blocks.items():
+            if key[0] in "wz" and key[1:].isdigit():
+                pr[block.indices.ravel()] = 0.0
+            elif key[0] == "u" and key[1:].isdigit():
+                pr[block.indices.ravel()] = 10.0 * int(key[1:])
+        return pr
+
     def network_from(self, x: np.ndarray) -> Network:
         """The network encoded in a solution vector (discrete weights rounded to their domain)."""
         ws, ts = [], []

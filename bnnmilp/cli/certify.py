@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bnnmilp.cli.common import json_option
+
+
+@click.command("certify")
+@click.argument("target", type=click.Path(exists=True))
+@click.argument("data", required=False, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Proof file (default: TARGET/proof.json for a run folder, MODEL.proof.json otherwise).")
+@click.option("--format", "fmt", type=click.Choice(["json", "vipr"]), default="json", show_default=True,
+              help="json: bnnmilp's proof format; vipr: a VIPR certificate for viprchk.")
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True)
+@json_option
+def command(target: str, data: str | None, output: str | None, fmt: str, time_limit: float, as_json: bool) -> None:
+    """Prove a lower bound on the optimum of a MILP, as a file anyone can check without trusting a solver.
+
+    TARGET is an MPS/LP file, or a training run folder with its DATA (the training MILP is rebuilt).
+    bnnmilp's own branch-and-bound over HiGHS LPs records its tree and the LP multipliers of every
+    leaf, cut off at HiGHS's optimum (or the run's exact loss), so it only has to prove, not search.
+    Check the proof with `bnnmilp verify TARGET [DATA] --certificate PROOF`.
+
+    \b
+    Examples:
+      bnnmilp certify runs/k1 samples/digits_k1.yaml
+      bnnmilp certify samples/guzelsoy_ralphs.lp --format vipr -o gr.vipr
+    """
+    from bnnmilp.backends import SolveOptions, highs
+    from bnnmilp.certificates.bnb import branch_and_bound
+    from bnnmilp.certificates.models import is_model_file, load_target
+    from bnnmilp.certificates.proof import proof_doc
+    from bnnmilp.certificates.vipr import write_vipr
+    from bnnmilp.cli import terminal
+    from bnnmilp.errors import SolverError
+    from bnnmilp.yamlio import write_json_atomic
+
+    model, cutoff, tm = load_target(target, data)
+    if cutoff is None:
+        sol = highs.solve(model, SolveOptions(time_limit=time_limit))
+        if sol.status != "optimal" or sol.objective is None:
+            raise SolverError(f"HiGHS could not solve the model to optimality ({sol.status}): nothing to certify")
+        cutoff = round(sol.objective) if model.objective_integral else sol.objective
+    priority = tm.branching_priority() if tm is not None else None
+    tree = branch_and_bound(model, cutoff=cutoff, time_limit=time_limit, priority=priority)
+    if tree.status != "optimal" or tree.claimed_bound is None:
+        raise SolverError(f"the proof search stopped ({tree.status}) after {len(tree.nodes)} nodes")
+    doc = proof_doc(model, tree)
+    if output is None:
+        output = str(Path(target) / "proof.json") if not is_model_file(target) else \
+            str(Path(target).with_suffix(".proof.json" if fmt == "json" else ".vipr"))
+    if fmt == "json":
+        write_json_atomic(output, doc)
+    else:
+        write_vipr(output, model, doc)
+    result = {"proof": output, "format": fmt, "claimed_bound": tree.claimed_bound, "incumbent": tree.incumbent,
+              "nodes": len(tree.nodes), "leaves": len(tree.leaves), "runtime_s": round(tree.runtime_s, 3),
+              "nodes_per_s": round(tree.nodes_per_s, 1), "size_bytes": Path(output).stat().st_size}
+    if as_json:
+        terminal.emit_json(result)
+    else:
+        terminal.table("proof written (check it with bnnmilp verify --certificate)", list(result.items()))

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import click
+
+from bnnmilp.cli.common import json_option
+
+
+@click.command("value-function")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--row", required=True, help="Name of the row whose right-hand side b varies.")
+@click.option("--from", "start", type=float, required=True)
+@click.option("--to", "stop", type=float, required=True)
+@click.option("--steps", type=click.IntRange(min=2), default=41, show_default=True)
+@click.option("--dual-function", is_flag=True, help="Also evaluate the dual function F of one tree built at --at.")
+@click.option("--at", "b0", type=float, help="Where the tree is built (default: the row's right-hand side).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write a CSV (or JSON with .json).")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Draw z (and F) to a PNG (needs matplotlib).")
+@json_option
+def command(model: str, row: str, start: float, stop: float, steps: int, dual_function: bool, b0: float | None,
+            output: str | None, plot: str | None, as_json: bool) -> None:
+    """The value function z(b) of MODEL along one row's right-hand side, and a dual function F <= z.
+
+    z(b) is solved for each of --steps values of b in [--from, --to]. With --dual-function, one
+    branch-and-bound tree is built at b0 and its dual function F(b) = min over leaves of an affine piece
+    (slope: the leaf's multiplier of the row) is evaluated on the same grid; F <= z everywhere and
+    F(b0) = z(b0). The paper's Figure 4 shows such a pair.
+
+    \b
+    Example:
+      bnnmilp value-function samples/guzelsoy_ralphs.lp --row b --from -2 --to 2 --dual-function --at 0.5
+    """
+    import json
+
+    import numpy as np
+
+    from bnnmilp.backends.highs import read
+    from bnnmilp.certificates.valuefn import dual_function as build_dual
+    from bnnmilp.certificates.valuefn import value_function
+    from bnnmilp.cli import terminal
+    from bnnmilp.errors import InputError
+    from bnnmilp.yamlio import write_text_atomic
+
+    m = read(model)
+    names = m.row_names()
+    if row not in names:
+        raise InputError(model, f"--row {row}", f"no such row (rows: {', '.join(names[:8])}...)")
+    i = names.index(row)
+    betas = np.linspace(start, stop, steps)
+    z = value_function(m, i, betas)
+    F = None
+    if dual_function:
+        if b0 is None:
+            b0 = float(m.row_lower[i] if np.isfinite(m.row_lower[i]) else m.row_upper[i])
+        F = build_dual(m, i, b0)
+    rows = [{"b": float(b), "z": zz, **({"F": F(float(b)), "kink": len(F.active(float(b))) > 1} if F else {})}
+            for b, zz in zip(betas, z, strict=True)]
+    if output:
+        if output.endswith(".json"):
+            write_text_atomic(output, json.dumps(rows, indent=1) + "\n")
+        else:
+            head = "b,z" + (",F,kink" if F else "")
+            lines = [head] + [",".join("" if r.get(k) is None else str(r.get(k)) for k in head.split(","))
+                              for r in rows]
+            write_text_atomic(output, "\n".join(lines) + "\n")
+    if plot:
+        _plot(plot, betas, z, F, row)
+    if as_json:
+        terminal.emit_json({"row": row, "b0": b0, "pieces": F.pieces if F else None, "points": rows})
+    elif not output:
+        for r in rows:
+            click.echo(" ".join(f"{k}={v}" for k, v in r.items()))
+
+
+def _plot(path: str, betas, z, F, row: str) -> None:
+    from bnnmilp.errors import BnnMilpError
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise BnnMilpError("--plot needs matplotlib: pip install 'bnnmilp[plot]'") from None
+    from bnnmilp.yamlio import atomic_write
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    fine = betas
+    ax.plot(betas, [v if v is not None else float("nan") for v in z], "o-", label="value function z(b)")
+    if F is not None:
+        import numpy as np
+
+        fine = np.linspace(betas[0], betas[-1], 400)
+        ax.plot(fine, [F(b) for b in fine], "-", label=f"dual function F of the tree at b0 = {F.b0:g}")
+        ax.axvline(F.b0, color="grey", lw=0.5)
+    ax.set_xlabel(f"right-hand side of row {row}")
+    ax.legend()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)
