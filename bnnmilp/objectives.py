@@ -76,6 +76,12 @@ def solve_stages(tm: TrainingModel, solver: SolverSpec, start: np.ndarray | None
                 s0 = start.copy()
                 s0[mu] = 0.0  # margins are pinned to 0 until their stage
             centre = start if s0 is not None and model.max_violation(s0) <= 1e-9 else x
+            if centre is x and s0 is not None:
+                # the start misses the optimal loss: look for a point with that loss near the start first
+                near = _trust_region(model, s0, rho)
+                rep = solve(near.with_objective(c, off, integral), solver, progress=progress)
+                if rep.x is not None and near.max_violation(rep.x) <= 1e-6:
+                    centre = rep.x
             model = _trust_region(model, centre, rho)
             full_upper = np.where(np.isin(np.arange(model.n_cols), mu), full_upper, model.col_upper)
     return results

@@ -39,9 +39,9 @@ def _bounds(value: str | None) -> tuple[float, float] | None:
 @click.option("--no-prune", is_flag=True, help="Skip interval-arithmetic pruning (every sample gets a MILP).")
 @click.option("--counterexamples", type=click.Path(dir_okay=False), help="Write counterexamples as a data YAML.")
 @json_option
-def command(weights: str, data: str | None, proof: str | None, robust: bool, eps: float | None, norm: str, domain: str, bounds: str | None,
-            against: str, min_eps: bool, time_limit: float, workers: int, no_prune: bool,
-            counterexamples: str | None, as_json: bool) -> None:
+def command(weights: str, data: str | None, proof: str | None, robust: bool, eps: float | None, norm: str,
+            domain: str, bounds: str | None, against: str, min_eps: bool, time_limit: float, workers: int,
+            no_prune: bool, counterexamples: str | None, as_json: bool) -> None:
     """Check the claims of WEIGHTS (a weights.yaml or a run folder) on DATA, in exact arithmetic.
 
     Without --robust: recomputes the forward pass with rational arithmetic where floating point cannot
