@@ -85,3 +85,46 @@ def test_cli_value_function_csv_and_json(repo_root_module, tmp_path):
         assert abs(p["z"] - float(z_enum(Fraction(p["b"]).limit_denominator(8)))) < 1e-7
     r = CliRunner().invoke(main, ["value-function", str(lp), "--row", "nope", "--from", "0", "--to", "1"])
     assert r.exit_code == 2 and "nope" in r.stderr
+
+
+def test_cli_plot_writes_a_png(repo_root_module, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "vf.png"
+    r = CliRunner().invoke(main, ["value-function", str(repo_root_module / "samples/guzelsoy_ralphs.lp"), "--row", "b",
+                                  "--from", "-2", "--to", "2", "--steps", "17", "--dual-function", "--plot", str(png)])
+    assert r.exit_code == 0, r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4, 7])
+def test_dual_function_on_random_milps_against_enumeration(seed):
+    """z(beta) by enumerating the integer part (an LP for the continuous rest); F <= z, F(b0) = z(b0)."""
+    import itertools
+
+    from bnnmilp.certificates.valuefn import with_rhs
+    from tests.certificates.test_proofs import random_milp
+
+    model = random_milp(seed)
+    ints = np.flatnonzero(model.integrality)
+
+    def z(beta: float) -> float:
+        m = with_rhs(model, 0, beta)
+        best = np.inf
+        for vals in itertools.product(range(5), repeat=len(ints)):
+            lo, up = m.col_lower.copy(), m.col_upper.copy()
+            lo[ints] = up[ints] = vals
+            from dataclasses import replace
+
+            from bnnmilp.backends import SolveOptions
+
+            s = highs.solve(replace(m, col_lower=lo, col_upper=up, integrality=np.zeros(m.n_cols, bool)),
+                            SolveOptions(tight=True))
+            if s.status == "optimal":
+                best = min(best, s.objective)
+        return best
+
+    b0 = float(model.row_lower[0])
+    F = dual_function(model, 0, b0)
+    assert abs(F(b0) - z(b0)) < 1e-6
+    for beta in b0 + np.array([-3.0, -1.5, -0.5, 0.5, 1.5, 3.0]):
+        assert F(beta) <= z(beta) + 1e-7

@@ -1,0 +1,90 @@
+"""Certificate benchmark: HiGHS's own MIP solve against bnnmilp's proof (branch and bound with recorded
+multipliers, cut off at HiGHS's optimum) and the exact check, on the same instances, in one process.
+
+    python benchmarks/certificates.py
+
+Instances: tiny random BNN training MILPs (as in the tests), the digits k=1 and k=2 samples
+(configs/digits.yaml), and the Guzelsoy-Ralphs example. Writes benchmarks/results/certificates.md/.json.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bnnmilp import formulations  # noqa: E402
+from bnnmilp.backends import SolveOptions, highs  # noqa: E402
+from bnnmilp.certificates.bnb import branch_and_bound  # noqa: E402
+from bnnmilp.certificates.check import check_proof  # noqa: E402
+from bnnmilp.certificates.proof import proof_doc  # noqa: E402
+from bnnmilp.data import Dataset, load_data  # noqa: E402
+from bnnmilp.spec import load_spec, parse_spec  # noqa: E402
+
+
+def grid(seed: int, layers: list[int], m: int) -> Dataset:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    X = rng.integers(-8, 9, size=(m, layers[0])) / 8
+    return Dataset(X, rng.integers(0, 2 if layers[-1] == 1 else layers[-1], size=m), f"grid-{seed}")
+
+
+def instances():
+    for layers, w, t, loss, m, seed in [([2, 2, 1], "binary", "learned", "hamming", 5, 400),
+                                        ([2, 2, 1], "ternary", "zero", "hamming", 5, 404),
+                                        ([2, 2, 1], "binary", "per_neuron", "error", 6, 4),
+                                        ([2, 2, 1], "binary", "per_neuron", "error", 8, 4)]:
+        spec = parse_spec({"network": {"layers": layers, "weights": w, "thresholds": t}, "training": {"loss": loss}})
+        d = grid(seed, layers, m)
+        tm = formulations.get("theorem1").build(spec, d.features, d.targets(layers[-1]))
+        yield f"{'-'.join(map(str, layers))} {w} {t} {loss} m={m} seed={seed}", tm.model, tm.branching_priority()
+    spec = load_spec(ROOT / "configs/digits.yaml")
+    for k in (1, 2):
+        d = load_data(ROOT / f"samples/digits_k{k}.yaml")
+        tm = formulations.get("theorem1").build(spec, d.features, d.targets(10))
+        yield f"digits k={k} [64,16,10]", tm.model, tm.branching_priority()
+    yield "Guzelsoy-Ralphs b=1/2", highs.read(ROOT / "samples/guzelsoy_ralphs.lp"), None
+
+
+def main() -> None:
+    rows = []
+    for name, model, prio in instances():
+        sol = highs.solve(model, SolveOptions(time_limit=120))
+        cutoff = round(sol.objective) if model.objective_integral else sol.objective
+        tree = branch_and_bound(model, cutoff=cutoff, priority=prio, time_limit=300)
+        doc = proof_doc(model, tree)
+        t0 = time.perf_counter()
+        rep = check_proof(model, doc) if tree.status == "optimal" else None
+        check_s = time.perf_counter() - t0
+        size = len(json.dumps(doc))
+        row = {"instance": name, "rows": model.n_rows, "cols": model.n_cols, "highs_s": round(sol.runtime_s, 3),
+               "highs_nodes": sol.nodes, "optimum": sol.objective, "proof_status": tree.status,
+               "claimed_bound": tree.claimed_bound, "proof_s": round(tree.runtime_s, 3), "nodes": len(tree.nodes),
+               "nodes_per_s": round(tree.nodes_per_s), "check_ok": rep.ok if rep else None,
+               "check_s": round(check_s, 3), "proof_bytes": size}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    out = ROOT / "benchmarks/results/certificates"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
+    lines = [f"{platform.machine()}, Python {platform.python_version()}, 1 thread. Ratio: proof time / HiGHS time.", "",
+             "| instance | rows x cols | HiGHS (s) | HiGHS nodes | optimum | proof (s) | proof nodes | nodes/s | "
+             "ratio | claimed bound | exact check | check (s) | proof size |", "|" + "---|" * 13]
+    for r in rows:
+        ratio = r["proof_s"] / max(r["highs_s"], 1e-3)
+        lines.append(f"| {r['instance']} | {r['rows']} x {r['cols']} | {r['highs_s']} | {r['highs_nodes']} | "
+                     f"{r['optimum']:.6g} | {r['proof_s']} | {r['nodes']} | {r['nodes_per_s']} | {ratio:.1f} | "
+                     f"{r['claimed_bound']} | {'ok' if r['check_ok'] else r['check_ok']} | {r['check_s']} | "
+                     f"{r['proof_bytes'] / 1024:.1f} KiB |")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
