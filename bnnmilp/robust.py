@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 
+import highspy
 import numpy as np
 
 from bnnmilp.backends import SolveOptions, highs
@@ -34,6 +35,50 @@ class RobustOptions:
     time_limit: float | None = 60.0
     prune: bool = True
     cross_check: bool = True
+    reuse: bool = False  # with finite --bounds: one model for all samples, changed by bounds per sample
+
+
+class QuerySession:
+    """One HiGHS model reused across samples: big-M from interval arithmetic over the whole input domain
+    (valid for every sample's ball inside it); per sample only bounds change (x', bits fixed by the
+    sample's own interval arithmetic, the L1/radius rows' sides) and the differ row's coefficients."""
+
+    def __init__(self, net: Network, opts: RobustOptions) -> None:
+        assert opts.bounds is not None
+        d0, dL = net.weights[0].shape[1], net.weights[-1].shape[0]
+        lo, hi = np.full(d0, float(opts.bounds[0])), np.full(d0, float(opts.bounds[1]))
+        if opts.domain == "integer":
+            lo, hi = np.ceil(lo), np.floor(hi)
+        self.net, self.opts = net, opts
+        self.q = build_query(net, np.zeros(d0), np.zeros(dL, dtype=np.int8), replace(opts, eps=opts.eps, bounds=None),
+                             box=(lo, hi))
+        self.model = get("robustness").build(self.q)
+        self.h = highs.to_highs(self.model)
+        blocks = self.model.row_blocks
+        self.differ = blocks["differ"].start
+        self.xcols = self.model.cols("x").astype(np.int32)
+        self.ucols = [self.model.cols(f"u{l}").astype(np.int32) for l in range(1, len(net.weights) + 1)]
+        self.rows = {k: blocks[k].start for k in ("tpos", "tneg", "rlo", "rhi") if k in blocks}
+
+    def solve(self, x: np.ndarray, ref: np.ndarray, lo: np.ndarray, hi: np.ndarray, presolve: bool = True):
+        from bnnmilp.formulations.robustness import ibp_bounds
+
+        h, d0 = self.h, x.shape[0]
+        h.changeColsBounds(d0, self.xcols, lo, hi)
+        for cols, (g_lo, g_hi) in zip(self.ucols, ibp_bounds(self.net, lo, hi), strict=True):
+            u_hi = (g_hi >= 0).astype(np.float64)
+            h.changeColsBounds(len(cols), cols, np.minimum((g_lo >= 0).astype(np.float64), u_hi), u_hi)
+        r = ref.astype(np.float64)
+        for j, col in enumerate(self.ucols[-1]):
+            h.changeCoeff(self.differ, int(col), float(1.0 - 2.0 * r[j]))
+        h.changeRowBounds(self.differ, float(1.0 - r.sum()), highspy.kHighsInf)
+        inf = highspy.kHighsInf
+        for k, start in self.rows.items():
+            for j in range(d0):
+                lower, upper = {"tpos": (-x[j], inf), "tneg": (x[j], inf), "rlo": (x[j], inf),
+                                "rhi": (-inf, x[j])}[k]
+                h.changeRowBounds(start + j, float(lower), float(upper))
+        return highs.solve(self.model, SolveOptions(time_limit=self.opts.time_limit, presolve=presolve), h=h)
 
 
 @dataclass
@@ -97,16 +142,18 @@ def reference_bits(net: Network, x: np.ndarray, label: int, against: str) -> tup
     return out, ref
 
 
-def build_query(net: Network, x: np.ndarray, ref: np.ndarray, opts: RobustOptions) -> RobustnessQuery:
+def build_query(net: Network, x: np.ndarray, ref: np.ndarray, opts: RobustOptions,
+                box: tuple[np.ndarray, np.ndarray] | None = None) -> RobustnessQuery:
     """The MILP query for one sample; strict rows are exact where a layer's inputs are integers or bits."""
-    lo, hi = search_box(x, opts)
+    lo, hi = search_box(x, opts) if box is None else box
     deltas = tuple(granularity(W, lam) if (l > 0 or opts.domain == "integer") else 0.0
                    for l, (W, lam) in enumerate(zip(net.weights, net.thresholds, strict=True)))
     return RobustnessQuery(net, x.astype(np.float64), ref, lo, hi, opts.eps, opts.norm, opts.domain == "integer",
                            opts.min_eps, deltas)
 
 
-def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: RobustOptions) -> SampleResult:
+def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: RobustOptions,
+                  session: QuerySession | None = None) -> SampleResult:
     t0 = time.perf_counter()
     out, ref = reference_bits(net, x, label, opts.against)
     refl = ref.astype(int).tolist()
@@ -125,8 +172,17 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
         if fixed is not None and np.array_equal(fixed, ref):
             return done("robust", "interval", note="interval arithmetic fixes every output bit over the ball")
     q = build_query(net, x, ref, opts)
-    model = get("robustness").build(q)
-    sol = highs.solve(model, SolveOptions(time_limit=opts.time_limit))
+    if session is not None:
+        sol = session.solve(x, ref, lo, hi)
+
+        def again_presolve_off():
+            return session.solve(x, ref, lo, hi, presolve=False)
+    else:
+        model = get("robustness").build(q)
+        sol = highs.solve(model, SolveOptions(time_limit=opts.time_limit))
+
+        def again_presolve_off():
+            return highs.solve(model, SolveOptions(time_limit=opts.time_limit, presolve=False))
     if sol.x is not None and not _replay(net, _candidate(sol.x, x.shape[0], opts, lo, hi), x, ref, opts, lo, hi)[0]:
         # a tie, or a point within solver tolerance of a threshold: first ask for a counterexample that keeps
         # a clear margin from every inexact threshold (an under-approximation: any point it finds is genuine)
@@ -146,7 +202,7 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
                             "slack is 0" + (", confirmed with presolve off" if opts.cross_check else ""))
     if sol.status == "infeasible":
         if opts.cross_check:
-            again = highs.solve(model, SolveOptions(time_limit=opts.time_limit, presolve=False))
+            again = again_presolve_off()
             if again.status != "infeasible":
                 return done("unknown", "milp", note=f"presolve on: infeasible; presolve off: {again.status}")
             return done("robust", "milp", note="solver proof of infeasibility, confirmed with presolve off")
@@ -167,15 +223,30 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
                 min_eps_bound=bound, note=note)
 
 
+_SESSIONS: dict[int, QuerySession] = {}
+
+
+def _session(net: Network, opts: RobustOptions, key: int) -> QuerySession | None:
+    """One reusable model per process and network (only with a finite input domain)."""
+    if not opts.reuse or opts.bounds is None or not all(map(math.isfinite, opts.bounds)):
+        return None
+    if key not in _SESSIONS:
+        _SESSIONS.clear()
+        _SESSIONS[key] = QuerySession(net, opts)
+    return _SESSIONS[key]
+
+
 def _task(args: tuple) -> SampleResult:
-    weights, thresholds, x, label, index, opts = args
-    return verify_sample(Network(weights, thresholds), x, label, index, opts)
+    weights, thresholds, x, label, index, opts, key = args
+    net = Network(weights, thresholds)
+    return verify_sample(net, x, label, index, opts, _session(net, opts, key))
 
 
 def verify_robust(net: Network, X: np.ndarray, labels: np.ndarray, opts: RobustOptions, workers: int = 1,
                   on_result: Callable[[SampleResult], None] | None = None) -> list[SampleResult]:
     """Verify every sample; in parallel processes with workers > 1. Results come back in sample order."""
-    tasks = [(net.weights, net.thresholds, X[i], int(labels[i]), i, opts) for i in range(X.shape[0])]
+    key = hash((tuple(w.tobytes() for w in net.weights), tuple(t.tobytes() for t in net.thresholds), opts))
+    tasks = [(net.weights, net.thresholds, X[i], int(labels[i]), i, opts, key) for i in range(X.shape[0])]
     results: list[SampleResult] = []
     if workers <= 1:
         for t in tasks:

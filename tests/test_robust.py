@@ -35,13 +35,13 @@ CASES = [(seed, layers, norm, eps) for seed, (layers, norm, eps) in enumerate(
 
 
 @pytest.mark.parametrize(("seed", "layers", "norm", "eps"), CASES)
-@pytest.mark.parametrize("prune", [True, False])
-def test_integer_domain_matches_enumeration(seed, layers, norm, eps, prune):
+@pytest.mark.parametrize(("prune", "reuse"), [(True, True), (False, False)])
+def test_integer_domain_matches_enumeration(seed, layers, norm, eps, prune, reuse):
     rng = np.random.default_rng(300 + seed)
     net = random_net(rng, layers)
     X = rng.integers(0, 4, size=(6, layers[0])).astype(float)
     labels = np.zeros(6, dtype=int)
-    opts = RobustOptions(eps=eps, norm=norm, domain="integer", bounds=(0, 3), prune=prune)
+    opts = RobustOptions(eps=eps, norm=norm, domain="integer", bounds=(0, 3), prune=prune, reuse=reuse)
     results = verify_robust(net, X, labels, opts)
     answers = []
     for r, x in zip(results, X, strict=True):
@@ -60,13 +60,14 @@ def test_integer_domain_matches_enumeration(seed, layers, norm, eps, prune):
 
 
 @pytest.mark.parametrize("norm", ["inf", "1"])
-def test_min_eps_matches_enumeration(norm):
+@pytest.mark.parametrize("reuse", [True, False])
+def test_min_eps_matches_enumeration(norm, reuse):
     rng = np.random.default_rng(42)
     for trial in range(4):
         layers = [3, 2, 2]
         net = random_net(rng, layers)
         X = rng.integers(0, 4, size=(5, 3)).astype(float)
-        opts = RobustOptions(eps=None, norm=norm, domain="integer", bounds=(0, 3), min_eps=True)
+        opts = RobustOptions(eps=None, norm=norm, domain="integer", bounds=(0, 3), min_eps=True, reuse=reuse)
         for r, x in zip(verify_robust(net, X, np.zeros(5, int), opts), X, strict=True):
             ref = oracle_out(net, x)
             dists = [(np.abs(p - x).max() if norm == "inf" else np.abs(p - x).sum())

@@ -108,14 +108,13 @@ def write(model: StandardModel, path: str | Path) -> None:
 
 
 def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None = None,
-          progress: ProgressFn | None = None) -> Solution:
-    h = to_highs(model)
-    if options.time_limit is not None:
-        h.setOptionValue("time_limit", float(options.time_limit))
+          progress: ProgressFn | None = None, h: highspy.Highs | None = None) -> Solution:
+    """Solve ``model``; with ``h``, re-solve an instance already holding it (possibly with changed bounds)."""
+    h = to_highs(model) if h is None else h
+    h.setOptionValue("time_limit", float(options.time_limit) if options.time_limit is not None else highspy.kHighsInf)
     h.setOptionValue("mip_rel_gap", float(options.mip_gap))
     _use_threads(h, int(options.threads))
-    if not options.presolve:
-        h.setOptionValue("presolve", "off")
+    h.setOptionValue("presolve", "on" if options.presolve else "off")
     if options.tight:
         for opt in ("primal_feasibility_tolerance", "dual_feasibility_tolerance", "mip_feasibility_tolerance"):
             h.setOptionValue(opt, 1e-9)

@@ -37,11 +37,13 @@ def _bounds(value: str | None) -> tuple[float, float] | None:
               help="Seconds per sample query.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Parallel processes.")
 @click.option("--no-prune", is_flag=True, help="Skip interval-arithmetic pruning (every sample gets a MILP).")
+@click.option("--reuse-model", is_flag=True, help="One MILP for all samples (needs --bounds), changed by bounds per "
+                                                  "sample, instead of a model built per sample.")
 @click.option("--counterexamples", type=click.Path(dir_okay=False), help="Write counterexamples as a data YAML.")
 @json_option
 def command(weights: str, data: str | None, proof: str | None, robust: bool, eps: float | None, norm: str,
             domain: str, bounds: str | None, against: str, min_eps: bool, time_limit: float, workers: int,
-            no_prune: bool, counterexamples: str | None, as_json: bool) -> None:
+            no_prune: bool, reuse_model: bool, counterexamples: str | None, as_json: bool) -> None:
     """Check the claims of WEIGHTS (a weights.yaml or a run folder) on DATA, in exact arithmetic.
 
     Without --robust: recomputes the forward pass with rational arithmetic where floating point cannot
@@ -80,7 +82,7 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
     ds = load_data(data)
     if robust or min_eps:
         _robust(wf, ds, eps, norm, domain, _bounds(bounds), against, min_eps, time_limit, workers, not no_prune,
-                counterexamples, as_json)
+                reuse_model, counterexamples, as_json)
         return
     from bnnmilp.verify import verify_weights
 
@@ -98,7 +100,8 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
         raise SystemExit(1)
 
 
-def _robust(wf, ds, eps, norm, domain, bounds, against, min_eps, time_limit, workers, prune, cx_path, as_json):
+def _robust(wf, ds, eps, norm, domain, bounds, against, min_eps, time_limit, workers, prune, reuse, cx_path,
+            as_json):
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
     from bnnmilp.network import exact_match_predictions
@@ -109,7 +112,7 @@ def _robust(wf, ds, eps, norm, domain, bounds, against, min_eps, time_limit, wor
         raise InputError(None, "--eps", "expected a radius (or --min-eps with --bounds)")
     ds.check_fits(wf.spec.network.n_inputs, wf.spec.network.n_outputs)
     opts = RobustOptions(eps=eps, norm=norm, domain=domain, bounds=bounds, against=against, min_eps=min_eps,
-                         time_limit=time_limit, prune=prune)
+                         time_limit=time_limit, prune=prune, reuse=reuse)
     with terminal.sample_progress(ds.n_samples) as advance:
         results = verify_robust(wf.network, ds.features, ds.labels, opts, workers, on_result=advance)
     pred = exact_match_predictions(wf.network.predict_bits(ds.features))

@@ -52,11 +52,11 @@ def test_verify_robust_json_and_counterexamples(trained, tmp_path):
 def test_pruning_does_not_change_answers(trained):
     run_dir, data = trained
     answers = []
-    for extra in ([], ["--no-prune"]):
+    for extra in ([], ["--no-prune"], ["--reuse-model", "--workers", "2"]):
         r = run("verify", run_dir, data, "--robust", "--eps", "1", "--domain", "integer", "--bounds", "0:16",
                 "--json", *extra)
         answers.append([x["answer"] for x in json.loads(r.stdout)["results"]])
-    assert answers[0] == answers[1]
+    assert answers[0] == answers[1] == answers[2]
 
 
 def test_encode_robust_query_matches_verify(trained, tmp_path):
