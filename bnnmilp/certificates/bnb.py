@@ -151,15 +151,18 @@ def _infeasible_row(model: StandardModel, lower: np.ndarray, upper: np.ndarray) 
 
 
 def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_limit: float | None = None,
-                     node_limit: int | None = None, priority: np.ndarray | None = None) -> Tree:
+                     node_limit: int | None = None, priority: np.ndarray | None = None,
+                     tight: bool = False) -> Tree:
     """Solve (or, with ``cutoff``, prove a lower bound of) the MILP, recording the tree and leaf multipliers.
 
     ``cutoff``: an objective value known to be attainable (e.g. from a MIP solve); leaves whose bound
     reaches it (exceeds cutoff - 1 for an integral objective) are closed. Without it the engine searches.
     ``priority``: per column, lower values are branched on first (most fractional among equals).
+    ``tight``: close leaves only once their bound reaches the cutoff itself, even for an integral
+    objective, so that the dual function equals the value at b (what gradients need).
     """
     t0 = time.perf_counter()
-    integral = model.objective_integral
+    integral = model.objective_integral and not tight
     relaxed = replace(model, integrality=np.zeros(model.n_cols, dtype=bool))
     h = to_highs(relaxed)
     h.setOptionValue("presolve", "off")
