@@ -63,6 +63,9 @@ class TrainingSpec:
     warm_start: str = "none"
     seed: int = 0
     trust_region: float | None = None
+    symmetry: str = "none"  # none | order: hidden neurons sorted by activation count
+    fix_unused: bool = True  # fix first-layer weights of inputs that are 0 in every sample
+    epsilon_auto: bool = False  # epsilon: auto = 1, exact for integer data and discrete weights
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ class Spec:
         d = {"network": asdict(self.network), "training": asdict(self.training), "solver": asdict(self.solver)}
         d["network"]["layers"] = list(self.network.layers)
         d["training"]["objective"] = list(self.training.objective)
+        if d["training"].pop("epsilon_auto"):
+            d["training"]["epsilon"] = "auto"
         return d
 
     def with_training(self, **changes: Any) -> Spec:
@@ -144,6 +149,13 @@ class _Reader:
         return v
 
 
+def _flag(r: _Reader, sec: dict[str, Any], key: str, default: bool) -> bool:
+    v = sec.get(key, default)
+    if not isinstance(v, bool):
+        raise r.fail(f"training.{key}", f"expected true or false, got {v!r}")
+    return v
+
+
 def parse_objective(value: Any, fail: Any = None) -> tuple[str, ...]:
     """``loss`` | ``margin`` | ``min_weight`` | a list of them (lexicographic stages) | ``lexicographic``.
 
@@ -186,7 +198,11 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
         thresholds=r.choice(net, "network", "thresholds", THRESHOLD_MODES, "learned"),
     )
     tr = r.section(doc, "training", {"loss", "epsilon", "big_m", "polish", "objective", "margin_cap", "method",
-                                     "warm_start", "seed", "trust_region"}, required=False)
+                                     "warm_start", "seed", "trust_region", "symmetry", "fix_unused"},
+                    required=False)
+    eps_auto = tr.get("epsilon") == "auto"
+    if eps_auto:
+        tr = {**tr, "epsilon": 1.0}
     training = TrainingSpec(
         loss=r.choice(tr, "training", "loss", LOSSES, "hamming"),
         epsilon=r.number(tr, "training", "epsilon", 0.0625, positive=True),
@@ -198,6 +214,9 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
         warm_start=r.choice(tr, "training", "warm_start", WARM_STARTS, "none"),
         seed=r.integer(tr, "training", "seed", 0, 0),
         trust_region=r.number(tr, "training", "trust_region", None, positive=True, allow_null=True),
+        symmetry=r.choice(tr, "training", "symmetry", ("none", "order"), "none"),
+        fix_unused=_flag(r, tr, "fix_unused", True),
+        epsilon_auto=eps_auto,
     )
     so = r.section(doc, "solver", {"name", "time_limit", "mip_gap", "threads"}, required=False)
     name = so.get("name", "highs")

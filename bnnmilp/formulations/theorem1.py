@@ -24,6 +24,16 @@ Optional columns for lexicographic objectives (``objectives.py``):
         g <= -epsilon - mu_lk + (hi + epsilon + C) u       u = 0  =>  a - lambda <= -epsilon - mu
       objective: max sum_lk mu_lk (each margin capped at C = ``margin_cap``)
     min_weight: nz_lkj binary, -nz <= w <= nz; objective: min sum nz (fewest nonzero weights)
+
+Strengthenings that keep the optimum (tested against brute force):
+    symmetry: order      sum_i u^{i,l}_k >= sum_i u^{i,l}_{k+1} for hidden layers l < L: the neurons of a
+                         hidden layer are interchangeable (permute W^l's rows, their thresholds and
+                         W^{l+1}'s columns together), so some optimum has descending activation counts
+    fix_unused           W^1_kj = 0 (binary: +1) for inputs j that are 0 in every sample: they multiply
+                         nothing (Icarte et al. fix such pixels too)
+    epsilon: auto        epsilon = 1 for integer data and discrete weights: pre-activations are integers,
+                         and any threshold can be replaced by ceil(lambda) without changing a bit, so
+                         a <= lambda - 1 is exactly a < lambda
 """
 
 from __future__ import annotations
@@ -85,8 +95,25 @@ class TrainingModel:
         """The activation bits u^{i,l} of a solution, rounded: the pattern the solver claims."""
         return [np.round(x[self.model.cols(f"u{l}")]).astype(np.int8) for l in range(1, self.depth + 1)]
 
+    def canonical(self, net: Network) -> Network:
+        """The same function in the form the strengthenings expect: hidden neurons sorted by descending
+        activation count (``symmetry: order``), weights of unused inputs at their fixed value."""
+        ws, ts = [w.copy() for w in net.weights], [t.copy() for t in net.thresholds]
+        if self.spec.training.symmetry == "order":
+            bits = Network(ws, ts).forward(self.X)
+            for l in range(self.depth - 1):
+                order = np.argsort(-bits[l].sum(axis=0), kind="stable")
+                ws[l], ts[l] = ws[l][order], ts[l][order]
+                ws[l + 1] = ws[l + 1][:, order]
+                bits = Network(ws, ts).forward(self.X)
+        w1 = self.model.cols("w1")
+        fixed = self.model.col_lower[w1] == self.model.col_upper[w1]
+        ws[0] = np.where(fixed, self.model.col_lower[w1], ws[0])
+        return Network(ws, ts)
+
     def solution_from(self, net: Network, tol: float = 1e-9) -> np.ndarray | None:
         """The MILP point of a network, or None when the network violates the epsilon margin somewhere."""
+        net = self.canonical(net)
         x = np.zeros(self.model.n_cols)
         bits = net.forward(self.X)
         prev = None
@@ -124,13 +151,22 @@ class Theorem1:
     def build(self, spec: Spec, X: np.ndarray, Y: np.ndarray) -> TrainingModel:
         net, tr = spec.network, spec.training
         m = X.shape[0]
+        if tr.epsilon_auto and (net.weights == "continuous" or not np.all(np.round(X) == X)):
+            from bnnmilp.errors import SpecError
+
+            raise SpecError(spec.path, "training.epsilon", "auto needs integer data and binary or ternary weights")
         eps = tr.epsilon
         b = ModelBuilder("bnnmilp_train")
         W, lam = {}, {}
         for l in range(1, net.depth + 1):
             d, dp = net.layers[l], net.layers[l - 1]
             integer = net.weights != "continuous"
-            W[l] = b.add_vars(f"w{l}", (d, dp), -1.0, 1.0, integer, fmt=f"w_{l}_{{0}}_{{1}}")
+            w_lo, w_hi = np.full((d, dp), -1.0), np.full((d, dp), 1.0)
+            if l == 1 and tr.fix_unused:
+                unused = np.all(X == 0, axis=0)
+                w_lo[:, unused] = 1.0 if net.weights == "binary" else 0.0
+                w_hi[:, unused] = w_lo[:, unused]
+            W[l] = b.add_vars(f"w{l}", (d, dp), w_lo, w_hi, integer, fmt=f"w_{l}_{{0}}_{{1}}")
             if net.thresholds == "learned":
                 lam[l] = np.broadcast_to(b.add_vars(f"lam{l}", (), -1.0, 1.0, fmt=f"lam_{l}"), (d,))
             elif net.thresholds == "per_neuron":
@@ -190,6 +226,13 @@ class Theorem1:
                            fmt=f.format("mcc"))
                 b.add_rows(f"mc4_{l}", shape, np.stack([s, w, up], -1), np.array([1.0, -1.0, 1.0]), -INF, 1.0,
                            fmt=f.format("mcd"))
+        if tr.symmetry == "order":
+            for l in range(1, net.depth):
+                d = net.layers[l]
+                if d > 1:
+                    cols = np.concatenate([U[l][:, :-1].T, U[l][:, 1:].T], axis=1)  # (d - 1, 2m)
+                    coef = np.concatenate([np.ones((d - 1, m)), -np.ones((d - 1, m))], axis=1)
+                    b.add_rows(f"sym{l}", (d - 1,), cols, coef, 0.0, INF, fmt=f"sym_{l}_{{0}}")
         for l, nz in NZ.items():
             b.add_rows(f"nzlo{l}", nz.shape, np.stack([W[l], nz], -1), np.array([1.0, 1.0]), 0.0, INF,
                        fmt=f"nzlo_{l}_{{0}}_{{1}}")
