@@ -36,7 +36,7 @@ METHODS = {
     "STE": ({"method": "ste"}, True),
     "STE-started lex": ({"objective": ("loss", "margin"), "warm_start": "ste"}, True),
     "STE-started lex, trust region": ({"objective": ("loss", "margin"), "warm_start": "ste", "margin_cap": 0.5,
-                                       "trust_region": 0.1}, True),
+                                       "trust_region": 0.05}, True),
 }
 
 
@@ -46,7 +46,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 2, 5, 10])
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/margins"))
+    ap.add_argument("--table-only", action="store_true", help="rewrite the table from the JSON file")
     args = ap.parse_args()
+    if args.table_only:
+        doc = json.loads(Path(args.out).with_suffix(".json").read_text())
+        write(doc["rows"], args)
+        return
     base = load_spec(ROOT / "configs/digits.yaml").with_solver(time_limit=args.time_limit, threads=1)
     test = load_data(ROOT / "samples/digits_test.yaml")
     rows = []
@@ -90,7 +95,7 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
             def agg(key: str, rs=rs) -> str:
                 v = [r[key] for r in rs]
                 pct = key.startswith("test")
-                f = (lambda x: f"{100 * x:.1f}%") if pct else (lambda x: f"{x:g}")
+                f = (lambda x: f"{100 * x:.1f}%") if pct else (lambda x: f"{x:.3g}")
                 return f(np.mean(v)) + (f" ({f(min(v))}-{f(max(v))})" if len(v) > 1 else "")
 
             status = ",".join(sorted({r["status"] for r in rs}))
