@@ -25,8 +25,16 @@ def make_spec(layers, weights="continuous", thresholds="learned", loss="hamming"
     })
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def repo_root():
     from pathlib import Path
 
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def gr(repo_root):
+    """The Guzelsoy-Ralphs value-function example as a standard-form model."""
+    from bnnmilp.backends import highs
+
+    return highs.read(repo_root / "samples/guzelsoy_ralphs.lp")

@@ -21,18 +21,6 @@ from tests.certificates.test_valuefn import z_enum
 from tests.conftest import grid_instance, make_spec
 
 
-@pytest.fixture(scope="module")
-def gr(repo_root_module):
-    return highs.read(repo_root_module / "samples/guzelsoy_ralphs.lp")
-
-
-@pytest.fixture(scope="module")
-def repo_root_module():
-    from pathlib import Path
-
-    return Path(__file__).resolve().parents[1]
-
-
 def test_gradient_wrt_rhs_is_the_value_function_slope(gr):
     h = Fraction(1, 1000)
     smooth = kinks = 0
@@ -121,10 +109,10 @@ def test_finite_differences_on_a_tiny_bnn():
             assert min(c[i] for c in vg.candidates) - 1e-6 <= (zp - zm) / (2 * h) + 1e-6
 
 
-def test_milp_layer_gradient_descent_goes_down(repo_root_module):
+def test_milp_layer_gradient_descent_goes_down(repo_root):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("gd", repo_root_module / "samples/gradient_descent.py")
+    spec = importlib.util.spec_from_file_location("gd", repo_root / "samples/gradient_descent.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     hist = mod.descend()
@@ -141,8 +129,8 @@ def test_milp_layer_backward_shapes(gr):
     assert g["A"].shape == (gr.nnz,)
 
 
-def test_cli_grad(repo_root_module, tmp_path):
-    lp = repo_root_module / "samples/guzelsoy_ralphs.lp"
+def test_cli_grad(repo_root, tmp_path):
+    lp = repo_root / "samples/guzelsoy_ralphs.lp"
     r = CliRunner().invoke(main, ["grad", str(lp), "--wrt", "obj", "--json"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)

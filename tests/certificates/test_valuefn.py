@@ -27,18 +27,6 @@ def z_enum(b: Fraction) -> Fraction:
     return best
 
 
-@pytest.fixture(scope="module")
-def gr(repo_root_module):
-    return highs.read(repo_root_module / "samples/guzelsoy_ralphs.lp")
-
-
-@pytest.fixture(scope="module")
-def repo_root_module():
-    from pathlib import Path
-
-    return Path(__file__).resolve().parents[2]
-
-
 GRID = [Fraction(k, 8) for k in range(-24, 25)]
 
 
@@ -71,8 +59,8 @@ def test_dual_function_at_one_half_is_the_known_one(gr):
     assert len(F.active(0.5)) > 1  # 1/2 is a kink of F
 
 
-def test_cli_value_function_csv_and_json(repo_root_module, tmp_path):
-    lp = repo_root_module / "samples/guzelsoy_ralphs.lp"
+def test_cli_value_function_csv_and_json(repo_root, tmp_path):
+    lp = repo_root / "samples/guzelsoy_ralphs.lp"
     out = tmp_path / "vf.csv"
     r = CliRunner().invoke(main, ["value-function", str(lp), "--row", "b", "--from", "-1", "--to", "1", "--steps",
                                   "9", "--dual-function", "--at", "0.5", "-o", str(out), "--json"])
@@ -87,10 +75,10 @@ def test_cli_value_function_csv_and_json(repo_root_module, tmp_path):
     assert r.exit_code == 2 and "nope" in r.stderr
 
 
-def test_cli_plot_writes_a_png(repo_root_module, tmp_path):
+def test_cli_plot_writes_a_png(repo_root, tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "vf.png"
-    r = CliRunner().invoke(main, ["value-function", str(repo_root_module / "samples/guzelsoy_ralphs.lp"), "--row", "b",
+    r = CliRunner().invoke(main, ["value-function", str(repo_root / "samples/guzelsoy_ralphs.lp"), "--row", "b",
                                   "--from", "-2", "--to", "2", "--steps", "17", "--dual-function", "--plot", str(png)])
     assert r.exit_code == 0, r.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
