@@ -48,7 +48,7 @@ def main(debug: bool) -> None:
     """
 
 
-from bnnmilp.cli import certify, encode, explain, grad, predict, train, valuefn, verify  # noqa: E402
+from bnnmilp.cli import certify, encode, explain, grad, predict, sweep, train, valuefn, verify  # noqa: E402
 
-for _mod in (encode, train, verify, predict, certify, valuefn, grad, explain):
+for _mod in (encode, train, verify, predict, certify, valuefn, grad, explain, sweep):
     main.add_command(_mod.command)

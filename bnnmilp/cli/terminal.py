@@ -61,14 +61,15 @@ def solve_progress(label: str, time_limit: float | None):
 
 
 @contextmanager
-def sample_progress(total: int):
-    """Yield a callback advancing a progress bar over samples (drawn only on a terminal)."""
+def sample_progress(total: int, label: str = "samples"):
+    """Yield a callback advancing a progress bar over samples or jobs (drawn only on a terminal)."""
     if not err.is_terminal:
         yield lambda _r: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+    with Progress(TextColumn("verifying" if label == "samples" else "running"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err,
                   transient=True) as prog:
-        task = prog.add_task("samples", total=total)
+        task = prog.add_task(label, total=total)
         yield lambda _r: prog.advance(task)
