@@ -47,6 +47,10 @@ def run_job(job: Job) -> dict[str, Any]:
     new_highs()  # keep HiGHS' banner off stdout in worker processes too
     if job.kind == "train":
         return _train_job(job.payload)
+    if job.kind == "member":
+        from bnnmilp.ensemble import train_member
+
+        return train_member(job.payload)
     if job.kind == "sleep":  # for tests of the execution layer: sleeps, then echoes its payload
         time.sleep(float(job.payload.get("seconds", 0)))
         return {"echo": job.payload}

@@ -273,3 +273,62 @@ def summary(results: list[SampleResult], labels: np.ndarray, predictions: np.nda
     return {"samples": n, **counts, "by_method": by_method, "verified_robust_accuracy": vra,
             "mean_time_per_query_s": float(np.mean(times)) if times else 0.0,
             "max_time_per_query_s": float(np.max(times)) if times else 0.0}
+
+
+def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: RobustOptions) -> SampleResult:
+    """One-vs-one ensembles: one query per rival class; robust only if no rival can win anywhere in the ball."""
+    from bnnmilp.formulations.robustness import EnsembleQuery
+
+    t0 = time.perf_counter()
+    pred = int(ens.predict(x[None, :])[0])
+    ref = label if opts.against == "label" else pred
+
+    def done(answer: str, method: str, **kw) -> SampleResult:
+        return SampleResult(index, answer, method, time.perf_counter() - t0, reference=[ref], **kw)
+
+    lo, hi = search_box(x, opts)
+    if pred != ref:
+        return done("not_robust", "replay", counterexample=x.tolist(), distance="0", note="misclassified already")
+    deltas = [tuple(granularity(W, lam) if (l > 0 or opts.domain == "integer") else 0.0
+                    for l, (W, lam) in enumerate(zip(net.weights, net.thresholds, strict=True)))
+              for net in ens.networks]
+    unsettled = []
+    for rival in range(ens.n_classes):
+        if rival == ref:
+            continue
+        q = EnsembleQuery(ens.networks, ens.classes, x.astype(np.float64), ref, rival, lo, hi, opts.eps, opts.norm,
+                          opts.domain == "integer", deltas)
+        model = get("ensemble_robustness").build(q)
+        sol = highs.solve(model, SolveOptions(time_limit=opts.time_limit))
+        if sol.status == "infeasible":
+            if opts.cross_check and highs.solve(model, SolveOptions(time_limit=opts.time_limit,
+                                                                    presolve=False)).status != "infeasible":
+                unsettled.append(rival)
+            continue
+        for margin in (0.0, 1e-5):  # then a clear margin from every inexact threshold (ties, tolerances)
+            attempt = sol if margin == 0.0 else highs.solve(
+                get("ensemble_robustness").build(replace(q, margin=margin)), SolveOptions(time_limit=opts.time_limit))
+            if attempt.x is None:
+                continue
+            xp = _candidate(attempt.x, x.shape[0], opts, lo, hi)
+            dist = _distance(xp, x, opts.norm)
+            inside = bool(np.all(xp >= lo) and np.all(xp <= hi)) and (opts.eps is None or dist <= Fraction(opts.eps))
+            if inside and int(ens.predict(xp[None, :])[0]) != ref:
+                return done("not_robust", "milp", counterexample=xp.tolist(),
+                            distance=f"{dist.numerator}/{dist.denominator}" if dist.denominator != 1
+                            else str(dist.numerator), note=f"class {rival} wins; replayed exactly")
+        unsettled.append(rival)
+    if unsettled:
+        return done("unknown", "milp", note=f"rivals not settled: {unsettled}")
+    return done("robust", "milp", note="no rival class can win (solver proofs"
+                + (", confirmed with presolve off)" if opts.cross_check else ")"))
+
+
+def verify_robust_ensemble(ens, X: np.ndarray, labels: np.ndarray, opts: RobustOptions,
+                           on_result: Callable[[SampleResult], None] | None = None) -> list[SampleResult]:
+    out = []
+    for i in range(X.shape[0]):
+        out.append(verify_ensemble_sample(ens, X[i], int(labels[i]), i, opts))
+        if on_result:
+            on_result(out[-1])
+    return out

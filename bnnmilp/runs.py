@@ -113,11 +113,15 @@ class WeightsFile:
 
 
 def load_weights(path: str | Path) -> WeightsFile:
-    """Read a weights.yaml (or the one inside a run folder)."""
+    """Read a weights.yaml (or the one inside a run folder); an ensemble file gives an EnsembleFile."""
     p = Path(path)
     if p.is_dir():
         p = p / "weights.yaml"
     doc = read_yaml(p, WeightsError)
+    if doc.get("format") == "bnnmilp-ensemble":
+        from bnnmilp.ensemble import load_ensemble
+
+        return load_ensemble(p, doc)  # type: ignore[return-value]
     if doc.get("format") != WEIGHTS_FORMAT:
         raise WeightsError(str(p), "format", f"expected {WEIGHTS_FORMAT!r}")
     for key in ("network", "layers"):
@@ -131,3 +135,22 @@ def load_weights(path: str | Path) -> WeightsFile:
         raise WeightsError(str(p), None, str(exc)) from None
     net = Network.from_layers_doc(doc["layers"], str(p), list(spec.network.layers))
     return WeightsFile(str(p), spec, net, doc)
+
+
+def write_ensemble(run_dir: str | Path, spec: Spec, data_path: str, records: list[dict]) -> dict[str, Path]:
+    """Members' folders (weights.yaml, certificate.json) and the combined RUN_DIR/weights.yaml."""
+    out = Path(run_dir)
+    members = []
+    for rec in records:
+        res = rec.get("result") or {}
+        a, b = res.get("classes") or rec["payload"]["classes"]
+        folder = out / "members" / f"{a}_{b}"
+        if res.get("certificate"):
+            write_json_atomic(folder / "certificate.json", res["certificate"])
+        if res.get("weights"):
+            write_yaml_atomic(folder / "weights.yaml", res["weights"])
+            members.append({"classes": [a, b], "folder": f"members/{a}_{b}", "weights": res["weights"]})
+    doc = {"format": "bnnmilp-ensemble", "version": 1, "kind": "ovo", "n_classes": spec.network.n_outputs,
+           "tie_break": "lowest class index among the most votes", "data": data_path,
+           "members": members}
+    return {"weights": write_yaml_atomic(out / "weights.yaml", doc), "members": out / "members"}

@@ -21,16 +21,22 @@ def command(weights: str, data: str, output: str | None, as_json: bool) -> None:
 
     from bnnmilp.cli import terminal
     from bnnmilp.data import load_data
+    from bnnmilp.ensemble import EnsembleFile
     from bnnmilp.network import exact_match_predictions
     from bnnmilp.runs import load_weights
     from bnnmilp.yamlio import write_text_atomic
 
     wf = load_weights(weights)
     ds = load_data(data)
-    ds.check_fits(wf.spec.network.n_inputs, wf.spec.network.n_outputs)
-    bits = wf.network.forward(ds.features)
-    exact = exact_match_predictions(bits[-1])
-    arg = wf.network.argmax_predictions(ds.features, bits)
+    if isinstance(wf, EnsembleFile):  # one-vs-one vote: both readings are the vote
+        ds.check_fits(wf.members[0].spec.network.n_inputs, wf.n_classes)
+        exact = arg = wf.predict(ds.features)
+        bits = [np.eye(wf.n_classes, dtype=np.int8)[exact]]
+    else:
+        ds.check_fits(wf.spec.network.n_inputs, wf.spec.network.n_outputs)
+        bits = wf.network.forward(ds.features)
+        exact = exact_match_predictions(bits[-1])
+        arg = wf.network.argmax_predictions(ds.features, bits)
     acc_exact = float(np.mean(exact == ds.labels))
     acc_arg = float(np.mean(arg == ds.labels))
     if output:

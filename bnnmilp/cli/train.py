@@ -23,10 +23,16 @@ from bnnmilp.cli.common import json_option, load_inputs
 @click.option("--warm-start", type=click.Choice(["none", "ste"]), default=None,
               help="ste: start the MILP from the STE heuristic's best network.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the STE heuristic.")
+@click.option("--ensemble", type=click.Choice(["ovo"]), default=None,
+              help="ovo: one small BNN (one output bit) per pair of classes, majority vote (ties: lowest class).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --ensemble: members trained in parallel processes.")
+@click.option("--scheduler", help="With --ensemble: Dask scheduler ('local' or tcp://HOST:PORT).")
 @json_option
 def command(network: str, data: str, run_dir: str, solver: str | None, time_limit: float | None,
             mip_gap: float | None, threads: int | None, polish: str | None, objective: str | None,
-            method: str | None, warm_start: str | None, seed: int | None, as_json: bool) -> None:
+            method: str | None, warm_start: str | None, seed: int | None, ensemble: str | None, workers: int,
+            scheduler: str | None, as_json: bool) -> None:
     """Train NETWORK (spec YAML) on DATA (YAML) exactly, by solving the training MILP.
 
     Writes RUN_DIR/weights.yaml (weights, thresholds, settings, data sha256 and
@@ -56,6 +62,9 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
         obj = parse_objective(objective if objective in ("lexicographic",) or "," not in objective
                               else objective.split(","))
     spec = spec.with_training(polish=polish, objective=obj, method=method, warm_start=warm_start, seed=seed)
+    if ensemble:
+        _ensemble(spec, ds, data, run_dir, workers, scheduler, as_json)
+        return
     if not as_json:
         terminal.status(f"training {list(spec.network.layers)} ({spec.network.weights} weights, "
                         f"{spec.network.thresholds} thresholds, {spec.training.loss} loss) on {ds.n_samples} "
@@ -100,3 +109,41 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
         raise SystemExit(EXIT_CLAIM_FALSE)
     if res.status == "interrupted":
         raise SystemExit(EXIT_INTERRUPTED)
+
+
+def _ensemble(spec, ds, data_path: str, run_dir: str, workers: int, scheduler: str | None, as_json: bool) -> None:
+    from pathlib import Path
+
+    import numpy as np
+
+    from bnnmilp.cli import terminal
+    from bnnmilp.ensemble import member_spec_doc, pairs
+    from bnnmilp.errors import InputError
+    from bnnmilp.jobs import Job, execute
+    from bnnmilp.runs import load_weights, write_ensemble
+
+    n = spec.network.n_outputs
+    if n < 2:
+        raise InputError(spec.path, "network.layers", "an ovo ensemble needs one output per class (dL >= 2)")
+    member_spec = member_spec_doc(spec)
+    jobs = [Job.make("member", {"spec": member_spec, "data": str(Path(data_path).resolve()), "classes": [a, b]})
+            for a, b in pairs(n)]
+    if not as_json:
+        terminal.status(f"training {len(jobs)} one-vs-one members {list(member_spec['network']['layers'])} "
+                        f"with {workers} worker(s){' on Dask' if scheduler else ''}")
+    with terminal.sample_progress(len(jobs), "jobs") as advance:
+        records = execute(jobs, Path(run_dir) / "jobs", workers=workers, scheduler=scheduler, on_done=advance)
+    failed = [r for r in records if not r["ok"] or not (r.get("result") or {}).get("weights")]
+    paths = write_ensemble(run_dir, spec, str(data_path), records)
+    statuses = {(r.get("result") or {}).get("status") for r in records}
+    ens = load_weights(paths["weights"])
+    acc = float(np.mean(ens.predict(ds.features) == ds.labels))
+    summary = {"status": "optimal" if statuses == {"optimal"} else ",".join(sorted(map(str, statuses))),
+               "members": len(records), "failed": len(failed), "train_accuracy": acc,
+               "weights": str(paths["weights"]), "members_dir": str(paths["members"])}
+    if as_json:
+        terminal.emit_json(summary)
+    else:
+        terminal.table("ensemble", list(summary.items()))
+    if failed:
+        raise SystemExit(1)

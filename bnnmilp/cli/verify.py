@@ -80,6 +80,14 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
         raise InputError(None, "DATA", "missing: verify WEIGHTS DATA (or MODEL.mps --certificate PROOF)")
     wf = load_weights(weights)
     ds = load_data(data)
+    from bnnmilp.ensemble import EnsembleFile
+
+    if isinstance(wf, EnsembleFile):
+        if robust or min_eps:
+            _robust_ensemble(wf, ds, eps, norm, domain, _bounds(bounds), against, time_limit, workers, as_json)
+        else:
+            _verify_ensemble(wf, ds, as_json)
+        return
     if robust or min_eps:
         _robust(wf, ds, eps, norm, domain, _bounds(bounds), against, min_eps, time_limit, workers, not no_prune,
                 reuse_model, counterexamples, as_json)
@@ -167,4 +175,50 @@ def _certificate(target: str, data: str | None, proof: str | None, as_json: bool
         for e in rep.errors[:20]:
             terminal.err.print(f"[red]FALSE[/] {e}", markup=True)
     if not rep.ok:
+        raise SystemExit(1)
+
+
+def _verify_ensemble(ens, ds, as_json: bool) -> None:
+    import numpy as np
+
+    from bnnmilp.cli import terminal
+    from bnnmilp.ensemble import member_data
+    from bnnmilp.verify import verify_weights
+
+    reports = []
+    for m, (a, b) in zip(ens.members, ens.classes, strict=True):
+        rep = verify_weights(m, member_data(ds, a, b))
+        rep["weights"] = f"{ens.path}: members {a}_{b}"
+        reports.append({"classes": [a, b], **rep})
+    ok = all(r["ok"] for r in reports)
+    acc = float(np.mean(ens.predict(ds.features) == ds.labels))
+    out = {"ensemble": ens.path, "members": len(reports), "ok": ok, "accuracy": acc,
+           "failed_members": [r["classes"] for r in reports if not r["ok"]], "reports": reports}
+    if as_json:
+        terminal.emit_json(out)
+    else:
+        terminal.err.print(f"{len(reports)} members: " + ("[green]all claims hold[/]" if ok else
+                           f"[red]claims false in {out['failed_members']}[/]") + f"; vote accuracy {acc:.4f}")
+    if not ok:
+        raise SystemExit(1)
+
+
+def _robust_ensemble(ens, ds, eps, norm, domain, bounds, against, time_limit, workers, as_json) -> None:
+    from bnnmilp.cli import terminal
+    from bnnmilp.errors import InputError
+    from bnnmilp.robust import RobustOptions, summary, verify_robust_ensemble
+
+    if eps is None:
+        raise InputError(None, "--eps", "expected a radius (--min-eps is not available for ensembles)")
+    opts = RobustOptions(eps=eps, norm=norm, domain=domain, bounds=bounds, against=against, time_limit=time_limit)
+    with terminal.sample_progress(ds.n_samples) as advance:
+        results = verify_robust_ensemble(ens, ds.features, ds.labels, opts, on_result=advance)
+    summ = summary(results, ds.labels, ens.predict(ds.features))
+    if as_json:
+        terminal.emit_json({"ensemble": ens.path, "summary": summ, "results": [r.to_dict() for r in results]})
+    else:
+        for r in results:
+            terminal.err.print(f"sample {r.index}: {r.answer} ({r.method}) {r.note}", markup=False)
+        terminal.table("ensemble robustness", list(summ.items()))
+    if summ["robust"] != summ["samples"]:
         raise SystemExit(1)

@@ -95,6 +95,58 @@ def fixed_output(net: Network, box_lo: np.ndarray, box_hi: np.ndarray) -> np.nda
     return None
 
 
+def add_network(b: ModelBuilder, net: Network, xp: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                deltas: tuple[float, ...], margin: float = 0.0, slack: np.ndarray | None = None,
+                prefix: str = "") -> list[np.ndarray]:
+    """Add the bits and step rows of one network with constant weights on input columns ``xp``."""
+    bounds = ibp_bounds(net, lo, hi)
+    U: list[np.ndarray] = []
+    for l, (W, lam) in enumerate(zip(net.weights, net.thresholds, strict=True), start=1):
+        g_lo, g_hi = bounds[l - 1]
+        delta = deltas[l - 1]
+        m1 = margin if (margin and not delta) else 0.0  # bit-1 margin of the under-approximation
+        delta = delta or margin
+        u_lo = (g_lo >= 0).astype(np.float64)
+        u_hi = (g_hi >= 0).astype(np.float64)
+        u = b.add_vars(f"{prefix}u{l}", (W.shape[0],), np.minimum(u_lo, u_hi), u_hi, True,
+                       fmt=f"{prefix}u_{l}_{{0}}")
+        inp = xp if l == 1 else U[-1]
+        d = W.shape[0]
+        cols = np.concatenate([np.broadcast_to(inp[None, :], W.shape), u[:, None]], axis=1)
+        L = np.minimum(g_lo, 0.0)
+        H = np.maximum(g_hi, 0.0)
+        b.add_rows(f"{prefix}on{l}", (d,), cols, np.concatenate([W, (L - m1)[:, None]], axis=1), lam + L, INF,
+                   fmt=f"{prefix}on_{l}_{{0}}")
+        if l == 1 and slack is not None:
+            cols_s = np.concatenate([cols, np.full((d, 1), slack)], axis=1)
+            b.add_rows(f"{prefix}off{l}", (d,), cols_s,
+                       np.concatenate([W, -(H + 1.0)[:, None], np.ones((d, 1))], axis=1), -INF, lam,
+                       fmt=f"{prefix}off_{l}_{{0}}")
+        else:
+            b.add_rows(f"{prefix}off{l}", (d,), cols, np.concatenate([W, -(H + delta)[:, None]], axis=1), -INF,
+                       lam - delta, fmt=f"{prefix}off_{l}_{{0}}")
+        U.append(u)
+    return U
+
+
+def add_ball(b: ModelBuilder, xp: np.ndarray, x: np.ndarray, norm: str, eps: float | None,
+             rho: np.ndarray | None) -> None:
+    """||x' - x|| <= eps (or <= rho, a variable); the L-infinity ball is already the box."""
+    d0 = x.shape[0]
+    if norm == "1":
+        t = b.add_vars("t", (d0,), 0.0, INF)
+        b.add_rows("tpos", (d0,), np.stack([t, xp], -1), np.array([1.0, -1.0]), -x, INF)
+        b.add_rows("tneg", (d0,), np.stack([t, xp], -1), np.array([1.0, 1.0]), x, INF)
+        if rho is not None:
+            b.add_rows("radius", (), np.concatenate([t, [rho]])[None, :],
+                       np.concatenate([np.ones(d0), [-1.0]])[None, :], -INF, 0.0)
+        else:
+            b.add_rows("radius", (), t[None, :], np.ones((1, d0)), -INF, float(eps))
+    elif rho is not None:
+        b.add_rows("rlo", (d0,), np.stack([xp, np.full(d0, rho)], -1), np.array([1.0, 1.0]), x, INF)
+        b.add_rows("rhi", (d0,), np.stack([xp, np.full(d0, rho)], -1), np.array([1.0, -1.0]), -INF, x)
+
+
 @register("robustness")
 class Robustness:
     """Robustness (and minimal-perturbation) queries; see the module docstring."""
@@ -107,48 +159,57 @@ class Robustness:
         xp = b.add_vars("x", (d0,), lo, hi, q.integer)
         rho = b.add_vars("rho", (), 0.0, INF) if q.min_eps else None
         slack = b.add_vars("s", (), 0.0, 1.0) if q.strict else None
-        bounds = ibp_bounds(net, lo, hi)
-        U = []
-        deltas = q.delta or (0.0,) * len(net.weights)
-        for l, (W, lam) in enumerate(zip(net.weights, net.thresholds, strict=True), start=1):
-            g_lo, g_hi = bounds[l - 1]
-            delta = deltas[l - 1]
-            m1 = q.margin if (q.margin and not delta) else 0.0  # bit-1 margin of the under-approximation
-            delta = delta or q.margin
-            u_lo = (g_lo >= 0).astype(np.float64)
-            u_hi = (g_hi >= 0).astype(np.float64)
-            u = b.add_vars(f"u{l}", (W.shape[0],), np.minimum(u_lo, u_hi), u_hi, True, fmt=f"u_{l}_{{0}}")
-            inp = xp if l == 1 else U[-1]
-            d = W.shape[0]
-            cols = np.concatenate([np.broadcast_to(inp[None, :], W.shape), u[:, None]], axis=1)
-            L = np.minimum(g_lo, 0.0)
-            H = np.maximum(g_hi, 0.0)
-            b.add_rows(f"on{l}", (d,), cols, np.concatenate([W, (L - m1)[:, None]], axis=1), lam + L, INF,
-                       fmt=f"on_{l}_{{0}}")
-            if l == 1 and slack is not None:
-                cols_s = np.concatenate([cols, np.full((d, 1), slack)], axis=1)
-                b.add_rows(f"off{l}", (d,), cols_s, np.concatenate([W, -(H + 1.0)[:, None], np.ones((d, 1))], axis=1),
-                           -INF, lam, fmt=f"off_{l}_{{0}}")
-            else:
-                b.add_rows(f"off{l}", (d,), cols, np.concatenate([W, -(H + delta)[:, None]], axis=1), -INF,
-                           lam - delta, fmt=f"off_{l}_{{0}}")
-            U.append(u)
+        U = add_network(b, net, xp, lo, hi, q.delta or (0.0,) * len(net.weights), q.margin, slack)
         r = q.reference.astype(np.float64)
         b.add_rows("differ", (), U[-1][None, :], (1.0 - 2.0 * r)[None, :], 1.0 - r.sum(), INF)
-        if q.norm == "1":
-            t = b.add_vars("t", (d0,), 0.0, INF)
-            b.add_rows("tpos", (d0,), np.stack([t, xp], -1), np.array([1.0, -1.0]), -q.x, INF)
-            b.add_rows("tneg", (d0,), np.stack([t, xp], -1), np.array([1.0, 1.0]), q.x, INF)
-            if q.min_eps:
-                b.add_rows("radius", (), np.concatenate([t, [rho]])[None, :],
-                           np.concatenate([np.ones(d0), [-1.0]])[None, :], -INF, 0.0)
-            else:
-                b.add_rows("radius", (), t[None, :], np.ones((1, d0)), -INF, float(q.eps))
-        elif q.min_eps:
-            b.add_rows("rlo", (d0,), np.stack([xp, np.full(d0, rho)], -1), np.array([1.0, 1.0]), q.x, INF)
-            b.add_rows("rhi", (d0,), np.stack([xp, np.full(d0, rho)], -1), np.array([1.0, -1.0]), -INF, q.x)
+        add_ball(b, xp, q.x, q.norm, q.eps, rho)
         if q.min_eps:
             b.set_objective(np.asarray(rho)[None], np.ones(1))
         elif slack is not None:
             b.set_objective(np.asarray(slack)[None], -np.ones(1))
+        return b.build(objective_integral=False)
+
+
+@dataclass
+class EnsembleQuery:
+    """Does some x' in the ball make class ``rival`` beat ``reference`` in the one-vs-one vote?"""
+
+    networks: list[Network]
+    classes: list[tuple[int, int]]
+    x: np.ndarray
+    reference: int
+    rival: int
+    box_lo: np.ndarray
+    box_hi: np.ndarray
+    eps: float | None
+    norm: str
+    integer: bool
+    deltas: list[tuple[float, ...]]
+    margin: float = 0.0
+
+
+@register("ensemble_robustness")
+class EnsembleRobustness:
+    """One x' shared by every member; votes v_c = sum_{(c, b)} u + sum_{(a, c)} (1 - u); the rival beats the
+    reference iff v_rival - v_reference >= 1, or >= 0 when rival < reference (ties go to the lower index)."""
+
+    def build(self, q: EnsembleQuery) -> StandardModel:
+        d0 = q.networks[0].weights[0].shape[1]
+        b = ModelBuilder("bnnmilp_ensemble_robust")
+        lo, hi = q.box_lo.astype(np.float64), q.box_hi.astype(np.float64)
+        xp = b.add_vars("x", (d0,), lo, hi, q.integer)
+        cols, coefs, const = [], [], 0.0
+        for net, (a, c2), dl in zip(q.networks, q.classes, q.deltas, strict=True):
+            if q.rival not in (a, c2) and q.reference not in (a, c2):
+                continue
+            out = add_network(b, net, xp, lo, hi, dl, q.margin, prefix=f"m{a}_{c2}_")[-1][0]
+            # member votes a with its bit u, c2 with 1 - u
+            w = (a == q.rival) - (a == q.reference) - ((c2 == q.rival) - (c2 == q.reference))
+            const += (c2 == q.rival) - (c2 == q.reference)
+            if w:
+                cols.append(out)
+                coefs.append(float(w))
+        need = (0.0 if q.rival < q.reference else 1.0) - const
+        b.add_rows("beats", (), np.array([cols]), np.array([coefs]), need, INF)
+        add_ball(b, xp, q.x, q.norm, q.eps, None)
         return b.build(objective_integral=False)

@@ -1,0 +1,88 @@
+"""One-vs-one ensembles: pool and Dask agree, the vote is deterministic, robustness matches enumeration."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from bnnmilp.cli import main
+from bnnmilp.ensemble import vote_predictions
+from bnnmilp.robust import RobustOptions, verify_robust_ensemble
+from bnnmilp.runs import load_weights
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """3 classes in 2 integer inputs, 9 samples."""
+    d = tmp_path_factory.mktemp("ens")
+    rng = np.random.default_rng(3)
+    X = rng.integers(0, 4, size=(9, 2)).tolist()
+    (d / "data.yaml").write_text(yaml.safe_dump({"features": X, "labels": [0, 1, 2] * 3}))
+    (d / "net.yaml").write_text(yaml.safe_dump({"network": {"layers": [2, 2, 3], "weights": "ternary",
+                                                            "thresholds": "per_neuron"},
+                                                "training": {"epsilon": "auto"}, "solver": {"time_limit": 30}}))
+    return d
+
+
+def train_ens(tiny, out, *extra):
+    r = CliRunner().invoke(main, ["train", str(tiny / "net.yaml"), str(tiny / "data.yaml"), "-o", str(out),
+                                  "--ensemble", "ovo", "--json", *extra])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def test_pool_and_dask_train_identical_ensembles(tiny, tmp_path):
+    pytest.importorskip("distributed")
+    a = train_ens(tiny, tmp_path / "pool", "--workers", "2")
+    b = train_ens(tiny, tmp_path / "dask", "--workers", "2", "--scheduler", "local")
+    assert a["members"] == b["members"] == 3 and a["status"] == b["status"] == "optimal"
+    ea, eb = load_weights(tmp_path / "pool"), load_weights(tmp_path / "dask")
+    assert ea.classes == eb.classes == [(0, 1), (0, 2), (1, 2)]
+    X = np.array(yaml.safe_load((tiny / "data.yaml").read_text())["features"], float)
+    grid = np.array(list(itertools.product(range(4), repeat=2)), float)
+    assert np.array_equal(ea.predict(grid), eb.predict(grid))
+    for ma, mb in zip(ea.members, eb.members, strict=True):  # the same exact training loss per member
+        assert ma.doc["training_loss"]["value"] == mb.doc["training_loss"]["value"]
+    assert (tmp_path / "pool/members/0_1/weights.yaml").exists()
+    assert (tmp_path / "pool/members/1_2/certificate.json").exists()
+    r = CliRunner().invoke(main, ["verify", str(tmp_path / "pool"), str(tiny / "data.yaml"), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["members"] == 3
+    r = CliRunner().invoke(main, ["predict", str(tmp_path / "pool"), str(tiny / "data.yaml"), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["predictions"] == ea.predict(X).tolist()
+
+
+def test_vote_ties_go_to_the_lowest_class():
+    v = np.array([[1, 1, 1], [0, 2, 2], [0, 1, 2], [2, 0, 2]])
+    assert vote_predictions(v).tolist() == [0, 1, 2, 0]
+
+
+def test_a_tampered_member_is_a_false_claim(tiny, tmp_path):
+    train_ens(tiny, tmp_path / "run")
+    doc = yaml.safe_load((tmp_path / "run/weights.yaml").read_text())
+    doc["members"][1]["weights"]["training_loss"]["value"] += 1
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(doc))
+    r = CliRunner().invoke(main, ["verify", str(tmp_path / "bad.yaml"), str(tiny / "data.yaml"), "--json"])
+    assert r.exit_code == 1 and json.loads(r.stdout)["failed_members"] == [[0, 2]]
+
+
+@pytest.mark.parametrize(("eps", "norm"), [(1, "inf"), (1, "1"), (2, "1")])
+def test_ensemble_robustness_matches_enumeration(tiny, tmp_path, eps, norm):
+    train_ens(tiny, tmp_path / "run")
+    ens = load_weights(tmp_path / "run")
+    X = np.array(yaml.safe_load((tiny / "data.yaml").read_text())["features"], float)
+    res = verify_robust_ensemble(ens, X, np.zeros(len(X), int),
+                                 RobustOptions(eps=eps, norm=norm, domain="integer", bounds=(0, 3)))
+    for r, x in zip(res, X, strict=True):
+        c0 = int(ens.predict(x[None])[0])
+        ball = [np.array(p, float) for p in itertools.product(range(4), repeat=2)
+                if (np.abs(np.array(p) - x).max() if norm == "inf" else np.abs(np.array(p) - x).sum()) <= eps]
+        truth = all(int(ens.predict(p[None])[0]) == c0 for p in ball)
+        assert r.answer != "unknown"
+        assert (r.answer == "robust") == truth, (x, r)
+        if r.counterexample is not None:
+            assert int(ens.predict(np.array([r.counterexample]))[0]) != c0
