@@ -43,6 +43,12 @@ def main(debug: bool) -> None:
       bnnmilp train   configs/xor.yaml samples/xor.yaml -o runs/xor     # solve with HiGHS, write weights
       bnnmilp verify  runs/xor samples/xor.yaml                         # re-check every claim exactly
       bnnmilp predict runs/xor samples/xor.yaml                         # predictions and accuracy
+      bnnmilp certify runs/xor samples/xor.yaml                         # a proof anyone can check
+      bnnmilp verify  runs/xor samples/xor.yaml --robust --eps 0.125    # robustness per sample
+
+    More: value-function and grad (value functions, dual functions, gradients through a MILP),
+    explain (sensitivity of the training loss to the data), sweep and train --ensemble ovo
+    (independent jobs on a process pool or Dask).
 
     Exit status: 0 ok, 1 a claim is false (verify) or no solution exists, 2 bad input, 130 interrupted.
     """
