@@ -37,6 +37,8 @@ METHODS = {
     "STE-started lex": ({"objective": ("loss", "margin"), "warm_start": "ste"}, True),
     "STE-started lex, trust region": ({"objective": ("loss", "margin"), "warm_start": "ste", "margin_cap": 0.5,
                                        "trust_region": 0.05}, True),
+    "STE-started local search": ({"objective": ("loss", "margin"), "warm_start": "ste", "margin_cap": 0.5,
+                                  "trust_region": 0.05, "trust_region_scope": "all"}, True),
 }
 
 
@@ -47,6 +49,7 @@ def main() -> None:
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 2, 5, 10])
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/margins"))
     ap.add_argument("--table-only", action="store_true", help="rewrite the table from the JSON file")
+    ap.add_argument("--methods", nargs="+", help="run only these methods and merge them into the JSON file")
     args = ap.parse_args()
     if args.table_only:
         doc = json.loads(Path(args.out).with_suffix(".json").read_text())
@@ -58,6 +61,8 @@ def main() -> None:
     for k in args.ks:
         data = load_data(ROOT / f"samples/digits_k{k}.yaml")
         for name, (over, seeded) in METHODS.items():
+            if args.methods and name not in args.methods:
+                continue
             for seed in args.seeds if seeded else [0]:
                 spec = replace(base, training=replace(base.training, seed=seed, **over))
                 t0 = time.perf_counter()
@@ -71,6 +76,9 @@ def main() -> None:
                        "test_argmax": float(np.mean(net.argmax_predictions(test.features, bits) == test.labels))}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
+    if args.methods:  # merge with the rows of the other methods from the last full run
+        old = json.loads(Path(args.out).with_suffix(".json").read_text())["rows"]
+        rows = [r for r in old if r["method"] not in args.methods] + rows
     write(rows, args)
 
 

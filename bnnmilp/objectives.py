@@ -32,8 +32,11 @@ class StageResult:
 
 
 def solve_stages(tm: TrainingModel, solver: SolverSpec, start: np.ndarray | None = None,
-                 progress: ProgressFn | None = None) -> list[StageResult]:
-    """Solve the stages in order; stops early when a stage finds no point (earlier results are kept)."""
+                 progress: ProgressFn | None = None, warm: bool = True) -> list[StageResult]:
+    """Solve the stages in order; stops early when a stage finds no point (earlier results are kept).
+
+    ``warm``: ``start`` comes from a heuristic or the user (trust regions centre only on such starts).
+    """
     stages = tm.spec.training.objective
     model = tm.model
     if "loss" not in stages:
@@ -48,7 +51,12 @@ def solve_stages(tm: TrainingModel, solver: SolverSpec, start: np.ndarray | None
         upper = full_upper.copy()
         upper[mu] = 0.0
         model = replace(model, col_upper=upper)
-    rho = tm.spec.training.trust_region if tm.spec.network.weights == "continuous" else None
+    rho = tm.spec.training.trust_region if tm.spec.network.weights == "continuous" and warm else None
+    if rho is not None and start is not None and tm.spec.training.trust_region_scope == "all":
+        # a local search around the start: every stage, the loss stage included, stays within rho of it
+        model = _trust_region(model, start, rho)
+        full_upper = np.where(np.isin(np.arange(model.n_cols), mu), full_upper, model.col_upper)
+        rho = None
     for name in stages:
         if name == "margin":
             model = replace(model, col_upper=full_upper)

@@ -53,6 +53,8 @@ def certificate_doc(res: TrainResult) -> dict[str, Any]:
         "status": res.status,
         "objective": ls.objective if loss_stage else None,
         "bound": res.loss_bound,
+        "bound_scope": "trust region around the start (not a bound of the training problem)"
+        if res.local_search else "global",
         "gap": ls.gap if loss_stage else None,
         "nodes": sum(st.solution.nodes for st in res.stages),
         "runtime_s": round(sum(st.solution.runtime_s for st in res.stages), 6),

@@ -63,6 +63,7 @@ class TrainingSpec:
     warm_start: str = "none"
     seed: int = 0
     trust_region: float | None = None
+    trust_region_scope: str = "after_loss"  # after_loss (the loss stage stays global) | all (a local search)
     symmetry: str = "none"  # none | order: hidden neurons sorted by activation count
     fix_unused: bool = True  # fix first-layer weights of inputs that are 0 in every sample
     epsilon_auto: bool = False  # epsilon: auto = 1, exact for integer data and discrete weights
@@ -198,7 +199,8 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
         thresholds=r.choice(net, "network", "thresholds", THRESHOLD_MODES, "learned"),
     )
     tr = r.section(doc, "training", {"loss", "epsilon", "big_m", "polish", "objective", "margin_cap", "method",
-                                     "warm_start", "seed", "trust_region", "symmetry", "fix_unused"},
+                                     "warm_start", "seed", "trust_region", "trust_region_scope", "symmetry",
+                                     "fix_unused"},
                     required=False)
     eps_auto = tr.get("epsilon") == "auto"
     if eps_auto:
@@ -214,6 +216,7 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
         warm_start=r.choice(tr, "training", "warm_start", WARM_STARTS, "none"),
         seed=r.integer(tr, "training", "seed", 0, 0),
         trust_region=r.number(tr, "training", "trust_region", None, positive=True, allow_null=True),
+        trust_region_scope=r.choice(tr, "training", "trust_region_scope", ("after_loss", "all"), "after_loss"),
         symmetry=r.choice(tr, "training", "symmetry", ("none", "order"), "none"),
         fix_unused=_flag(r, tr, "fix_unused", True),
         epsilon_auto=eps_auto,

@@ -57,8 +57,18 @@ class TrainResult:
         return self.solution.status
 
     @property
+    def local_search(self) -> bool:
+        """Whether the loss stage ran in a trust region around the start (its bound is then only local)."""
+        tr = self.spec.training
+        return bool(tr.trust_region and tr.trust_region_scope == "all" and self.start is not None
+                    and self.spec.network.weights == "continuous")
+
+    @property
     def loss_bound(self) -> float | None:
-        """The solver's bound on the training loss (from the loss stage; None when there is none)."""
+        """The solver's bound on the training loss (from the loss stage; None when there is none, or when
+        it only holds in a trust region)."""
+        if self.local_search:
+            return None
         for st in self.stages:
             if st.name == "loss":
                 return st.solution.bound
@@ -135,7 +145,7 @@ def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: 
     tm = formulations.get(formulation).build(spec, X, Y)
     start_net = start_c.network if start_c is not None else trivial_start(spec)
     x0 = tm.solution_from(start_net) if start_net is not None else None
-    stages = solve_stages(tm, spec.solver, start=x0, progress=progress)
+    stages = solve_stages(tm, spec.solver, start=x0, progress=progress, warm=start_c is not None)
     cands = []
     if start_net is not None and x0 is not None:
         cands.append(start_c if start_c is not None else evaluate(spec, start_net, data, "start"))

@@ -120,3 +120,30 @@ def test_trust_region_keeps_the_global_loss_and_stays_near_the_start():
         assert np.max(np.abs(w - w0)) <= 0.1 + 1e-9
     # and the margin stage did improve on the start's margins
     assert res.stages[1].value < 0
+
+
+def test_trust_region_everywhere_is_a_local_search_without_a_global_bound(tmp_path):
+    from dataclasses import replace
+
+    from bnnmilp.runs import certificate_doc, load_weights, write_run
+    from bnnmilp.verify import verify_weights
+
+    layers = [2, 3, 1]
+    data = grid_instance(209, layers, 10)
+    base = spec_with(layers, "continuous", "learned", "hamming", ("loss", "margin"))
+    spec = replace(base, training=replace(base.training, trust_region=0.05, trust_region_scope="all"))
+    rng = np.random.default_rng(2)
+    start = Network([rng.uniform(-1, 1, (3, 2)), rng.uniform(-1, 1, (1, 3))], [np.zeros(3), np.zeros(1)])
+    res = train(spec, data, start=start)
+    assert res.local_search and res.loss_bound is None
+    assert res.best.loss <= res.start.loss  # never worse than the start
+    if res.best.source == "solver":
+        for w, w0 in zip(res.best.network.weights, res.start.network.weights, strict=True):
+            assert np.max(np.abs(w - w0)) <= 0.05 + 1e-9
+    assert certificate_doc(res)["bound_scope"].startswith("trust region")
+    write_run(res, tmp_path)
+    rep = verify_weights(load_weights(tmp_path), data)
+    assert rep["ok"] and next(c for c in rep["checks"] if c["name"] == "bound")["ok"] is None
+    # without a warm start the same settings keep the global problem and its bound
+    plain = train(spec, data)
+    assert not plain.local_search and plain.loss_bound is not None
