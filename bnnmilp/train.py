@@ -147,8 +147,10 @@ def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: 
     x0 = tm.solution_from(start_net) if start_net is not None else None
     stages = solve_stages(tm, spec.solver, start=x0, progress=progress, warm=start_c is not None)
     cands = []
-    if start_net is not None and x0 is not None:
-        cands.append(start_c if start_c is not None else evaluate(spec, start_net, data, "start"))
+    if start_c is not None:  # the result is never worse than the start, even one the MILP could not take
+        cands.append(start_c)
+    elif start_net is not None and x0 is not None:
+        cands.append(evaluate(spec, start_net, data, "start"))
     sol = stages[-1].solution
     with_point = [st for st in stages if st.solution.x is not None]
     if with_point:
