@@ -22,6 +22,14 @@ from bnnmilp.errors import WeightsError
 _U = 2.0**-53  # unit roundoff of binary64
 
 
+def dot_error_bound(inp: np.ndarray, W: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Rigorous bound on |fl(inp W^T - lambda) - (inp W^T - lambda)| (Higham's gamma_n, doubled for safety),
+    plus the rounding of comparing or subtracting ``values`` (|result| and |lambda|) and an underflow floor."""
+    n = W.shape[1] + 2
+    gamma = n * _U / (1 - n * _U)
+    return 2.0 * gamma * (np.abs(inp) @ np.abs(W).T) + 4 * _U * np.abs(values) + 2.0**-1000
+
+
 @dataclass
 class Network:
     weights: list[np.ndarray]  # W^l, shape (d_l, d_{l-1})
@@ -41,9 +49,7 @@ class Network:
         """
         W, lam = self.weights[l], self.thresholds[l]
         a = inp @ W.T
-        n = W.shape[1] + 2
-        gamma = n * _U / (1 - n * _U)
-        err = 2.0 * gamma * (np.abs(inp) @ np.abs(W).T) + 4 * _U * (np.abs(a) + np.abs(lam)) + 2.0**-1000
+        err = dot_error_bound(inp, W, np.abs(a) + np.abs(lam))
         d = a - lam
         bits = (d >= 0).astype(np.int8)
         unsure = np.abs(d) <= err
@@ -74,9 +80,7 @@ class Network:
         if W.shape[0] == 1:
             return bits[-1][:, 0].astype(np.int64)
         score = inp @ W.T - lam
-        n = W.shape[1] + 2
-        err = 2.0 * (n * _U / (1 - n * _U)) * (np.abs(inp) @ np.abs(W).T) + 4 * _U * (np.abs(score) + np.abs(lam))
-        err = err + 2.0**-1000
+        err = dot_error_bound(inp, W, np.abs(score) + np.abs(lam))
         pred = np.argmax(score, axis=1).astype(np.int64)
         top = score[np.arange(len(pred)), pred]
         close = (score + err >= (top - err[np.arange(len(pred)), pred])[:, None]).sum(axis=1) > 1
@@ -157,8 +161,7 @@ def exact_preactivation(W: np.ndarray, inp: np.ndarray, mask: np.ndarray, which:
     if not mask.any():
         return None
     a = inp @ W.T
-    n = W.shape[1] + 1
-    err = 2.0 * (n * _U / (1 - n * _U)) * (np.abs(inp) @ np.abs(W).T) + 4 * _U * np.abs(a) + 2.0**-1000
+    err = dot_error_bound(inp, W, a)
     sign = 1.0 if which == "max" else -1.0
     s = np.where(mask, sign * a, -np.inf)
     best_low = np.max(np.where(mask, s - err, -np.inf))

@@ -30,6 +30,7 @@ from fractions import Fraction
 import numpy as np
 
 from bnnmilp.backends import SolveOptions, highs
+from bnnmilp.formulations.theorem1 import add_thresholds, threshold_terms
 from bnnmilp.model import INF, ModelBuilder
 from bnnmilp.network import Network, exact_preactivation
 from bnnmilp.spec import Spec
@@ -48,10 +49,7 @@ def _margin_lp(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], fixed: Netw
             W[l] = b.add_vars(f"w{l}", (d, dp), fixed.weights[l - 1], fixed.weights[l - 1])
         else:
             W[l] = b.add_vars(f"w{l}", (d, dp), -1.0, 1.0)
-        if net.thresholds == "learned":
-            lam[l] = np.broadcast_to(b.add_vars(f"lam{l}", (), -1.0, 1.0), (d,))
-        elif net.thresholds == "per_neuron":
-            lam[l] = b.add_vars(f"lam{l}", (d,), -1.0, 1.0)
+        lam[l] = add_thresholds(b, net.thresholds, l, d)
     m = X.shape[0]
     t = b.add_vars("t", (), tmin, tmin if near is not None else INF)
     slacks = []
@@ -61,8 +59,7 @@ def _margin_lp(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], fixed: Netw
         u = pattern[l - 1].astype(np.float64)
         a_cols = np.broadcast_to(W[l][None, :, :], (m, d, dp))
         a_coef = np.broadcast_to(inp[:, None, :], (m, d, dp))
-        lam_cols = np.broadcast_to(lam[l][None, :, None] if l in lam else np.zeros((1, d, 1), np.int64), (m, d, 1))
-        lam_coef = np.full((m, d, 1), -1.0 if l in lam else 0.0)
+        lam_cols, lam_coef = threshold_terms(lam[l], m, d)
         sign = np.where(u == 1, -1.0, 1.0)  # t enters as -t on bit-1 rows, +t on bit-0 rows
         if floor is None:
             t_cols, t_coef = np.broadcast_to(np.asarray(t), (m, d, 1)), sign[:, :, None]
@@ -95,7 +92,7 @@ def _network(x: np.ndarray, spec: Spec, W: dict, lam: dict) -> Network:
     ws, ts = [], []
     for l in range(1, spec.network.depth + 1):
         ws.append(np.clip(x[W[l]], -1.0, 1.0) + 0.0)
-        ts.append(np.clip(x[lam[l]], -1.0, 1.0) + 0.0 if l in lam else np.zeros(spec.network.layers[l]))
+        ts.append(np.clip(x[lam[l]], -1.0, 1.0) + 0.0 if lam[l] is not None else np.zeros(spec.network.layers[l]))
     return Network(ws, ts)
 
 

@@ -129,12 +129,7 @@ def load_weights(path: str | Path) -> WeightsFile:
     for key in ("network", "layers"):
         if key not in doc:
             raise WeightsError(str(p), key, "missing required key")
-    try:
-        spec = parse_spec({"network": doc["network"], "training": doc.get("training", {})}, str(p))
-    except WeightsError:
-        raise
-    except ValueError as exc:
-        raise WeightsError(str(p), None, str(exc)) from None
+    spec = parse_spec({"network": doc["network"], "training": doc.get("training", {})}, str(p))
     net = Network.from_layers_doc(doc["layers"], str(p), list(spec.network.layers))
     return WeightsFile(str(p), spec, net, doc)
 

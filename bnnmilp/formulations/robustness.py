@@ -33,9 +33,7 @@ import numpy as np
 
 from bnnmilp.formulations import register
 from bnnmilp.model import INF, ModelBuilder, StandardModel
-from bnnmilp.network import Network
-
-_U = 2.0**-53
+from bnnmilp.network import Network, dot_error_bound
 
 
 @dataclass
@@ -69,8 +67,8 @@ def _interval_affine(W: np.ndarray, lo: np.ndarray, hi: np.ndarray, lam: np.ndar
     Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
     g_lo = Wp @ lo + Wn @ hi - lam
     g_hi = Wp @ hi + Wn @ lo - lam
-    n = W.shape[1] + 2
-    err = 2.0 * n * _U * (np.abs(W) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(lam)) + 2.0**-1000
+    err = dot_error_bound(np.maximum(np.abs(lo), np.abs(hi))[None, :], W,
+                          np.abs(g_lo) + np.abs(g_hi) + np.abs(lam))[0]
     return g_lo - err, g_hi + err
 
 

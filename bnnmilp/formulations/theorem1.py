@@ -144,6 +144,23 @@ class TrainingModel:
         return x if self.model.max_violation(x) <= tol else None
 
 
+def add_thresholds(b: ModelBuilder, mode: str, l: int, d: int) -> np.ndarray | None:
+    """Threshold columns of layer l, one per neuron (the same column repeated when shared); None for zero."""
+    if mode == "learned":
+        return np.broadcast_to(b.add_vars(f"lam{l}", (), -1.0, 1.0, fmt=f"lam_{l}"), (d,))
+    if mode == "per_neuron":
+        return b.add_vars(f"lam{l}", (d,), -1.0, 1.0, fmt=f"lam_{l}_{{0}}")
+    return None
+
+
+def threshold_terms(lam: np.ndarray | None, m: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """The -lambda term of every (sample, neuron) row as (cols, coefs) of shape (m, d, 1); zero-coefficient
+    placeholders (dropped when the model is built) for fixed zero thresholds."""
+    if lam is None:
+        return np.zeros((m, d, 1), np.int64), np.zeros((m, d, 1))
+    return np.broadcast_to(lam[None, :, None], (m, d, 1)), np.full((m, d, 1), -1.0)
+
+
 @register("theorem1")
 class Theorem1:
     """The paper's formulation (see the module docstring for the equations)."""
@@ -167,10 +184,7 @@ class Theorem1:
                 w_lo[:, unused] = 1.0 if net.weights == "binary" else 0.0
                 w_hi[:, unused] = w_lo[:, unused]
             W[l] = b.add_vars(f"w{l}", (d, dp), w_lo, w_hi, integer, fmt=f"w_{l}_{{0}}_{{1}}")
-            if net.thresholds == "learned":
-                lam[l] = np.broadcast_to(b.add_vars(f"lam{l}", (), -1.0, 1.0, fmt=f"lam_{l}"), (d,))
-            elif net.thresholds == "per_neuron":
-                lam[l] = b.add_vars(f"lam{l}", (d,), -1.0, 1.0, fmt=f"lam_{l}_{{0}}")
+            lam[l] = add_thresholds(b, net.thresholds, l, d)
         U, S = {}, {}
         for l in range(1, net.depth + 1):
             U[l] = b.add_vars(f"u{l}", (m, net.layers[l]), 0.0, 1.0, True, fmt=f"u_{{0}}_{l}_{{1}}")
@@ -199,8 +213,7 @@ class Theorem1:
             else:
                 a_cols, a_coef = S[l], np.ones((1, 1, dp))
                 a_cols, a_coef = np.broadcast_arrays(a_cols, a_coef)
-            lam_cols = np.broadcast_to(lam[l][None, :, None] if l in lam else np.zeros((1, d, 1), np.int64), (m, d, 1))
-            lam_coef = np.full((m, d, 1), -1.0 if l in lam else 0.0)
+            lam_cols, lam_coef = threshold_terms(lam[l], m, d)
             u_cols = U[l][:, :, None]
             mu_cols = np.broadcast_to(MU[l][None, :, None] if MU else np.zeros((1, d, 1), np.int64), (m, d, 1))
             mu_coef = np.full((m, d, 1), 1.0 if MU else 0.0)
