@@ -9,11 +9,21 @@ and thresholds (discrete weights stay fixed)
                   a^{i,l}_k - lambda_l <= -epsilon - t   where u^{i,l}_k = 0
                   a^{i,1} = W^1 x^i,  a^{i,l} = W^l u^{i,l-1}  (u fixed: linear in W)
 
-(``min``), or additionally maximises the sum of per-row slacks t_r >= t*/2
-(``sum``). The pattern, hence every output bit and the loss, is unchanged,
-and every bit holds with slack t* (far above solver tolerances when t* > 0;
-some patterns force t* = 0, e.g. two samples whose pre-activations differ by
-exactly epsilon under fixed discrete weights).
+(``min``). ``sum`` and ``neuron`` then keep every slack >= t*/2 and maximise,
+in a second LP, the sum of the per-row slacks t_r or the sum over neurons of
+each neuron's own smallest slack,
+
+    max sum_{l,k} t_{lk}  s.t.  the rows above with t_{lk} in place of t,  t_{lk} >= t*/2
+
+(``neuron``: every hidden and output unit gets its own max-min margin, as a
+max-margin hyperplane per neuron; the global ``min`` only cares about the
+worst unit and leaves the others at a vertex of the box, far from what the
+start network learned). ``polish_radius`` r keeps the weights within r of the
+solver's (|W - W0| <= r elementwise), so that polishing refines the network
+instead of replacing it. The pattern, hence every output bit and the loss, is
+unchanged, and every bit holds with slack >= t*/2 (far above solver tolerances
+when t* > 0; some patterns force t* = 0, e.g. two samples whose
+pre-activations differ by exactly epsilon under fixed discrete weights).
 
 Threshold snapping then makes the result exact whatever the LP's rounding:
 with the weights fixed, the thresholds that realise the pattern form an
@@ -35,10 +45,15 @@ from bnnmilp.model import INF, ModelBuilder
 from bnnmilp.network import Network, exact_preactivation
 from bnnmilp.spec import Spec
 
+_POSITIVE = 1e-7  # a margin the LP reports above this is treated as positive
+
 
 def _margin_lp(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], fixed: Network | None,
-               floor: float | None, near: Network | None = None, tmin: float = 0.0
-               ) -> tuple[ModelBuilder, dict, np.ndarray]:
+               slack: str = "one", floor: float = 0.0, box: tuple[Network, float] | None = None,
+               near: Network | None = None) -> tuple[ModelBuilder, dict, np.ndarray]:
+    """The polishing LP. ``slack``: one t for all rows (``one``), one per row (``row``) or per neuron
+    (``neuron``), each >= ``floor``; ``box``: weights within radius of a network; ``near``: t fixed at
+    ``floor`` and the L1 distance to ``near`` minimised instead."""
     net = spec.network
     eps = spec.training.epsilon
     b = ModelBuilder("bnnmilp_polish")
@@ -47,12 +62,15 @@ def _margin_lp(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], fixed: Netw
         d, dp = net.layers[l], net.layers[l - 1]
         if fixed is not None:
             W[l] = b.add_vars(f"w{l}", (d, dp), fixed.weights[l - 1], fixed.weights[l - 1])
+        elif box is not None:
+            w0, r = box[0].weights[l - 1], box[1]
+            W[l] = b.add_vars(f"w{l}", (d, dp), np.clip(w0 - r, -1.0, 1.0), np.clip(w0 + r, -1.0, 1.0))
         else:
             W[l] = b.add_vars(f"w{l}", (d, dp), -1.0, 1.0)
         lam[l] = add_thresholds(b, net.thresholds, l, d)
     m = X.shape[0]
-    t = b.add_vars("t", (), tmin, tmin if near is not None else INF)
-    slacks = []
+    t = b.add_vars("t", (), floor, floor if near is not None else INF) if slack == "one" else None
+    slacks = [] if t is None else [np.atleast_1d(t)]
     for l in range(1, net.depth + 1):
         d, dp = net.layers[l], net.layers[l - 1]
         inp = X if l == 1 else pattern[l - 2].astype(np.float64)
@@ -61,14 +79,17 @@ def _margin_lp(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], fixed: Netw
         a_coef = np.broadcast_to(inp[:, None, :], (m, d, dp))
         lam_cols, lam_coef = threshold_terms(lam[l], m, d)
         sign = np.where(u == 1, -1.0, 1.0)  # t enters as -t on bit-1 rows, +t on bit-0 rows
-        if floor is None:
-            t_cols, t_coef = np.broadcast_to(np.asarray(t), (m, d, 1)), sign[:, :, None]
-        else:
+        if t is not None:
+            tr = np.broadcast_to(np.asarray(t), (m, d))
+        elif slack == "row":
             tr = b.add_vars(f"t{l}", (m, d), floor, INF)
             slacks.append(tr.ravel())
-            t_cols, t_coef = tr[:, :, None], sign[:, :, None]
-        cols = np.concatenate([a_cols, lam_cols, t_cols], axis=2)
-        coefs = np.concatenate([a_coef, lam_coef, t_coef], axis=2)
+        else:
+            tn = b.add_vars(f"t{l}", (d,), floor, INF)
+            slacks.append(tn)
+            tr = np.broadcast_to(tn[None, :], (m, d))
+        cols = np.concatenate([a_cols, lam_cols, tr[:, :, None]], axis=2)
+        coefs = np.concatenate([a_coef, lam_coef, sign[:, :, None]], axis=2)
         b.add_rows(f"g{l}", (m, d), cols, coefs, np.where(u == 1, 0.0, -INF), np.where(u == 1, INF, -eps))
     if near is not None:  # min sum |W - W0|: p >= W - W0, p >= W0 - W
         ps = []
@@ -80,8 +101,6 @@ def _margin_lp(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], fixed: Netw
             ps.append(p.ravel())
         allp = np.concatenate(ps)
         b.set_objective(allp, np.ones(allp.shape))
-    elif floor is None:
-        b.set_objective(t, -1.0)
     else:
         allt = np.concatenate(slacks)
         b.set_objective(allt, -np.ones(allt.shape))
@@ -97,24 +116,35 @@ def _network(x: np.ndarray, spec: Spec, W: dict, lam: dict) -> Network:
 
 
 def polish(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], start: Network,
-           objective: str = "min", time_limit: float | None = None) -> Network | None:
+           objective: str = "min", radius: float | None = None, time_limit: float | None = None) -> Network | None:
     """Weights realising ``pattern`` with maximal margin, or None if no positive margin was found.
 
-    ``start`` provides the weights that stay fixed for discrete weight domains.
-    The caller checks the result in exact arithmetic (:meth:`Network.min_slack`).
+    ``start`` provides the weights that stay fixed for discrete weight domains and, with ``radius``,
+    the centre of the box the continuous weights stay in (the whole box [-1, 1] if the smallest margin
+    cannot be made positive inside it). The caller checks the result in exact arithmetic
+    (:meth:`Network.min_slack`).
     """
     fixed = start if spec.network.weights != "continuous" else None
+    box = (start, radius) if radius is not None and fixed is None else None
     opts = SolveOptions(time_limit=time_limit)
-    b, W, lam = _margin_lp(spec, X, pattern, fixed, None)
-    sol = highs.solve(b.build(), opts)
-    if sol.status != "optimal" or sol.x is None or sol.objective is None:
+
+    def solve(slack: str, floor: float, where: tuple[Network, float] | None):
+        b, W, lam = _margin_lp(spec, X, pattern, fixed, slack, floor, where)
+        sol = highs.solve(b.build(), opts)
+        ok = sol.status == "optimal" and sol.x is not None and sol.objective is not None
+        return (sol, W, lam) if ok else None
+
+    first = solve("one", 0.0, box)
+    if box is not None and (first is None or -first[0].objective <= _POSITIVE):
+        box, first = None, solve("one", 0.0, None)
+    if first is None:
         return None
+    sol, W, lam = first
     net = _network(sol.x, spec, W, lam)
-    if objective == "sum" and -sol.objective > 1e-7:
-        b2, W2, lam2 = _margin_lp(spec, X, pattern, fixed, -sol.objective / 2)
-        sol2 = highs.solve(b2.build(), opts)
-        if sol2.status == "optimal" and sol2.x is not None:
-            net = _network(sol2.x, spec, W2, lam2)
+    if objective in ("sum", "neuron") and -sol.objective > _POSITIVE:
+        second = solve("row" if objective == "sum" else "neuron", -sol.objective / 2, box)
+        if second is not None:
+            net = _network(second[0].x, spec, second[1], second[2])
     return snap_thresholds(spec, X, pattern, net)
 
 
@@ -126,7 +156,7 @@ def nearest_feasible(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], net: 
     what the heuristic learned, which is what generalises. Discrete weights stay fixed.
     """
     fixed = net if spec.network.weights != "continuous" else None
-    b, W, lam = _margin_lp(spec, X, pattern, fixed, None, near=net, tmin=tmin)
+    b, W, lam = _margin_lp(spec, X, pattern, fixed, "one", tmin, near=net)
     sol = highs.solve(b.build(), SolveOptions())
     if sol.status != "optimal" or sol.x is None:
         return None

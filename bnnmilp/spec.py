@@ -18,7 +18,7 @@ WEIGHT_DOMAINS = ("continuous", "binary", "ternary")
 THRESHOLD_MODES = ("learned", "per_neuron", "zero")
 LOSSES = ("hamming", "error")
 BIG_M = ("tight", "paper")
-POLISH = ("min", "sum", "none")
+POLISH = ("min", "sum", "neuron", "none")
 STAGES = ("loss", "margin", "min_weight")
 METHODS = ("milp", "ste")
 WARM_STARTS = ("none", "ste")
@@ -57,6 +57,7 @@ class TrainingSpec:
     epsilon: float = 0.0625
     big_m: str = "tight"
     polish: str = "min"
+    polish_radius: float | None = None  # polished weights stay within this of the solver's
     objective: tuple[str, ...] = ("loss",)
     margin_cap: float = 4.0
     method: str = "milp"
@@ -198,9 +199,9 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
         weights=r.choice(net, "network", "weights", WEIGHT_DOMAINS, "continuous"),
         thresholds=r.choice(net, "network", "thresholds", THRESHOLD_MODES, "learned"),
     )
-    tr = r.section(doc, "training", {"loss", "epsilon", "big_m", "polish", "objective", "margin_cap", "method",
-                                     "warm_start", "seed", "trust_region", "trust_region_scope", "symmetry",
-                                     "fix_unused"},
+    tr = r.section(doc, "training", {"loss", "epsilon", "big_m", "polish", "polish_radius", "objective",
+                                     "margin_cap", "method", "warm_start", "seed", "trust_region",
+                                     "trust_region_scope", "symmetry", "fix_unused"},
                     required=False)
     eps_auto = tr.get("epsilon") == "auto"
     if eps_auto:
@@ -210,6 +211,7 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
         epsilon=r.number(tr, "training", "epsilon", 0.0625, positive=True),
         big_m=r.choice(tr, "training", "big_m", BIG_M, "tight"),
         polish=r.choice(tr, "training", "polish", POLISH, "min"),
+        polish_radius=r.number(tr, "training", "polish_radius", None, positive=True, allow_null=True),
         objective=parse_objective(tr.get("objective", "loss"), r.fail),
         margin_cap=r.number(tr, "training", "margin_cap", 4.0, positive=True),
         method=r.choice(tr, "training", "method", METHODS, "milp"),

@@ -158,8 +158,9 @@ def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: 
         raw, pattern = tm.network_from(x), tm.pattern_from(x)
         cands.append(evaluate(spec, snap_thresholds(spec, X, pattern, raw), data, "solver"))
         if tr.polish != "none":
-            pol = polish(spec, X, pattern, raw, tr.polish)
+            pol = polish(spec, X, pattern, raw, tr.polish, tr.polish_radius)
             if pol is not None:
                 cands.append(evaluate(spec, pol, data, "polished"))
-    best = choose(cands, prefer_solver="margin" in tr.objective)
+    # margin objectives: the solver's per-neuron margins are what was asked for, unless polishing is per neuron too
+    best = choose(cands, prefer_solver="margin" in tr.objective and tr.polish != "neuron")
     return TrainResult(spec, data, sol, best, tm.model.stats(), tm.model.fingerprint(), stages, start_c)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from bnnmilp import formulations
@@ -19,7 +20,7 @@ CASES = [([2, 2, 1], "continuous", "learned", 12, 1, True), ([2, 3, 2], "continu
 
 
 @pytest.mark.parametrize(("layers", "weights", "thresholds", "m", "seed", "positive"), CASES)
-@pytest.mark.parametrize("objective", ["min", "sum"])
+@pytest.mark.parametrize("objective", ["min", "sum", "neuron"])
 def test_polish_keeps_loss_and_makes_slack_positive(layers, weights, thresholds, m, seed, positive, objective):
     data = grid_instance(seed, layers, m)
     spec = make_spec(layers, weights, thresholds)
@@ -41,9 +42,54 @@ def test_polish_keeps_loss_and_makes_slack_positive(layers, weights, thresholds,
         assert all((a == b).all() for a, b in zip(pol.weights, raw.weights, strict=True))
 
 
-def test_snap_thresholds_repairs_a_threshold_off_by_rounding():
-    import numpy as np
+def _solved(layers, weights, thresholds, m, seed):
+    data = grid_instance(seed, layers, m)
+    spec = make_spec(layers, weights, thresholds)
+    tm = formulations.get("theorem1").build(spec, data.features, data.targets(layers[-1]))
+    sol = highs.solve(tm.model, SolveOptions())
+    assert sol.status == "optimal"
+    return spec, data, tm.pattern_from(sol.x), tm.network_from(sol.x)
 
+
+def _neuron_slacks(spec, X, pattern, net) -> np.ndarray:
+    """Each unit's smallest slack over the samples (float; units of all layers concatenated)."""
+    out, inp = [], X
+    for l, (W, lam) in enumerate(zip(net.weights, net.thresholds, strict=True)):
+        a = inp @ W.T - lam
+        out.append(np.where(pattern[l] == 1, a, -a - spec.training.epsilon).min(axis=0))
+        inp = pattern[l].astype(np.float64)
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize(("layers", "weights", "thresholds", "m", "seed", "positive"),
+                         [c for c in CASES if c[1] == "continuous" and c[5]])
+def test_neuron_polish_maximises_the_sum_of_unit_margins(layers, weights, thresholds, m, seed, positive):
+    spec, data, pattern, raw = _solved(layers, weights, thresholds, m, seed)
+    X = data.features
+    smallest = polish(spec, X, pattern, raw, "min")
+    per_unit = polish(spec, X, pattern, raw, "neuron")
+    s_min, s_unit = _neuron_slacks(spec, X, pattern, smallest), _neuron_slacks(spec, X, pattern, per_unit)
+    t_star = s_min.min()
+    assert t_star > 0
+    # the max-min network is feasible for the per-unit LP (every slack >= t* >= t*/2), so the optimum is at least
+    # as large; and the floor t*/2 holds for every unit
+    assert s_unit.sum() >= s_min.sum() - 1e-7
+    assert s_unit.min() >= t_star / 2 - 1e-7
+    assert s_unit.sum() > s_min.sum() + 1e-3 or len(s_unit) == 1  # not a no-op on these instances
+
+
+@pytest.mark.parametrize(("layers", "weights", "thresholds", "m", "seed", "positive"),
+                         [c for c in CASES if c[1] == "continuous" and c[5]])
+@pytest.mark.parametrize("objective", ["min", "neuron"])
+def test_polish_radius_keeps_weights_near_the_solution(layers, weights, thresholds, m, seed, positive, objective):
+    spec, data, pattern, raw = _solved(layers, weights, thresholds, m, seed)
+    pol = polish(spec, data.features, pattern, raw, objective, radius=0.05)
+    assert [b.tolist() for b in pol.forward(data.features)] == [p.tolist() for p in pattern]
+    assert max(float(np.abs(w - w0).max()) for w, w0 in zip(pol.weights, raw.weights, strict=True)) <= 0.05 + 1e-12
+    assert evaluate(spec, pol, data, "polished").min_slack > 0
+
+
+def test_snap_thresholds_repairs_a_threshold_off_by_rounding():
     from bnnmilp.network import Network
     from bnnmilp.polish import snap_thresholds
 

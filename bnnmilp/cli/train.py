@@ -14,8 +14,9 @@ from bnnmilp.cli.common import json_option, load_inputs
 @click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), help="Seconds (overrides the YAML).")
 @click.option("--mip-gap", type=click.FloatRange(min=0), help="Relative gap at which to stop (default 0).")
 @click.option("--threads", type=click.IntRange(min=1), help="Solver threads.")
-@click.option("--polish", type=click.Choice(["min", "sum", "none"]), default=None,
-              help="Margin polishing of the solution (default from the YAML: min).")
+@click.option("--polish", type=click.Choice(["min", "sum", "neuron", "none"]), default=None,
+              help="Margin polishing of the solution: min (the smallest margin), sum (every row's), neuron "
+                   "(each unit's own smallest margin), none. Default from the YAML: min.")
 @click.option("--objective", help="loss | margin | min_weight | lexicographic, or stages joined by commas "
                                   "(e.g. loss,margin,min_weight).")
 @click.option("--method", type=click.Choice(["milp", "ste"]), default=None,

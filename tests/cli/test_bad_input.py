@@ -38,6 +38,8 @@ NET_CASES = [
     ("bad domain", with_key(GOOD_NET, ["network", "weights"], "real"), "network.weights"),
     ("bad epsilon", {**GOOD_NET, "training": {"epsilon": -1}}, "training.epsilon"),
     ("nan epsilon", {**GOOD_NET, "training": {"epsilon": float("nan")}}, "training.epsilon"),
+    ("bad polish", {**GOOD_NET, "training": {"polish": "max"}}, "training.polish"),
+    ("bad polish radius", {**GOOD_NET, "training": {"polish_radius": 0}}, "training.polish_radius"),
     ("bad threads", {**GOOD_NET, "solver": {"threads": 0}}, "solver.threads"),
     ("not yaml", "network: [1, 2\n", "not valid YAML"),
     ("not a mapping", "- 1\n- 2\n", "mapping"),
