@@ -20,7 +20,7 @@ LOSSES = ("hamming", "error")
 BIG_M = ("tight", "paper")
 POLISH = ("min", "sum", "neuron", "none")
 STAGES = ("loss", "margin", "min_weight")
-METHODS = ("milp", "ste")
+METHODS = ("milp", "ste", "decompose")
 WARM_STARTS = ("none", "ste")
 
 

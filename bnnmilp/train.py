@@ -58,10 +58,12 @@ class TrainResult:
 
     @property
     def local_search(self) -> bool:
-        """Whether the loss stage ran in a trust region around the start (its bound is then only local)."""
+        """Whether the loss stage ran in a trust region around the start or on the start's hidden pattern
+        (``method: decompose``): its bound is then only local."""
         tr = self.spec.training
-        return bool(tr.trust_region and tr.trust_region_scope == "all" and self.start is not None
-                    and self.spec.network.weights == "continuous")
+        in_region = bool(tr.trust_region and tr.trust_region_scope == "all" and self.start is not None
+                         and self.spec.network.weights == "continuous")
+        return tr.method == "decompose" or in_region
 
     @property
     def loss_bound(self) -> float | None:
@@ -140,8 +142,10 @@ def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: 
         return TrainResult(spec, data, sol, best, start=best)
     if start is not None:
         start_c = exact_start(spec, start, data, "start")
-    elif tr.warm_start == "ste":
+    elif tr.warm_start == "ste" or tr.method == "decompose":
         start_c = choose([exact_start(spec, n, data, "ste") for n in ste_networks(spec, data)[:3]])
+    if tr.method == "decompose":
+        return _decomposed(spec, data, start_c, progress)  # type: ignore[arg-type]
     tm = formulations.get(formulation).build(spec, X, Y)
     start_net = start_c.network if start_c is not None else trivial_start(spec)
     x0 = tm.solution_from(start_net) if start_net is not None else None
@@ -157,10 +161,32 @@ def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: 
         x = with_point[-1].solution.x
         raw, pattern = tm.network_from(x), tm.pattern_from(x)
         cands.append(evaluate(spec, snap_thresholds(spec, X, pattern, raw), data, "solver"))
-        if tr.polish != "none":
-            pol = polish(spec, X, pattern, raw, tr.polish, tr.polish_radius)
-            if pol is not None:
-                cands.append(evaluate(spec, pol, data, "polished"))
+        cands += _polished(spec, data, raw, pattern)
     # margin objectives: the solver's per-neuron margins are what was asked for, unless polishing is per neuron too
     best = choose(cands, prefer_solver="margin" in tr.objective and tr.polish != "neuron")
     return TrainResult(spec, data, sol, best, tm.model.stats(), tm.model.fingerprint(), stages, start_c)
+
+
+def _polished(spec: Spec, data: Dataset, net: Network, pattern: list[np.ndarray]) -> list[Candidate]:
+    """The configured polishing of ``net`` for ``pattern`` (none, or one candidate)."""
+    if spec.training.polish == "none":
+        return []
+    pol = polish(spec, data.features, pattern, net, spec.training.polish, spec.training.polish_radius)
+    return [] if pol is None else [evaluate(spec, pol, data, "polished")]
+
+
+def _decomposed(spec: Spec, data: Dataset, start_c: Candidate, progress: ProgressFn | None) -> TrainResult:
+    """Icarte et al.'s hybrid (``method: decompose``): the start's hidden pattern, one problem per unit."""
+    from bnnmilp.decompose import decompose
+
+    X = data.features
+    dec = decompose(spec, X, data.targets(spec.network.n_outputs), start_c.network, progress)
+    net = dec.network
+    pattern = net.forward(X)
+    cands = [start_c, evaluate(spec, snap_thresholds(spec, X, pattern, net), data, "solver")]
+    cands += _polished(spec, data, net, pattern)
+    best = choose(cands, prefer_solver="margin" in spec.training.objective and spec.training.polish != "neuron")
+    sol = dec.stages[-1].solution if dec.stages else Solution("heuristic", None, None, None, None, 0, 0.0,
+                                                              "highs", "")
+    return TrainResult(spec, data, sol, best, {"units": dec.units, "units_improved": dec.units_improved}, "",
+                       dec.stages, start_c)

@@ -19,8 +19,10 @@ from bnnmilp.cli.common import json_option, load_inputs
                    "(each unit's own smallest margin), none. Default from the YAML: min.")
 @click.option("--objective", help="loss | margin | min_weight | lexicographic, or stages joined by commas "
                                   "(e.g. loss,margin,min_weight).")
-@click.option("--method", type=click.Choice(["milp", "ste"]), default=None,
-              help="milp (default) or ste: the straight-through-estimator heuristic alone (a baseline).")
+@click.option("--method", type=click.Choice(["milp", "ste", "decompose"]), default=None,
+              help="milp (default); ste: the straight-through-estimator heuristic alone (a baseline); decompose: "
+                   "keep the STE network's hidden activations, re-solve each hidden unit for margin and the output "
+                   "layer exactly (Icarte et al.'s hybrid; no global bound).")
 @click.option("--warm-start", type=click.Choice(["none", "ste"]), default=None,
               help="ste: start the MILP from the STE heuristic's best network.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the STE heuristic.")
