@@ -35,6 +35,7 @@ def member_data(data: Dataset, a: int, b: int) -> Dataset:
 def member_spec_doc(spec: Spec) -> dict[str, Any]:
     doc = spec.to_dict()
     doc["network"]["layers"] = [*doc["network"]["layers"][:-1], 1]
+    doc["network"]["output"] = "bits"  # a member is one bit (class a vs b); the vote is the ensemble's output rule
     return doc
 
 

@@ -92,8 +92,9 @@ class Network:
             pred[i] = winners[0] if len(winners) == 1 else -1
         return pred
 
-    def min_slack(self, X: np.ndarray, eps: float) -> tuple[Fraction, tuple[int, int, int]]:
-        """Exact smallest slack over all neurons and samples, and where it is (layer, sample, neuron).
+    def min_slack(self, X: np.ndarray, eps: float, depth: int | None = None) -> tuple[Fraction, tuple[int, int, int]]:
+        """Exact smallest slack over all neurons (of the first ``depth`` layers) and samples, and where it is
+        (layer, sample, neuron).
 
         Slack of a bit-1 pre-activation is a - lambda (>= 0 by definition); of a
         bit-0 one it is lambda - eps - a, which is >= 0 iff the network meets
@@ -101,7 +102,7 @@ class Network:
         """
         best: tuple[Fraction, tuple[int, int, int]] | None = None
         inp = np.asarray(X, dtype=np.float64)
-        for l in range(len(self.weights)):
+        for l in range(len(self.weights) if depth is None else depth):
             bits, d, err = self._layer(l, inp)
             slack = np.where(bits == 1, d, -d - eps)
             e = err + 4 * _U * abs(eps)
@@ -114,6 +115,34 @@ class Network:
                     best = (s, (l + 1, int(i), int(k)))
             inp = bits.astype(np.float64)
         assert best is not None
+        return best
+
+    def argmax_slack(self, X: np.ndarray, labels: np.ndarray, eps: float,
+                     bits: list[np.ndarray] | None = None) -> tuple[Fraction, tuple[int, int, int]] | None:
+        """Exact smallest s_y - max_{k != y} s_k - eps over the correctly classified samples (argmax output),
+        and where (layer L, sample, rival class); None when no sample is classified correctly."""
+        bits = self.forward(X) if bits is None else bits
+        pred = self.argmax_predictions(X, bits)
+        ok = np.flatnonzero(pred == labels)
+        if ok.size == 0:
+            return None
+        inp = np.asarray(X, dtype=np.float64) if len(self.weights) == 1 else bits[-2].astype(np.float64)
+        W, lam = self.weights[-1], self.thresholds[-1]
+        score = inp[ok] @ W.T - lam
+        err = dot_error_bound(inp[ok], W, np.abs(score) + np.abs(lam)).max(axis=1) * 2 + 4 * _U * abs(eps)
+        y = labels[ok]
+        rows = np.arange(ok.size)
+        gap = score[rows, y][:, None] - score - eps
+        gap[rows, y] = np.inf
+        floor = float(np.min(gap + err[:, None]))
+        best: tuple[Fraction, tuple[int, int, int]] | None = None
+        for r, k in np.argwhere(gap - err[:, None] <= floor):
+            i = int(ok[r])
+            sy = _exact_dot(inp[i], W[y[r]]) - Fraction(float(lam[y[r]]))
+            sk = _exact_dot(inp[i], W[k]) - Fraction(float(lam[k]))
+            v = sy - sk - Fraction(eps)
+            if best is None or v < best[0]:
+                best = (v, (len(self.weights), i, int(k)))
         return best
 
     # ---- conversion -----------------------------------------------------------
@@ -186,6 +215,35 @@ def error_count(bits: np.ndarray, targets: np.ndarray) -> int:
 
 def loss_value(loss: str, bits: np.ndarray, targets: np.ndarray) -> int:
     return hamming_loss(bits, targets) if loss == "hamming" else error_count(bits, targets)
+
+
+def predictions(net: Network, X: np.ndarray, output: str, bits: list[np.ndarray] | None = None) -> np.ndarray:
+    """The class of every sample under the network's output rule (-1: no class / a tie)."""
+    bits = net.forward(X) if bits is None else bits
+    return net.argmax_predictions(X, bits) if output == "argmax" else exact_match_predictions(bits[-1])
+
+
+def training_loss(net: Network, X: np.ndarray, labels: np.ndarray, Y: np.ndarray, loss: str, output: str,
+                  bits: list[np.ndarray] | None = None) -> int:
+    """The training loss of the exact forward pass: misclassified samples for argmax outputs, else ``loss``
+    over the output bits against the target bits Y."""
+    bits = net.forward(X) if bits is None else bits
+    if output == "argmax":
+        return int(np.sum(net.argmax_predictions(X, bits) != labels))
+    return loss_value(loss, bits[-1], Y)
+
+
+def training_slack(net: Network, X: np.ndarray, labels: np.ndarray, eps: float, output: str
+                   ) -> tuple[Fraction, tuple[int, int, int]]:
+    """Exact smallest slack of the training problem's rows: every step bit's (``min_slack``) and, for argmax
+    outputs, the score margin of every correctly classified sample (misclassified ones are the loss)."""
+    if output == "bits":
+        return net.min_slack(X, eps)
+    L = len(net.weights)
+    parts = [net.min_slack(X, eps, L - 1)] if L > 1 else []
+    top = net.argmax_slack(X, labels, eps)
+    parts += [top] if top is not None else []
+    return min(parts, key=lambda p: p[0]) if parts else (Fraction(0), (L, -1, -1))
 
 
 def exact_match_predictions(bits: np.ndarray) -> np.ndarray:

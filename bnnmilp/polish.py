@@ -75,6 +75,12 @@ def _margin_lp(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], fixed: Netw
         d, dp = net.layers[l], net.layers[l - 1]
         inp = X if l == 1 else pattern[l - 2].astype(np.float64)
         u = pattern[l - 1].astype(np.float64)
+        if l == net.depth and net.output == "argmax":
+            if t is None:
+                slacks.append(_score_rows(b, spec, inp, pattern[-1], W[l], lam[l], slack, floor))
+            else:
+                _score_rows(b, spec, inp, pattern[-1], W[l], lam[l], t, floor)
+            continue
         a_cols = np.broadcast_to(W[l][None, :, :], (m, d, dp))
         a_coef = np.broadcast_to(inp[:, None, :], (m, d, dp))
         lam_cols, lam_coef = threshold_terms(lam[l], m, d)
@@ -105,6 +111,46 @@ def _margin_lp(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], fixed: Netw
         allt = np.concatenate(slacks)
         b.set_objective(allt, -np.ones(allt.shape))
     return b, W, lam
+
+
+def _score_rows(b: ModelBuilder, spec: Spec, H: np.ndarray, wins: np.ndarray, W: np.ndarray, lam: np.ndarray | None,
+                slack: str | np.ndarray, floor: float) -> np.ndarray:
+    """Argmax output rows s_y - s_k >= epsilon + t for every sample that wins its class y (``wins`` one-hot)
+    and rival k; t is the given column, or new ones per row (``row``) or per class y (``neuron``)."""
+    i, y = np.nonzero(wins)
+    d, dp = W.shape
+    if y.size == 0:  # no sample to keep correct
+        return np.zeros(0, np.int64)
+    rival = np.array([[k for k in range(d) if k != c] for c in y], dtype=np.int64).reshape(len(y), d - 1)
+    n = len(y)
+    if isinstance(slack, np.ndarray):
+        tcols, new = np.broadcast_to(slack, (n, d - 1)), np.zeros(0, np.int64)
+    elif slack == "row":
+        new = b.add_vars("tL", (n, d - 1), floor, INF).reshape(n, d - 1)
+        tcols = new
+    else:
+        new = b.add_vars("tL", (d,), floor, INF)
+        tcols = np.broadcast_to(new[y][:, None], (n, d - 1))
+    h = np.broadcast_to(H[i][:, None, :], (n, d - 1, dp))
+    cols = [np.broadcast_to(W[y][:, None, :], (n, d - 1, dp)), W[rival], tcols[:, :, None]]
+    coefs = [h, -h, np.full((n, d - 1, 1), -1.0)]
+    if spec.network.thresholds == "per_neuron":
+        cols += [np.broadcast_to(lam[y][:, None, None], (n, d - 1, 1)), lam[rival][:, :, None]]
+        coefs += [np.full((n, d - 1, 1), -1.0), np.full((n, d - 1, 1), 1.0)]
+    b.add_rows("score", (n, d - 1), np.concatenate(cols, 2), np.concatenate(coefs, 2), spec.training.epsilon, INF)
+    return new.ravel()
+
+
+def pattern_of(spec: Spec, net: Network, X: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:
+    """The activation pattern polishing keeps: every step layer's bits and, for an argmax output layer, the
+    class each sample wins by the epsilon margin (one-hot; zero rows for the others)."""
+    bits = net.forward(X)
+    if spec.network.output != "argmax":
+        return bits
+    from bnnmilp.formulations.theorem1 import score_margin
+
+    ok = score_margin(net, X, labels, bits) >= spec.training.epsilon
+    return [*bits[:-1], (np.eye(spec.network.n_outputs, dtype=np.int8)[labels] * ok[:, None]).astype(np.int8)]
 
 
 def _network(x: np.ndarray, spec: Spec, W: dict, lam: dict) -> Network:
@@ -185,7 +231,8 @@ def snap_thresholds(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], net: N
         return net
     eps = Fraction(spec.training.epsilon)
     thresholds = [t.copy() for t in net.thresholds]
-    for l in range(spec.network.depth):
+    steps = spec.network.depth - (spec.network.output == "argmax")  # an argmax layer has no step to snap
+    for l in range(steps):
         inp = X if l == 0 else pattern[l - 1].astype(np.float64)
         u = pattern[l]
         groups = [np.arange(u.shape[1])] if mode == "learned" else [np.array([k]) for k in range(u.shape[1])]

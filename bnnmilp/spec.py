@@ -22,15 +22,21 @@ POLISH = ("min", "sum", "neuron", "none")
 STAGES = ("loss", "margin", "min_weight")
 METHODS = ("milp", "ste", "decompose")
 WARM_STARTS = ("none", "ste")
+OUTPUTS = ("bits", "argmax")
 
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """Layer widths [d0, ..., dL], weight domain and threshold mode."""
+    """Layer widths [d0, ..., dL], weight domain, threshold mode and output rule.
+
+    ``output``: ``bits`` (the paper's: the output layer is a step layer, its bits are the prediction) or
+    ``argmax`` (the output layer gives linear scores a^L - lambda^L; the class is the largest score).
+    """
 
     layers: tuple[int, ...]
     weights: str = "continuous"
     thresholds: str = "learned"
+    output: str = "bits"
 
     @property
     def n_inputs(self) -> int:
@@ -185,7 +191,7 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
     for k in doc:
         if k not in ("network", "training", "solver"):
             raise r.fail(k, "unknown section (allowed: network, training, solver)")
-    net = r.section(doc, "network", {"layers", "weights", "thresholds"}, required=True)
+    net = r.section(doc, "network", {"layers", "weights", "thresholds", "output"}, required=True)
     if "layers" not in net:
         raise r.fail("network.layers", "missing required key (a list of layer widths [d0, d1, ..., dL])")
     layers = net["layers"]
@@ -198,7 +204,10 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
         layers=tuple(layers),
         weights=r.choice(net, "network", "weights", WEIGHT_DOMAINS, "continuous"),
         thresholds=r.choice(net, "network", "thresholds", THRESHOLD_MODES, "learned"),
+        output=r.choice(net, "network", "output", OUTPUTS, "bits"),
     )
+    if network.output == "argmax" and network.n_outputs < 2:
+        raise r.fail("network.output", "argmax needs at least two outputs (one score per class)")
     tr = r.section(doc, "training", {"loss", "epsilon", "big_m", "polish", "polish_radius", "objective",
                                      "margin_cap", "method", "warm_start", "seed", "trust_region",
                                      "trust_region_scope", "symmetry", "fix_unused"},
@@ -207,7 +216,7 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
     if eps_auto:
         tr = {**tr, "epsilon": 1.0}
     training = TrainingSpec(
-        loss=r.choice(tr, "training", "loss", LOSSES, "hamming"),
+        loss=r.choice(tr, "training", "loss", LOSSES, "error" if network.output == "argmax" else "hamming"),
         epsilon=r.number(tr, "training", "epsilon", 0.0625, positive=True),
         big_m=r.choice(tr, "training", "big_m", BIG_M, "tight"),
         polish=r.choice(tr, "training", "polish", POLISH, "min"),
@@ -223,6 +232,9 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
         fix_unused=_flag(r, tr, "fix_unused", True),
         epsilon_auto=eps_auto,
     )
+    if network.output == "argmax" and training.loss != "error":
+        raise r.fail("training.loss", "error (misclassified samples) with network.output: argmax; hamming counts "
+                                      "output bits, which an argmax layer does not have")
     so = r.section(doc, "solver", {"name", "time_limit", "mip_gap", "threads"}, required=False)
     name = so.get("name", "highs")
     if not isinstance(name, str) or not name:

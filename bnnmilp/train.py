@@ -16,9 +16,9 @@ import numpy as np
 from bnnmilp import formulations
 from bnnmilp.backends.base import ProgressFn, Solution
 from bnnmilp.data import Dataset
-from bnnmilp.network import Network, loss_value
+from bnnmilp.network import Network, training_loss, training_slack
 from bnnmilp.objectives import StageResult, solve_stages
-from bnnmilp.polish import nearest_feasible, polish, snap_thresholds
+from bnnmilp.polish import nearest_feasible, pattern_of, polish, snap_thresholds
 from bnnmilp.spec import Spec
 
 
@@ -78,10 +78,10 @@ class TrainResult:
 
 
 def evaluate(spec: Spec, net: Network, data: Dataset, source: str) -> Candidate:
-    Y = data.targets(spec.network.n_outputs)
-    bits = net.predict_bits(data.features)
-    slack, _ = net.min_slack(data.features, spec.training.epsilon)
-    return Candidate(net, source, loss_value(spec.training.loss, bits, Y), slack)
+    X, out = data.features, spec.network.output
+    loss = training_loss(net, X, data.labels, data.targets(spec.network.n_outputs), spec.training.loss, out)
+    slack, _ = training_slack(net, X, data.labels, spec.training.epsilon, out)
+    return Candidate(net, source, loss, slack)
 
 
 def trivial_start(spec: Spec) -> Network | None:
@@ -113,7 +113,7 @@ def exact_start(spec: Spec, net: Network, data: Dataset, source: str) -> Candida
     weights moved, as little as possible (L1). The network keeps its own activation pattern, hence its loss.
     """
     X = data.features
-    pattern = net.forward(X)
+    pattern = pattern_of(spec, net, X, data.labels)
     snapped = evaluate(spec, snap_thresholds(spec, X, pattern, net), data, source)
     if snapped.epsilon_feasible:
         return snapped
@@ -182,7 +182,7 @@ def _decomposed(spec: Spec, data: Dataset, start_c: Candidate, progress: Progres
     X = data.features
     dec = decompose(spec, X, data.targets(spec.network.n_outputs), start_c.network, progress)
     net = dec.network
-    pattern = net.forward(X)
+    pattern = pattern_of(spec, net, X, data.labels)
     cands = [start_c, evaluate(spec, snap_thresholds(spec, X, pattern, net), data, "solver")]
     cands += _polished(spec, data, net, pattern)
     best = choose(cands, prefer_solver="margin" in spec.training.objective and spec.training.polish != "neuron")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from bnnmilp.data import Dataset
-from bnnmilp.network import error_count, exact_match_predictions, hamming_loss, loss_value
+from bnnmilp.network import error_count, hamming_loss, predictions, training_loss, training_slack
 from bnnmilp.runs import WeightsFile, fraction_str
 
 BOUND_TOL = 1e-6  # the solver's bound is a float; it may exceed an integer loss by its own tolerance only
@@ -52,9 +52,11 @@ def verify_weights(wf: WeightsFile, data: Dataset) -> dict[str, Any]:
     spec = wf.spec
     data.check_fits(spec.network.n_inputs, spec.network.n_outputs)
     Y = data.targets(spec.network.n_outputs)
-    bits = wf.network.predict_bits(data.features)
-    loss = loss_value(spec.training.loss, bits, Y)
-    slack, where = wf.network.min_slack(data.features, spec.training.epsilon)
+    out = spec.network.output
+    all_bits = wf.network.forward(data.features)
+    bits = all_bits[-1]
+    loss = training_loss(wf.network, data.features, data.labels, Y, spec.training.loss, out, all_bits)
+    slack, where = training_slack(wf.network, data.features, data.labels, spec.training.epsilon, out)
     doc = wf.doc
     checks = [_domain_check(wf)]
     sha = (doc.get("data") or {}).get("sha256")
@@ -79,19 +81,21 @@ def verify_weights(wf: WeightsFile, data: Dataset) -> dict[str, Any]:
     else:
         ok = Fraction(str(recorded_slack)) == slack
         checks.append(Check("margin", ok, f"recorded min slack {recorded_slack}, exact {fraction_str(slack)}"))
-    pred = exact_match_predictions(bits)
+    pred = predictions(wf.network, data.features, out, all_bits)
     return {
         "weights": wf.path,
         "data": data.path,
         "samples": data.n_samples,
         "loss": spec.training.loss,
         "exact_loss": loss,
-        "hamming": hamming_loss(bits, Y),
-        "errors": error_count(bits, Y),
+        "output": out,
+        "hamming": hamming_loss(bits, Y) if out == "bits" else None,
+        "errors": error_count(bits, Y) if out == "bits" else int(np.sum(pred != data.labels)),
         "accuracy": float(np.mean(pred == data.labels)),
         "min_slack": fraction_str(slack),
         "min_slack_float": float(slack),
-        "min_slack_at": {"layer": where[0], "sample": where[1], "neuron": where[2]},
+        "min_slack_at": {"layer": where[0], "sample": where[1],
+                         ("rival_class" if out == "argmax" and where[0] == spec.network.depth else "neuron"): where[2]},
         "epsilon_feasible": slack >= 0,
         "checks": [asdict(c) for c in checks],
         "ok": all(c.ok is not False for c in checks),

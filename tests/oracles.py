@@ -95,6 +95,45 @@ def brute_force_lexicographic(layers: list[int], weights: str, thresholds: str, 
     return best, min(c for out, c in reach.items() if loss_of(out, targets, loss) == best)
 
 
+def brute_force_argmax(layers: list[int], weights: str, thresholds: str, X: list[list[float]], labels: list[int],
+                       eps: float) -> int | None:
+    """Fewest misclassified samples of a network with an argmax output layer (scores a^L_k - lambda_k; a sample
+    counts as correct when its class's score beats every other by epsilon), by enumeration.
+
+    Output thresholds matter only through differences lambda_y - lambda_k; for a fixed set of correct samples
+    they solve a system of difference constraints with integer right-hand sides (everything is scaled by D),
+    which has an integer solution whenever it has one: integer thresholds in [-D, D] suffice.
+    """
+    fx = [[Fraction(v) for v in row] for row in X]
+    D = math.lcm(Fraction(eps).denominator, *(v.denominator for row in fx for v in row))
+    e = int(Fraction(eps) * D)
+    reach = {tuple(tuple(int(v * D) for v in row) for row in fx)}
+    for l in range(1, len(layers) - 1):
+        scale = 1 if l == 1 else D
+        shape = (layers[l], layers[l - 1])
+        nxt: set = set()
+        for flat in itertools.product(DOMAINS[weights], repeat=shape[0] * shape[1]):
+            W = tuple(tuple(flat[k * shape[1]:(k + 1) * shape[1]]) for k in range(shape[0]))
+            for inp in reach:
+                nxt.update(_layer_outputs(inp, W, thresholds, e, D, scale))
+        reach = nxt
+    if not reach:
+        return None
+    L = len(layers) - 1
+    scale = 1 if L == 1 else D
+    d, p = layers[-1], layers[-2]
+    lams = list(itertools.product(range(-D, D + 1), repeat=d)) if thresholds == "per_neuron" else [(0,) * d]
+    best = None
+    for inp in reach:
+        for flat in itertools.product(DOMAINS[weights], repeat=d * p):
+            a = [[scale * sum(x * flat[k * p + j] for j, x in enumerate(row)) for k in range(d)] for row in inp]
+            for lam in lams:
+                wrong = sum(1 for row, y in zip(a, labels)
+                            if any(row[y] - lam[y] - (row[k] - lam[k]) < e for k in range(d) if k != y))
+                best = wrong if best is None else min(best, wrong)
+    return best
+
+
 def forward_exact(weights: list, thresholds: list, x: list) -> list[list[int]]:
     """Bits of every layer for one input, in exact arithmetic, with the plain rule a >= lambda."""
     inp = [Fraction(v) for v in x]

@@ -127,13 +127,16 @@ def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None 
         sol.value_valid = True
         h.setSolution(sol)
     snap = Progress()
+    root = [float("-inf")]  # the dual bound while the root node is processed (no branching yet)
 
     def on_interrupt(e: object) -> None:
         out = e.data_out  # type: ignore[attr-defined]
         snap.incumbent, snap.bound, snap.gap = out.mip_primal_bound, out.mip_dual_bound, out.mip_gap
         snap.nodes, snap.elapsed = out.mip_node_count, out.running_time
+        if snap.nodes == 0:
+            root[0] = max(root[0], snap.bound)
 
-    if progress is not None and model.integrality.any():
+    if model.integrality.any():
         h.cbMipInterrupt += on_interrupt
     h.HandleUserInterrupt = True  # lets cancelSolve() (our Ctrl-C handler) stop simplex, IPM and MIP
     t0 = time.perf_counter()
@@ -171,8 +174,11 @@ def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None 
     if gap is not None and not np.isfinite(gap):
         gap = None
     ver = f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
-    return Solution(status, x, obj, bound, gap, nodes, runtime, "highs", ver,
-                    {"interrupted_by_user": interrupted})
+    extra: dict = {"interrupted_by_user": interrupted}
+    if is_mip:  # solved at the root (no branching): the final bound is the root's
+        rb = bound if nodes <= 1 and bound is not None else root[0]
+        extra["root_bound"] = float(rb) if np.isfinite(rb) else None
+    return Solution(status, x, obj, bound, gap, nodes, runtime, "highs", ver, extra)
 
 
 def read(path: str | Path) -> StandardModel:

@@ -37,19 +37,23 @@ def command(weights: str, data: str, output: str | None, as_json: bool) -> None:
         bits = wf.network.forward(ds.features)
         exact = exact_match_predictions(bits[-1])
         arg = wf.network.argmax_predictions(ds.features, bits)
+    rule = "argmax" if not isinstance(wf, EnsembleFile) and wf.spec.network.output == "argmax" else "bits"
+    pred = arg if rule == "argmax" else exact
     acc_exact = float(np.mean(exact == ds.labels))
     acc_arg = float(np.mean(arg == ds.labels))
     if output:
-        lines = ["index,label,prediction,argmax_prediction,bits"]
+        lines = ["index,label,prediction,argmax_prediction,bits"]  # prediction: by the network's output rule
         lines += [f"{i},{y},{p},{a},{''.join(map(str, b))}"
-                  for i, (y, p, a, b) in enumerate(zip(ds.labels, exact, arg, bits[-1], strict=True))]
+                  for i, (y, p, a, b) in enumerate(zip(ds.labels, pred, arg, bits[-1], strict=True))]
         write_text_atomic(output, "\n".join(lines) + "\n")
-    result = {"samples": ds.n_samples, "accuracy_exact_match": acc_exact, "accuracy_argmax": acc_arg,
-              "predictions": exact.tolist(), "argmax_predictions": arg.tolist()}
+    result = {"samples": ds.n_samples, "output": rule, "accuracy": acc_arg if rule == "argmax" else acc_exact,
+              "accuracy_exact_match": acc_exact, "accuracy_argmax": acc_arg,
+              "predictions": pred.tolist(), "exact_match_predictions": exact.tolist(),
+              "argmax_predictions": arg.tolist()}
     if as_json:
         terminal.emit_json(result)
     else:
         if not output:
-            for p in exact:
+            for p in pred:
                 click.echo(int(p))
         terminal.status(f"{ds.n_samples} samples: accuracy {acc_exact:.4f} (exact match), {acc_arg:.4f} (argmax)")

@@ -118,6 +118,9 @@ def _robust(wf, ds, eps, norm, domain, bounds, against, min_eps, time_limit, wor
 
     if eps is None and not (min_eps and bounds is not None):
         raise InputError(None, "--eps", "expected a radius (or --min-eps with --bounds)")
+    if wf.spec.network.output == "argmax":
+        raise InputError(wf.path, "network.output", "bits: --robust verifies step-output networks only (argmax "
+                                                    "output layers are not supported yet)")
     ds.check_fits(wf.spec.network.n_inputs, wf.spec.network.n_outputs)
     opts = RobustOptions(eps=eps, norm=norm, domain=domain, bounds=bounds, against=against, min_eps=min_eps,
                          time_limit=time_limit, prune=prune, reuse=reuse)

@@ -93,7 +93,11 @@ class TrainingModel:
 
     def pattern_from(self, x: np.ndarray) -> list[np.ndarray]:
         """The activation bits u^{i,l} of a solution, rounded: the pattern the solver claims."""
-        return [np.round(x[self.model.cols(f"u{l}")]).astype(np.int8) for l in range(1, self.depth + 1)]
+        hidden = [np.round(x[self.model.cols(f"u{l}")]).astype(np.int8) for l in range(1, self.depth + 1)
+                  if f"u{l}" in self.model.col_blocks]
+        if self.spec.network.output == "argmax":  # the output layer's "pattern": the class each correct sample wins
+            return [*hidden, (self.Y * (1 - np.round(x[self.model.cols("e")]))[:, None]).astype(np.int8)]
+        return hidden
 
     def canonical(self, net: Network) -> Network:
         """The same function in the form the strengthenings expect: hidden neurons sorted by descending
@@ -125,11 +129,15 @@ class TrainingModel:
             tc = self._threshold_cols(l)
             if tc is not None:
                 x[tc] = net.thresholds[l - 1]
-            x[self.model.cols(f"u{l}")] = bits[l - 1]
+            if f"u{l}" in self.model.col_blocks:
+                x[self.model.cols(f"u{l}")] = bits[l - 1]
             if prev is not None:
                 x[self.model.cols(f"s{l}")] = W[None, :, :] * prev[:, None, :]
             prev = bits[l - 1]
-        if "e" in self.model.col_blocks:
+        if self.spec.network.output == "argmax":  # e_i = 0 where the sample is correct by a margin epsilon
+            x[self.model.cols("e")] = score_margin(net, self.X, self.Y.argmax(axis=1), bits) < \
+                self.spec.training.epsilon + tol
+        elif "e" in self.model.col_blocks:
             x[self.model.cols("e")] = np.any(bits[-1] != self.Y, axis=1)
         inp = self.X
         for l in range(1, self.depth + 1):  # each neuron's margin: its smallest slack, capped; nz: w != 0
@@ -142,6 +150,16 @@ class TrainingModel:
                 x[self.model.cols(f"mu{l}")] = mu
             inp = bits[l - 1].astype(np.float64)
         return x if self.model.max_violation(x) <= tol else None
+
+
+def score_margin(net: Network, X: np.ndarray, labels: np.ndarray, bits: list[np.ndarray]) -> np.ndarray:
+    """s_y - max_{k != y} s_k of every sample (floating point; argmax output layers)."""
+    inp = X if len(net.weights) == 1 else bits[-2].astype(np.float64)
+    s = inp @ net.weights[-1].T - net.thresholds[-1]
+    rows = np.arange(len(labels))
+    sy = s[rows, labels].copy()
+    s[rows, labels] = -np.inf
+    return sy - s.max(axis=1)
 
 
 def add_thresholds(b: ModelBuilder, mode: str, l: int, d: int) -> np.ndarray | None:
@@ -159,6 +177,32 @@ def threshold_terms(lam: np.ndarray | None, m: int, d: int) -> tuple[np.ndarray,
     if lam is None:
         return np.zeros((m, d, 1), np.int64), np.zeros((m, d, 1))
     return np.broadcast_to(lam[None, :, None], (m, d, 1)), np.full((m, d, 1), -1.0)
+
+
+def _argmax_rows(b: ModelBuilder, Y: np.ndarray, a_cols: np.ndarray, a_coef: np.ndarray, lam: np.ndarray | None,
+                 mode: str, lo: np.ndarray, hi: np.ndarray, eps: float) -> np.ndarray:
+    """Score rows of an argmax output layer; returns the error indicators e.
+
+    s^i_k = a^{i,L}_k - lambda_k;  s^i_y - s^i_k >= epsilon - M_ik e_i  for every k != y = y^i,
+    M_ik = hi_ik - lo_iy + epsilon (the bounds of a - lambda), e_i binary: the sample is classified
+    correctly, by a margin epsilon, unless it is counted as an error.
+    """
+    m, d, dp = a_cols.shape
+    E = b.add_vars("e", (m,), 0.0, 1.0, True)
+    y = Y.argmax(axis=1)
+    rival = np.array([[k for k in range(d) if k != yi] for yi in y]).reshape(m, d - 1)
+    rows = np.arange(m)[:, None]
+    col_y = np.broadcast_to(a_cols[rows[:, 0], y][:, None, :], (m, d - 1, dp))
+    coef_y = np.broadcast_to(a_coef[rows[:, 0], y][:, None, :], (m, d - 1, dp))
+    parts_c = [col_y, a_cols[rows, rival], np.broadcast_to(E[:, None, None], (m, d - 1, 1))]
+    big = hi[rows, rival] - lo[rows[:, 0], y][:, None] + eps
+    parts_v = [coef_y, -a_coef[rows, rival], big[:, :, None]]
+    if mode == "per_neuron":  # - lambda_y + lambda_k (a shared threshold cancels)
+        parts_c += [np.broadcast_to(lam[y][:, None, None], (m, d - 1, 1)), lam[rival][:, :, None]]
+        parts_v += [np.full((m, d - 1, 1), -1.0), np.full((m, d - 1, 1), 1.0)]
+    b.add_rows("score", (m, d - 1), np.concatenate(parts_c, axis=2), np.concatenate(parts_v, axis=2), eps, INF,
+               fmt="score_{0}_{1}")
+    return E
 
 
 @register("theorem1")
@@ -185,8 +229,10 @@ class Theorem1:
                 w_hi[:, unused] = w_lo[:, unused]
             W[l] = b.add_vars(f"w{l}", (d, dp), w_lo, w_hi, integer, fmt=f"w_{l}_{{0}}_{{1}}")
             lam[l] = add_thresholds(b, net.thresholds, l, d)
+        argmax = net.output == "argmax"
+        steps = net.depth - 1 if argmax else net.depth  # layers with step activations
         U, S = {}, {}
-        for l in range(1, net.depth + 1):
+        for l in range(1, steps + 1):
             U[l] = b.add_vars(f"u{l}", (m, net.layers[l]), 0.0, 1.0, True, fmt=f"u_{{0}}_{l}_{{1}}")
         for l in range(2, net.depth + 1):
             S[l] = b.add_vars(f"s{l}", (m, net.layers[l], net.layers[l - 1]), -1.0, 1.0,
@@ -195,10 +241,10 @@ class Theorem1:
         if net.weights == "binary":
             for l in range(1, net.depth + 1):
                 Z[l] = b.add_vars(f"z{l}", W[l].shape, 0.0, 1.0, True, fmt=f"z_{l}_{{0}}_{{1}}")
-        E = b.add_vars("e", (m,), 0.0, 1.0, True) if tr.loss == "error" else None
+        E = b.add_vars("e", (m,), 0.0, 1.0, True) if tr.loss == "error" and not argmax else None
         cap = tr.margin_cap if "margin" in tr.objective else 0.0
         MU = {l: b.add_vars(f"mu{l}", (net.layers[l],), 0.0, cap, fmt=f"mu_{l}_{{0}}")
-              for l in range(1, net.depth + 1)} if cap else {}
+              for l in range(1, steps + 1)} if cap else {}
         NZ = {l: b.add_vars(f"nz{l}", W[l].shape, 0.0, 1.0, True, fmt=f"nz_{l}_{{0}}_{{1}}")
               for l in range(1, net.depth + 1)} if "min_weight" in tr.objective else {}
 
@@ -213,18 +259,21 @@ class Theorem1:
             else:
                 a_cols, a_coef = S[l], np.ones((1, 1, dp))
                 a_cols, a_coef = np.broadcast_arrays(a_cols, a_coef)
-            lam_cols, lam_coef = threshold_terms(lam[l], m, d)
-            u_cols = U[l][:, :, None]
-            mu_cols = np.broadcast_to(MU[l][None, :, None] if MU else np.zeros((1, d, 1), np.int64), (m, d, 1))
-            mu_coef = np.full((m, d, 1), 1.0 if MU else 0.0)
-            cols = np.concatenate([a_cols, lam_cols, u_cols, mu_cols], axis=2)
-            fmt = f"{{}}_{{{{0}}}}_{l}_{{{{1}}}}"
-            b.add_rows(f"on{l}", (m, d), cols,
-                       np.concatenate([a_coef, lam_coef, lo[:, :, None], -mu_coef], axis=2), lo, INF,
-                       fmt=fmt.format("on"))
-            b.add_rows(f"off{l}", (m, d), cols,
-                       np.concatenate([a_coef, lam_coef, -(hi + eps)[:, :, None], mu_coef], axis=2), -INF, -eps,
-                       fmt=fmt.format("off"))
+            if l > steps:  # the argmax output layer: score rows instead of step rows
+                E = _argmax_rows(b, Y, a_cols, a_coef, lam[l], net.thresholds, lo, hi, eps)
+            else:
+                lam_cols, lam_coef = threshold_terms(lam[l], m, d)
+                u_cols = U[l][:, :, None]
+                mu_cols = np.broadcast_to(MU[l][None, :, None] if MU else np.zeros((1, d, 1), np.int64), (m, d, 1))
+                mu_coef = np.full((m, d, 1), 1.0 if MU else 0.0)
+                cols = np.concatenate([a_cols, lam_cols, u_cols, mu_cols], axis=2)
+                fmt = f"{{}}_{{{{0}}}}_{l}_{{{{1}}}}"
+                b.add_rows(f"on{l}", (m, d), cols,
+                           np.concatenate([a_coef, lam_coef, lo[:, :, None], -mu_coef], axis=2), lo, INF,
+                           fmt=fmt.format("on"))
+                b.add_rows(f"off{l}", (m, d), cols,
+                           np.concatenate([a_coef, lam_coef, -(hi + eps)[:, :, None], mu_coef], axis=2), -INF, -eps,
+                           fmt=fmt.format("off"))
             if l >= 2:
                 s = S[l]
                 up = np.broadcast_to(U[l - 1][:, None, :], s.shape)
@@ -256,7 +305,9 @@ class Theorem1:
                        fmt=f"bin_{l}_{{0}}_{{1}}")
         L = net.depth
         y = Y.astype(np.float64)
-        if E is None:
+        if argmax:
+            b.set_objective(E, 1.0)
+        elif E is None:
             b.set_objective(U[L], 1.0 - 2.0 * y, offset=float(y.sum()))
         else:
             dL = net.layers[L]

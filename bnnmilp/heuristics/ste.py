@@ -4,7 +4,9 @@ Forward: the exact architecture (weights quantised to the domain, step activatio
 Backward: the step's derivative is replaced by a triangle of half-width s_l around the threshold,
 d u / d a = max(0, 1 - |a - lambda| / s_l) / s_l, with s_l the typical size of a layer's
 pre-activations (so the surrogate is scale-free); discrete weights pass their gradient to latent real
-weights (Courbariaux et al. 2016). Loss: a hinge on the output scores, relu(1 - (2 y - 1) (a - lambda) / s_L).
+weights (Courbariaux et al. 2016). Loss: a hinge on the output scores, relu(1 - (2 y - 1) (a - lambda) / s_L)
+(bit outputs), or the multiclass hinge sum_{k != y} relu(1 - (s_y - s_k) / s_L) of the scores s = a - lambda
+(argmax outputs).
 Full-batch Adam, seeded restarts; the network with the lowest exact training loss wins.
 """
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bnnmilp.network import Network, loss_value
+from bnnmilp.network import Network, loss_value, training_loss
 from bnnmilp.spec import Spec
 
 
@@ -49,6 +51,8 @@ def _one_run(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions, rng: np
     m2 = [np.zeros_like(p) for p in params]
     b1, b2 = 0.9, 0.999
     sign = 2.0 * Y - 1.0
+    argmax = net.output == "argmax"
+    labels, rows = Y.argmax(axis=1), np.arange(Y.shape[0])
     # one-hot targets have one positive among dL bits: weight positives so that all-zero outputs do not win
     weight = np.where(Y == 1, max(net.layers[-1] - 1, 1), 1.0)
     best, best_loss = None, None
@@ -59,13 +63,22 @@ def _one_run(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions, rng: np
             a = inputs[-1] @ Wq[l].T - lams[l]
             pre.append(a)
             inputs.append((a >= 0).astype(np.float64))
-        out_loss = loss_value(spec.training.loss, inputs[-1].astype(np.int8), Y.astype(np.int8))
+        if argmax:
+            out_loss = int(np.sum(np.argmax(pre[-1], axis=1) != labels))
+        else:
+            out_loss = loss_value(spec.training.loss, inputs[-1].astype(np.int8), Y.astype(np.int8))
         if best_loss is None or out_loss <= best_loss:  # ties: later epochs have larger hinge margins
             best_loss, best = out_loss, ([w.copy() for w in Wq], [np.broadcast_to(t, (net.layers[l + 1],)).copy()
                                                                    for l, t in enumerate(lams)])
         # backward
         z = pre[-1] / scales[-1]
-        g = -sign * weight * (sign * z < 1.0) / scales[-1]  # d hinge / d a
+        if argmax:  # multiclass hinge sum_k relu(1 - (z_y - z_k))
+            active = (1.0 - (z[rows, labels][:, None] - z) > 0) & (Y == 0)
+            g = active.astype(np.float64)
+            g[rows, labels] = -active.sum(axis=1)
+            g /= scales[-1]
+        else:
+            g = -sign * weight * (sign * z < 1.0) / scales[-1]  # d hinge / d a
         grads_w, grads_l = [None] * L, [None] * L
         for l in range(L - 1, -1, -1):
             grads_w[l] = g.T @ inputs[l]
@@ -93,4 +106,6 @@ def ste_train(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions | None 
     opts = opts or SteOptions()
     rng = np.random.default_rng(opts.seed)
     nets = [_one_run(spec, X, Y, opts, rng) for _ in range(opts.restarts)]
-    return sorted(nets, key=lambda n: loss_value(spec.training.loss, n.predict_bits(X), Y.astype(np.int8)))
+    labels = Y.argmax(axis=1) if Y.shape[1] > 1 else Y[:, 0]
+    return sorted(nets, key=lambda n: training_loss(n, X, labels, Y.astype(np.int8), spec.training.loss,
+                                                    spec.network.output))

@@ -135,3 +135,25 @@ def test_infeasible_training_problem_exits_1(tmp_path):
     assert json.loads(r.stdout)["status"] == "infeasible"
     assert not (tmp_path / "run/weights.yaml").exists()
     assert json.loads((tmp_path / "run/certificate.json").read_text())["status"] == "infeasible"
+
+
+def test_argmax_output_train_predict_verify(tmp_path, repo_root):
+    """XOR with two output scores: trained to zero errors; predict follows the argmax rule; robustness refuses."""
+    cfg = tmp_path / "net.yaml"
+    cfg.write_text(yaml.safe_dump({"network": {"layers": [2, 2, 2], "thresholds": "per_neuron", "output": "argmax"},
+                                   "training": {"epsilon": 0.0625}, "solver": {"time_limit": 30}}))
+    data = repo_root / "samples/xor.yaml"
+    r = run("train", cfg, data, "-o", tmp_path / "run", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["objective"] == 0
+    doc = yaml.safe_load((tmp_path / "run/weights.yaml").read_text())
+    assert doc["network"]["output"] == "argmax" and doc["training"]["loss"] == "error"
+    r = run("predict", tmp_path / "run/weights.yaml", data, "--json")
+    out = json.loads(r.stdout)
+    assert out["output"] == "argmax" and out["predictions"] == out["argmax_predictions"]
+    assert out["predictions"] == [0, 1, 1, 0, 0, 1, 1, 0] and out["accuracy"] == 1.0
+    r = run("verify", tmp_path / "run", data, "--json")
+    rep = json.loads(r.stdout)
+    assert r.exit_code == 0 and rep["ok"] and rep["errors"] == 0 and rep["min_slack_float"] > 0
+    r = run("verify", tmp_path / "run", data, "--robust", "--eps", "0.1")
+    assert r.exit_code == 2 and "network.output" in r.output
