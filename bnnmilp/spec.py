@@ -17,7 +17,7 @@ from bnnmilp.yamlio import read_yaml
 WEIGHT_DOMAINS = ("continuous", "binary", "ternary")
 THRESHOLD_MODES = ("learned", "per_neuron", "zero")
 LOSSES = ("hamming", "error")
-BIG_M = ("tight", "paper")
+BIG_M = ("tight", "paper", "lp")
 POLISH = ("min", "sum", "neuron", "none")
 STAGES = ("loss", "margin", "min_weight")
 METHODS = ("milp", "ste", "decompose")

@@ -146,9 +146,17 @@ def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: 
         start_c = choose([exact_start(spec, n, data, "ste") for n in ste_networks(spec, data)[:3]])
     if tr.method == "decompose":
         return _decomposed(spec, data, start_c, progress)  # type: ignore[arg-type]
-    tm = formulations.get(formulation).build(spec, X, Y)
+    form = formulations.get(formulation)
+    tm = form.build(spec, X, Y)
     start_net = start_c.network if start_c is not None else trivial_start(spec)
     x0 = tm.solution_from(start_net) if start_net is not None else None
+    rho = tr.trust_region
+    if rho and tr.trust_region_scope == "all" and start_c is not None and x0 is not None \
+            and spec.network.weights == "continuous":  # a local search: its box also tightens the big-M values
+        box = [(x0[tm.model.cols(f"w{l}")] - rho, x0[tm.model.cols(f"w{l}")] + rho)
+               for l in range(1, spec.network.depth + 1)]
+        tm = form.build(spec, X, Y, box)
+        x0 = tm.solution_from(start_net)
     stages = solve_stages(tm, spec.solver, start=x0, progress=progress, warm=start_c is not None)
     cands = []
     if start_c is not None:  # the result is never worse than the start, even one the MILP could not take

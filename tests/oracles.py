@@ -12,6 +12,8 @@ import itertools
 import math
 from fractions import Fraction
 
+import numpy as np
+
 DOMAINS = {"binary": (-1, 1), "ternary": (-1, 0, 1)}
 
 
@@ -102,7 +104,8 @@ def brute_force_argmax(layers: list[int], weights: str, thresholds: str, X: list
 
     Output thresholds matter only through differences lambda_y - lambda_k; for a fixed set of correct samples
     they solve a system of difference constraints with integer right-hand sides (everything is scaled by D),
-    which has an integer solution whenever it has one: integer thresholds in [-D, D] suffice.
+    which has an integer solution whenever it has one: integer thresholds in [-D, D] suffice, and since only
+    differences matter, the smallest can be taken as -D.
     """
     fx = [[Fraction(v) for v in row] for row in X]
     D = math.lcm(Fraction(eps).denominator, *(v.denominator for row in fx for v in row))
@@ -122,15 +125,20 @@ def brute_force_argmax(layers: list[int], weights: str, thresholds: str, X: list
     L = len(layers) - 1
     scale = 1 if L == 1 else D
     d, p = layers[-1], layers[-2]
-    lams = list(itertools.product(range(-D, D + 1), repeat=d)) if thresholds == "per_neuron" else [(0,) * d]
+    # shifting every threshold by the same amount changes nothing: the smallest may be taken as -D
+    lams = [lam for lam in itertools.product(range(-D, D + 1), repeat=d) if min(lam) == -D] \
+        if thresholds == "per_neuron" else [(0,) * d]
+    scores = {tuple(tuple(scale * sum(x * flat[k * p + j] for j, x in enumerate(row)) for k in range(d)) for row in inp)
+              for inp in reach for flat in itertools.product(DOMAINS[weights], repeat=d * p)}
+    lam = np.array(lams, dtype=np.int64)  # (thresholds, d)
+    y = np.array(labels)
     best = None
-    for inp in reach:
-        for flat in itertools.product(DOMAINS[weights], repeat=d * p):
-            a = [[scale * sum(x * flat[k * p + j] for j, x in enumerate(row)) for k in range(d)] for row in inp]
-            for lam in lams:
-                wrong = sum(1 for row, y in zip(a, labels)
-                            if any(row[y] - lam[y] - (row[k] - lam[k]) < e for k in range(d) if k != y))
-                best = wrong if best is None else min(best, wrong)
+    for a in scores:  # exact integers; numpy only vectorises the count over the thresholds
+        s = np.array(a, dtype=np.int64)[None, :, :] - lam[:, None, :]  # (thresholds, m, d)
+        margin = s[:, np.arange(len(y)), y][:, :, None] - s  # s_y - s_k
+        margin[:, np.arange(len(y)), y] = e  # the class itself is no rival
+        wrong = int((margin < e).any(axis=2).sum(axis=1).min())
+        best = wrong if best is None else min(best, wrong)
     return best
 
 

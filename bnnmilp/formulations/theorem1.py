@@ -38,11 +38,11 @@ Strengthenings that keep the optimum (tested against brute force):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from bnnmilp.bounds import preactivation_bounds
+from bnnmilp.bounds import WeightBox, full_box, lp_bounds, preactivation_bounds
 from bnnmilp.formulations import register
 from bnnmilp.model import INF, ModelBuilder, StandardModel
 from bnnmilp.network import Network
@@ -209,7 +209,8 @@ def _argmax_rows(b: ModelBuilder, Y: np.ndarray, a_cols: np.ndarray, a_coef: np.
 class Theorem1:
     """The paper's formulation (see the module docstring for the equations)."""
 
-    def build(self, spec: Spec, X: np.ndarray, Y: np.ndarray) -> TrainingModel:
+    def build(self, spec: Spec, X: np.ndarray, Y: np.ndarray, box: WeightBox | None = None) -> TrainingModel:
+        """The MILP; ``box`` restricts the weights (a trust region) and the big-M values with them."""
         net, tr = spec.network, spec.training
         m = X.shape[0]
         if tr.epsilon_auto and (net.weights == "continuous" or not np.all(np.round(X) == X)):
@@ -219,10 +220,11 @@ class Theorem1:
         eps = tr.epsilon
         b = ModelBuilder("bnnmilp_train")
         W, lam = {}, {}
+        weight_box = full_box(net) if box is None else [(np.maximum(lo, -1.0), np.minimum(hi, 1.0)) for lo, hi in box]
         for l in range(1, net.depth + 1):
             d, dp = net.layers[l], net.layers[l - 1]
             integer = net.weights != "continuous"
-            w_lo, w_hi = np.full((d, dp), -1.0), np.full((d, dp), 1.0)
+            w_lo, w_hi = weight_box[l - 1]
             if l == 1 and tr.fix_unused:
                 unused = np.all(X == 0, axis=0)
                 w_lo[:, unused] = 1.0 if net.weights == "binary" else 0.0
@@ -248,7 +250,10 @@ class Theorem1:
         NZ = {l: b.add_vars(f"nz{l}", W[l].shape, 0.0, 1.0, True, fmt=f"nz_{l}_{{0}}_{{1}}")
               for l in range(1, net.depth + 1)} if "min_weight" in tr.objective else {}
 
-        bounds = preactivation_bounds(net, X, tr.big_m)
+        bounds = preactivation_bounds(net, X, "tight" if tr.big_m == "lp" else tr.big_m, weight_box)
+        if tr.big_m == "lp":  # tighten by LP over the relaxation of the interval-bound model
+            first = self.build(replace(spec, training=replace(tr, big_m="tight")), X, Y, box)
+            bounds = lp_bounds(first, bounds)
         for l in range(1, net.depth + 1):
             d, dp = net.layers[l], net.layers[l - 1]
             lo, hi = bounds[l - 1]
