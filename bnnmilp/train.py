@@ -60,10 +60,7 @@ class TrainResult:
     def local_search(self) -> bool:
         """Whether the loss stage ran in a trust region around the start or on the start's hidden pattern
         (``method: decompose``): its bound is then only local."""
-        tr = self.spec.training
-        in_region = bool(tr.trust_region and tr.trust_region_scope == "all" and self.start is not None
-                         and self.spec.network.weights == "continuous")
-        return tr.method == "decompose" or in_region
+        return self.spec.training.method == "decompose" or in_trust_region(self.spec, self.start is not None)
 
     @property
     def loss_bound(self) -> float | None:
@@ -75,6 +72,18 @@ class TrainResult:
             if st.name == "loss":
                 return st.solution.bound
         return None
+
+
+def in_trust_region(spec: Spec, has_start: bool) -> bool:
+    """Whether the loss stage is a local search: a trust region around a start, continuous weights."""
+    tr = spec.training
+    return bool(tr.trust_region and tr.trust_region_scope == "all" and has_start
+                and spec.network.weights == "continuous")
+
+
+def prefers_solver(spec: Spec) -> bool:
+    """Margin objectives: the solver's per-neuron margins are what was asked for, unless polishing is per unit."""
+    return "margin" in spec.training.objective and spec.training.polish != "neuron"
 
 
 def evaluate(spec: Spec, net: Network, data: Dataset, source: str) -> Candidate:
@@ -150,9 +159,8 @@ def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: 
     tm = form.build(spec, X, Y)
     start_net = start_c.network if start_c is not None else trivial_start(spec)
     x0 = tm.solution_from(start_net) if start_net is not None else None
-    rho = tr.trust_region
-    if rho and tr.trust_region_scope == "all" and start_c is not None and x0 is not None \
-            and spec.network.weights == "continuous":  # a local search: its box also tightens the big-M values
+    if in_trust_region(spec, start_c is not None) and x0 is not None:  # the box also tightens the big-M values
+        rho = float(tr.trust_region)  # type: ignore[arg-type]
         box = [(x0[tm.model.cols(f"w{l}")] - rho, x0[tm.model.cols(f"w{l}")] + rho)
                for l in range(1, spec.network.depth + 1)]
         tm = form.build(spec, X, Y, box)
@@ -170,8 +178,7 @@ def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: 
         raw, pattern = tm.network_from(x), tm.pattern_from(x)
         cands.append(evaluate(spec, snap_thresholds(spec, X, pattern, raw), data, "solver"))
         cands += _polished(spec, data, raw, pattern)
-    # margin objectives: the solver's per-neuron margins are what was asked for, unless polishing is per neuron too
-    best = choose(cands, prefer_solver="margin" in tr.objective and tr.polish != "neuron")
+    best = choose(cands, prefer_solver=prefers_solver(spec))
     return TrainResult(spec, data, sol, best, tm.model.stats(), tm.model.fingerprint(), stages, start_c)
 
 
@@ -193,7 +200,7 @@ def _decomposed(spec: Spec, data: Dataset, start_c: Candidate, progress: Progres
     pattern = pattern_of(spec, net, X, data.labels)
     cands = [start_c, evaluate(spec, snap_thresholds(spec, X, pattern, net), data, "solver")]
     cands += _polished(spec, data, net, pattern)
-    best = choose(cands, prefer_solver="margin" in spec.training.objective and spec.training.polish != "neuron")
+    best = choose(cands, prefer_solver=prefers_solver(spec))
     sol = dec.stages[-1].solution if dec.stages else Solution("heuristic", None, None, None, None, 0, 0.0,
                                                               "highs", "")
     return TrainResult(spec, data, sol, best, {"units": dec.units, "units_improved": dec.units_improved}, "",
