@@ -63,7 +63,7 @@ def main() -> None:
                 spec = replace(base, network=replace(base.network, layers=layers),
                                training=replace(base.training, **over))
                 t0 = time.perf_counter()
-                res = train(spec, data)
+                res = train(spec, data, progress=lambda _: None)  # progress callbacks also record the root bound
                 dt = time.perf_counter() - t0
                 st = res.stages[0].solution if res.stages else res.solution
                 net = res.best.network

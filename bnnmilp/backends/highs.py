@@ -136,7 +136,7 @@ def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None 
         if snap.nodes == 0:
             root[0] = max(root[0], snap.bound)
 
-    if model.integrality.any():
+    if progress is not None and model.integrality.any():  # a Python callback slows the solve: only on request
         h.cbMipInterrupt += on_interrupt
     h.HandleUserInterrupt = True  # lets cancelSolve() (our Ctrl-C handler) stop simplex, IPM and MIP
     t0 = time.perf_counter()
@@ -175,9 +175,9 @@ def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None 
         gap = None
     ver = f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
     extra: dict = {"interrupted_by_user": interrupted}
-    if is_mip:  # solved at the root (no branching): the final bound is the root's
+    if is_mip:  # solved at the root (no branching): the final bound is the root's; else seen with progress only
         rb = bound if nodes <= 1 and bound is not None else root[0]
-        extra["root_bound"] = float(rb) if np.isfinite(rb) else None
+        extra["root_bound"] = float(rb) if rb is not None and np.isfinite(rb) else None
     return Solution(status, x, obj, bound, gap, nodes, runtime, "highs", ver, extra)
 
 

@@ -101,3 +101,18 @@ def test_unknown_and_missing_solvers_are_reported():
     tm = _build(*INSTANCES[0])
     with pytest.raises(SolverUnavailableError):
         pyomo.solve(tm.model, "nosuchsolver", SolveOptions())
+
+
+def test_root_bound_lies_between_the_lp_bound_and_the_optimum():
+    """HiGHS's dual bound at the end of the root node: at least the LP relaxation's (cuts only raise it),
+    at most the optimum; recorded when progress is followed."""
+    from dataclasses import replace
+
+    tm = _build([2, 3, 2], "ternary", "per_neuron", "error", 10, 77)
+    lp = highs.solve(replace(tm.model, integrality=np.zeros_like(tm.model.integrality)), SolveOptions())
+    seen = []
+    mip = highs.solve(tm.model, SolveOptions(), progress=seen.append)
+    assert mip.status == "optimal" and lp.status == "optimal"
+    root = mip.info["root_bound"]
+    assert root is not None
+    assert lp.objective - 1e-6 <= root <= mip.objective + 1e-6
