@@ -110,9 +110,13 @@ def test_time_limited_digits_run_is_labelled_and_valid(repo_root, tmp_path):
 def test_ctrl_c_keeps_best_so_far(repo_root, tmp_path):
     """SIGINT during a long solve: HiGHS is cancelled, the best weights are written and labelled."""
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "bnnmilp", "train", str(repo_root / "configs/digits.yaml"),
-                             str(repo_root / "samples/digits_k10.yaml"), "-o", str(out), "--time-limit", "120",
-                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = ["train", str(repo_root / "configs/digits.yaml"), str(repo_root / "samples/digits_k10.yaml"), "-o", str(out),
+            "--time-limit", "120", "--json"]
+    # `python -m bnnmilp ARGS`, with Python's Ctrl-C handler installed even if this suite runs as a shell's
+    # background job (which inherits SIGINT ignored, and Python then keeps ignoring it)
+    boot = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            f"sys.argv = ['bnnmilp', *{args!r}]; runpy.run_module('bnnmilp', run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", boot], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(6)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
