@@ -99,7 +99,9 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
         label = "" if res.status in ("optimal", "heuristic") else "  (best found so far)"
         rows = [("status", res.status), ("stages", ", ".join(summary["stages"]) or spec.training.method),
                 (f"{spec.training.loss} loss (exact)", f"{summary['objective']}{label}"),
-                ("solver bound (reported)", summary["bound"]), ("gap (reported)", summary["gap"]),
+                ("solver bound (reported)", summary["bound"] if not res.local_search else
+                 "none: a local search (trust region or fixed hidden pattern)"),
+                ("gap (reported)", summary["gap"] if not res.local_search else "-"),
                 ("nodes", summary["nodes"]), ("time", f"{summary['runtime_s']:.2f}s")]
         if best:
             rows.append(("min slack (exact)", f"{float(best.min_slack):.6g} ({best.source} weights)"))
