@@ -117,6 +117,17 @@ class Network:
         assert best is not None
         return best
 
+    def score_margins(self, X: np.ndarray, labels: np.ndarray, bits: list[np.ndarray] | None = None) -> np.ndarray:
+        """s_y - max_{k != y} s_k of every sample under an argmax output layer (floating point: for choosing
+        which samples a MILP point or polishing treats as correct; exact claims use ``argmax_slack``)."""
+        bits = self.forward(X) if bits is None else bits
+        inp = np.asarray(X, dtype=np.float64) if len(self.weights) == 1 else bits[-2].astype(np.float64)
+        s = inp @ self.weights[-1].T - self.thresholds[-1]
+        rows = np.arange(len(labels))
+        sy = s[rows, labels].copy()
+        s[rows, labels] = -np.inf
+        return sy - s.max(axis=1)
+
     def argmax_slack(self, X: np.ndarray, labels: np.ndarray, eps: float,
                      bits: list[np.ndarray] | None = None) -> tuple[Fraction, tuple[int, int, int]] | None:
         """Exact smallest s_y - max_{k != y} s_k - eps over the correctly classified samples (argmax output),

@@ -76,10 +76,7 @@ def _margin_lp(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], fixed: Netw
         inp = X if l == 1 else pattern[l - 2].astype(np.float64)
         u = pattern[l - 1].astype(np.float64)
         if l == net.depth and net.output == "argmax":
-            if t is None:
-                slacks.append(_score_rows(b, spec, inp, pattern[-1], W[l], lam[l], slack, floor))
-            else:
-                _score_rows(b, spec, inp, pattern[-1], W[l], lam[l], t, floor)
+            slacks.append(_score_rows(b, spec, inp, pattern[-1], W[l], lam[l], slack if t is None else t, floor))
             continue
         a_cols = np.broadcast_to(W[l][None, :, :], (m, d, dp))
         a_coef = np.broadcast_to(inp[:, None, :], (m, d, dp))
@@ -116,7 +113,8 @@ def _margin_lp(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], fixed: Netw
 def _score_rows(b: ModelBuilder, spec: Spec, H: np.ndarray, wins: np.ndarray, W: np.ndarray, lam: np.ndarray | None,
                 slack: str | np.ndarray, floor: float) -> np.ndarray:
     """Argmax output rows s_y - s_k >= epsilon + t for every sample that wins its class y (``wins`` one-hot)
-    and rival k; t is the given column, or new ones per row (``row``) or per class y (``neuron``)."""
+    and rival k; t is the given column, or new ones per row (``row``) or per class y (``neuron``). Returns
+    the new slack columns (none for a given column)."""
     i, y = np.nonzero(wins)
     d, dp = W.shape
     if y.size == 0:  # no sample to keep correct
@@ -147,9 +145,7 @@ def pattern_of(spec: Spec, net: Network, X: np.ndarray, labels: np.ndarray) -> l
     bits = net.forward(X)
     if spec.network.output != "argmax":
         return bits
-    from bnnmilp.formulations.theorem1 import score_margin
-
-    ok = score_margin(net, X, labels, bits) >= spec.training.epsilon
+    ok = net.score_margins(X, labels, bits) >= spec.training.epsilon
     return [*bits[:-1], (np.eye(spec.network.n_outputs, dtype=np.int8)[labels] * ok[:, None]).astype(np.int8)]
 
 

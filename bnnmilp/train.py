@@ -201,7 +201,5 @@ def _decomposed(spec: Spec, data: Dataset, start_c: Candidate, progress: Progres
     cands = [start_c, evaluate(spec, snap_thresholds(spec, X, pattern, net), data, "solver")]
     cands += _polished(spec, data, net, pattern)
     best = choose(cands, prefer_solver=prefers_solver(spec))
-    sol = dec.stages[-1].solution if dec.stages else Solution("heuristic", None, None, None, None, 0, 0.0,
-                                                              "highs", "")
-    return TrainResult(spec, data, sol, best, {"units": dec.units, "units_improved": dec.units_improved}, "",
-                       dec.stages, start_c)
+    stats = {"units": dec.units, "units_improved": dec.units_improved}
+    return TrainResult(spec, data, dec.stages[-1].solution, best, stats, "", dec.stages, start_c)

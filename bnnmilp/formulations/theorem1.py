@@ -135,7 +135,7 @@ class TrainingModel:
                 x[self.model.cols(f"s{l}")] = W[None, :, :] * prev[:, None, :]
             prev = bits[l - 1]
         if self.spec.network.output == "argmax":  # e_i = 0 where the sample is correct by a margin epsilon
-            x[self.model.cols("e")] = score_margin(net, self.X, self.Y.argmax(axis=1), bits) < \
+            x[self.model.cols("e")] = net.score_margins(self.X, self.Y.argmax(axis=1), bits) < \
                 self.spec.training.epsilon + tol
         elif "e" in self.model.col_blocks:
             x[self.model.cols("e")] = np.any(bits[-1] != self.Y, axis=1)
@@ -150,16 +150,6 @@ class TrainingModel:
                 x[self.model.cols(f"mu{l}")] = mu
             inp = bits[l - 1].astype(np.float64)
         return x if self.model.max_violation(x) <= tol else None
-
-
-def score_margin(net: Network, X: np.ndarray, labels: np.ndarray, bits: list[np.ndarray]) -> np.ndarray:
-    """s_y - max_{k != y} s_k of every sample (floating point; argmax output layers)."""
-    inp = X if len(net.weights) == 1 else bits[-2].astype(np.float64)
-    s = inp @ net.weights[-1].T - net.thresholds[-1]
-    rows = np.arange(len(labels))
-    sy = s[rows, labels].copy()
-    s[rows, labels] = -np.inf
-    return sy - s.max(axis=1)
 
 
 def add_thresholds(b: ModelBuilder, mode: str, l: int, d: int) -> np.ndarray | None:
