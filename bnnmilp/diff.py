@@ -23,6 +23,7 @@ import numpy as np
 
 from bnnmilp.backends import SolveOptions, highs
 from bnnmilp.certificates.bnb import Tree, branch_and_bound
+from bnnmilp.errors import SolverError
 from bnnmilp.model import StandardModel
 
 
@@ -92,11 +93,12 @@ def value_and_grad(model: StandardModel, time_limit: float | None = None, priori
     """
     sol = highs.solve(model, SolveOptions(time_limit=time_limit, tight=True))
     if sol.status != "optimal" or sol.x is None:
-        raise RuntimeError(f"the MILP was not solved to optimality ({sol.status})")
+        raise SolverError(f"HiGHS did not solve the MILP to optimality ({sol.status}); try a longer --time-limit")
     z = float(sol.objective)
     tree = branch_and_bound(model, cutoff=z, time_limit=time_limit, priority=priority, tight=True)
     if tree.status != "optimal":
-        raise RuntimeError(f"the proof tree was not completed ({tree.status})")
+        raise SolverError(f"the proof tree was not completed ({tree.status}"
+                          + (f": {tree.failure}" if tree.failure else "") + "); try a longer --time-limit")
     x = np.asarray(tree.incumbent_x if tree.incumbent_x is not None else sol.x)
     nodes = {n.id: n for n in tree.nodes}
     scale = tol * (1 + abs(z))

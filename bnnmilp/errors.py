@@ -12,6 +12,7 @@ EXIT_CLAIM_FALSE = 1
 EXIT_BAD_INPUT = 2
 EXIT_SOLVER = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 class BnnMilpError(Exception):
@@ -43,6 +44,19 @@ class WeightsError(InputError):
 
 class ModelFileError(InputError):
     """A model or certificate file cannot be read."""
+
+
+class OutputError(BnnMilpError, OSError):
+    """An output path that cannot be written (a file in the way, no permission, a full disk)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path, self.problem = path, problem
+        super().__init__(f"{path}: {problem}")
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}"
 
 
 class SolverUnavailableError(BnnMilpError, RuntimeError):

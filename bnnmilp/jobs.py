@@ -155,6 +155,19 @@ def _run_pool(pending: list[Job], workers: int, retries: int, done: Callable) ->
             pool.shutdown(wait=not broken, cancel_futures=True)
 
 
+def check_scheduler(scheduler: str | None) -> str | None:
+    """'local', a Dask address (tcp://HOST:PORT, tls://, ucx://, inproc://, ws://) or None."""
+    import re
+
+    from bnnmilp.errors import InputError
+
+    if scheduler is not None and scheduler != "local" and \
+            not re.fullmatch(r"(tcp|tls|ucx|inproc|ws|wss)://[^\s/:]+(:\d+)?/?", scheduler):
+        raise InputError(None, "--scheduler", f"expected 'local' or a Dask address such as tcp://HOST:8786, "
+                                              f"got {scheduler!r}")
+    return scheduler
+
+
 def _run_dask(pending: list[Job], scheduler: str, workers: int, retries: int, done: Callable) -> None:
     try:
         from distributed import Client, LocalCluster, as_completed
@@ -168,7 +181,14 @@ def _run_dask(pending: list[Job], scheduler: str, workers: int, retries: int, do
                                dashboard_address=None, host="127.0.0.1")
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        from bnnmilp.errors import SolverUnavailableError
+
+        check_scheduler(scheduler)
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise SolverUnavailableError(f"cannot reach the Dask scheduler {scheduler} "
+                                         f"({exc.__class__.__name__}: {' '.join(str(exc).split())[:120]})") from None
     try:
         futures = {client.submit(run_job, job, key=f"bnnmilp-{job.key}", retries=retries, pure=False): job
                    for job in pending}

@@ -118,6 +118,12 @@ class StandardModel:
         ]
         return float(max(v))
 
+    def objective_integral_by_structure(self) -> bool:
+        """Integer offset, integer costs on integer columns, no cost on continuous ones: then every
+        integer-feasible point has an integer objective (used for files, which do not say so)."""
+        ci, cc = self.c[self.integrality], self.c[~self.integrality]
+        return bool(float(self.offset).is_integer() and not np.any(cc) and np.all(ci == np.trunc(ci)))
+
     def with_objective(self, c: np.ndarray, offset: float, integral: bool) -> StandardModel:
         """The same feasible set with another objective (lexicographic stages)."""
         return replace(self, c=np.asarray(c, dtype=np.float64), offset=float(offset), objective_integral=integral)

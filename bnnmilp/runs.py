@@ -13,14 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from bnnmilp import __version__
-from bnnmilp.errors import WeightsError
+from bnnmilp.errors import OutputError, WeightsError
 from bnnmilp.network import Network
 from bnnmilp.objectives import StageResult
 from bnnmilp.spec import Spec, parse_spec
 from bnnmilp.train import TrainResult
-from bnnmilp.yamlio import read_yaml, write_json_atomic, write_yaml_atomic
+from bnnmilp.yamlio import check_output_path, read_yaml, write_json_atomic, write_yaml_atomic
 
 WEIGHTS_FORMAT = "bnnmilp-weights"
+# the statuses a run may end with; anything else (error, unbounded, ...) is a failed solve: nothing is written
+FINISHED = ("optimal", "time_limit", "interrupted", "infeasible", "heuristic")
+OWNED = ("weights.yaml", "certificate.json", "proof.json", "proof.vipr", "members", "jobs")
 CERT_FORMAT = "bnnmilp-certificate"
 
 
@@ -32,6 +35,41 @@ def _stage_doc(st: StageResult) -> dict[str, Any]:
     s = st.solution
     return {"stage": st.name, "status": s.status, "objective": s.objective, "bound": s.bound, "gap": s.gap,
             "nodes": s.nodes, "runtime_s": round(s.runtime_s, 6), "kept_value": st.value}
+
+
+def prepare_run_dir(run_dir: str | Path, force: bool = False) -> Path:
+    """Check (before any solving) that the run folder can be written and holds no earlier run.
+
+    A folder with files refuses unless ``force``, which first removes the files bnnmilp writes there
+    (``jobs/`` alone is kept without it: an interrupted ensemble resumes from it)."""
+    import shutil
+
+    p = check_output_path(run_dir, folder=True)
+    if not p.exists():
+        return p
+    present = sorted(x.name for x in p.iterdir() if x.name != "jobs" or force)
+    if present and not force:
+        shown = ", ".join(present[:4]) + (", ..." if len(present) > 4 else "")
+        raise OutputError(str(p), f"not empty ({shown}): choose a new folder, or --force to replace the files "
+                                  "bnnmilp wrote there")
+    for name in OWNED:
+        q = p / name
+        if q.is_dir() and not q.is_symlink():
+            shutil.rmtree(q)
+        elif q.exists() or q.is_symlink():
+            q.unlink()
+    return p
+
+
+def loss_note(res: TrainResult) -> str | None:
+    """Say so when the written weights lose more than the solver's optimum claims (no polishing, a solver
+    network on the boundary of its rows): the solver's objective is then not the written network's loss."""
+    ls = next((st.solution for st in res.stages if st.name == "loss"), None)
+    if res.best is None or ls is None or ls.objective is None or res.best.loss <= ls.objective + 1e-6:
+        return None
+    return (f"the written weights' exact loss {res.best.loss} exceeds the solver's objective {ls.objective:g}: "
+            "its network meets its rows only within floating-point tolerance; polishing (training.polish: min) "
+            "recovers it")
 
 
 def certificate_doc(res: TrainResult) -> dict[str, Any]:
@@ -56,6 +94,8 @@ def certificate_doc(res: TrainResult) -> dict[str, Any]:
         "bound_scope": "trust region around the start (not a bound of the training problem)"
         if res.local_search else "global",
         "gap": ls.gap if loss_stage else None,
+        "written_loss": res.best.loss if res.best else None,
+        "written_loss_note": loss_note(res),
         "nodes": sum(st.solution.nodes for st in res.stages),
         "runtime_s": round(sum(st.solution.runtime_s for st in res.stages), 6),
         "stages": [_stage_doc(st) for st in res.stages],
@@ -114,8 +154,9 @@ class WeightsFile:
     doc: dict[str, Any]
 
 
-def load_weights(path: str | Path) -> WeightsFile:
-    """Read a weights.yaml (or the one inside a run folder); an ensemble file gives an EnsembleFile."""
+def load_weights(path: str | Path, ensemble: bool = True) -> WeightsFile:
+    """Read a weights.yaml (or the one inside a run folder); an ensemble file gives an EnsembleFile
+    (with ``ensemble=False``, a one-line error: the command needs one network)."""
     p = Path(path)
     if p.is_dir():
         p = p / "weights.yaml"
@@ -123,6 +164,9 @@ def load_weights(path: str | Path) -> WeightsFile:
     if doc.get("format") == "bnnmilp-ensemble":
         from bnnmilp.ensemble import load_ensemble
 
+        if not ensemble:
+            raise WeightsError(str(p), "format", "one network; this is a one-vs-one ensemble: pass one of its "
+                                                 "members' folders (members/A_B) instead")
         return load_ensemble(p, doc)  # type: ignore[return-value]
     if doc.get("format") != WEIGHTS_FORMAT:
         raise WeightsError(str(p), "format", f"expected {WEIGHTS_FORMAT!r}")

@@ -16,7 +16,7 @@ import numpy as np
 
 from bnnmilp.data import Dataset
 from bnnmilp.network import error_count, hamming_loss, predictions, training_loss, training_slack
-from bnnmilp.runs import WeightsFile, fraction_str
+from bnnmilp.runs import FINISHED, WeightsFile, fraction_str
 
 BOUND_TOL = 1e-6  # the solver's bound is a float; it may exceed an integer loss by its own tolerance only
 
@@ -64,6 +64,10 @@ def verify_weights(wf: WeightsFile, data: Dataset) -> dict[str, Any]:
                         "data fingerprint matches the training data" if sha == data.sha256()
                         else f"data sha256 {data.sha256()[:12]} differs from the training data's {str(sha)[:12]}"))
     tl = doc.get("training_loss") or {}
+    status = tl.get("status")
+    checks.append(Check("status", status in FINISHED,
+                        f"the run ended {status}" + ("" if status in FINISHED else
+                                                     ": the solve failed, so the file's claims are not a result")))
     rec = tl.get("value")
     checks.append(Check("loss", rec == loss, f"recorded {spec.training.loss} loss {rec}, exact {loss}"))
     bound = tl.get("solver_bound")

@@ -1,14 +1,18 @@
 """Safe YAML reading and atomic file writing, shared by every module that touches files.
 
-Files are read with PyYAML's safe loader only. Every output is written to a
-temporary file in the target folder and renamed into place, so a crash, a
-time limit or Ctrl-C never leaves a half-written file behind.
+Files are read with PyYAML's safe loader only (its C version where installed), with YAML 1.2's
+numbers: ``1e-3`` and ``1E5`` are floats (YAML 1.1, PyYAML's default, reads them as strings). Every
+output is written to a temporary file in the target folder and renamed into place, so a crash, a
+time limit or Ctrl-C never leaves a half-written file behind; a full disk or an unwritable place is
+one :class:`OutputError`. JSON is strict: NaN and infinities are written as null.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +20,22 @@ from typing import Any
 
 import yaml
 
-from bnnmilp.errors import InputError
+from bnnmilp.errors import InputError, OutputError
+
+
+class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader, with YAML 1.2 floats (exponent without a dot: 1e-3, 1E5)."""
+
+
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def loads_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=Loader)
 
 
 def read_yaml(path: str | Path, error: type[InputError] = InputError) -> dict[str, Any]:
@@ -29,7 +48,7 @@ def read_yaml(path: str | Path, error: type[InputError] = InputError) -> dict[st
     except (OSError, UnicodeDecodeError) as exc:
         raise error(str(p), None, f"cannot read file ({exc.__class__.__name__})") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = loads_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -39,20 +58,52 @@ def read_yaml(path: str | Path, error: type[InputError] = InputError) -> dict[st
     return doc
 
 
+def check_output_path(path: str | Path, folder: bool = False) -> Path:
+    """Fail early (before any solving) when ``path`` cannot be written: a file where a folder is needed
+    on the way, a folder where a file is wanted, or no permission / a read-only file system."""
+    p = Path(path)
+    if p.exists() and p.is_dir() != folder:
+        raise OutputError(str(p), "is a folder; expected a file" if p.is_dir() else "is a file; expected a folder")
+    parent = p if folder else p.parent
+    anc = parent
+    while not anc.exists():
+        if anc.is_symlink():
+            raise OutputError(str(p), f"{anc} is a broken symbolic link")
+        anc = anc.parent
+    if not anc.is_dir():
+        raise OutputError(str(p), f"cannot create it: {anc} is not a folder")
+    if not os.access(anc, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise OutputError(str(p), f"cannot write into {anc} (permission denied or a read-only file system)")
+    return p
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary path beside ``path``, then rename it into place."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path: Path | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
         write(tmp_path)
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, target)
+    except OSError as exc:
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
+        raise OutputError(str(target), f"cannot write ({exc.strerror or exc.__class__.__name__})") from exc
     except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
         raise
     return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
@@ -63,5 +114,20 @@ def write_yaml_atomic(path: str | Path, doc: Any) -> Path:
     return write_text_atomic(path, yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120))
 
 
+def strict_json(obj: Any) -> Any:
+    """A copy that strict JSON readers accept: non-finite floats become null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
+def dumps_json(obj: Any, **kwargs: Any) -> str:
+    return json.dumps(strict_json(obj), allow_nan=False, **kwargs)
+
+
 def write_json_atomic(path: str | Path, doc: Any) -> Path:
-    return write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
+    return write_text_atomic(path, dumps_json(doc, indent=2) + "\n")

@@ -223,4 +223,5 @@ def read(path: str | Path) -> StandardModel:
         col_blocks={"cols": Block("cols", 0, (n,))}, row_blocks={"rows": Block("rows", 0, (m,))},
         name=Path(path).stem, names=(col_names, row_names),
     )
+    model.objective_integral = model.objective_integral_by_structure()
     return model

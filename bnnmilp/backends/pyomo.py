@@ -7,6 +7,7 @@ times faster. Names come from the model's blocks (``w_1_0_3``, ``u_7_2_1``).
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ SOLVERS: dict[str, tuple[str, dict[str, str]]] = {
     "gurobi": ("gurobi_direct", {"time_limit": "TimeLimit", "mip_gap": "MIPGap", "threads": "Threads"}),
     "highs-pyomo": ("appsi_highs", {"time_limit": "time_limit", "mip_gap": "mip_rel_gap", "threads": "threads"}),
 }
+
+
+WHOLE_SECONDS = {"glpk"}  # glpsol's --tmlim takes an integer number of seconds
 
 
 def to_pyomo(model: StandardModel) -> Any:
@@ -104,6 +108,8 @@ def solve(model: StandardModel, name: str, options: SolveOptions, start: np.ndar
     for key in ("time_limit", "mip_gap", "threads"):
         val = getattr(options, key)
         if val is not None and key in names:
+            if key == "time_limit" and name in WHOLE_SECONDS:
+                val = max(1, math.ceil(val))
             opt.options[names[key]] = val
     if start is not None:
         for v, s in zip(m._bnnmilp_vars, start, strict=True):

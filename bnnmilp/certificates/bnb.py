@@ -21,7 +21,9 @@ from __future__ import annotations
 import heapq
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 
 import highspy
 import numpy as np
@@ -46,6 +48,7 @@ class Leaf:
     kind: str  # "bound" | "infeasible" | "integral"
     y: np.ndarray  # row multipliers (dense; written sparse)
     bound: float  # floating-point value of the leaf bound (the checker recomputes it exactly)
+    exact: dict[int, Fraction] | None = None  # exact multipliers, where reduced costs had to vanish exactly
 
 
 @dataclass
@@ -54,8 +57,10 @@ class Tree:
     leaves: list[Leaf] = field(default_factory=list)
     incumbent: float | None = None
     incumbent_x: np.ndarray | None = None
-    claimed_bound: float | None = None
-    status: str = "optimal"  # optimal | node_limit | time_limit
+    claimed_bound: float | None = None  # a double no larger than claimed_exact
+    claimed_exact: Fraction | None = None  # the smallest exact leaf bound (rounded up for an integral objective)
+    failure: str | None = None  # why no claim could be made, when status is "failed"
+    status: str = "optimal"  # optimal | node_limit | time_limit | failed
     runtime_s: float = 0.0
 
     @property
@@ -113,16 +118,132 @@ class _Elastic:
         return np.asarray(self.h.getSolution().row_dual, dtype=np.float64)
 
 
-def _scale_farkas(model: StandardModel, y: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-                  target: float) -> np.ndarray | None:
+def _scale_farkas(y: np.ndarray, target: float, certify: LeafCertifier) -> tuple[np.ndarray, float] | None:
     """Multipliers lambda * y whose bound (with the real objective) reaches ``target``, if doubling finds one."""
     lam = 1.0
     for _ in range(60):
-        ys = _clean(model, lam * y)
-        if leaf_bound(model, ys, lower, upper) >= target:
-            return ys
+        ys, bound = certify(lam * y)
+        if bound >= target:
+            return ys, bound
         lam *= 2.0
     return None
+
+
+def round_down(q: Fraction) -> float:
+    """The largest double not above q."""
+    f = float(q)
+    return math.nextafter(f, -math.inf) if Fraction(f) > q else f
+
+
+class ExactModel:
+    """The model's numbers as rationals, for the engine's own exact work: multipliers whose reduced costs
+    vanish exactly on columns with an infinite bound (free columns), and the exact leaf bounds its claim
+    rests on. (The checker recomputes everything with code of its own.)"""
+
+    def __init__(self, model: StandardModel) -> None:
+        self.model = model
+        self.c = np.array([Fraction(v) for v in model.c.tolist()] or [Fraction(0)], dtype=object)[:model.n_cols]
+        self.data = np.array([Fraction(v) for v in model.data.tolist()] or [Fraction(0)], dtype=object)[:model.nnz]
+        rows = np.repeat(np.arange(model.n_rows), np.diff(model.indptr))
+        order = np.argsort(model.indices, kind="stable")
+        self.col_rows, self.col_pos = rows[order], order
+        self.col_ptr = np.concatenate([[0], np.cumsum(np.bincount(model.indices, minlength=model.n_cols))])
+
+    def column(self, j: int) -> list[tuple[int, Fraction]]:
+        s, e = int(self.col_ptr[j]), int(self.col_ptr[j + 1])
+        return [(int(i), self.data[p]) for i, p in zip(self.col_rows[s:e], self.col_pos[s:e], strict=True)]
+
+    def reduced(self, y: dict[int, Fraction], j: int) -> Fraction:
+        return self.c[j] - sum((y[i] * a for i, a in self.column(j) if i in y), Fraction(0))
+
+    def bound(self, y: dict[int, Fraction], lower: np.ndarray, upper: np.ndarray) -> Fraction | None:
+        """The exact Neumaier-Shcherbina bound over the box, or None when it is -infinity."""
+        m = self.model
+        r = self.c.copy()
+        total = Fraction(float(m.offset))
+        for i, yi in y.items():
+            if yi == 0:
+                continue
+            side = m.row_lower[i] if yi > 0 else m.row_upper[i]
+            if not math.isfinite(side):
+                return None
+            total += yi * Fraction(float(side))
+            s, e = int(m.indptr[i]), int(m.indptr[i + 1])
+            np.subtract.at(r, m.indices[s:e], yi * self.data[s:e])
+        for j in np.flatnonzero(r != 0).tolist():
+            side = lower[j] if r[j] > 0 else upper[j]
+            if not math.isfinite(side):
+                return None
+            total += r[j] * Fraction(float(side))
+        return total
+
+    def zero_open_costs(self, y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> dict[int, Fraction] | None:
+        """Rational multipliers near y whose reduced cost is exactly 0 (or of the harmless sign) on every
+        column with an infinite bound, so that the leaf bound is finite; None if none is found."""
+        m = self.model
+        yq = {int(i): Fraction(float(y[i])) for i in np.flatnonzero(y)}
+        open_cols = np.flatnonzero(np.isinf(lower) | np.isinf(upper)).tolist()
+        pinned: dict[int, None] = {}
+        for _ in range(6):
+            bad = []
+            for j in open_cols:
+                rj = self.reduced(yq, j)
+                if (rj > 0 and np.isinf(lower[j])) or (rj < 0 and np.isinf(upper[j])) or (j in pinned and rj != 0):
+                    bad.append(j)
+            if not bad:
+                ok = all(v == 0 or math.isfinite(m.row_lower[i] if v > 0 else m.row_upper[i]) for i, v in yq.items())
+                return yq if ok else None
+            pinned.update(dict.fromkeys(bad))
+            if len(pinned) > 200:
+                return None
+            delta = self._solve(list(pinned), yq)
+            if delta is None:
+                return None
+            for i, d in delta.items():
+                yq[i] = yq.get(i, Fraction(0)) + d
+        return None
+
+    def _solve(self, cols: list[int], yq: dict[int, Fraction]) -> dict[int, Fraction] | None:
+        """delta with sum_i A_ij delta_i = r_j for j in cols (exact Gauss-Jordan; free rows stay 0).
+
+        Pivots prefer rows with both sides finite (their multiplier may change sign), then large multipliers."""
+        m = self.model
+
+        def pref(i: int) -> tuple:
+            return (not (math.isfinite(m.row_lower[i]) and math.isfinite(m.row_upper[i])), -abs(yq.get(i, 0)), i)
+
+        pivots: list[tuple[int, dict[int, Fraction], Fraction]] = []  # (row, equation, rhs), pivot coef 1
+        for j in cols:
+            eq = {i: a for i, a in self.column(j) if a != 0}
+            rhs = self.reduced(yq, j)
+            for p, peq, prhs in pivots:
+                f = eq.get(p)
+                if f:
+                    for i, a in peq.items():
+                        v = eq.get(i, Fraction(0)) - f * a
+                        if v:
+                            eq[i] = v
+                        else:
+                            eq.pop(i, None)
+                    rhs -= f * prhs
+            if not eq:
+                if rhs != 0:
+                    return None
+                continue
+            p = min(eq, key=pref)
+            f = eq[p]
+            eq = {i: a / f for i, a in eq.items()}
+            rhs /= f
+            for k, (q, qeq, qrhs) in enumerate(pivots):  # eliminate p from the earlier pivots
+                g = qeq.get(p)
+                if g:
+                    new = {i: qeq.get(i, Fraction(0)) - g * eq.get(i, Fraction(0)) for i in set(qeq) | set(eq)}
+                    pivots[k] = (q, {i: a for i, a in new.items() if a}, qrhs - g * rhs)
+            pivots.append((p, eq, rhs))
+        return {p: rhs for p, _, rhs in pivots if rhs}
+
+
+LeafCertifier = Callable[[np.ndarray], tuple[np.ndarray, float]]
 
 
 def _infeasible_row(model: StandardModel, lower: np.ndarray, upper: np.ndarray) -> np.ndarray | None:
@@ -182,6 +303,36 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
             return bound > incumbent - 1 + 1e-6
         return bound >= incumbent - 1e-9 * (1 + abs(incumbent))
 
+    exact: ExactModel | None = None
+
+    def certify(y: np.ndarray, node: Node) -> tuple[np.ndarray, float, dict[int, Fraction] | None]:
+        """(multipliers, float bound, exact multipliers or None). With an infinite bound in the box, the
+        reduced costs of those columns must vanish exactly, or the bound is -inf: the multipliers are then
+        made exact rationals."""
+        y = _clean(model, y)
+        if np.all(np.isfinite(node.lower)) and np.all(np.isfinite(node.upper)):
+            return y, leaf_bound(model, y, node.lower, node.upper), None
+        nonlocal exact
+        exact = exact or ExactModel(model)
+        yq = exact.zero_open_costs(y, node.lower, node.upper)
+        b = exact.bound(yq, node.lower, node.upper) if yq is not None else None
+        if b is None:
+            return y, -math.inf, None
+        return np.array([float(yq.get(i, 0)) for i in range(model.n_rows)]), round_down(b), yq
+
+    def farkas_leaf(node: Node, y: np.ndarray | None, target: float) -> Leaf | None:
+        """An infeasible leaf: Farkas multipliers scaled until their bound reaches ``target``."""
+        if y is None:
+            return None
+        keep: list = [None]
+
+        def bound_of(ys: np.ndarray) -> tuple[np.ndarray, float]:
+            ys, b, keep[0] = certify(ys, node)
+            return ys, b
+
+        got = _scale_farkas(y, target, bound_of)
+        return None if got is None else Leaf(node.id, "infeasible", got[0], got[1], keep[0])
+
     root = Node(0, None, None, lo0, up0, -math.inf)
     tree.nodes.append(root)
     heap: list[tuple[float, int]] = [(-math.inf, 0)]
@@ -196,32 +347,30 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
         _, nid = heapq.heappop(heap)
         node = tree.nodes[nid]
         target = (incumbent if math.isfinite(incumbent) else 0.0) + 1.0
-        ray = _infeasible_row(model, node.lower, node.upper)
-        if ray is not None:
-            ys = _scale_farkas(model, ray, node.lower, node.upper, target)
-            if ys is not None:
-                tree.leaves.append(Leaf(nid, "infeasible", ys, leaf_bound(model, ys, node.lower, node.upper)))
-                continue
+        leaf = farkas_leaf(node, _infeasible_row(model, node.lower, node.upper), target)
+        if leaf is not None:
+            tree.leaves.append(leaf)
+            continue
         h.changeColsBounds(model.n_cols, cols, node.lower, node.upper)
         h.run()
         st = h.getModelStatus()
         if st == highspy.HighsModelStatus.kInfeasible:
             if elastic is None:
                 elastic = _Elastic(model)
-            y = elastic.farkas(node.lower, node.upper)
-            ys = _scale_farkas(model, y, node.lower, node.upper, target) if y is not None else None
-            if ys is None:
-                raise RuntimeError(f"node {nid}: LP infeasible but no Farkas multipliers found")
-            tree.leaves.append(Leaf(nid, "infeasible", ys, leaf_bound(model, ys, node.lower, node.upper)))
+            leaf = farkas_leaf(node, elastic.farkas(node.lower, node.upper), target)
+            if leaf is None:
+                tree.status, tree.failure = "failed", f"node {nid}: LP infeasible but no Farkas multipliers found"
+                break
+            tree.leaves.append(leaf)
             continue
         if st != highspy.HighsModelStatus.kOptimal:
-            raise RuntimeError(f"node {nid}: LP status {st.name}")
+            tree.status, tree.failure = "failed", f"node {nid}: LP status {st.name}"
+            break
         sol = h.getSolution()
         x = np.asarray(sol.col_value)
-        y = _clean(model, np.asarray(sol.row_dual, dtype=np.float64))
-        bound = leaf_bound(model, y, node.lower, node.upper)
+        y, bound, yq = certify(np.asarray(sol.row_dual, dtype=np.float64), node)
         if closes(bound):
-            tree.leaves.append(Leaf(nid, "bound", y, bound))
+            tree.leaves.append(Leaf(nid, "bound", y, bound, yq))
             continue
         frac = np.abs(x - np.round(x))
         frac[~ints] = 0.0
@@ -236,7 +385,7 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
             if value < incumbent:
                 incumbent = value
                 tree.incumbent, tree.incumbent_x = value, x.copy()
-            tree.leaves.append(Leaf(nid, "integral", y, bound))
+            tree.leaves.append(Leaf(nid, "integral", y, bound, yq))
             continue
         v = x[j]
         for sense in ("<=", ">="):
@@ -252,13 +401,37 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
             heapq.heappush(heap, (bound, child.id))
     if tree.incumbent is None and cutoff is not None:
         tree.incumbent = cutoff
-    bounds = [lf.bound for lf in tree.leaves]
-    if tree.status == "optimal" and bounds:
-        b = min(bounds)
-        if integral:
-            tree.claimed_bound = float(min(math.ceil(b - 1e-6), tree.incumbent)) if tree.incumbent is not None \
-                else float(math.ceil(b - 1e-6))
-        else:
-            tree.claimed_bound = b - 1e-9 * (1 + abs(b))
+    if tree.status == "optimal" and math.isfinite(incumbent):  # infeasible leaves closed before the incumbent
+        for k, lf in enumerate(tree.leaves):                      # was known: scale them past it
+            if lf.kind == "infeasible" and lf.bound < incumbent + 1:
+                tree.leaves[k] = farkas_leaf(tree.nodes[lf.node], lf.y, incumbent + 1) or lf
+    if tree.status == "optimal" and tree.leaves:
+        _claim(tree, model, integral, exact or ExactModel(model))
     tree.runtime_s = time.perf_counter() - t0
     return tree
+
+
+def _claim(tree: Tree, model: StandardModel, integral: bool, exact: ExactModel) -> None:
+    """The claim is the smallest exact leaf bound (rounded up for an integral objective: lemma 8 of the
+    checker), computed exactly for every leaf whose float bound comes near the smallest."""
+    fmin = min(lf.bound for lf in tree.leaves)
+    if not math.isfinite(fmin):
+        tree.status = "failed"
+        tree.failure = ("a leaf's bound is -infinity (a column with an infinite bound keeps a nonzero reduced "
+                        "cost that no exact correction removes)")
+        return
+    near = fmin + 1e-6 * (1 + abs(fmin))
+    bounds = []
+    for lf in tree.leaves:
+        if lf.bound > near:
+            continue
+        node = tree.nodes[lf.node]
+        yq = lf.exact if lf.exact is not None else {int(i): Fraction(float(lf.y[i])) for i in np.flatnonzero(lf.y)}
+        b = exact.bound(yq, node.lower, node.upper)
+        if b is None:
+            tree.status, tree.failure = "failed", f"leaf {lf.node}: the exact bound is -infinity"
+            return
+        bounds.append(b)
+    q = min(bounds)
+    tree.claimed_exact = Fraction(math.ceil(q)) if integral else q
+    tree.claimed_bound = round_down(tree.claimed_exact)

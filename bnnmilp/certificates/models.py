@@ -24,7 +24,7 @@ def load_target(target: str, data: str | None) -> tuple[StandardModel, float | N
     from bnnmilp.data import load_data
     from bnnmilp.runs import load_weights
 
-    wf = load_weights(target)
+    wf = load_weights(target, ensemble=False)
     ds = load_data(data)
     ds.check_fits(wf.spec.network.n_inputs, wf.spec.network.n_outputs)
     tm = formulations.get("theorem1").build(wf.spec, ds.features, ds.targets(wf.spec.network.n_outputs))

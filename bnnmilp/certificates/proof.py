@@ -3,11 +3,14 @@
     {"format": "bnnmilp-proof", "version": 1,
      "model_sha256": "...",            # StandardModel.fingerprint() of the exact model proven about
      "sense": "min", "objective_integral": true,
-     "claimed_bound": 3.0,             # no feasible point has objective below this (a float: an exact rational)
+     "claimed_bound": 3.0,             # no feasible point has objective below this (a double, read exactly)
+     "claimed_bound_exact": "3",       # the same claim as an exact rational "p/q" (at least claimed_bound)
      "incumbent": 3.0,                 # best objective found (informative; not part of the proof)
      "nodes": [[0, null, null, null, null], [1, 0, 17, "<=", 0.0], [2, 0, 17, ">=", 1.0], ...],
                                        # [id, parent, column, sense, bound]: the branching disjunctions
      "leaves": [{"node": 1, "kind": "bound", "y": [[row, multiplier], ...]}, ...],
+                                       # a multiplier is a double, or an exact rational "p/q" where the
+                                       # engine had to make reduced costs vanish exactly (free columns)
      "engine": {"nodes": ..., "runtime_s": ..., "nodes_per_s": ..., "status": "optimal"}}
 
 Leaf t proves c x + offset >= offset + sum_i y_i (row_lower_i if y_i > 0 else row_upper_i)
@@ -16,10 +19,11 @@ Leaf t proves c x + offset >= offset + sum_i y_i (row_lower_i if y_i > 0 else ro
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from bnnmilp.certificates.bnb import Tree
+from bnnmilp.certificates.bnb import Leaf, Tree
 from bnnmilp.errors import ModelFileError
 from bnnmilp.model import StandardModel
 from bnnmilp.yamlio import write_json_atomic
@@ -27,14 +31,27 @@ from bnnmilp.yamlio import write_json_atomic
 FORMAT = "bnnmilp-proof"
 
 
+def rational_str(q: Fraction) -> str:
+    return str(q.numerator) if q.denominator == 1 else f"{q.numerator}/{q.denominator}"
+
+
+def _multipliers(lf: Leaf) -> list[list]:
+    if lf.exact is not None:
+        return [[i, rational_str(v)] for i, v in sorted(lf.exact.items()) if v != 0]
+    return [[int(i), float(lf.y[i])] for i in lf.y.nonzero()[0]]
+
+
 def proof_doc(model: StandardModel, tree: Tree) -> dict[str, Any]:
+    """The proof of a finished tree (``tree.status == "optimal"``: it has a claim)."""
+    if tree.claimed_exact is None:
+        raise ValueError("the tree has no claim to write")
     nodes = [[n.id, n.parent, *(list(n.branch) if n.branch else [None, None, None])] for n in tree.nodes]
-    leaves = [{"node": lf.node, "kind": lf.kind,
-               "y": [[int(i), float(lf.y[i])] for i in lf.y.nonzero()[0]]} for lf in tree.leaves]
+    leaves = [{"node": lf.node, "kind": lf.kind, "y": _multipliers(lf)} for lf in tree.leaves]
     return {
         "format": FORMAT, "version": 1, "model_sha256": model.fingerprint(), "model_name": model.name,
         "sense": "min", "objective_integral": bool(model.objective_integral),
-        "claimed_bound": tree.claimed_bound, "incumbent": tree.incumbent,
+        "claimed_bound": tree.claimed_bound, "claimed_bound_exact": rational_str(tree.claimed_exact),
+        "incumbent": tree.incumbent,
         "engine": {"nodes": len(tree.nodes), "leaves": len(tree.leaves), "runtime_s": round(tree.runtime_s, 6),
                    "nodes_per_s": round(tree.nodes_per_s, 1), "status": tree.status},
         "nodes": nodes, "leaves": leaves,

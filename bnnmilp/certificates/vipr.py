@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from bnnmilp.certificates.proof import rational_str
 from bnnmilp.model import StandardModel
 from bnnmilp.yamlio import write_text_atomic
 
 
 def q(v: Fraction | float | int) -> str:
-    v = Fraction(v) if not isinstance(v, Fraction) else v
-    return str(v.numerator) if v.denominator == 1 else f"{v.numerator}/{v.denominator}"
+    return rational_str(Fraction(v))
 
 
 def _sparse(coefs: dict[int, Fraction]) -> str:
@@ -79,7 +79,8 @@ def vipr_text(model: StandardModel, doc: dict[str, Any]) -> str:
     m = len(cons)
     out += [f"CON {m} {n_bounds}", *cons]
     # VIPR's objective has no constant term: its bounds are on c x = objective - offset
-    claimed = Fraction(float(doc["claimed_bound"])) - Fraction(float(model.offset))
+    exact = doc.get("claimed_bound_exact")
+    claimed = Fraction(exact if exact is not None else float(doc["claimed_bound"])) - Fraction(float(model.offset))
     out += [f"RTP range {q(claimed)} inf", "SOL 0"]
     # the tree
     nodes = {row[0]: row for row in doc["nodes"]}
@@ -96,7 +97,7 @@ def vipr_text(model: StandardModel, doc: dict[str, Any]) -> str:
         return m + len(ders)
 
     def leaf(k: int, lo_src: dict[int, int], up_src: dict[int, int]) -> int:
-        y = {int(i): Fraction(float(v)) for i, v in leaves[k]["y"]}
+        y = {int(i): Fraction(v) for i, v in leaves[k]["y"]}  # doubles, or exact "p/q" strings
         r = dict(c)
         terms: dict[int, Fraction] = {}
         for i, yi in y.items():

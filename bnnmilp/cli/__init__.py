@@ -1,37 +1,99 @@
 """The command-line interface: thin click commands that parse options, call the library and render.
 
-Errors are mapped to exit codes in one place (:class:`App.invoke`): bad input
-2 with one line naming the file, key and expectation; a false claim 1;
-Ctrl-C 130. ``--debug`` shows tracebacks instead.
+Errors are mapped to exit codes in one place (:class:`App`): bad input and usage errors 2 with one
+line naming the file or option, the key and the expectation; a false claim 1; a solver that failed or
+could not finish 3; Ctrl-C 130; SIGTERM 143. An unexpected exception is one line too (exit 3, "internal
+error"); ``--debug`` shows tracebacks instead.
 """
 
 from __future__ import annotations
 
+import signal
+import sys
+
 import click
 
 from bnnmilp import __version__
-from bnnmilp.errors import EXIT_INTERRUPTED, BnnMilpError
+from bnnmilp.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_SOLVER, EXIT_TERMINATED, BnnMilpError
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (timeout, batch schedulers, docker stop): handled like Ctrl-C, the best result so far is kept."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(str(msg).split())
+
+
+def _debug(ctx: click.Context) -> bool:
+    return bool(ctx.find_root().params.get("debug")) or "--debug" in sys.argv[1:]
 
 
 class App(click.Group):
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        """click's main, with every usage error as one line on stderr (exit 2) instead of a usage block."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread
+            previous = None
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "bnnmilp"
+            click.echo(f"{where}: error: {_one_line(exc.format_message())} (see '{where} --help')", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except click.ClickException as exc:
+            click.echo(f"bnnmilp: error: {_one_line(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("bnnmilp: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except BnnMilpError as exc:
-            if ctx.params.get("debug"):
+            if _debug(ctx):
                 raise
-            from bnnmilp.cli.terminal import err
-
-            err.print(f"bnnmilp: error: {exc}", markup=False, soft_wrap=True)
-            ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            if ctx.params.get("debug"):
+            self._fail(ctx, f"bnnmilp: error: {_one_line(str(exc))}", exc.exit_code)
+        except KeyboardInterrupt as exc:
+            if _debug(ctx):
                 raise
-            click.echo("bnnmilp: interrupted", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
+            term = isinstance(exc, Terminated)
+            self._fail(ctx, f"bnnmilp: {'terminated' if term else 'interrupted'}",
+                       EXIT_TERMINATED if term else EXIT_INTERRUPTED)
+        except Exception as exc:
+            if _debug(ctx):
+                raise
+            if isinstance(exc, OSError):
+                where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+                msg, code = f"bnnmilp: error: {where}{exc.strerror or exc}", EXIT_BAD_INPUT
+            else:
+                msg = f"bnnmilp: internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for a traceback)"
+                code = EXIT_SOLVER
+            self._fail(ctx, _one_line(msg), code)
+
+    @staticmethod
+    def _fail(ctx: click.Context, line: str, code: int) -> None:
+        from bnnmilp.cli.terminal import err
+
+        err.print(line, markup=False, soft_wrap=True, highlight=False)
+        ctx.exit(code)
 
 
-@click.group(cls=App, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="bnnmilp", cls=App, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bnnmilp")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 def main(debug: bool) -> None:
@@ -50,7 +112,9 @@ def main(debug: bool) -> None:
     explain (sensitivity of the training loss to the data), sweep and train --ensemble ovo
     (independent jobs on a process pool or Dask).
 
-    Exit status: 0 ok, 1 a claim is false (verify) or no solution exists, 2 bad input, 130 interrupted.
+    Exit status: 0 ok; 1 a claim is false (verify) or no solution exists; 2 bad input (a file, a key, an
+    option, or an output that cannot be written); 3 the solver failed or could not finish (or an internal
+    error); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM). Add --debug for a traceback.
     """
 
 

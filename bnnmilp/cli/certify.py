@@ -4,17 +4,17 @@ from pathlib import Path
 
 import click
 
-from bnnmilp.cli.common import json_option
+from bnnmilp.cli.common import OUTPUT_FILE, POSITIVE, json_option
 
 
 @click.command("certify")
 @click.argument("target", type=click.Path(exists=True))
 @click.argument("data", required=False, type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
+@click.option("-o", "--output", callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
               help="Proof file (default: TARGET/proof.json for a run folder, MODEL.proof.json otherwise).")
 @click.option("--format", "fmt", type=click.Choice(["json", "vipr"]), default="json", show_default=True,
               help="json: bnnmilp's proof format; vipr: a VIPR certificate for viprchk.")
-@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True)
+@click.option("--time-limit", type=POSITIVE, default=600.0, show_default=True)
 @json_option
 def command(target: str, data: str | None, output: str | None, fmt: str, time_limit: float, as_json: bool) -> None:
     """Prove a lower bound on the optimum of a MILP, as a file anyone can check without trusting a solver.
@@ -31,14 +31,18 @@ def command(target: str, data: str | None, output: str | None, fmt: str, time_li
     """
     from bnnmilp.backends import SolveOptions, highs
     from bnnmilp.certificates.bnb import branch_and_bound
-    from bnnmilp.certificates.models import is_model_file, load_target
+    from bnnmilp.certificates.check import check_proof
+    from bnnmilp.certificates.models import load_target
     from bnnmilp.certificates.proof import proof_doc
     from bnnmilp.certificates.vipr import write_vipr
     from bnnmilp.cli import terminal
     from bnnmilp.errors import SolverError
-    from bnnmilp.yamlio import write_json_atomic
+    from bnnmilp.yamlio import check_output_path, write_json_atomic
 
     model, cutoff, tm = load_target(target, data)
+    output = output or default_output(target, fmt)
+    check_output_path(output)
+    incumbent_by = "the run's exact loss" if cutoff is not None else "HiGHS (floating point, not checked)"
     if cutoff is None:
         sol = highs.solve(model, SolveOptions(time_limit=time_limit))
         if sol.status != "optimal" or sol.objective is None:
@@ -46,20 +50,33 @@ def command(target: str, data: str | None, output: str | None, fmt: str, time_li
         cutoff = round(sol.objective) if model.objective_integral else sol.objective
     priority = tm.branching_priority() if tm is not None else None
     tree = branch_and_bound(model, cutoff=cutoff, time_limit=time_limit, priority=priority)
-    if tree.status != "optimal" or tree.claimed_bound is None:
-        raise SolverError(f"the proof search stopped ({tree.status}) after {len(tree.nodes)} nodes")
+    if tree.status != "optimal" or tree.claimed_exact is None:
+        why = f": {tree.failure}" if tree.failure else ""
+        raise SolverError(f"the proof search stopped ({tree.status}) after {len(tree.nodes)} nodes{why}")
     doc = proof_doc(model, tree)
-    if output is None:
-        output = str(Path(target) / "proof.json") if not is_model_file(target) else \
-            str(Path(target).with_suffix(".proof.json" if fmt == "json" else ".vipr"))
+    rep = check_proof(model, doc)  # never write a proof that the exact checker rejects
+    if not rep.ok:
+        raise SolverError(f"the proof does not check ({rep.errors[0]}): not written")
     if fmt == "json":
         write_json_atomic(output, doc)
     else:
         write_vipr(output, model, doc)
-    result = {"proof": output, "format": fmt, "claimed_bound": tree.claimed_bound, "incumbent": tree.incumbent,
+    result = {"proof": output, "format": fmt, "claimed_bound": tree.claimed_bound,
+              "claimed_bound_exact": doc["claimed_bound_exact"], "proven": True,
+              "incumbent": tree.incumbent, "incumbent_from": incumbent_by,
+              "objective_integral": bool(model.objective_integral),
               "nodes": len(tree.nodes), "leaves": len(tree.leaves), "runtime_s": round(tree.runtime_s, 3),
               "nodes_per_s": round(tree.nodes_per_s, 1), "size_bytes": Path(output).stat().st_size}
     if as_json:
         terminal.emit_json(result)
     else:
-        terminal.table("proof written (check it with bnnmilp verify --certificate)", list(result.items()))
+        terminal.table("proof written and checked exactly (check it again with bnnmilp verify --certificate)",
+                       list(result.items()))
+
+
+def default_output(target: str, fmt: str) -> str:
+    from bnnmilp.certificates.models import is_model_file
+
+    if not is_model_file(target):
+        return str(Path(target) / ("proof.json" if fmt == "json" else "proof.vipr"))
+    return str(Path(target).with_suffix(".proof.json" if fmt == "json" else ".vipr"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
@@ -16,3 +18,77 @@ def load_inputs(network: str, data: str):
     ds = load_data(data)
     ds.check_fits(spec.network.n_inputs, spec.network.n_outputs)
     return spec, ds
+
+
+class Finite(click.ParamType):
+    """A finite float in a range: NaN and infinities are refused (click's FloatRange lets NaN through)."""
+
+    name = "number"
+
+    def __init__(self, min: float | None = None, max: float | None = None, min_open: bool = False) -> None:
+        self.min, self.max, self.min_open = min, max, min_open
+
+    def convert(self, value, param, ctx) -> float:
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"expected a number, got {value!r}", param, ctx)
+        if not math.isfinite(v):
+            self.fail(f"expected a finite number, got {value!r}", param, ctx)
+        if self.min is not None and (v < self.min or (self.min_open and v == self.min)):
+            self.fail(f"expected a number {'>' if self.min_open else '>='} {self.min:g}, got {value!r}", param, ctx)
+        if self.max is not None and v > self.max:
+            self.fail(f"expected a number <= {self.max:g}, got {value!r}", param, ctx)
+        return v
+
+
+POSITIVE = Finite(min=0, min_open=True)
+NONNEGATIVE = Finite(min=0)
+NUMBER = Finite()
+
+
+def parse_bounds(value: str | None) -> tuple[float, float] | None:
+    """--bounds LO:HI: the input domain, finite, LO <= HI."""
+    if value is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in value.split(":"))
+    except ValueError:
+        raise click.BadParameter(f"expected LO:HI, e.g. 0:16, got {value!r}", param_hint="--bounds") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+        raise click.BadParameter(f"expected finite LO <= HI, got {value!r}", param_hint="--bounds")
+    return lo, hi
+
+
+def _checked(folder: bool):
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        """Output paths are checked when the options are parsed: before any reading or solving."""
+        from bnnmilp.errors import OutputError
+        from bnnmilp.yamlio import check_output_path
+
+        if value is not None:
+            try:
+                check_output_path(value, folder)
+            except OutputError as exc:
+                raise click.BadParameter(str(exc), ctx, param) from None
+        return value
+
+    return callback
+
+
+OUTPUT_FILE = _checked(folder=False)
+OUTPUT_DIR = _checked(folder=True)
+
+
+def scheduler_option(help_text: str):
+    """--scheduler, checked when parsed: 'local' or a Dask address."""
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        from bnnmilp.errors import InputError
+        from bnnmilp.jobs import check_scheduler
+
+        try:
+            return check_scheduler(value)
+        except InputError as exc:
+            raise click.BadParameter(exc.expected, ctx, param) from None
+
+    return click.option("--scheduler", callback=callback, help=help_text)

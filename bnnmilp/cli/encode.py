@@ -4,13 +4,14 @@ from pathlib import Path
 
 import click
 
-from bnnmilp.cli.common import json_option, load_inputs
+from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_FILE, json_option, load_inputs
 
 
 @click.command("encode")
 @click.argument("network", type=click.Path())
 @click.argument("data", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The MPS or LP file to write.")
+@click.option("-o", "--output", required=True, callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
+              help="The MPS or LP file to write.")
 @click.option("--format", "fmt", type=click.Choice(["mps", "lp"]), default=None,
               help="File format; by default taken from the extension of -o.")
 @click.option("--writer", type=click.Choice(["pyomo", "highs"]), default="pyomo", show_default=True,
@@ -19,7 +20,7 @@ from bnnmilp.cli.common import json_option, load_inputs
                                                "run folder, and --sample, --eps, --norm, --domain, --bounds, "
                                                "--against, --min-eps describe the query.")
 @click.option("--sample", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--eps", type=click.FloatRange(min=0))
+@click.option("--eps", type=NONNEGATIVE)
 @click.option("--norm", type=click.Choice(["inf", "1"]), default="inf", show_default=True)
 @click.option("--domain", type=click.Choice(["continuous", "integer"]), default="continuous", show_default=True)
 @click.option("--bounds", help="Input domain LO:HI.")
@@ -75,18 +76,18 @@ def command(network: str, data: str, output: str, fmt: str | None, writer: str, 
 
 def _robust_model(weights, data, sample, eps, norm, domain, bounds, against, min_eps):
     from bnnmilp import formulations
-    from bnnmilp.cli.verify import _bounds
+    from bnnmilp.cli.common import parse_bounds
     from bnnmilp.data import load_data
     from bnnmilp.errors import InputError
     from bnnmilp.robust import RobustOptions, build_query, reference_bits
     from bnnmilp.runs import load_weights
 
-    wf = load_weights(weights)
+    wf = load_weights(weights, ensemble=False)
     ds = load_data(data)
     ds.check_fits(wf.spec.network.n_inputs, wf.spec.network.n_outputs)
     if sample >= ds.n_samples:
         raise InputError(data, "--sample", f"expected an index below {ds.n_samples}, got {sample}")
-    lim = _bounds(bounds)
+    lim = parse_bounds(bounds)
     if eps is None and not (min_eps and lim is not None):
         raise InputError(None, "--eps", "expected a radius (or --min-eps with --bounds)")
     opts = RobustOptions(eps=eps, norm=norm, domain=domain, bounds=lim, against=against, min_eps=min_eps)

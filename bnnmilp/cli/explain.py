@@ -2,15 +2,17 @@ from __future__ import annotations
 
 import click
 
-from bnnmilp.cli.common import json_option
+from bnnmilp.cli.common import OUTPUT_FILE, POSITIVE, json_option
 
 
 @click.command("explain")
 @click.argument("run_dir", type=click.Path(exists=True))
 @click.argument("data", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the sensitivities (CSV, or .json).")
-@click.option("--png", type=click.Path(dir_okay=False), help="Heat maps per sample for square images (matplotlib).")
-@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True)
+@click.option("-o", "--output", callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
+              help="Write the sensitivities (CSV, or .json).")
+@click.option("--png", callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
+              help="Heat maps per sample for square images (matplotlib).")
+@click.option("--time-limit", type=POSITIVE, default=600.0, show_default=True)
 @json_option
 def command(run_dir: str, data: str, output: str | None, png: str | None, time_limit: float, as_json: bool) -> None:
     """Sensitivity of the optimal training loss to every input feature of every training sample.
@@ -22,7 +24,6 @@ def command(run_dir: str, data: str, output: str | None, png: str | None, time_l
     Example:
       bnnmilp explain runs/k1 samples/digits_k1.yaml --png k1.png -o k1.csv
     """
-    import json
     import math
 
     from bnnmilp import formulations
@@ -30,9 +31,9 @@ def command(run_dir: str, data: str, output: str | None, png: str | None, time_l
     from bnnmilp.data import load_data
     from bnnmilp.explain import input_sensitivity
     from bnnmilp.runs import load_weights
-    from bnnmilp.yamlio import atomic_write, write_text_atomic
+    from bnnmilp.yamlio import atomic_write, write_json_atomic, write_text_atomic
 
-    wf = load_weights(run_dir)
+    wf = load_weights(run_dir, ensemble=False)
     ds = load_data(data)
     ds.check_fits(wf.spec.network.n_inputs, wf.spec.network.n_outputs)
     tm = formulations.get("theorem1").build(wf.spec, ds.features, ds.targets(wf.spec.network.n_outputs))
@@ -41,7 +42,7 @@ def command(run_dir: str, data: str, output: str | None, png: str | None, time_l
            "sensitivity": S.tolist()}
     if output:
         if output.endswith(".json"):
-            write_text_atomic(output, json.dumps(out) + "\n")
+            write_json_atomic(output, out)
         else:
             head = "sample," + ",".join(f"x{j}" for j in range(ds.n_features))
             write_text_atomic(output, head + "\n" + "".join(f"{i}," + ",".join(repr(float(v)) for v in row) + "\n"

@@ -2,14 +2,15 @@ from __future__ import annotations
 
 import click
 
-from bnnmilp.cli.common import json_option
+from bnnmilp.cli.common import OUTPUT_FILE, POSITIVE, json_option
 
 
 @click.command("grad")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.option("--wrt", type=click.Choice(["rhs", "obj", "matrix"]), default="rhs", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the gradient as CSV (or JSON).")
-@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True)
+@click.option("-o", "--output", callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
+              help="Write the gradient as CSV (or JSON).")
+@click.option("--time-limit", type=POSITIVE, default=600.0, show_default=True)
 @json_option
 def command(model: str, wrt: str, output: str | None, time_limit: float, as_json: bool) -> None:
     """Gradient of the optimal value of MODEL (MPS/LP) with respect to rhs, objective or matrix entries.
@@ -22,12 +23,11 @@ def command(model: str, wrt: str, output: str | None, time_limit: float, as_json
     Example:
       bnnmilp grad samples/guzelsoy_ralphs.lp --wrt rhs --json
     """
-    import json
 
     from bnnmilp.backends.highs import read
     from bnnmilp.cli import terminal
     from bnnmilp.diff import value_and_grad
-    from bnnmilp.yamlio import write_text_atomic
+    from bnnmilp.yamlio import write_json_atomic, write_text_atomic
 
     m = read(model)
     vg = value_and_grad(m, time_limit=time_limit)
@@ -48,7 +48,7 @@ def command(model: str, wrt: str, output: str | None, time_limit: float, as_json
            "note": "an element of the conservative Jacobian; at a kink, one of several"}
     if output:
         if output.endswith(".json"):
-            write_text_atomic(output, json.dumps(out, indent=1) + "\n")
+            write_json_atomic(output, out)
         else:
             write_text_atomic(output, "name,gradient\n" + "".join(f"{k},{v!r}\n" for k, v in entries.items()))
     if as_json:

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import click
 
-from bnnmilp.cli.common import json_option
+from bnnmilp.cli.common import OUTPUT_FILE, json_option
 
 
 @click.command("predict")
 @click.argument("weights", type=click.Path())
 @click.argument("data", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write per-sample predictions as CSV.")
+@click.option("-o", "--output", callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
+              help="Write per-sample predictions as CSV.")
 @json_option
 def command(weights: str, data: str, output: str | None, as_json: bool) -> None:
     """Predict the classes of DATA with WEIGHTS and report accuracy.

@@ -2,15 +2,16 @@ from __future__ import annotations
 
 import click
 
-from bnnmilp.cli.common import json_option
+from bnnmilp.cli.common import OUTPUT_DIR, json_option, scheduler_option
 
 
 @click.command("sweep")
 @click.argument("sweep_file", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Results folder.")
+@click.option("-o", "--output", required=True, callback=OUTPUT_DIR, type=click.Path(file_okay=False),
+              help="Results folder.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Local worker processes (or Dask workers with --scheduler local).")
-@click.option("--scheduler", help="Dask: 'local' starts a LocalCluster, tcp://HOST:PORT joins a cluster "
+@scheduler_option("Dask: 'local' starts a LocalCluster, tcp://HOST:PORT joins a cluster "
                                   "(pip install 'bnnmilp[dask]').")
 @click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
               help="Retries of a job lost with its worker.")

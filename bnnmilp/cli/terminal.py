@@ -6,7 +6,6 @@ control characters and nothing is left on screen.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -18,12 +17,13 @@ from rich.live import Live
 from rich.table import Table
 
 from bnnmilp.backends.base import Progress
+from bnnmilp.yamlio import dumps_json
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, separators=(",", ":"), default=str) + "\n")
+    sys.stdout.write(dumps_json(obj, separators=(",", ":"), default=str) + "\n")
     sys.stdout.flush()
 
 

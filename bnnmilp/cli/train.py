@@ -2,17 +2,17 @@ from __future__ import annotations
 
 import click
 
-from bnnmilp.cli.common import json_option, load_inputs
+from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_DIR, POSITIVE, json_option, load_inputs, scheduler_option
 
 
 @click.command("train")
 @click.argument("network", type=click.Path(dir_okay=False))
 @click.argument("data", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False),
+@click.option("-o", "--output", "run_dir", required=True, callback=OUTPUT_DIR, type=click.Path(file_okay=False),
               help="Run folder to write weights.yaml and certificate.json into.")
 @click.option("--solver", help="highs (embedded, default) or scip, cbc, glpk, gurobi, highs-pyomo via Pyomo.")
-@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), help="Seconds (overrides the YAML).")
-@click.option("--mip-gap", type=click.FloatRange(min=0), help="Relative gap at which to stop (default 0).")
+@click.option("--time-limit", type=POSITIVE, help="Seconds (overrides the YAML).")
+@click.option("--mip-gap", type=NONNEGATIVE, help="Relative gap at which to stop (default 0).")
 @click.option("--threads", type=click.IntRange(min=1), help="Solver threads.")
 @click.option("--polish", type=click.Choice(["min", "sum", "neuron", "none"]), default=None,
               help="Margin polishing of the solution: min (the smallest margin), sum (every row's), neuron "
@@ -30,12 +30,13 @@ from bnnmilp.cli.common import json_option, load_inputs
               help="ovo: one small BNN (one output bit) per pair of classes, majority vote (ties: lowest class).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --ensemble: members trained in parallel processes.")
-@click.option("--scheduler", help="With --ensemble: Dask scheduler ('local' or tcp://HOST:PORT).")
+@scheduler_option("With --ensemble: Dask scheduler ('local' or tcp://HOST:PORT).")
+@click.option("--force", is_flag=True, help="Replace an earlier run in RUN_DIR (its weights, certificate, proofs).")
 @json_option
 def command(network: str, data: str, run_dir: str, solver: str | None, time_limit: float | None,
             mip_gap: float | None, threads: int | None, polish: str | None, objective: str | None,
             method: str | None, warm_start: str | None, seed: int | None, ensemble: str | None, workers: int,
-            scheduler: str | None, as_json: bool) -> None:
+            scheduler: str | None, force: bool, as_json: bool) -> None:
     """Train NETWORK (spec YAML) on DATA (YAML) exactly, by solving the training MILP.
 
     Writes RUN_DIR/weights.yaml (weights, thresholds, settings, data sha256 and
@@ -52,11 +53,12 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     import time
 
     from bnnmilp.cli import terminal
-    from bnnmilp.errors import EXIT_CLAIM_FALSE, EXIT_INTERRUPTED
-    from bnnmilp.runs import write_run
+    from bnnmilp.errors import EXIT_CLAIM_FALSE, EXIT_INTERRUPTED, SolverError
+    from bnnmilp.runs import FINISHED, loss_note, prepare_run_dir, write_run
     from bnnmilp.train import train
 
     spec, ds = load_inputs(network, data)
+    prepare_run_dir(run_dir, force)
     spec = spec.with_solver(name=solver, time_limit=time_limit, mip_gap=mip_gap, threads=threads)
     obj = None
     if objective is not None:
@@ -75,8 +77,10 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     t0 = time.perf_counter()
     with terminal.solve_progress("solving", spec.solver.time_limit) as progress:
         res = train(spec, ds, progress=progress)
-    paths = write_run(res, run_dir)
     sol, best = res.solution, res.best
+    if res.status not in FINISHED:
+        raise SolverError(f"solver {sol.solver} failed (status {res.status}): no network written")
+    paths = write_run(res, run_dir)
     cert = json.loads(paths["certificate"].read_text())
     summary = {
         "status": res.status,
@@ -92,6 +96,7 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
         "min_slack": float(best.min_slack) if best else None,
         "weights": str(paths["weights"]) if "weights" in paths else None,
         "certificate": str(paths["certificate"]),
+        "note": loss_note(res),
     }
     if as_json:
         terminal.emit_json(summary)
@@ -106,6 +111,8 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
         if best:
             rows.append(("min slack (exact)", f"{float(best.min_slack):.6g} ({best.source} weights)"))
         rows += [(k, str(v)) for k, v in paths.items()]
+        if summary["note"]:
+            rows.append(("note", summary["note"]))
         terminal.table("training result", rows)
     if best is None:
         terminal.status("bnnmilp: no network found: " + ("the training problem is infeasible with these settings "

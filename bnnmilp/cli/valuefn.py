@@ -2,19 +2,21 @@ from __future__ import annotations
 
 import click
 
-from bnnmilp.cli.common import json_option
+from bnnmilp.cli.common import NUMBER, OUTPUT_FILE, json_option
 
 
 @click.command("value-function")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.option("--row", required=True, help="Name of the row whose right-hand side b varies.")
-@click.option("--from", "start", type=float, required=True)
-@click.option("--to", "stop", type=float, required=True)
+@click.option("--from", "start", type=NUMBER, required=True)
+@click.option("--to", "stop", type=NUMBER, required=True)
 @click.option("--steps", type=click.IntRange(min=2), default=41, show_default=True)
 @click.option("--dual-function", is_flag=True, help="Also evaluate the dual function F of one tree built at --at.")
-@click.option("--at", "b0", type=float, help="Where the tree is built (default: the row's right-hand side).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write a CSV (or JSON with .json).")
-@click.option("--plot", type=click.Path(dir_okay=False), help="Draw z (and F) to a PNG (needs matplotlib).")
+@click.option("--at", "b0", type=NUMBER, help="Where the tree is built (default: the row's right-hand side).")
+@click.option("-o", "--output", callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
+              help="Write a CSV (or JSON with .json).")
+@click.option("--plot", callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
+              help="Draw z (and F) to a PNG (needs matplotlib).")
 @json_option
 def command(model: str, row: str, start: float, stop: float, steps: int, dual_function: bool, b0: float | None,
             output: str | None, plot: str | None, as_json: bool) -> None:
@@ -29,7 +31,6 @@ def command(model: str, row: str, start: float, stop: float, steps: int, dual_fu
     Example:
       bnnmilp value-function samples/guzelsoy_ralphs.lp --row b --from -2 --to 2 --dual-function --at 0.5
     """
-    import json
 
     import numpy as np
 
@@ -38,7 +39,7 @@ def command(model: str, row: str, start: float, stop: float, steps: int, dual_fu
     from bnnmilp.certificates.valuefn import value_function
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
-    from bnnmilp.yamlio import write_text_atomic
+    from bnnmilp.yamlio import write_json_atomic, write_text_atomic
 
     m = read(model)
     names = m.row_names()
@@ -56,7 +57,7 @@ def command(model: str, row: str, start: float, stop: float, steps: int, dual_fu
             for b, zz in zip(betas, z, strict=True)]
     if output:
         if output.endswith(".json"):
-            write_text_atomic(output, json.dumps(rows, indent=1) + "\n")
+            write_json_atomic(output, rows)
         else:
             head = "b,z" + (",F,kink" if F else "")
             lines = [head] + [",".join("" if r.get(k) is None else str(r.get(k)) for k in head.split(","))

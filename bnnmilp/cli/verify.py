@@ -2,19 +2,7 @@ from __future__ import annotations
 
 import click
 
-from bnnmilp.cli.common import json_option
-
-
-def _bounds(value: str | None) -> tuple[float, float] | None:
-    if value is None:
-        return None
-    try:
-        lo, hi = (float(v) for v in value.split(":"))
-    except ValueError:
-        raise click.BadParameter("expected LO:HI, e.g. 0:16") from None
-    if lo > hi:
-        raise click.BadParameter("expected LO <= HI")
-    return lo, hi
+from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_FILE, POSITIVE, json_option, parse_bounds
 
 
 @click.command("verify")
@@ -24,7 +12,7 @@ def _bounds(value: str | None) -> tuple[float, float] | None:
               help="Check a proof file (from `bnnmilp certify`) in exact arithmetic; WEIGHTS may then be an "
                    "MPS/LP file. Without a value: WEIGHTS/proof.json.")
 @click.option("--robust", is_flag=True, help="Verify robustness of each sample instead of the training claims.")
-@click.option("--eps", type=click.FloatRange(min=0),
+@click.option("--eps", type=NONNEGATIVE,
               help="Perturbation radius E (with --min-eps: the largest radius searched).")
 @click.option("--norm", type=click.Choice(["inf", "1"]), default="inf", show_default=True)
 @click.option("--domain", type=click.Choice(["continuous", "integer"]), default="continuous", show_default=True,
@@ -33,13 +21,14 @@ def _bounds(value: str | None) -> tuple[float, float] | None:
 @click.option("--against", type=click.Choice(["prediction", "label"]), default="prediction", show_default=True,
               help="A perturbation counts when the output bits differ from the network's own or the label's.")
 @click.option("--min-eps", is_flag=True, help="Find the smallest perturbation that changes the output bits.")
-@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+@click.option("--time-limit", type=POSITIVE, default=60.0, show_default=True,
               help="Seconds per sample query.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Parallel processes.")
 @click.option("--no-prune", is_flag=True, help="Skip interval-arithmetic pruning (every sample gets a MILP).")
 @click.option("--reuse-model", is_flag=True, help="One MILP for all samples (needs --bounds), changed by bounds per "
                                                   "sample, instead of a model built per sample.")
-@click.option("--counterexamples", type=click.Path(dir_okay=False), help="Write counterexamples as a data YAML.")
+@click.option("--counterexamples", callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
+              help="Write counterexamples as a data YAML.")
 @json_option
 def command(weights: str, data: str | None, proof: str | None, robust: bool, eps: float | None, norm: str,
             domain: str, bounds: str | None, against: str, min_eps: bool, time_limit: float, workers: int,
@@ -84,12 +73,12 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
 
     if isinstance(wf, EnsembleFile):
         if robust or min_eps:
-            _robust_ensemble(wf, ds, eps, norm, domain, _bounds(bounds), against, time_limit, workers, as_json)
+            _robust_ensemble(wf, ds, eps, norm, domain, parse_bounds(bounds), against, time_limit, workers, as_json)
         else:
             _verify_ensemble(wf, ds, as_json)
         return
     if robust or min_eps:
-        _robust(wf, ds, eps, norm, domain, _bounds(bounds), against, min_eps, time_limit, workers, not no_prune,
+        _robust(wf, ds, eps, norm, domain, parse_bounds(bounds), against, min_eps, time_limit, workers, not no_prune,
                 reuse_model, counterexamples, as_json)
         return
     from bnnmilp.verify import verify_weights

@@ -1,0 +1,284 @@
+"""Soundness of the proof checker, as a property: an (edited) proof is accepted only if its claim is true.
+
+Random tiny MILPs (integer columns in small boxes, at most one continuous column, possibly free) and
+tiny BNN trainings are proven by the engine; hypothesis then edits claim, multipliers, tree, bounds and
+model (an adversary re-stamps the model's sha256). The truth is decided by brute force in exact
+rational arithmetic: every integer point, and for the continuous column the exact interval of its
+feasible values. The checker must never accept a claim above that optimum.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from dataclasses import replace
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from bnnmilp import formulations
+from bnnmilp.certificates.bnb import branch_and_bound
+from bnnmilp.certificates.check import check_proof
+from bnnmilp.certificates.proof import proof_doc
+from bnnmilp.model import INF, ModelBuilder, StandardModel
+from tests.conftest import grid_instance, make_spec
+from tests.oracles import brute_force_optimum
+
+F = Fraction
+
+
+def brute_force(model: StandardModel) -> Fraction | None:
+    """Exact optimum (None: infeasible; -inf is excluded by the instances). At most one continuous column."""
+    ints = np.flatnonzero(model.integrality).tolist()
+    cont = np.flatnonzero(~model.integrality).tolist()
+    assert len(cont) <= 1
+    ranges = [range(math.ceil(model.col_lower[j]), math.floor(model.col_upper[j]) + 1) for j in ints]
+    A = np.zeros((model.n_rows, model.n_cols))
+    for i in range(model.n_rows):
+        for p in range(model.indptr[i], model.indptr[i + 1]):
+            A[i, model.indices[p]] += model.data[p]
+    best = None
+    for point in itertools.product(*ranges):
+        lo = F(float(model.col_lower[cont[0]])) if cont and math.isfinite(model.col_lower[cont[0]]) else None
+        up = F(float(model.col_upper[cont[0]])) if cont and math.isfinite(model.col_upper[cont[0]]) else None
+        ok = True
+        for i in range(model.n_rows):
+            act = sum((F(float(A[i, j])) * v for j, v in zip(ints, point, strict=True)), F(0))
+            a = F(float(A[i, cont[0]])) if cont else F(0)
+            L, U = model.row_lower[i], model.row_upper[i]
+            for side, sense in ((L, ">="), (U, "<=")):
+                if not math.isfinite(side):
+                    continue
+                rest = F(float(side)) - act  # a z (sense) rest
+                if a == 0:
+                    ok &= (rest <= 0) if sense == ">=" else (rest >= 0)
+                elif (a > 0) == (sense == ">="):
+                    lo = rest / a if lo is None else max(lo, rest / a)
+                else:
+                    up = rest / a if up is None else min(up, rest / a)
+        if not ok or (lo is not None and up is not None and lo > up):
+            continue
+        val = F(float(model.offset)) + sum((F(float(model.c[j])) * v for j, v in zip(ints, point, strict=True)), F(0))
+        if cont:
+            cz = F(float(model.c[cont[0]]))
+            z = (lo if cz > 0 else up) if cz != 0 else F(0)
+            if z is None:
+                return F(-10**9)  # unbounded: the strategies assume this away
+            val += cz * z
+        best = val if best is None else min(best, val)
+    return best
+
+
+@st.composite
+def milps(draw) -> StandardModel:
+    n_int = draw(st.integers(1, 3))
+    cont = draw(st.sampled_from(["none", "boxed", "free"]))
+    m = draw(st.integers(1, 3))
+    half = st.integers(-6, 6).map(lambda k: k / 2)
+    b = ModelBuilder("random")
+    lo = [draw(st.integers(-2, 0)) for _ in range(n_int)]
+    up = [lo[j] + draw(st.integers(0, 3)) for j in range(n_int)]
+    xi = b.add_vars("x", (n_int,), np.array(lo, float), np.array(up, float), True)
+    cols = list(xi)
+    if cont != "none":
+        cols += list(b.add_vars("z", (1,), -INF if cont == "free" else -2.5, INF if cont == "free" else 3.0))
+    A = np.array([[draw(half) for _ in cols] for _ in range(m)])
+    kinds = [draw(st.sampled_from([">=", "<=", "=", "range"])) for _ in range(m)]
+    rhs = np.array([draw(half) for _ in range(m)])
+    L = np.array([r if k in (">=", "=", "range") else -INF for r, k in zip(rhs, kinds, strict=True)])
+    U = np.array([r + (2.0 if k == "range" else 0.0) if k in ("<=", "=", "range") else INF
+                  for r, k in zip(rhs, kinds, strict=True)])
+    b.add_rows("r", (m,), np.broadcast_to(np.array(cols), (m, len(cols))), A, L, U)
+    integral = draw(st.booleans())
+    c = [draw(st.integers(-3, 3)) if integral else draw(half) for _ in xi]
+    if cont != "none":
+        c.append(0.0 if integral else draw(half))
+    b.set_objective(np.array(cols), np.array(c, float), offset=float(draw(st.integers(-2, 2))))
+    model = b.build()
+    model.objective_integral = model.objective_integral_by_structure()
+    return model
+
+
+def _claim(doc) -> Fraction | None:
+    vals = []
+    for key in ("claimed_bound", "claimed_bound_exact"):
+        v = doc.get(key)
+        if v is None:
+            continue
+        try:
+            q = F(v) if isinstance(v, (str, int)) and not isinstance(v, bool) else F(float(v))
+        except (ValueError, TypeError, OverflowError, ZeroDivisionError):
+            return None
+        vals.append(q)
+    return max(vals) if vals else None
+
+
+EDITS = ["claim_tiny", "claim_small", "claim_one", "claim_exact", "claim_string_up", "multiplier_scale",
+         "multiplier_sign", "multiplier_drop", "multiplier_add", "branch_shift", "branch_sense", "branch_column",
+         "drop_leaf", "drop_subtree", "bound_widen", "coef_change", "rhs_change", "integral_flag", "cost_change",
+         "claim_nan", "claim_inf", "leaf_duplicate", "node_cycle"]
+
+
+def _edit(draw, model: StandardModel, doc: dict, kind: str) -> tuple[StandardModel, dict]:
+    d = copy.deepcopy(doc)
+    restamp = False
+    claim = _claim(d)
+    if kind in ("claim_tiny", "claim_small", "claim_one"):
+        delta = {"claim_tiny": 2.0 ** -40, "claim_small": 0.01, "claim_one": 1.0}[kind]
+        d["claimed_bound"] = float(d["claimed_bound"]) + delta
+        d.pop("claimed_bound_exact", None)
+    elif kind == "claim_exact":
+        d["claimed_bound_exact"] = f"{claim.numerator * 10**12 + 1}/{claim.denominator * 10**12}"
+    elif kind == "claim_string_up":
+        d["claimed_bound"] = str(math.floor(claim) + 1)
+    elif kind == "claim_nan":
+        d["claimed_bound"] = float("nan")
+    elif kind == "claim_inf":
+        d["claimed_bound"] = float("-inf")
+    elif kind.startswith("multiplier") and d["leaves"]:
+        lf = d["leaves"][draw(st.integers(0, len(d["leaves"]) - 1))]
+        if kind == "multiplier_add" or not lf["y"]:
+            lf["y"].append([draw(st.integers(0, model.n_rows - 1)), draw(st.sampled_from([1.0, -1.0, 0.5, 1e6]))])
+        else:
+            k = draw(st.integers(0, len(lf["y"]) - 1))
+            v = F(lf["y"][k][1])
+            if kind == "multiplier_drop":
+                lf["y"].pop(k)
+            else:
+                lf["y"][k][1] = float(v * (-1 if kind == "multiplier_sign" else draw(st.sampled_from([2, 0.5, 1.001]))))
+        d["claimed_bound"] = float(d["claimed_bound"]) + draw(st.sampled_from([0.0, 0.25, 1.0]))
+        d.pop("claimed_bound_exact", None)
+    elif kind.startswith("branch") and len(d["nodes"]) > 1:
+        node = d["nodes"][draw(st.integers(1, len(d["nodes"]) - 1))]
+        if kind == "branch_shift":
+            node[4] += draw(st.sampled_from([-1, 1, 0.5]))
+        elif kind == "branch_sense":
+            node[3] = "<=" if node[3] == ">=" else ">="
+        else:
+            node[2] = draw(st.integers(0, model.n_cols - 1))
+        d["claimed_bound"] = float(d["claimed_bound"]) + draw(st.sampled_from([0.0, 1.0]))
+    elif kind in ("drop_leaf", "drop_subtree") and len(d["leaves"]) > 1:
+        lf = d["leaves"].pop(draw(st.integers(0, len(d["leaves"]) - 1)))
+        if kind == "drop_subtree":
+            d["nodes"] = [n for n in d["nodes"] if n[0] != lf["node"]]
+    elif kind == "leaf_duplicate" and d["leaves"]:
+        d["leaves"].append(copy.deepcopy(d["leaves"][0]))
+    elif kind == "node_cycle" and len(d["nodes"]) > 2:
+        d["nodes"][1][1] = d["nodes"][-1][0]
+    elif kind == "integral_flag":
+        d["objective_integral"] = not d["objective_integral"]
+        d["claimed_bound"] = float(math.ceil(claim) if claim is not None else 0)
+        d.pop("claimed_bound_exact", None)
+    elif kind == "bound_widen":
+        j = draw(st.integers(0, model.n_cols - 1))
+        lo = model.col_lower.copy()
+        lo[j] = lo[j] - 1 if math.isfinite(lo[j]) else lo[j]
+        model, restamp = replace(model, col_lower=lo), True
+    elif kind == "coef_change" and model.nnz:
+        data = model.data.copy()
+        data[draw(st.integers(0, model.nnz - 1))] += draw(st.sampled_from([-1.0, 0.5, 1.0]))
+        model, restamp = replace(model, data=data), True
+    elif kind == "rhs_change" and model.n_rows:
+        i = draw(st.integers(0, model.n_rows - 1))
+        lo, up = model.row_lower.copy(), model.row_upper.copy()
+        if math.isfinite(lo[i]):
+            lo[i] -= 1.5
+        if math.isfinite(up[i]):
+            up[i] += 1.5
+        model, restamp = replace(model, row_lower=lo, row_upper=up), True
+    elif kind == "cost_change":
+        c = model.c.copy()
+        c[draw(st.integers(0, model.n_cols - 1))] -= draw(st.sampled_from([0.5, 1.0]))
+        model, restamp = replace(model, c=c), True
+    if restamp:  # the adversary makes the proof name the edited model
+        d["model_sha256"] = model.fingerprint()
+    return model, d
+
+
+def _sound(model: StandardModel, doc: dict, opt: Fraction | None) -> None:
+    rep = check_proof(model, doc)
+    if rep.ok:
+        claim = _claim(doc)
+        assert claim is not None
+        assert opt is None or claim <= opt, f"accepted claim {claim} above the optimum {opt}"
+
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                             HealthCheck.filter_too_much])
+
+
+@SETTINGS
+@given(data=st.data(), model=milps())
+def test_random_milp_proofs_accepted_only_when_true(data, model):
+    opt = brute_force(model)
+    assume(opt is None or opt > -10**8)  # bounded instances only
+    tree = branch_and_bound(model)
+    assume(tree.status == "optimal" and tree.claimed_exact is not None)
+    doc = proof_doc(model, tree)
+    rep = check_proof(model, doc)
+    assert rep.ok, rep.errors  # the engine's own proofs check
+    if opt is not None:
+        assert tree.claimed_exact <= opt
+        # as strong as the leaves prove: an integral objective's claim is the optimum itself
+        if model.objective_integral:
+            assert tree.claimed_exact == opt
+    kind = data.draw(st.sampled_from(EDITS))
+    edited_model, edited = _edit(data.draw, model, doc, kind)
+    _sound(edited_model, edited, brute_force(edited_model) if edited_model is not model else opt)
+
+
+BNN = [([2, 1], "ternary", "learned", "hamming", 4, 4), ([2, 1], "binary", "learned", "error", 6, 12),
+       ([2, 2, 1], "binary", "learned", "hamming", 5, 400),
+       ([2, 2, 1], "ternary", "learned", "hamming", 5, 23)]  # the last: the issue's ternary 2-2-1, optimum 1
+_BNN_CACHE: dict[int, tuple] = {}
+
+
+def _bnn(k: int):
+    if k not in _BNN_CACHE:
+        layers, weights, thresholds, loss, m, seed = BNN[k]
+        data = grid_instance(seed, layers, m)
+        spec = make_spec(layers, weights, thresholds, loss)
+        tm = formulations.get("theorem1").build(spec, data.features, data.targets(layers[-1]))
+        opt = brute_force_optimum(layers, weights, thresholds, loss, data.features.tolist(),
+                                  data.targets(layers[-1]).tolist(), 0.0625)
+        tree = branch_and_bound(tm.model, cutoff=opt, priority=tm.branching_priority())
+        doc = proof_doc(tm.model, tree)
+        assert check_proof(tm.model, doc).ok and _claim(doc) == opt
+        _BNN_CACHE[k] = (tm.model, doc, F(opt))
+    return _BNN_CACHE[k]
+
+
+PROOF_EDITS = [e for e in EDITS if e not in ("bound_widen", "coef_change", "rhs_change", "cost_change")]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), k=st.integers(0, len(BNN) - 2), kind=st.sampled_from(PROOF_EDITS))
+def test_bnn_training_proofs_accepted_only_when_true(data, k, kind):
+    model, doc, opt = _bnn(k)
+    edited_model, edited = _edit(data.draw, model, doc, kind)
+    _sound(edited_model, edited, opt)
+
+
+@pytest.mark.parametrize("claim", [1.01, 1 + 2.0 ** -40, "101/100", 1.5])
+def test_an_integral_proof_edited_above_its_optimum_is_rejected(claim):
+    """The reported hole: a ternary 2-2-1 proof with optimum 1, claim edited to 1.01 or 1 + 2^-40."""
+    model, doc, opt = _bnn(len(BNN) - 1)
+    assert opt == 1 and check_proof(model, doc).ok
+    d = copy.deepcopy(doc)
+    d["claimed_bound"] = claim
+    d.pop("claimed_bound_exact")
+    rep = check_proof(model, d)
+    assert not rep.ok and "ceil(claim) - 1" in rep.errors[0]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf"), True, "1/0", "nan", [1], None])
+def test_meaningless_claims_are_rejected(bad):
+    model, doc, _ = _bnn(0)
+    d = copy.deepcopy(doc)
+    d["claimed_bound"] = bad
+    rep = check_proof(model, d)
+    assert not rep.ok and len(rep.errors) == 1
