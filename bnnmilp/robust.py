@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from fractions import Fraction
 
 import highspy
 import numpy as np
@@ -22,6 +21,7 @@ from bnnmilp.backends import SolveOptions, highs
 from bnnmilp.formulations import get
 from bnnmilp.formulations.robustness import RobustnessQuery, fixed_output, granularity
 from bnnmilp.network import Network
+from bnnmilp.replay import in_perturbation_set, replay
 
 
 @dataclass(frozen=True)
@@ -97,11 +97,6 @@ class SampleResult:
         return asdict(self)
 
 
-def _distance(xp: np.ndarray, x: np.ndarray, norm: str) -> Fraction:
-    diffs = [abs(Fraction(float(a)) - Fraction(float(b))) for a, b in zip(xp, x, strict=True)]
-    return max(diffs, default=Fraction(0)) if norm == "inf" else sum(diffs, Fraction(0))
-
-
 def search_box(x: np.ndarray, opts: RobustOptions) -> tuple[np.ndarray, np.ndarray]:
     lo = np.full(x.shape, -np.inf) if opts.bounds is None else np.full(x.shape, float(opts.bounds[0]))
     hi = np.full(x.shape, np.inf) if opts.bounds is None else np.full(x.shape, float(opts.bounds[1]))
@@ -110,19 +105,6 @@ def search_box(x: np.ndarray, opts: RobustOptions) -> tuple[np.ndarray, np.ndarr
     if opts.domain == "integer":
         lo, hi = np.ceil(lo), np.floor(hi)
     return lo, hi
-
-
-def _replay(net: Network, xp: np.ndarray, x: np.ndarray, ref: np.ndarray, opts: RobustOptions,
-            lo: np.ndarray, hi: np.ndarray) -> tuple[bool, Fraction]:
-    """Whether xp is a genuine counterexample: in the domain and the ball, exactly; output bits differ from ref."""
-    dist = _distance(xp, x, opts.norm)
-    inside = bool(np.all(xp >= lo) and np.all(xp <= hi))
-    if opts.domain == "integer":
-        inside = inside and bool(np.all(xp == np.round(xp)))
-    if opts.eps is not None and not opts.min_eps:
-        inside = inside and dist <= Fraction(opts.eps)
-    differs = not np.array_equal(net.predict_bits(xp[None, :])[0], ref)
-    return inside and differs, dist
 
 
 def _candidate(x_sol: np.ndarray, d0: int, opts: RobustOptions, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -183,7 +165,7 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
 
         def again_presolve_off():
             return highs.solve(model, SolveOptions(time_limit=opts.time_limit, presolve=False))
-    if sol.x is not None and not _replay(net, _candidate(sol.x, x.shape[0], opts, lo, hi), x, ref, opts, lo, hi)[0]:
+    if sol.x is not None and not replay(net, _candidate(sol.x, x.shape[0], opts, lo, hi), x, ref, opts, lo, hi)[0]:
         # a tie, or a point within solver tolerance of a threshold: first ask for a counterexample that keeps
         # a clear margin from every inexact threshold (an under-approximation: any point it finds is genuine)
         under = highs.solve(get("robustness").build(replace(q, margin=1e-5)), SolveOptions(time_limit=opts.time_limit))
@@ -210,7 +192,7 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
     if sol.x is None:
         return done("unknown", "milp", note=f"solver status {sol.status}")
     xp = _candidate(sol.x, x.shape[0], opts, lo, hi)
-    genuine, dist = _replay(net, xp, x, ref, opts, lo, hi)
+    genuine, dist = replay(net, xp, x, ref, opts, lo, hi)
     if not genuine:
         return done("unknown", "milp", note="the solver's point does not replay (a tie or a tolerance)")
     bound = sol.bound if opts.min_eps else None
@@ -311,8 +293,7 @@ def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: Rob
             if attempt.x is None:
                 continue
             xp = _candidate(attempt.x, x.shape[0], opts, lo, hi)
-            dist = _distance(xp, x, opts.norm)
-            inside = bool(np.all(xp >= lo) and np.all(xp <= hi)) and (opts.eps is None or dist <= Fraction(opts.eps))
+            inside, dist = in_perturbation_set(xp, x, opts, lo, hi)
             if inside and int(ens.predict(xp[None, :])[0]) != ref:
                 return done("not_robust", "milp", counterexample=xp.tolist(),
                             distance=f"{dist.numerator}/{dist.denominator}" if dist.denominator != 1

@@ -102,9 +102,20 @@ def _use_threads(h: highspy.Highs, threads: int) -> None:
 
 
 def write(model: StandardModel, path: str | Path) -> None:
-    """Write MPS or LP (by extension) with HiGHS' own writer."""
+    """Write MPS or LP (by extension) with HiGHS' own writer.
+
+    HiGHS does not report failed writes (a full disk leaves a truncated file and status ok): a write that
+    leaves the file system without a free block is taken as failed, and the file is removed."""
+    import errno
+
     h = to_highs(model, names=True)
-    h.writeModel(str(path))
+    status = h.writeModel(str(path))
+    vfs = os.statvfs(Path(path).parent)
+    full = vfs.f_bavail * vfs.f_frsize < max(vfs.f_frsize, 1)
+    if status != highspy.HighsStatus.kOk or full:
+        Path(path).unlink(missing_ok=True)
+        raise OSError(errno.ENOSPC if full else errno.EIO,
+                      "No space left on device" if full else "HiGHS could not write the model", str(path))
 
 
 def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None = None,

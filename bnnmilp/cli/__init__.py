@@ -21,7 +21,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (timeout, batch schedulers, docker stop): handled like Ctrl-C, the best result so far is kept."""
 
 
+SIGNALS = {"terminated": False}  # set by SIGTERM, so that commands that keep a result choose exit 143
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
+    SIGNALS["terminated"] = True
     raise Terminated()
 
 

@@ -62,9 +62,13 @@ def command(network: str, data: str, output: str, fmt: str | None, writer: str, 
         from bnnmilp.backends import highs
 
         def write(tmp: Path) -> None:
-            real = tmp.with_suffix("." + fmt)
-            highs.write(model, real)
-            real.replace(tmp)
+            real = tmp.with_suffix("." + fmt)  # HiGHS picks the format by extension
+            try:
+                highs.write(model, real)
+                real.replace(tmp)
+            except BaseException:
+                real.unlink(missing_ok=True)
+                raise
 
         atomic_write(output, write)
     stats = {"file": output, "format": fmt, **model.stats(), "model_sha256": model.fingerprint()}

@@ -120,7 +120,10 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
                         else f"solver stopped ({res.status}) before finding one"))
         raise SystemExit(EXIT_CLAIM_FALSE)
     if res.status == "interrupted":
-        raise SystemExit(EXIT_INTERRUPTED)
+        from bnnmilp.cli import SIGNALS
+        from bnnmilp.errors import EXIT_TERMINATED
+
+        raise SystemExit(EXIT_TERMINATED if SIGNALS["terminated"] else EXIT_INTERRUPTED)
 
 
 def _ensemble(spec, ds, data_path: str, run_dir: str, workers: int, scheduler: str | None, as_json: bool) -> None:

@@ -46,7 +46,8 @@ def fx(tmp_path_factory, repo_root):
             "ens": str(d / "ens"), "net3": str(d / "net3.yaml"), "data3": str(d / "data3.yaml"),
             "huge": str(d / "huge.yaml"), "wide": str(d / "wide.yaml"), "notyaml": str(d / "notyaml.yaml"),
             "notjson": str(d / "notjson.json"), "garbage": str(d / "garbage.lp"),
-            "sweep_bad": str(d / "sweep_bad.yaml"), "sweep": str(d / "sweep.yaml"), "afile": str(d / "afile"), "missing": str(d / "missing.yaml"),
+            "sweep_bad": str(d / "sweep_bad.yaml"), "sweep": str(d / "sweep.yaml"), "afile": str(d / "afile"),
+            "missing": str(d / "missing.yaml"),
             "under_file": str(d / "afile" / "x"), "dir": str(d)}
 
 
