@@ -114,3 +114,42 @@ def test_unknown_solver_is_bad_input(tmp_path):
     assert result.exit_code == 2
     assert "nosuch" in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_yaml_numbers_with_exponents_are_numbers(tmp_path):
+    """YAML 1.2 floats: 1e-3 and 1E5 are numbers (PyYAML's YAML 1.1 rules read them as strings)."""
+    from bnnmilp.data import load_data
+    from bnnmilp.spec import load_spec
+
+    net = tmp_path / "net.yaml"
+    net.write_text("network:\n  layers: [2, 2, 1]\ntraining:\n  epsilon: 1e-3\n  margin_cap: 4E0\n"
+                   "solver:\n  time_limit: 1E1\n")
+    spec = load_spec(net)
+    assert spec.training.epsilon == 0.001 and spec.training.margin_cap == 4.0 and spec.solver.time_limit == 10.0
+    data = tmp_path / "data.yaml"
+    data.write_text("features:\n- [1e-3, -2.5E+2]\n- [1, 1e0]\nlabels: [0, 1]\n")
+    ds = load_data(data)
+    assert ds.features.tolist() == [[0.001, -250.0], [1.0, 1.0]]
+    r = CliRunner().invoke(main, ["train", str(net), str(data), "-o", str(tmp_path / "run"), "--json"])
+    assert r.exit_code == 0, r.stderr
+
+
+@pytest.mark.parametrize(("text", "key"), [("training:\n  epsilon: .nan\n", "training.epsilon"),
+                                           ("training:\n  epsilon: .inf\n", "training.epsilon"),
+                                           ("solver:\n  time_limit: -.inf\n", "solver.time_limit"),
+                                           ("solver:\n  mip_gap: .nan\n", "solver.mip_gap"),
+                                           ("training:\n  polish_radius: 1e400\n", "training.polish_radius"),
+                                           ("training:\n  epsilon: 1e-3x\n", "training.epsilon")])
+def test_non_finite_yaml_numbers_are_refused(tmp_path, text, key):
+    net = write(tmp_path, "net.yaml", "network:\n  layers: [2, 2, 1]\n" + text)
+    data = write(tmp_path, "data.yaml", GOOD_DATA)
+    out = tmp_path / "run"
+    _check(CliRunner().invoke(main, ["train", net, data, "-o", str(out)]), net, key, out)
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "1e400"])
+def test_non_finite_data_is_refused(tmp_path, value):
+    net = write(tmp_path, "net.yaml", GOOD_NET)
+    data = write(tmp_path, "data.yaml", f"features:\n- [0.5, {value}]\n- [1, 2]\nlabels: [0, 1]\n")
+    out = tmp_path / "run"
+    _check(CliRunner().invoke(main, ["train", net, data, "-o", str(out)]), data, "features[0][1]", out)
