@@ -78,15 +78,15 @@ def _in_private_mount(script: str, tmp_path: Path) -> subprocess.CompletedProces
     """Run a shell script in its own mount namespace (mounts vanish with it); skip where that is impossible."""
     if shutil.which("unshare") is None:
         pytest.skip("unshare is not installed")
-    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True)
+    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True, check=False)
     if probe.returncode != 0:
-        probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True)
+        probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True, check=False)
         if probe.returncode != 0:
             pytest.skip("no private mount namespace here")
         prefix = ["unshare", "--user", "--map-root-user", "--mount"]
     else:
         prefix = ["unshare", "--mount"]
-    return subprocess.run([*prefix, "sh", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    return subprocess.run([*prefix, "sh", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300, check=False)
 
 
 BNNMILP = f"{sys.executable} -m bnnmilp"
