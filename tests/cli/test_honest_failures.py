@@ -80,13 +80,15 @@ def _in_private_mount(script: str, tmp_path: Path) -> subprocess.CompletedProces
         pytest.skip("unshare is not installed")
     probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True, check=False)
     if probe.returncode != 0:
-        probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True, check=False)
+        probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True,
+                               check=False)
         if probe.returncode != 0:
             pytest.skip("no private mount namespace here")
         prefix = ["unshare", "--user", "--map-root-user", "--mount"]
     else:
         prefix = ["unshare", "--mount"]
-    return subprocess.run([*prefix, "sh", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300, check=False)
+    return subprocess.run([*prefix, "sh", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          check=False)
 
 
 BNNMILP = f"{sys.executable} -m bnnmilp"
