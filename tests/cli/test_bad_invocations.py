@@ -137,17 +137,20 @@ CASES = [
     ("grad {garbage}", 2),
     ("grad {lp} -o {under_file}", 2),
     ("grad {lp} --time-limit nan", 2),
+    ("grad {lp} --time-limit 1e-9", 3),
     # explain
     ("explain {ens} {data3}", 2),
     ("explain {run} {wide}", 2),
     ("explain {run} {data} --time-limit nan", 2),
     ("explain {run} {data} --png {under_file}", 2),
+    ("explain {run} {data} --time-limit 1e-9", 3),
     # sweep
     ("sweep {missing} -o {out}/s", 2),
     ("sweep {sweep_bad} -o {out}/s", 2),
     ("sweep {sweep} -o {out}/s --scheduler bogus", 2),
     ("sweep {sweep} -o {afile}", 2),
     ("sweep {sweep} -o {out}/s --workers 0", 2),
+    ("sweep {sweep} -o {out}/s --scheduler tcp://127.0.0.1:1", 2),
     # the group
     ("nosuch", 2),
     ("--bogus", 2),
