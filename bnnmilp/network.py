@@ -171,11 +171,9 @@ class Network:
             key = f"layers[{l}]"
             if not isinstance(layer, dict) or set(layer) != {"weights", "thresholds"}:
                 raise WeightsError(path, key, "expected a mapping with exactly the keys weights and thresholds")
-            try:
-                W = np.asarray(layer["weights"], dtype=np.float64)
-                t = np.asarray(layer["thresholds"], dtype=np.float64)
-            except (TypeError, ValueError):
-                raise WeightsError(path, key, "expected numbers in weights and thresholds") from None
+            W, t = _numbers(layer["weights"]), _numbers(layer["thresholds"])
+            if W is None or t is None:
+                raise WeightsError(path, key, "expected numbers in weights and thresholds")
             if W.ndim != 2 or W.size == 0:
                 raise WeightsError(path, f"{key}.weights", "expected a non-empty matrix (d_l rows of d_(l-1) numbers)")
             if prev is not None and W.shape[1] != prev:
@@ -191,6 +189,17 @@ class Network:
         if expect is not None and net.layers != list(expect):
             raise WeightsError(path, "layers", f"expected layer widths {list(expect)}, got {net.layers}")
         return net
+
+
+def _numbers(value: object) -> np.ndarray | None:
+    """The doubles of a (nested) list of YAML numbers; None if any entry is not a number (bools, strings)."""
+    try:
+        arr = np.asarray(value, dtype=object)
+    except ValueError:
+        return None
+    if not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in arr.ravel().tolist()):
+        return None
+    return arr.astype(np.float64)
 
 
 def exact_preactivation(W: np.ndarray, inp: np.ndarray, mask: np.ndarray, which: str) -> Fraction | None:

@@ -5,8 +5,17 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
+import pytest
 
-from bnnmilp.network import Network, error_count, exact_match_predictions, hamming_loss
+from bnnmilp.errors import WeightsError
+from bnnmilp.network import (
+    Network,
+    error_count,
+    exact_match_predictions,
+    hamming_loss,
+    loss_value,
+    training_loss,
+)
 from tests.oracles import forward_exact
 
 
@@ -71,3 +80,65 @@ def test_argmax_ties_count_as_wrong():
     net = Network([np.array([[1.0, 0.0], [0.0, 1.0]])], [np.array([0.0, 0.0])])
     X = np.array([[0.5, 0.5], [0.25, 0.75]])
     assert net.argmax_predictions(X).tolist() == [-1, 1]
+
+
+def test_single_output_predictions_and_both_losses():
+    bits = np.array([[1], [0], [1]], dtype=np.int8)
+    pred = exact_match_predictions(bits)
+    assert pred.tolist() == [1, 0, 1] and pred.dtype == np.int64
+    multi = exact_match_predictions(np.array([[0, 0, 1], [0, 1, 1]], dtype=np.int8))
+    assert multi.tolist() == [2, -1] and multi.dtype == np.int64
+    targets = np.array([[1], [1], [0]], dtype=np.int8)
+    assert loss_value("hamming", bits, targets) == 2 and loss_value("error", bits, targets) == 2
+    two = np.array([[1, 1], [0, 0]], dtype=np.int8)
+    assert loss_value("hamming", two, np.array([[0, 0], [0, 0]], dtype=np.int8)) == 2
+    assert loss_value("error", two, np.array([[0, 0], [0, 0]], dtype=np.int8)) == 1
+
+
+def test_training_loss_follows_the_output_rule():
+    net = Network([np.array([[1.0, 0.0], [0.0, 1.0]])], [np.array([0.5, 0.5])])
+    X = np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])  # bits [1, 1], [1, 0], [0, 0]
+    labels = np.array([0, 0, 1])
+    Y = np.array([[1, 0], [1, 0], [0, 1]], dtype=np.int8)
+    assert training_loss(net, X, labels, Y, "hamming", "bits") == 1 + 0 + 1
+    assert training_loss(net, X, labels, Y, "error", "bits") == 2
+    # argmax of scores a - lambda: [0.5, 0.5] (a tie: wrong), [0.5, -0.5] -> 0, [-0.5, -0.5] (a tie: wrong)
+    assert training_loss(net, X, labels, Y, "error", "argmax") == 2
+
+
+@pytest.mark.parametrize(("layers", "key", "expected"), [
+    ([], "layers", "expected a non-empty list of layers"),
+    ({"weights": [[1.0]]}, "layers", "expected a non-empty list of layers"),
+    ([{"weights": [[1.0]]}], "layers[0]", "expected a mapping with exactly the keys weights and thresholds"),
+    ([[1.0]], "layers[0]", "expected a mapping with exactly the keys weights and thresholds"),
+    ([{"weights": [[1.0]], "thresholds": [0.0], "bias": [1]}], "layers[0]",
+     "expected a mapping with exactly the keys weights and thresholds"),
+    ([{"weights": [["a"]], "thresholds": [0.0]}], "layers[0]", "expected numbers in weights and thresholds"),
+    ([{"weights": [[1.0]], "thresholds": ["x"]}], "layers[0]", "expected numbers in weights and thresholds"),
+    ([{"weights": [[True]], "thresholds": [0.0]}], "layers[0]", "expected numbers in weights and thresholds"),
+    ([{"weights": [["1"]], "thresholds": [0.0]}], "layers[0]", "expected numbers in weights and thresholds"),
+    ([{"weights": [1.0, 2.0], "thresholds": [0.0]}], "layers[0].weights",
+     "expected a non-empty matrix (d_l rows of d_(l-1) numbers)"),
+    ([{"weights": [[1.0]], "thresholds": [0.0]}, {"weights": [[1.0, 1.0]], "thresholds": [0.0]}],
+     "layers[1].weights", "expected rows of 1 numbers, got 2"),
+    ([{"weights": [[1.0], [2.0]], "thresholds": [0.0]}], "layers[0].thresholds", "expected 2 numbers, got shape (1,)"),
+    ([{"weights": [[float("nan")]], "thresholds": [0.0]}], "layers[0]", "expected finite numbers"),
+    ([{"weights": [[1.0]], "thresholds": [float("inf")]}], "layers[0]", "expected finite numbers"),
+])
+def test_bad_layer_documents_name_the_key(layers, key, expected):
+    with pytest.raises(WeightsError) as info:
+        Network.from_layers_doc(layers, "w.yaml")
+    assert str(info.value) == f"w.yaml: {key}: {expected}"
+
+
+def test_layer_documents_round_trip_as_doubles():
+    doc = [{"weights": [[1, 0], [-1, 1]], "thresholds": [1, 0]}, {"weights": [[0.5, -0.25]], "thresholds": [0.125]}]
+    net = Network.from_layers_doc(doc, "w.yaml", [2, 2, 1])
+    assert all(w.dtype == np.float64 for w in net.weights) and all(t.dtype == np.float64 for t in net.thresholds)
+    assert net.to_layers_doc() == [{"weights": [[1.0, 0.0], [-1.0, 1.0]], "thresholds": [1.0, 0.0]},
+                                   {"weights": [[0.5, -0.25]], "thresholds": [0.125]}]
+    with pytest.raises(WeightsError) as info:
+        Network.from_layers_doc(doc, "w.yaml", [2, 3, 1])
+    assert str(info.value) == "w.yaml: layers: expected layer widths [2, 3, 1], got [2, 2, 1]"
+    with pytest.raises(ValueError):  # a network with a missing threshold vector is not written
+        Network(net.weights, net.thresholds[:1]).to_layers_doc()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import re
 from dataclasses import replace
 from fractions import Fraction
 
@@ -282,3 +283,32 @@ def test_meaningless_claims_are_rejected(bad):
     d["claimed_bound"] = bad
     rep = check_proof(model, d)
     assert not rep.ok and len(rep.errors) == 1
+
+
+def test_rejections_say_which_leaf_and_why():
+    """One failing leaf, reported with its exact bound and the claim (and the integral rule where it applies)."""
+    model, doc, opt = _bnn(0)
+    d = copy.deepcopy(doc)
+    d["claimed_bound"] = "3/2"
+    d.pop("claimed_bound_exact")
+    rep = check_proof(model, d)
+    assert rep.ok is False and rep.claim is None
+    assert all(re.fullmatch(r"leaf \d+: bound -?\d+(/\d+ \(~[-0-9.e]+\))? does not reach the claimed 3/2 \(~1\.5\) "
+                            r"\(an integral objective needs a bound above ceil\(claim\) - 1\)", e) for e in rep.errors)
+    ok = check_proof(model, doc)
+    assert ok.ok is True and ok.errors == [] and ok.claim == opt and ok.leaves == len(doc["leaves"])
+    assert ok.weakest_leaf_bound is not None and ok.weakest_leaf_bound > opt - 1
+
+
+def test_a_non_integral_claim_is_compared_exactly(gr):
+    from bnnmilp.certificates.bnb import branch_and_bound
+
+    doc = proof_doc(gr, branch_and_bound(gr))
+    assert check_proof(gr, doc).claim == 1
+    d = copy.deepcopy(doc)
+    d["claimed_bound_exact"] = "1001/1000"
+    rep = check_proof(gr, d)
+    assert rep.ok is False
+    assert rep.errors[0].endswith("does not reach the claimed 1001/1000 (~1.001)")
+    d["claimed_bound_exact"] = "999999999999/1000000000000"
+    assert check_proof(gr, d).ok is True  # a weaker claim than proven is still true
