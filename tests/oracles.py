@@ -152,3 +152,32 @@ def forward_exact(weights: list, thresholds: list, x: list) -> list[list[int]]:
         out.append(bits)
         inp = [Fraction(b) for b in bits]
     return out
+
+
+def _dot(row: list, inp: list) -> Fraction:
+    return sum((Fraction(w) * v for w, v in zip(row, inp)), Fraction(0))
+
+
+def slacks_exact(weights: list, thresholds: list, X: list, eps: float, depth: int | None = None) -> list:
+    """Every step row's slack, exactly: (slack, (layer 1-based, sample, neuron)); a - lambda for bit 1,
+    lambda - eps - a for bit 0."""
+    out = []
+    for i, x in enumerate(X):
+        inp = [Fraction(v) for v in x]
+        for l, (W, t) in enumerate(list(zip(weights, thresholds))[:depth]):
+            bits = []
+            for k, (row, lam) in enumerate(zip(W, t)):
+                a, lam = _dot(row, inp), Fraction(lam)
+                bit = 1 if a >= lam else 0
+                out.append((a - lam if bit else lam - Fraction(eps) - a, (l + 1, i, k)))
+                bits.append(bit)
+            inp = [Fraction(b) for b in bits]
+    return out
+
+
+def scores_exact(weights: list, thresholds: list, x: list) -> list[Fraction]:
+    """Output scores a^L_k - lambda^L_k of one input, exactly (hidden layers are step layers)."""
+    inp = [Fraction(v) for v in x]
+    for W, t in zip(weights[:-1], thresholds[:-1]):
+        inp = [Fraction(1 if _dot(row, inp) >= Fraction(lam) else 0) for row, lam in zip(W, t)]
+    return [_dot(row, inp) - Fraction(lam) for row, lam in zip(weights[-1], thresholds[-1])]

@@ -142,3 +142,58 @@ def test_layer_documents_round_trip_as_doubles():
     assert str(info.value) == "w.yaml: layers: expected layer widths [2, 3, 1], got [2, 2, 1]"
     with pytest.raises(ValueError):  # a network with a missing threshold vector is not written
         Network(net.weights, net.thresholds[:1]).to_layers_doc()
+
+
+def _trap_network(rng, layers):
+    """Dyadic weights (exact ties are common) and thresholds placed on or next to an attained value."""
+    ws = [rng.choice([-1.0, -0.5, 0.0, 0.25, 0.5, 1.0, 0.1, 0.2], size=(layers[i + 1], layers[i]))
+          for i in range(len(layers) - 1)]
+    ts = [rng.choice([-0.5, 0.0, 0.25, 0.3, 0.5, 1.0], size=d) for d in layers[1:]]
+    return ws, ts
+
+
+def test_exact_quantities_match_the_rational_oracle():
+    """min_slack, argmax predictions and argmax_slack against all slacks and scores enumerated in rationals."""
+    from tests.oracles import scores_exact, slacks_exact
+
+    rng = np.random.default_rng(11)
+    for trial in range(40):
+        layers = [int(rng.integers(1, 4)), int(rng.integers(1, 4)), int(rng.integers(2, 4))][: 2 + trial % 2]
+        if layers[-1] < 2:
+            layers[-1] = 2
+        ws, ts = _trap_network(rng, layers)
+        X = rng.choice([0.0, 0.1, 0.2, 0.3, 0.5, 1.0, -0.5], size=(5, layers[0]))
+        net = Network(ws, ts)
+        W, T, XL = [w.tolist() for w in ws], [t.tolist() for t in ts], X.tolist()
+        eps = [0.0625, 0.1][trial % 2]
+        all_slacks = slacks_exact(W, T, XL, eps)
+        want = min(s for s, _ in all_slacks)
+        got, where = net.min_slack(X, eps)
+        assert got == want and (want, where) in all_slacks
+        if len(ws) > 1:
+            hidden = slacks_exact(W, T, XL, eps, depth=len(ws) - 1)
+            assert net.min_slack(X, eps, len(ws) - 1)[0] == min(s for s, _ in hidden)
+        scores = [scores_exact(W, T, x) for x in XL]
+        pred = [max(range(len(s)), key=lambda k, s=s: s[k]) if sorted(s)[-1] != sorted(s)[-2] else -1 for s in scores]
+        assert net.argmax_predictions(X).tolist() == pred
+        labels = rng.integers(0, layers[-1], size=5)
+        margins = net.score_margins(X, labels)
+        for i, s in enumerate(scores):
+            rival = max(v for k, v in enumerate(s) if k != labels[i])
+            assert abs(margins[i] - float(s[labels[i]] - rival)) <= 1e-12
+        gaps = [(s[labels[i]] - v - Fraction(eps), (len(ws), i, k)) for i, s in enumerate(scores)
+                if pred[i] == labels[i] for k, v in enumerate(s) if k != labels[i]]
+        got = net.argmax_slack(X, labels, eps)
+        if not gaps:
+            assert got is None
+        else:
+            assert got[0] == min(g for g, _ in gaps) and got in gaps
+
+
+def test_score_margins_by_hand():
+    net = Network([np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])], [np.array([0.0, 0.25, 0.0])])
+    X = np.array([[1.0, 0.0], [0.0, 1.0]])  # scores [1, -0.25, 0.5] and [0, 0.75, 0.5]
+    assert net.score_margins(X, np.array([0, 2])).tolist() == [0.5, -0.25]
+    assert net.argmax_predictions(X).tolist() == [0, 1]
+    assert net.argmax_slack(X, np.array([0, 1]), 0.125) == (Fraction(1, 8), (1, 1, 2))
+    assert net.argmax_slack(X, np.array([2, 2]), 0.125) is None

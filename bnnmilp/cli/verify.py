@@ -142,7 +142,7 @@ def _certificate(target: str, data: str | None, proof: str | None, as_json: bool
 
     from bnnmilp.certificates.check import check_proof
     from bnnmilp.certificates.models import is_model_file, load_target
-    from bnnmilp.certificates.proof import read_proof
+    from bnnmilp.certificates.proof import rational_str, read_proof
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
 
@@ -155,14 +155,16 @@ def _certificate(target: str, data: str | None, proof: str | None, as_json: bool
     t0 = time.perf_counter()
     rep = check_proof(model, doc)
     dt = time.perf_counter() - t0
-    out = {"proof": proof, "ok": rep.ok, "claimed_bound": doc.get("claimed_bound"), "leaves": rep.leaves,
+    claim = None if rep.claim is None else rational_str(rep.claim)
+    out = {"proof": proof, "ok": rep.ok, "claimed_bound": doc.get("claimed_bound"), "claim_proven": claim,
+           "leaves": rep.leaves,
            "weakest_leaf_bound": None if rep.weakest_leaf_bound is None else float(rep.weakest_leaf_bound),
            "check_time_s": round(dt, 4), "errors": rep.errors[:20]}
     if as_json:
         terminal.emit_json(out)
     elif rep.ok:
-        terminal.err.print(f"[green]proof holds[/]: no feasible point has objective below "
-                           f"{doc.get('claimed_bound')} ({rep.leaves} leaves checked exactly in {dt:.3f}s)")
+        terminal.err.print(f"[green]proof holds[/]: no feasible point has objective below {claim} "
+                           f"({rep.leaves} leaves checked exactly in {dt:.3f}s)")
     else:
         for e in rep.errors[:20]:
             terminal.err.print(f"[red]FALSE[/] {e}", markup=True)
