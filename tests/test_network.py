@@ -159,8 +159,7 @@ def test_exact_quantities_match_the_rational_oracle():
     rng = np.random.default_rng(11)
     for trial in range(40):
         layers = [int(rng.integers(1, 4)), int(rng.integers(1, 4)), int(rng.integers(2, 4))][: 2 + trial % 2]
-        if layers[-1] < 2:
-            layers[-1] = 2
+        layers[-1] = max(layers[-1], 2)
         ws, ts = _trap_network(rng, layers)
         X = rng.choice([0.0, 0.1, 0.2, 0.3, 0.5, 1.0, -0.5], size=(5, layers[0]))
         net = Network(ws, ts)
