@@ -166,8 +166,8 @@ def slacks_exact(weights: list, thresholds: list, X: list, eps: float, depth: in
         inp = [Fraction(v) for v in x]
         for l, (W, t) in enumerate(list(zip(weights, thresholds))[:depth]):
             bits = []
-            for k, (row, lam) in enumerate(zip(W, t)):
-                a, lam = _dot(row, inp), Fraction(lam)
+            for k, (row, t_k) in enumerate(zip(W, t)):
+                a, lam = _dot(row, inp), Fraction(t_k)
                 bit = 1 if a >= lam else 0
                 out.append((a - lam if bit else lam - Fraction(eps) - a, (l + 1, i, k)))
                 bits.append(bit)
