@@ -12,8 +12,10 @@ from bnnmilp.network import (
     Network,
     error_count,
     exact_match_predictions,
+    exact_preactivation,
     hamming_loss,
     loss_value,
+    predictions,
     training_loss,
 )
 from tests.oracles import forward_exact
@@ -166,9 +168,8 @@ def test_exact_quantities_match_the_rational_oracle():
         W, T, XL = [w.tolist() for w in ws], [t.tolist() for t in ts], X.tolist()
         eps = [0.0625, 0.1][trial % 2]
         all_slacks = slacks_exact(W, T, XL, eps)
-        want = min(s for s, _ in all_slacks)
         got, where = net.min_slack(X, eps)
-        assert got == want and (want, where) in all_slacks
+        assert (got, where) == min(all_slacks, key=lambda p: (p[0], p[1][0], p[1][1], p[1][2]))  # the first one
         if len(ws) > 1:
             hidden = slacks_exact(W, T, XL, eps, depth=len(ws) - 1)
             assert net.min_slack(X, eps, len(ws) - 1)[0] == min(s for s, _ in hidden)
@@ -186,7 +187,7 @@ def test_exact_quantities_match_the_rational_oracle():
         if not gaps:
             assert got is None
         else:
-            assert got[0] == min(g for g, _ in gaps) and got in gaps
+            assert got == min(gaps, key=lambda p: (p[0], p[1][1], p[1][2]))  # the first (sample, rival) attaining it
 
 
 def test_score_margins_by_hand():
@@ -196,3 +197,89 @@ def test_score_margins_by_hand():
     assert net.argmax_predictions(X).tolist() == [0, 1]
     assert net.argmax_slack(X, np.array([0, 1]), 0.125) == (Fraction(1, 8), (1, 1, 2))
     assert net.argmax_slack(X, np.array([2, 2]), 0.125) is None
+
+
+# Float traps: 1e16 + x - 1e16 rounds x to a multiple of 2, so the float pass misjudges these rows by up to 1.
+BIG = 1e16
+
+
+def test_min_slack_survives_float_traps():
+    """The exact minimum is found whether the misjudged row is the true minimum or only looks like it."""
+    from tests.oracles import slacks_exact
+
+    net = Network([np.array([[1.0, 1.0, 1.0]])], [np.array([1.0])])
+    for X in ([[BIG, 1.25, -BIG], [0.0, 1.5, 0.0]],  # float slack 1, exact 1/4: the true minimum
+              [[BIG, 1.75, -BIG], [0.0, 1.5, 0.0]],  # float slack 1, exact 3/4: looks smallest (its error is large)
+              [[0.0, 1.5, 0.0], [BIG, 0.75, -BIG]]):  # bit 0 in floats, bit 1 exactly (a tie-breaking trap)
+        want = min(slacks_exact([[[1.0, 1.0, 1.0]]], [[1.0]], X, 0.0625),
+                   key=lambda p: (p[0], p[1][0], p[1][1], p[1][2]))
+        assert net.min_slack(np.array(X), 0.0625) == want
+
+
+def test_argmax_survives_float_traps():
+    """Class 0's score is 0 in floats and 3/4 exactly; class 1's is 1/2: the exact winner is class 0."""
+    from tests.oracles import scores_exact
+
+    W, lam = [[1.0, 1.0, 1.0], [0.0, 1.0, 0.0]], [0.0, 0.25]
+    net = Network([np.array(W)], [np.array(lam)])
+    X = np.array([[BIG, 0.75, -BIG], [BIG, 1.25, -BIG], [0.0, 1.5, -1.0], [0.25, 1.0, -0.5]])
+    scores = [scores_exact([W], [lam], x) for x in X.tolist()]
+    assert scores[0] == [Fraction(3, 4), Fraction(1, 2)] and scores[1] == [Fraction(5, 4), Fraction(1)]
+    assert scores[2] == [Fraction(1, 2), Fraction(5, 4)] and scores[3] == [Fraction(3, 4), Fraction(3, 4)]
+    assert net.argmax_predictions(X).tolist() == [0, 0, 1, -1]  # the last is a tie: wrong
+    for chosen in ([0, 0, 1, 0], [1, 0, 1, 1], [0, 1, 1, 1]):
+        labels = np.array(chosen)
+        got = net.argmax_slack(X, labels, 0.0625)
+        gaps = [(s[labels[i]] - v - Fraction(0.0625), (1, i, k)) for i, s in enumerate(scores)
+                if net.argmax_predictions(X)[i] == labels[i] for k, v in enumerate(s) if k != labels[i]]
+        assert got == min(gaps, key=lambda p: (p[0], p[1][1], p[1][2]))
+
+
+def test_exact_preactivation_matches_enumeration():
+    rng = np.random.default_rng(5)
+    for trial in range(30):
+        W = rng.choice([-1.0, -0.5, 0.0, 0.25, 1.0, 0.1], size=(3, 3))
+        inp = rng.choice([0.0, 1.0, 0.2, 0.3], size=(4, 3))
+        if trial % 3 == 0:
+            inp[0] = [BIG, 0.75, -BIG]
+        mask = rng.random((4, 3)) < 0.6
+        exact = {(i, k): sum((Fraction(float(a)) * Fraction(float(b)) for a, b in zip(inp[i], W[k])), Fraction(0))
+                 for i in range(4) for k in range(3) if mask[i, k]}
+        if not exact:
+            assert exact_preactivation(W, inp, mask, "max") is None
+            continue
+        assert exact_preactivation(W, inp, mask, "max") == max(exact.values())
+        assert exact_preactivation(W, inp, mask, "min") == min(exact.values())
+    assert exact_preactivation(W, inp, np.zeros((4, 3), dtype=bool), "min") is None
+    # the largest value sits behind a large rounding error (float 2, exact 7/4); a clean 3/2 looks safer
+    W, inp = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 0.0]]), np.array([[BIG, 1.75, -BIG], [0.0, 1.5, 0.0]])
+    mask = np.array([[True, False], [False, True]])
+    assert exact_preactivation(W, inp, mask, "max") == Fraction(7, 4)
+    assert exact_preactivation(W, inp, mask, "min") == Fraction(3, 2)
+    inp = np.array([[BIG, 1.25, -BIG], [0.0, 1.5, 0.0]])  # float 2, exact 5/4: the smallest
+    assert exact_preactivation(W, inp, mask, "min") == Fraction(5, 4)
+
+
+def test_predictions_follow_the_output_rule():
+    net = Network([np.array([[1.0, -1.0], [0.5, 0.5]]), np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])],
+                  [np.array([0.0, 0.5]), np.array([1.0, 1.0, 0.5])])
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])  # hidden [1, 1], [0, 1], [1, 1]
+    bits = net.forward(X)
+    assert bits[0].tolist() == [[1, 1], [0, 1], [1, 1]] and bits[1].tolist() == [[1, 1, 1], [0, 1, 1], [1, 1, 1]]
+    assert predictions(net, X, "bits").tolist() == [-1, -1, -1]
+    assert predictions(net, X, "argmax").tolist() == [1, 2, 1]  # scores [0, 1, 1/2], [-1, 0, 1/2], as the first
+    assert predictions(net, X, "argmax", bits).tolist() == [1, 2, 1]
+    assert predictions(net, X, "bits", bits).tolist() == [-1, -1, -1]
+    one = Network([np.array([[1.0, -1.0], [0.5, 0.5]]), np.array([[-1.0, 1.0]])], [np.array([0.0, 0.5]),
+                                                                                  np.array([0.5])])
+    out = one.argmax_predictions(X)  # one output: its bit is the class, as for exact match
+    assert out.tolist() == one.forward(X)[-1][:, 0].tolist() == [0, 1, 0] and out.dtype == np.int64
+
+
+def test_layer_documents_of_other_widths_and_mixed_types():
+    doc = [{"weights": [[1, 0], [0, 1], [1, 1]], "thresholds": [1, 1, 2]}, {"weights": [[1, 1, -1]],
+                                                                             "thresholds": [1]}]
+    assert Network.from_layers_doc(doc, "w.yaml", [2, 3, 1]).layers == [2, 3, 1]
+    with pytest.raises(WeightsError) as info:
+        Network.from_layers_doc([{"weights": [[True, 0.5]], "thresholds": [0.0]}], "w.yaml")
+    assert str(info.value) == "w.yaml: layers[0]: expected numbers in weights and thresholds"
