@@ -17,6 +17,7 @@ from bnnmilp.network import (
     loss_value,
     predictions,
     training_loss,
+    training_slack,
 )
 from tests.oracles import forward_exact
 
@@ -100,12 +101,13 @@ def test_single_output_predictions_and_both_losses():
 def test_training_loss_follows_the_output_rule():
     net = Network([np.array([[1.0, 0.0], [0.0, 1.0]])], [np.array([0.5, 0.5])])
     X = np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])  # bits [1, 1], [1, 0], [0, 0]
-    labels = np.array([0, 0, 1])
-    Y = np.array([[1, 0], [1, 0], [0, 1]], dtype=np.int8)
-    assert training_loss(net, X, labels, Y, "hamming", "bits") == 1 + 0 + 1
-    assert training_loss(net, X, labels, Y, "error", "bits") == 2
-    # argmax of scores a - lambda: [0.5, 0.5] (a tie: wrong), [0.5, -0.5] -> 0, [-0.5, -0.5] (a tie: wrong)
-    assert training_loss(net, X, labels, Y, "error", "argmax") == 2
+    labels = np.array([0, 1, 1])
+    Y = np.array([[1, 0], [0, 1], [0, 1]], dtype=np.int8)
+    assert training_loss(net, X, labels, Y, "hamming", "bits") == 1 + 2 + 1
+    assert training_loss(net, X, labels, Y, "error", "bits") == 3
+    # argmax of scores a - lambda: [0.5, 0.5] (a tie: wrong), [0.5, -0.5] -> 0 (wrong), [-0.5, -0.5] (a tie)
+    assert training_loss(net, X, labels, Y, "error", "argmax") == 3
+    assert training_loss(net, X, np.array([0, 0, 0]), Y, "error", "argmax") == 2
 
 
 @pytest.mark.parametrize(("layers", "key", "expected"), [
@@ -188,6 +190,11 @@ def test_exact_quantities_match_the_rational_oracle():
             assert got is None
         else:
             assert got == min(gaps, key=lambda p: (p[0], p[1][1], p[1][2]))  # the first (sample, rival) attaining it
+        # the training problem's slack: every step row's for bit outputs; hidden rows and score margins for argmax
+        assert training_slack(net, X, labels, eps, "bits") == net.min_slack(X, eps)
+        parts = ([net.min_slack(X, eps, len(ws) - 1)] if len(ws) > 1 else []) + ([got] if got else [])
+        want = min(parts, key=lambda p: p[0]) if parts else (Fraction(0), (len(ws), -1, -1))
+        assert training_slack(net, X, labels, eps, "argmax") == want
 
 
 def test_score_margins_by_hand():
@@ -283,3 +290,17 @@ def test_layer_documents_of_other_widths_and_mixed_types():
     with pytest.raises(WeightsError) as info:
         Network.from_layers_doc([{"weights": [[True, 0.5]], "thresholds": [0.0]}], "w.yaml")
     assert str(info.value) == "w.yaml: layers[0]: expected numbers in weights and thresholds"
+
+
+def test_argmax_training_slack_takes_the_smaller_part():
+    # hidden: one unit x0 >= 0.5 (slack 1/2 on x0 = 1, 0.5 - 1/16 on x0 = 0); scores [h, 1 - h] - [0, 0.25]
+    net = Network([np.array([[1.0, 0.0]]), np.array([[1.0], [-1.0]])], [np.array([0.5]), np.array([0.0, -0.75])])
+    X = np.array([[1.0, 0.0], [0.0, 0.0]])
+    eps = 0.0625
+    # sample 0: h = 1, scores [1, -0.25]: label 0 wins by 5/4; sample 1: h = 0, scores [0, 0.75]: label 1 by 3/4
+    assert training_slack(net, X, np.array([0, 1]), eps, "argmax") == (Fraction(7, 16), (1, 1, 0))
+    wide = Network([np.array([[1.0, 0.0]]), np.array([[0.125], [-0.125]])], [np.array([0.5]), np.array([0.0, 0.0])])
+    # scores [1/8, -1/8] and [0, 0] (a tie: not correct): the score margin 1/4 - eps is the smaller part
+    assert training_slack(wide, X, np.array([0, 1]), eps, "argmax") == (Fraction(3, 16), (2, 0, 1))
+    lone = Network([np.array([[1.0, 0.0], [1.0, 0.0]])], [np.array([0.0, 0.0])])  # every sample a tie
+    assert training_slack(lone, X, np.array([0, 1]), eps, "argmax") == (Fraction(0), (1, -1, -1))

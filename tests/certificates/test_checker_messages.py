@@ -140,13 +140,34 @@ def test_an_infinite_side_gives_no_bound(gr, proof):
 
 
 @pytest.mark.parametrize(("change", "integral"), [
-    ({"offset": 0.5}, False), ({"offset": float("inf")}, False), ({"c": [1.0, 0.0, 0.0, 2.0]}, True),
-    ({"c": [1.0, 0.5, 0.0, 2.0]}, False), ({"c": [1.5, 0.0, 0.0, 2.0]}, False),
-    ({"c": [np.nan, 0.0, 0.0, 2.0]}, False), ({"c": [np.inf, 0.0, 0.0, 2.0]}, False), ({"offset": -3.0,
-                                                                                         "c": [1.0, 0, 0, 0]}, True),
+    ({"offset": 0.5}, False),
+    ({"offset": float("inf")}, False),
+    ({"c": [1.0, 0.0, 0.0, 2.0]}, True),
+    ({"c": [1.0, 0.5, 0.0, 2.0]}, False),
+    ({"c": [1.5, 0.0, 0.0, 2.0]}, False),
+    ({"c": [np.nan, 0.0, 0.0, 2.0]}, False),
+    ({"offset": 0.5, "c": [1.0, 0.0, 0.0, 2.0]}, False),
+    ({"c": [np.inf, 0.0, 0.0, 2.0]}, False),
+    ({"offset": -3.0, "c": [1.0, 0, 0, 0]}, True),
 ])
 def test_objective_integrality_is_read_off_the_model(gr, change, integral):
     from bnnmilp.certificates.check import _objective_is_integral
 
     kw = {k: (np.array(v, dtype=float) if k == "c" else v) for k, v in change.items()}
     assert _objective_is_integral(replace(gr, **kw)) is integral
+
+
+def test_zero_multipliers_are_harmless():
+    """A zero multiplier (of any row, listed anywhere) neither helps nor hurts a leaf."""
+    from tests.certificates.test_proofs import random_milp
+
+    model = random_milp(1)
+    doc = proof_doc(model, branch_and_bound(model))
+    assert check_proof(model, doc).ok
+    d = copy.deepcopy(doc)
+    for lf in d["leaves"]:
+        used = {i for i, _ in lf["y"]}
+        spare = [i for i in range(model.n_rows) if i not in used]
+        lf["y"] = [[i, 0.0] for i in spare] + lf["y"]
+    assert any(len(lf["y"]) > len(o["y"]) for lf, o in zip(d["leaves"], doc["leaves"], strict=True))
+    assert check_proof(model, d).ok
