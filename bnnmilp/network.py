@@ -40,13 +40,9 @@ class Network:
         return [self.weights[0].shape[1]] + [w.shape[0] for w in self.weights]
 
     # ---- exact forward pass -------------------------------------------------
-    def _layer(self, l: int, inp: np.ndarray, eps: float = 0.0) -> tuple[np.ndarray, np.ndarray, list]:
-        """Bits of layer l (0-based) for inputs ``inp``; also the exact slack candidates.
-
-        Returns (bits, float_slack, exact_fn) where float_slack is a - lambda
-        (bit 1) or lambda - eps - a (bit 0) in floating point, and exact_fn(i, k)
-        gives the exact pre-activation as a Fraction.
-        """
+    def _layer(self, l: int, inp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Bits of layer l (0-based) for inputs ``inp``, exact; also d = a - lambda in floating point and
+        the rigorous bound err on its rounding error (bits with |d| <= err are decided in rationals)."""
         W, lam = self.weights[l], self.thresholds[l]
         a = inp @ W.T
         err = dot_error_bound(inp, W, np.abs(a) + np.abs(lam))

@@ -304,3 +304,14 @@ def test_argmax_training_slack_takes_the_smaller_part():
     assert training_slack(wide, X, np.array([0, 1]), eps, "argmax") == (Fraction(3, 16), (2, 0, 1))
     lone = Network([np.array([[1.0, 0.0], [1.0, 0.0]])], [np.array([0.0, 0.0])])  # every sample a tie
     assert training_slack(lone, X, np.array([0, 1]), eps, "argmax") == (Fraction(0), (1, -1, -1))
+
+
+def test_three_layer_predictions_use_the_last_layer():
+    net = Network([np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[1.0, 1.0], [1.0, -1.0]]), np.array([[-1.0, 1.0]])],
+                  [np.array([0.5, 0.5]), np.array([1.0, 1.0]), np.array([0.5])])
+    X = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    bits = net.forward(X)  # hidden [1, 0], [1, 1], [0, 0]; then [1, 1], [1, 0], [0, 0]; output [0], [0], [0]
+    assert all(b.dtype == np.int8 for b in bits)
+    assert [b.tolist() for b in bits] == [[[1, 0], [1, 1], [0, 0]], [[1, 1], [1, 0], [0, 0]], [[0], [0], [0]]]
+    assert predictions(net, X, "bits").tolist() == [0, 0, 0]
+    assert net.argmax_predictions(X).tolist() == [0, 0, 0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -69,6 +70,8 @@ EDITS = [
     ("two roots", _node(1, [1, None, 0, "<=", 0.0]), "the tree must have exactly one root, node 0, without a branch"),
     ("root branches", _node(0, [0, None, 0, "<=", 0.0]),
      "the tree must have exactly one root, node 0, without a branch"),
+    ("root has a column", _node(0, [0, None, 0, None, None]),
+     "the tree must have exactly one root, node 0, without a branch"),
     ("other root", lambda d: d["nodes"].__setitem__(0, [7, None, None, None, None]),
      "the tree must have exactly one root, node 0, without a branch"),
     ("unknown parent", _node(3, [3, 9, 3, "<=", 0.0]), "node 3: unknown parent 9"),
@@ -85,6 +88,11 @@ EDITS = [
      "node 2: children must branch on the same integer column"),
     ("negative column", lambda d: (_node(3, [3, 2, -1, "<=", 0.0])(d), _node(4, [4, 2, -1, ">=", 1.0])(d)),
      "node 2: children must branch on the same integer column"),
+    ("column one past the end", lambda d: (_node(3, [3, 2, 4, "<=", 0.0])(d), _node(4, [4, 2, 4, ">=", 1.0])(d)),
+     "node 2: children must branch on the same integer column"),
+    ("two bad disjunctions", lambda d: (_node(1, [1, 0, 1, "<=", 0.0])(d), _node(3, [3, 2, 0, "<=", 0.0])(d)),
+     ["node 0: children must branch on the same integer column",
+      "node 2: children must branch on the same integer column"]),
     ("gap", _node(4, [4, 2, 3, ">=", 2.0]), "node 2: branches must be x <= k and x >= k + 1 for an integer k"),
     ("same sense", _node(4, [4, 2, 3, "<=", 1.0]), "node 2: branches must be x <= k and x >= k + 1 for an integer k"),
     ("fraction", lambda d: (_node(3, [3, 2, 3, "<=", 0.5])(d), _node(4, [4, 2, 3, ">=", 1.5])(d)),
@@ -101,6 +109,13 @@ EDITS = [
     ("multiplier pair", _set(["leaves", 0, "y"], [[0, 2.0, 1]]), "leaf 1: malformed multipliers"),
     ("unknown row", _set(["leaves", 0, "y"], [[5, 2.0]]), "leaf 1: multiplier of an unknown or repeated row 5"),
     ("negative row", _set(["leaves", 0, "y"], [[-1, 2.0]]), "leaf 1: multiplier of an unknown or repeated row -1"),
+    ("row one past the end", _set(["leaves", 0, "y"], [[1, 2.0]]),
+     "leaf 1: multiplier of an unknown or repeated row 1"),
+    ("two leaves, unknown rows", lambda d: (_set(["leaves", 0, "y"], [[1, 2.0]])(d), _set(["leaves", 2, "y"],
+                                                                                            [[7, 1.0]])(d)),
+     ["leaf 1: multiplier of an unknown or repeated row 1", "leaf 4: multiplier of an unknown or repeated row 7"]),
+    ("two leaves, malformed", lambda d: (_set(["leaves", 0, "y"], 3)(d), _set(["leaves", 1, "y"], [1])(d)),
+     ["leaf 1: malformed multipliers", "leaf 3: malformed multipliers"]),
     ("bool row", _set(["leaves", 0, "y"], [[False, 2.0]]), "leaf 1: multiplier of an unknown or repeated row False"),
     ("repeated row", _set(["leaves", 0, "y"], [[0, 1.0], [0, 1.0]]),
      "leaf 1: multiplier of an unknown or repeated row 0"),
@@ -171,3 +186,107 @@ def test_zero_multipliers_are_harmless():
         lf["y"] = [[i, 0.0] for i in spare] + lf["y"]
     assert any(len(lf["y"]) > len(o["y"]) for lf, o in zip(d["leaves"], doc["leaves"], strict=True))
     assert check_proof(model, d).ok
+
+
+def test_checks_go_on_after_an_infinite_bound(gr, proof):
+    """Every leaf is checked and reported, also after one whose bound is -infinity."""
+    model = replace(gr, row_lower=np.array([-np.inf]))
+    d = copy.deepcopy(proof)
+    d["model_sha256"] = model.fingerprint()
+    rep = check_proof(model, d)
+    assert [e for e in rep.errors if "-infinity" in e] == [
+        f"leaf {n}: the bound is -infinity (a multiplier uses an infinite side or box)" for n in (1, 4)]
+
+
+def test_defaults_and_integer_numbers_are_accepted(gr, proof):
+    d = copy.deepcopy(proof)
+    del d["sense"]  # min is the default
+    d["claimed_bound"] = 1  # a JSON integer
+    d["claimed_bound_exact"] = "1"
+    rep = check_proof(gr, d)
+    assert rep.ok is True and rep.claim == 1 and rep.errors == []
+
+
+def test_long_lists_of_leaf_ids_are_cut_at_five():
+    from tests.certificates.test_proofs import BNN, bnn_proof
+
+    tm, _, _, _, doc = bnn_proof(*BNN[0])
+    leaves = sorted(lf["node"] for lf in doc["leaves"])
+    d = copy.deepcopy(doc)
+    d["leaves"] = [{"node": -k, "y": []} for k in range(1, 8)]
+    rep = check_proof(tm.model, d)
+    assert rep.errors == [f"leaf records do not match the tree's leaves (missing {leaves[:5]}, "
+                          f"extra {[-7, -6, -5, -4, -3]})"]
+
+
+def test_the_weakest_leaf_is_reported():
+    from bnnmilp.certificates.bnb import ExactModel
+    from tests.certificates.test_proofs import random_milp
+
+    model = random_milp(1)
+    tree = branch_and_bound(model)
+    rep = check_proof(model, proof_doc(model, tree))
+    ex = ExactModel(model)
+    bounds = [ex.bound({int(i): Fraction(float(lf.y[i])) for i in np.flatnonzero(lf.y)},
+                       tree.nodes[lf.node].lower, tree.nodes[lf.node].upper) for lf in tree.leaves]
+    assert len(set(bounds)) > 1  # leaves prove different bounds: the smallest is reported
+    assert rep.ok is True and rep.weakest_leaf_bound == min(bounds)
+
+
+def _box_model(lo: float, up: float, cost: float):
+    """min cost * x over one integer column lo <= x <= up (no rows): the box alone is the proof."""
+    from bnnmilp.model import ModelBuilder
+
+    b = ModelBuilder("box")
+    x = b.add_vars("x", (1,), lo, up, True)
+    b.set_objective(x, np.array([cost]))
+    model = b.build()
+    model.objective_integral = model.objective_integral_by_structure()
+    return model
+
+
+@pytest.mark.parametrize(("lo", "up", "cost", "claim"), [(0.5, 3.7, 1.0, 1), (0.5, 3.7, -1.0, -3),
+                                                         (-2.5, np.inf, 1.0, -2), (-np.inf, 2.5, -1.0, -2)])
+def test_integer_bounds_are_rounded_inward(lo, up, cost, claim):
+    """Lemma 4: min x over 0.5 <= x <= 3.7 is 1, max is 3; infinite bounds on the other side are fine."""
+    model = _box_model(lo, up, cost)
+    tree = branch_and_bound(model)
+    assert tree.claimed_exact == claim
+    doc = proof_doc(model, tree)
+    assert check_proof(model, doc).ok is True
+    d = copy.deepcopy(doc)
+    for lf in d["leaves"]:
+        del lf["y"]  # no multipliers at all: the box is the proof
+    rep = check_proof(model, d)
+    assert rep.ok is True and rep.claim == claim
+
+
+def test_an_empty_leaf_needs_no_multipliers_and_does_not_end_the_check():
+    """Lemma 6: x <= -1 is empty for x in [0, 3]; the other leaf must still prove the claim."""
+    model = _box_model(0.0, 3.0, 1.0)
+    doc = {"format": "bnnmilp-proof", "version": 1, "model_sha256": model.fingerprint(), "sense": "min",
+           "objective_integral": True, "claimed_bound": 0,
+           "nodes": [[0, None, None, None, None], [1, 0, 0, "<=", -1.0], [2, 0, 0, ">=", 0.0]],
+           "leaves": [{"node": 1, "kind": "empty"}, {"node": 2, "kind": "bound", "y": []}]}
+    rep = check_proof(model, doc)
+    assert rep.ok is True and rep.claim == 0
+    doc["claimed_bound"] = 1  # false: x = 0 is feasible
+    rep = check_proof(model, doc)
+    assert rep.ok is False and rep.errors == ["leaf 2: bound 0 does not reach the claimed 1 (an integral objective "
+                                              "needs a bound above ceil(claim) - 1)"]
+
+
+def test_branches_on_an_unbounded_integer_column():
+    """min x, x integer >= 0 unbounded above, x >= 2.5: branching on a column with an infinite bound."""
+    from bnnmilp.model import INF, ModelBuilder
+
+    b = ModelBuilder("unbounded")
+    x = b.add_vars("x", (1,), 0.0, INF, True)
+    b.add_rows("r", (1,), x[None, :], np.array([[1.0]]), 2.5, INF)
+    b.set_objective(x, np.array([1.0]))
+    model = b.build()
+    model.objective_integral = model.objective_integral_by_structure()
+    tree = branch_and_bound(model)
+    assert tree.claimed_exact == 3
+    doc = proof_doc(model, tree)
+    assert len(doc["nodes"]) == 3 and check_proof(model, doc).ok is True
