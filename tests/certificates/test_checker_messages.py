@@ -245,8 +245,10 @@ def _box_model(lo: float, up: float, cost: float):
     return model
 
 
-@pytest.mark.parametrize(("lo", "up", "cost", "claim"), [(0.5, 3.7, 1.0, 1), (0.5, 3.7, -1.0, -3),
-                                                         (-2.5, np.inf, 1.0, -2), (-np.inf, 2.5, -1.0, -2)])
+@pytest.mark.parametrize(("lo", "up", "cost", "claim"), [
+    (0.5, 3.7, 1.0, 1), (0.5, 3.7, -1.0, -3), (-2.5, np.inf, 1.0, -2), (-np.inf, 2.5, -1.0, -2),
+    (0.5, 3.7, 1.5, Fraction(3, 2)), (0.5, 3.7, -1.5, Fraction(-9, 2)),  # not integral: rounding is needed
+    (-2.5, np.inf, 1.5, -3), (-np.inf, 2.5, -1.5, -3)])
 def test_integer_bounds_are_rounded_inward(lo, up, cost, claim):
     """Lemma 4: min x over 0.5 <= x <= 3.7 is 1, max is 3; infinite bounds on the other side are fine."""
     model = _box_model(lo, up, cost)
@@ -276,17 +278,20 @@ def test_an_empty_leaf_needs_no_multipliers_and_does_not_end_the_check():
                                               "needs a bound above ceil(claim) - 1)"]
 
 
-def test_branches_on_an_unbounded_integer_column():
-    """min x, x integer >= 0 unbounded above, x >= 2.5: branching on a column with an infinite bound."""
+@pytest.mark.parametrize(("lower", "cost", "row", "claim"), [(0.0, 1.0, (2.5, np.inf), 3),
+                                                              (-np.inf, -1.0, (-np.inf, 2.5), -2)])
+def test_branches_on_an_unbounded_integer_column(lower, cost, row, claim):
+    """min x over integers x >= 2.5 (x >= 0, no upper bound); max x over integers x <= 2.5 (a free column):
+    branching on columns with infinite bounds."""
     from bnnmilp.model import INF, ModelBuilder
 
     b = ModelBuilder("unbounded")
-    x = b.add_vars("x", (1,), 0.0, INF, True)
-    b.add_rows("r", (1,), x[None, :], np.array([[1.0]]), 2.5, INF)
-    b.set_objective(x, np.array([1.0]))
+    x = b.add_vars("x", (1,), lower, INF, True)
+    b.add_rows("r", (1,), x[None, :], np.array([[1.0]]), *row)
+    b.set_objective(x, np.array([cost]))
     model = b.build()
     model.objective_integral = model.objective_integral_by_structure()
     tree = branch_and_bound(model)
-    assert tree.claimed_exact == 3
+    assert tree.claimed_exact == claim
     doc = proof_doc(model, tree)
     assert len(doc["nodes"]) == 3 and check_proof(model, doc).ok is True
