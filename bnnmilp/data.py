@@ -1,9 +1,12 @@
 """Data sets: load, validate against the network, fingerprint.
 
 A data file is YAML with ``features`` (m rows of d0 numbers), ``labels``
-(m integers) and an optional free-form ``meta`` mapping (provenance).
-With one output a label is the target bit; with dL > 1 outputs label c means
-the one-hot target e_c.
+(m integers) and an optional free-form ``meta`` mapping (provenance); or, by
+extension, CSV (each row d0 feature values then the label; an optional header
+line whose last column is ``label``) or NPZ (arrays ``X``, m x d0 numbers, and
+``y``, m integers). With one output a label is the target bit; with dL > 1
+outputs label c means the one-hot target e_c. Every format gets the same
+validation, and the fingerprint is of the numbers, not of the file.
 """
 
 from __future__ import annotations
@@ -101,8 +104,72 @@ def parse_data(doc: dict, path: str | None = None) -> Dataset:
 
 
 def load_data(path: str | Path) -> Dataset:
-    """Read and validate a data.yaml file."""
+    """Read and validate a data file: YAML, or CSV / NPZ by extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".csv":
+        return _load_csv(Path(path))
+    if suffix == ".npz":
+        return _load_npz(Path(path))
     return parse_data(read_yaml(path, DataError), str(path))
+
+
+def _read_bytes(p: Path, mode: str = "r"):
+    try:
+        return p.read_text(encoding="utf-8") if mode == "r" else p.read_bytes()
+    except FileNotFoundError:
+        raise DataError(str(p), None, "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(str(p), None, f"cannot read file ({exc.__class__.__name__})") from None
+
+
+def _load_csv(p: Path) -> Dataset:
+    """CSV: d0 feature values then the label per row; an optional header line ending in ``label``."""
+    import csv
+    import io
+
+    rows = [r for r in csv.reader(io.StringIO(_read_bytes(p))) if r and any(f.strip() for f in r)]
+    if rows and rows[0] and rows[0][-1].strip().lower() == "label":
+        rows = rows[1:]
+    if not rows:
+        raise DataError(str(p), "rows", "expected at least one row of features and a label")
+    feats, labels = [], []
+    for i, row in enumerate(rows):
+        if len(row) < 2:
+            raise DataError(str(p), f"row {i + 1}", "expected feature values and a label")
+        vals = []
+        for j, field in enumerate(row[:-1]):
+            try:
+                v = float(field)
+            except ValueError:
+                raise DataError(str(p), f"row {i + 1}, column {j + 1}", f"expected a number, got {field!r}") from None
+            vals.append(v)
+        try:
+            labels.append(int(row[-1]))
+        except ValueError:
+            raise DataError(str(p), f"row {i + 1}, label", f"expected an integer, got {row[-1]!r}") from None
+        feats.append(vals)
+    return parse_data({"features": feats, "labels": labels}, str(p))
+
+
+def _load_npz(p: Path) -> Dataset:
+    """NPZ: arrays X (m x d0 numbers) and y (m integers); nothing is unpickled."""
+    import io
+    import zipfile
+
+    try:
+        with np.load(io.BytesIO(_read_bytes(p, "rb")), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(str(p), None, f"not an NPZ file with arrays X and y ({exc.__class__.__name__})") from None
+    for k in ("X", "y"):
+        if k not in arrays:
+            raise DataError(str(p), k, f"missing array (found: {', '.join(sorted(arrays)) or 'none'})")
+    X, y = arrays["X"], arrays["y"]
+    if X.ndim != 2 or X.dtype.kind not in "iuf":
+        raise DataError(str(p), "X", f"expected a 2-D array of numbers, got {X.ndim}-D {X.dtype}")
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise DataError(str(p), "y", f"expected a 1-D array of integers, got {y.ndim}-D {y.dtype}")
+    return parse_data({"features": X.astype(np.float64).tolist(), "labels": y.astype(np.int64).tolist()}, str(p))
 
 
 def data_to_doc(ds: Dataset, meta: dict | None = None) -> dict:
