@@ -1,4 +1,5 @@
-"""Run folders: ``weights.yaml`` (the network and its claims) and ``certificate.json`` (the solver's record).
+"""Run folders: ``weights.yaml`` or, for large networks, ``weights.npz`` (the network and its claims) and
+``certificate.json`` (the solver's record).
 
 Both are written atomically. The weights file is self-contained: it holds
 the settings, the data fingerprint, the exactly recomputed loss and the
@@ -18,12 +19,13 @@ from bnnmilp.network import Network
 from bnnmilp.objectives import StageResult
 from bnnmilp.spec import Spec, parse_spec
 from bnnmilp.train import TrainResult
-from bnnmilp.yamlio import check_output_path, read_yaml, write_json_atomic, write_yaml_atomic
+from bnnmilp.yamlio import atomic_write, check_output_path, read_yaml, write_json_atomic, write_yaml_atomic
 
 WEIGHTS_FORMAT = "bnnmilp-weights"
 # the statuses a run may end with; anything else (error, unbounded, ...) is a failed solve: nothing is written
 FINISHED = ("optimal", "time_limit", "interrupted", "infeasible", "heuristic")
-OWNED = ("weights.yaml", "certificate.json", "proof.json", "proof.vipr", "members", "jobs")
+OWNED = ("weights.yaml", "weights.npz", "certificate.json", "proof.json", "proof.vipr", "members", "jobs")
+NPZ_ABOVE = 100_000  # networks with more parameters are written as weights.npz (YAML stays for small ones)
 CERT_FORMAT = "bnnmilp-certificate"
 
 
@@ -137,13 +139,66 @@ def weights_doc(res: TrainResult) -> dict[str, Any]:
     }
 
 
-def write_run(res: TrainResult, run_dir: str | Path) -> dict[str, Path]:
-    """Write the run folder; weights.yaml only when a network exists."""
+def write_run(res: TrainResult, run_dir: str | Path, fmt: str | None = None) -> dict[str, Path]:
+    """Write the run folder; the weights only when a network exists, as weights.yaml or, for networks with
+    more than NPZ_ABOVE parameters (or ``fmt="npz"``), weights.npz."""
     out = Path(run_dir)
     paths = {"certificate": write_json_atomic(out / "certificate.json", certificate_doc(res))}
     if res.best is not None:
-        paths["weights"] = write_yaml_atomic(out / "weights.yaml", weights_doc(res))
+        size = sum(w.size + t.size for w, t in zip(res.best.network.weights, res.best.network.thresholds,
+                                                   strict=True))
+        if (fmt or ("npz" if size > NPZ_ABOVE else "yaml")) == "npz":
+            paths["weights"] = write_weights_npz(out / "weights.npz", weights_doc(res))
+        else:
+            paths["weights"] = write_yaml_atomic(out / "weights.yaml", weights_doc(res))
     return paths
+
+
+def write_weights_npz(path: str | Path, doc: dict[str, Any]) -> Path:
+    """A weights document as NPZ: the header (every key but ``layers``) as JSON, then one float64 array per
+    layer's weights and thresholds (``W0``, ``t0``, ...): exact doubles, loaded without YAML parsing."""
+    import io
+    import json
+
+    import numpy as np
+
+    header = {k: v for k, v in doc.items() if k != "layers"}
+    arrays = {"header": np.array(json.dumps(header))}
+    for l, layer in enumerate(doc["layers"]):
+        arrays[f"W{l}"] = np.asarray(layer["weights"], dtype=np.float64)
+        arrays[f"t{l}"] = np.asarray(layer["thresholds"], dtype=np.float64)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(buf.getvalue()))
+
+
+def read_weights_npz(p: Path) -> dict[str, Any]:
+    """The weights document of an NPZ file (nothing is unpickled)."""
+    import json
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        header = json.loads(str(arrays.pop("header")))
+    except FileNotFoundError:
+        raise WeightsError(str(p), None, "file not found") from None
+    except KeyError:
+        raise WeightsError(str(p), "header", "missing array") from None
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError):
+        raise WeightsError(str(p), None, "not a bnnmilp weights NPZ file") from None
+    if not isinstance(header, dict):
+        raise WeightsError(str(p), "header", "expected a JSON object")
+    layers = []
+    for l in range(len(arrays) // 2):
+        if f"W{l}" not in arrays or f"t{l}" not in arrays:
+            raise WeightsError(str(p), f"W{l}", "expected arrays W0, t0, W1, t1, ... for every layer")
+        layers.append({"weights": arrays[f"W{l}"], "thresholds": arrays[f"t{l}"]})
+    if len(arrays) != 2 * len(layers):
+        raise WeightsError(str(p), "layers", "expected arrays W0, t0, W1, t1, ... and nothing else")
+    return {**header, "layers": layers}
 
 
 @dataclass
@@ -159,8 +214,9 @@ def load_weights(path: str | Path, ensemble: bool = True) -> WeightsFile:
     (with ``ensemble=False``, a one-line error: the command needs one network)."""
     p = Path(path)
     if p.is_dir():
-        p = p / "weights.yaml"
-    doc = read_yaml(p, WeightsError)
+        p = p / "weights.yaml" if (p / "weights.yaml").exists() or not (p / "weights.npz").exists() \
+            else p / "weights.npz"
+    doc = read_weights_npz(p) if p.suffix.lower() == ".npz" else read_yaml(p, WeightsError)
     if doc.get("format") == "bnnmilp-ensemble":
         from bnnmilp.ensemble import load_ensemble
 
