@@ -42,7 +42,7 @@ def _domain_check(wf: WeightsFile) -> Check:
             bad.append(f"layer {l}: thresholds not zero")
         if ns.thresholds == "learned" and np.any(t != t[0]):
             bad.append(f"layer {l}: thresholds not shared")
-        if np.any(np.abs(t) > 1):
+        if np.any(np.abs(t) > 1) and "source" not in wf.doc:  # imported networks keep their own thresholds
             bad.append(f"layer {l}: thresholds outside [-1, 1]")
     return Check("domain", not bad, "; ".join(bad) or f"{ns.weights} weights, {ns.thresholds} thresholds")
 
@@ -54,11 +54,13 @@ def verify_weights(wf: WeightsFile, data: Dataset) -> dict[str, Any]:
     Y = data.targets(spec.network.n_outputs)
     out = spec.network.output
     all_bits = wf.network.forward(data.features)
-    bits = all_bits[-1]
     loss = training_loss(wf.network, data.features, data.labels, Y, spec.training.loss, out, all_bits)
     slack, where = training_slack(wf.network, data.features, data.labels, spec.training.epsilon, out)
     doc = wf.doc
     checks = [_domain_check(wf)]
+    if "source" in doc:  # imported: a network without training claims (its thresholds are integers, not [-1, 1])
+        checks.append(Check("claims", None, f"imported from {doc['source'].get('from')}: no training claims"))
+        return _report(wf, data, checks, loss, slack, where, all_bits, Y)
     sha = (doc.get("data") or {}).get("sha256")
     checks.append(Check("data", sha == data.sha256(),
                         "data fingerprint matches the training data" if sha == data.sha256()
@@ -85,6 +87,12 @@ def verify_weights(wf: WeightsFile, data: Dataset) -> dict[str, Any]:
     else:
         ok = Fraction(str(recorded_slack)) == slack
         checks.append(Check("margin", ok, f"recorded min slack {recorded_slack}, exact {fraction_str(slack)}"))
+    return _report(wf, data, checks, loss, slack, where, all_bits, Y)
+
+
+def _report(wf: WeightsFile, data: Dataset, checks: list[Check], loss: int, slack: Fraction, where: tuple,
+            all_bits: list[np.ndarray], Y: np.ndarray) -> dict[str, Any]:
+    spec, out, bits = wf.spec, wf.spec.network.output, all_bits[-1]
     pred = predictions(wf.network, data.features, out, all_bits)
     return {
         "weights": wf.path,

@@ -122,7 +122,7 @@ def main(debug: bool) -> None:
     """
 
 
-from bnnmilp.cli import certify, encode, explain, grad, predict, sweep, train, valuefn, verify  # noqa: E402
+from bnnmilp.cli import certify, encode, explain, grad, importer, predict, sweep, train, valuefn, verify  # noqa: E402
 
-for _mod in (encode, train, verify, predict, certify, valuefn, grad, explain, sweep):
+for _mod in (encode, train, verify, predict, certify, valuefn, grad, explain, sweep, importer):
     main.add_command(_mod.command)

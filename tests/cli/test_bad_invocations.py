@@ -151,6 +151,11 @@ CASES = [
     ("sweep {sweep} -o {afile}", 2),
     ("sweep {sweep} -o {out}/s --workers 0", 2),
     ("sweep {sweep} -o {out}/s --scheduler tcp://127.0.0.1:1", 2),
+    # import
+    ("import {missing} -o {out}/n.npz", 2),
+    ("import {garbage} -o {out}/n.npz", 2),
+    ("import {notjson} -o {out}/n.npz --from onnx", 2),
+    ("import {lp}", 2),
     # the group
     ("nosuch", 2),
     ("--bogus", 2),
@@ -182,7 +187,7 @@ def test_at_least_sixty_cases_cover_every_command():
     commands = {c[0].split()[0] for c in CASES}
     assert len(CASES) >= 60
     assert {"encode", "train", "verify", "predict", "certify", "value-function", "grad", "explain",
-            "sweep"} <= commands
+            "sweep", "import"} <= commands
 
 
 def test_json_output_is_strict(fx):

@@ -1,0 +1,1 @@
+"""Networks trained elsewhere, converted exactly into bnnmilp networks."""

@@ -1,0 +1,152 @@
+"""Sakai's Chainer BNNs (``input_bn``, ``blocks/i/{lin,bn}``, ``output_lin``) as bnnmilp networks, exactly.
+
+The Chainer network on an integer image x in 0..255 (Sakai, msakai/bnn-verification):
+
+    z0 = sign(BN_in(x / 255)),  z_l = sign(BN_l(W_l z_(l-1) + b_l)),  logits = W_out z_4 + b_out,
+
+with sign(v) = +1 iff v >= 0, BN(v) = gamma (v - mean) / sqrt(var + 2e-5) + beta, W in {-1, +1}. With bits
+u = (z + 1) / 2 and s = W_l u (an integer), W_l z + b = 2 s - sum(W_l) + b, so every sign layer is a step
+layer on the integer s with an integer threshold: the smallest s with BN(2 s - sum W + b) >= 0 (rows
+negated where gamma < 0, constant where gamma = 0). The thresholds are decided in exact arithmetic on the
+float32 parameters (2e-5 as the decimal it is): gamma (A) >= -beta sqrt(c) is compared through squares of
+rationals, so no rounding decides a bit. The input layer becomes one threshold per pixel on the integer x
+(a diagonal +-1 layer). The output layer is an argmax layer: logits = 2 (W_out u - lambda) with
+lambda = (sum W_out - b_out) / 2, exact in doubles.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from bnnmilp.errors import ModelFileError
+from bnnmilp.network import Network
+
+BN_EPS = Fraction(2, 100000)  # Chainer's batch-norm eps, 2e-5
+
+
+@dataclass
+class ImportReport:
+    layers: list[int]
+    negated_rows: int = 0
+    constant_rows: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _fires(a: Fraction, gamma: Fraction, beta: Fraction, c: Fraction) -> bool:
+    """Exactly: gamma * a / sqrt(c) + beta >= 0, i.e. gamma * a >= -beta * sqrt(c) (c > 0)."""
+    lhs, k = gamma * a, -beta  # lhs >= k sqrt(c)
+    if k <= 0:
+        return lhs >= 0 or lhs * lhs <= k * k * c
+    return lhs >= 0 and lhs * lhs >= k * k * c
+
+
+def _threshold(lo: int, hi: int, value, gamma: Fraction, beta: Fraction, c: Fraction, mean: Fraction) -> int:
+    """For gamma > 0: the smallest integer s in [lo, hi] whose value(s) fires (hi + 1 if none); fires is
+    monotone in s, so a binary search with exact comparisons finds it."""
+    if not _fires(value(hi) - mean, gamma, beta, c):
+        return hi + 1
+    a, b = lo, hi
+    while a < b:
+        m = (a + b) // 2
+        if _fires(value(m) - mean, gamma, beta, c):
+            b = m
+        else:
+            a = m + 1
+    return a
+
+
+def _step_rows(W: np.ndarray, value_of, lo: np.ndarray, hi: np.ndarray, bn: dict[str, np.ndarray],
+               rep: ImportReport) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (weights, integer thresholds) of one sign(BN(.)) layer on the integer s = W u in [lo, hi]."""
+    W_out = np.array(W, dtype=np.float64)
+    lam = np.zeros(W.shape[0])
+    for k in range(W.shape[0]):
+        gamma, beta = Fraction(float(bn["gamma"][k])), Fraction(float(bn["beta"][k]))
+        mean, c = Fraction(float(bn["avg_mean"][k])), Fraction(float(bn["avg_var"][k])) + BN_EPS
+        lo_k, hi_k = int(lo[k]), int(hi[k])
+        if gamma == 0:  # constant bit: beta >= 0
+            W_out[k] = 0.0
+            lam[k] = 0.0 if beta >= 0 else 1.0
+            rep.constant_rows += 1
+            continue
+        if gamma > 0:
+            lam[k] = _threshold(lo_k, hi_k, lambda s, k=k: value_of(k, s), gamma, beta, c, mean)
+        else:  # fires for s <= t: negate the row, -s >= -t
+            t = _largest(lo_k, hi_k, lambda s, k=k: value_of(k, s), gamma, beta, c, mean)
+            W_out[k] = -W_out[k]
+            lam[k] = -t
+            rep.negated_rows += 1
+    return W_out, lam
+
+
+def _largest(lo: int, hi: int, value, gamma: Fraction, beta: Fraction, c: Fraction, mean: Fraction) -> int:
+    """For gamma < 0: the largest integer s in [lo, hi] whose value(s) fires (lo - 1 if none)."""
+    if not _fires(value(lo) - mean, gamma, beta, c):
+        return lo - 1
+    a, b = lo, hi
+    while a < b:
+        m = (a + b + 1) // 2
+        if _fires(value(m) - mean, gamma, beta, c):
+            a = m
+        else:
+            b = m - 1
+    return a
+
+
+def load_chainer_npz(path: str | Path) -> tuple[Network, ImportReport]:
+    """Sakai's 784-200-100-100-100-10 layout (any widths) as a bnnmilp network with an argmax output."""
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            arr = {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise ModelFileError(str(p), None, "file not found") from None
+    except (ValueError, OSError, EOFError):
+        raise ModelFileError(str(p), None, "not a Chainer .npz file") from None
+    blocks = sorted({int(k.split("/")[1]) for k in arr if k.startswith("blocks/")})
+    need = ["input_bn/gamma", "input_bn/beta", "input_bn/avg_mean", "input_bn/avg_var", "output_lin/W",
+            "output_lin/b"] + [f"blocks/{i}/{part}" for i in blocks for part in
+                               ("lin/W", "lin/b", "bn/gamma", "bn/beta", "bn/avg_mean", "bn/avg_var")]
+    for k in need:
+        if k not in arr:
+            raise ModelFileError(str(p), k, "missing array (expected Sakai's input_bn, blocks/i/{lin,bn}, "
+                                            "output_lin layout)")
+    for k in [f"blocks/{i}/lin/W" for i in blocks] + ["output_lin/W"]:
+        if not np.all(np.isin(arr[k], (-1.0, 1.0))):
+            raise ModelFileError(str(p), k, "expected weights in {-1, +1} (a binarised network)")
+    n = arr["input_bn/gamma"].shape[0]
+    rep = ImportReport(layers=[n])
+    bn = {q: arr[f"input_bn/{q}"] for q in ("gamma", "beta", "avg_mean", "avg_var")}
+    # input layer: x integer in 0..255, the BN input is x / 255
+    W0, lam0 = _step_rows(np.eye(n), lambda k, s: Fraction(s, 255), np.zeros(n), np.full(n, 255), bn, rep)
+    ws, ts = [W0], [lam0]
+    rep.layers.append(n)
+    for i in blocks:
+        W = arr[f"blocks/{i}/lin/W"].astype(np.float64)
+        b = arr[f"blocks/{i}/lin/b"]
+        sw = W.sum(axis=1)
+        bnq = {q: arr[f"blocks/{i}/bn/{q}"] for q in ("gamma", "beta", "avg_mean", "avg_var")}
+        lo, hi = -np.sum(W < 0, axis=1), np.sum(W > 0, axis=1)  # s = W u over u in {0, 1}^n
+
+        def value(k: int, s: int, sw=sw, b=b) -> Fraction:
+            return 2 * s - Fraction(float(sw[k])) + Fraction(float(b[k]))
+
+        Wl, laml = _step_rows(W, value, lo, hi, bnq, rep)
+        ws.append(Wl)
+        ts.append(laml)
+        rep.layers.append(W.shape[0])
+    Wo, bo = arr["output_lin/W"].astype(np.float64), arr["output_lin/b"].astype(np.float64)
+    lam_out = (Wo.sum(axis=1) - bo) / 2  # exact: an integer minus a float32, halved
+    assert all(Fraction(float(v)) == (Fraction(float(s)) - Fraction(float(bb))) / 2
+               for v, s, bb in zip(lam_out, Wo.sum(axis=1), bo, strict=True))
+    ws.append(Wo)
+    ts.append(lam_out)
+    rep.layers.append(Wo.shape[0])
+    if not all(math.isfinite(float(t)) for lam in ts for t in lam):
+        raise ModelFileError(str(p), None, "a threshold is not finite")
+    return Network(ws, ts), rep
