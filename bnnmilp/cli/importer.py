@@ -19,8 +19,8 @@ def command(model: str, output: str, fmt: str, as_json: bool) -> None:
 
     Batch norm followed by sign becomes an integer threshold on the 0/1 sum of each layer (rows negated
     where gamma < 0), decided in exact arithmetic; the input layer becomes one threshold per pixel on
-    integer pixels 0..255; the output is an argmax layer. The result works with predict, verify and
-    verify --robust like any bnnmilp network.
+    integer pixels 0..255; the output is an argmax layer. The result works with predict and verify
+    (robustness queries on argmax outputs are not supported yet).
 
     \b
     Example:
