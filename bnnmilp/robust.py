@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
+from fractions import Fraction
 
 import highspy
 import numpy as np
@@ -36,6 +37,7 @@ class RobustOptions:
     prune: bool = True
     cross_check: bool = True
     reuse: bool = False  # with finite --bounds: one model for all samples, changed by bounds per sample
+    output: str = "bits"  # bits: any output bit differs; argmax: some class k != y scores s_k >= s_y
 
 
 class QuerySession:
@@ -218,9 +220,68 @@ def _session(net: Network, opts: RobustOptions, key: int) -> QuerySession | None
     return _SESSIONS[key]
 
 
+def rival_network(net: Network, y: int, k: int) -> Network | None:
+    """The step network whose one output bit is [s_k - s_y >= 0] (class k ties or beats class y), or None
+    when W_k - W_y or lambda_k - lambda_y is not exact in doubles (the query would not be exact)."""
+    W, lam = net.weights[-1], net.thresholds[-1]
+    dw, dl = W[k] - W[y], lam[k] - lam[y]
+    exact = all(Fraction(float(d)) == Fraction(float(a)) - Fraction(float(b)) for d, a, b in zip(dw, W[k], W[y],
+                                                                                             strict=True))
+    if not exact or Fraction(float(dl)) != Fraction(float(lam[k])) - Fraction(float(lam[y])):
+        return None
+    return Network([*net.weights[:-1], dw[None, :]], [*net.thresholds[:-1], np.array([dl])])
+
+
+def verify_argmax_sample(net: Network, x: np.ndarray, label: int, index: int, opts: RobustOptions) -> SampleResult:
+    """Argmax output: is there an x' in the ball on which some class k != y scores s_k >= s_y (ties count)?
+
+    One step query per rival class k (the output layer replaced by the unit [s_k - s_y >= 0]); any
+    counterexample is replayed through the exact argmax of the whole network."""
+    t0 = time.perf_counter()
+    pred = int(net.argmax_predictions(x[None, :])[0])
+    y = pred if opts.against == "prediction" else label
+
+    def done(answer: str, method: str, **kw) -> SampleResult:
+        return SampleResult(index, answer, method, time.perf_counter() - t0, reference=[y], **kw)
+
+    lo, hi = search_box(x, opts)
+    if pred != y or y < 0:
+        inside, _ = in_perturbation_set(x, x, opts, lo, hi)
+        if inside:
+            return done("not_robust", "replay", counterexample=x.tolist(), distance="0",
+                        note="a tie or another class already" if y < 0 or pred < 0 else "misclassified already")
+        return done("unknown", "replay", note="the sample itself lies outside the input domain")
+    bits_opts = replace(opts, against="prediction", output="bits")
+    open_rivals, methods = [], set()
+    for k in range(net.weights[-1].shape[0]):
+        if k == y:
+            continue
+        rival = rival_network(net, y, k)
+        if rival is None:
+            open_rivals.append(k)
+            continue
+        r = verify_sample(rival, x, 0, index, bits_opts)
+        methods.add(r.method)
+        if r.answer == "not_robust" and r.counterexample is not None:
+            xp = np.asarray(r.counterexample, dtype=np.float64)
+            inside, dist = in_perturbation_set(xp, x, opts, lo, hi)
+            if inside and int(net.argmax_predictions(xp[None, :])[0]) != y:
+                return done("not_robust", r.method, counterexample=xp.tolist(),
+                            distance=f"{dist.numerator}/{dist.denominator}" if dist.denominator != 1
+                            else str(dist.numerator), note=f"class {k} scores at least class {y}'s; replayed exactly")
+            open_rivals.append(k)
+        elif r.answer != "robust":
+            open_rivals.append(k)
+    if open_rivals:
+        return done("unknown", "milp", note=f"rival classes not settled: {open_rivals}")
+    return done("robust", "+".join(sorted(methods)) or "none", note=f"no class beats or ties class {y}")
+
+
 def _task(args: tuple) -> SampleResult:
     weights, thresholds, x, label, index, opts, key = args
     net = Network(weights, thresholds)
+    if opts.output == "argmax":
+        return verify_argmax_sample(net, x, label, index, opts)
     return verify_sample(net, x, label, index, opts, _session(net, opts, key))
 
 

@@ -101,21 +101,21 @@ def _robust(wf, ds, eps, norm, domain, bounds, against, min_eps, time_limit, wor
             as_json):
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
-    from bnnmilp.network import exact_match_predictions
+    from bnnmilp.network import predictions
     from bnnmilp.robust import RobustOptions, summary, verify_robust
     from bnnmilp.yamlio import write_yaml_atomic
 
     if eps is None and not (min_eps and bounds is not None):
         raise InputError(None, "--eps", "expected a radius (or --min-eps with --bounds)")
-    if wf.spec.network.output == "argmax":
-        raise InputError(wf.path, "network.output", "bits: --robust verifies step-output networks only (argmax "
-                                                    "output layers are not supported yet)")
+    if wf.spec.network.output == "argmax" and (min_eps or reuse):
+        raise InputError(wf.path, "network.output", "bits: --min-eps and --reuse-model need step outputs (for an "
+                                                    "argmax output, give --eps)")
     ds.check_fits(wf.spec.network.n_inputs, wf.spec.network.n_outputs)
     opts = RobustOptions(eps=eps, norm=norm, domain=domain, bounds=bounds, against=against, min_eps=min_eps,
-                         time_limit=time_limit, prune=prune, reuse=reuse)
+                         time_limit=time_limit, prune=prune, reuse=reuse, output=wf.spec.network.output)
     with terminal.sample_progress(ds.n_samples) as advance:
         results = verify_robust(wf.network, ds.features, ds.labels, opts, workers, on_result=advance)
-    pred = exact_match_predictions(wf.network.predict_bits(ds.features))
+    pred = predictions(wf.network, ds.features, wf.spec.network.output)
     summ = summary(results, ds.labels, pred)
     cxs = [r for r in results if r.counterexample is not None]
     if cx_path:

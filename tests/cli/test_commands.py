@@ -142,7 +142,8 @@ def test_infeasible_training_problem_exits_1(tmp_path):
 
 
 def test_argmax_output_train_predict_verify(tmp_path, repo_root):
-    """XOR with two output scores: trained to zero errors; predict follows the argmax rule; robustness refuses."""
+    """XOR with two output scores: trained to zero errors; predict follows the argmax rule; robustness of the
+    argmax (ties count as adversarial) is answered per sample; --min-eps refuses argmax outputs."""
     cfg = tmp_path / "net.yaml"
     cfg.write_text(yaml.safe_dump({"network": {"layers": [2, 2, 2], "thresholds": "per_neuron", "output": "argmax"},
                                    "training": {"epsilon": 0.0625}, "solver": {"time_limit": 30}}))
@@ -159,5 +160,9 @@ def test_argmax_output_train_predict_verify(tmp_path, repo_root):
     r = run("verify", tmp_path / "run", data, "--json")
     rep = json.loads(r.stdout)
     assert r.exit_code == 0 and rep["ok"] and rep["errors"] == 0 and rep["min_slack_float"] > 0
-    r = run("verify", tmp_path / "run", data, "--robust", "--eps", "0.1")
-    assert r.exit_code == 2 and "network.output" in r.output
+    r = run("verify", tmp_path / "run", data, "--robust", "--eps", "0.1", "--json")
+    assert r.exit_code in (0, 1), r.stderr
+    res = json.loads(r.stdout)["results"]
+    assert len(res) == 8 and all(x["answer"] in ("robust", "not_robust") for x in res)
+    r = run("verify", tmp_path / "run", data, "--robust", "--min-eps", "--bounds", "-1:1")
+    assert r.exit_code == 2 and "network.output" in r.stderr
