@@ -23,6 +23,7 @@ from bnnmilp.formulations import get
 from bnnmilp.formulations.robustness import RobustnessQuery, fixed_output, granularity
 from bnnmilp.network import Network
 from bnnmilp.replay import in_perturbation_set, replay
+from bnnmilp.yamlio import fraction_str
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,7 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
         note += "; distance exact; " + ("proven minimal by the solver" if sol.status == "optimal"
                                         else f"solver stopped: {sol.status}")
     return done("not_robust", "milp", counterexample=xp.tolist(),
-                distance=f"{dist.numerator}/{dist.denominator}" if dist.denominator != 1 else str(dist.numerator),
+                distance=fraction_str(dist),
                 min_eps_bound=bound, note=note)
 
 
@@ -267,8 +268,8 @@ def verify_argmax_sample(net: Network, x: np.ndarray, label: int, index: int, op
             inside, dist = in_perturbation_set(xp, x, opts, lo, hi)
             if inside and int(net.argmax_predictions(xp[None, :])[0]) != y:
                 return done("not_robust", r.method, counterexample=xp.tolist(),
-                            distance=f"{dist.numerator}/{dist.denominator}" if dist.denominator != 1
-                            else str(dist.numerator), note=f"class {k} scores at least class {y}'s; replayed exactly")
+                            distance=fraction_str(dist),
+                            note=f"class {k} scores at least class {y}'s; replayed exactly")
             open_rivals.append(k)
         elif r.answer != "robust":
             open_rivals.append(k)
@@ -357,8 +358,7 @@ def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: Rob
             inside, dist = in_perturbation_set(xp, x, opts, lo, hi)
             if inside and int(ens.predict(xp[None, :])[0]) != ref:
                 return done("not_robust", "milp", counterexample=xp.tolist(),
-                            distance=f"{dist.numerator}/{dist.denominator}" if dist.denominator != 1
-                            else str(dist.numerator), note=f"class {rival} wins; replayed exactly")
+                            distance=fraction_str(dist), note=f"class {rival} wins; replayed exactly")
         unsettled.append(rival)
     if unsettled:
         return done("unknown", "milp", note=f"rivals not settled: {unsettled}")

@@ -9,7 +9,6 @@ solver's bound, so ``verify`` needs nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,14 @@ from bnnmilp.network import Network
 from bnnmilp.objectives import StageResult
 from bnnmilp.spec import Spec, parse_spec
 from bnnmilp.train import TrainResult
-from bnnmilp.yamlio import atomic_write, check_output_path, read_yaml, write_json_atomic, write_yaml_atomic
+from bnnmilp.yamlio import (
+    atomic_write,
+    check_output_path,
+    fraction_str,
+    read_yaml,
+    write_json_atomic,
+    write_yaml_atomic,
+)
 
 WEIGHTS_FORMAT = "bnnmilp-weights"
 # the statuses a run may end with; anything else (error, unbounded, ...) is a failed solve: nothing is written
@@ -27,10 +33,6 @@ FINISHED = ("optimal", "time_limit", "interrupted", "infeasible", "heuristic")
 OWNED = ("weights.yaml", "weights.npz", "certificate.json", "proof.json", "proof.vipr", "members", "jobs")
 NPZ_ABOVE = 100_000  # networks with more parameters are written as weights.npz (YAML stays for small ones)
 CERT_FORMAT = "bnnmilp-certificate"
-
-
-def fraction_str(q: Fraction) -> str:
-    return f"{q.numerator}/{q.denominator}" if q.denominator != 1 else str(q.numerator)
 
 
 def _stage_doc(st: StageResult) -> dict[str, Any]:

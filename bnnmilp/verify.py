@@ -16,7 +16,8 @@ import numpy as np
 
 from bnnmilp.data import Dataset
 from bnnmilp.network import error_count, hamming_loss, predictions, training_loss, training_slack
-from bnnmilp.runs import FINISHED, WeightsFile, fraction_str
+from bnnmilp.runs import FINISHED, WeightsFile
+from bnnmilp.yamlio import fraction_str
 
 BOUND_TOL = 1e-6  # the solver's bound is a float; it may exceed an integer loss by its own tolerance only
 

@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,11 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 
 def write_yaml_atomic(path: str | Path, doc: Any) -> Path:
     return write_text_atomic(path, yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120))
+
+
+def fraction_str(q: Fraction) -> str:
+    """An exact rational as text: "p" or "p/q" (Fraction reads it back)."""
+    return str(q.numerator) if q.denominator == 1 else f"{q.numerator}/{q.denominator}"
 
 
 def strict_json(obj: Any) -> Any:

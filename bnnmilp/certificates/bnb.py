@@ -142,8 +142,8 @@ class ExactModel:
 
     def __init__(self, model: StandardModel) -> None:
         self.model = model
-        self.c = np.array([Fraction(v) for v in model.c.tolist()] or [Fraction(0)], dtype=object)[:model.n_cols]
-        self.data = np.array([Fraction(v) for v in model.data.tolist()] or [Fraction(0)], dtype=object)[:model.nnz]
+        self.c = np.array([Fraction(v) for v in model.c.tolist()], dtype=object)
+        self.data = np.array([Fraction(v) for v in model.data.tolist()], dtype=object)
         rows = np.repeat(np.arange(model.n_rows), np.diff(model.indptr))
         order = np.argsort(model.indices, kind="stable")
         self.col_rows, self.col_pos = rows[order], order

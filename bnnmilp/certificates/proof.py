@@ -19,25 +19,20 @@ Leaf t proves c x + offset >= offset + sum_i y_i (row_lower_i if y_i > 0 else ro
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from bnnmilp.certificates.bnb import Leaf, Tree
 from bnnmilp.errors import ModelFileError
 from bnnmilp.model import StandardModel
-from bnnmilp.yamlio import write_json_atomic
+from bnnmilp.yamlio import fraction_str, write_json_atomic
 
 FORMAT = "bnnmilp-proof"
 
 
-def rational_str(q: Fraction) -> str:
-    return str(q.numerator) if q.denominator == 1 else f"{q.numerator}/{q.denominator}"
-
-
 def _multipliers(lf: Leaf) -> list[list]:
     if lf.exact is not None:
-        return [[i, rational_str(v)] for i, v in sorted(lf.exact.items()) if v != 0]
+        return [[i, fraction_str(v)] for i, v in sorted(lf.exact.items()) if v != 0]
     return [[int(i), float(lf.y[i])] for i in lf.y.nonzero()[0]]
 
 
@@ -50,7 +45,7 @@ def proof_doc(model: StandardModel, tree: Tree) -> dict[str, Any]:
     return {
         "format": FORMAT, "version": 1, "model_sha256": model.fingerprint(), "model_name": model.name,
         "sense": "min", "objective_integral": bool(model.objective_integral),
-        "claimed_bound": tree.claimed_bound, "claimed_bound_exact": rational_str(tree.claimed_exact),
+        "claimed_bound": tree.claimed_bound, "claimed_bound_exact": fraction_str(tree.claimed_exact),
         "incumbent": tree.incumbent,
         "engine": {"nodes": len(tree.nodes), "leaves": len(tree.leaves), "runtime_s": round(tree.runtime_s, 6),
                    "nodes_per_s": round(tree.nodes_per_s, 1), "status": tree.status},

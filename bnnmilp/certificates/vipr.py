@@ -18,13 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from bnnmilp.certificates.proof import rational_str
 from bnnmilp.model import StandardModel
-from bnnmilp.yamlio import write_text_atomic
+from bnnmilp.yamlio import fraction_str, write_text_atomic
 
 
 def q(v: Fraction | float | int) -> str:
-    return rational_str(Fraction(v))
+    return fraction_str(Fraction(v))
 
 
 def _sparse(coefs: dict[int, Fraction]) -> str:

@@ -34,7 +34,7 @@ def _one_line(msg: str) -> str:
 
 
 def _debug(ctx: click.Context) -> bool:
-    return bool(ctx.find_root().params.get("debug")) or "--debug" in sys.argv[1:]
+    return bool(ctx.find_root().params.get("debug"))
 
 
 class App(click.Group):

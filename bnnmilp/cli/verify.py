@@ -142,9 +142,10 @@ def _certificate(target: str, data: str | None, proof: str | None, as_json: bool
 
     from bnnmilp.certificates.check import check_proof
     from bnnmilp.certificates.models import is_model_file, load_target
-    from bnnmilp.certificates.proof import rational_str, read_proof
+    from bnnmilp.certificates.proof import read_proof
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
+    from bnnmilp.yamlio import fraction_str
 
     if proof is None:
         if is_model_file(target):
@@ -155,7 +156,7 @@ def _certificate(target: str, data: str | None, proof: str | None, as_json: bool
     t0 = time.perf_counter()
     rep = check_proof(model, doc)
     dt = time.perf_counter() - t0
-    claim = None if rep.claim is None else rational_str(rep.claim)
+    claim = None if rep.claim is None else fraction_str(rep.claim)
     out = {"proof": proof, "ok": rep.ok, "claimed_bound": doc.get("claimed_bound"), "claim_proven": claim,
            "leaves": rep.leaves,
            "weakest_leaf_bound": None if rep.weakest_leaf_bound is None else float(rep.weakest_leaf_bound),

@@ -16,7 +16,6 @@ lambda = (sum W_out - b_out) / 2, exact in doubles.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -46,8 +45,8 @@ def _fires(a: Fraction, gamma: Fraction, beta: Fraction, c: Fraction) -> bool:
 
 
 def _threshold(lo: int, hi: int, value, gamma: Fraction, beta: Fraction, c: Fraction, mean: Fraction) -> int:
-    """For gamma > 0: the smallest integer s in [lo, hi] whose value(s) fires (hi + 1 if none); fires is
-    monotone in s, so a binary search with exact comparisons finds it."""
+    """The smallest integer s in [lo, hi] whose value(s) fires (hi + 1 if none), for a ``value`` along which
+    firing is monotone increasing; a binary search with exact comparisons finds it."""
     if not _fires(value(hi) - mean, gamma, beta, c):
         return hi + 1
     a, b = lo, hi
@@ -76,26 +75,11 @@ def _step_rows(W: np.ndarray, value_of, lo: np.ndarray, hi: np.ndarray, bn: dict
             continue
         if gamma > 0:
             lam[k] = _threshold(lo_k, hi_k, lambda s, k=k: value_of(k, s), gamma, beta, c, mean)
-        else:  # fires for s <= t: negate the row, -s >= -t
-            t = _largest(lo_k, hi_k, lambda s, k=k: value_of(k, s), gamma, beta, c, mean)
+        else:  # fires for s <= t: negate the row; t' = -s is increasing, so the same search finds -t
+            lam[k] = _threshold(-hi_k, -lo_k, lambda t, k=k: value_of(k, -t), gamma, beta, c, mean)
             W_out[k] = -W_out[k]
-            lam[k] = -t
             rep.negated_rows += 1
     return W_out, lam
-
-
-def _largest(lo: int, hi: int, value, gamma: Fraction, beta: Fraction, c: Fraction, mean: Fraction) -> int:
-    """For gamma < 0: the largest integer s in [lo, hi] whose value(s) fires (lo - 1 if none)."""
-    if not _fires(value(lo) - mean, gamma, beta, c):
-        return lo - 1
-    a, b = lo, hi
-    while a < b:
-        m = (a + b + 1) // 2
-        if _fires(value(m) - mean, gamma, beta, c):
-            a = m
-        else:
-            b = m - 1
-    return a
 
 
 def load_chainer_npz(path: str | Path) -> tuple[Network, ImportReport]:
@@ -141,12 +125,11 @@ def load_chainer_npz(path: str | Path) -> tuple[Network, ImportReport]:
         ts.append(laml)
         rep.layers.append(W.shape[0])
     Wo, bo = arr["output_lin/W"].astype(np.float64), arr["output_lin/b"].astype(np.float64)
-    lam_out = (Wo.sum(axis=1) - bo) / 2  # exact: an integer minus a float32, halved
-    assert all(Fraction(float(v)) == (Fraction(float(s)) - Fraction(float(bb))) / 2
-               for v, s, bb in zip(lam_out, Wo.sum(axis=1), bo, strict=True))
+    lam_out = (Wo.sum(axis=1) - bo) / 2  # an integer minus a float32, halved: exact in doubles; checked
+    if any(Fraction(float(v)) != (Fraction(float(s)) - Fraction(float(bb))) / 2
+           for v, s, bb in zip(lam_out, Wo.sum(axis=1), bo, strict=True)):
+        raise ModelFileError(str(p), "output_lin/b", "output thresholds not exact in doubles")
     ws.append(Wo)
     ts.append(lam_out)
     rep.layers.append(Wo.shape[0])
-    if not all(math.isfinite(float(t)) for lam in ts for t in lam):
-        raise ModelFileError(str(p), None, "a threshold is not finite")
     return Network(ws, ts), rep
