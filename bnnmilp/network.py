@@ -18,21 +18,22 @@ from fractions import Fraction
 import numpy as np
 
 from bnnmilp.errors import WeightsError
+from bnnmilp.sparse import Csr, dense, elementwise, matmul_t, row, values
 
 _U = 2.0**-53  # unit roundoff of binary64
 
 
-def dot_error_bound(inp: np.ndarray, W: np.ndarray, values: np.ndarray) -> np.ndarray:
+def dot_error_bound(inp: np.ndarray, W: np.ndarray | Csr, values: np.ndarray) -> np.ndarray:
     """Rigorous bound on |fl(inp W^T - lambda) - (inp W^T - lambda)| (Higham's gamma_n, doubled for safety),
     plus the rounding of comparing or subtracting ``values`` (|result| and |lambda|) and an underflow floor."""
     n = W.shape[1] + 2
     gamma = n * _U / (1 - n * _U)
-    return 2.0 * gamma * (np.abs(inp) @ np.abs(W).T) + 4 * _U * np.abs(values) + 2.0**-1000
+    return 2.0 * gamma * matmul_t(np.abs(inp), elementwise(W, np.abs)) + 4 * _U * np.abs(values) + 2.0**-1000
 
 
 @dataclass
 class Network:
-    weights: list[np.ndarray]  # W^l, shape (d_l, d_{l-1})
+    weights: list[np.ndarray | Csr]  # W^l, shape (d_l, d_{l-1}); dense, or sparse (CSR) for large fixed layers
     thresholds: list[np.ndarray]  # lambda^l, shape (d_l,)
 
     @property
@@ -44,14 +45,14 @@ class Network:
         """Bits of layer l (0-based) for inputs ``inp``, exact; also d = a - lambda in floating point and
         the rigorous bound err on its rounding error (bits with |d| <= err are decided in rationals)."""
         W, lam = self.weights[l], self.thresholds[l]
-        a = inp @ W.T
+        a = matmul_t(inp, W)
         err = dot_error_bound(inp, W, np.abs(a) + np.abs(lam))
         d = a - lam
         bits = (d >= 0).astype(np.int8)
         unsure = np.abs(d) <= err
         if unsure.any():
             for i, k in zip(*np.nonzero(unsure), strict=True):
-                exact = _exact_dot(inp[i], W[k])
+                exact = _exact_row(inp[i], W, k)
                 bits[i, k] = 1 if exact >= Fraction(float(lam[k])) else 0
         return bits, d, err
 
@@ -75,14 +76,14 @@ class Network:
         W, lam = self.weights[-1], self.thresholds[-1]
         if W.shape[0] == 1:
             return bits[-1][:, 0].astype(np.int64)
-        score = inp @ W.T - lam
+        score = matmul_t(inp, W) - lam
         err = dot_error_bound(inp, W, np.abs(score) + np.abs(lam))
         pred = np.argmax(score, axis=1).astype(np.int64)
         top = score[np.arange(len(pred)), pred]
         close = (score + err >= (top - err[np.arange(len(pred)), pred])[:, None]).sum(axis=1) > 1
         for i in np.flatnonzero(close):
             cand = np.flatnonzero(score[i] + err[i] >= top[i] - err[i, pred[i]])
-            exact = {int(k): _exact_dot(inp[i], W[k]) - Fraction(float(lam[k])) for k in cand}
+            exact = {int(k): _exact_row(inp[i], W, k) - Fraction(float(lam[k])) for k in cand}
             best = max(exact.values())
             winners = [k for k, v in exact.items() if v == best]
             pred[i] = winners[0] if len(winners) == 1 else -1
@@ -104,7 +105,7 @@ class Network:
             e = err + 4 * _U * abs(eps)
             # the exact minimum lies in [min(slack - e), min(slack + e)]: only those entries can attain it
             for i, k in np.argwhere(slack - e <= np.min(slack + e)):
-                a = _exact_dot(inp[i], self.weights[l][k])
+                a = _exact_row(inp[i], self.weights[l], k)
                 lam = Fraction(float(self.thresholds[l][k]))
                 s = a - lam if bits[i, k] == 1 else lam - Fraction(eps) - a
                 if best is None or s < best[0]:
@@ -118,7 +119,7 @@ class Network:
         which samples a MILP point or polishing treats as correct; exact claims use ``argmax_slack``)."""
         bits = self.forward(X) if bits is None else bits
         inp = np.asarray(X, dtype=np.float64) if len(self.weights) == 1 else bits[-2].astype(np.float64)
-        s = inp @ self.weights[-1].T - self.thresholds[-1]
+        s = matmul_t(inp, self.weights[-1]) - self.thresholds[-1]
         rows = np.arange(len(labels))
         sy = s[rows, labels].copy()
         s[rows, labels] = -np.inf
@@ -135,7 +136,7 @@ class Network:
             return None
         inp = np.asarray(X, dtype=np.float64) if len(self.weights) == 1 else bits[-2].astype(np.float64)
         W, lam = self.weights[-1], self.thresholds[-1]
-        score = inp[ok] @ W.T - lam
+        score = matmul_t(inp[ok], W) - lam
         err = dot_error_bound(inp[ok], W, np.abs(score) + np.abs(lam)).max(axis=1) * 2 + 4 * _U * abs(eps)
         y = labels[ok]
         rows = np.arange(ok.size)
@@ -145,16 +146,19 @@ class Network:
         best: tuple[Fraction, tuple[int, int, int]] | None = None
         for r, k in np.argwhere(gap - err[:, None] <= floor):
             i = int(ok[r])
-            sy = _exact_dot(inp[i], W[y[r]]) - Fraction(float(lam[y[r]]))
-            sk = _exact_dot(inp[i], W[k]) - Fraction(float(lam[k]))
+            sy = _exact_row(inp[i], W, int(y[r])) - Fraction(float(lam[y[r]]))
+            sk = _exact_row(inp[i], W, int(k)) - Fraction(float(lam[k]))
             v = sy - sk - Fraction(eps)
             if best is None or v < best[0]:
                 best = (v, (len(self.weights), i, int(k)))
         return best
 
     # ---- conversion -----------------------------------------------------------
-    def to_layers_doc(self) -> list[dict]:
-        return [{"weights": w.tolist(), "thresholds": t.tolist()}
+    def to_layers_doc(self, sparse: bool = False) -> list[dict]:
+        """Layers as {weights, thresholds}: nested lists (for YAML), or arrays and CSR layers with ``sparse``."""
+        if sparse:
+            return [{"weights": w, "thresholds": t} for w, t in zip(self.weights, self.thresholds, strict=True)]
+        return [{"weights": dense(w).tolist(), "thresholds": t.tolist()}
                 for w, t in zip(self.weights, self.thresholds, strict=True)]
 
     @classmethod
@@ -167,16 +171,17 @@ class Network:
             key = f"layers[{l}]"
             if not isinstance(layer, dict) or set(layer) != {"weights", "thresholds"}:
                 raise WeightsError(path, key, "expected a mapping with exactly the keys weights and thresholds")
-            W, t = _numbers(layer["weights"]), _numbers(layer["thresholds"])
+            W, t = layer["weights"], _numbers(layer["thresholds"])
+            W = W if isinstance(W, Csr) else _numbers(W)
             if W is None or t is None:
                 raise WeightsError(path, key, "expected numbers in weights and thresholds")
-            if W.ndim != 2 or W.size == 0:
+            if not isinstance(W, Csr) and (W.ndim != 2 or W.size == 0):
                 raise WeightsError(path, f"{key}.weights", "expected a non-empty matrix (d_l rows of d_(l-1) numbers)")
             if prev is not None and W.shape[1] != prev:
                 raise WeightsError(path, f"{key}.weights", f"expected rows of {prev} numbers, got {W.shape[1]}")
             if t.shape != (W.shape[0],):
                 raise WeightsError(path, f"{key}.thresholds", f"expected {W.shape[0]} numbers, got shape {t.shape}")
-            if not (np.isfinite(W).all() and np.isfinite(t).all()):
+            if not (np.isfinite(values(W)).all() and np.isfinite(t).all()):
                 raise WeightsError(path, key, "expected finite numbers")
             ws.append(W)
             ts.append(t)
@@ -189,6 +194,8 @@ class Network:
 
 def _numbers(value: object) -> np.ndarray | None:
     """The doubles of a (nested) list of YAML numbers; None if any entry is not a number (bools, strings)."""
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":  # from an NPZ file: doubles already
+        return value.astype(np.float64)
     try:
         arr = np.asarray(value, dtype=object)
     except ValueError:
@@ -213,6 +220,12 @@ def exact_preactivation(W: np.ndarray, inp: np.ndarray, mask: np.ndarray, which:
     cand = np.argwhere(mask & (s + err >= best_low))
     vals = [_exact_dot(inp[i], W[k]) for i, k in cand]
     return max(vals) if which == "max" else min(vals)
+
+
+def _exact_row(x: np.ndarray, W: np.ndarray | Csr, k: int) -> Fraction:
+    """W_k . x exactly, from the non-zeros of row k."""
+    cols, vals = row(W, k)
+    return _exact_dot(x[cols], vals)
 
 
 def _exact_dot(x: np.ndarray, w: np.ndarray) -> Fraction:

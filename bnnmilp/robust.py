@@ -23,6 +23,7 @@ from bnnmilp.formulations import get
 from bnnmilp.formulations.robustness import RobustnessQuery, fixed_output, granularity
 from bnnmilp.network import Network
 from bnnmilp.replay import in_perturbation_set, replay
+from bnnmilp.sparse import is_sparse, values
 from bnnmilp.yamlio import fraction_str
 
 
@@ -225,8 +226,9 @@ def rival_network(net: Network, y: int, k: int) -> Network | None:
     """The step network whose one output bit is [s_k - s_y >= 0] (class k ties or beats class y), or None
     when W_k - W_y or lambda_k - lambda_y is not exact in doubles (the query would not be exact)."""
     W, lam = net.weights[-1], net.thresholds[-1]
-    dw, dl = W[k] - W[y], lam[k] - lam[y]
-    exact = all(Fraction(float(d)) == Fraction(float(a)) - Fraction(float(b)) for d, a, b in zip(dw, W[k], W[y],
+    wk, wy = (W.take_rows(np.array([k, y])).toarray() if is_sparse(W) else W[[k, y]])
+    dw, dl = wk - wy, lam[k] - lam[y]
+    exact = all(Fraction(float(d)) == Fraction(float(a)) - Fraction(float(b)) for d, a, b in zip(dw, wk, wy,
                                                                                              strict=True))
     if not exact or Fraction(float(dl)) != Fraction(float(lam[k])) - Fraction(float(lam[y])):
         return None
@@ -289,7 +291,7 @@ def _task(args: tuple) -> SampleResult:
 def verify_robust(net: Network, X: np.ndarray, labels: np.ndarray, opts: RobustOptions, workers: int = 1,
                   on_result: Callable[[SampleResult], None] | None = None) -> list[SampleResult]:
     """Verify every sample; in parallel processes with workers > 1. Results come back in sample order."""
-    key = hash((tuple(w.tobytes() for w in net.weights), tuple(t.tobytes() for t in net.thresholds), opts))
+    key = hash((tuple(values(w).tobytes() for w in net.weights), tuple(t.tobytes() for t in net.thresholds), opts))
     tasks = [(net.weights, net.thresholds, X[i], int(labels[i]), i, opts, key) for i in range(X.shape[0])]
     results: list[SampleResult] = []
     if workers <= 1:

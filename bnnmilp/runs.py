@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bnnmilp import __version__
 from bnnmilp.errors import OutputError, WeightsError
 from bnnmilp.network import Network
 from bnnmilp.objectives import StageResult
+from bnnmilp.sparse import Csr, is_sparse
 from bnnmilp.spec import Spec, parse_spec
 from bnnmilp.train import TrainResult
 from bnnmilp.yamlio import (
@@ -158,7 +161,8 @@ def write_run(res: TrainResult, run_dir: str | Path, fmt: str | None = None) -> 
 
 def write_weights_npz(path: str | Path, doc: dict[str, Any]) -> Path:
     """A weights document as NPZ: the header (every key but ``layers``) as JSON, then one float64 array per
-    layer's weights and thresholds (``W0``, ``t0``, ...): exact doubles, loaded without YAML parsing."""
+    layer's weights and thresholds (``W0``, ``t0``, ...; a sparse layer as ``W0.indptr``, ``W0.indices``,
+    ``W0.data``, ``W0.shape``): exact doubles, loaded without YAML parsing."""
     import io
     import json
 
@@ -167,7 +171,12 @@ def write_weights_npz(path: str | Path, doc: dict[str, Any]) -> Path:
     header = {k: v for k, v in doc.items() if k != "layers"}
     arrays = {"header": np.array(json.dumps(header))}
     for l, layer in enumerate(doc["layers"]):
-        arrays[f"W{l}"] = np.asarray(layer["weights"], dtype=np.float64)
+        W = layer["weights"]
+        if is_sparse(W):  # W<l>.indptr, W<l>.indices, W<l>.data, W<l>.shape
+            arrays.update({f"W{l}.{part}": np.asarray(getattr(W, part)) for part in ("indptr", "indices", "data")})
+            arrays[f"W{l}.shape"] = np.asarray(W.shape, dtype=np.int64)
+        else:
+            arrays[f"W{l}"] = np.asarray(W, dtype=np.float64)
         arrays[f"t{l}"] = np.asarray(layer["thresholds"], dtype=np.float64)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -193,14 +202,44 @@ def read_weights_npz(p: Path) -> dict[str, Any]:
         raise WeightsError(str(p), None, "not a bnnmilp weights NPZ file") from None
     if not isinstance(header, dict):
         raise WeightsError(str(p), "header", "expected a JSON object")
-    layers = []
-    for l in range(len(arrays) // 2):
-        if f"W{l}" not in arrays or f"t{l}" not in arrays:
-            raise WeightsError(str(p), f"W{l}", "expected arrays W0, t0, W1, t1, ... for every layer")
-        layers.append({"weights": arrays[f"W{l}"], "thresholds": arrays[f"t{l}"]})
-    if len(arrays) != 2 * len(layers):
+    layers, used = [], 0
+    every = "expected arrays W0, t0, W1, t1, ... for every layer"
+    while any(k in (f"W{len(layers)}", f"t{len(layers)}") or k.startswith(f"W{len(layers)}.") for k in arrays):
+        l = len(layers)
+        if f"t{l}" not in arrays:
+            raise WeightsError(str(p), f"W{l}", every)
+        if f"W{l}" in arrays:
+            W, used = arrays[f"W{l}"], used + 2
+        elif any(k.startswith(f"W{l}.") for k in arrays):
+            parts = {q: arrays.get(f"W{l}.{q}") for q in ("indptr", "indices", "data", "shape")}
+            if any(v is None for v in parts.values()):
+                raise WeightsError(str(p), f"W{l}", "expected a sparse layer's W<l>.indptr, .indices, .data, .shape")
+            W, used = sparse_layer(str(p), f"W{l}", parts), used + 5
+        else:
+            raise WeightsError(str(p), f"W{l}", every)
+        layers.append({"weights": W, "thresholds": arrays[f"t{l}"]})
+    if used != len(arrays):
         raise WeightsError(str(p), "layers", "expected arrays W0, t0, W1, t1, ... and nothing else")
     return {**header, "layers": layers}
+
+
+def sparse_layer(path: str, key: str, parts: dict[str, np.ndarray]) -> Csr:
+    """A CSR layer from its arrays, checked: integer index arrays, rows in order, columns in range and sorted."""
+    indptr, indices, data, shape = parts["indptr"], parts["indices"], parts["data"], parts["shape"]
+    ok = (shape.shape == (2,) and indptr.ndim == indices.ndim == data.ndim == 1
+          and all(np.issubdtype(a.dtype, np.integer) for a in (indptr, indices, shape))
+          and np.issubdtype(data.dtype, np.floating) and indices.size == data.size)
+    if ok:
+        rows, cols = int(shape[0]), int(shape[1])
+        ok = (rows >= 1 and cols >= 1 and indptr.size == rows + 1 and indptr[0] == 0 and indptr[-1] == data.size
+              and bool(np.all(np.diff(indptr) >= 0)) and bool(np.all((indices >= 0) & (indices < cols))))
+        if ok:
+            row_of = np.repeat(np.arange(rows), np.diff(indptr))
+            ok = bool(np.all((np.diff(row_of) > 0) | (np.diff(indices) > 0)))
+    if not ok:
+        raise WeightsError(path, key, "expected a CSR matrix: shape (2 integers), indptr (rows + 1, from 0, "
+                                      "non-decreasing), indices (sorted columns in range), data (floats)")
+    return Csr((rows, cols), indptr.astype(np.int64), indices.astype(np.int64), data.astype(np.float64))
 
 
 @dataclass

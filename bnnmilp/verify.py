@@ -17,6 +17,7 @@ import numpy as np
 from bnnmilp.data import Dataset
 from bnnmilp.network import error_count, hamming_loss, predictions, training_loss, training_slack
 from bnnmilp.runs import FINISHED, WeightsFile
+from bnnmilp.sparse import has_zeros, values
 from bnnmilp.yamlio import fraction_str
 
 BOUND_TOL = 1e-6  # the solver's bound is a float; it may exceed an integer loss by its own tolerance only
@@ -33,11 +34,12 @@ def _domain_check(wf: WeightsFile) -> Check:
     net, ns = wf.network, wf.spec.network
     bad = []
     for l, (W, t) in enumerate(zip(net.weights, net.thresholds, strict=True), start=1):
-        if ns.weights == "continuous" and np.any(np.abs(W) > 1):
+        v = values(W)
+        if ns.weights == "continuous" and np.any(np.abs(v) > 1):
             bad.append(f"layer {l}: weights outside [-1, 1]")
-        if ns.weights == "binary" and not np.all(np.isin(W, (-1.0, 1.0))):
+        if ns.weights == "binary" and (not np.all(np.isin(v, (-1.0, 1.0))) or has_zeros(W)):
             bad.append(f"layer {l}: weights not in {{-1, +1}}")
-        if ns.weights == "ternary" and not np.all(np.isin(W, (-1.0, 0.0, 1.0))):
+        if ns.weights == "ternary" and not np.all(np.isin(v, (-1.0, 0.0, 1.0))):
             bad.append(f"layer {l}: weights not in {{-1, 0, +1}}")
         if ns.thresholds == "zero" and np.any(t != 0):
             bad.append(f"layer {l}: thresholds not zero")

@@ -34,6 +34,7 @@ import numpy as np
 from bnnmilp.formulations import register
 from bnnmilp.model import INF, ModelBuilder, StandardModel
 from bnnmilp.network import Network, dot_error_bound
+from bnnmilp.sparse import Csr, elementwise, is_sparse, matvec, values
 
 
 @dataclass
@@ -52,21 +53,22 @@ class RobustnessQuery:
     margin: float = 0.0  # > 0: an under-approximation, |a - lambda| >= margin on rows without exact delta
 
 
-def granularity(W: np.ndarray, lam: np.ndarray) -> float:
+def granularity(W: np.ndarray | Csr, lam: np.ndarray) -> float:
     """g such that W v - lambda lies in g Z for every integer vector v (doubles are dyadic), or 0 when tiny.
 
     With integer inputs (or bits) the strict side a < lambda is then exactly a <= lambda - g.
     """
-    k = max((Fraction(float(v)).denominator.bit_length() - 1 for v in np.concatenate([W.ravel(), lam])), default=0)
+    k = max((Fraction(float(v)).denominator.bit_length() - 1 for v in np.unique(np.concatenate([values(W), lam]))),
+            default=0)
     g = 2.0**-k
     return g if g >= 1e-6 else 0.0
 
 
-def _interval_affine(W: np.ndarray, lo: np.ndarray, hi: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, ...]:
+def _interval_affine(W: np.ndarray | Csr, lo: np.ndarray, hi: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, ...]:
     """Rigorous enclosure of g = W v - lambda for lo <= v <= hi, widened by a floating-point error bound."""
-    Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
-    g_lo = Wp @ lo + Wn @ hi - lam
-    g_hi = Wp @ hi + Wn @ lo - lam
+    Wp, Wn = elementwise(W, lambda v: np.maximum(v, 0.0)), elementwise(W, lambda v: np.minimum(v, 0.0))
+    g_lo = matvec(Wp, lo) + matvec(Wn, hi) - lam
+    g_hi = matvec(Wp, hi) + matvec(Wn, lo) - lam
     err = dot_error_bound(np.maximum(np.abs(lo), np.abs(hi))[None, :], W,
                           np.abs(g_lo) + np.abs(g_hi) + np.abs(lam))[0]
     return g_lo - err, g_hi + err
@@ -110,7 +112,11 @@ def add_network(b: ModelBuilder, net: Network, xp: np.ndarray, lo: np.ndarray, h
                        fmt=f"{prefix}u_{l}_{{0}}")
         inp = xp if l == 1 else U[-1]
         d = W.shape[0]
-        cols = np.concatenate([np.broadcast_to(inp[None, :], W.shape), u[:, None]], axis=1)
+        if is_sparse(W):  # rows from the non-zeros only (short rows padded with zero coefficients)
+            pc, W = W.padded()
+            cols = np.concatenate([inp[pc], u[:, None]], axis=1)
+        else:
+            cols = np.concatenate([np.broadcast_to(inp[None, :], W.shape), u[:, None]], axis=1)
         L = np.minimum(g_lo, 0.0)
         H = np.maximum(g_hi, 0.0)
         b.add_rows(f"{prefix}on{l}", (d,), cols, np.concatenate([W, (L - m1)[:, None]], axis=1), lam + L, INF,

@@ -1,0 +1,147 @@
+"""Sparse layers: a small CSR matrix for fixed networks (convolutions imported from ONNX), without scipy.
+
+A layer's weights are a dense ``np.ndarray`` or a :class:`Csr`; the helpers below (``matmul_t``,
+``absolute``, ``row``, ...) accept either, so the exact forward pass, interval arithmetic and the robustness
+MILP build rows from the non-zeros only. Training formulations work on dense layers (``dense``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+Matrix = "np.ndarray | Csr"
+_CHUNK = 2_000_000  # entries of the (samples x non-zeros) product held at once
+
+
+@dataclass(frozen=True)
+class Csr:
+    """Compressed sparse rows: row k holds data[indptr[k]:indptr[k+1]] at columns indices[...] (sorted)."""
+
+    shape: tuple[int, int]
+    indptr: np.ndarray  # int64, rows + 1
+    indices: np.ndarray  # int64, nnz
+    data: np.ndarray  # float64, nnz
+
+    @classmethod
+    def from_coo(cls, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> Csr:
+        """Entries (rows, cols, vals); duplicates must not occur (they are rejected, not summed)."""
+        rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+        vals = np.asarray(vals, np.float64)
+        keep = vals != 0
+        rows, cols, vals = rows[keep], cols[keep], vals[keep]
+        order = np.lexsort((cols, rows))
+        rows, cols, vals = rows[order], cols[order], vals[order]
+        if rows.size > 1 and np.any((np.diff(rows) == 0) & (np.diff(cols) == 0)):
+            raise ValueError("duplicate entries in a sparse matrix")
+        indptr = np.zeros(shape[0] + 1, np.int64)
+        np.add.at(indptr, rows + 1, 1)
+        return cls((int(shape[0]), int(shape[1])), np.cumsum(indptr), cols, vals)
+
+    @classmethod
+    def from_dense(cls, W: np.ndarray) -> Csr:
+        r, c = np.nonzero(W)
+        return cls.from_coo(r, c, W[r, c], W.shape)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.data.size)
+
+    @property
+    def size(self) -> int:
+        """The number of stored parameters (non-zeros): what a dense layer's ``size`` counts."""
+        return self.nnz
+
+    @property
+    def row_of(self) -> np.ndarray:
+        """The row of every stored entry."""
+        return np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
+
+    def toarray(self) -> np.ndarray:
+        out = np.zeros(self.shape)
+        out[self.row_of, self.indices] = self.data
+        return out
+
+    def with_data(self, data: np.ndarray) -> Csr:
+        return Csr(self.shape, self.indptr, self.indices, np.asarray(data, np.float64))
+
+    def row(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = self.indptr[k], self.indptr[k + 1]
+        return self.indices[a:b], self.data[a:b]
+
+    def take_rows(self, rows: np.ndarray) -> Csr:
+        rows = np.asarray(rows, np.int64)
+        counts = np.diff(self.indptr)[rows]
+        starts = self.indptr[rows]
+        idx = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(counts.sum())
+        return Csr((rows.size, self.shape[1]), np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+                   self.indices[idx], self.data[idx])
+
+    def matmul_t(self, X: np.ndarray) -> np.ndarray:
+        """X @ self.T for a batch X (m x columns), from the non-zeros only."""
+        X = np.asarray(X, np.float64)
+        m = X.shape[0]
+        out = np.zeros((m, self.shape[0]))
+        counts = np.diff(self.indptr)
+        full = counts > 0
+        starts = self.indptr[:-1][full]
+        step = max(1, _CHUNK // max(1, self.nnz))
+        for s in range(0, m, step):
+            if self.nnz:
+                prod = X[s:s + step][:, self.indices] * self.data
+                out[s:s + step, full] = np.add.reduceat(prod, starts, axis=1)
+        return out
+
+    def padded(self) -> tuple[np.ndarray, np.ndarray]:
+        """(columns, values) as (rows x widest row) arrays, short rows padded with column 0 and value 0."""
+        counts = np.diff(self.indptr)
+        width = int(counts.max(initial=0))
+        cols = np.zeros((self.shape[0], width), np.int64)
+        vals = np.zeros((self.shape[0], width))
+        pos = np.arange(self.nnz) - np.repeat(self.indptr[:-1], counts)
+        cols[self.row_of, pos] = self.indices
+        vals[self.row_of, pos] = self.data
+        return cols, vals
+
+
+def is_sparse(W: object) -> bool:
+    return isinstance(W, Csr)
+
+
+def dense(W: np.ndarray | Csr) -> np.ndarray:
+    return W.toarray() if isinstance(W, Csr) else W
+
+
+def matmul_t(X: np.ndarray, W: np.ndarray | Csr) -> np.ndarray:
+    """X @ W.T for a dense or sparse layer."""
+    return W.matmul_t(X) if isinstance(W, Csr) else X @ W.T
+
+
+def matvec(W: np.ndarray | Csr, v: np.ndarray) -> np.ndarray:
+    return W.matmul_t(v[None, :])[0] if isinstance(W, Csr) else W @ v
+
+
+def elementwise(W: np.ndarray | Csr, f) -> np.ndarray | Csr:
+    """f applied to the entries (f(0) must be 0 for a sparse layer: abs, positive part, negative part)."""
+    return W.with_data(f(W.data)) if isinstance(W, Csr) else f(W)
+
+
+def row(W: np.ndarray | Csr, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, values) of the non-zeros of row k."""
+    if isinstance(W, Csr):
+        return W.row(k)
+    cols = np.flatnonzero(W[k])
+    return cols, W[k, cols]
+
+
+def values(W: np.ndarray | Csr) -> np.ndarray:
+    """The stored entries (all of a dense layer; the non-zeros of a sparse one)."""
+    return W.data if isinstance(W, Csr) else W.ravel()
+
+
+def has_zeros(W: np.ndarray | Csr) -> bool:
+    """Whether the layer has zero entries (implicit ones of a sparse layer included)."""
+    if isinstance(W, Csr):
+        return W.nnz < W.shape[0] * W.shape[1] or bool(np.any(W.data == 0))
+    return bool(np.any(W == 0))

@@ -1,0 +1,77 @@
+"""Sparse (CSR) layers behave exactly as the same dense layers: forward pass, argmax, robustness, storage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bnnmilp import runs
+from bnnmilp.errors import WeightsError
+from bnnmilp.network import Network
+from bnnmilp.robust import RobustOptions, verify_robust
+from bnnmilp.sparse import Csr
+from tests.oracles import forward_exact
+from tests.test_robust import random_net
+
+
+def sparse_copy(net: Network) -> Network:
+    return Network([Csr.from_dense(w) for w in net.weights], list(net.thresholds))
+
+
+def test_csr_matches_dense_arithmetic():
+    rng = np.random.default_rng(3)
+    W = rng.choice([-1.0, 0.0, 0.0, 0.5], size=(9, 13))
+    W[4] = 0.0  # an empty row
+    C = Csr.from_dense(W)
+    X = rng.normal(size=(6, 13))
+    assert C.nnz == int(np.count_nonzero(W)) and np.array_equal(C.toarray(), W)
+    assert np.allclose(C.matmul_t(X), X @ W.T)
+    cols, vals = C.padded()
+    assert cols.shape == (9, int((W != 0).sum(axis=1).max()))
+    assert np.allclose((X[:, cols] * vals).sum(axis=2), X @ W.T)
+    assert np.array_equal(C.take_rows(np.array([4, 0, 8])).toarray(), W[[4, 0, 8]])
+    with pytest.raises(ValueError, match="duplicate"):
+        Csr.from_coo(np.array([0, 0]), np.array([1, 1]), np.array([1.0, 2.0]), (1, 2))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sparse_network_is_the_dense_network(seed):
+    rng = np.random.default_rng(90 + seed)
+    net = random_net(rng, [4, 3, 3])
+    sp = sparse_copy(net)
+    X = rng.integers(-3, 4, size=(40, 4)).astype(float)
+    oracle = [forward_exact([w.tolist() for w in net.weights], [t.tolist() for t in net.thresholds], list(x))[-1]
+              for x in X]
+    assert sp.predict_bits(X).tolist() == net.predict_bits(X).tolist() == oracle
+    assert sp.argmax_predictions(X).tolist() == net.argmax_predictions(X).tolist()
+    assert sp.min_slack(X, 0.25) == net.min_slack(X, 0.25)
+    for output in ("bits", "argmax"):
+        opts = RobustOptions(eps=1, norm="1", domain="integer", bounds=(-3, 3), output=output)
+        a = verify_robust(net, X[:8], np.zeros(8, dtype=int), opts)
+        b = verify_robust(sp, X[:8], np.zeros(8, dtype=int), opts)
+        assert [r.answer for r in a] == [r.answer for r in b]
+        assert "unknown" not in [r.answer for r in a]
+
+
+def test_sparse_layers_are_stored_as_csr_in_npz(tmp_path):
+    rng = np.random.default_rng(5)
+    net = sparse_copy(random_net(rng, [5, 4, 2]))
+    doc = {"format": runs.WEIGHTS_FORMAT, "version": 1,
+           "network": {"layers": net.layers, "weights": "continuous", "thresholds": "per_neuron"},
+           "layers": net.to_layers_doc(sparse=True)}
+    p = runs.write_weights_npz(tmp_path / "s.npz", doc)
+    with np.load(p) as z:
+        assert sorted(z.files) == ["W0.data", "W0.indices", "W0.indptr", "W0.shape", "W1.data", "W1.indices",
+                                   "W1.indptr", "W1.shape", "header", "t0", "t1"]
+    back = runs.load_weights(p).network
+    for a, b in zip(net.weights, back.weights, strict=True):
+        assert isinstance(b, Csr) and np.array_equal(a.toarray(), b.toarray())
+
+
+def test_a_broken_csr_layer_names_the_key(tmp_path):
+    p = tmp_path / "bad.npz"
+    np.savez(p, header=np.array('{"format": "bnnmilp-weights"}'), **{
+        "W0.indptr": np.array([0, 2]), "W0.indices": np.array([1, 0]), "W0.data": np.array([1.0, 1.0]),
+        "W0.shape": np.array([1, 2]), "t0": np.zeros(1)})
+    with pytest.raises(WeightsError, match=r"W0: expected a CSR matrix"):
+        runs.load_weights(p)
