@@ -113,21 +113,22 @@ def add_network(b: ModelBuilder, net: Network, xp: np.ndarray, lo: np.ndarray, h
         inp = xp if l == 1 else U[-1]
         d = W.shape[0]
         if is_sparse(W):  # rows from the non-zeros only (short rows padded with zero coefficients)
-            pc, W = W.padded()
+            pc, Wr = W.padded()
             cols = np.concatenate([inp[pc], u[:, None]], axis=1)
         else:
+            Wr = W
             cols = np.concatenate([np.broadcast_to(inp[None, :], W.shape), u[:, None]], axis=1)
         L = np.minimum(g_lo, 0.0)
         H = np.maximum(g_hi, 0.0)
-        b.add_rows(f"{prefix}on{l}", (d,), cols, np.concatenate([W, (L - m1)[:, None]], axis=1), lam + L, INF,
+        b.add_rows(f"{prefix}on{l}", (d,), cols, np.concatenate([Wr, (L - m1)[:, None]], axis=1), lam + L, INF,
                    fmt=f"{prefix}on_{l}_{{0}}")
         if l == 1 and slack is not None:
             cols_s = np.concatenate([cols, np.full((d, 1), slack)], axis=1)
             b.add_rows(f"{prefix}off{l}", (d,), cols_s,
-                       np.concatenate([W, -(H + 1.0)[:, None], np.ones((d, 1))], axis=1), -INF, lam,
+                       np.concatenate([Wr, -(H + 1.0)[:, None], np.ones((d, 1))], axis=1), -INF, lam,
                        fmt=f"{prefix}off_{l}_{{0}}")
         else:
-            b.add_rows(f"{prefix}off{l}", (d,), cols, np.concatenate([W, -(H + delta)[:, None]], axis=1), -INF,
+            b.add_rows(f"{prefix}off{l}", (d,), cols, np.concatenate([Wr, -(H + delta)[:, None]], axis=1), -INF,
                        lam - delta, fmt=f"{prefix}off_{l}_{{0}}")
         U.append(u)
     return U
