@@ -183,6 +183,13 @@ def write_weights_npz(path: str | Path, doc: dict[str, Any]) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_bytes(buf.getvalue()))
 
 
+def write_network(path: str | Path, net: Network, header: dict[str, Any]) -> Path:
+    """A network with its file header: NET.npz (sparse layers kept sparse) or, for any other name, YAML."""
+    if Path(path).suffix.lower() == ".npz":
+        return write_weights_npz(path, {**header, "layers": net.to_layers_doc(sparse=True)})
+    return write_yaml_atomic(path, {**header, "layers": net.to_layers_doc()})
+
+
 def read_weights_npz(p: Path) -> dict[str, Any]:
     """The weights document of an NPZ file (nothing is unpickled)."""
     import json

@@ -105,6 +105,17 @@ class Csr:
         return cols, vals
 
 
+def compact(W: np.ndarray | Csr, below: float = 0.25) -> np.ndarray | Csr:
+    """Sparse when fewer than ``below`` of the entries are non-zero (or the dense matrix would be huge), else
+    dense: the storage of a fixed layer."""
+    rows, cols = W.shape
+    nnz = W.nnz if isinstance(W, Csr) else int(np.count_nonzero(W))
+    sparse = nnz < below * rows * cols or rows * cols > 4_000_000
+    if sparse:
+        return W if isinstance(W, Csr) else Csr.from_dense(W)
+    return W.toarray() if isinstance(W, Csr) else W
+
+
 def is_sparse(W: object) -> bool:
     return isinstance(W, Csr)
 

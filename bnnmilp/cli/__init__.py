@@ -126,3 +126,4 @@ from bnnmilp.cli import certify, encode, explain, grad, importer, predict, sweep
 
 for _mod in (encode, train, verify, predict, certify, valuefn, grad, explain, sweep, importer):
     main.add_command(_mod.command)
+main.add_command(importer.export_command)

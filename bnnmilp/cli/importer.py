@@ -6,49 +6,86 @@ import click
 
 from bnnmilp.cli.common import OUTPUT_FILE, json_option
 
+FORMATS = {".onnx": "onnx", ".npz": "chainer-npz"}
+
 
 @click.command("import")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
-              help="The bnnmilp network to write: NET.npz (or NET.yaml for small networks).")
-@click.option("--from", "fmt", type=click.Choice(["chainer-npz"]), default="chainer-npz", show_default=True,
-              help="chainer-npz: Sakai's Chainer BNNs (input_bn, blocks/i/{lin,bn}, output_lin).")
+              help="The bnnmilp network to write: NET.npz (sparse layers kept sparse) or NET.yaml (small networks).")
+@click.option("--from", "fmt", type=click.Choice(["onnx", "chainer-npz"]), default=None,
+              help="The model's format [default: from the extension: .onnx, .npz].")
+@click.option("--integer-inputs", is_flag=True,
+              help="ONNX: the inputs are integers (pixels 0..255, say): first-layer thresholds are placed on the "
+                   "integer lattice, so no decision depends on rounding.")
 @json_option
-def command(model: str, output: str, fmt: str, as_json: bool) -> None:
-    """Import a BNN trained elsewhere as a bnnmilp network, with exact integer thresholds.
-
-    Batch norm followed by sign becomes an integer threshold on the 0/1 sum of each layer (rows negated
-    where gamma < 0), decided in exact arithmetic; the input layer becomes one threshold per pixel on
-    integer pixels 0..255; the output is an argmax layer. The result works with predict and verify
-    (robustness queries on argmax outputs are not supported yet).
+def command(model: str, output: str, fmt: str | None, integer_inputs: bool, as_json: bool) -> None:
+    """Import a BNN trained elsewhere (ONNX from Larq or PyTorch; Sakai's Chainer npz) as a bnnmilp network,
+    exactly.
 
     \b
-    Example:
-      bnnmilp import mnist.npz -o mnist_net.npz --json
-      bnnmilp predict mnist_net.npz images.npz
+    ONNX ops: Sign, Sign(Sign(x) + c) (Larq's ste_sign), Greater/GreaterOrEqual/Less/LessOrEqual as steps;
+    MatMul, Gemm, Conv (NCHW; NHWC through Transpose; zero padding, strides, dilations, groups) as sparse
+    layers; Add, Sub, Mul, Div, Neg, BatchNormalization (explicit, as Mul/Add, or folded into a Conv);
+    MaxPool on bits (an OR unit); Reshape, Flatten, Transpose, Squeeze, Unsqueeze, Identity, Dropout, Cast;
+    Softmax (dropped: monotone); ArgMax. Weights may be quantised inside the graph (Sign on constants).
+
+    Batch norm followed by a step becomes an exact threshold: on bits (and integer inputs) the smallest
+    lattice point at or above the real root, decided in rational arithmetic with the square root kept exact;
+    on real inputs the smallest double above it (the count of such thresholds is reported). Where ONNX's
+    Sign(0) = 0 is reachable, a Sign becomes two units [z >= t], [z > t]. An op or pattern that cannot be
+    mapped exactly is exit 2, naming the node and the op.
+
+    \b
+    Examples:
+      bnnmilp import model.onnx -o net.npz --json
+      bnnmilp import mnist.npz -o mnist_net.npz          # Sakai's Chainer layout
+      bnnmilp predict net.npz images.npz
+      bnnmilp verify net.npz images.npz --robust --eps 1 --domain integer --bounds 0:255
     """
-    import hashlib
-
     from bnnmilp.cli import terminal
-    from bnnmilp.importers.chainer import load_chainer_npz
-    from bnnmilp.runs import WEIGHTS_FORMAT, write_weights_npz
-    from bnnmilp.yamlio import write_yaml_atomic
+    from bnnmilp.importers import import_model
+    from bnnmilp.runs import write_network
 
-    net, rep = load_chainer_npz(model)
-    doc = {"format": WEIGHTS_FORMAT, "version": 1,
-           "network": {"layers": rep.layers, "weights": "ternary", "thresholds": "per_neuron", "output": "argmax"},
-           "training": {"loss": "error"},
-           "source": {"from": fmt, "model": str(model), "sha256": hashlib.sha256(Path(model).read_bytes()).hexdigest(),
-                      "input": "integer pixels 0..255: one threshold per pixel (binarisation inside the network)",
-                      "negated_rows": rep.negated_rows, "constant_rows": rep.constant_rows},
-           "layers": net.to_layers_doc()}
-    if Path(output).suffix.lower() == ".npz":
-        write_weights_npz(output, doc)
-    else:
-        write_yaml_atomic(output, doc)
-    out = {"weights": str(output), "layers": rep.layers, "from": fmt, "negated_rows": rep.negated_rows,
-           "constant_rows": rep.constant_rows, "output": "argmax"}
+    fmt = fmt or FORMATS.get(Path(model).suffix.lower())
+    if fmt is None:
+        raise click.UsageError(f"cannot tell the format of {model!r} from its extension: pass --from onnx or "
+                               "--from chainer-npz")
+    imported = import_model(model, fmt, integer_inputs)
+    write_network(output, imported.network, imported.doc)
+    out = {"weights": str(output), **imported.summary}
     if as_json:
         terminal.emit_json(out)
     else:
         terminal.table(f"imported {model}", list(out.items()))
+
+
+@click.command("export")
+@click.argument("network", type=click.Path())
+@click.option("-o", "--output", required=True, callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
+              help="The ONNX file to write.")
+@json_option
+def export_command(network: str, output: str, as_json: bool) -> None:
+    """Export a bnnmilp network (a run folder or weights file) as ONNX, for onnxruntime and other verifiers.
+
+    Each layer is MatMul, GreaterOrEqual(a, lambda), Cast in doubles: input ``x`` (N x d0); output ``bits``,
+    or ``scores`` and ``class`` (ArgMax) for an argmax output layer.
+
+    \b
+    Example:
+      bnnmilp export runs/k1 -o k1.onnx
+      python -c "import onnxruntime as o; print(o.InferenceSession('k1.onnx').get_outputs()[0].name)"
+    """
+    from bnnmilp.cli import terminal
+    from bnnmilp.exporters.onnx import write_onnx
+    from bnnmilp.runs import load_weights
+
+    wf = load_weights(network, ensemble=False)
+    out_kind = wf.spec.network.output
+    write_onnx(wf.network, out_kind, output)
+    out = {"onnx": str(output), "layers": wf.network.layers, "output": out_kind,
+           "outputs": ["class", "scores"] if out_kind == "argmax" else ["bits"]}
+    if as_json:
+        terminal.emit_json(out)
+    else:
+        terminal.table(f"exported {network}", list(out.items()))

@@ -1,0 +1,1 @@
+"""bnnmilp networks in formats other tools run."""

@@ -1,0 +1,89 @@
+"""Exact arithmetic for importers: thresholds in Q(sqrt r) (batch norm divides by sqrt(var + eps)), and sums
+and products of doubles that must stay exact.
+
+A threshold t = p + q sqrt(r) with rationals p, q, r is compared with rationals through squares, never
+rounded: ``surd_nonneg`` decides p + q sqrt(r) >= 0, ``ceil_on_lattice`` finds the smallest multiple of a
+granularity g that is >= t, and ``double_at_least`` the smallest double >= t.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+
+
+def surd_nonneg(x: Fraction, y: Fraction, r: Fraction) -> bool:
+    """Exactly: x + y sqrt(r) >= 0 (r >= 0)."""
+    if y == 0 or r == 0:
+        return x >= 0
+    if y > 0:
+        return x >= 0 or x * x <= y * y * r
+    return x >= 0 and x * x >= y * y * r
+
+
+def surd_float(p: Fraction, q: Fraction, r: Fraction) -> float:
+    return float(p) + float(q) * math.sqrt(float(r))
+
+
+def ceil_on_lattice(p: Fraction, q: Fraction, r: Fraction, g: Fraction) -> Fraction:
+    """The smallest n g (n integer) with n g >= p + q sqrt(r)."""
+    n = math.ceil(surd_float(p, q, r) / float(g)) if math.isfinite(surd_float(p, q, r) / float(g)) else 0
+    while not surd_nonneg(n * g - p, -q, r):
+        n += 1
+    while surd_nonneg((n - 1) * g - p, -q, r):
+        n -= 1
+    return n * g
+
+
+def double_at_least(p: Fraction, q: Fraction, r: Fraction) -> float:
+    """The smallest double d with d >= p + q sqrt(r)."""
+    d = surd_float(p, q, r)
+    while not surd_nonneg(Fraction(d) - p, -q, r):
+        d = float(np.nextafter(d, np.inf))
+    while surd_nonneg(Fraction(float(np.nextafter(d, -np.inf))) - p, -q, r):
+        d = float(np.nextafter(d, -np.inf))
+    return d
+
+
+def rational_sqrt(r: Fraction) -> Fraction | None:
+    """sqrt(r) when it is rational, else None."""
+    a, b = math.isqrt(r.numerator), math.isqrt(r.denominator)
+    return Fraction(a, b) if a * a == r.numerator and b * b == r.denominator else None
+
+
+def fraction_bits(v: np.ndarray) -> np.ndarray:
+    """Per entry, the smallest q such that it is an integer multiple of 2^-q (doubles are dyadic; 0 for 0)."""
+    v = np.asarray(v, np.float64)
+    m, e = np.frexp(v)  # v = m 2^e, |m| in [0.5, 1): m 2^53 is an integer
+    mant = np.abs(m * 2.0**53).astype(np.int64)
+    low = np.where(mant == 0, 1, mant & -mant).astype(np.float64)
+    return np.where(v == 0, 0, 53 - e - np.log2(low).astype(np.int64))
+
+
+def products_exact(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether every float64 product a * b is exact (the error term of Dekker's product is zero)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    p = a * b
+    split = 134217729.0  # 2^27 + 1
+    ah = a * split - (a * split - a)
+    al = a - ah
+    bh = b * split - (b * split - b)
+    bl = b - bh
+    err = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return bool(np.all(err == 0) and np.all(np.isfinite(p)))
+
+
+def sums_exact(terms: np.ndarray, rows: np.ndarray) -> bool:
+    """Whether float64 sums of ``terms`` grouped by ``rows`` are exact in any order: in each group of two or
+    more terms, every term a multiple of 2^-q and the sum of magnitudes below 2^(53 - q)."""
+    if terms.size == 0:
+        return True
+    n = int(rows.max()) + 1
+    size = np.bincount(rows, minlength=n)
+    q = np.full(n, -(2**30), dtype=np.int64)
+    np.maximum.at(q, rows, fraction_bits(terms))
+    mag = np.bincount(rows, weights=np.abs(terms), minlength=n)
+    many = size > 1
+    return bool(np.all(np.ldexp(mag[many], q[many]) < 2.0**53))
