@@ -99,7 +99,7 @@ def test_larq_style_conv_bnn_predicts_what_onnxruntime_predicts(tmp_path):
     probs = run_ort(model, X.reshape(-1, 1, 6, 6))
     ours = net.argmax_predictions(X)
     assert np.array_equal(ours[ours >= 0], probs.argmax(axis=1)[ours >= 0])
-    assert 0 < np.sum(ours >= 0) and np.unique(ours[ours >= 0]).size > 1  # a non-trivial check
+    assert np.sum(ours >= 0) > 0 and np.unique(ours[ours >= 0]).size > 1  # a non-trivial check
 
 
 def test_pytorch_style_plain_sign_keeps_sign_zero_exact():
