@@ -79,6 +79,10 @@ def command(network: str, data: str, output: str, fmt: str | None, writer: str, 
 
 
 def _robust_model(weights, data, sample, eps, norm, domain, bounds, against, min_eps):
+    from dataclasses import replace
+
+    import numpy as np
+
     from bnnmilp import formulations
     from bnnmilp.cli.common import parse_bounds
     from bnnmilp.data import load_data
@@ -96,5 +100,14 @@ def _robust_model(weights, data, sample, eps, norm, domain, bounds, against, min
         raise InputError(None, "--eps", "expected a radius (or --min-eps with --bounds)")
     opts = RobustOptions(eps=eps, norm=norm, domain=domain, bounds=lim, against=against, min_eps=min_eps)
     x = ds.features[sample]
+    if wf.spec.network.output == "argmax":  # some class k != y with s_k >= s_y (ties count)
+        if min_eps:
+            raise InputError(None, "--min-eps", "not available for argmax outputs (write one query per radius)")
+        pred = int(wf.network.argmax_predictions(x[None, :])[0])
+        y = pred if against == "prediction" else int(ds.labels[sample])
+        if y < 0:
+            raise InputError(data, "--sample", f"sample {sample} has a tie between classes: no class to keep")
+        q = build_query(wf.network, x, np.zeros(wf.network.layers[-1], np.int8), opts)
+        return formulations.get("robustness").build(replace(q, label=y))
     _, ref = reference_bits(wf.network, x, int(ds.labels[sample]), against)
     return formulations.get("robustness").build(build_query(wf.network, x, ref, opts))

@@ -34,7 +34,7 @@ import numpy as np
 from bnnmilp.formulations import register
 from bnnmilp.model import INF, ModelBuilder, StandardModel
 from bnnmilp.network import Network, dot_error_bound
-from bnnmilp.sparse import Csr, elementwise, is_sparse, matvec, values
+from bnnmilp.sparse import Csr, dense, elementwise, is_sparse, matvec, values
 
 
 @dataclass
@@ -51,6 +51,7 @@ class RobustnessQuery:
     delta: tuple[float, ...] | None = None  # per layer; None: all 0
     strict: bool = False  # maximise the slack s of layer 1's strict rows (decides ties exactly)
     margin: float = 0.0  # > 0: an under-approximation, |a - lambda| >= margin on rows without exact delta
+    label: int | None = None  # argmax output: is some class k != label scoring s_k >= s_label reachable?
 
 
 def granularity(W: np.ndarray | Csr, lam: np.ndarray) -> float:
@@ -95,6 +96,14 @@ def fixed_output(net: Network, box_lo: np.ndarray, box_hi: np.ndarray) -> np.nda
     return None
 
 
+def lattice_bounds(L: np.ndarray, H: np.ndarray, g: float) -> tuple[np.ndarray, np.ndarray]:
+    """Big-M bounds rounded outwards to the lattice g Z on which a - lambda lies (g > 0): still valid, and free of
+    the floating-point widening, so the rows read as integers where the network is integral."""
+    if not g:
+        return L, H
+    return np.floor(L / g) * g, np.ceil(H / g) * g
+
+
 def add_network(b: ModelBuilder, net: Network, xp: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                 deltas: tuple[float, ...], margin: float = 0.0, slack: np.ndarray | None = None,
                 prefix: str = "") -> list[np.ndarray]:
@@ -118,8 +127,7 @@ def add_network(b: ModelBuilder, net: Network, xp: np.ndarray, lo: np.ndarray, h
         else:
             Wr = W
             cols = np.concatenate([np.broadcast_to(inp[None, :], W.shape), u[:, None]], axis=1)
-        L = np.minimum(g_lo, 0.0)
-        H = np.maximum(g_hi, 0.0)
+        L, H = lattice_bounds(np.minimum(g_lo, 0.0), np.maximum(g_hi, 0.0), deltas[l - 1])
         b.add_rows(f"{prefix}on{l}", (d,), cols, np.concatenate([Wr, (L - m1)[:, None]], axis=1), lam + L, INF,
                    fmt=f"{prefix}on_{l}_{{0}}")
         if l == 1 and slack is not None:
@@ -132,6 +140,34 @@ def add_network(b: ModelBuilder, net: Network, xp: np.ndarray, lo: np.ndarray, h
                        lam - delta, fmt=f"{prefix}off_{l}_{{0}}")
         U.append(u)
     return U
+
+
+def add_rivals(b: ModelBuilder, net: Network, xp: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+               deltas: tuple[float, ...], y: int, margin: float, slack: np.ndarray | None) -> None:
+    """Argmax output: the step layers as usual, then z_k (k != y) binary with
+
+        (W_k - W_y) u - (lambda_k - lambda_y) >= L_k (1 - z_k),   sum_k z_k >= 1,
+
+    (L_k a lower bound from interval arithmetic): some class k ties or beats class y (Sakai's query). The
+    differences are taken in doubles; ``robust.rival_network`` checks them exact before a verdict rests on them.
+    """
+    hidden = Network(net.weights[:-1], net.thresholds[:-1])
+    if net.weights[:-1]:
+        U = add_network(b, hidden, xp, lo, hi, deltas[:-1], margin, slack)
+        inp, bounds = U[-1], ibp_bounds(hidden, lo, hi)[-1]
+        in_lo, in_hi = (bounds[0] >= 0).astype(np.float64), (bounds[1] >= 0).astype(np.float64)
+    else:
+        inp, in_lo, in_hi = xp, lo, hi
+    W, lam = dense(net.weights[-1]), net.thresholds[-1]
+    rivals = [k for k in range(W.shape[0]) if k != y]
+    D, dl = W[rivals] - W[y], lam[rivals] - lam[y]
+    g_lo, g_hi = _interval_affine(D, in_lo, in_hi, dl)
+    L, _ = lattice_bounds(np.minimum(g_lo, 0.0), g_hi, granularity(D, dl) if deltas[-1] else 0.0)
+    z = b.add_vars("z", (len(rivals),), 0.0, 1.0, True, fmt="z_{0}")
+    cols = np.concatenate([np.broadcast_to(inp[None, :], D.shape), z[:, None]], axis=1)
+    b.add_rows("beats", (len(rivals),), cols, np.concatenate([D, L[:, None]], axis=1), dl + L, INF,
+               fmt="beats_{0}")
+    b.add_rows("some_rival", (), z[None, :], np.ones((1, len(rivals))), 1.0, INF)
 
 
 def add_ball(b: ModelBuilder, xp: np.ndarray, x: np.ndarray, norm: str, eps: float | None,
@@ -164,9 +200,13 @@ class Robustness:
         xp = b.add_vars("x", (d0,), lo, hi, q.integer)
         rho = b.add_vars("rho", (), 0.0, INF) if q.min_eps else None
         slack = b.add_vars("s", (), 0.0, 1.0) if q.strict else None
-        U = add_network(b, net, xp, lo, hi, q.delta or (0.0,) * len(net.weights), q.margin, slack)
-        r = q.reference.astype(np.float64)
-        b.add_rows("differ", (), U[-1][None, :], (1.0 - 2.0 * r)[None, :], 1.0 - r.sum(), INF)
+        deltas = q.delta or (0.0,) * len(net.weights)
+        if q.label is not None:
+            add_rivals(b, net, xp, lo, hi, deltas, q.label, q.margin, slack)
+        else:
+            U = add_network(b, net, xp, lo, hi, deltas, q.margin, slack)
+            r = q.reference.astype(np.float64)
+            b.add_rows("differ", (), U[-1][None, :], (1.0 - 2.0 * r)[None, :], 1.0 - r.sum(), INF)
         add_ball(b, xp, q.x, q.norm, q.eps, rho)
         if q.min_eps:
             b.set_objective(np.asarray(rho)[None], np.ones(1))
