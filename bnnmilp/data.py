@@ -183,3 +183,39 @@ def data_to_doc(ds: Dataset, meta: dict | None = None) -> dict:
     if meta:
         doc = {"meta": meta, **doc}
     return doc
+
+
+def load_box(path: str | Path, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature input bounds: a YAML/JSON mapping or an NPZ file with ``lower`` and ``upper`` (n_inputs numbers
+    each; ``.inf`` / ``-.inf`` for no bound, or one number for every feature), lower <= upper."""
+    import io
+    import zipfile
+
+    p = Path(path)
+    if p.suffix.lower() == ".npz":
+        try:
+            with np.load(io.BytesIO(_read_bytes(p, "rb")), allow_pickle=False) as npz:
+                doc = {k: npz[k] for k in npz.files}
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError):
+            raise DataError(str(p), None, "not an NPZ file with arrays lower and upper") from None
+    else:
+        doc = read_yaml(p, DataError)
+    if not isinstance(doc, dict) or set(doc) != {"lower", "upper"}:
+        raise DataError(str(p), None, "expected exactly the keys lower and upper")
+    out = []
+    for key in ("lower", "upper"):
+        raw = doc[key]
+        vals = np.atleast_1d(np.asarray(raw, dtype=object)).ravel().tolist()
+        if not vals or not all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                               for v in vals):
+            raise DataError(str(p), key, "expected numbers")
+        arr = np.asarray(vals, dtype=np.float64)
+        if arr.size == 1:
+            arr = np.full(n_inputs, arr[0])
+        if arr.size != n_inputs or np.isnan(arr).any():
+            raise DataError(str(p), key, f"expected {n_inputs} numbers (one per input feature) or one number")
+        out.append(arr)
+    bad = np.flatnonzero(out[0] > out[1])
+    if bad.size:
+        raise DataError(str(p), f"lower[{bad[0]}]", f"expected lower <= upper, got {out[0][bad[0]]} > {out[1][bad[0]]}")
+    return out[0], out[1]

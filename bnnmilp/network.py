@@ -46,15 +46,34 @@ class Network:
         the rigorous bound err on its rounding error (bits with |d| <= err are decided in rationals)."""
         W, lam = self.weights[l], self.thresholds[l]
         a = matmul_t(inp, W)
-        err = dot_error_bound(inp, W, np.abs(a) + np.abs(lam))
+        if self._integral(l, inp):  # integers below 2^53 throughout: every float operation is exact
+            err = np.zeros_like(a)
+        else:
+            err = dot_error_bound(inp, W, np.abs(a) + np.abs(lam))
         d = a - lam
         bits = (d >= 0).astype(np.int8)
         unsure = np.abs(d) <= err
-        if unsure.any():
+        if unsure.any() and err.any():  # err = 0: d is exact, a tie d = 0 is bit 1
             for i, k in zip(*np.nonzero(unsure), strict=True):
                 exact = _exact_row(inp[i], W, k)
                 bits[i, k] = 1 if exact >= Fraction(float(lam[k])) else 0
         return bits, d, err
+
+    def _integral(self, l: int, inp: np.ndarray) -> bool:
+        """Whether layer l's weights and thresholds are integers and, on the integer inputs ``inp``, every
+        partial sum of W_k . inp - lambda_k stays below 2^53 in magnitude (so doubles compute it exactly)."""
+        cache = self.__dict__.setdefault("_integral_rows", {})
+        if l not in cache:
+            W, lam = self.weights[l], self.thresholds[l]
+            v = values(W)
+            ok = bool(np.all(v == np.round(v)) and np.all(lam == np.round(lam)))
+            absrow = matmul_t(np.ones((1, W.shape[1])), elementwise(W, np.abs))[0]
+            cache[l] = (ok, float(absrow.max(initial=0.0)), float(np.abs(lam).max(initial=0.0)))
+        ok, absrow, abslam = cache[l]
+        if not ok or inp.size == 0:
+            return ok
+        top = float(np.abs(inp).max())
+        return absrow * top + abslam < 2.0**52 and bool(np.all(inp == np.round(inp)))
 
     def forward(self, X: np.ndarray) -> list[np.ndarray]:
         """Exact bits of every layer: a list of L int8 arrays of shape (m, d_l)."""

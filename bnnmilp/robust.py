@@ -40,6 +40,8 @@ class RobustOptions:
     cross_check: bool = True
     reuse: bool = False  # with finite --bounds: one model for all samples, changed by bounds per sample
     output: str = "bits"  # bits: any output bit differs; argmax: some class k != y scores s_k >= s_y
+    engine: str = "auto"  # auto: enumeration where it applies and is small, else milp | enum | milp
+    box: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # per-feature lower and upper bounds
 
 
 class QuerySession:
@@ -96,14 +98,18 @@ class SampleResult:
     min_eps_bound: float | None = None  # solver's lower bound on the smallest perturbation (reported)
     note: str = ""
     reference: list[int] = field(default_factory=list)
+    float_check: str | None = None  # imported networks: the counterexample in the model's own float semantics
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def search_box(x: np.ndarray, opts: RobustOptions) -> tuple[np.ndarray, np.ndarray]:
+    """The box x' ranges over: the input domain (--bounds, and the per-feature --box), cut to the ball's box."""
     lo = np.full(x.shape, -np.inf) if opts.bounds is None else np.full(x.shape, float(opts.bounds[0]))
     hi = np.full(x.shape, np.inf) if opts.bounds is None else np.full(x.shape, float(opts.bounds[1]))
+    if opts.box is not None:
+        lo, hi = np.maximum(lo, np.asarray(opts.box[0])), np.minimum(hi, np.asarray(opts.box[1]))
     if opts.eps is not None:
         lo, hi = np.maximum(lo, x - opts.eps), np.minimum(hi, x + opts.eps)
     if opts.domain == "integer":
@@ -116,6 +122,38 @@ def _candidate(x_sol: np.ndarray, d0: int, opts: RobustOptions, lo: np.ndarray, 
     if opts.domain == "integer":
         xp = np.round(xp)
     return np.clip(xp, lo, hi) + 0.0
+
+
+ENUM_LIMIT = 2_000_000  # choices of first-layer flips that auto enumerates
+
+
+def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndarray, hi: np.ndarray,
+                   adversarial: Callable, score: Callable | None = None
+                   ) -> tuple[str, np.ndarray | None, str] | None:
+    """(answer, counterexample, note) from the exhaustive enumeration of reachable first-layer bits (``reach``),
+    or None where it does not apply (real inputs, a first layer that mixes features, --min-eps) or, with
+    engine auto, the choices exceed ENUM_LIMIT and a quick search (``reach.attack``) found no counterexample."""
+    from bnnmilp import reach
+
+    if opts.engine == "milp" or opts.domain != "integer" or opts.eps is None or opts.min_eps:
+        return None
+    if opts.output == "argmax" and len(net.weights) < 2:  # the first layer is the score layer itself
+        return None
+    units = reach.threshold_layer(net)
+    if units is None:
+        return None
+    r = reach.reachable(net, x, opts.eps, opts.norm, lo, hi, units)
+    flips = f"{len(r.flips)} reachable first-layer patterns, {r.combinations} choices"
+    if r.combinations > ENUM_LIMIT:
+        xp = reach.attack(net, x, r, opts.eps, opts.norm, adversarial, score)
+        if xp is not None:
+            return "not_robust", xp, f"search among {flips}: replayed exactly"
+        if opts.engine == "auto":
+            return None
+    xp = reach.search(net, x, r, opts.eps, opts.norm, adversarial)
+    if xp is None:
+        return "robust", None, f"exhaustive enumeration: {flips}, none adversarial"
+    return "not_robust", xp, f"enumeration ({flips}): replayed exactly"
 
 
 def reference_bits(net: Network, x: np.ndarray, label: int, against: str) -> tuple[np.ndarray, np.ndarray]:
@@ -157,6 +195,15 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
         fixed = fixed_output(net, lo, hi)
         if fixed is not None and np.array_equal(fixed, ref):
             return done("robust", "interval", note="interval arithmetic fixes every output bit over the ball")
+    found = by_enumeration(net, x, opts, lo, hi,
+                           lambda rest, U: np.any((U if rest is None else rest.predict_bits(U)) != ref, axis=1))
+    if found is not None:
+        _, xp, note = found
+        if xp is None:
+            return done("robust", "enum", note=note)
+        genuine, dist = replay(net, xp, x, ref, opts, lo, hi)
+        if genuine:
+            return done("not_robust", "enum", counterexample=xp.tolist(), distance=fraction_str(dist), note=note)
     q = build_query(net, x, ref, opts)
     if session is not None:
         sol = session.solve(x, ref, lo, hi)
@@ -254,6 +301,20 @@ def verify_argmax_sample(net: Network, x: np.ndarray, label: int, index: int, op
             return done("not_robust", "replay", counterexample=x.tolist(), distance="0",
                         note="a tie or another class already" if y < 0 or pred < 0 else "misclassified already")
         return done("unknown", "replay", note="the sample itself lies outside the input domain")
+    def beaten(rest, U) -> np.ndarray:
+        return rest.argmax_predictions(U) != y
+
+    def margin(rest, U) -> np.ndarray:  # s_y - max_k s_k in floating point: only steers the search
+        return rest.score_margins(U, np.full(U.shape[0], y))
+
+    found = by_enumeration(net, x, opts, lo, hi, beaten, margin)
+    if found is not None:
+        _, xp, note = found
+        if xp is None:
+            return done("robust", "enum", note=note)
+        inside, dist = in_perturbation_set(xp, x, opts, lo, hi)
+        if inside and int(net.argmax_predictions(xp[None, :])[0]) != y:
+            return done("not_robust", "enum", counterexample=xp.tolist(), distance=fraction_str(dist), note=note)
     bits_opts = replace(opts, against="prediction", output="bits")
     open_rivals, methods = [], set()
     for k in range(net.weights[-1].shape[0]):
@@ -306,6 +367,25 @@ def verify_robust(net: Network, X: np.ndarray, labels: np.ndarray, opts: RobustO
             if on_result:
                 on_result(r)
     return results
+
+
+def check_in_float(results: list[SampleResult], predict: Callable[[np.ndarray], tuple[np.ndarray, str] | None]
+                   ) -> None:
+    """Replay every counterexample through an imported model's own floating-point semantics as well (argmax
+    outputs), and say in ``float_check`` whether it is adversarial there too or where the two differ."""
+    cx = [r for r in results if r.counterexample is not None and r.reference]
+    if not cx:
+        return
+    got = predict(np.array([r.counterexample for r in cx], dtype=np.float64))
+    if got is None:
+        for r in cx:
+            r.float_check = "not checked: the model file or its runtime is not available"
+        return
+    pred, name = got
+    for r, k in zip(cx, pred.tolist(), strict=True):
+        y = r.reference[0]
+        r.float_check = (f"adversarial in {name} too (class {k})" if k != y else
+                         f"DIFFERS: {name} still predicts class {y} here (the exact network does not)")
 
 
 def summary(results: list[SampleResult], labels: np.ndarray, predictions: np.ndarray) -> dict:

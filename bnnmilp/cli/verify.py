@@ -18,6 +18,11 @@ from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_FILE, POSITIVE, json_option, 
 @click.option("--domain", type=click.Choice(["continuous", "integer"]), default="continuous", show_default=True,
               help="integer: only integer inputs (e.g. pixel values) count as perturbations.")
 @click.option("--bounds", help="Input domain LO:HI (e.g. 0:16 for the digits).")
+@click.option("--box", type=click.Path(dir_okay=False),
+              help="Per-feature input bounds: a YAML or NPZ file with lower and upper (one number per feature).")
+@click.option("--engine", type=click.Choice(["auto", "enum", "milp"]), default="auto", show_default=True,
+              help="enum: exhaustive enumeration of the first-layer bits the ball can flip (integer inputs, a "
+                   "threshold input layer); milp: HiGHS; auto: enum where it applies and is small, else milp.")
 @click.option("--against", type=click.Choice(["prediction", "label"]), default="prediction", show_default=True,
               help="A perturbation counts when the output bits differ from the network's own or the label's.")
 @click.option("--min-eps", is_flag=True, help="Find the smallest perturbation that changes the output bits.")
@@ -31,8 +36,9 @@ from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_FILE, POSITIVE, json_option, 
               help="Write counterexamples as a data YAML.")
 @json_option
 def command(weights: str, data: str | None, proof: str | None, robust: bool, eps: float | None, norm: str,
-            domain: str, bounds: str | None, against: str, min_eps: bool, time_limit: float, workers: int,
-            no_prune: bool, reuse_model: bool, counterexamples: str | None, as_json: bool) -> None:
+            domain: str, bounds: str | None, box: str | None, engine: str, against: str, min_eps: bool,
+            time_limit: float, workers: int, no_prune: bool, reuse_model: bool, counterexamples: str | None,
+            as_json: bool) -> None:
     """Check the claims of WEIGHTS (a weights.yaml or a run folder) on DATA, in exact arithmetic.
 
     Without --robust: recomputes the forward pass with rational arithmetic where floating point cannot
@@ -44,15 +50,19 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
     model (an MPS/LP file, or the training MILP rebuilt from a run folder and DATA): the tree covers
     every integer point and every leaf's bound, recomputed in rationals, reaches the claimed bound.
 
-    With --robust --eps E: for each sample, is there an input x' with ||x' - x|| <= E (within --bounds,
-    integer with --domain integer) whose output bits differ? Answers robust, not_robust (with a
-    counterexample replayed through the exact forward pass) or unknown (time limit). The step rule
-    a >= lambda is the semantics: no slack on the verifier's side.
+    With --robust --eps E: for each sample, is there an input x' with ||x' - x|| <= E (within --bounds and
+    --box, integer with --domain integer) whose output bits differ (argmax outputs: some class k scores
+    at least the reference class, ties count)? Answers robust, not_robust (with a counterexample replayed
+    through the exact forward pass) or unknown (time limit). The step rule a >= lambda is the semantics:
+    no slack on the verifier's side. With integer inputs and a threshold input layer (imported BNNs),
+    an exhaustive enumeration of the first-layer bits the ball can flip decides most queries in
+    milliseconds; 'robust' from it is a proof without a solver.
 
     \b
     Examples:
       bnnmilp verify runs/k1 samples/digits_k1.yaml
       bnnmilp verify runs/k1 samples/digits_test.yaml --robust --eps 1 --domain integer --bounds 0:16
+      bnnmilp verify mnist_net.npz images.npz --robust --eps 2 --norm 1 --domain integer --bounds 0:255
 
     Exit status 0 when every claim holds (or, with --robust, every sample is robust), 1 otherwise,
     2 on bad input.
@@ -72,13 +82,19 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
     from bnnmilp.ensemble import EnsembleFile
 
     if isinstance(wf, EnsembleFile):
+        if box is not None or engine == "enum":
+            from bnnmilp.errors import InputError
+
+            raise InputError(wf.path, "--box" if box is not None else "--engine",
+                             "one network (per-feature boxes and enumeration are not available for ensembles)")
         if robust or min_eps:
             _robust_ensemble(wf, ds, eps, norm, domain, parse_bounds(bounds), against, time_limit, workers, as_json)
         else:
             _verify_ensemble(wf, ds, as_json)
         return
     if robust or min_eps:
-        _robust(wf, ds, eps, norm, domain, parse_bounds(bounds), against, min_eps, time_limit, workers, not no_prune,
+        _robust(wf, ds, eps, norm, domain, parse_bounds(bounds), box, engine, against, min_eps, time_limit, workers,
+                not no_prune,
                 reuse_model, counterexamples, as_json)
         return
     from bnnmilp.verify import verify_weights
@@ -97,8 +113,8 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
         raise SystemExit(1)
 
 
-def _robust(wf, ds, eps, norm, domain, bounds, against, min_eps, time_limit, workers, prune, reuse, cx_path,
-            as_json):
+def _robust(wf, ds, eps, norm, domain, bounds, box, engine, against, min_eps, time_limit, workers, prune, reuse,
+            cx_path, as_json):
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
     from bnnmilp.network import predictions
@@ -111,10 +127,22 @@ def _robust(wf, ds, eps, norm, domain, bounds, against, min_eps, time_limit, wor
         raise InputError(wf.path, "network.output", "bits: --min-eps and --reuse-model need step outputs (for an "
                                                     "argmax output, give --eps)")
     ds.check_fits(wf.spec.network.n_inputs, wf.spec.network.n_outputs)
+    per_feature = None
+    if box is not None:
+        from bnnmilp.data import load_box
+
+        lo, hi = load_box(box, wf.spec.network.n_inputs)
+        per_feature = (tuple(lo.tolist()), tuple(hi.tolist()))
     opts = RobustOptions(eps=eps, norm=norm, domain=domain, bounds=bounds, against=against, min_eps=min_eps,
-                         time_limit=time_limit, prune=prune, reuse=reuse, output=wf.spec.network.output)
+                         time_limit=time_limit, prune=prune, reuse=reuse, output=wf.spec.network.output,
+                         engine=engine, box=per_feature)
     with terminal.sample_progress(ds.n_samples) as advance:
         results = verify_robust(wf.network, ds.features, ds.labels, opts, workers, on_result=advance)
+    if "source" in wf.doc and wf.spec.network.output == "argmax":  # imported: also the model's own float semantics
+        from bnnmilp.importers import float_predictions
+        from bnnmilp.robust import check_in_float
+
+        check_in_float(results, lambda X: float_predictions(wf.doc["source"], X))
     pred = predictions(wf.network, ds.features, wf.spec.network.output)
     summ = summary(results, ds.labels, pred)
     cxs = [r for r in results if r.counterexample is not None]
@@ -124,13 +152,14 @@ def _robust(wf, ds, eps, norm, domain, bounds, against, min_eps, time_limit, wor
                                     "features": [r.counterexample for r in cxs],
                                     "labels": [int(ds.labels[r.index]) for r in cxs]})
     if as_json:
-        terminal.emit_json({"options": {"eps": eps, "norm": norm, "domain": domain, "bounds": bounds,
-                                        "against": against, "min_eps": min_eps}, "summary": summ,
+        terminal.emit_json({"options": {"eps": eps, "norm": norm, "domain": domain, "bounds": bounds, "box": box,
+                                        "engine": engine, "against": against, "min_eps": min_eps}, "summary": summ,
                             "results": [r.to_dict() for r in results]})
     else:
         for r in results:
             extra = f" distance {r.distance}" if r.distance is not None else ""
-            terminal.err.print(f"sample {r.index}: {r.answer} ({r.method}{extra}) {r.note}", markup=False)
+            floats = f"; {r.float_check}" if r.float_check else ""
+            terminal.err.print(f"sample {r.index}: {r.answer} ({r.method}{extra}) {r.note}{floats}", markup=False)
         terminal.table("robustness", [(k, v) for k, v in summ.items()])
     if summ["robust"] != summ["samples"]:
         raise SystemExit(1)

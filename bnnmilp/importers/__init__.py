@@ -71,6 +71,7 @@ def import_model(path: str | Path, fmt: str, integer_inputs: bool = False) -> Im
         output = rep.output
         source = {"input": f"shape {rep.input_shape} flattened in C order; "
                            + ("integer inputs" if integer_inputs else "real inputs"),
+                  "input_shape": rep.input_shape,
                   "rounded_thresholds": rep.rounded, "two_unit_signs": rep.two_unit_signs}
         notes += rep.notes
         if rep.rounded:
@@ -89,9 +90,36 @@ def import_model(path: str | Path, fmt: str, integer_inputs: bool = False) -> Im
     doc = {"format": "bnnmilp-weights", "version": 1,
            "network": {"layers": net.layers, "weights": domain, "thresholds": "per_neuron", "output": output},
            "training": {"loss": "error" if output == "argmax" else "hamming"},
-           "source": {"from": fmt, "model": str(p), "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+           "source": {"from": fmt, "model": str(p.resolve()), "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
                       "rows_rescaled": scaled, **source, "notes": notes}}
     sparse = [l for l, W in enumerate(net.weights, start=1) if isinstance(W, Csr)]
     summary = {"layers": net.layers, "from": fmt, "output": output, "weights_domain": domain,
                "sparse_layers": sparse, "parameters": int(sum(W.size for W in net.weights)), **source}
     return Imported(net, doc, summary)
+
+
+def float_predictions(source: dict[str, Any], X: np.ndarray) -> tuple[np.ndarray, str] | None:
+    """The classes the imported model itself predicts on X in its own floating point (Chainer: float32 as Sakai's
+    code computes; ONNX: onnxruntime), and a name for that semantics; None where the model file is gone or
+    changed (sha256), onnxruntime is not installed, or the model has no class output."""
+    p = Path(str(source.get("model", "")))
+    if not p.is_file() or hashlib.sha256(p.read_bytes()).hexdigest() != source.get("sha256"):
+        return None
+    if source.get("from") == "chainer-npz":
+        from bnnmilp.importers.chainer import float32_scores
+
+        return np.argmax(float32_scores(p, X), axis=1), "Chainer float32"
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    sess = ort.InferenceSession(str(p))
+    inp = sess.get_inputs()[0]
+    dtype = np.float64 if "double" in inp.type else np.float32
+    shape = [X.shape[0], *source.get("input_shape", [X.shape[1]])]
+    out = sess.run(None, {inp.name: X.reshape(shape).astype(dtype)})[0]
+    if out.ndim == 1 and out.dtype.kind in "iu":
+        return out.astype(np.int64), f"onnxruntime ({inp.type})"
+    if out.ndim == 2 and out.shape[1] > 1:
+        return np.argmax(out, axis=1), f"onnxruntime ({inp.type})"
+    return None

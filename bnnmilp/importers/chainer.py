@@ -133,3 +133,18 @@ def load_chainer_npz(path: str | Path) -> tuple[Network, ImportReport]:
     ts.append(lam_out)
     rep.layers.append(Wo.shape[0])
     return Network(ws, ts), rep
+
+
+def float32_scores(path: str | Path, X: np.ndarray) -> np.ndarray:
+    """The Chainer network's own forward pass in float32 (batch norm as Chainer computes it): the semantics the
+    model was trained and published with, for comparing counterexamples with the exact network."""
+    d, f = np.load(Path(path)), np.float32
+
+    def bn(v: np.ndarray, p: str) -> np.ndarray:
+        return d[f"{p}/gamma"] * (v - d[f"{p}/avg_mean"]) / np.sqrt(d[f"{p}/avg_var"] + f(2e-5)) + d[f"{p}/beta"]
+
+    z = np.where(bn(np.asarray(X).astype(f) / f(255), "input_bn") >= 0, f(1), f(-1))
+    blocks = sorted({int(k.split("/")[1]) for k in d.files if k.startswith("blocks/")})
+    for i in blocks:
+        z = np.where(bn(z @ d[f"blocks/{i}/lin/W"].T + d[f"blocks/{i}/lin/b"], f"blocks/{i}/bn") >= 0, f(1), f(-1))
+    return z @ d["output_lin/W"].T + d["output_lin/b"]

@@ -23,7 +23,8 @@ WIDTHS = [784, 200, 100, 100, 100]  # bits of Sakai's input_bin, block0..block3
 
 def sakai_rows() -> list[tuple[dict, str, Fraction, str]]:
     """(terms {(name, index): coefficient}, relation, rhs, the rest of the left-hand side) of every row."""
-    body = bz2.open(LP, "rt").read().split("SUBJECT TO", 1)[1].split("\nBOUNDS", 1)[0]
+    with bz2.open(LP, "rt") as fh:
+        body = fh.read().split("SUBJECT TO", 1)[1].split("\nBOUNDS", 1)[0]
     rows = []
     for line in body.strip().splitlines():
         lhs, rel, rhs = re.match(r"(.*?)(>=|<=|=)\s*(-?\d+)\s*$", line).groups()

@@ -1,0 +1,224 @@
+"""Reachable-bit reasoning: robustness by exhaustive enumeration of the first-layer bits a perturbation can flip.
+
+Applies when every first-layer unit reads one input feature (a threshold input layer: Sakai's networks, ONNX
+models with batch norm and sign on the raw input) and the inputs are integers. Unit k on feature j has
+bit(x'_j) = [w_k x'_j >= lambda_k]. Moving feature j to an integer value v in its box gives the feature's
+units a pattern; each pattern has a cost, the smallest |v - x_j| that produces it. A perturbation in the
+ball is then exactly a choice of one pattern per feature with
+
+    L-infinity: every chosen cost <= eps;    L1: the sum of the chosen costs <= eps,
+
+and the rest of the network sees only those bits. Enumerating every such choice (cheapest first, in numpy
+batches, stopping at the first one whose output differs) is exhaustive: no adversarial choice means robust, a
+proof that needs no solver. The later layers are evaluated by the exact forward pass, and a counterexample
+(each changed feature at its cheapest value) is replayed through the whole network like any other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from bnnmilp.network import Network
+from bnnmilp.sparse import Csr, row
+
+BATCH = 4096
+
+
+@dataclass
+class Flip:
+    feature: int
+    value: float  # the cheapest x'_j giving this pattern
+    cost: float
+    units: np.ndarray  # first-layer units of the feature
+    bits: np.ndarray  # their bits at ``value``
+
+
+@dataclass
+class Reach:
+    base_bits: np.ndarray  # first-layer bits at x
+    flips: list[Flip]  # every alternative pattern within the budget, cheapest first
+    combinations: int  # how many choices the enumeration has to consider (at most)
+
+
+def threshold_layer(net: Network) -> list[tuple[int, float]] | None:
+    """(feature, weight) of every first-layer unit when each reads exactly one feature, else None."""
+    W = net.weights[0]
+    out = []
+    for k in range(W.shape[0]):
+        cols, vals = row(W, k)
+        if cols.size > 1:
+            return None
+        out.append((int(cols[0]), float(vals[0])) if cols.size else (-1, 0.0))
+    return out
+
+
+def reachable(net: Network, x: np.ndarray, eps: float, norm: str, lo: np.ndarray, hi: np.ndarray,
+              units: list[tuple[int, float]]) -> Reach:
+    """The first-layer patterns the ball {||x' - x|| <= eps, lo <= x' <= hi, x' integer} can reach."""
+    lam = net.thresholds[0]
+    by_feature: dict[int, list[int]] = {}
+    for k, (j, _) in enumerate(units):
+        if j >= 0:
+            by_feature.setdefault(j, []).append(k)
+    w = np.array([u[1] for u in units])
+    base = net.forward(x[None, :])[0][0]
+    flips: list[Flip] = []
+    r = math.floor(eps)
+    for j, ks in by_feature.items():
+        ks_a = np.array(ks)
+        vlo, vhi = max(lo[j], x[j] - r), min(hi[j], x[j] + r)
+        if vlo > vhi:
+            continue
+        values = np.arange(vlo, vhi + 1.0)
+        bits = (w[ks_a][None, :] * values[:, None] >= lam[ks_a][None, :]).astype(np.int8)
+        cost = np.abs(values - x[j])
+        seen: dict[bytes, int] = {base[ks_a].tobytes(): -1}
+        for i in np.argsort(cost, kind="stable"):
+            key = bits[i].tobytes()
+            if key not in seen:
+                seen[key] = int(i)
+                flips.append(Flip(j, float(values[i]), float(cost[i]), ks_a, bits[i]))
+    flips.sort(key=lambda f: (f.cost, f.feature))
+    per_feature = {f.feature for f in flips}
+    if norm == "inf":
+        total = math.prod(1 + sum(f.feature == j for f in flips) for j in per_feature)
+    else:
+        total = _count_l1(flips, eps)
+    return Reach(base, flips, total)
+
+
+def _count_l1(flips: list[Flip], eps: float) -> int:
+    """How many choices (at most one flip per feature) cost at most eps in total: a knapsack count."""
+    scale = [int(f.cost) for f in flips]
+    budget = math.floor(eps)
+    ways = np.zeros(budget + 1, dtype=object)
+    ways[0] = 1
+    groups: dict[int, list[int]] = {}
+    for f, c in zip(flips, scale, strict=True):
+        groups.setdefault(f.feature, []).append(c)
+    for costs in groups.values():
+        new = ways.copy()
+        for c in costs:
+            if c <= budget:
+                new[c:] = new[c:] + ways[:budget + 1 - c]
+        ways = new
+    return int(sum(ways))
+
+
+def choices(reach: Reach, eps: float, norm: str) -> Iterator[tuple[int, ...]]:
+    """Every admissible choice of flips (indices into reach.flips, at most one per feature), by number of flips
+    and, for L1, within the budget."""
+    flips = reach.flips
+    for size in range(len({f.feature for f in flips}) + 1):
+        if norm == "1" and size > eps:  # every flip costs at least 1
+            return
+        for combo in itertools.combinations(range(len(flips)), size):
+            feats = [flips[i].feature for i in combo]
+            if len(set(feats)) != size:
+                continue
+            if norm == "1" and sum(flips[i].cost for i in combo) > eps:
+                continue
+            yield combo
+
+
+def search(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adversarial) -> np.ndarray | None:
+    """The first choice whose first-layer bits make ``adversarial(outputs)`` true, as an input x'; None when no
+    admissible choice does (exhaustive). ``adversarial`` gets the exact outputs of the later layers for a batch
+    of first-layer bit vectors and returns a boolean per row."""
+    rest = Network(net.weights[1:], net.thresholds[1:]) if len(net.weights) > 1 else None
+    it = choices(reach, eps, norm)
+    while True:
+        batch = list(itertools.islice(it, BATCH))
+        if not batch:
+            return None
+        U = np.repeat(reach.base_bits[None, :], len(batch), axis=0)
+        for r, combo in enumerate(batch):
+            for i in combo:
+                f = reach.flips[i]
+                U[r, f.units] = f.bits
+        hit = np.flatnonzero(adversarial(rest, U))
+        if hit.size:
+            xp = x.copy()
+            for i in batch[int(hit[0])]:
+                xp[reach.flips[i].feature] = reach.flips[i].value
+            return xp
+        if len(batch) < BATCH:
+            return None
+
+
+def attack(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adversarial, score=None,
+           rounds: int = 8, seed: int = 0) -> np.ndarray | None:
+    """A quick search for an adversarial choice where enumeration is too large: random choices (each feature
+    takes one of its alternatives with probability p, within the L1 budget), then, with ``score`` (lower is
+    closer to adversarial), a greedy descent adding the flip that lowers it most. Finds counterexamples only;
+    proves nothing."""
+    rng = np.random.default_rng(seed)
+    rest = Network(net.weights[1:], net.thresholds[1:]) if len(net.weights) > 1 else None
+    flips = reach.flips
+    if not flips:
+        return None
+    feats = sorted({f.feature for f in flips})
+    alts = {j: [i for i, f in enumerate(flips) if f.feature == j] for j in feats}
+
+    def bits_of(chosen: list[list[int]]) -> np.ndarray:
+        U = np.repeat(reach.base_bits[None, :], len(chosen), axis=0)
+        for r, combo in enumerate(chosen):
+            for i in combo:
+                U[r, flips[i].units] = flips[i].bits
+        return U
+
+    def as_input(combo: list[int]) -> np.ndarray:
+        xp = x.copy()
+        for i in combo:
+            xp[flips[i].feature] = flips[i].value
+        return xp
+
+    def admissible(combo: list[int]) -> bool:
+        return norm == "inf" or sum(flips[i].cost for i in combo) <= eps
+
+    for r in range(rounds):
+        p = (0.5, 0.25, 0.75, 0.1)[r % 4]
+        chosen = []
+        for _ in range(BATCH):
+            combo = [alts[j][rng.integers(len(alts[j]))] for j in feats if rng.random() < p]
+            if norm == "1":
+                rng.shuffle(combo)
+                kept, total = [], 0.0
+                for i in combo:
+                    if total + flips[i].cost <= eps:
+                        kept.append(i)
+                        total += flips[i].cost
+                combo = kept
+            chosen.append(combo)
+        hit = np.flatnonzero(adversarial(rest, bits_of(chosen)))
+        if hit.size:
+            return as_input(chosen[int(hit[0])])
+    if score is None:
+        return None
+    combo: list[int] = []
+    current = float(score(rest, bits_of([combo]))[0])
+    while True:
+        used = {flips[i].feature for i in combo}
+        cands = [[*combo, i] for i in range(len(flips)) if flips[i].feature not in used and admissible([*combo, i])]
+        if not cands:
+            return None
+        U = bits_of(cands)
+        hit = np.flatnonzero(adversarial(rest, U))
+        if hit.size:
+            return as_input(cands[int(hit[0])])
+        sc = score(rest, U)
+        best = int(np.argmin(sc))
+        if sc[best] >= current:
+            return None
+        combo, current = cands[best], float(sc[best])
+
+
+def dense_first_layer(net: Network) -> Network:
+    """A copy whose first layer is dense (the enumeration reads its rows one by one)."""
+    W = net.weights[0]
+    return Network([W.toarray() if isinstance(W, Csr) else W, *net.weights[1:]], net.thresholds)

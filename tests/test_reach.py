@@ -1,0 +1,109 @@
+"""Reachable-bit enumeration against brute force over every integer point of the ball, and against the MILP."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from bnnmilp import reach
+from bnnmilp.network import Network
+from bnnmilp.robust import RobustOptions, verify_robust
+from tests.test_robust import ball
+
+
+def threshold_net(rng, d0: int, per: int, hidden: list[int], out: int) -> Network:
+    """A first layer of ``per`` threshold units per feature (weights +-1, integer or half-integer thresholds:
+    ties happen), then random small layers."""
+    rows, lam = [], []
+    for j in range(d0):
+        for _ in range(per):
+            w = np.zeros(d0)
+            w[j] = rng.choice([-1.0, 1.0])
+            rows.append(w)
+            lam.append(rng.choice([-3.0, -2.0, -1.5, 0.0, 1.0, 2.5, 3.0]) * (1 if w[j] > 0 else -1))
+    ws, ts = [np.array(rows)], [np.array(lam)]
+    widths = [d0 * per, *hidden, out]
+    for a, b in itertools.pairwise(widths):
+        ws.append(rng.choice([-1.0, 0.0, 1.0], size=(b, a)))
+        ts.append(rng.choice([-1.0, 0.0, 1.0, 2.0], size=b))
+    return Network(ws, ts)
+
+
+CASES = list(itertools.product(range(4), ["inf", "1"], [1, 2], ["bits", "argmax"]))
+
+
+@pytest.mark.parametrize(("seed", "norm", "eps", "output"), CASES)
+def test_enumeration_matches_brute_force_and_the_milp(seed, norm, eps, output):
+    rng = np.random.default_rng(300 + seed)
+    net = threshold_net(rng, 3, 1 + seed % 2, [4], 3 if output == "argmax" else 2)
+    X = rng.integers(-3, 4, size=(8, 3)).astype(float)
+    y = np.zeros(8, dtype=int)
+    base = dict(eps=eps, norm=norm, domain="integer", bounds=(-3, 3), output=output)
+    enum = verify_robust(net, X, y, RobustOptions(**base, engine="enum"))
+    milp = verify_robust(net, X, y, RobustOptions(**base, engine="milp"))
+    for x, e, m in zip(X, enum, milp, strict=True):
+        if output == "argmax":
+            pred = net.argmax_predictions(x[None, :])[0]
+            if pred < 0:
+                assert e.answer == "not_robust" and e.distance == "0"
+                continue
+            truth = any(net.argmax_predictions(xp[None, :])[0] != pred for xp in ball(x, eps, norm, -3, 3))
+        else:
+            ref = net.predict_bits(x[None, :])[0]
+            truth = any(not np.array_equal(net.predict_bits(xp[None, :])[0], ref)
+                        for xp in ball(x, eps, norm, -3, 3))
+        assert e.answer == ("not_robust" if truth else "robust"), (seed, x, e)
+        assert m.answer == e.answer
+        if e.answer == "robust" and e.method != "interval":
+            assert e.method == "enum" and e.note.startswith("exhaustive enumeration")
+        if truth:
+            xp = np.array(e.counterexample)
+            d = np.abs(xp - x)
+            assert (d.max() if norm == "inf" else d.sum()) <= eps and np.all(xp == np.round(xp))
+
+
+def test_reachable_patterns_and_their_costs():
+    """Feature 0 has two units (thresholds 1 and 3): from x = 0 the patterns (1, 0) cost 1 and (1, 1) cost 3."""
+    net = Network([np.array([[1.0, 0.0], [1.0, 0.0], [0.0, -1.0]]), np.ones((1, 3))],
+                  [np.array([1.0, 3.0, 0.0]), np.array([3.0])])
+    x = np.array([0.0, 0.0])
+    r = reach.reachable(net, x, 3, "1", np.full(2, -5.0), np.full(2, 5.0), reach.threshold_layer(net))
+    got = [(f.feature, f.value, f.cost, f.bits.tolist()) for f in r.flips]
+    assert got == [(0, 1.0, 1.0, [1, 0]), (1, 1.0, 1.0, [0]), (0, 3.0, 3.0, [1, 1])]
+    assert r.combinations == 5  # {}, {a}, {b}, {a, b}, {c}: within the L1 budget 3
+    assert list(reach.choices(r, 3, "1")) == [(), (0,), (1,), (2,), (0, 1)]
+    r_inf = reach.reachable(net, x, 3, "inf", np.full(2, -5.0), np.full(2, 5.0), reach.threshold_layer(net))
+    assert r_inf.combinations == 6  # feature 0: 3 patterns, feature 1: 2
+    # the output needs all three units on: x'_0 >= 3 with x'_1 <= 0, at distance 3 in both norms
+    on = lambda rest, U: rest.predict_bits(U)[:, 0] == 1  # noqa: E731
+    assert reach.search(net, x, r, 3, "1", on).tolist() == [3.0, 0.0]
+    assert reach.search(net, x, r_inf, 3, "inf", on).tolist() == [3.0, 0.0]
+    r2 = reach.reachable(net, x, 2, "inf", np.full(2, -5.0), np.full(2, 5.0), reach.threshold_layer(net))
+    assert reach.search(net, x, r2, 2, "inf", on) is None
+
+
+def test_a_mixing_first_layer_is_not_enumerated():
+    net = Network([np.array([[1.0, 1.0]]), np.ones((1, 1))], [np.array([1.0]), np.array([1.0])])
+    assert reach.threshold_layer(net) is None
+    r = verify_robust(net, np.array([[0.0, 0.0]]), np.zeros(1, dtype=int),
+                      RobustOptions(eps=1, domain="integer", bounds=(-2, 2)))[0]
+    assert r.method != "enum" and r.answer == "not_robust"
+
+
+def test_the_search_beyond_the_enumeration_limit_finds_genuine_counterexamples(monkeypatch):
+    from bnnmilp import robust
+
+    monkeypatch.setattr(robust, "ENUM_LIMIT", 4)
+    rng = np.random.default_rng(9)
+    net = threshold_net(rng, 6, 1, [5], 3)
+    X = rng.integers(-3, 4, size=(10, 6)).astype(float)
+    res = verify_robust(net, X, np.zeros(10, dtype=int), RobustOptions(eps=2, domain="integer", bounds=(-3, 3),
+                                                                       output="argmax"))
+    found = [r for r in res if r.note.startswith("search among")]
+    assert found  # the quick search answered some queries on its own
+    for r in found:
+        x, xp = X[r.index], np.array(r.counterexample)
+        assert np.abs(xp - x).max() <= 2
+        assert net.argmax_predictions(xp[None, :])[0] != net.argmax_predictions(x[None, :])[0]
