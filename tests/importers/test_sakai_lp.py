@@ -75,10 +75,11 @@ def ours(tmp_path_factory):
     a = lp.a_matrix_
     start, index, value = np.array(a.start_), np.array(a.index_), np.array(a.value_)
     col_of = np.repeat(np.arange(lp.num_col_), np.diff(start))
+    row_names, col_names = list(lp.row_names_), list(lp.col_names_)  # each property access copies the list
     rows = {}
-    for r_, c, v in zip(index, col_of, value, strict=True):
-        rows.setdefault(lp.row_names_[r_], {})[lp.col_names_[c]] = v
-    lower = dict(zip(lp.row_names_, lp.row_lower_, strict=True))
+    for r_, c, v in zip(index.tolist(), col_of.tolist(), value.tolist(), strict=True):
+        rows.setdefault(row_names[r_], {})[col_names[c]] = v
+    lower = dict(zip(row_names, lp.row_lower_, strict=True))
     return load_weights(d / "n.npz").network, x, rows, lower
 
 
