@@ -83,7 +83,8 @@ def import_model(path: str | Path, fmt: str, integer_inputs: bool = False) -> Im
         net, crep = load_chainer_npz(p)
         output = "argmax"
         source = {"input": "integer pixels 0..255: one threshold per pixel (binarisation inside the network)",
-                  "negated_rows": crep.negated_rows, "constant_rows": crep.constant_rows}
+                  "negated_rows": crep.negated_rows, "constant_rows": crep.constant_rows,
+                  "float32_disagreements": len(crep.float32_disagreements)}
         notes += crep.notes
     net, scaled = unit_scale(Network([compact(W) for W in net.weights], net.thresholds), output)
     domain = weight_domain(net)

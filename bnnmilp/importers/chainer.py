@@ -34,6 +34,7 @@ class ImportReport:
     negated_rows: int = 0
     constant_rows: int = 0
     notes: list[str] = field(default_factory=list)
+    float32_disagreements: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 def _fires(a: Fraction, gamma: Fraction, beta: Fraction, c: Fraction) -> bool:
@@ -132,7 +133,47 @@ def load_chainer_npz(path: str | Path) -> tuple[Network, ImportReport]:
     ws.append(Wo)
     ts.append(lam_out)
     rep.layers.append(Wo.shape[0])
-    return Network(ws, ts), rep
+    net = Network(ws, ts)
+    rep.float32_disagreements = float32_disagreements(arr, net, blocks)
+    if rep.float32_disagreements:
+        rep.notes.append(f"{len(rep.float32_disagreements)} (layer, unit, value) where Chainer's float32 batch norm "
+                         f"decides the other way than exact arithmetic, e.g. {rep.float32_disagreements[:3]}")
+    return net, rep
+
+
+def float32_disagreements(arr: dict[str, np.ndarray], net: Network, blocks: list[int]) -> list[tuple[int, int, int]]:
+    """Every (layer, unit, value) on which Chainer's float32 forward pass and the exact threshold disagree, over
+    the whole finite domain of each unit: pixels 0..255 for the input layer, every reachable sum s = W u of a
+    hidden layer (Chainer computes W z + b = 2 s - sum W + b, an integer plus b, in float32)."""
+    f = np.float32
+
+    def bn(v: np.ndarray, p: str, k: np.ndarray) -> np.ndarray:
+        g, b, m, var = (arr[f"{p}/{q}"][k][:, None] for q in ("gamma", "beta", "avg_mean", "avg_var"))
+        return g * (v - m) / np.sqrt(var + f(2e-5)) + b
+
+    out: list[tuple[int, int, int]] = []
+    n = arr["input_bn/gamma"].shape[0]
+    x = np.arange(256)
+    fl = bn(np.broadcast_to(x.astype(f) / f(255), (n, 256)), "input_bn", np.arange(n)) >= 0
+    W0, lam0 = net.weights[0], net.thresholds[0]
+    w0 = np.diag(W0) if isinstance(W0, np.ndarray) else W0.toarray().diagonal()
+    ex = w0[:, None] * x[None, :] >= lam0[:, None]
+    out += [(1, int(k), int(x[v])) for k, v in np.argwhere(fl != ex)]
+    for l, i in enumerate(blocks, start=2):
+        W = arr[f"blocks/{i}/lin/W"].astype(np.float64)
+        sw, b = W.sum(axis=1), arr[f"blocks/{i}/lin/b"]
+        lo, hi = int(-np.sum(W < 0, axis=1).max()), int(np.sum(W > 0, axis=1).max())
+        s_range = np.arange(-max(-lo, hi), max(-lo, hi) + 1)
+        k = np.arange(W.shape[0])
+        pre = (2 * s_range[None, :] - sw[:, None]).astype(f) + b[:, None]
+        fl = bn(pre, f"blocks/{i}/bn", k) >= 0
+        Wl, lam = net.weights[l - 1], net.thresholds[l - 1]
+        sign = np.where(np.all(Wl == 0, axis=1), 0.0, np.where(np.all(Wl * W >= 0, axis=1), 1.0, -1.0))
+        ex = sign[:, None] * s_range[None, :] >= lam[:, None]
+        reach_lo, reach_hi = -np.sum(W < 0, axis=1), np.sum(W > 0, axis=1)
+        ok = (s_range[None, :] >= reach_lo[:, None]) & (s_range[None, :] <= reach_hi[:, None])
+        out += [(l, int(u), int(s_range[v])) for u, v in np.argwhere((fl != ex) & ok)]
+    return out
 
 
 def float32_scores(path: str | Path, X: np.ndarray) -> np.ndarray:

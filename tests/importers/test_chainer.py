@@ -118,3 +118,23 @@ def test_bad_chainer_files_name_the_array(tmp_path):
     r = CliRunner().invoke(main, ["import", str(tmp_path / "m.npz"), "-o", str(tmp_path / "o.npz")])
     assert r.exit_code == 2 and "blocks/0/lin/W: expected weights in {-1, +1}" in r.stderr
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_float32_disagreements_are_found_over_every_value():
+    """The importer compares its thresholds with Chainer's float32 batch norm on every pixel value and every
+    reachable hidden sum: none differ for Sakai's networks; a threshold moved by one is found at once."""
+    from bnnmilp.importers.chainer import float32_disagreements
+
+    net, rep = load_chainer_npz(SAKAI / "models/mnist_rot.npz")
+    assert rep.float32_disagreements == []
+    with np.load(SAKAI / "models/mnist_rot.npz") as z:
+        arr = {k: z[k] for k in z.files}
+    moved = Network([w.copy() if isinstance(w, np.ndarray) else w for w in net.weights],
+                    [t.copy() for t in net.thresholds])
+    moved.thresholds[0][7] += 1  # one pixel value now decides the other way
+    moved.thresholds[2][3] += 1  # one hidden sum (layer 3, unit 3) too, if it is reachable
+    found = float32_disagreements(arr, moved, [0, 1, 2, 3])
+    w = net.weights[0][7, 7]
+    pixel = int(net.thresholds[0][7] * w)  # the value at the old threshold: exact said 1, now 0
+    assert (1, 7, pixel) in found and [f for f in found if f[:2] == (1, 7)] == [(1, 7, pixel)]
+    assert [f[:2] for f in found if f[0] == 3] == [(3, 3)]
