@@ -18,8 +18,12 @@ FORMATS = {".onnx": "onnx", ".npz": "chainer-npz"}
 @click.option("--integer-inputs", is_flag=True,
               help="ONNX: the inputs are integers (pixels 0..255, say): first-layer thresholds are placed on the "
                    "integer lattice, so no decision depends on rounding.")
+@click.option("--check", "check_data", type=click.Path(dir_okay=False),
+              help="A data file (YAML, CSV, NPZ): compare the imported network's exact predictions with the model's "
+                   "own (Chainer float32, or onnxruntime if installed) and list the samples where they differ.")
 @json_option
-def command(model: str, output: str, fmt: str | None, integer_inputs: bool, as_json: bool) -> None:
+def command(model: str, output: str, fmt: str | None, integer_inputs: bool, check_data: str | None,
+            as_json: bool) -> None:
     """Import a BNN trained elsewhere (ONNX from Larq or PyTorch; Sakai's Chainer npz) as a bnnmilp network,
     exactly.
 
@@ -52,8 +56,9 @@ def command(model: str, output: str, fmt: str | None, integer_inputs: bool, as_j
         raise click.UsageError(f"cannot tell the format of {model!r} from its extension: pass --from onnx or "
                                "--from chainer-npz")
     imported = import_model(model, fmt, integer_inputs)
+    checked = _check(imported, check_data) if check_data else {}
     write_network(output, imported.network, imported.doc)
-    out = {"weights": str(output), **imported.summary}
+    out = {"weights": str(output), **imported.summary, **checked}
     if as_json:
         terminal.emit_json(out)
     else:
@@ -89,3 +94,25 @@ def export_command(network: str, output: str, as_json: bool) -> None:
         terminal.emit_json(out)
     else:
         terminal.table(f"exported {network}", list(out.items()))
+
+
+def _check(imported, path: str) -> dict:
+    """The samples of ``path`` on which the exact network and the model's own float semantics disagree."""
+    import numpy as np
+
+    from bnnmilp.data import load_data
+    from bnnmilp.errors import InputError
+    from bnnmilp.importers import float_predictions
+    from bnnmilp.network import predictions
+
+    ds = load_data(path)
+    ds.check_fits(imported.network.layers[0], imported.network.layers[-1])
+    got = float_predictions(imported.doc["source"], ds.features)
+    if got is None:
+        raise InputError(path, "--check", "the model's own semantics cannot be run (needs onnxruntime for ONNX "
+                                          "models, and a class output)")
+    theirs, name = got
+    ours = predictions(imported.network, ds.features, imported.doc["network"]["output"])
+    differ = np.flatnonzero(ours != theirs)
+    return {"checked_samples": ds.n_samples, "checked_against": name, "disagreements": differ.tolist(),
+            "ties_here": int(np.sum(ours[differ] == -1))}

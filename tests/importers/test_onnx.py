@@ -233,3 +233,20 @@ def test_weights_beyond_one_are_rescaled_by_powers_of_two(tmp_path):
     assert dense(imp.network.weights[1]).tolist() == [[0.5, 0.125], [-0.25, 0.0625]]  # one factor: argmax kept
     X = np.random.default_rng(0).integers(-3, 4, size=(100, 2)).astype(float)
     assert np.array_equal(imp.network.argmax_predictions(X), net.argmax_predictions(X))
+
+
+def test_import_check_compares_with_onnxruntime(tmp_path):
+    rng = np.random.default_rng(11)
+    larq_conv_model(rng, tmp_path / "m.onnx")
+    X = rng.normal(size=(50, 36))
+    np.savez(tmp_path / "d.npz", X=X, y=np.zeros(50, dtype=np.int64))
+    r = CliRunner().invoke(main, ["import", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "n.npz"), "--check",
+                                  str(tmp_path / "d.npz"), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["checked_samples"] == 50 and out["checked_against"] == "onnxruntime (tensor(float))"
+    # every disagreement is a tie between classes (bnnmilp: no class; ArgMax: the first): none is a real one
+    assert 0 < len(out["disagreements"]) == out["ties_here"]
+    assert out["rounded_thresholds"] == 108 and out["sparse_layers"] == [1, 3]
+    net = load_weights(tmp_path / "n.npz").network
+    assert net.layers == [36, 108, 64, 16, 5]
