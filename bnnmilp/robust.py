@@ -129,10 +129,11 @@ ENUM_LIMIT = 2_000_000  # choices of first-layer flips that auto enumerates
 
 def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndarray, hi: np.ndarray,
                    adversarial: Callable, score: Callable | None = None
-                   ) -> tuple[str, np.ndarray | None, str] | None:
-    """(answer, counterexample, note) from the exhaustive enumeration of reachable first-layer bits (``reach``),
-    or None where it does not apply (real inputs, a first layer that mixes features, --min-eps) or, with
-    engine auto, the choices exceed ENUM_LIMIT and a quick search (``reach.attack``) found no counterexample."""
+                   ) -> tuple[str, np.ndarray | None, str, str] | None:
+    """(answer, counterexample, note, method: enum | search) from the exhaustive enumeration of reachable
+    first-layer bits (``reach``), or None where it does not apply (real inputs, a first layer that mixes
+    features, --min-eps) or, with engine auto, the choices exceed ENUM_LIMIT and a quick search
+    (``reach.attack``) found no counterexample."""
     from bnnmilp import reach
 
     if opts.engine == "milp" or opts.domain != "integer" or opts.eps is None or opts.min_eps:
@@ -147,13 +148,13 @@ def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndar
     if r.combinations > ENUM_LIMIT:
         xp = reach.attack(net, x, r, opts.eps, opts.norm, adversarial, score)
         if xp is not None:
-            return "not_robust", xp, f"search among {flips}: replayed exactly"
+            return "not_robust", xp, f"search among {flips}: replayed exactly", "search"
         if opts.engine == "auto":
             return None
     xp = reach.search(net, x, r, opts.eps, opts.norm, adversarial)
     if xp is None:
-        return "robust", None, f"exhaustive enumeration: {flips}, none adversarial"
-    return "not_robust", xp, f"enumeration ({flips}): replayed exactly"
+        return "robust", None, f"exhaustive enumeration: {flips}, none adversarial", "enum"
+    return "not_robust", xp, f"enumeration ({flips}): replayed exactly", "enum"
 
 
 def reference_bits(net: Network, x: np.ndarray, label: int, against: str) -> tuple[np.ndarray, np.ndarray]:
@@ -198,12 +199,12 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
     found = by_enumeration(net, x, opts, lo, hi,
                            lambda rest, U: np.any((U if rest is None else rest.predict_bits(U)) != ref, axis=1))
     if found is not None:
-        _, xp, note = found
+        _, xp, note, how = found
         if xp is None:
-            return done("robust", "enum", note=note)
+            return done("robust", how, note=note)
         genuine, dist = replay(net, xp, x, ref, opts, lo, hi)
         if genuine:
-            return done("not_robust", "enum", counterexample=xp.tolist(), distance=fraction_str(dist), note=note)
+            return done("not_robust", how, counterexample=xp.tolist(), distance=fraction_str(dist), note=note)
     q = build_query(net, x, ref, opts)
     if session is not None:
         sol = session.solve(x, ref, lo, hi)
@@ -309,12 +310,12 @@ def verify_argmax_sample(net: Network, x: np.ndarray, label: int, index: int, op
 
     found = by_enumeration(net, x, opts, lo, hi, beaten, margin)
     if found is not None:
-        _, xp, note = found
+        _, xp, note, how = found
         if xp is None:
-            return done("robust", "enum", note=note)
+            return done("robust", how, note=note)
         inside, dist = in_perturbation_set(xp, x, opts, lo, hi)
         if inside and int(net.argmax_predictions(xp[None, :])[0]) != y:
-            return done("not_robust", "enum", counterexample=xp.tolist(), distance=fraction_str(dist), note=note)
+            return done("not_robust", how, counterexample=xp.tolist(), distance=fraction_str(dist), note=note)
     bits_opts = replace(opts, against="prediction", output="bits")
     open_rivals, methods = [], set()
     for k in range(net.weights[-1].shape[0]):
