@@ -47,6 +47,16 @@ NONNEGATIVE = Finite(min=0)
 NUMBER = Finite()
 
 
+def load_box_option(path: str | None, n_inputs: int) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """--box FILE: per-feature (lower, upper) as tuples (RobustOptions are hashable), or None."""
+    if path is None:
+        return None
+    from bnnmilp.data import load_box
+
+    lo, hi = load_box(path, n_inputs)
+    return tuple(lo.tolist()), tuple(hi.tolist())
+
+
 def parse_bounds(value: str | None) -> tuple[float, float] | None:
     """--bounds LO:HI: the input domain, finite, LO <= HI."""
     if value is None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_FILE, json_option, load_inputs
+from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_FILE, json_option, load_box_option, load_inputs
 
 
 @click.command("encode")
@@ -24,12 +24,14 @@ from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_FILE, json_option, load_input
 @click.option("--norm", type=click.Choice(["inf", "1"]), default="inf", show_default=True)
 @click.option("--domain", type=click.Choice(["continuous", "integer"]), default="continuous", show_default=True)
 @click.option("--bounds", help="Input domain LO:HI.")
+@click.option("--box", type=click.Path(dir_okay=False),
+              help="Per-feature input bounds: a YAML or NPZ file with lower and upper.")
 @click.option("--against", type=click.Choice(["prediction", "label"]), default="prediction", show_default=True)
 @click.option("--min-eps", is_flag=True)
 @json_option
 def command(network: str, data: str, output: str, fmt: str | None, writer: str, robust: bool, sample: int,
-            eps: float | None, norm: str, domain: str, bounds: str | None, against: str, min_eps: bool,
-            as_json: bool) -> None:
+            eps: float | None, norm: str, domain: str, bounds: str | None, box: str | None, against: str,
+            min_eps: bool, as_json: bool) -> None:
     """Write the training MILP of NETWORK (spec YAML) on DATA (YAML) as an MPS or LP file.
 
     Variables are named w_l_k_j (weights), lam_l / lam_l_k (thresholds),
@@ -50,7 +52,7 @@ def command(network: str, data: str, output: str, fmt: str | None, writer: str, 
     if fmt not in ("mps", "lp"):
         raise InputError(output, None, "cannot tell the format: use a .mps or .lp extension, or --format")
     if robust:
-        model = _robust_model(network, data, sample, eps, norm, domain, bounds, against, min_eps)
+        model = _robust_model(network, data, sample, eps, norm, domain, bounds, box, against, min_eps)
     else:
         spec, ds = load_inputs(network, data)
         model = formulations.get("theorem1").build(spec, ds.features, ds.targets(spec.network.n_outputs)).model
@@ -78,7 +80,7 @@ def command(network: str, data: str, output: str, fmt: str | None, writer: str, 
         terminal.table(f"wrote {output}", [(k, v) for k, v in stats.items() if k not in ("file",)])
 
 
-def _robust_model(weights, data, sample, eps, norm, domain, bounds, against, min_eps):
+def _robust_model(weights, data, sample, eps, norm, domain, bounds, box, against, min_eps):
     from dataclasses import replace
 
     import numpy as np
@@ -98,7 +100,9 @@ def _robust_model(weights, data, sample, eps, norm, domain, bounds, against, min
     lim = parse_bounds(bounds)
     if eps is None and not (min_eps and lim is not None):
         raise InputError(None, "--eps", "expected a radius (or --min-eps with --bounds)")
-    opts = RobustOptions(eps=eps, norm=norm, domain=domain, bounds=lim, against=against, min_eps=min_eps)
+    per_feature = load_box_option(box, wf.spec.network.n_inputs)
+    opts = RobustOptions(eps=eps, norm=norm, domain=domain, bounds=lim, against=against, min_eps=min_eps,
+                         box=per_feature)
     x = ds.features[sample]
     if wf.spec.network.output == "argmax":  # some class k != y with s_k >= s_y (ties count)
         if min_eps:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_FILE, POSITIVE, json_option, parse_bounds
+from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_FILE, POSITIVE, json_option, load_box_option, parse_bounds
 
 
 @click.command("verify")
@@ -127,12 +127,7 @@ def _robust(wf, ds, eps, norm, domain, bounds, box, engine, against, min_eps, ti
         raise InputError(wf.path, "network.output", "bits: --min-eps and --reuse-model need step outputs (for an "
                                                     "argmax output, give --eps)")
     ds.check_fits(wf.spec.network.n_inputs, wf.spec.network.n_outputs)
-    per_feature = None
-    if box is not None:
-        from bnnmilp.data import load_box
-
-        lo, hi = load_box(box, wf.spec.network.n_inputs)
-        per_feature = (tuple(lo.tolist()), tuple(hi.tolist()))
+    per_feature = load_box_option(box, wf.spec.network.n_inputs)
     opts = RobustOptions(eps=eps, norm=norm, domain=domain, bounds=bounds, against=against, min_eps=min_eps,
                          time_limit=time_limit, prune=prune, reuse=reuse, output=wf.spec.network.output,
                          engine=engine, box=per_feature)
