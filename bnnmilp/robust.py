@@ -157,6 +157,39 @@ def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndar
     return "not_robust", xp, f"enumeration ({flips}): replayed exactly", "enum"
 
 
+def smallest_by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, adversarial: Callable,
+                            score: Callable | None = None) -> tuple[str, int, np.ndarray | None, str] | None:
+    """--min-eps for integer inputs: budgets e = 1, 2, ... each decided by ``by_enumeration``. Returns
+    ("not_robust", e, x', note) when e is the smallest adversarial budget (every smaller one proven robust by
+    exhaustive enumeration), ("robust", e, None, note) when no input of the domain is adversarial (e the
+    largest budget that matters), ("unknown", e, None, note) when budget e could not be decided (every
+    smaller one is robust: e is a proven lower bound), or None where enumeration does not apply."""
+    from bnnmilp import reach
+
+    if opts.engine == "milp" or opts.domain != "integer" or reach.threshold_layer(net) is None:
+        return None
+    if opts.output == "argmax" and len(net.weights) < 2:
+        return None
+    dom_lo, dom_hi = search_box(x, replace(opts, eps=None))
+    span = np.maximum(x - dom_lo, dom_hi - x)
+    if not np.all(np.isfinite(span)):
+        return None
+    top = int(span.max() if opts.norm == "inf" else span.sum())
+    t0 = time.perf_counter()
+    for e in range(1, top + 1):
+        at = replace(opts, eps=float(e), min_eps=False)
+        lo, hi = search_box(x, at)
+        found = by_enumeration(net, x, at, lo, hi, adversarial, score)
+        if found is None or (found[0] == "robust" and found[3] != "enum"):
+            return "unknown", e, None, f"budget {e} not decided by enumeration; every budget below is robust"
+        if found[0] == "not_robust":
+            return "not_robust", e, found[1], f"smallest budget {e}: every budget below proven robust by " \
+                                              f"exhaustive enumeration; at {e}: {found[2]}"
+        if opts.time_limit is not None and time.perf_counter() - t0 > opts.time_limit:
+            return "unknown", e + 1, None, f"time limit after budget {e}: every budget up to {e} is robust"
+    return "robust", top, None, f"no input of the domain changes the output (budgets up to {top} enumerated)"
+
+
 def reference_bits(net: Network, x: np.ndarray, label: int, against: str) -> tuple[np.ndarray, np.ndarray]:
     """(the network's exact output bits on x, the bits a perturbation must keep)."""
     out = net.predict_bits(x[None, :])[0]
@@ -196,8 +229,15 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
         fixed = fixed_output(net, lo, hi)
         if fixed is not None and np.array_equal(fixed, ref):
             return done("robust", "interval", note="interval arithmetic fixes every output bit over the ball")
-    found = by_enumeration(net, x, opts, lo, hi,
-                           lambda rest, U: np.any((U if rest is None else rest.predict_bits(U)) != ref, axis=1))
+    def differs(rest, U) -> np.ndarray:
+        return np.any((U if rest is None else rest.predict_bits(U)) != ref, axis=1)
+
+    if opts.min_eps:
+        best = smallest_by_enumeration(net, x, opts, differs)
+        if best is not None and best[0] != "unknown":
+            return _min_eps_result(done, net, x, opts, best, lambda xp: replay(net, xp, x, ref, replace(
+                opts, eps=float(best[1]), min_eps=False), *search_box(x, replace(opts, eps=None)))[0])
+    found = by_enumeration(net, x, opts, lo, hi, differs)
     if found is not None:
         _, xp, note, how = found
         if xp is None:
@@ -260,6 +300,20 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
 _SESSIONS: dict[int, QuerySession] = {}
 
 
+def _min_eps_result(done: Callable, net: Network, x: np.ndarray, opts: RobustOptions, best: tuple,
+                    genuine: Callable[[np.ndarray], bool]) -> SampleResult:
+    """A SampleResult from ``smallest_by_enumeration``: the counterexample replayed exactly, the bound proven."""
+    answer, e, xp, note = best
+    if answer == "not_robust":
+        if not genuine(xp):
+            return done("unknown", "enum", min_eps_bound=float(e), note="the enumerated point does not replay")
+        _, dist = in_perturbation_set(xp, x, replace(opts, eps=None, min_eps=True), *search_box(x, replace(
+            opts, eps=None)))
+        return done("not_robust", "enum", counterexample=xp.tolist(), distance=fraction_str(dist),
+                    min_eps_bound=float(e), note=note)
+    return done(answer, "enum", min_eps_bound=float(e), note=note)
+
+
 def _session(net: Network, opts: RobustOptions, key: int) -> QuerySession | None:
     """One reusable model per process and network (only with a finite input domain)."""
     if not opts.reuse or opts.bounds is None or not all(map(math.isfinite, opts.bounds)):
@@ -307,6 +361,14 @@ def verify_argmax_sample(net: Network, x: np.ndarray, label: int, index: int, op
 
     def margin(rest, U) -> np.ndarray:  # s_y - max_k s_k in floating point: only steers the search
         return rest.score_margins(U, np.full(U.shape[0], y))
+
+    if opts.min_eps:
+        best = smallest_by_enumeration(net, x, opts, beaten, margin)
+        if best is None:
+            return done("unknown", "none", note="--min-eps on argmax outputs needs integer inputs and a threshold "
+                                                "input layer (enumeration)")
+        return _min_eps_result(done, net, x, opts, best,
+                               lambda xp: int(net.argmax_predictions(xp[None, :])[0]) != y)
 
     found = by_enumeration(net, x, opts, lo, hi, beaten, margin)
     if found is not None:

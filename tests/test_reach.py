@@ -107,3 +107,33 @@ def test_the_search_beyond_the_enumeration_limit_finds_genuine_counterexamples(m
         x, xp = X[r.index], np.array(r.counterexample)
         assert np.abs(xp - x).max() <= 2
         assert net.argmax_predictions(xp[None, :])[0] != net.argmax_predictions(x[None, :])[0]
+
+
+@pytest.mark.parametrize(("seed", "norm", "output"), list(itertools.product(range(3), ["inf", "1"],
+                                                                            ["bits", "argmax"])))
+def test_min_eps_by_enumeration_matches_brute_force(seed, norm, output):
+    rng = np.random.default_rng(500 + seed)
+    net = threshold_net(rng, 3, 1, [4], 3 if output == "argmax" else 2)
+    X = rng.integers(-3, 4, size=(6, 3)).astype(float)
+    res = verify_robust(net, X, np.zeros(6, dtype=int), RobustOptions(eps=None, norm=norm, domain="integer",
+                                                                      bounds=(-3, 3), min_eps=True, output=output))
+    for x, r in zip(X, res, strict=True):
+        if output == "argmax":
+            y = net.argmax_predictions(x[None, :])[0]
+            if y < 0:
+                continue
+
+            def bad(xp, y=y):
+                return net.argmax_predictions(xp[None, :])[0] != y
+        else:
+            ref = net.predict_bits(x[None, :])[0]
+
+            def bad(xp, ref=ref):
+                return not np.array_equal(net.predict_bits(xp[None, :])[0], ref)
+        dists = [(np.abs(xp - x).max() if norm == "inf" else np.abs(xp - x).sum())
+                 for xp in ball(x, 18, norm, -3, 3) if bad(xp)]
+        if not dists:
+            assert r.answer == "robust" and r.method == "enum"
+        else:
+            assert r.answer == "not_robust" and r.method == "enum" and r.distance == str(int(min(dists)))
+            assert r.min_eps_bound == min(dists)

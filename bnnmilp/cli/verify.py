@@ -123,9 +123,9 @@ def _robust(wf, ds, eps, norm, domain, bounds, box, engine, against, min_eps, ti
 
     if eps is None and not (min_eps and bounds is not None):
         raise InputError(None, "--eps", "expected a radius (or --min-eps with --bounds)")
-    if wf.spec.network.output == "argmax" and (min_eps or reuse):
-        raise InputError(wf.path, "network.output", "bits: --min-eps and --reuse-model need step outputs (for an "
-                                                    "argmax output, give --eps)")
+    if wf.spec.network.output == "argmax" and (reuse or (min_eps and domain != "integer")):
+        raise InputError(wf.path, "network.output", "bits: --reuse-model, and --min-eps on real inputs, need step "
+                                                    "outputs (for an argmax output, give --eps or --domain integer)")
     ds.check_fits(wf.spec.network.n_inputs, wf.spec.network.n_outputs)
     per_feature = load_box_option(box, wf.spec.network.n_inputs)
     opts = RobustOptions(eps=eps, norm=norm, domain=domain, bounds=bounds, against=against, min_eps=min_eps,

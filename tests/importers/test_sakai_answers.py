@@ -58,3 +58,17 @@ def test_sakais_known_answers(files, ds, idx, label, norm, eps, answer):
         assert res["float_check"].startswith("adversarial in Chainer float32 too")
     else:
         assert res["method"] in ("enum", "interval", "milp")
+
+
+@pytest.mark.parametrize(("ds", "norm", "smallest"), [("mnist_back_image", "inf", 2), ("mnist_back_image", "1", 4),
+                                                      ("mnist_rot", "inf", 1), ("mnist_rot", "1", 3)])
+def test_smallest_perturbations(files, ds, norm, smallest):
+    """--min-eps: every smaller budget proven robust by enumeration, a counterexample at the optimum."""
+    net, data, x = files[ds]
+    r = CliRunner().invoke(main, ["verify", str(net), str(data), "--robust", "--min-eps", "--norm", norm,
+                                  "--domain", "integer", "--bounds", "0:255", "--against", "label", "--json"])
+    (res,) = json.loads(r.stdout)["results"]
+    assert r.exit_code == 1 and res["answer"] == "not_robust" and res["distance"] == str(smallest)
+    assert res["min_eps_bound"] == smallest and res["method"] == "enum"
+    d = np.abs(np.array(res["counterexample"]) - x)
+    assert (d.max() if norm == "inf" else d.sum()) == smallest
