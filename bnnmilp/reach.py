@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bnnmilp.network import Network
-from bnnmilp.sparse import Csr, row
+from bnnmilp.sparse import Csr, dense, row
 
 BATCH = 4096
 
@@ -112,36 +112,82 @@ def _count_l1(flips: list[Flip], eps: float) -> int:
 
 def choices(reach: Reach, eps: float, norm: str) -> Iterator[tuple[int, ...]]:
     """Every admissible choice of flips (indices into reach.flips, at most one per feature), by number of flips
-    and, for L1, within the budget."""
+    and, for L1, only within the budget (a depth-first walk over flips sorted by cost: nothing over budget is
+    generated)."""
     flips = reach.flips
-    for size in range(len({f.feature for f in flips}) + 1):
-        if norm == "1" and size > eps:  # every flip costs at least 1
+    n_features = len({f.feature for f in flips})
+    if norm == "inf":
+        for size in range(n_features + 1):
+            for combo in itertools.combinations(range(len(flips)), size):
+                if len({flips[i].feature for i in combo}) == size:
+                    yield combo
+        return
+    cost = [f.cost for f in flips]  # sorted ascending
+
+    def walk(start: int, left: int, budget: float, chosen: list[int], used: set[int]) -> Iterator[tuple[int, ...]]:
+        if left == 0:
+            yield tuple(chosen)
             return
-        for combo in itertools.combinations(range(len(flips)), size):
-            feats = [flips[i].feature for i in combo]
-            if len(set(feats)) != size:
+        for i in range(start, len(flips)):
+            if cost[i] * left > budget:  # the remaining picks cost at least cost[i] each
+                return
+            if flips[i].feature in used:
                 continue
-            if norm == "1" and sum(flips[i].cost for i in combo) > eps:
-                continue
-            yield combo
+            chosen.append(i)
+            used.add(flips[i].feature)
+            yield from walk(i + 1, left - 1, budget - cost[i], chosen, used)
+            chosen.pop()
+            used.discard(flips[i].feature)
+
+    for size in range(min(n_features, math.floor(eps)) + 1):
+        yield from walk(0, size, eps, [], set())
+
+
+def _incremental(net: Network, reach: Reach):
+    """(D, a_base, lambda, later layers) to evaluate the second layer from the flips alone, a = a_base + sum of the
+    chosen flips' rows D_i = W2[:, units_i] (bits_i - base_i); None unless that arithmetic is exact (integer
+    weights and thresholds, sums below 2^52) and later layers remain for the output rule."""
+    if len(net.weights) < 3 or not reach.flips:
+        return None
+    rest = Network(net.weights[1:], net.thresholds[1:])
+    if not rest._integral(0, reach.base_bits[None, :].astype(np.float64)):
+        return None
+    W2 = dense(net.weights[1])
+    base = reach.base_bits.astype(np.float64)
+    D = np.zeros((len(reach.flips) + 1, W2.shape[0]))  # the last row: no flip (padding)
+    for i, f in enumerate(reach.flips):
+        D[i] = W2[:, f.units] @ (f.bits.astype(np.float64) - base[f.units])
+    if np.abs(D).sum(axis=0).max() + np.abs(W2 @ base).max() >= 2.0**52:
+        return None
+    return D, W2 @ base, net.thresholds[1], Network(net.weights[2:], net.thresholds[2:])
 
 
 def search(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adversarial) -> np.ndarray | None:
-    """The first choice whose first-layer bits make ``adversarial(outputs)`` true, as an input x'; None when no
-    admissible choice does (exhaustive). ``adversarial`` gets the exact outputs of the later layers for a batch
-    of first-layer bit vectors and returns a boolean per row."""
+    """The first choice whose first-layer bits make ``adversarial(later, inputs)`` true, as an input x'; None
+    when no admissible choice does (exhaustive). ``adversarial`` gets the network after the first layer (or,
+    where the second layer is evaluated incrementally and exactly, after the second) and a batch of its
+    input bit vectors, and returns a boolean per row."""
     rest = Network(net.weights[1:], net.thresholds[1:]) if len(net.weights) > 1 else None
+    fast = _incremental(net, reach)
     it = choices(reach, eps, norm)
+    pad = len(reach.flips)
     while True:
         batch = list(itertools.islice(it, BATCH))
         if not batch:
             return None
-        U = np.repeat(reach.base_bits[None, :], len(batch), axis=0)
-        for r, combo in enumerate(batch):
-            for i in combo:
-                f = reach.flips[i]
-                U[r, f.units] = f.bits
-        hit = np.flatnonzero(adversarial(rest, U))
+        if fast is not None:
+            D, a0, lam, later = fast
+            idx = np.full((len(batch), max(1, *(len(c) for c in batch))), pad)
+            for r, combo in enumerate(batch):
+                idx[r, :len(combo)] = combo
+            hit = np.flatnonzero(adversarial(later, (a0 + D[idx].sum(axis=1) >= lam).astype(np.int8)))
+        else:
+            U = np.repeat(reach.base_bits[None, :], len(batch), axis=0)
+            for r, combo in enumerate(batch):
+                for i in combo:
+                    f = reach.flips[i]
+                    U[r, f.units] = f.bits
+            hit = np.flatnonzero(adversarial(rest, U))
         if hit.size:
             xp = x.copy()
             for i in batch[int(hit[0])]:
