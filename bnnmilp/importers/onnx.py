@@ -166,15 +166,17 @@ class _Importer:
     def matvec(self, M: Csr, c: np.ndarray, node) -> np.ndarray:
         """M c exactly (c rationals): grouped by the distinct values of c, each group a row sum of doubles."""
         out = _full(M.shape[0], F0)
-        cv = c[M.indices] if M.nnz else np.zeros(0, dtype=object)
-        for v in set(cv.tolist()):
+        keys: dict[Fraction, int] = {}
+        code = np.array([keys.setdefault(v, len(keys)) for v in c.tolist()], dtype=np.int64)
+        cv = code[M.indices]
+        rows_all = M.row_of
+        for v, u in keys.items():
             if v == 0:
                 continue
-            mask = np.array([x == v for x in cv.tolist()])
-            terms, rows = M.data[mask], M.row_of[mask]
+            mask = cv == u
+            terms, rows = M.data[mask], rows_all[mask]
             if sums_exact(terms, rows):
-                sums = np.bincount(rows, weights=terms, minlength=M.shape[0])
-                out = out + v * _fr(sums)
+                out = out + v * _fr(np.bincount(rows, weights=terms, minlength=M.shape[0]))
             else:
                 exact = _full(M.shape[0], F0)
                 for t, rw in zip(terms.tolist(), rows.tolist(), strict=True):
