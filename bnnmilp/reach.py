@@ -264,6 +264,92 @@ def attack(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adv
         combo, current = cands[best], float(sc[best])
 
 
+@dataclass
+class BnB:
+    answer: str  # robust | not_robust | unknown (node limit)
+    counterexample: np.ndarray | None
+    nodes: int
+    leaves: int
+
+
+def branch_and_bound(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adversarial, safe,
+                     node_limit: int = 200_000) -> BnB | None:
+    """Exhaustive search over the choices with pruning: features are decided one by one (no flip, or one of
+    their patterns within the budget); at each node the second layer's pre-activations are bounded by the
+    chosen flips plus, per undecided feature, the least and most any of its patterns adds. Where those bounds
+    fix every second-layer bit, the subtree has one outcome, evaluated exactly; where ``safe(later, lo, hi)``
+    (rigorous interval arithmetic on the later layers) proves the output unchanged for every bit vector in
+    [lo, hi], the subtree is pruned. Sums are of integers (``_incremental``), so every bound is exact; a
+    completed search is a proof. None where the incremental arithmetic does not apply."""
+    fast = _incremental(net, reach)
+    if fast is None:
+        return None
+    D, a0, lam, later = fast
+    flips = reach.flips
+    feats = sorted({f.feature for f in flips}, key=lambda j: -max(np.abs(D[i]).sum() for i, f in enumerate(flips)
+                                                                       if f.feature == j))
+    alts = {j: [i for i, f in enumerate(flips) if f.feature == j] for j in feats}
+    lo_add = np.array([np.minimum(0.0, D[alts[j]].min(axis=0)) for j in feats]) if feats else np.zeros((0, a0.size))
+    hi_add = np.array([np.maximum(0.0, D[alts[j]].max(axis=0)) for j in feats]) if feats else np.zeros((0, a0.size))
+    # suffix sums: what the features from depth d on can still add
+    lo_rest = np.vstack([np.cumsum(lo_add[::-1], axis=0)[::-1], np.zeros((1, a0.size))])
+    hi_rest = np.vstack([np.cumsum(hi_add[::-1], axis=0)[::-1], np.zeros((1, a0.size))])
+    min_cost = min((f.cost for f in flips), default=math.inf)
+    stats = {"nodes": 0, "leaves": 0}
+
+    def as_input(chosen: list[int]) -> np.ndarray:
+        xp = x.copy()
+        for i in chosen:
+            xp[flips[i].feature] = flips[i].value
+        return xp
+
+    def visit(depth: int, a: np.ndarray, budget: float, chosen: list[int]) -> np.ndarray | bool | None:
+        stats["nodes"] += 1
+        if stats["nodes"] > node_limit:
+            return False
+        rest_lo, rest_hi = lo_rest[depth], hi_rest[depth]
+        if norm == "1":  # at most k more flips: per unit, the k most negative (positive) additions
+            k = math.floor(budget / min_cost) if min_cost > 0 else len(feats)
+            left = len(feats) - depth
+            if k == 0:
+                rest_lo, rest_hi = 0.0, 0.0
+            elif k < left:
+                rest_lo = np.partition(lo_add[depth:], k - 1, axis=0)[:k].sum(axis=0)
+                rest_hi = -np.partition(-hi_add[depth:], k - 1, axis=0)[:k].sum(axis=0)
+        b_lo = (a + rest_lo >= lam).astype(np.int8)
+        b_hi = (a + rest_hi >= lam).astype(np.int8)
+        if np.array_equal(b_lo, b_hi) or depth == len(feats):  # one outcome for the whole subtree
+            stats["leaves"] += 1
+            return as_input(chosen) if adversarial(later, b_lo[None, :])[0] else None
+        if safe(later, b_lo.astype(np.float64), b_hi.astype(np.float64)):
+            return None
+        j = feats[depth]
+        found = visit(depth + 1, a, budget, chosen)
+        if found is not None:
+            return found
+        for i in alts[j]:
+            if norm == "1" and flips[i].cost > budget:
+                continue
+            found = visit(depth + 1, a + D[i], budget - (flips[i].cost if norm == "1" else 0.0), [*chosen, i])
+            if found is not None:
+                return found
+        return None
+
+    import sys
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 4 * len(feats) + 100))
+    try:
+        out = visit(0, a0.copy(), float(eps), [])
+    finally:
+        sys.setrecursionlimit(limit)
+    if out is False:
+        return BnB("unknown", None, stats["nodes"], stats["leaves"])
+    if out is None:
+        return BnB("robust", None, stats["nodes"], stats["leaves"])
+    return BnB("not_robust", out, stats["nodes"], stats["leaves"])
+
+
 def dense_first_layer(net: Network) -> Network:
     """A copy whose first layer is dense (the enumeration reads its rows one by one)."""
     W = net.weights[0]

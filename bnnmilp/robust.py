@@ -20,10 +20,16 @@ import numpy as np
 
 from bnnmilp.backends import SolveOptions, highs
 from bnnmilp.formulations import get
-from bnnmilp.formulations.robustness import RobustnessQuery, fixed_output, granularity
+from bnnmilp.formulations.robustness import (
+    RobustnessQuery,
+    fixed_output,
+    granularity,
+    ibp_bounds,
+    interval_affine,
+)
 from bnnmilp.network import Network
 from bnnmilp.replay import in_perturbation_set, replay
-from bnnmilp.sparse import is_sparse, values
+from bnnmilp.sparse import dense, is_sparse, values
 from bnnmilp.yamlio import fraction_str
 
 
@@ -40,7 +46,7 @@ class RobustOptions:
     cross_check: bool = True
     reuse: bool = False  # with finite --bounds: one model for all samples, changed by bounds per sample
     output: str = "bits"  # bits: any output bit differs; argmax: some class k != y scores s_k >= s_y
-    engine: str = "auto"  # auto: enumeration where it applies and is small, else milp | enum | milp
+    engine: str = "auto"  # auto: enum where small, else search, sat, branch and bound, milp | enum | sat | milp
     box: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # per-feature lower and upper bounds
 
 
@@ -128,8 +134,8 @@ ENUM_LIMIT = 2_000_000  # choices of first-layer flips that auto enumerates
 
 
 def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndarray, hi: np.ndarray,
-                   adversarial: Callable, score: Callable | None = None
-                   ) -> tuple[str, np.ndarray | None, str, str] | None:
+                   adversarial: Callable, score: Callable | None = None, safe: Callable | None = None,
+                   target: np.ndarray | int | None = None) -> tuple[str, np.ndarray | None, str, str] | None:
     """(answer, counterexample, note, method: enum | search) from the exhaustive enumeration of reachable
     first-layer bits (``reach``), or None where it does not apply (real inputs, a first layer that mixes
     features, --min-eps) or, with engine auto, the choices exceed ENUM_LIMIT and a quick search
@@ -145,10 +151,25 @@ def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndar
         return None
     r = reach.reachable(net, x, opts.eps, opts.norm, lo, hi, units)
     flips = f"{len(r.flips)} reachable first-layer patterns, {r.combinations} choices"
-    if r.combinations > ENUM_LIMIT:
-        xp = reach.attack(net, x, r, opts.eps, opts.norm, adversarial, score)
+    if opts.engine == "sat" or r.combinations > ENUM_LIMIT:
+        from bnnmilp import sat
+
+        xp = reach.attack(net, x, r, opts.eps, opts.norm, adversarial, score) if opts.engine != "sat" else None
         if xp is not None:
             return "not_robust", xp, f"search among {flips}: replayed exactly", "search"
+        limit = opts.time_limit if opts.engine == "sat" else min(opts.time_limit or 10.0, 10.0)
+        answer = sat.solve(net, x, r, opts.eps, opts.norm, opts.output, target, limit) \
+            if target is not None else None
+        if answer is not None and answer.answer != "unknown":
+            return answer.answer, answer.counterexample, f"{answer.note} over {flips}", "sat"
+        if opts.engine == "sat":
+            return "unknown", None, answer.note if answer else "the SAT encoding does not apply", "sat"
+        bnb = reach.branch_and_bound(net, x, r, opts.eps, opts.norm, adversarial, safe, 20_000) if safe else None
+        if bnb is not None and bnb.answer != "unknown":
+            how = f"branch and bound over {flips} ({bnb.nodes} nodes, {bnb.leaves} evaluated exactly)"
+            if bnb.answer == "robust":
+                return "robust", None, f"{how}: the rest pruned by interval arithmetic, none adversarial", "enum"
+            return "not_robust", bnb.counterexample, f"{how}: replayed exactly", "enum"
         if opts.engine == "auto":
             return None
     xp = reach.search(net, x, r, opts.eps, opts.norm, adversarial)
@@ -158,7 +179,8 @@ def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndar
 
 
 def smallest_by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, adversarial: Callable,
-                            score: Callable | None = None) -> tuple[str, int, np.ndarray | None, str] | None:
+                            score: Callable | None = None, safe: Callable | None = None,
+                            target: np.ndarray | int | None = None) -> tuple[str, int, np.ndarray | None, str] | None:
     """--min-eps for integer inputs: budgets e = 1, 2, ... each decided by ``by_enumeration``. Returns
     ("not_robust", e, x', note) when e is the smallest adversarial budget (every smaller one proven robust by
     exhaustive enumeration), ("robust", e, None, note) when no input of the domain is adversarial (e the
@@ -179,8 +201,8 @@ def smallest_by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, ad
     for e in range(1, top + 1):
         at = replace(opts, eps=float(e), min_eps=False)
         lo, hi = search_box(x, at)
-        found = by_enumeration(net, x, at, lo, hi, adversarial, score)
-        if found is None or (found[0] == "robust" and found[3] != "enum"):
+        found = by_enumeration(net, x, at, lo, hi, adversarial, score, safe, target)
+        if found is None or found[0] == "unknown":
             return "unknown", e, None, f"budget {e} not decided by enumeration; every budget below is robust"
         if found[0] == "not_robust":
             return "not_robust", e, found[1], f"smallest budget {e}: every budget below proven robust by " \
@@ -232,16 +254,20 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
     def differs(rest, U) -> np.ndarray:
         return np.any((U if rest is None else rest.predict_bits(U)) != ref, axis=1)
 
+    def same_output(later: Network, lo_bits: np.ndarray, hi_bits: np.ndarray) -> bool:
+        fixed = fixed_output(later, lo_bits, hi_bits)
+        return fixed is not None and np.array_equal(fixed, ref)
+
     if opts.min_eps:
-        best = smallest_by_enumeration(net, x, opts, differs)
+        best = smallest_by_enumeration(net, x, opts, differs, safe=same_output, target=ref)
         if best is not None and best[0] != "unknown":
             return _min_eps_result(done, net, x, opts, best, lambda xp: replay(net, xp, x, ref, replace(
                 opts, eps=float(best[1]), min_eps=False), *search_box(x, replace(opts, eps=None)))[0])
-    found = by_enumeration(net, x, opts, lo, hi, differs)
+    found = by_enumeration(net, x, opts, lo, hi, differs, safe=same_output, target=ref)
     if found is not None:
-        _, xp, note, how = found
-        if xp is None:
-            return done("robust", how, note=note)
+        answer, xp, note, how = found
+        if answer != "not_robust":
+            return done(answer, how, note=note)
         genuine, dist = replay(net, xp, x, ref, opts, lo, hi)
         if genuine:
             return done("not_robust", how, counterexample=xp.tolist(), distance=fraction_str(dist), note=note)
@@ -362,19 +388,29 @@ def verify_argmax_sample(net: Network, x: np.ndarray, label: int, index: int, op
     def margin(rest, U) -> np.ndarray:  # s_y - max_k s_k in floating point: only steers the search
         return rest.score_margins(U, np.full(U.shape[0], y))
 
+    def y_wins(later: Network, lo_bits: np.ndarray, hi_bits: np.ndarray) -> bool:
+        """Rigorously: s_k < s_y for every k != y and every bit vector in [lo, hi] (interval arithmetic)."""
+        if len(later.weights) > 1:
+            g_lo, g_hi = ibp_bounds(Network(later.weights[:-1], later.thresholds[:-1]), lo_bits, hi_bits)[-1]
+            lo_bits, hi_bits = (g_lo >= 0).astype(np.float64), (g_hi >= 0).astype(np.float64)
+        W, lam = dense(later.weights[-1]), later.thresholds[-1]
+        _, up = interval_affine(W - W[y], lo_bits, hi_bits, lam - lam[y])
+        up[y] = -np.inf
+        return bool(np.all(up < 0))
+
     if opts.min_eps:
-        best = smallest_by_enumeration(net, x, opts, beaten, margin)
+        best = smallest_by_enumeration(net, x, opts, beaten, margin, y_wins, y)
         if best is None:
             return done("unknown", "none", note="--min-eps on argmax outputs needs integer inputs and a threshold "
                                                 "input layer (enumeration)")
         return _min_eps_result(done, net, x, opts, best,
                                lambda xp: int(net.argmax_predictions(xp[None, :])[0]) != y)
 
-    found = by_enumeration(net, x, opts, lo, hi, beaten, margin)
+    found = by_enumeration(net, x, opts, lo, hi, beaten, margin, y_wins, y)
     if found is not None:
-        _, xp, note, how = found
-        if xp is None:
-            return done("robust", how, note=note)
+        answer, xp, note, how = found
+        if answer != "not_robust":
+            return done(answer, how, note=note)
         inside, dist = in_perturbation_set(xp, x, opts, lo, hi)
         if inside and int(net.argmax_predictions(xp[None, :])[0]) != y:
             return done("not_robust", how, counterexample=xp.tolist(), distance=fraction_str(dist), note=note)

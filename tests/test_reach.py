@@ -137,3 +137,41 @@ def test_min_eps_by_enumeration_matches_brute_force(seed, norm, output):
         else:
             assert r.answer == "not_robust" and r.method == "enum" and r.distance == str(int(min(dists)))
             assert r.min_eps_bound == min(dists)
+
+
+def sat_net(rng, d0: int, hidden: list[int], out: int) -> Network:
+    """A threshold input layer (one unit per feature) and +-1 / 0 later layers: the SAT encoding applies."""
+    w = rng.choice([-1.0, 1.0], size=d0)
+    ws, ts = [np.diag(w)], [rng.choice([-2.0, -1.0, 0.0, 1.0, 2.0], size=d0) * w]
+    for a, b in itertools.pairwise([d0, *hidden, out]):
+        last = b == out
+        ws.append(rng.choice([-1.0, 1.0] if last else [-1.0, 0.0, 1.0], size=(b, a)))
+        ts.append(rng.choice([-1.0, 0.0, 1.0, 2.0], size=b) + (0.5 if last else 0.0))
+    return Network(ws, ts)
+
+
+@pytest.mark.parametrize(("seed", "norm", "eps", "output"), list(itertools.product(range(3), ["inf", "1"], [1, 2],
+                                                                                  ["bits", "argmax"])))
+def test_sat_engine_matches_brute_force(seed, norm, eps, output):
+    from bnnmilp import sat
+
+    rng = np.random.default_rng(800 + seed)
+    net = sat_net(rng, 4, [5, 4], 3 if output == "argmax" else 2)
+    X = rng.integers(-3, 4, size=(8, 4)).astype(float)
+    res = verify_robust(net, X, np.zeros(8, dtype=int), RobustOptions(eps=eps, norm=norm, domain="integer",
+                                                                      bounds=(-3, 3), output=output, engine="sat"))
+    for x, r in zip(X, res, strict=True):
+        if output == "argmax":
+            y = net.argmax_predictions(x[None, :])[0]
+            if y < 0:
+                continue
+            truth = any(net.argmax_predictions(xp[None, :])[0] != y for xp in ball(x, eps, norm, -3, 3))
+        else:
+            ref = net.predict_bits(x[None, :])[0]
+            truth = any(not np.array_equal(net.predict_bits(xp[None, :])[0], ref) for xp in ball(x, eps, norm, -3, 3))
+        if r.method == "interval":
+            assert not truth
+            continue
+        assert r.method == "sat" and r.answer == ("not_robust" if truth else "robust"), (seed, x, r)
+        if not truth:
+            assert r.note.startswith(f"UNSAT by {sat.SOLVERS[0]} and {sat.SOLVERS[1]}")

@@ -20,9 +20,11 @@ from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_FILE, POSITIVE, json_option, 
 @click.option("--bounds", help="Input domain LO:HI (e.g. 0:16 for the digits).")
 @click.option("--box", type=click.Path(dir_okay=False),
               help="Per-feature input bounds: a YAML or NPZ file with lower and upper (one number per feature).")
-@click.option("--engine", type=click.Choice(["auto", "enum", "milp"]), default="auto", show_default=True,
+@click.option("--engine", type=click.Choice(["auto", "enum", "sat", "milp"]), default="auto", show_default=True,
               help="enum: exhaustive enumeration of the first-layer bits the ball can flip (integer inputs, a "
-                   "threshold input layer); milp: HiGHS; auto: enum where it applies and is small, else milp.")
+                   "threshold input layer); sat: a SAT encoding of the bit-level layers (python-sat, UNSAT "
+                   "confirmed by a second solver); milp: HiGHS; auto: enum where small, else a quick search, "
+                   "sat, branch and bound, milp.")
 @click.option("--against", type=click.Choice(["prediction", "label"]), default="prediction", show_default=True,
               help="A perturbation counts when the output bits differ from the network's own or the label's.")
 @click.option("--min-eps", is_flag=True, help="Find the smallest perturbation that changes the output bits.")

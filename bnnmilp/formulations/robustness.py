@@ -65,7 +65,7 @@ def granularity(W: np.ndarray | Csr, lam: np.ndarray) -> float:
     return g if g >= 1e-6 else 0.0
 
 
-def _interval_affine(W: np.ndarray | Csr, lo: np.ndarray, hi: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, ...]:
+def interval_affine(W: np.ndarray | Csr, lo: np.ndarray, hi: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, ...]:
     """Rigorous enclosure of g = W v - lambda for lo <= v <= hi, widened by a floating-point error bound."""
     Wp, Wn = elementwise(W, lambda v: np.maximum(v, 0.0)), elementwise(W, lambda v: np.minimum(v, 0.0))
     g_lo = matvec(Wp, lo) + matvec(Wn, hi) - lam
@@ -80,7 +80,7 @@ def ibp_bounds(net: Network, box_lo: np.ndarray, box_hi: np.ndarray) -> list[tup
     out = []
     lo, hi = box_lo.astype(np.float64), box_hi.astype(np.float64)
     for W, lam in zip(net.weights, net.thresholds, strict=True):
-        g_lo, g_hi = _interval_affine(W, lo, hi, lam)
+        g_lo, g_hi = interval_affine(W, lo, hi, lam)
         out.append((g_lo, g_hi))
         lo = (g_lo >= 0).astype(np.float64)  # surely 1
         hi = (g_hi >= 0).astype(np.float64)  # possibly 1 (a tie at 0 is bit 1)
@@ -161,7 +161,7 @@ def add_rivals(b: ModelBuilder, net: Network, xp: np.ndarray, lo: np.ndarray, hi
     W, lam = dense(net.weights[-1]), net.thresholds[-1]
     rivals = [k for k in range(W.shape[0]) if k != y]
     D, dl = W[rivals] - W[y], lam[rivals] - lam[y]
-    g_lo, g_hi = _interval_affine(D, in_lo, in_hi, dl)
+    g_lo, g_hi = interval_affine(D, in_lo, in_hi, dl)
     L, _ = lattice_bounds(np.minimum(g_lo, 0.0), g_hi, granularity(D, dl) if deltas[-1] else 0.0)
     z = b.add_vars("z", (len(rivals),), 0.0, 1.0, True, fmt="z_{0}")
     cols = np.concatenate([np.broadcast_to(inp[None, :], D.shape), z[:, None]], axis=1)
