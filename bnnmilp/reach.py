@@ -199,9 +199,9 @@ def search(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adv
 
 def attack(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adversarial, score=None,
            rounds: int = 8, seed: int = 0) -> np.ndarray | None:
-    """A quick search for an adversarial choice where enumeration is too large: random choices (each feature
-    takes one of its alternatives with probability p, within the L1 budget), then, with ``score`` (lower is
-    closer to adversarial), a greedy descent adding the flip that lowers it most. Finds counterexamples only;
+    """A quick search for an adversarial choice where enumeration is too large: with ``score`` (lower is closer
+    to adversarial) a greedy descent adding the flip that lowers it most, then random choices (each feature
+    takes one of its alternatives with probability p, within the L1 budget). Finds counterexamples only;
     proves nothing."""
     rng = np.random.default_rng(seed)
     rest = Network(net.weights[1:], net.thresholds[1:]) if len(net.weights) > 1 else None
@@ -227,6 +227,29 @@ def attack(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adv
     def admissible(combo: list[int]) -> bool:
         return norm == "inf" or sum(flips[i].cost for i in combo) <= eps
 
+    def _greedy(score) -> np.ndarray | None:
+        """Add the flip that lowers ``score`` most, while it does and the budget allows."""
+        combo: list[int] = []
+        current = float(score(rest, bits_of([combo]))[0])
+        while True:
+            used = {flips[i].feature for i in combo}
+            cands = [[*combo, i] for i in range(len(flips)) if flips[i].feature not in used and admissible([*combo, i])]
+            if not cands:
+                return None
+            U = bits_of(cands)
+            hit = np.flatnonzero(adversarial(rest, U))
+            if hit.size:
+                return as_input(cands[int(hit[0])])
+            sc = score(rest, U)
+            best = int(np.argmin(sc))
+            if sc[best] >= current:
+                return None
+            combo, current = cands[best], float(sc[best])
+
+    if score is not None:
+        found = _greedy(score)
+        if found is not None:
+            return found
     for r in range(rounds):
         p = (0.5, 0.25, 0.75, 0.1)[r % 4]
         chosen = []
@@ -244,24 +267,7 @@ def attack(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adv
         hit = np.flatnonzero(adversarial(rest, bits_of(chosen)))
         if hit.size:
             return as_input(chosen[int(hit[0])])
-    if score is None:
-        return None
-    combo: list[int] = []
-    current = float(score(rest, bits_of([combo]))[0])
-    while True:
-        used = {flips[i].feature for i in combo}
-        cands = [[*combo, i] for i in range(len(flips)) if flips[i].feature not in used and admissible([*combo, i])]
-        if not cands:
-            return None
-        U = bits_of(cands)
-        hit = np.flatnonzero(adversarial(rest, U))
-        if hit.size:
-            return as_input(cands[int(hit[0])])
-        sc = score(rest, U)
-        best = int(np.argmin(sc))
-        if sc[best] >= current:
-            return None
-        combo, current = cands[best], float(sc[best])
+    return None
 
 
 @dataclass
