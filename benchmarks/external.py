@@ -75,8 +75,9 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/external"))
     args = ap.parse_args()
-    work = Path(args.out).parent / "external_nets"
-    work.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="bnnmilp_external_"))  # the imported networks (not results)
     rows, pairs = [], []
     for ds in ("mnist", "mnist_rot", "mnist_back_image"):
         imp = import_model(SAKAI / f"models/{ds}.npz", "chainer-npz")
