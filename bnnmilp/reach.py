@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bnnmilp.network import Network
-from bnnmilp.sparse import Csr, dense, row
+from bnnmilp.sparse import dense, row
 
 BATCH = 4096
 
@@ -354,9 +354,3 @@ def branch_and_bound(net: Network, x: np.ndarray, reach: Reach, eps: float, norm
     if out is None:
         return BnB("robust", None, stats["nodes"], stats["leaves"])
     return BnB("not_robust", out, stats["nodes"], stats["leaves"])
-
-
-def dense_first_layer(net: Network) -> Network:
-    """A copy whose first layer is dense (the enumeration reads its rows one by one)."""
-    W = net.weights[0]
-    return Network([W.toarray() if isinstance(W, Csr) else W, *net.weights[1:]], net.thresholds)

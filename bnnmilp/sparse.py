@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-Matrix = "np.ndarray | Csr"
 _CHUNK = 2_000_000  # entries of the (samples x non-zeros) product held at once
 
 
