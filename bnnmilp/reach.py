@@ -162,111 +162,132 @@ def _incremental(net: Network, reach: Reach):
     return D, W2 @ base, net.thresholds[1], Network(net.weights[2:], net.thresholds[2:])
 
 
+class Evaluator:
+    """Evaluates batches of choices: F is an int matrix of flip indices (one row per choice, -1 for none), and
+    ``bits(F)`` gives the bits the rest of the network reads, with ``rest`` that network. Where the second layer
+    is evaluated incrementally and exactly (``_incremental``) that is the second layer's bits and the network
+    after it; otherwise the first layer's bits and the network after the first layer."""
+
+    def __init__(self, net: Network, reach: Reach) -> None:
+        self.reach = reach
+        self.fast = _incremental(net, reach)
+        if self.fast is not None:
+            self.rest: Network | None = self.fast[3]
+        else:
+            self.rest = Network(net.weights[1:], net.thresholds[1:]) if len(net.weights) > 1 else None
+
+    def bits(self, F: np.ndarray) -> np.ndarray:
+        if self.fast is not None:
+            D, a0, lam, _ = self.fast  # D's last row is zero: index -1 adds nothing
+            M = np.zeros((F.shape[0], D.shape[0]))  # which flips each choice takes (a product of integers: exact)
+            M[np.arange(F.shape[0])[:, None], F] = 1.0
+            return (a0 + M @ D >= lam).astype(np.int8)
+        U = np.repeat(self.reach.base_bits[None, :], F.shape[0], axis=0)
+        for flip in np.unique(F[F >= 0]):  # a loop over flips, not over choices
+            f = self.reach.flips[int(flip)]
+            rows = np.flatnonzero(np.equal(F, flip).any(axis=1))
+            U[np.ix_(rows, f.units)] = f.bits
+        return U
+
+    def matrix(self, batch: list) -> np.ndarray:
+        F = np.full((len(batch), max(1, *(len(c) for c in batch))), -1)
+        for r, combo in enumerate(batch):
+            F[r, :len(combo)] = combo
+        return F
+
+    def as_input(self, x: np.ndarray, combo) -> np.ndarray:
+        xp = x.copy()
+        for i in combo:
+            if i >= 0:
+                xp[self.reach.flips[int(i)].feature] = self.reach.flips[int(i)].value
+        return xp
+
+
 def search(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adversarial) -> np.ndarray | None:
-    """The first choice whose first-layer bits make ``adversarial(later, inputs)`` true, as an input x'; None
-    when no admissible choice does (exhaustive). ``adversarial`` gets the network after the first layer (or,
-    where the second layer is evaluated incrementally and exactly, after the second) and a batch of its
-    input bit vectors, and returns a boolean per row."""
-    rest = Network(net.weights[1:], net.thresholds[1:]) if len(net.weights) > 1 else None
-    fast = _incremental(net, reach)
+    """The first choice whose first-layer bits make ``adversarial(rest, bits)`` true, as an input x'; None when
+    no admissible choice does (exhaustive). ``adversarial`` gets the rest of the network and a batch of its
+    input bit vectors (``Evaluator``) and returns a boolean per row."""
+    ev = Evaluator(net, reach)
     it = choices(reach, eps, norm)
-    pad = len(reach.flips)
     while True:
         batch = list(itertools.islice(it, BATCH))
         if not batch:
             return None
-        if fast is not None:
-            D, a0, lam, later = fast
-            idx = np.full((len(batch), max(1, *(len(c) for c in batch))), pad)
-            for r, combo in enumerate(batch):
-                idx[r, :len(combo)] = combo
-            hit = np.flatnonzero(adversarial(later, (a0 + D[idx].sum(axis=1) >= lam).astype(np.int8)))
-        else:
-            U = np.repeat(reach.base_bits[None, :], len(batch), axis=0)
-            for r, combo in enumerate(batch):
-                for i in combo:
-                    f = reach.flips[i]
-                    U[r, f.units] = f.bits
-            hit = np.flatnonzero(adversarial(rest, U))
+        F = ev.matrix(batch)
+        hit = np.flatnonzero(adversarial(ev.rest, ev.bits(F)))
         if hit.size:
-            xp = x.copy()
-            for i in batch[int(hit[0])]:
-                xp[reach.flips[i].feature] = reach.flips[i].value
-            return xp
+            return ev.as_input(x, F[int(hit[0])])
         if len(batch) < BATCH:
             return None
+
+
+def random_choices(reach: Reach, eps: float, norm: str, p: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n random admissible choices as a flip-index matrix: each feature flips with probability p to one of its
+    patterns (uniformly); for L1, the flips are then kept in a random order while the budget lasts."""
+    flips = reach.flips
+    feats = sorted({f.feature for f in flips})
+    alts = [[i for i, f in enumerate(flips) if f.feature == j] for j in feats]
+    width = max(len(a) for a in alts)
+    table = np.array([a + [a[0]] * (width - len(a)) for a in alts])  # feature x alternative -> flip
+    count = np.array([len(a) for a in alts])
+    pick = (rng.random((n, len(feats))) * count).astype(np.int64)
+    F = np.where(rng.random((n, len(feats))) < p, table[np.arange(len(feats)), pick], -1)
+    if norm == "1":
+        cost = np.array([f.cost for f in flips] + [0.0])
+        order = np.argsort(rng.random(F.shape), axis=1)
+        Fo = np.take_along_axis(F, order, axis=1)
+        keep = np.cumsum(cost[Fo], axis=1) <= eps
+        F = np.where(keep, Fo, -1)
+    return F
 
 
 def attack(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adversarial, score=None,
            rounds: int = 8, seed: int = 0) -> np.ndarray | None:
     """A quick search for an adversarial choice where enumeration is too large: with ``score`` (lower is closer
-    to adversarial) a greedy descent adding the flip that lowers it most, then random choices (each feature
-    takes one of its alternatives with probability p, within the L1 budget). Finds counterexamples only;
-    proves nothing."""
+    to adversarial) a greedy descent adding the flip that lowers it most, then random choices
+    (``random_choices``). Finds counterexamples only; proves nothing."""
     rng = np.random.default_rng(seed)
-    rest = Network(net.weights[1:], net.thresholds[1:]) if len(net.weights) > 1 else None
     flips = reach.flips
     if not flips:
         return None
-    feats = sorted({f.feature for f in flips})
-    alts = {j: [i for i, f in enumerate(flips) if f.feature == j] for j in feats}
+    ev = Evaluator(net, reach)
+    feature = np.array([f.feature for f in flips])
+    cost = np.array([f.cost for f in flips])
 
-    def bits_of(chosen: list[list[int]]) -> np.ndarray:
-        U = np.repeat(reach.base_bits[None, :], len(chosen), axis=0)
-        for r, combo in enumerate(chosen):
-            for i in combo:
-                U[r, flips[i].units] = flips[i].bits
-        return U
-
-    def as_input(combo: list[int]) -> np.ndarray:
-        xp = x.copy()
-        for i in combo:
-            xp[flips[i].feature] = flips[i].value
-        return xp
-
-    def admissible(combo: list[int]) -> bool:
-        return norm == "inf" or sum(flips[i].cost for i in combo) <= eps
-
-    def _greedy(score) -> np.ndarray | None:
+    def greedy() -> np.ndarray | None:
         """Add the flip that lowers ``score`` most, while it does and the budget allows."""
         combo: list[int] = []
-        current = float(score(rest, bits_of([combo]))[0])
+        current = float(score(ev.rest, ev.bits(np.full((1, 1), -1)))[0])
+        spent = 0.0
         while True:
-            used = {flips[i].feature for i in combo}
-            cands = [[*combo, i] for i in range(len(flips)) if flips[i].feature not in used and admissible([*combo, i])]
-            if not cands:
+            ok = ~np.isin(feature, feature[combo]) if combo else np.ones(len(flips), bool)
+            if norm == "1":
+                ok &= spent + cost <= eps
+            cand = np.flatnonzero(ok)
+            if not cand.size:
                 return None
-            U = bits_of(cands)
-            hit = np.flatnonzero(adversarial(rest, U))
+            F = np.concatenate([np.repeat(np.array(combo, dtype=np.int64)[None, :], cand.size, axis=0),
+                                cand[:, None]], axis=1)
+            U = ev.bits(F)
+            hit = np.flatnonzero(adversarial(ev.rest, U))
             if hit.size:
-                return as_input(cands[int(hit[0])])
-            sc = score(rest, U)
+                return ev.as_input(x, F[int(hit[0])])
+            sc = score(ev.rest, U)
             best = int(np.argmin(sc))
             if sc[best] >= current:
                 return None
-            combo, current = cands[best], float(sc[best])
+            combo.append(int(cand[best]))
+            current, spent = float(sc[best]), spent + float(cost[cand[best]])
 
     if score is not None:
-        found = _greedy(score)
+        found = greedy()
         if found is not None:
             return found
     for r in range(rounds):
-        p = (0.5, 0.25, 0.75, 0.1)[r % 4]
-        chosen = []
-        for _ in range(BATCH):
-            combo = [alts[j][rng.integers(len(alts[j]))] for j in feats if rng.random() < p]
-            if norm == "1":
-                rng.shuffle(combo)
-                kept, total = [], 0.0
-                for i in combo:
-                    if total + flips[i].cost <= eps:
-                        kept.append(i)
-                        total += flips[i].cost
-                combo = kept
-            chosen.append(combo)
-        hit = np.flatnonzero(adversarial(rest, bits_of(chosen)))
+        F = random_choices(reach, eps, norm, (0.5, 0.25, 0.75, 0.1)[r % 4], BATCH, rng)
+        hit = np.flatnonzero(adversarial(ev.rest, ev.bits(F)))
         if hit.size:
-            return as_input(chosen[int(hit[0])])
+            return ev.as_input(x, F[int(hit[0])])
     return None
 
 

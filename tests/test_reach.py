@@ -84,6 +84,33 @@ def test_reachable_patterns_and_their_costs():
     assert reach.search(net, x, r2, 2, "inf", on) is None
 
 
+@pytest.mark.parametrize("norm", ["inf", "1"])
+def test_batches_of_choices_evaluate_to_the_forward_pass(norm):
+    """Evaluator.bits, incremental (integer layers: the second layer from flip sums) or not (half-integer
+    thresholds), equals the forward pass at the inputs the choices stand for; random choices are admissible."""
+    rng = np.random.default_rng(21)
+    for half in (False, True):
+        net = threshold_net(rng, 5, 2, [4, 3], 2)
+        if half:
+            net.thresholds[1] = net.thresholds[1] + 0.5
+        x = rng.integers(-2, 3, size=5).astype(float)
+        r = reach.reachable(net, x, 3, norm, np.full(5, -3.0), np.full(5, 3.0), reach.threshold_layer(net))
+        ev = reach.Evaluator(net, r)
+        assert (ev.fast is None) == half
+        F = reach.random_choices(r, 3, norm, 0.5, 300, rng)
+        assert F.shape == (300, len({f.feature for f in r.flips})) and (F >= 0).any() and (F < 0).any()
+        for row in F:
+            chosen = [r.flips[i] for i in row if i >= 0]
+            assert len({f.feature for f in chosen}) == len(chosen)  # one pattern per feature
+            if norm == "1":
+                assert sum(f.cost for f in chosen) <= 3
+        X = np.array([ev.as_input(x, row) for row in F])
+        assert np.abs(X - x).max() <= 3 and (norm == "inf" or np.abs(X - x).sum(axis=1).max() <= 3)
+        depth = 1 if half else 2  # the layers the evaluator has already applied
+        assert np.array_equal(ev.bits(F), net.forward(X)[depth - 1])
+        assert len(ev.rest.weights) == len(net.weights) - depth
+
+
 def test_a_mixing_first_layer_is_not_enumerated():
     net = Network([np.array([[1.0, 1.0]]), np.ones((1, 1))], [np.array([1.0]), np.array([1.0])])
     assert reach.threshold_layer(net) is None
