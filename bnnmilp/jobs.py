@@ -1,11 +1,12 @@
 """One execution layer for independent jobs: in process, on a local process pool, or on Dask.
 
-A job is a kind and a JSON payload (spec, data paths, options); its key is the sha256 of both plus the
-data files' fingerprints, so a rerun recognises finished jobs. Results are written per job, atomically,
-to OUT/jobs/KEY.json as they arrive: a rerun skips them and resumes. A job lost with its worker (a
-crashed process) is retried up to ``retries`` times; a job that raises records its error and the others
-go on. Dask (``bnnmilp[dask]``) is imported only when a scheduler is given: ``local`` starts a
-LocalCluster on this machine, ``tcp://HOST:PORT`` joins a running cluster.
+A job is a kind ("train", "member", "robust") and a JSON payload (spec, file paths, options); its key is
+the sha256 of both plus the fingerprints of the files it names (data, test, weights, box), so a rerun
+recognises finished jobs. Results are written per job, atomically, to OUT/jobs/KEY.json as they arrive:
+a rerun skips them and resumes. A job lost with its worker (a crashed process) is retried up to
+``retries`` times; a job that raises records its error and the others go on. Dask (``bnnmilp[dask]``) is
+imported only when a scheduler is given: ``local`` starts a LocalCluster on this machine,
+``tcp://HOST:PORT`` joins a running cluster.
 """
 
 from __future__ import annotations
@@ -31,13 +32,30 @@ class Job:
 
     @staticmethod
     def make(kind: str, payload: dict[str, Any]) -> Job:
-        files = {}
-        for name in ("data", "test"):
-            p = payload.get(name)
-            if p:
-                files[name] = hashlib.sha256(Path(p).read_bytes()).hexdigest()
+        files = {name: fingerprint(payload[name]) for name in ("data", "test", "weights", "box") if payload.get(name)}
         blob = json.dumps({"kind": kind, "payload": payload, "files": files}, sort_keys=True)
         return Job(kind, payload, hashlib.sha256(blob.encode()).hexdigest()[:20])
+
+
+_PRINTS: dict[tuple, str] = {}
+
+
+def fingerprint(path: str | Path) -> str:
+    """sha256 of a file, or of the weights files under a folder (a run folder, an ensemble and its members),
+    remembered per size and modification time (a thousand jobs on one data file hash it once)."""
+    p = Path(path)
+    files = sorted(f for f in p.rglob("weights.*") if f.is_file()) if p.is_dir() else [p]
+    stamp = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if stamp not in _PRINTS:
+        if not p.is_dir():
+            _PRINTS[stamp] = hashlib.sha256(p.read_bytes()).hexdigest()
+        else:
+            h = hashlib.sha256()
+            for f in files:
+                h.update(str(f.relative_to(p)).encode())
+                h.update(hashlib.sha256(f.read_bytes()).digest())
+            _PRINTS[stamp] = h.hexdigest()
+    return _PRINTS[stamp]
 
 
 def run_job(job: Job) -> dict[str, Any]:
@@ -47,6 +65,10 @@ def run_job(job: Job) -> dict[str, Any]:
     new_highs()  # keep HiGHS' banner off stdout in worker processes too
     if job.kind == "train":
         return _train_job(job.payload)
+    if job.kind == "robust":
+        from bnnmilp.robust import run_query
+
+        return run_query(job.payload)
     if job.kind == "member":
         from bnnmilp.ensemble import train_member
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 
@@ -448,24 +447,75 @@ def _task(args: tuple) -> SampleResult:
     return verify_sample(net, x, label, index, opts, _session(net, opts, key))
 
 
-def verify_robust(net: Network, X: np.ndarray, labels: np.ndarray, opts: RobustOptions, workers: int = 1,
+def verify_robust(net: Network, X: np.ndarray, labels: np.ndarray, opts: RobustOptions,
                   on_result: Callable[[SampleResult], None] | None = None) -> list[SampleResult]:
-    """Verify every sample; in parallel processes with workers > 1. Results come back in sample order."""
+    """Verify every sample, in this process, in sample order (``query_jobs`` runs them as jobs elsewhere)."""
     key = hash((tuple(values(w).tobytes() for w in net.weights), tuple(t.tobytes() for t in net.thresholds), opts))
-    tasks = [(net.weights, net.thresholds, X[i], int(labels[i]), i, opts, key) for i in range(X.shape[0])]
     results: list[SampleResult] = []
-    if workers <= 1:
-        for t in tasks:
-            results.append(_task(t))
-            if on_result:
-                on_result(results[-1])
-        return results
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for r in pool.map(_task, tasks, chunksize=max(1, math.ceil(len(tasks) / (8 * workers)))):
-            results.append(r)
-            if on_result:
-                on_result(r)
+    for i in range(X.shape[0]):
+        results.append(_task((net.weights, net.thresholds, X[i], int(labels[i]), i, opts, key)))
+        if on_result:
+            on_result(results[-1])
     return results
+
+
+def query_jobs(weights: str, data: str, n_samples: int, opts: RobustOptions, box: str | None = None) -> list:
+    """One job per sample for the execution layer (``bnnmilp.jobs``: in process, a process pool or Dask; results
+    written per query, a rerun resumes). The payload names files, not arrays: a worker loads the network
+    (a weights file, a run folder or an ensemble) and the data once per process."""
+    from pathlib import Path
+
+    from bnnmilp.jobs import Job
+
+    options = {k: v for k, v in asdict(replace(opts, box=None)).items()}
+    base = {"weights": str(Path(weights).resolve()), "data": str(Path(data).resolve()),
+            "box": str(Path(box).resolve()) if box else None, "options": options}
+    return [Job.make("robust", {**base, "index": i}) for i in range(n_samples)]
+
+
+_LOADED: dict[tuple, tuple] = {}
+
+
+def _loaded(weights: str, data: str, box: str | None) -> tuple:
+    """(weights file or ensemble, data set, per-feature box, session key), loaded once per process."""
+    from pathlib import Path
+
+    from bnnmilp.data import load_box, load_data
+    from bnnmilp.runs import load_weights
+
+    stamp = tuple((p, Path(p).stat().st_mtime_ns) for p in (weights, data, box) if p)
+    if stamp not in _LOADED:
+        _LOADED.clear()
+        wf, ds = load_weights(weights), load_data(data)
+        per = None
+        if box:
+            lo, hi = load_box(box, ds.n_features)
+            per = (tuple(lo.tolist()), tuple(hi.tolist()))
+        _LOADED[stamp] = (wf, ds, per, hash(stamp))
+    return _LOADED[stamp]
+
+
+def run_query(payload: dict) -> dict:
+    """Execute one ``query_jobs`` job; the SampleResult as a dict."""
+    from bnnmilp.ensemble import EnsembleFile
+
+    wf, ds, per, key = _loaded(payload["weights"], payload["data"], payload.get("box"))
+    o = dict(payload["options"])
+    o["bounds"] = tuple(o["bounds"]) if o.get("bounds") is not None else None
+    opts = RobustOptions(**{**o, "box": per})
+    i = int(payload["index"])
+    x, y = ds.features[i], int(ds.labels[i])
+    if isinstance(wf, EnsembleFile):
+        return verify_ensemble_sample(wf, x, y, i, opts).to_dict()
+    net = wf.network
+    return _task((net.weights, net.thresholds, x, y, i, opts, hash((key, opts)))).to_dict()
+
+
+def from_record(rec: dict, index: int) -> SampleResult:
+    """A job record back as a SampleResult; a job that failed is an ``unknown`` naming its error."""
+    if rec.get("ok") and rec.get("result"):
+        return SampleResult(**rec["result"])
+    return SampleResult(index, "unknown", "error", 0.0, note=f"job failed: {rec.get('error')}")
 
 
 def check_in_float(results: list[SampleResult], predict: Callable[[np.ndarray], tuple[np.ndarray, str] | None]

@@ -86,3 +86,18 @@ def test_ensemble_robustness_matches_enumeration(tiny, tmp_path, eps, norm):
         assert (r.answer == "robust") == truth, (x, r)
         if r.counterexample is not None:
             assert int(ens.predict(np.array([r.counterexample]))[0]) != c0
+
+
+def test_ensemble_robustness_runs_as_jobs_on_a_pool(tiny, tmp_path):
+    """--workers applies to ensembles too: the same answers as the library's in-process loop."""
+    train_ens(tiny, tmp_path / "run")
+    ens = load_weights(tmp_path / "run")
+    X = np.array(yaml.safe_load((tiny / "data.yaml").read_text())["features"], float)
+    y = np.array(yaml.safe_load((tiny / "data.yaml").read_text())["labels"], int)
+    ref = verify_robust_ensemble(ens, X, y, RobustOptions(eps=1, norm="1", domain="integer", bounds=(0, 3)))
+    r = CliRunner().invoke(main, ["verify", str(tmp_path / "run"), str(tiny / "data.yaml"), "--robust", "--eps", "1",
+                                  "--norm", "1", "--domain", "integer", "--bounds", "0:3", "--workers", "2", "--json",
+                                  "-o", str(tmp_path / "out")])
+    got = json.loads(r.stdout)["results"]
+    assert [(g["answer"], g["counterexample"]) for g in got] == [(e.answer, e.counterexample) for e in ref]
+    assert len(list((tmp_path / "out/jobs").glob("*.json"))) == len(X)

@@ -2,7 +2,16 @@ from __future__ import annotations
 
 import click
 
-from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_FILE, POSITIVE, json_option, load_box_option, parse_bounds
+from bnnmilp.cli.common import (
+    NONNEGATIVE,
+    OUTPUT_DIR,
+    OUTPUT_FILE,
+    POSITIVE,
+    json_option,
+    load_box_option,
+    parse_bounds,
+    scheduler_option,
+)
 
 
 @click.command("verify")
@@ -30,7 +39,14 @@ from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_FILE, POSITIVE, json_option, 
 @click.option("--min-eps", is_flag=True, help="Find the smallest perturbation that changes the output bits.")
 @click.option("--time-limit", type=POSITIVE, default=60.0, show_default=True,
               help="Seconds per sample query.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Parallel processes.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="--robust: queries on this many local processes (or Dask workers with --scheduler local).")
+@scheduler_option("--robust: run the queries on Dask: 'local' starts a LocalCluster, tcp://HOST:PORT joins a "
+                  "cluster started with `dask scheduler` and `dask worker` (pip install 'bnnmilp[dask]'; workers "
+                  "read WEIGHTS and DATA by their absolute paths).")
+@click.option("-o", "--out", "out_dir", callback=OUTPUT_DIR, type=click.Path(file_okay=False),
+              help="--robust: write each query's result to OUT/jobs/KEY.json as it finishes and the report to "
+                   "OUT/robustness.json; a rerun with the same OUT skips finished queries (resumes).")
 @click.option("--no-prune", is_flag=True, help="Skip interval-arithmetic pruning (every sample gets a MILP).")
 @click.option("--reuse-model", is_flag=True, help="One MILP for all samples (needs --bounds), changed by bounds per "
                                                   "sample, instead of a model built per sample.")
@@ -39,8 +55,8 @@ from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_FILE, POSITIVE, json_option, 
 @json_option
 def command(weights: str, data: str | None, proof: str | None, robust: bool, eps: float | None, norm: str,
             domain: str, bounds: str | None, box: str | None, engine: str, against: str, min_eps: bool,
-            time_limit: float, workers: int, no_prune: bool, reuse_model: bool, counterexamples: str | None,
-            as_json: bool) -> None:
+            time_limit: float, workers: int, scheduler: str | None, out_dir: str | None, no_prune: bool,
+            reuse_model: bool, counterexamples: str | None, as_json: bool) -> None:
     """Check the claims of WEIGHTS (a weights.yaml or a run folder) on DATA, in exact arithmetic.
 
     Without --robust: recomputes the forward pass with rational arithmetic where floating point cannot
@@ -90,14 +106,14 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
             raise InputError(wf.path, "--box" if box is not None else "--engine",
                              "one network (per-feature boxes and enumeration are not available for ensembles)")
         if robust or min_eps:
-            _robust_ensemble(wf, ds, eps, norm, domain, parse_bounds(bounds), against, time_limit, workers, as_json)
+            run = Runner(weights, data, workers, scheduler, out_dir)
+            _robust_ensemble(wf, ds, eps, norm, domain, parse_bounds(bounds), against, time_limit, run, as_json)
         else:
             _verify_ensemble(wf, ds, as_json)
         return
     if robust or min_eps:
-        _robust(wf, ds, eps, norm, domain, parse_bounds(bounds), box, engine, against, min_eps, time_limit, workers,
-                not no_prune,
-                reuse_model, counterexamples, as_json)
+        _robust(wf, ds, eps, norm, domain, parse_bounds(bounds), box, engine, against, min_eps, time_limit,
+                Runner(weights, data, workers, scheduler, out_dir), not no_prune, reuse_model, counterexamples, as_json)
         return
     from bnnmilp.verify import verify_weights
 
@@ -115,12 +131,42 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
         raise SystemExit(1)
 
 
-def _robust(wf, ds, eps, norm, domain, bounds, box, engine, against, min_eps, time_limit, workers, prune, reuse,
+class Runner:
+    """Runs one robustness query per sample as jobs (``robust.query_jobs`` on ``jobs.execute``): in this process,
+    on --workers processes or on Dask; results per query in OUT/jobs (resumable) or in a temporary folder."""
+
+    def __init__(self, weights: str, data: str, workers: int, scheduler: str | None, out: str | None) -> None:
+        self.weights, self.data, self.workers, self.scheduler, self.out = weights, data, workers, scheduler, out
+
+    def __call__(self, n: int, opts, box: str | None = None) -> list:
+        import tempfile
+
+        from bnnmilp.cli import terminal
+        from bnnmilp.jobs import execute
+        from bnnmilp.robust import from_record, query_jobs
+
+        jobs = query_jobs(self.weights, self.data, n, opts, box)
+        with tempfile.TemporaryDirectory(prefix="bnnmilp_verify_") as tmp, terminal.sample_progress(n) as advance:
+            records = execute(jobs, self.out or tmp, workers=self.workers, scheduler=self.scheduler,
+                              on_done=advance)
+        return [from_record(r, i) for i, r in enumerate(records)]
+
+    def report(self, doc: dict) -> None:
+        """OUT/robustness.json: what --json prints."""
+        if self.out:
+            from pathlib import Path
+
+            from bnnmilp.yamlio import write_json_atomic
+
+            write_json_atomic(Path(self.out) / "robustness.json", doc)
+
+
+def _robust(wf, ds, eps, norm, domain, bounds, box, engine, against, min_eps, time_limit, run: Runner, prune, reuse,
             cx_path, as_json):
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
     from bnnmilp.network import predictions
-    from bnnmilp.robust import RobustOptions, summary, verify_robust
+    from bnnmilp.robust import RobustOptions, summary
     from bnnmilp.yamlio import write_yaml_atomic
 
     if eps is None and not (min_eps and bounds is not None):
@@ -133,8 +179,7 @@ def _robust(wf, ds, eps, norm, domain, bounds, box, engine, against, min_eps, ti
     opts = RobustOptions(eps=eps, norm=norm, domain=domain, bounds=bounds, against=against, min_eps=min_eps,
                          time_limit=time_limit, prune=prune, reuse=reuse, output=wf.spec.network.output,
                          engine=engine, box=per_feature)
-    with terminal.sample_progress(ds.n_samples) as advance:
-        results = verify_robust(wf.network, ds.features, ds.labels, opts, workers, on_result=advance)
+    results = run(ds.n_samples, opts, box)
     if "source" in wf.doc and wf.spec.network.output == "argmax":  # imported: also the model's own float semantics
         from bnnmilp.importers import float_predictions
         from bnnmilp.robust import check_in_float
@@ -148,10 +193,12 @@ def _robust(wf, ds, eps, norm, domain, bounds, box, engine, against, min_eps, ti
                                              "domain": domain, "samples": [r.index for r in cxs]},
                                     "features": [r.counterexample for r in cxs],
                                     "labels": [int(ds.labels[r.index]) for r in cxs]})
+    doc = {"options": {"eps": eps, "norm": norm, "domain": domain, "bounds": bounds, "box": box, "engine": engine,
+                       "against": against, "min_eps": min_eps}, "summary": summ,
+           "results": [r.to_dict() for r in results]}
+    run.report(doc)
     if as_json:
-        terminal.emit_json({"options": {"eps": eps, "norm": norm, "domain": domain, "bounds": bounds, "box": box,
-                                        "engine": engine, "against": against, "min_eps": min_eps}, "summary": summ,
-                            "results": [r.to_dict() for r in results]})
+        terminal.emit_json(doc)
     else:
         for r in results:
             extra = f" distance {r.distance}" if r.distance is not None else ""
@@ -224,19 +271,20 @@ def _verify_ensemble(ens, ds, as_json: bool) -> None:
         raise SystemExit(1)
 
 
-def _robust_ensemble(ens, ds, eps, norm, domain, bounds, against, time_limit, workers, as_json) -> None:
+def _robust_ensemble(ens, ds, eps, norm, domain, bounds, against, time_limit, run: Runner, as_json) -> None:
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
-    from bnnmilp.robust import RobustOptions, summary, verify_robust_ensemble
+    from bnnmilp.robust import RobustOptions, summary
 
     if eps is None:
         raise InputError(None, "--eps", "expected a radius (--min-eps is not available for ensembles)")
     opts = RobustOptions(eps=eps, norm=norm, domain=domain, bounds=bounds, against=against, time_limit=time_limit)
-    with terminal.sample_progress(ds.n_samples) as advance:
-        results = verify_robust_ensemble(ens, ds.features, ds.labels, opts, on_result=advance)
+    results = run(ds.n_samples, opts)
     summ = summary(results, ds.labels, ens.predict(ds.features))
+    doc = {"ensemble": ens.path, "summary": summ, "results": [r.to_dict() for r in results]}
+    run.report(doc)
     if as_json:
-        terminal.emit_json({"ensemble": ens.path, "summary": summ, "results": [r.to_dict() for r in results]})
+        terminal.emit_json(doc)
     else:
         for r in results:
             terminal.err.print(f"sample {r.index}: {r.answer} ({r.method}) {r.note}", markup=False)

@@ -81,3 +81,56 @@ def test_robust_needs_a_radius(trained):
     run_dir, data = trained
     r = run("verify", run_dir, data, "--robust")
     assert r.exit_code == 2 and "--eps" in r.stderr
+
+
+def answers(doc: dict) -> list[tuple]:
+    """What a query decided (not how long it took)."""
+    return [(r["index"], r["answer"], r["method"], r["counterexample"], r["distance"]) for r in doc["results"]]
+
+
+def test_queries_run_as_jobs_on_a_pool_and_on_dask_with_the_same_answers(trained, tmp_path):
+    run_dir, data = trained
+    base = ["verify", run_dir, data, "--robust", "--eps", "2", "--domain", "integer", "--bounds", "0:16", "--json"]
+    one = json.loads(run(*base).stdout)
+    pool = json.loads(run(*base, "--workers", "2").stdout)
+    dask = json.loads(run(*base, "--workers", "2", "--scheduler", "local").stdout)
+    assert answers(one) == answers(pool) == answers(dask)
+    assert [r["index"] for r in one["results"]] == list(range(10))
+
+
+def test_per_query_results_are_written_and_a_rerun_resumes(trained, tmp_path):
+    run_dir, data = trained
+    out = tmp_path / "out"
+    args = ["verify", run_dir, data, "--robust", "--eps", "1", "--domain", "integer", "--bounds", "0:16", "--json",
+            "-o", out]
+    first = run(*args)
+    files = sorted((out / "jobs").glob("*.json"))
+    assert len(files) == 10
+    assert json.loads((out / "robustness.json").read_text()) == json.loads(first.stdout)
+    # a rerun reads the finished queries instead of solving them again: a record marked by hand shows through
+    rec = json.loads(files[3].read_text())
+    rec["result"]["note"] = "read back from the job record"
+    files[3].write_text(json.dumps(rec))
+    again = json.loads(run(*args).stdout)
+    assert sum(r["note"] == "read back from the job record" for r in again["results"]) == 1
+    assert answers(again) == answers(json.loads(first.stdout))
+    # other options are other queries: nothing reused
+    other = json.loads(run(*args[:-3], "--eps", "2", "--json", "-o", out).stdout)
+    assert len(list((out / "jobs").glob("*.json"))) == 20 and other["summary"]["samples"] == 10
+
+
+def test_a_query_that_fails_is_unknown_and_named(trained, tmp_path, monkeypatch):
+    from bnnmilp import robust
+
+    def broken(payload):
+        if payload["index"] == 4:
+            raise RuntimeError("disk on fire")
+        return real(payload)
+
+    real = robust.run_query
+    monkeypatch.setattr(robust, "run_query", broken)
+    run_dir, data = trained
+    r = run("verify", run_dir, data, "--robust", "--eps", "1", "--domain", "integer", "--bounds", "0:16", "--json")
+    assert r.exit_code == 1
+    res = json.loads(r.stdout)["results"][4]
+    assert (res["answer"], res["method"]) == ("unknown", "error") and "RuntimeError: disk on fire" in res["note"]
