@@ -71,7 +71,8 @@ class QuerySession:
         self.ucols = [self.model.cols(f"u{l}").astype(np.int32) for l in range(1, len(net.weights) + 1)]
         self.rows = {k: blocks[k].start for k in ("tpos", "tneg", "rlo", "rhi") if k in blocks}
 
-    def solve(self, x: np.ndarray, ref: np.ndarray, lo: np.ndarray, hi: np.ndarray, presolve: bool = True):
+    def solve(self, x: np.ndarray, ref: np.ndarray, lo: np.ndarray, hi: np.ndarray, presolve: bool = True,
+              time_limit: float | None = None):
         from bnnmilp.formulations.robustness import ibp_bounds
 
         h, d0 = self.h, x.shape[0]
@@ -89,7 +90,7 @@ class QuerySession:
                 lower, upper = {"tpos": (-x[j], inf), "tneg": (x[j], inf), "rlo": (x[j], inf),
                                 "rhi": (-inf, x[j])}[k]
                 h.changeRowBounds(start + j, float(lower), float(upper))
-        return highs.solve(self.model, SolveOptions(time_limit=self.opts.time_limit, presolve=presolve), h=h)
+        return highs.solve(self.model, SolveOptions(time_limit=time_limit, presolve=presolve), h=h)
 
 
 @dataclass
@@ -235,6 +236,11 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
                   session: QuerySession | None = None) -> SampleResult:
     t0 = time.perf_counter()
     out, ref = reference_bits(net, x, label, opts.against)
+
+    def left() -> float | None:
+        """The query's time limit is for the whole query: each solve gets what remains of it."""
+        return None if opts.time_limit is None else max(0.01, opts.time_limit - (time.perf_counter() - t0))
+
     refl = ref.astype(int).tolist()
 
     def done(answer: str, method: str, **kw) -> SampleResult:
@@ -272,29 +278,29 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
             return done("not_robust", how, counterexample=xp.tolist(), distance=fraction_str(dist), note=note)
     q = build_query(net, x, ref, opts)
     if session is not None:
-        sol = session.solve(x, ref, lo, hi)
+        sol = session.solve(x, ref, lo, hi, time_limit=left())
 
         def again_presolve_off():
-            return session.solve(x, ref, lo, hi, presolve=False)
+            return session.solve(x, ref, lo, hi, presolve=False, time_limit=left())
     else:
         model = get("robustness").build(q)
-        sol = highs.solve(model, SolveOptions(time_limit=opts.time_limit))
+        sol = highs.solve(model, SolveOptions(time_limit=left()))
 
         def again_presolve_off():
-            return highs.solve(model, SolveOptions(time_limit=opts.time_limit, presolve=False))
+            return highs.solve(model, SolveOptions(time_limit=left(), presolve=False))
     if sol.x is not None and not replay(net, _candidate(sol.x, x.shape[0], opts, lo, hi), x, ref, opts, lo, hi)[0]:
         # a tie, or a point within solver tolerance of a threshold: first ask for a counterexample that keeps
         # a clear margin from every inexact threshold (an under-approximation: any point it finds is genuine)
-        under = highs.solve(get("robustness").build(replace(q, margin=1e-5)), SolveOptions(time_limit=opts.time_limit))
+        under = highs.solve(get("robustness").build(replace(q, margin=1e-5)), SolveOptions(time_limit=left()))
         if under.x is not None:
             sol = under
         elif q.delta[0] == 0.0 and not opts.min_eps:
             # real-valued first layer: maximise the slack of its strict rows; s* = 0 means only ties remain
             model = get("robustness").build(replace(q, strict=True))
-            sol = highs.solve(model, SolveOptions(time_limit=opts.time_limit))
+            sol = highs.solve(model, SolveOptions(time_limit=left()))
             if sol.status == "optimal" and sol.objective is not None and -sol.objective <= 1e-9:
                 if opts.cross_check:
-                    again = highs.solve(model, SolveOptions(time_limit=opts.time_limit, presolve=False))
+                    again = highs.solve(model, SolveOptions(time_limit=left(), presolve=False))
                     if again.status != "optimal" or again.objective is None or -again.objective > 1e-9:
                         return done("unknown", "milp", note="strict-slack optimum differs with presolve off")
                 return done("robust", "milp", note="only ties change the output: the solver's maximal strict "
@@ -419,10 +425,12 @@ def verify_argmax_sample(net: Network, x: np.ndarray, label: int, index: int, op
         if k == y:
             continue
         rival = rival_network(net, y, k)
-        if rival is None:
+        spent = time.perf_counter() - t0
+        if rival is None or (opts.time_limit is not None and spent >= opts.time_limit):
             open_rivals.append(k)
             continue
-        r = verify_sample(rival, x, 0, index, bits_opts)
+        r = verify_sample(rival, x, 0, index, replace(bits_opts, time_limit=None if opts.time_limit is None
+                                                      else opts.time_limit - spent))
         methods.add(r.method)
         if r.answer == "not_robust" and r.counterexample is not None:
             xp = np.asarray(r.counterexample, dtype=np.float64)
@@ -568,21 +576,25 @@ def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: Rob
                     for l, (W, lam) in enumerate(zip(net.weights, net.thresholds, strict=True)))
               for net in ens.networks]
     unsettled = []
+
+    def left() -> float | None:  # one time limit for the whole query
+        return None if opts.time_limit is None else max(0.01, opts.time_limit - (time.perf_counter() - t0))
+
     for rival in range(ens.n_classes):
         if rival == ref:
             continue
         q = EnsembleQuery(ens.networks, ens.classes, x.astype(np.float64), ref, rival, lo, hi, opts.eps, opts.norm,
                           opts.domain == "integer", deltas)
         model = get("ensemble_robustness").build(q)
-        sol = highs.solve(model, SolveOptions(time_limit=opts.time_limit))
+        sol = highs.solve(model, SolveOptions(time_limit=left()))
         if sol.status == "infeasible":
-            if opts.cross_check and highs.solve(model, SolveOptions(time_limit=opts.time_limit,
+            if opts.cross_check and highs.solve(model, SolveOptions(time_limit=left(),
                                                                     presolve=False)).status != "infeasible":
                 unsettled.append(rival)
             continue
         for margin in (0.0, 1e-5):  # then a clear margin from every inexact threshold (ties, tolerances)
             attempt = sol if margin == 0.0 else highs.solve(
-                get("ensemble_robustness").build(replace(q, margin=margin)), SolveOptions(time_limit=opts.time_limit))
+                get("ensemble_robustness").build(replace(q, margin=margin)), SolveOptions(time_limit=left()))
             if attempt.x is None:
                 continue
             xp = _candidate(attempt.x, x.shape[0], opts, lo, hi)
