@@ -43,6 +43,7 @@ class Reach:
     base_bits: np.ndarray  # first-layer bits at x
     flips: list[Flip]  # every alternative pattern within the budget, cheapest first
     combinations: int  # how many choices the enumeration has to consider (at most)
+    max_features: int = 0  # how many features one choice can change at most (L1: the budget over the cheapest)
 
 
 def threshold_layer(net: Network) -> list[tuple[int, float]] | None:
@@ -85,11 +86,14 @@ def reachable(net: Network, x: np.ndarray, eps: float, norm: str, lo: np.ndarray
                 flips.append(Flip(j, float(values[i]), float(cost[i]), ks_a, bits[i]))
     flips.sort(key=lambda f: (f.cost, f.feature))
     per_feature = {f.feature for f in flips}
+    most = len(per_feature)
     if norm == "inf":
         total = math.prod(1 + sum(f.feature == j for f in flips) for j in per_feature)
     else:
         total = _count_l1(flips, eps)
-    return Reach(base, flips, total)
+        if flips and flips[0].cost > 0:
+            most = min(most, math.floor(eps / flips[0].cost))
+    return Reach(base, flips, total, most)
 
 
 def _count_l1(flips: list[Flip], eps: float) -> int:
@@ -143,6 +147,40 @@ def choices(reach: Reach, eps: float, norm: str) -> Iterator[tuple[int, ...]]:
         yield from walk(0, size, eps, [], set())
 
 
+def choice_blocks(reach: Reach, eps: float, norm: str) -> Iterator[np.ndarray]:
+    """The same choices as ``choices``, as integer matrices (one row a choice, increasing flip indices, every
+    row of a block the same size), generated depth first in numpy: a block of prefixes is extended by every
+    later flip of another feature that the budget allows. Memory stays bounded by depth x block."""
+    flips = reach.flips
+    n = len(flips)
+    feat = np.array([f.feature for f in flips], dtype=np.int64)
+    cost = np.array([f.cost for f in flips])
+    budget = float(eps) if norm == "1" else math.inf
+    depth = len(set(feat.tolist()))
+    if norm == "1" and n:
+        depth = min(depth, math.floor(budget / max(cost.min(), 1e-300)))
+    chunk = max(1, 2**22 // max(n, 1))
+    index = np.arange(n)
+
+    def extend(P: np.ndarray, spent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        last = P[:, -1] if P.shape[1] else np.full(P.shape[0], -1)
+        ok = (index[None, :] > last[:, None]) & (spent[:, None] + cost[None, :] <= budget)
+        for c in range(P.shape[1]):
+            ok &= feat[P[:, c]][:, None] != feat[None, :]
+        r, j = np.nonzero(ok)
+        return np.concatenate([P[r], j[:, None]], axis=1), spent[r] + cost[j]
+
+    def walk(P: np.ndarray, spent: np.ndarray) -> Iterator[np.ndarray]:
+        yield P
+        if P.shape[1] >= depth:
+            return
+        Q, sq = extend(P, spent)
+        for a in range(0, Q.shape[0], chunk):
+            yield from walk(Q[a:a + chunk], sq[a:a + chunk])
+
+    yield from walk(np.zeros((1, 0), dtype=np.int64), np.zeros(1))
+
+
 def _incremental(net: Network, reach: Reach):
     """(D, a_base, lambda, later layers) to evaluate the second layer from the flips alone, a = a_base + sum of the
     chosen flips' rows D_i = W2[:, units_i] (bits_i - base_i); None unless that arithmetic is exact (integer
@@ -162,32 +200,72 @@ def _incremental(net: Network, reach: Reach):
     return D, W2 @ base, net.thresholds[1], Network(net.weights[2:], net.thresholds[2:])
 
 
+F32 = 2.0**24  # integers below this are exact in float32 (sums of them too, while they stay below)
+
+
 class Evaluator:
     """Evaluates batches of choices: F is an int matrix of flip indices (one row per choice, -1 for none), and
     ``bits(F)`` gives the bits the rest of the network reads, with ``rest`` that network. Where the second layer
     is evaluated incrementally and exactly (``_incremental``) that is the second layer's bits and the network
-    after it; otherwise the first layer's bits and the network after the first layer."""
+    after it; otherwise the first layer's bits and the network after the first layer. ``first_hit`` runs the
+    rest layer by layer on distinct bit vectors only (choices collapse quickly: on Sakai's networks 65,536
+    choices have about 5,000 distinct third-layer patterns), in float32 where every sum is an integer below
+    2^24 (exact), else by the exact forward pass."""
 
     def __init__(self, net: Network, reach: Reach) -> None:
         self.reach = reach
         self.fast = _incremental(net, reach)
         if self.fast is not None:
+            self.fast = _only_free(*self.fast, reach)
             self.rest: Network | None = self.fast[3]
+            D, a0, lam, _ = self.fast
+            if np.abs(D).sum(axis=0).max(initial=0.0) + np.abs(a0).max(initial=0.0) + \
+                    np.abs(lam).max(initial=0.0) < F32:
+                self.fast = (D.astype(np.float32), a0.astype(np.float32), lam.astype(np.float32), self.rest)
         else:
             self.rest = Network(net.weights[1:], net.thresholds[1:]) if len(net.weights) > 1 else None
+        self.f32 = []
+        for W, lam in zip(self.rest.weights if self.rest else [], self.rest.thresholds if self.rest else [],
+                          strict=True):
+            Wd = dense(W)
+            exact = bool(np.all(Wd == np.round(Wd)) and np.all(lam == np.round(lam))) and \
+                np.abs(Wd).sum(axis=1).max(initial=0.0) + np.abs(lam).max(initial=0.0) < F32
+            self.f32.append((Wd.T.astype(np.float32), lam.astype(np.float32)) if exact else None)
 
     def bits(self, F: np.ndarray) -> np.ndarray:
         if self.fast is not None:
             D, a0, lam, _ = self.fast  # D's last row is zero: index -1 adds nothing
-            M = np.zeros((F.shape[0], D.shape[0]))  # which flips each choice takes (a product of integers: exact)
-            M[np.arange(F.shape[0])[:, None], F] = 1.0
-            return (a0 + M @ D >= lam).astype(np.int8)
+            a = np.broadcast_to(a0, (F.shape[0], a0.size)).copy()
+            for c in range(F.shape[1]):
+                a += D[F[:, c]]
+            return (a >= lam).astype(np.int8)
         U = np.repeat(self.reach.base_bits[None, :], F.shape[0], axis=0)
         for flip in np.unique(F[F >= 0]):  # a loop over flips, not over choices
             f = self.reach.flips[int(flip)]
             rows = np.flatnonzero(np.equal(F, flip).any(axis=1))
             U[np.ix_(rows, f.units)] = f.bits
         return U
+
+    def first_hit(self, F: np.ndarray, adversarial) -> int:
+        """The first row of F (in the order of distinct patterns) that ``adversarial`` accepts, or -1."""
+        U, rows = self.bits(F), np.arange(F.shape[0])
+        if self.rest is None:
+            hit = np.flatnonzero(adversarial(None, U))
+            return int(hit[0]) if hit.size else -1
+        L = len(self.rest.weights)
+        for l in range(L):
+            U, keep = _distinct(U)
+            rows = rows[keep]
+            if l == L - 1:
+                break
+            if self.f32[l] is not None:
+                Wt, lam = self.f32[l]
+                U = (U.astype(np.float32) @ Wt >= lam).astype(np.int8)
+            else:
+                U = Network(self.rest.weights[l:l + 1], self.rest.thresholds[l:l + 1]).forward(U)[0]
+        last = Network(self.rest.weights[-1:], self.rest.thresholds[-1:])
+        hit = np.flatnonzero(adversarial(last, U))
+        return int(rows[hit[0]]) if hit.size else -1
 
     def matrix(self, batch: list) -> np.ndarray:
         F = np.full((len(batch), max(1, *(len(c) for c in batch))), -1)
@@ -203,22 +281,86 @@ class Evaluator:
         return xp
 
 
-def search(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adversarial) -> np.ndarray | None:
-    """The first choice whose first-layer bits make ``adversarial(rest, bits)`` true, as an input x'; None when
-    no admissible choice does (exhaustive). ``adversarial`` gets the rest of the network and a batch of its
-    input bit vectors (``Evaluator``) and returns a boolean per row."""
+def _only_free(D: np.ndarray, a0: np.ndarray, lam: np.ndarray, later: Network, reach: Reach) -> tuple:
+    """Drop the second-layer units no admissible choice can flip (their pre-activation stays on one side of the
+    threshold even when every feature, or for L1 the most any k of them can, moves it its furthest way) and
+    fold their constant bits into the next layer's thresholds: the same outputs from fewer columns. Only where
+    that next layer is integral, so the folded thresholds are exact."""
+    if not later.weights:
+        return D, a0, lam, later
+    W3, lam3 = dense(later.weights[0]), later.thresholds[0]
+    if not (np.all(np.round(W3) == W3) and np.all(lam3 == np.round(lam3))) or \
+            np.abs(W3).sum(axis=1).max() + np.abs(lam3).max() >= 2.0**52:
+        return D, a0, lam, later
+    feats = sorted({f.feature for f in reach.flips})
+    alts = {j: [i for i, f in enumerate(reach.flips) if f.feature == j] for j in feats}
+    up = np.array([np.maximum(0.0, D[alts[j]].max(axis=0)) for j in feats])
+    down = np.array([np.minimum(0.0, D[alts[j]].min(axis=0)) for j in feats])
+    k = reach.max_features
+    if k < len(feats):  # at most k features change: the k largest moves per unit
+        up = -np.partition(-up, k - 1, axis=0)[:k] if k else np.zeros((0, D.shape[1]))
+        down = np.partition(down, k - 1, axis=0)[:k] if k else np.zeros((0, D.shape[1]))
+    always = a0 + down.sum(axis=0) >= lam
+    never = a0 + up.sum(axis=0) < lam
+    free = ~(always | never)
+    shift = W3[:, always].sum(axis=1)  # the fixed units' contribution: integers, exact
+    first = W3[:, free]
+    rest = Network([first, *later.weights[1:]], [lam3 - shift, *later.thresholds[1:]])
+    D2 = np.vstack([D[:-1][:, free], np.zeros((1, int(free.sum())))])
+    return D2, a0[free], lam[free], rest
+
+
+def _distinct(U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a 0/1 matrix and where each first occurs (in row order). Rows are packed into 64-bit
+    words; wider rows are keyed by a multiplicative hash of their words, and the grouping is then checked
+    word for word (a collision falls back to sorting the rows themselves), so no distinct row is ever lost."""
+    if U.shape[0] <= 1:
+        return U, np.arange(U.shape[0])
+    P = np.packbits(U.view(np.uint8), axis=1)
+    pad = -P.shape[1] % 8
+    if pad:
+        P = np.pad(P, ((0, 0), (0, pad)))
+    words = np.ascontiguousarray(P).view(np.uint64)
+    if words.shape[1] == 1:
+        _, first = np.unique(words[:, 0], return_index=True)
+    else:
+        key = (words * _MIX[:words.shape[1]]).sum(axis=1, dtype=np.uint64)  # wraps modulo 2^64
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        if not np.array_equal(words[first][inverse.ravel()], words):
+            _, first = np.unique(words.view(np.dtype((np.void, words.shape[1] * 8))).ravel(), return_index=True)
+    first.sort()
+    return U[first], first
+
+
+_MIX = np.random.default_rng(20240229).integers(1, 2**63, size=512, dtype=np.uint64) | np.uint64(1)
+
+
+class SearchTimeoutError(TimeoutError):
+    """The enumeration reached its deadline: nothing is proven."""
+
+    def __init__(self, done: int) -> None:
+        super().__init__(f"deadline after {done} choices")
+        self.done = done
+
+
+def search(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adversarial,
+           deadline: float | None = None) -> np.ndarray | None:
+    """The first choice whose bits make ``adversarial(rest, bits)`` true, as an input x'; None when no admissible
+    choice does (exhaustive). ``adversarial`` gets a suffix of the network and a batch of its input bit vectors
+    (``Evaluator.first_hit``) and returns a boolean per row. Raises SearchTimeoutError at ``deadline``
+    (time.perf_counter())."""
+    import time
+
     ev = Evaluator(net, reach)
-    it = choices(reach, eps, norm)
-    while True:
-        batch = list(itertools.islice(it, BATCH))
-        if not batch:
-            return None
-        F = ev.matrix(batch)
-        hit = np.flatnonzero(adversarial(ev.rest, ev.bits(F)))
-        if hit.size:
-            return ev.as_input(x, F[int(hit[0])])
-        if len(batch) < BATCH:
-            return None
+    done = 0
+    for F in choice_blocks(reach, eps, norm):
+        hit = ev.first_hit(F, adversarial)
+        if hit >= 0:
+            return ev.as_input(x, F[hit])
+        done += F.shape[0]
+        if deadline is not None and time.perf_counter() > deadline:
+            raise SearchTimeoutError(done)
+    return None
 
 
 def random_choices(reach: Reach, eps: float, norm: str, p: float, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -130,16 +130,21 @@ def _candidate(x_sol: np.ndarray, d0: int, opts: RobustOptions, lo: np.ndarray, 
     return np.clip(xp, lo, hi) + 0.0
 
 
-ENUM_LIMIT = 2_000_000  # choices of first-layer flips that auto enumerates
+ENUM_LIMIT = 2_000_000  # choices of first-layer flips that auto enumerates before anything else
+ENUM_RATE = 1_000_000  # choices per second the enumeration is assumed to manage (Sakai's networks: 1.2 million)
 
 
 def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndarray, hi: np.ndarray,
                    adversarial: Callable, score: Callable | None = None, safe: Callable | None = None,
-                   target: np.ndarray | int | None = None) -> tuple[str, np.ndarray | None, str, str] | None:
-    """(answer, counterexample, note, method: enum | search) from the exhaustive enumeration of reachable
-    first-layer bits (``reach``), or None where it does not apply (real inputs, a first layer that mixes
-    features, --min-eps) or, with engine auto, the choices exceed ENUM_LIMIT and a quick search
-    (``reach.attack``) found no counterexample."""
+                   target: np.ndarray | int | None = None, deadline: float | None = None
+                   ) -> tuple[str, np.ndarray | None, str, str] | None:
+    """(answer, counterexample, note, method) from the reachable first-layer bits (``reach``), or None where
+    they do not apply (real inputs, a first layer that mixes features) or, with engine auto, nothing settled
+    the query and the MILP should try. auto: exhaustive enumeration where the choices are few (ENUM_LIMIT);
+    else a quick search for a counterexample (greedy, random), the exhaustive enumeration where it fits in the
+    time left (at ENUM_RATE), SAT (10 s), branch and bound (20,000 nodes). ``robust`` only from an exhaustive
+    enumeration, a confirmed UNSAT or a completed branch and bound; ``unknown`` when the deadline
+    (time.perf_counter()) stops an enumeration that was the last resort."""
     from bnnmilp import reach
 
     if opts.engine == "milp" or opts.domain != "integer" or opts.eps is None or opts.min_eps:
@@ -151,31 +156,43 @@ def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndar
         return None
     r = reach.reachable(net, x, opts.eps, opts.norm, lo, hi, units)
     flips = f"{len(r.flips)} reachable first-layer patterns, {r.combinations} choices"
-    if opts.engine == "sat" or r.combinations > ENUM_LIMIT:
-        from bnnmilp import sat
 
-        xp = reach.attack(net, x, r, opts.eps, opts.norm, adversarial, score) if opts.engine != "sat" else None
+    def left() -> float:
+        return math.inf if deadline is None else deadline - time.perf_counter()
+
+    def exhaustive() -> tuple[str, np.ndarray | None, str, str]:
+        try:
+            xp = reach.search(net, x, r, opts.eps, opts.norm, adversarial, deadline)
+        except reach.SearchTimeoutError as stop:
+            return "unknown", None, f"enumeration stopped at the time limit after {stop.done} of {flips}", "enum"
+        if xp is None:
+            return "robust", None, f"exhaustive enumeration: {flips}, none adversarial", "enum"
+        return "not_robust", xp, f"enumeration ({flips}): replayed exactly", "enum"
+
+    if opts.engine == "enum" or (opts.engine == "auto" and r.combinations <= ENUM_LIMIT):
+        return exhaustive()
+    if opts.engine == "auto":
+        xp = reach.attack(net, x, r, opts.eps, opts.norm, adversarial, score)
         if xp is not None:
             return "not_robust", xp, f"search among {flips}: replayed exactly", "search"
-        limit = opts.time_limit if opts.engine == "sat" else min(opts.time_limit or 10.0, 10.0)
-        answer = sat.solve(net, x, r, opts.eps, opts.norm, opts.output, target, limit) \
-            if target is not None else None
-        if answer is not None and answer.answer != "unknown":
-            return answer.answer, answer.counterexample, f"{answer.note} over {flips}", "sat"
-        if opts.engine == "sat":
-            return "unknown", None, answer.note if answer else "the SAT encoding does not apply", "sat"
-        bnb = reach.branch_and_bound(net, x, r, opts.eps, opts.norm, adversarial, safe, 20_000) if safe else None
-        if bnb is not None and bnb.answer != "unknown":
-            how = f"branch and bound over {flips} ({bnb.nodes} nodes, {bnb.leaves} evaluated exactly)"
-            if bnb.answer == "robust":
-                return "robust", None, f"{how}: the rest pruned by interval arithmetic, none adversarial", "enum"
-            return "not_robust", bnb.counterexample, f"{how}: replayed exactly", "enum"
-        if opts.engine == "auto":
-            return None
-    xp = reach.search(net, x, r, opts.eps, opts.norm, adversarial)
-    if xp is None:
-        return "robust", None, f"exhaustive enumeration: {flips}, none adversarial", "enum"
-    return "not_robust", xp, f"enumeration ({flips}): replayed exactly", "enum"
+        if r.combinations <= ENUM_RATE * left():
+            return exhaustive()
+    from bnnmilp import sat
+
+    limit = min(left(), opts.time_limit or math.inf, math.inf if opts.engine == "sat" else 10.0)
+    answer = sat.solve(net, x, r, opts.eps, opts.norm, opts.output, target, limit) \
+        if target is not None and limit > 0 else None
+    if answer is not None and answer.answer != "unknown":
+        return answer.answer, answer.counterexample, f"{answer.note} over {flips}", "sat"
+    if opts.engine == "sat":
+        return "unknown", None, answer.note if answer else "the SAT encoding does not apply", "sat"
+    bnb = reach.branch_and_bound(net, x, r, opts.eps, opts.norm, adversarial, safe, 20_000) if safe else None
+    if bnb is not None and bnb.answer != "unknown":
+        how = f"branch and bound over {flips} ({bnb.nodes} nodes, {bnb.leaves} evaluated exactly)"
+        if bnb.answer == "robust":
+            return "robust", None, f"{how}: the rest pruned by interval arithmetic, none adversarial", "enum"
+        return "not_robust", bnb.counterexample, f"{how}: replayed exactly", "enum"
+    return None
 
 
 def smallest_by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, adversarial: Callable,
@@ -198,16 +215,20 @@ def smallest_by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, ad
         return None
     top = int(span.max() if opts.norm == "inf" else span.sum())
     t0 = time.perf_counter()
+    deadline = None if opts.time_limit is None else t0 + opts.time_limit
+    how: list[str] = []
     for e in range(1, top + 1):
         at = replace(opts, eps=float(e), min_eps=False)
         lo, hi = search_box(x, at)
-        found = by_enumeration(net, x, at, lo, hi, adversarial, score, safe, target)
+        found = by_enumeration(net, x, at, lo, hi, adversarial, score, safe, target, deadline)
         if found is None or found[0] == "unknown":
-            return "unknown", e, None, f"budget {e} not decided by enumeration; every budget below is robust"
+            why = found[2] if found else "no engine settled it"
+            return "unknown", e, None, f"budget {e} not decided ({why}); every budget below is robust"
         if found[0] == "not_robust":
-            return "not_robust", e, found[1], f"smallest budget {e}: every budget below proven robust by " \
-                                              f"exhaustive enumeration; at {e}: {found[2]}"
-        if opts.time_limit is not None and time.perf_counter() - t0 > opts.time_limit:
+            return "not_robust", e, found[1], f"smallest budget {e}: every budget below proven robust " \
+                                              f"({', '.join(how) or 'none below'}); at {e}: {found[2]}"
+        how.append(f"{e}: {found[3]}")
+        if deadline is not None and time.perf_counter() > deadline:
             return "unknown", e + 1, None, f"time limit after budget {e}: every budget up to {e} is robust"
     return "robust", top, None, f"no input of the domain changes the output (budgets up to {top} enumerated)"
 
@@ -268,7 +289,8 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
         if best is not None and best[0] != "unknown":
             return _min_eps_result(done, net, x, opts, best, lambda xp: replay(net, xp, x, ref, replace(
                 opts, eps=float(best[1]), min_eps=False), *search_box(x, replace(opts, eps=None)))[0])
-    found = by_enumeration(net, x, opts, lo, hi, differs, safe=same_output, target=ref)
+    found = by_enumeration(net, x, opts, lo, hi, differs, safe=same_output, target=ref,
+                           deadline=None if opts.time_limit is None else t0 + opts.time_limit)
     if found is not None:
         answer, xp, note, how = found
         if answer != "not_robust":
@@ -411,7 +433,8 @@ def verify_argmax_sample(net: Network, x: np.ndarray, label: int, index: int, op
         return _min_eps_result(done, net, x, opts, best,
                                lambda xp: int(net.argmax_predictions(xp[None, :])[0]) != y)
 
-    found = by_enumeration(net, x, opts, lo, hi, beaten, margin, y_wins, y)
+    found = by_enumeration(net, x, opts, lo, hi, beaten, margin, y_wins, y,
+                           None if opts.time_limit is None else t0 + opts.time_limit)
     if found is not None:
         answer, xp, note, how = found
         if answer != "not_robust":

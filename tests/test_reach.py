@@ -107,8 +107,32 @@ def test_batches_of_choices_evaluate_to_the_forward_pass(norm):
         X = np.array([ev.as_input(x, row) for row in F])
         assert np.abs(X - x).max() <= 3 and (norm == "inf" or np.abs(X - x).sum(axis=1).max() <= 3)
         depth = 1 if half else 2  # the layers the evaluator has already applied
-        assert np.array_equal(ev.bits(F), net.forward(X)[depth - 1])
         assert len(ev.rest.weights) == len(net.weights) - depth
+        U = ev.bits(F)
+        assert np.array_equal(ev.rest.predict_bits(U), net.predict_bits(X))
+        assert np.array_equal(ev.rest.argmax_predictions(U), net.argmax_predictions(X))
+        if half:
+            assert np.array_equal(U, net.forward(X)[0])
+        else:  # the second layer's units that no choice can flip are folded into the third layer's thresholds
+            free = ev.fast[0].shape[1]
+            assert U.shape[1] == free and ev.rest.weights[0].shape[1] == free <= net.weights[1].shape[0]
+        # first_hit finds an adversarial row exactly when one exists
+        target = net.predict_bits(X)
+        for k in range(3):
+            want = np.flatnonzero(target[:, 0] == k % 2)
+            got = ev.first_hit(F, lambda rest, V, k=k: rest.predict_bits(V)[:, 0] == k % 2)
+            assert (got >= 0) == (want.size > 0) and (got < 0 or got in want)
+
+
+@pytest.mark.parametrize(("norm", "eps"), [("inf", 3), ("1", 1), ("1", 4)])
+def test_blocks_of_choices_are_exactly_the_choices(norm, eps):
+    rng = np.random.default_rng(5)
+    net = threshold_net(rng, 6, 2, [3], 2)
+    x = rng.integers(-3, 4, size=6).astype(float)
+    r = reach.reachable(net, x, eps, norm, np.full(6, -3.0), np.full(6, 3.0), reach.threshold_layer(net))
+    listed = sorted(reach.choices(r, eps, norm))
+    blocks = sorted(tuple(row.tolist()) for F in reach.choice_blocks(r, eps, norm) for row in F)
+    assert blocks == listed and len(listed) == r.combinations
 
 
 def test_a_mixing_first_layer_is_not_enumerated():
@@ -202,3 +226,18 @@ def test_sat_engine_matches_brute_force(seed, norm, eps, output):
         assert r.method == "sat" and r.answer == ("not_robust" if truth else "robust"), (seed, x, r)
         if not truth:
             assert r.note.startswith(f"UNSAT by {sat.SOLVERS[0]} and {sat.SOLVERS[1]}")
+
+
+def test_an_enumeration_that_reaches_its_deadline_proves_nothing():
+    rng = np.random.default_rng(9)
+    net = threshold_net(rng, 6, 1, [5], 3)
+    x = np.zeros(6)
+    r = reach.reachable(net, x, 2, "inf", np.full(6, -3.0), np.full(6, 3.0), reach.threshold_layer(net))
+    with pytest.raises(reach.SearchTimeoutError) as stop:
+        reach.search(net, x, r, 2, "inf", lambda rest, U: np.zeros(U.shape[0], bool), deadline=0.0)
+    assert stop.value.done == 1  # the first block (no flip) was evaluated, then the deadline had passed
+    X = rng.integers(-3, 4, size=(10, 6)).astype(float)
+    res = verify_robust(net, X, np.zeros(10, dtype=int), RobustOptions(eps=2, domain="integer", bounds=(-3, 3),
+                                                                       engine="enum", time_limit=1e-9))
+    stopped = [q for q in res if q.method == "enum"]
+    assert stopped and all(q.answer == "unknown" and "stopped at the time limit" in q.note for q in stopped)
