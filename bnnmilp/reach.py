@@ -310,6 +310,17 @@ def _only_free(D: np.ndarray, a0: np.ndarray, lam: np.ndarray, later: Network, r
     return D2, a0[free], lam[free], rest
 
 
+def reduced(net: Network, reach: Reach) -> tuple[np.ndarray, np.ndarray, np.ndarray, Network] | None:
+    """(D, a_0, lambda, rest): the free second-layer units as functions of the flips (a = a_0 + D^T f, one row of
+    D per flip) and the rest of the network with the fixed units folded in; None where the second layer is not
+    evaluated exactly from the flips (``_incremental``)."""
+    fast = _incremental(net, reach)
+    if fast is None:
+        return None
+    D, a0, lam, rest = _only_free(*fast, reach)
+    return D[:-1], a0, lam, rest
+
+
 def _distinct(U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of a 0/1 matrix and where each first occurs (in row order). Rows are packed into 64-bit
     words; wider rows are keyed by a multiplicative hash of their words, and the grouping is then checked

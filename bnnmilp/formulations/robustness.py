@@ -216,6 +216,61 @@ class Robustness:
 
 
 @dataclass
+class ReducedQuery:
+    """A robustness query over the first-layer flips a ball can reach (``bnnmilp.reach``), not over the input."""
+
+    network: Network  # layer 1: the free second-layer units on the flip indicators (D^T, lambda - a0); then the rest
+    feature: np.ndarray  # per flip, the input feature it changes (at most one flip per feature)
+    cost: np.ndarray  # per flip, its distance |x'_j - x_j|
+    eps: float
+    norm: str  # "inf" | "1"
+    reference: np.ndarray  # output bits r (bits outputs)
+    label: int | None = None  # argmax output: some class k != label with s_k >= s_label
+
+
+@register("reduced_robustness")
+class ReducedRobustness:
+    """The robustness MILP after reachable-bit reasoning (issue 14, item 2). With integer inputs and a threshold
+    input layer, a perturbation is a choice of flips f_i in {0, 1} (each a pattern of one feature's units,
+    at cost c_i); the second layer reads a = a_0 + sum_i f_i D_i, and its units that no admissible choice can
+    flip are folded into the third layer's thresholds (``reach._only_free``), so only the free units get
+    variables:
+
+        sum_{i in feature j} f_i <= 1                  one pattern per feature
+        sum_i c_i f_i <= E                              L1 budget (L-infinity: every reachable flip is within E)
+        u^2 = [D^T f >= lambda - a_0], u^l = [W^l u^(l-1) >= lambda^l]  as in ``robustness`` (big-M from
+                                                        interval arithmetic over f in [0, 1]^n, exact deltas)
+        the output differs from r, or some rival class ties or beats the label.
+
+    Every coefficient is an integer (the reduction applies only then), so each step row is exact; a solution
+    maps back to x' (each chosen flip's feature at its cheapest value) and is replayed like any other.
+    """
+
+    def build(self, q: ReducedQuery) -> StandardModel:
+        n = q.feature.shape[0]
+        b = ModelBuilder("bnnmilp_reduced_robust")
+        f = b.add_vars("f", (n,), 0.0, 1.0, True, fmt="f_{0}")
+        deltas = tuple(granularity(W, lam) for W, lam in zip(q.network.weights, q.network.thresholds, strict=True))
+        lo, hi = np.zeros(n), np.ones(n)
+        if q.label is not None:
+            add_rivals(b, q.network, f, lo, hi, deltas, q.label, 0.0, None)
+        else:
+            U = add_network(b, q.network, f, lo, hi, deltas)
+            r = q.reference.astype(np.float64)
+            b.add_rows("differ", (), U[-1][None, :], (1.0 - 2.0 * r)[None, :], 1.0 - r.sum(), INF)
+        groups = [np.flatnonzero(q.feature == j) for j in np.unique(q.feature)]
+        multi = [g for g in groups if g.size > 1]
+        if multi:
+            width = max(g.size for g in multi)
+            cols = np.array([np.pad(f[g], (0, width - g.size), constant_values=f[g[0]]) for g in multi])
+            coefs = np.array([np.pad(np.ones(g.size), (0, width - g.size)) for g in multi])
+            b.add_rows("one_per_feature", (len(multi),), cols, coefs, -INF, 1.0)
+        if q.norm == "1":
+            b.add_rows("budget", (), f[None, :], q.cost[None, :], -INF, float(q.eps))
+        return b.build(objective_integral=False)
+
+
+@dataclass
 class EnsembleQuery:
     """Does some x' in the ball make class ``rival`` beat ``reference`` in the one-vs-one vote?"""
 
