@@ -74,13 +74,16 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
     through the exact forward pass) or unknown (time limit). The step rule a >= lambda is the semantics:
     no slack on the verifier's side. With integer inputs and a threshold input layer (imported BNNs),
     an exhaustive enumeration of the first-layer bits the ball can flip decides most queries in
-    milliseconds; 'robust' from it is a proof without a solver.
+    milliseconds; 'robust' from it is a proof without a solver. Each sample is one job: --workers and
+    --scheduler spread them, -o OUT keeps every result and resumes an interrupted run.
 
     \b
     Examples:
       bnnmilp verify runs/k1 samples/digits_k1.yaml
       bnnmilp verify runs/k1 samples/digits_test.yaml --robust --eps 1 --domain integer --bounds 0:16
       bnnmilp verify mnist_net.npz images.npz --robust --eps 2 --norm 1 --domain integer --bounds 0:255
+      bnnmilp verify mnist_net.npz images.npz --robust --eps 1 --domain integer --bounds 0:255 \\
+          --workers 2 -o robust_out
 
     Exit status 0 when every claim holds (or, with --robust, every sample is robust), 1 otherwise,
     2 on bad input.
