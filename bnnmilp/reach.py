@@ -235,6 +235,10 @@ class Evaluator:
     def bits(self, F: np.ndarray) -> np.ndarray:
         if self.fast is not None:
             D, a0, lam, _ = self.fast  # D's last row is zero: index -1 adds nothing
+            if F.shape[1] > 8:  # wide choices: one product with the choices' flip indicators (integers: exact)
+                M = np.zeros((F.shape[0], D.shape[0]), dtype=D.dtype)
+                M[np.arange(F.shape[0])[:, None], F] = 1
+                return (a0 + M @ D >= lam).astype(np.int8)
             a = np.broadcast_to(a0, (F.shape[0], a0.size)).copy()
             for c in range(F.shape[1]):
                 a += D[F[:, c]]
@@ -438,9 +442,9 @@ def attack(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adv
             return found
     for r in range(rounds):
         F = random_choices(reach, eps, norm, (0.5, 0.25, 0.75, 0.1)[r % 4], BATCH, rng)
-        hit = np.flatnonzero(adversarial(ev.rest, ev.bits(F)))
-        if hit.size:
-            return ev.as_input(x, F[int(hit[0])])
+        hit = ev.first_hit(F, adversarial)
+        if hit >= 0:
+            return ev.as_input(x, F[hit])
     return None
 
 
