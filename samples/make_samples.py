@@ -3,7 +3,7 @@
     pip install -e '.[samples]' && python samples/make_samples.py
 
 - xor.yaml: an XOR-like set on a grid of 1/8 (float arithmetic is exact there).
-- digits_k{1,2,5,10}.yaml: the first k images per class of scikit-learn's bundled copy of the
+- digits_k{1,2,5,10,20,50,100}.yaml: the first k images per class of scikit-learn's bundled copy of the
   UCI optdigits 8x8 set after a seeded shuffle; digits_test.yaml: 500 held-out images
   disjoint from every training subset.
 """
@@ -41,7 +41,7 @@ def digits() -> None:
     X, y = X[order], y[order]
     test_idx = np.arange(len(y) - 500, len(y))
     pool = np.arange(len(y) - 500)
-    for k in (1, 2, 5, 10):
+    for k in (1, 2, 5, 10, 20, 50, 100):
         idx = np.concatenate([pool[y[pool] == c][:k] for c in range(10)])
         dump(f"digits_k{k}.yaml", X[idx], y[idx], {
             "name": f"digits_k{k}", "source": "sklearn.datasets.load_digits (UCI optdigits 8x8, pixels 0..16)",
