@@ -1,17 +1,24 @@
-"""Straight-through-estimator (STE) training of the same step network, vectorised in numpy.
+"""Straight-through-estimator (STE) training of the same step network: a small grid of runs, batched in numpy.
 
-Forward: the exact architecture (weights quantised to the domain, step activations).
-Backward: the step's derivative is replaced by a triangle of half-width s_l around the threshold,
-d u / d a = max(0, 1 - |a - lambda| / s_l) / s_l, with s_l the typical size of a layer's
-pre-activations (so the surrogate is scale-free); discrete weights pass their gradient to latent real
-weights (Courbariaux et al. 2016). Loss: a hinge on the output scores, relu(1 - (2 y - 1) (a - lambda) / s_L)
-(bit outputs), or the multiclass hinge sum_{k != y} relu(1 - (s_y - s_k) / s_L) of the scores s = a - lambda
-(argmax outputs).
-Full-batch Adam, seeded restarts; the network with the lowest exact training loss wins.
+Forward: the exact architecture (weights quantised to the domain, step activations u = [a >= lambda]).
+Backward (Courbariaux et al. 2016): the step's derivative is replaced by the hard-tanh window
+1{|a - lambda| <= w_l}; discrete weights pass their gradient to latent real weights clipped to [-1, 1].
+Inputs are scaled into [0, 1] by a power of two s (continuous weights: the scale is folded back into
+the first layer's weights at the end, exactly, so the network reads raw inputs and stays in the domain);
+the window is then w = 1 on every layer. With binary or ternary weights the inputs cannot be rescaled, and
+the first window is the typical size of the first layer's pre-activations.
+Loss on the +-1 targets t of the output pre-activations z = a - lambda, positives weighted by d_L - 1
+(one-hot targets would otherwise pull every bit to 0): hinge relu(1 - t z) or squared (t - z)^2; argmax
+outputs: the multiclass hinge sum_{k != y} relu(1 - (z_y - z_k)) or the same squared loss.
+Full-batch Adam; every run keeps its epoch with the lowest training loss (later epochs win ties: larger
+margins); the grid stops early once no run has improved for ``patience`` epochs. The grid (issue 18's
+reference STE: learning rates {0.003, 0.01, 0.03} x {hinge, squared} x 2 seeds, 500 epochs) runs as one
+batched computation; the caller ranks the runs by exact training loss.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,9 +29,11 @@ from bnnmilp.spec import Spec
 
 @dataclass(frozen=True)
 class SteOptions:
-    epochs: int = 2000
-    restarts: int = 8
-    lr: float = 0.05
+    epochs: int = 500
+    patience: int = 150  # stop once no run has lowered its training loss for this many epochs
+    lrs: tuple[float, ...] = (0.003, 0.01, 0.03)
+    losses: tuple[str, ...] = ("hinge", "squared")
+    restarts: int = 2  # seeds per (learning rate, loss)
     seed: int = 0
 
 
@@ -36,76 +45,100 @@ def _quantise(w: np.ndarray, domain: str) -> np.ndarray:
     return w
 
 
-def _one_run(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions, rng: np.random.Generator) -> Network:
+def input_scale(X: np.ndarray) -> float:
+    """The power of two s with s * max|x| in (1/2, 1] (1 for all-zero inputs): exact to multiply by."""
+    top = float(np.abs(X).max(initial=0.0))
+    return 1.0 if top == 0.0 else float(2.0 ** -np.ceil(np.log2(top)))
+
+
+def _grid(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions) -> list[Network]:
     net = spec.network
-    L = net.depth
-    scale_in = max(float(np.mean(np.abs(X))), 1e-12)
-    scales = [max(np.sqrt(net.layers[0]) * scale_in, 1e-6)] + [np.sqrt(d) for d in net.layers[1:-1]]
-    Ws = [rng.uniform(-1, 1, size=(net.layers[l + 1], net.layers[l])) for l in range(L)]
-    if net.thresholds == "zero":
-        lams = [np.zeros(net.layers[l + 1]) for l in range(L)]
-    else:
-        lams = [np.zeros(1 if net.thresholds == "learned" else net.layers[l + 1]) for l in range(L)]
-    params = Ws + lams
+    L, layers = net.depth, net.layers
+    runs = list(itertools.product(opts.lrs, opts.losses, range(opts.restarts)))
+    R, m = len(runs), X.shape[0]
+    scale = input_scale(X) if net.weights == "continuous" else 1.0
+    Xs = X * scale
+    window = [1.0] * L
+    if scale == 1.0 and net.weights != "continuous":
+        window[0] = max(np.sqrt(layers[0]) * float(np.mean(np.abs(X))), 1.0)
+    rngs = [np.random.default_rng([opts.seed, i]) for i in range(R)]
+    Ws = [np.stack([np.clip(g.normal(0.0, 1.0 / np.sqrt(layers[l]), size=(layers[l + 1], layers[l])), -1, 1)
+                    for g in rngs]) for l in range(L)]
+    width = [1 if net.thresholds == "learned" else layers[l + 1] for l in range(L)]
+    lams = [np.zeros((R, 1, width[l])) for l in range(L)]
+    learn_lam = net.thresholds != "zero"
+    params = Ws + (lams if learn_lam else [])
     m1 = [np.zeros_like(p) for p in params]
     m2 = [np.zeros_like(p) for p in params]
-    b1, b2 = 0.9, 0.999
-    sign = 2.0 * Y - 1.0
+    lr = np.array([r[0] for r in runs])
+    squared = np.array([r[1] == "squared" for r in runs])[:, None, None]
+    T = 2.0 * Y - 1.0
     argmax = net.output == "argmax"
-    labels, rows = Y.argmax(axis=1), np.arange(Y.shape[0])
-    # one-hot targets have one positive among dL bits: weight positives so that all-zero outputs do not win
-    weight = np.where(Y == 1, max(net.layers[-1] - 1, 1), 1.0)
-    best, best_loss = None, None
+    labels, rows = Y.argmax(axis=1), np.arange(m)
+    weight = np.where(Y == 1, max(layers[-1] - 1, 1), 1.0)
+    best_loss = np.full(R, np.iinfo(np.int64).max)
+    last_gain = np.zeros(R, dtype=np.int64)
+    best_W = [np.zeros_like(W) for W in Ws]
+    best_l = [np.zeros_like(t) for t in lams]
     for epoch in range(1, opts.epochs + 1):
-        Wq = [_quantise(w, net.weights) for w in Ws]
-        inputs, pre = [X], []
+        Wq = [_quantise(W, net.weights) for W in Ws]
+        inputs = [np.broadcast_to(Xs, (R, m, layers[0]))]
+        pre = []
         for l in range(L):
-            a = inputs[-1] @ Wq[l].T - lams[l]
+            a = inputs[-1] @ Wq[l].transpose(0, 2, 1) - lams[l]
             pre.append(a)
             inputs.append((a >= 0).astype(np.float64))
         if argmax:
-            out_loss = int(np.sum(np.argmax(pre[-1], axis=1) != labels))
+            loss = np.sum(np.argmax(pre[-1], axis=2) != labels[None, :], axis=1)
+        elif spec.training.loss == "hamming":
+            loss = np.sum(inputs[-1] != Y[None], axis=(1, 2))
         else:
-            out_loss = loss_value(spec.training.loss, inputs[-1].astype(np.int8), Y.astype(np.int8))
-        if best_loss is None or out_loss <= best_loss:  # ties: later epochs have larger hinge margins
-            best_loss, best = out_loss, ([w.copy() for w in Wq], [np.broadcast_to(t, (net.layers[l + 1],)).copy()
-                                                                   for l, t in enumerate(lams)])
-        # backward
-        z = pre[-1] / scales[-1]
-        if argmax:  # multiclass hinge sum_k relu(1 - (z_y - z_k))
-            active = (1.0 - (z[rows, labels][:, None] - z) > 0) & (Y == 0)
-            g = active.astype(np.float64)
-            g[rows, labels] = -active.sum(axis=1)
-            g /= scales[-1]
+            loss = np.array([loss_value(spec.training.loss, inputs[-1][r].astype(np.int8), Y.astype(np.int8))
+                             for r in range(R)])
+        last_gain = np.where(loss < best_loss, epoch, last_gain)
+        if epoch - last_gain.max() > opts.patience:
+            break
+        better = loss <= best_loss  # ties: later epochs have larger margins
+        if better.any():
+            best_loss = np.where(better, loss, best_loss)
+            for l in range(L):
+                best_W[l][better] = Wq[l][better]
+                best_l[l][better] = lams[l][better]
+        z = pre[-1]
+        if argmax:  # multiclass hinge sum_k relu(1 - (z_y - z_k)), or the squared loss on +-1 targets
+            active = (1.0 - (z[:, rows, labels][:, :, None] - z) > 0) & (Y[None] == 0)
+            hinge = active.astype(np.float64)
+            hinge[:, rows, labels] = -active.sum(axis=2)
+            g = np.where(squared, 2.0 * (z - T), hinge)
         else:
-            g = -sign * weight * (sign * z < 1.0) / scales[-1]  # d hinge / d a
+            g = weight * np.where(squared, 2.0 * (z - T), -T * (T * z < 1.0))
+        g = g / m
         grads_w, grads_l = [None] * L, [None] * L
         for l in range(L - 1, -1, -1):
-            grads_w[l] = g.T @ inputs[l]
-            gl = -g.sum(axis=0)
-            grads_l[l] = np.array([gl.sum()]) if lams[l].shape[0] == 1 else gl
+            grads_w[l] = g.transpose(0, 2, 1) @ inputs[l]
+            gl = -g.sum(axis=1, keepdims=True)
+            grads_l[l] = gl.sum(axis=2, keepdims=True) if width[l] == 1 else gl
             if l > 0:
-                gu = g @ Wq[l]
-                s = scales[l - 1]
-                g = gu * np.maximum(0.0, 1.0 - np.abs(pre[l - 1]) / s) / s
-        grads = grads_w + grads_l
-        for i, (p, gr) in enumerate(zip(params, grads, strict=True)):
-            if net.thresholds == "zero" and i >= L:
-                continue
-            m1[i] = b1 * m1[i] + (1 - b1) * gr
-            m2[i] = b2 * m2[i] + (1 - b2) * gr * gr
-            step = opts.lr * (m1[i] / (1 - b1**epoch)) / (np.sqrt(m2[i] / (1 - b2**epoch)) + 1e-8)
-            np.subtract(p, step, out=p)  # in place: p is one of Ws or lams
-            np.clip(p, -1.0, 1.0, out=p)
-    assert best is not None
-    return Network(*best)
+                g = (g @ Wq[l]) * (np.abs(pre[l - 1]) <= window[l - 1])
+        grads = grads_w + (grads_l if learn_lam else [])
+        for i, gr in enumerate(grads):
+            m1[i] = 0.9 * m1[i] + 0.1 * gr
+            m2[i] = 0.999 * m2[i] + 0.001 * gr * gr
+            step = (m1[i] / (1 - 0.9**epoch)) / (np.sqrt(m2[i] / (1 - 0.999**epoch)) + 1e-8)
+            params[i] -= lr.reshape((R,) + (1,) * (params[i].ndim - 1)) * step  # in place: one of Ws or lams
+            np.clip(params[i], -1.0, 1.0, out=params[i])
+    nets = []
+    for r in range(R):
+        W = [best_W[l][r].copy() for l in range(L)]
+        W[0] = W[0] * scale  # a power of two: exact, and within [-1, 1]
+        nets.append(Network(W, [np.broadcast_to(best_l[l][r, 0], (layers[l + 1],)).copy() for l in range(L)]))
+    return nets
 
 
 def ste_train(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions | None = None) -> list[Network]:
-    """Networks from ``opts.restarts`` seeded STE runs, best training loss (float forward) first."""
+    """The grid's networks, lowest exact training loss first (ties: the grid's order)."""
     opts = opts or SteOptions()
-    rng = np.random.default_rng(opts.seed)
-    nets = [_one_run(spec, X, Y, opts, rng) for _ in range(opts.restarts)]
+    nets = _grid(spec, np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64), opts)
     labels = Y.argmax(axis=1) if Y.shape[1] > 1 else Y[:, 0]
-    return sorted(nets, key=lambda n: training_loss(n, X, labels, Y.astype(np.int8), spec.training.loss,
-                                                    spec.network.output))
+    losses = [training_loss(n, X, labels, Y.astype(np.int8), spec.training.loss, spec.network.output) for n in nets]
+    return [nets[i] for i in sorted(range(len(nets)), key=lambda i: losses[i])]

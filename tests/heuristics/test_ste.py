@@ -1,0 +1,66 @@
+"""The STE grid: zero loss where a zero-loss network of the class exists, the domain kept, the scale exact."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from bnnmilp.heuristics.ste import SteOptions, input_scale, ste_train
+from bnnmilp.network import Network, training_loss
+from bnnmilp.spec import parse_spec
+
+
+def spec_of(layers, weights="continuous", thresholds="learned", output="bits"):
+    return parse_spec({"network": {"layers": layers, "weights": weights, "thresholds": thresholds,
+                                   "output": output}})
+
+
+def teacher_data(seed: int, layers: list[int], m: int, output: str = "bits"):
+    """Separable toy data: integer inputs 0..16 in blocks, one block per class; class c has its block's
+    features high (12..16) and the others low (0..4), so a network of the class with loss 0 exists."""
+    rng = np.random.default_rng(seed)
+    d0, k = layers[0], layers[-1]
+    y = np.arange(m) % k
+    block = np.arange(d0) * k // d0
+    high = block[None, :] == y[:, None]
+    X = np.where(high, rng.integers(12, 17, size=(m, d0)), rng.integers(0, 5, size=(m, d0))).astype(np.float64)
+    return X, y
+
+
+@pytest.mark.parametrize("output", ["bits", "argmax"])
+def test_separable_toy_data_reaches_loss_zero(output):
+    layers = [6, 8, 3]
+    X, y = teacher_data(3, layers, 40, output)
+    assert len(np.unique(y)) == 3 and len(y) == 40
+    spec = spec_of(layers, output=output)
+    Y = np.eye(3, dtype=np.int8)[y]
+    nets = ste_train(spec, X, Y)
+    losses = [training_loss(n, X, y, Y, "hamming" if output == "bits" else "error", output) for n in nets]
+    assert losses[0] == 0 and losses == sorted(losses) and len(nets) == 12
+
+
+@pytest.mark.parametrize(("weights", "thresholds"), [("continuous", "learned"), ("continuous", "per_neuron"),
+                                                     ("binary", "learned"), ("ternary", "zero")])
+def test_the_networks_stay_in_the_domain(weights, thresholds):
+    X, y = teacher_data(4, [5, 4, 2], 30)
+    spec = spec_of([5, 4, 2], weights, thresholds)
+    nets = ste_train(spec, X, np.eye(2, dtype=np.int8)[y], SteOptions(epochs=60))
+    allowed = {"binary": {-1.0, 1.0}, "ternary": {-1.0, 0.0, 1.0}}
+    for n in nets:
+        for W, lam in zip(n.weights, n.thresholds, strict=True):
+            assert np.abs(W).max() <= 1 and np.abs(lam).max() <= 1
+            if weights in allowed:
+                assert set(np.unique(W)) <= allowed[weights]
+            if thresholds == "learned":
+                assert len(np.unique(lam)) == 1
+            if thresholds == "zero":
+                assert not lam.any()
+
+
+def test_the_input_scale_is_a_power_of_two_folded_into_the_first_layer():
+    X, y = teacher_data(5, [4, 3, 2], 20)
+    assert input_scale(X) == 1 / 16 and input_scale(X * 3) == 1 / 64 and input_scale(np.zeros((2, 2))) == 1.0
+    nets = ste_train(spec_of([4, 3, 2]), X, np.eye(2, dtype=np.int8)[y], SteOptions(epochs=40))
+    assert all(np.abs(n.weights[0]).max() <= 1 / 16 for n in nets)  # trained on x / 16, weights in [-1, 1]
