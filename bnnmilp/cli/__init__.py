@@ -2,31 +2,65 @@
 
 Errors are mapped to exit codes in one place (:class:`App`): bad input and usage errors 2 with one
 line naming the file or option, the key and the expectation; a false claim 1; a solver that failed or
-could not finish 3; Ctrl-C 130; SIGTERM 143. An unexpected exception is one line too (exit 3, "internal
-error"); ``--debug`` shows tracebacks instead.
+could not finish 3; Ctrl-C 130; SIGTERM 143; SIGHUP 129 (a closed terminal or ssh session). An unexpected
+exception is one line too (exit 3, "internal error"); ``--debug`` (anywhere on the command line, or
+BNNMILP_DEBUG=1) shows tracebacks instead.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
 
 import click
 
 from bnnmilp import __version__
-from bnnmilp.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_SOLVER, EXIT_TERMINATED, BnnMilpError
+from bnnmilp.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_HANGUP,
+    EXIT_INTERRUPTED,
+    EXIT_SOLVER,
+    EXIT_TERMINATED,
+    BnnMilpError,
+)
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (timeout, batch schedulers, docker stop): handled like Ctrl-C, the best result so far is kept."""
+    """SIGTERM (timeout, batch schedulers, docker stop) or SIGHUP (the terminal or ssh session closed): handled
+    like Ctrl-C, the best result so far is kept."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__()
+        self.signum = signum
 
 
-SIGNALS = {"terminated": False}  # set by SIGTERM, so that commands that keep a result choose exit 143
+SIGNALS = {"terminated": False, "code": EXIT_INTERRUPTED}  # set by a signal: the exit status to end with
+CAUGHT = {signal.SIGTERM: ("terminated", EXIT_TERMINATED), signal.SIGHUP: ("hangup", EXIT_HANGUP)}
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
+def _on_signal(signum: int, frame: object) -> None:
     SIGNALS["terminated"] = True
-    raise Terminated()
+    SIGNALS["code"] = CAUGHT[signal.Signals(signum)][1]
+    raise Terminated(signum)
+
+
+def exit_code_of_interrupt() -> int:
+    """130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP."""
+    return int(SIGNALS["code"])
+
+
+def _debug_anywhere(args: list[str]) -> list[str]:
+    """``--debug`` is accepted after the subcommand too (and BNNMILP_DEBUG=1): moved to the front."""
+    args = list(args)
+    end = args.index("--") if "--" in args else len(args)
+    found = "--debug" in args[:end]
+    if found:
+        args = [a for i, a in enumerate(args) if not (a == "--debug" and i < end)]
+    if found or os.environ.get("BNNMILP_DEBUG", "").strip().lower() in ("1", "true", "yes", "on"):
+        args = ["--debug", *args]
+    return args
 
 
 def _one_line(msg: str) -> str:
@@ -40,12 +74,13 @@ def _debug(ctx: click.Context) -> bool:
 class App(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
         """click's main, with every usage error as one line on stderr (exit 2) instead of a usage block."""
+        args = _debug_anywhere(sys.argv[1:] if args is None else args)
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
-        try:
-            previous = signal.signal(signal.SIGTERM, _on_sigterm)
-        except ValueError:  # not the main thread
-            previous = None
+        previous = {}
+        for signum in CAUGHT:
+            with contextlib.suppress(ValueError):  # not the main thread
+                previous[signum] = signal.signal(signum, _on_signal)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
@@ -59,8 +94,8 @@ class App(click.Group):
             click.echo("bnnmilp: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context):
@@ -75,9 +110,9 @@ class App(click.Group):
         except KeyboardInterrupt as exc:
             if _debug(ctx):
                 raise
-            term = isinstance(exc, Terminated)
-            self._fail(ctx, f"bnnmilp: {'terminated' if term else 'interrupted'}",
-                       EXIT_TERMINATED if term else EXIT_INTERRUPTED)
+            word, code = CAUGHT[signal.Signals(exc.signum)] if isinstance(exc, Terminated) else \
+                ("interrupted", EXIT_INTERRUPTED)
+            self._fail(ctx, f"bnnmilp: {word}", code)
         except Exception as exc:
             if _debug(ctx):
                 raise
@@ -99,7 +134,8 @@ class App(click.Group):
 
 @click.group(name="bnnmilp", cls=App, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bnnmilp")
-@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors (also after the command, or "
+                                            "BNNMILP_DEBUG=1).")
 def main(debug: bool) -> None:
     """Train binarized neural networks exactly by mixed-integer linear programming, and check the claims.
 
@@ -118,7 +154,8 @@ def main(debug: bool) -> None:
 
     Exit status: 0 ok; 1 a claim is false (verify) or no solution exists; 2 bad input (a file, a key, an
     option, or an output that cannot be written); 3 the solver failed or could not finish (or an internal
-    error); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM). Add --debug for a traceback.
+    error); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM); 129 hangup (SIGHUP). Add --debug (or set
+    BNNMILP_DEBUG=1) for a traceback.
     """
 
 

@@ -53,7 +53,7 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     import time
 
     from bnnmilp.cli import terminal
-    from bnnmilp.errors import EXIT_CLAIM_FALSE, EXIT_INTERRUPTED, SolverError
+    from bnnmilp.errors import EXIT_CLAIM_FALSE, SolverError
     from bnnmilp.runs import FINISHED, loss_note, prepare_run_dir, write_run
     from bnnmilp.train import train
 
@@ -120,10 +120,9 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
                         else f"solver stopped ({res.status}) before finding one"))
         raise SystemExit(EXIT_CLAIM_FALSE)
     if res.status == "interrupted":
-        from bnnmilp.cli import SIGNALS
-        from bnnmilp.errors import EXIT_TERMINATED
+        from bnnmilp.cli import exit_code_of_interrupt
 
-        raise SystemExit(EXIT_TERMINATED if SIGNALS["terminated"] else EXIT_INTERRUPTED)
+        raise SystemExit(exit_code_of_interrupt())
 
 
 def _ensemble(spec, ds, data_path: str, run_dir: str, workers: int, scheduler: str | None, as_json: bool) -> None:

@@ -107,6 +107,20 @@ def test_debug_shows_traceback(tmp_path):
     assert result.exception is not None and isinstance(result.exception, ValueError)
 
 
+@pytest.mark.parametrize("where", ["after", "env"])
+def test_debug_after_the_subcommand_or_from_the_environment(tmp_path, monkeypatch, where):
+    net = write(tmp_path, "net.yaml", {"network": {}})
+    data = write(tmp_path, "data.yaml", GOOD_DATA)
+    args = ["train", net, data, "-o", str(tmp_path / "r")]
+    plain = CliRunner().invoke(main, args)
+    assert plain.exit_code == 2 and not isinstance(plain.exception, ValueError)  # one line, no traceback
+    if where == "env":
+        monkeypatch.setenv("BNNMILP_DEBUG", "1")
+    result = CliRunner().invoke(main, [*args, "--debug"] if where == "after" else args)
+    assert result.exit_code != 0
+    assert result.exception is not None and isinstance(result.exception, ValueError)
+
+
 def test_unknown_solver_is_bad_input(tmp_path):
     net = write(tmp_path, "net.yaml", GOOD_NET)
     data = write(tmp_path, "data.yaml", GOOD_DATA)

@@ -117,16 +117,18 @@ def test_a_read_only_place_is_refused_before_solving(repo_root, tmp_path):
     assert len(err) == 1 and "read-only" in err[0] and "training" not in p.stderr
 
 
-def test_sigterm_keeps_the_best_network_and_exits_143(repo_root, tmp_path):
-    """SIGTERM (timeout, schedulers, docker stop) is handled like Ctrl-C: the best network so far, exit 143."""
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_keep_the_best_network(repo_root, tmp_path, signum, code):
+    """SIGTERM (timeout, schedulers, docker stop) and SIGHUP (a closed terminal or ssh session) are handled
+    like Ctrl-C: the best network so far, exit 143 or 129."""
     data = repo_root / "samples/digits_k10.yaml"
     proc = subprocess.Popen([sys.executable, "-m", "bnnmilp", "train", str(repo_root / "configs/digits.yaml"),
                              str(data), "-o", str(tmp_path / "run"), "--time-limit", "120", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(6)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err
+    assert proc.returncode == code, err
     assert json.loads(out)["status"] == "interrupted"
     doc = yaml.safe_load((tmp_path / "run/weights.yaml").read_text())
     assert doc["training_loss"]["best_so_far"] is True

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 
 from bnnmilp.heuristics.ste import SteOptions, input_scale, ste_train
-from bnnmilp.network import Network, training_loss
+from bnnmilp.network import training_loss
 from bnnmilp.spec import parse_spec
 
 
