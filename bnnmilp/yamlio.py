@@ -13,6 +13,8 @@ import json
 import math
 import os
 import re
+import shutil
+import stat
 import tempfile
 from collections.abc import Callable
 from fractions import Fraction
@@ -59,13 +61,28 @@ def read_yaml(path: str | Path, error: type[InputError] = InputError) -> dict[st
     return doc
 
 
+def _special(p: Path) -> bool:
+    """A path that exists and is neither a regular file nor a folder (after symbolic links): a character device
+    such as /dev/stdout or /dev/null, a FIFO, a process substitution >(...), a socket."""
+    try:
+        mode = os.stat(p).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def check_output_path(path: str | Path, folder: bool = False) -> Path:
     """Fail early (before any solving) when ``path`` cannot be written: a file where a folder is needed
-    on the way, a folder where a file is wanted, or no permission / a read-only file system."""
+    on the way, a folder where a file is wanted, or no permission / a read-only file system. A special file
+    (device, FIFO, process substitution) only needs to be writable itself."""
     p = Path(path)
+    if not folder and _special(p):
+        if not os.access(p, os.W_OK):
+            raise OutputError(str(p), "cannot write to it (permission denied)")
+        return p
     if p.exists() and p.is_dir() != folder:
         raise OutputError(str(p), "is a folder; expected a file" if p.is_dir() else "is a file; expected a folder")
-    parent = p if folder else p.parent
+    parent = Path(os.path.realpath(p)) if folder else Path(os.path.realpath(p)).parent
     anc = parent
     while not anc.exists():
         if anc.is_symlink():
@@ -79,17 +96,31 @@ def check_output_path(path: str | Path, folder: bool = False) -> Path:
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary path beside ``path``, then rename it into place."""
+    """Call ``write(tmp)`` on a temporary path, then put the result in place: a regular file (or a new path) is
+    replaced atomically by a rename beside it, so a reader never sees half a file; a symbolic link's target
+    is written and the link kept; a special file (/dev/stdout, /dev/null, a FIFO, a process substitution) is
+    written through, never replaced. New files get the mode the umask allows (0666 & ~umask)."""
     target = Path(path)
+    if _special(target):
+        try:
+            with tempfile.TemporaryDirectory(prefix="bnnmilp_") as d:
+                tmp = Path(d) / f"out{target.suffix}"
+                write(tmp)
+                with open(tmp, "rb") as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out)
+        except OSError as exc:
+            raise OutputError(str(target), f"cannot write ({exc.strerror or exc.__class__.__name__})") from exc
+        return target
+    real = Path(os.path.realpath(target))  # through symbolic links: the link stays, its target is written
     tmp_path: Path | None = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
+        real.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=real.suffix, dir=real.parent)
         os.close(fd)
         tmp_path = Path(tmp)
         write(tmp_path)
-        os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, target)
+        os.chmod(tmp_path, (stat.S_IMODE(os.stat(real).st_mode) if real.exists() else 0o666 & ~_umask()))
+        os.replace(tmp_path, real)
     except OSError as exc:
         if tmp_path is not None:
             tmp_path.unlink(missing_ok=True)

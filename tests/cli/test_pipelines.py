@@ -1,0 +1,40 @@
+"""Real shell pipelines around bnnmilp (bash): special files, process substitution, symbolic links, umask."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import stat
+import subprocess
+import sys
+
+BNNMILP = f"{sys.executable} -m bnnmilp"
+
+
+def sh(script: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", script], cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_encode_to_dev_stdout_into_gzip(repo_root, tmp_path):
+    p = sh(f"{BNNMILP} encode {repo_root}/configs/xor.yaml {repo_root}/samples/xor.yaml -o /dev/stdout --format lp "
+           f"| gzip > m.lp.gz; echo ${{PIPESTATUS[0]}}", tmp_path)
+    assert p.stdout.strip() == "0", p.stderr
+    text = gzip.decompress((tmp_path / "m.lp.gz").read_bytes()).decode()
+    assert text.startswith("\\* Source Pyomo model") and text.rstrip().endswith("end")
+    assert os.path.islink("/dev/stdout") or stat.S_ISCHR(os.stat("/dev/stdout").st_mode)  # still what it was
+
+
+def test_encode_into_a_process_substitution(repo_root, tmp_path):
+    p = sh(f"{BNNMILP} encode {repo_root}/configs/xor.yaml {repo_root}/samples/xor.yaml -o >(gzip > m.mps.gz) "
+           f"--format mps && sleep 1", tmp_path)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert gzip.decompress((tmp_path / "m.mps.gz").read_bytes()).decode().rstrip().endswith("ENDATA")
+
+
+def test_a_symlinked_output_and_the_umask(repo_root, tmp_path):
+    (tmp_path / "models").mkdir()
+    p = sh(f"ln -s models/xor.lp latest.lp && umask 027 && {BNNMILP} encode {repo_root}/configs/xor.yaml "
+           f"{repo_root}/samples/xor.yaml -o latest.lp --format lp", tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "latest.lp").is_symlink() and (tmp_path / "models/xor.lp").read_text().rstrip().endswith("end")
+    assert stat.S_IMODE(os.stat(tmp_path / "models/xor.lp").st_mode) == 0o640
