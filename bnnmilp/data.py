@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bnnmilp.errors import DataError
-from bnnmilp.yamlio import read_yaml
+from bnnmilp.yamlio import read_input, read_yaml, sniff
 
 
 @dataclass(frozen=True)
@@ -104,22 +104,17 @@ def parse_data(doc: dict, path: str | None = None) -> Dataset:
 
 
 def load_data(path: str | Path) -> Dataset:
-    """Read and validate a data file: YAML, or CSV / NPZ by extension."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".csv":
+    """Read and validate a data file: YAML, or CSV / NPZ by extension (``-``: standard input, by its content)."""
+    fmt = sniff(path)
+    if fmt == "csv":
         return _load_csv(Path(path))
-    if suffix == ".npz":
+    if fmt == "npz":
         return _load_npz(Path(path))
     return parse_data(read_yaml(path, DataError), str(path))
 
 
 def _read_bytes(p: Path, mode: str = "r"):
-    try:
-        return p.read_text(encoding="utf-8") if mode == "r" else p.read_bytes()
-    except FileNotFoundError:
-        raise DataError(str(p), None, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(str(p), None, f"cannot read file ({exc.__class__.__name__})") from None
+    return read_input(p, DataError, text=mode == "r")
 
 
 def _load_csv(p: Path) -> Dataset:

@@ -192,17 +192,19 @@ def write_network(path: str | Path, net: Network, header: dict[str, Any]) -> Pat
 
 def read_weights_npz(p: Path) -> dict[str, Any]:
     """The weights document of an NPZ file (nothing is unpickled)."""
+    import io
     import json
     import zipfile
 
     import numpy as np
 
+    from bnnmilp.yamlio import read_input
+
+    raw = read_input(p, WeightsError)
     try:
-        with np.load(p, allow_pickle=False) as npz:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         header = json.loads(str(arrays.pop("header")))
-    except FileNotFoundError:
-        raise WeightsError(str(p), None, "file not found") from None
     except KeyError:
         raise WeightsError(str(p), "header", "missing array") from None
     except (ValueError, OSError, zipfile.BadZipFile, EOFError):
@@ -260,11 +262,13 @@ class WeightsFile:
 def load_weights(path: str | Path, ensemble: bool = True) -> WeightsFile:
     """Read a weights.yaml (or the one inside a run folder); an ensemble file gives an EnsembleFile
     (with ``ensemble=False``, a one-line error: the command needs one network)."""
+    from bnnmilp.yamlio import sniff
+
     p = Path(path)
     if p.is_dir():
         p = p / "weights.yaml" if (p / "weights.yaml").exists() or not (p / "weights.npz").exists() \
             else p / "weights.npz"
-    doc = read_weights_npz(p) if p.suffix.lower() == ".npz" else read_yaml(p, WeightsError)
+    doc = read_weights_npz(p) if sniff(p) == "npz" else read_yaml(p, WeightsError)
     if doc.get("format") == "bnnmilp-ensemble":
         from bnnmilp.ensemble import load_ensemble
 

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
 from collections.abc import Callable
 from fractions import Fraction
@@ -41,15 +42,55 @@ def loads_yaml(text: str) -> Any:
     return yaml.load(text, Loader=Loader)
 
 
-def read_yaml(path: str | Path, error: type[InputError] = InputError) -> dict[str, Any]:
-    """Read a YAML mapping with the safe loader; errors name the file."""
+STDIO = "-"  # as an input path: standard input; as an output path: standard output
+_STDIN: dict[str, Any] = {}
+
+
+def is_stdio(path: str | Path | None) -> bool:
+    return path is not None and str(path) == STDIO
+
+
+def read_input(path: str | Path, error: type[InputError] = InputError, text: bool = False) -> bytes | str:
+    """The bytes (or UTF-8 text) of an input file, or of standard input for ``-`` (read once and kept, so that
+    sniffing its format and parsing it read the same bytes; one kind of input only, by ``error``); errors
+    name the file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        if is_stdio(path):
+            owner = _STDIN.setdefault("owner", error) if error is not InputError else error
+            if owner is not error:  # a spec and a data set (say) cannot both come from one standard input
+                raise error(STDIO, None, "standard input is already read as another input: give only one "
+                                         "input as -")
+            if STDIO not in _STDIN:
+                _STDIN[STDIO] = sys.stdin.buffer.read()
+            data = _STDIN[STDIO]
+        else:
+            data = p.read_bytes()
+        return data.decode("utf-8") if text else data
     except FileNotFoundError:
         raise error(str(p), None, "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise error(str(p), None, f"cannot read file ({exc.__class__.__name__})") from None
+
+
+def sniff(path: str | Path) -> str:
+    """The format of an input by its extension, or for ``-`` by its first bytes: "npz" (a zip archive),
+    "csv" (a first line of comma-separated fields) or "yaml"."""
+    if not is_stdio(path):
+        suffix = Path(path).suffix.lower()
+        return suffix[1:] if suffix in (".npz", ".csv") else "yaml"
+    head = read_input(path)[:4096]
+    if head.startswith(b"PK\x03\x04"):
+        return "npz"
+    first = head.split(b"\n", 1)[0].strip()
+    return "csv" if first and b"," in first and b":" not in first and not first.startswith((b"#", b"{", b"-")) \
+        else "yaml"
+
+
+def read_yaml(path: str | Path, error: type[InputError] = InputError) -> dict[str, Any]:
+    """Read a YAML mapping with the safe loader (``-``: standard input); errors name the file."""
+    p = Path(path)
+    text = read_input(path, error, text=True)
     try:
         doc = loads_yaml(text)
     except yaml.YAMLError as exc:
@@ -76,6 +117,8 @@ def check_output_path(path: str | Path, folder: bool = False) -> Path:
     on the way, a folder where a file is wanted, or no permission / a read-only file system. A special file
     (device, FIFO, process substitution) only needs to be writable itself."""
     p = Path(path)
+    if not folder and is_stdio(path):
+        return p
     if not folder and _special(p):
         if not os.access(p, os.W_OK):
             raise OutputError(str(p), "cannot write to it (permission denied)")
@@ -101,6 +144,14 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     is written and the link kept; a special file (/dev/stdout, /dev/null, a FIFO, a process substitution) is
     written through, never replaced. New files get the mode the umask allows (0666 & ~umask)."""
     target = Path(path)
+    if is_stdio(path):  # standard output: the data, whole, once written
+        with tempfile.TemporaryDirectory(prefix="bnnmilp_") as d:
+            tmp = Path(d) / "out"
+            write(tmp)
+            sys.stdout.flush()
+            sys.stdout.buffer.write(tmp.read_bytes())
+            sys.stdout.buffer.flush()
+        return target
     if _special(target):
         try:
             with tempfile.TemporaryDirectory(prefix="bnnmilp_") as d:
@@ -136,6 +187,10 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

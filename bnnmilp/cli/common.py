@@ -20,6 +20,17 @@ def load_inputs(network: str, data: str):
     return spec, ds
 
 
+def one_stdout(as_json: bool, **outputs: str | None) -> None:
+    """Standard output carries one thing: refuse two outputs given as ``-``, or one with --json."""
+    from bnnmilp.errors import InputError
+    from bnnmilp.yamlio import is_stdio
+
+    dashes = [name for name, path in outputs.items() if is_stdio(path)]
+    if len(dashes) + bool(as_json and dashes) > 1:
+        raise InputError(None, " and ".join(f"--{d}" for d in dashes) + (" and --json" if as_json else ""),
+                         "only one of them can go to standard output (-)")
+
+
 class Finite(click.ParamType):
     """A finite float in a range: NaN and infinities are refused (click's FloatRange lets NaN through)."""
 

@@ -4,14 +4,14 @@ from pathlib import Path
 
 import click
 
-from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_FILE, json_option, load_box_option, load_inputs
+from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_FILE, json_option, load_box_option, load_inputs, one_stdout
 
 
 @click.command("encode")
 @click.argument("network", type=click.Path())
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
-              help="The MPS or LP file to write.")
+              help="The MPS or LP file to write ('-': standard output, with --format).")
 @click.option("--format", "fmt", type=click.Choice(["mps", "lp"]), default=None,
               help="File format; by default taken from the extension of -o.")
 @click.option("--writer", type=click.Choice(["pyomo", "highs"]), default="pyomo", show_default=True,
@@ -39,15 +39,19 @@ def command(network: str, data: str, output: str, fmt: str | None, writer: str, 
     (products w*u, layers >= 2), z_l_k_j (binary weights, w = 2z - 1), e_i
     (sample errors). Size statistics go to stderr (or stdout with --json).
 
+    NETWORK, DATA: files, or '-' for standard input (one of them).
+
     \b
-    Example:
+    Examples:
       bnnmilp encode configs/paper.yaml samples/xor.yaml -o xor.lp
+      bnnmilp encode configs/paper.yaml - -o - --format mps < samples/xor.yaml | gzip > xor.mps.gz
     """
     from bnnmilp import formulations
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
     from bnnmilp.yamlio import atomic_write
 
+    one_stdout(as_json, output=output)
     fmt = fmt or Path(output).suffix.lower().lstrip(".")
     if fmt not in ("mps", "lp"):
         raise InputError(output, None, "cannot tell the format: use a .mps or .lp extension, or --format")
@@ -77,7 +81,8 @@ def command(network: str, data: str, output: str, fmt: str | None, writer: str, 
     if as_json:
         terminal.emit_json(stats)
     else:
-        terminal.table(f"wrote {output}", [(k, v) for k, v in stats.items() if k not in ("file",)])
+        where = "standard output" if output == "-" else output
+        terminal.table(f"wrote {where}", [(k, v) for k, v in stats.items() if k not in ("file",)])
 
 
 def _robust_model(weights, data, sample, eps, norm, domain, bounds, box, against, min_eps):

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import click
 
-from bnnmilp.cli.common import OUTPUT_FILE, json_option
+from bnnmilp.cli.common import OUTPUT_FILE, json_option, one_stdout
 
 
 @click.command("predict")
 @click.argument("weights", type=click.Path())
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
-              help="Write per-sample predictions as CSV.")
+              help="Write per-sample predictions as CSV ('-': standard output).")
 @json_option
 def command(weights: str, data: str, output: str | None, as_json: bool) -> None:
     """Predict the classes of DATA with WEIGHTS and report accuracy.
@@ -17,6 +17,11 @@ def command(weights: str, data: str, output: str | None, as_json: bool) -> None:
     Two readings of the output bits: exact match (the bits equal the one-hot
     code of a class, else no prediction, -1) and argmax (the class with the
     largest output score a_k - lambda_k, decided exactly; ties count as wrong).
+    WEIGHTS or DATA may be '-' (standard input).
+
+    \b
+    Example:
+      gunzip -c images.yaml.gz | bnnmilp predict runs/k1 - -o - | cut -d, -f3 | sort | uniq -c
     """
     import numpy as np
 
@@ -27,6 +32,7 @@ def command(weights: str, data: str, output: str | None, as_json: bool) -> None:
     from bnnmilp.runs import load_weights
     from bnnmilp.yamlio import write_text_atomic
 
+    one_stdout(as_json, output=output)
     wf = load_weights(weights)
     ds = load_data(data)
     if isinstance(wf, EnsembleFile):  # one-vs-one vote: both readings are the vote

@@ -9,6 +9,7 @@ from bnnmilp.cli.common import (
     POSITIVE,
     json_option,
     load_box_option,
+    one_stdout,
     parse_bounds,
     scheduler_option,
 )
@@ -51,7 +52,7 @@ from bnnmilp.cli.common import (
 @click.option("--reuse-model", is_flag=True, help="One MILP for all samples (needs --bounds), changed by bounds per "
                                                   "sample, instead of a model built per sample.")
 @click.option("--counterexamples", callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
-              help="Write counterexamples as a data YAML.")
+              help="Write counterexamples as a data YAML ('-': standard output).")
 @json_option
 def command(weights: str, data: str | None, proof: str | None, robust: bool, eps: float | None, norm: str,
             domain: str, bounds: str | None, box: str | None, engine: str, against: str, min_eps: bool,
@@ -115,6 +116,7 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
             _verify_ensemble(wf, ds, as_json)
         return
     if robust or min_eps:
+        one_stdout(as_json, counterexamples=counterexamples)
         _robust(wf, ds, eps, norm, domain, parse_bounds(bounds), box, engine, against, min_eps, time_limit,
                 Runner(weights, data, workers, scheduler, out_dir), not no_prune, reuse_model, counterexamples, as_json)
         return
@@ -143,13 +145,20 @@ class Runner:
 
     def __call__(self, n: int, opts, box: str | None = None) -> list:
         import tempfile
+        from pathlib import Path
 
         from bnnmilp.cli import terminal
+        from bnnmilp.errors import DataError
         from bnnmilp.jobs import execute
         from bnnmilp.robust import from_record, query_jobs
+        from bnnmilp.yamlio import is_stdio, read_input, sniff, write_bytes_atomic
 
-        jobs = query_jobs(self.weights, self.data, n, opts, box)
         with tempfile.TemporaryDirectory(prefix="bnnmilp_verify_") as tmp, terminal.sample_progress(n) as advance:
+            data = self.data
+            if is_stdio(data):  # workers read files: standard input is kept as one
+                data = str(Path(self.out or tmp) / f"stdin_data.{sniff(data)}")
+                write_bytes_atomic(data, read_input(self.data, DataError))
+            jobs = query_jobs(self.weights, data, n, opts, box)
             records = execute(jobs, self.out or tmp, workers=self.workers, scheduler=self.scheduler,
                               on_done=advance)
         return [from_record(r, i) for i, r in enumerate(records)]

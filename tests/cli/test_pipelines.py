@@ -38,3 +38,31 @@ def test_a_symlinked_output_and_the_umask(repo_root, tmp_path):
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "latest.lp").is_symlink() and (tmp_path / "models/xor.lp").read_text().rstrip().endswith("end")
     assert stat.S_IMODE(os.stat(tmp_path / "models/xor.lp").st_mode) == 0o640
+
+
+def test_standard_input_and_output_chain(repo_root, tmp_path):
+    """train reads DATA from a pipe; predict and verify read it from stdin and write to stdout; verify's
+    counterexamples feed predict."""
+    net, data = repo_root / "configs/xor.yaml", repo_root / "samples/xor.yaml"
+    p = sh(f"cat {data} | {BNNMILP} train {net} - -o run", tmp_path)
+    assert p.returncode == 0, p.stderr
+    p = sh(f"{BNNMILP} predict run - -o - < {data} | head -3", tmp_path)
+    assert p.returncode == 0 and p.stdout.splitlines()[0] == "index,label,prediction,argmax_prediction,bits"
+    assert len(p.stdout.splitlines()) == 3
+    p = sh(f"{BNNMILP} verify run - --robust --eps 0.125 --counterexamples - < {data} "
+           f"| {BNNMILP} predict run - --json", tmp_path)
+    import json
+
+    out = json.loads(p.stdout)
+    assert out["samples"] >= 1  # the counterexamples, read back as a data set by predict
+    p = sh(f"{BNNMILP} encode {net} - -o - --format mps < {data} | gzip | gunzip | tail -1", tmp_path)
+    assert p.stdout.strip() == "ENDATA", p.stderr
+
+
+def test_one_standard_input_and_one_standard_output(repo_root, tmp_path):
+    net, data = repo_root / "configs/xor.yaml", repo_root / "samples/xor.yaml"
+    p = sh(f"cat {net} | {BNNMILP} train - - -o run", tmp_path)
+    assert p.returncode == 2 and "give only one input as -" in p.stderr and not (tmp_path / "run").exists()
+    p = sh(f"{BNNMILP} encode {net} {data} -o - --format lp --json", tmp_path)
+    assert p.returncode == 2 and p.stdout == "" and "--json" in p.stderr
+    assert len([ln for ln in p.stderr.splitlines() if ln.strip()]) == 1
