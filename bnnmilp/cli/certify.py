@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from bnnmilp.cli.common import OUTPUT_FILE, POSITIVE, json_option
+from bnnmilp.cli.common import OUTPUT_FILE, POSITIVE, json_option, one_stdout
 
 
 @click.command("certify")
@@ -39,6 +39,7 @@ def command(target: str, data: str | None, output: str | None, fmt: str, time_li
     from bnnmilp.errors import SolverError
     from bnnmilp.yamlio import check_output_path, write_json_atomic
 
+    one_stdout(as_json, output=output)
     model, cutoff, tm = load_target(target, data)
     output = output or default_output(target, fmt)
     check_output_path(output)
@@ -66,7 +67,8 @@ def command(target: str, data: str | None, output: str | None, fmt: str, time_li
               "incumbent": tree.incumbent, "incumbent_from": incumbent_by,
               "objective_integral": bool(model.objective_integral),
               "nodes": len(tree.nodes), "leaves": len(tree.leaves), "runtime_s": round(tree.runtime_s, 3),
-              "nodes_per_s": round(tree.nodes_per_s, 1), "size_bytes": Path(output).stat().st_size}
+              "nodes_per_s": round(tree.nodes_per_s, 1),
+              "size_bytes": None if output == "-" else Path(output).stat().st_size}
     if as_json:
         terminal.emit_json(result)
     else:

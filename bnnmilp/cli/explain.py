@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from bnnmilp.cli.common import OUTPUT_FILE, POSITIVE, json_option
+from bnnmilp.cli.common import OUTPUT_FILE, POSITIVE, json_option, one_stdout
 
 
 @click.command("explain")
@@ -33,6 +33,7 @@ def command(run_dir: str, data: str, output: str | None, png: str | None, time_l
     from bnnmilp.runs import load_weights
     from bnnmilp.yamlio import atomic_write, write_json_atomic, write_text_atomic
 
+    one_stdout(as_json, output=output, png=png)
     wf = load_weights(run_dir, ensemble=False)
     ds = load_data(data)
     ds.check_fits(wf.spec.network.n_inputs, wf.spec.network.n_outputs)

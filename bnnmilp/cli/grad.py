@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from bnnmilp.cli.common import OUTPUT_FILE, POSITIVE, json_option
+from bnnmilp.cli.common import OUTPUT_FILE, POSITIVE, json_option, one_stdout
 
 
 @click.command("grad")
@@ -29,6 +29,7 @@ def command(model: str, wrt: str, output: str | None, time_limit: float, as_json
     from bnnmilp.diff import value_and_grad
     from bnnmilp.yamlio import write_json_atomic, write_text_atomic
 
+    one_stdout(as_json, output=output)
     m = read(model)
     vg = value_and_grad(m, time_limit=time_limit)
     if wrt == "rhs":

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from bnnmilp.cli.common import NUMBER, OUTPUT_FILE, json_option
+from bnnmilp.cli.common import NUMBER, OUTPUT_FILE, json_option, one_stdout
 
 
 @click.command("value-function")
@@ -41,6 +41,7 @@ def command(model: str, row: str, start: float, stop: float, steps: int, dual_fu
     from bnnmilp.errors import InputError
     from bnnmilp.yamlio import write_json_atomic, write_text_atomic
 
+    one_stdout(as_json, output=output, plot=plot)
     m = read(model)
     names = m.row_names()
     if row not in names:

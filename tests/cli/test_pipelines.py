@@ -66,3 +66,14 @@ def test_one_standard_input_and_one_standard_output(repo_root, tmp_path):
     p = sh(f"{BNNMILP} encode {net} {data} -o - --format lp --json", tmp_path)
     assert p.returncode == 2 and p.stdout == "" and "--json" in p.stderr
     assert len([ln for ln in p.stderr.splitlines() if ln.strip()]) == 1
+
+
+def test_single_file_outputs_to_standard_output(repo_root, tmp_path):
+    lp = repo_root / "samples/guzelsoy_ralphs.lp"
+    p = sh(f"{BNNMILP} grad {lp} --wrt rhs -o - | head -1", tmp_path)
+    assert p.stdout == "name,gradient\n", p.stderr
+    p = sh(f"{BNNMILP} certify {lp} --format vipr -o - | head -1", tmp_path)
+    assert p.stdout == "VER 1.0\n", p.stderr
+    p = sh(f"{BNNMILP} value-function {lp} --row b --from -1 --to 1 --steps 3 -o - | wc -l", tmp_path)
+    assert p.stdout.strip() == "4", p.stderr  # header and three points
+    assert list(tmp_path.iterdir()) == []  # nothing written beside
