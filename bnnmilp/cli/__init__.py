@@ -51,16 +51,30 @@ def exit_code_of_interrupt() -> int:
     return int(SIGNALS["code"])
 
 
+GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
+
+
 def _debug_anywhere(args: list[str]) -> list[str]:
-    """``--debug`` is accepted after the subcommand too (and BNNMILP_DEBUG=1): moved to the front."""
+    """The global options (--debug, --quiet, --progress MODE) are accepted after the subcommand too: moved to
+    the front (and BNNMILP_DEBUG=1 means --debug)."""
     args = list(args)
     end = args.index("--") if "--" in args else len(args)
-    found = "--debug" in args[:end]
-    if found:
-        args = [a for i, a in enumerate(args) if not (a == "--debug" and i < end)]
-    if found or os.environ.get("BNNMILP_DEBUG", "").strip().lower() in ("1", "true", "yes", "on"):
-        args = ["--debug", *args]
-    return args
+    front, rest, i = [], [], 0
+    while i < len(args):
+        a = args[i]
+        if i < end and a in GLOBAL_FLAGS:
+            front.append(a)
+        elif i < end and a == "--progress" and i + 1 < end:
+            front += [a, args[i + 1]]
+            i += 1
+        elif i < end and a.startswith("--progress="):
+            front.append(a)
+        else:
+            rest.append(a)
+        i += 1
+    if "--debug" not in front and os.environ.get("BNNMILP_DEBUG", "").strip().lower() in ("1", "true", "yes", "on"):
+        front.append("--debug")
+    return front + rest
 
 
 def _one_line(msg: str) -> str:
@@ -136,7 +150,11 @@ class App(click.Group):
 @click.version_option(__version__, prog_name="bnnmilp")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors (also after the command, or "
                                             "BNNMILP_DEBUG=1).")
-def main(debug: bool) -> None:
+@click.option("--progress", type=click.Choice(["auto", "plain", "rich", "none"]), default="auto", show_default=True,
+              help="Progress on stderr: rich (live, on a terminal), plain (a timestamped line every few seconds: "
+                   "the default in pipes and logs), none.")
+@click.option("-q", "--quiet", is_flag=True, help="Errors only on stderr (no status, tables or progress).")
+def main(debug: bool, progress: str, quiet: bool) -> None:
     """Train binarized neural networks exactly by mixed-integer linear programming, and check the claims.
 
     \b
@@ -157,6 +175,9 @@ def main(debug: bool) -> None:
     error); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM); 129 hangup (SIGHUP). Add --debug (or set
     BNNMILP_DEBUG=1) for a traceback.
     """
+    from bnnmilp.cli import terminal
+
+    terminal.configure(progress, quiet)
 
 
 from bnnmilp.cli import certify, encode, explain, grad, importer, predict, sweep, train, valuefn, verify  # noqa: E402

@@ -1,7 +1,9 @@
-"""The terminal: status and progress on stderr (rich), data on stdout (plain text or compact JSON).
+"""The terminal: status and progress on stderr, data on stdout (plain text or compact JSON).
 
-Progress is drawn only when stderr is a terminal, so pipes and logs get no
-control characters and nothing is left on screen.
+Progress (``--progress``): ``rich`` draws live lines and bars (the default on a terminal); ``plain``
+writes a timestamped line every few seconds on long work, never wrapped and free of control characters
+(the default when stderr is a pipe or a log file); ``none`` draws nothing. ``--quiet`` keeps stderr to
+errors only.
 """
 
 from __future__ import annotations
@@ -20,6 +22,30 @@ from bnnmilp.backends.base import Progress
 from bnnmilp.yamlio import dumps_json
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+if not err.is_terminal:  # a log file or a pipe: lines as long as they need (no wrapping mid-number)
+    err = Console(stderr=True, highlight=False, soft_wrap=True, width=1000)
+
+SETTINGS: dict[str, Any] = {"progress": "auto", "quiet": False}
+PLAIN_EVERY = 5.0  # seconds between plain progress lines
+
+
+def configure(progress: str = "auto", quiet: bool = False) -> None:
+    SETTINGS.update(progress=progress, quiet=quiet)
+
+
+def mode() -> str:
+    """rich, plain or none: what progress looks like now."""
+    if SETTINGS["quiet"]:
+        return "none"
+    if SETTINGS["progress"] == "auto":
+        return "rich" if err.is_terminal else "plain"
+    return str(SETTINGS["progress"])
+
+
+def plain(line: str) -> None:
+    """One timestamped progress line on stderr."""
+    sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
+    sys.stderr.flush()
 
 
 def emit_json(obj: Any) -> None:
@@ -27,11 +53,26 @@ def emit_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
-def status(msg: str) -> None:
-    err.print(msg)
+def status(msg: str, markup: bool = True) -> None:
+    if not SETTINGS["quiet"]:
+        err.print(msg, markup=markup)
+
+
+def emit_csv(rows: list[dict[str, Any]]) -> None:
+    """A table on stdout as CSV (a header line, then one line per row)."""
+    import csv
+
+    if not rows:
+        return
+    w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    sys.stdout.flush()
 
 
 def table(title: str, rows: list[tuple[str, Any]]) -> None:
+    if SETTINGS["quiet"]:
+        return
     t = Table(title=title, show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()
@@ -46,25 +87,54 @@ def _fmt(v: float) -> str:
 
 @contextmanager
 def solve_progress(label: str, time_limit: float | None):
-    """Yield a progress callback drawing incumbent, bound, gap and elapsed time live on stderr."""
-    if not err.is_terminal:
+    """Yield a progress callback showing incumbent, bound, gap, nodes and elapsed time on stderr (live, or a
+    plain line every PLAIN_EVERY seconds), or None when nothing is shown."""
+    how = mode()
+    if how == "none":
         yield None
         return
     t0 = time.monotonic()
+
+    def line(p: Progress) -> str:
+        limit = f" / {time_limit:g}s" if time_limit else ""
+        gap = f"{100 * p.gap:.1f}%" if math.isfinite(p.gap) else "-"
+        return (f"{label}: incumbent {_fmt(p.incumbent)}  bound {_fmt(p.bound)}  gap {gap}  nodes {p.nodes}  "
+                f"elapsed {time.monotonic() - t0:.1f}s{limit}")
+
+    if how == "plain":
+        last = [-math.inf]
+
+        def every(p: Progress) -> None:
+            if time.monotonic() - last[0] >= PLAIN_EVERY:
+                last[0] = time.monotonic()
+                plain(line(p))
+        yield every
+        return
     with Live(console=err, refresh_per_second=4, transient=True) as live:
         def update(p: Progress) -> None:
-            limit = f" / {time_limit:g}s" if time_limit else ""
-            gap = f"{100 * p.gap:.1f}%" if math.isfinite(p.gap) else "-"
-            live.update(f"[bold]{label}[/] incumbent {_fmt(p.incumbent)}  bound {_fmt(p.bound)}  gap {gap}  "
-                        f"nodes {p.nodes}  {time.monotonic() - t0:.1f}s{limit}  (Ctrl-C stops, keeps the best)")
+            live.update(f"[bold]{line(p)}[/]  (Ctrl-C stops, keeps the best)")
         yield update
 
 
 @contextmanager
 def sample_progress(total: int, label: str = "samples"):
-    """Yield a callback advancing a progress bar over samples or jobs (drawn only on a terminal)."""
-    if not err.is_terminal:
+    """Yield a callback advancing a progress bar over samples or jobs (plain: a line every PLAIN_EVERY seconds
+    and at the end)."""
+    how = mode()
+    if how == "none" or total == 0:
         yield lambda _r: None
+        return
+    if how == "plain":
+        t0, state = time.monotonic(), {"done": 0, "last": time.monotonic()}
+        word = "verifying" if label == "samples" else "running"
+
+        def advance(_r: object) -> None:
+            state["done"] += 1
+            now = time.monotonic()
+            if now - state["last"] >= PLAIN_EVERY or state["done"] == total:
+                state["last"] = now
+                plain(f"{word}: {state['done']}/{total} {label}  elapsed {now - t0:.1f}s")
+        yield advance
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -72,11 +72,11 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
     With --robust --eps E: for each sample, is there an input x' with ||x' - x|| <= E (within --bounds and
     --box, integer with --domain integer) whose output bits differ (argmax outputs: some class k scores
     at least the reference class, ties count)? Answers robust, not_robust (with a counterexample replayed
-    through the exact forward pass) or unknown (time limit). The step rule a >= lambda is the semantics:
-    no slack on the verifier's side. With integer inputs and a threshold input layer (imported BNNs),
-    an exhaustive enumeration of the first-layer bits the ball can flip decides most queries in
-    milliseconds; 'robust' from it is a proof without a solver. Each sample is one job: --workers and
-    --scheduler spread them, -o OUT keeps every result and resumes an interrupted run.
+    through the exact forward pass) or unknown (time limit), one CSV line per sample on stdout. The step
+    rule a >= lambda is the semantics: no slack on the verifier's side. With integer inputs and a
+    threshold input layer (imported BNNs), an exhaustive enumeration of the first-layer bits the ball can
+    flip decides most queries in milliseconds; 'robust' from it is a proof without a solver. Each sample
+    is one job: --workers and --scheduler spread them, -o OUT keeps every result and resumes an interrupted run.
 
     \b
     Examples:
@@ -128,12 +128,20 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
     else:
         mark = {True: "[green]ok[/]", False: "[red]FALSE[/]", None: "[dim]n/a[/]"}
         for c in report["checks"]:
-            terminal.err.print(f"{mark[c['ok']]:>14}  {c['name']:<7} {c['detail']}")
-        terminal.err.print(f"exact {report['loss']} loss {report['exact_loss']}, accuracy {report['accuracy']:.4f}, "
+            terminal.status(f"{mark[c['ok']]:>14}  {c['name']:<7} {c['detail']}")
+        terminal.status(f"exact {report['loss']} loss {report['exact_loss']}, accuracy {report['accuracy']:.4f}, "
                            f"min slack {report['min_slack_float']:.6g}")
-        terminal.err.print("[green]all claims hold[/]" if report["ok"] else "[red]a claim is false[/]")
+        terminal.status("[green]all claims hold[/]" if report["ok"] else "[red]a claim is false[/]")
     if not report["ok"]:
         raise SystemExit(1)
+
+
+def robust_row(r) -> dict:
+    """One line of verify --robust's CSV on stdout."""
+    return {"index": r.index, "answer": r.answer, "method": r.method,
+            "distance": "" if r.distance is None else r.distance,
+            "min_eps_bound": "" if r.min_eps_bound is None else f"{r.min_eps_bound:g}", "time_s": f"{r.time_s:.3f}",
+            "note": r.note + (f"; {r.float_check}" if r.float_check else "")}
 
 
 class Runner:
@@ -212,10 +220,8 @@ def _robust(wf, ds, eps, norm, domain, bounds, box, engine, against, min_eps, ti
     if as_json:
         terminal.emit_json(doc)
     else:
-        for r in results:
-            extra = f" distance {r.distance}" if r.distance is not None else ""
-            floats = f"; {r.float_check}" if r.float_check else ""
-            terminal.err.print(f"sample {r.index}: {r.answer} ({r.method}{extra}) {r.note}{floats}", markup=False)
+        if cx_path != "-":  # stdout carries one table: the counterexamples, when they go there
+            terminal.emit_csv([robust_row(r) for r in results])
         terminal.table("robustness", [(k, v) for k, v in summ.items()])
     if summ["robust"] != summ["samples"]:
         raise SystemExit(1)
@@ -249,11 +255,11 @@ def _certificate(target: str, data: str | None, proof: str | None, as_json: bool
     if as_json:
         terminal.emit_json(out)
     elif rep.ok:
-        terminal.err.print(f"[green]proof holds[/]: no feasible point has objective below {claim} "
+        terminal.status(f"[green]proof holds[/]: no feasible point has objective below {claim} "
                            f"({rep.leaves} leaves checked exactly in {dt:.3f}s)")
     else:
         for e in rep.errors[:20]:
-            terminal.err.print(f"[red]FALSE[/] {e}", markup=True)
+            terminal.status(f"[red]FALSE[/] {e}")
     if not rep.ok:
         raise SystemExit(1)
 
@@ -277,7 +283,7 @@ def _verify_ensemble(ens, ds, as_json: bool) -> None:
     if as_json:
         terminal.emit_json(out)
     else:
-        terminal.err.print(f"{len(reports)} members: " + ("[green]all claims hold[/]" if ok else
+        terminal.status(f"{len(reports)} members: " + ("[green]all claims hold[/]" if ok else
                            f"[red]claims false in {out['failed_members']}[/]") + f"; vote accuracy {acc:.4f}")
     if not ok:
         raise SystemExit(1)
@@ -298,8 +304,7 @@ def _robust_ensemble(ens, ds, eps, norm, domain, bounds, against, time_limit, ru
     if as_json:
         terminal.emit_json(doc)
     else:
-        for r in results:
-            terminal.err.print(f"sample {r.index}: {r.answer} ({r.method}) {r.note}", markup=False)
+        terminal.emit_csv([robust_row(r) for r in results])
         terminal.table("ensemble robustness", list(summ.items()))
     if summ["robust"] != summ["samples"]:
         raise SystemExit(1)

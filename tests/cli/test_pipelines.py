@@ -77,3 +77,21 @@ def test_single_file_outputs_to_standard_output(repo_root, tmp_path):
     p = sh(f"{BNNMILP} value-function {lp} --row b --from -1 --to 1 --steps 3 -o - | wc -l", tmp_path)
     assert p.stdout.strip() == "4", p.stderr  # header and three points
     assert list(tmp_path.iterdir()) == []  # nothing written beside
+
+
+def test_progress_in_a_log_is_plain_and_unwrapped(repo_root, tmp_path):
+    import re
+
+    net, data = repo_root / "configs/xor.yaml", repo_root / "samples/xor.yaml"
+    assert sh(f"{BNNMILP} train {net} {data} -o run 2> train.log", tmp_path).returncode == 0
+    verify = f"{BNNMILP} verify run {data} --robust --eps 0.125"
+    log = sh(f"{verify} 2>&1 >/dev/null", tmp_path).stdout
+    assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d verifying: 8/8 samples  elapsed \d+\.\ds$", log, re.M), log
+    assert "\x1b[" not in log  # no control characters in a log
+    assert "verifying:" not in sh(f"{verify} --progress none 2>&1 >/dev/null", tmp_path).stdout
+    quiet = sh(f"{verify} --quiet 2>&1 >/dev/null", tmp_path)
+    assert quiet.stdout == "" and quiet.returncode in (0, 1)
+    table = sh(f"{verify} 2>/dev/null", tmp_path).stdout.splitlines()  # the per-sample table is data: CSV
+    assert table[0] == "index,answer,method,distance,min_eps_bound,time_s,note" and len(table) == 9
+    enc = sh(f"{BNNMILP} encode {net} {data} -o m.lp 2>&1 >/dev/null", tmp_path).stdout
+    assert re.search(r"model_sha256 +│ [0-9a-f]{64} ", enc), enc  # the whole fingerprint on one line
