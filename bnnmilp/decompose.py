@@ -97,7 +97,8 @@ def decompose(spec: Spec, X: np.ndarray, Y: np.ndarray, start: Network,
     free = net.thresholds == "per_neuron"
     improved = units = 0
     n_hidden = sum(net.layers[1:-1])
-    tl = spec.solver.time_limit / max(n_hidden, 1) if spec.solver.time_limit is not None else None  # one budget
+    total = spec.solver.stage_limit()
+    tl = total / max(n_hidden, 1) if total is not None else None  # the units share one time limit
     for l in range(net.depth - 1):
         inp = X if l == 0 else bits[l - 1].astype(np.float64)
         a = inp @ ws[l].T - ts[l]

@@ -11,7 +11,8 @@ from bnnmilp.spec import SolverSpec
 
 
 def options_from(spec: SolverSpec) -> SolveOptions:
-    return SolveOptions(time_limit=spec.time_limit, mip_gap=spec.mip_gap, threads=spec.threads)
+    """The solve's options; its time limit is the per-stage limit cut to what remains of the budget."""
+    return SolveOptions(time_limit=spec.stage_limit(), mip_gap=spec.mip_gap, threads=spec.threads)
 
 
 def solve(model: StandardModel, solver: SolverSpec, start: np.ndarray | None = None,

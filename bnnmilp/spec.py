@@ -7,6 +7,7 @@ what was expected, so the CLI can print it as one line.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -79,9 +80,24 @@ class TrainingSpec:
 @dataclass(frozen=True)
 class SolverSpec:
     name: str = "highs"
-    time_limit: float | None = 60.0
+    time_limit: float | None = 60.0  # seconds per solver stage
     mip_gap: float = 0.0
     threads: int = 1
+    budget: float | None = None  # seconds for the whole training (STE, building, every stage, polishing)
+    deadline: float | None = None  # time.monotonic() when the budget runs out (set when training starts)
+
+    def remaining(self) -> float | None:
+        """What is left of the budget, in seconds (None: no budget)."""
+        if self.deadline is None:
+            return None
+        return max(0.01, self.deadline - time.monotonic())
+
+    def stage_limit(self) -> float | None:
+        """A solve's time limit: the per-stage limit, cut to what remains of the budget."""
+        left = self.remaining()
+        if left is None:
+            return self.time_limit
+        return left if self.time_limit is None else min(self.time_limit, left)
 
 
 @dataclass(frozen=True)
@@ -97,6 +113,9 @@ class Spec:
         d["training"]["objective"] = list(self.training.objective)
         if d["training"].pop("epsilon_auto"):
             d["training"]["epsilon"] = "auto"
+        d["solver"].pop("deadline")  # a moment of this process, not a setting
+        if d["solver"]["budget"] is None:
+            d["solver"].pop("budget")
         return d
 
     def with_training(self, **changes: Any) -> Spec:
@@ -235,12 +254,13 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
     if network.output == "argmax" and training.loss != "error":
         raise r.fail("training.loss", "error (misclassified samples) with network.output: argmax; hamming counts "
                                       "output bits, which an argmax layer does not have")
-    so = r.section(doc, "solver", {"name", "time_limit", "mip_gap", "threads"}, required=False)
+    so = r.section(doc, "solver", {"name", "time_limit", "mip_gap", "threads", "budget"}, required=False)
     name = so.get("name", "highs")
     if not isinstance(name, str) or not name:
         raise r.fail("solver.name", f"expected a solver name such as highs, scip, cbc, glpk, gurobi; got {name!r}")
     solver = SolverSpec(
         name=name,
+        budget=r.number(so, "solver", "budget", None, positive=True, allow_null=True),
         time_limit=r.number(so, "solver", "time_limit", 60.0, positive=True, allow_null=True),
         mip_gap=r.number(so, "solver", "mip_gap", 0.0, nonneg=True),
         threads=r.integer(so, "solver", "threads", 1, 1),

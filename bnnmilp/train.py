@@ -47,6 +47,7 @@ class TrainResult:
     model_sha256: str = ""
     stages: list[StageResult] = field(default_factory=list)
     start: Candidate | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per part (STE, build, stages, polish)
 
     @property
     def status(self) -> str:
@@ -139,7 +140,34 @@ def ste_networks(spec: Spec, data: Dataset) -> list[Network]:
 
 def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: Network | None = None,
           formulation: str = "theorem1") -> TrainResult:
-    """Train by the configured method; every candidate network is evaluated exactly before it is chosen."""
+    """Train by the configured method; every candidate network is evaluated exactly before it is chosen.
+
+    With ``solver.budget`` every part (STE, building, each stage, polishing) shares one wall-clock budget,
+    counted from here unless ``solver.deadline`` is already set (the command line counts from its start);
+    ``solver.time_limit`` still caps each stage. ``TrainResult.timings`` says what each part took."""
+    if spec.solver.budget is not None and spec.solver.deadline is None:
+        spec = spec.with_solver(deadline=time.monotonic() + spec.solver.budget)
+    clock = Timings()
+    res = _train(spec, data, progress, start, formulation, clock)
+    res.timings = clock.parts
+    return res
+
+
+class Timings:
+    """Seconds per part of a training run, in the order the parts ran."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.parts[name] = round(self.parts.get(name, 0.0) + now - self._t, 3)
+        self._t = now
+
+
+def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Network | None, formulation: str,
+           clock: Timings) -> TrainResult:
     data.check_fits(spec.network.n_inputs, spec.network.n_outputs)
     X, Y = data.features, data.targets(spec.network.n_outputs)
     tr = spec.training
@@ -148,13 +176,15 @@ def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: 
         t0 = time.perf_counter()
         best = evaluate(spec, ste_networks(spec, data)[0], data, "ste")
         sol = Solution("heuristic", None, None, None, None, 0, time.perf_counter() - t0, "ste", "bnnmilp")
+        clock.lap("ste")
         return TrainResult(spec, data, sol, best, start=best)
     if start is not None:
         start_c = exact_start(spec, start, data, "start")
     elif tr.warm_start == "ste" or tr.method == "decompose":
         start_c = choose([exact_start(spec, n, data, "ste") for n in ste_networks(spec, data)[:3]])
+        clock.lap("ste")
     if tr.method == "decompose":
-        return _decomposed(spec, data, start_c, progress)  # type: ignore[arg-type]
+        return _decomposed(spec, data, start_c, progress, clock)  # type: ignore[arg-type]
     form = formulations.get(formulation)
     tm = form.build(spec, X, Y)
     start_net = start_c.network if start_c is not None else trivial_start(spec)
@@ -165,7 +195,12 @@ def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: 
                for l in range(1, spec.network.depth + 1)]
         tm = form.build(spec, X, Y, box)
         x0 = tm.solution_from(start_net)
+    clock.lap("build")
     stages = solve_stages(tm, spec.solver, start=x0, progress=progress, warm=start_c is not None)
+    for st in stages:
+        clock.parts[f"stage {st.name}"] = round(st.solution.runtime_s, 3)
+    clock.lap("solve")
+    clock.parts.pop("solve")  # the stages' own times stand for it
     cands = []
     if start_c is not None:  # the result is never worse than the start, even one the MILP could not take
         cands.append(start_c)
@@ -178,6 +213,7 @@ def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: 
         raw, pattern = tm.network_from(x), tm.pattern_from(x)
         cands.append(evaluate(spec, snap_thresholds(spec, X, pattern, raw), data, "solver"))
         cands += _polished(spec, data, raw, pattern)
+        clock.lap("polish")
     best = choose(cands, prefer_solver=prefers_solver(spec))
     return TrainResult(spec, data, sol, best, tm.model.stats(), tm.model.fingerprint(), stages, start_c)
 
@@ -186,20 +222,24 @@ def _polished(spec: Spec, data: Dataset, net: Network, pattern: list[np.ndarray]
     """The configured polishing of ``net`` for ``pattern`` (none, or one candidate)."""
     if spec.training.polish == "none":
         return []
-    pol = polish(spec, data.features, pattern, net, spec.training.polish, spec.training.polish_radius)
+    pol = polish(spec, data.features, pattern, net, spec.training.polish, spec.training.polish_radius,
+                 time_limit=spec.solver.remaining())
     return [] if pol is None else [evaluate(spec, pol, data, "polished")]
 
 
-def _decomposed(spec: Spec, data: Dataset, start_c: Candidate, progress: ProgressFn | None) -> TrainResult:
+def _decomposed(spec: Spec, data: Dataset, start_c: Candidate, progress: ProgressFn | None,
+                clock: Timings) -> TrainResult:
     """Icarte et al.'s hybrid (``method: decompose``): the start's hidden pattern, one problem per unit."""
     from bnnmilp.decompose import decompose
 
     X = data.features
     dec = decompose(spec, X, data.targets(spec.network.n_outputs), start_c.network, progress)
+    clock.lap("decompose")
     net = dec.network
     pattern = pattern_of(spec, net, X, data.labels)
     cands = [start_c, evaluate(spec, snap_thresholds(spec, X, pattern, net), data, "solver")]
     cands += _polished(spec, data, net, pattern)
+    clock.lap("polish")
     best = choose(cands, prefer_solver=prefers_solver(spec))
     stats = {"units": dec.units, "units_improved": dec.units_improved}
     return TrainResult(spec, data, dec.stages[-1].solution, best, stats, "", dec.stages, start_c)

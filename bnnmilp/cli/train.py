@@ -11,7 +11,10 @@ from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_DIR, POSITIVE, json_option, l
 @click.option("-o", "--output", "run_dir", required=True, callback=OUTPUT_DIR, type=click.Path(file_okay=False),
               help="Run folder to write weights.yaml and certificate.json into.")
 @click.option("--solver", help="highs (embedded, default) or scip, cbc, glpk, gurobi, highs-pyomo via Pyomo.")
-@click.option("--time-limit", type=POSITIVE, help="Seconds (overrides the YAML).")
+@click.option("--time-limit", type=POSITIVE,
+              help="The command's wall-clock budget in seconds: STE, building, every solver stage and polishing "
+                   "share it (overrides solver.budget; with --ensemble: seconds per member).")
+@click.option("--stage-time-limit", type=POSITIVE, help="Seconds per solver stage (overrides solver.time_limit).")
 @click.option("--mip-gap", type=NONNEGATIVE, help="Relative gap at which to stop (default 0).")
 @click.option("--threads", type=click.IntRange(min=1), help="Solver threads.")
 @click.option("--polish", type=click.Choice(["min", "sum", "neuron", "none"]), default=None,
@@ -34,9 +37,9 @@ from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_DIR, POSITIVE, json_option, l
 @click.option("--force", is_flag=True, help="Replace an earlier run in RUN_DIR (its weights, certificate, proofs).")
 @json_option
 def command(network: str, data: str, run_dir: str, solver: str | None, time_limit: float | None,
-            mip_gap: float | None, threads: int | None, polish: str | None, objective: str | None,
-            method: str | None, warm_start: str | None, seed: int | None, ensemble: str | None, workers: int,
-            scheduler: str | None, force: bool, as_json: bool) -> None:
+            stage_time_limit: float | None, mip_gap: float | None, threads: int | None, polish: str | None,
+            objective: str | None, method: str | None, warm_start: str | None, seed: int | None,
+            ensemble: str | None, workers: int, scheduler: str | None, force: bool, as_json: bool) -> None:
     """Train NETWORK (spec YAML) on DATA (YAML) exactly, by solving the training MILP.
 
     Writes RUN_DIR/weights.yaml (weights, thresholds, settings, data sha256 and
@@ -57,9 +60,16 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     from bnnmilp.runs import FINISHED, loss_note, prepare_run_dir, write_run
     from bnnmilp.train import train
 
+    started = time.monotonic()  # the budget counts from the command's start
     spec, ds = load_inputs(network, data)
     prepare_run_dir(run_dir, force)
-    spec = spec.with_solver(name=solver, time_limit=time_limit, mip_gap=mip_gap, threads=threads)
+    spec = spec.with_solver(name=solver, time_limit=stage_time_limit, mip_gap=mip_gap, threads=threads)
+    if ensemble:  # members run as separate jobs: the limit is each member's
+        spec = spec.with_solver(time_limit=time_limit)
+    else:
+        spec = spec.with_solver(budget=time_limit)
+        if spec.solver.budget is not None:
+            spec = spec.with_solver(deadline=started + spec.solver.budget)
     obj = None
     if objective is not None:
         from bnnmilp.spec import parse_objective
@@ -75,7 +85,7 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
                         f"{spec.network.thresholds} thresholds, {spec.training.loss} loss) on {ds.n_samples} "
                         f"samples with {spec.solver.name}")
     t0 = time.perf_counter()
-    with terminal.solve_progress("solving", spec.solver.time_limit) as progress:
+    with terminal.solve_progress("solving", spec.solver.budget or spec.solver.time_limit) as progress:
         res = train(spec, ds, progress=progress)
     sol, best = res.solution, res.best
     if res.status not in FINISHED:
@@ -90,6 +100,8 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
         "gap": cert.get("gap"),
         "nodes": cert.get("nodes", 0),
         "runtime_s": round(time.perf_counter() - t0, 3),
+        "times": res.timings,
+        "budget": spec.solver.budget,
         "solver": sol.solver,
         "stages": [st.name for st in res.stages],
         "source": best.source if best else None,
@@ -107,7 +119,9 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
                 ("solver bound (reported)", summary["bound"] if not res.local_search else
                  "none: a local search (trust region or fixed hidden pattern)"),
                 ("gap (reported)", summary["gap"] if not res.local_search else "-"),
-                ("nodes", summary["nodes"]), ("time", f"{summary['runtime_s']:.2f}s")]
+                ("nodes", summary["nodes"]), ("time", f"{summary['runtime_s']:.2f}s" + (
+                    f" of a {spec.solver.budget:g}s budget" if spec.solver.budget else "") + (
+                    " (" + ", ".join(f"{k} {v:.2f}s" for k, v in res.timings.items()) + ")" if res.timings else ""))]
         if best:
             rows.append(("min slack (exact)", f"{float(best.min_slack):.6g} ({best.source} weights)"))
         rows += [(k, str(v)) for k, v in paths.items()]

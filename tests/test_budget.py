@@ -1,0 +1,43 @@
+"""One wall-clock budget for a whole training run (solver.budget, train --time-limit), per-stage limits kept."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from bnnmilp.cli import main
+from bnnmilp.errors import SpecError
+from bnnmilp.spec import SolverSpec, parse_spec
+
+
+def test_a_stage_gets_what_remains_of_the_budget():
+    assert SolverSpec(time_limit=60.0).stage_limit() == 60.0  # no budget: today's per-stage limit
+    soon = SolverSpec(time_limit=60.0, deadline=time.monotonic() + 5.0)
+    assert 0 < soon.stage_limit() <= 5.0 and soon.remaining() <= 5.0
+    assert SolverSpec(time_limit=2.0, deadline=time.monotonic() + 100.0).stage_limit() == 2.0
+    assert SolverSpec(time_limit=None, deadline=time.monotonic() - 1.0).stage_limit() == 0.01  # spent: minimal
+
+
+def test_the_budget_is_a_setting_and_the_deadline_is_not():
+    spec = parse_spec({"network": {"layers": [2, 1]}, "solver": {"budget": 30}})
+    assert spec.solver.budget == 30.0 and spec.solver.deadline is None
+    doc = spec.with_solver(deadline=123.0).to_dict()["solver"]
+    assert doc["budget"] == 30.0 and "deadline" not in doc
+    assert "budget" not in parse_spec({"network": {"layers": [2, 1]}}).to_dict()["solver"]
+    for bad in (0, -1, "soon", float("nan")):
+        with pytest.raises(SpecError, match="budget"):
+            parse_spec({"network": {"layers": [2, 1]}, "solver": {"budget": bad}})
+
+
+def test_train_reports_the_budget_and_what_each_part_took(repo_root, tmp_path):
+    r = CliRunner().invoke(main, ["train", str(repo_root / "configs/xor.yaml"), str(repo_root / "samples/xor.yaml"),
+                                  "-o", str(tmp_path / "run"), "--time-limit", "30", "--objective", "lexicographic",
+                                  "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["budget"] == 30.0
+    assert list(out["times"]) == ["build", "stage loss", "stage margin", "polish"]
+    assert all(v >= 0 for v in out["times"].values())
