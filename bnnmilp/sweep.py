@@ -96,25 +96,17 @@ def write_results(out: Path, records: list[dict], points: list[dict]) -> list[di
 
 
 def plot_results(out: Path, rows: list[dict]) -> Path | None:
-    """Test accuracy against training time (PNG); None when matplotlib is missing or nothing to plot."""
-    pts = [(r["time_s"], r["test_exact"]) for r in rows
-           if r.get("time_s") is not None and r.get("test_exact") is not None]
+    """Test accuracy against training time (PNG), each point labelled with its grid point; None when
+    matplotlib is missing or nothing to plot."""
+    pts = [(r["time_s"], r["test_exact"], ", ".join(f"{k}={r[k]}" for k in r if k not in COLUMNS
+                                                     and k not in ("error", "key")))
+           for r in rows if r.get("time_s") is not None and r.get("test_exact") is not None]
     if not pts:
         return None
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib  # noqa: F401
     except ImportError:
         return None
-    from bnnmilp.yamlio import atomic_write
+    from bnnmilp.plots import accuracy_against_time
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.scatter([p[0] for p in pts], [100 * p[1] for p in pts])
-    ax.set_xlabel("training time (s)")
-    ax.set_ylabel("test exact-match accuracy (%)")
-    ax.set_title("sweep")
-    atomic_write(out / "plot.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    plt.close(fig)
-    return out / "plot.png"
+    return accuracy_against_time(out / "plot.png", pts)

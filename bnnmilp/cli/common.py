@@ -101,6 +101,20 @@ OUTPUT_FILE = _checked(folder=False)
 OUTPUT_DIR = _checked(folder=True)
 
 
+def PLOT_FILE(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:  # noqa: N802
+    """A picture to write: writable, and .png, .svg or .pdf (checked before any work)."""
+    from bnnmilp.errors import InputError
+    from bnnmilp.plots import plot_format
+
+    value = OUTPUT_FILE(ctx, param, value)
+    if value is not None:
+        try:
+            plot_format(value)
+        except InputError as exc:
+            raise click.BadParameter(exc.expected, ctx, param) from None
+    return value
+
+
 def scheduler_option(help_text: str):
     """--scheduler, checked when parsed: 'local' or a Dask address."""
     def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

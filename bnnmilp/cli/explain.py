@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from bnnmilp.cli.common import OUTPUT_FILE, POSITIVE, json_option, one_stdout
+from bnnmilp.cli.common import OUTPUT_FILE, PLOT_FILE, POSITIVE, json_option, one_stdout
 
 
 @click.command("explain")
@@ -10,8 +10,8 @@ from bnnmilp.cli.common import OUTPUT_FILE, POSITIVE, json_option, one_stdout
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
               help="Write the sensitivities (CSV, or .json).")
-@click.option("--png", callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
-              help="Heat maps per sample for square images (matplotlib).")
+@click.option("--plot", "--png", "png", callback=PLOT_FILE, type=click.Path(dir_okay=False),
+              help="Heat maps per sample for square images, with a colour bar (.png, .svg or .pdf; matplotlib).")
 @click.option("--time-limit", type=POSITIVE, default=600.0, show_default=True)
 @json_option
 def command(run_dir: str, data: str, output: str | None, png: str | None, time_limit: float, as_json: bool) -> None:
@@ -31,7 +31,7 @@ def command(run_dir: str, data: str, output: str | None, png: str | None, time_l
     from bnnmilp.data import load_data
     from bnnmilp.explain import input_sensitivity
     from bnnmilp.runs import load_weights
-    from bnnmilp.yamlio import atomic_write, write_json_atomic, write_text_atomic
+    from bnnmilp.yamlio import write_json_atomic, write_text_atomic
 
     one_stdout(as_json, output=output, png=png)
     wf = load_weights(run_dir, ensemble=False)
@@ -49,28 +49,13 @@ def command(run_dir: str, data: str, output: str | None, png: str | None, time_l
             write_text_atomic(output, head + "\n" + "".join(f"{i}," + ",".join(repr(float(v)) for v in row) + "\n"
                                                             for i, row in enumerate(S)))
     if png:
+        from bnnmilp.plots import heatmaps
+
         side = math.isqrt(ds.n_features)
         if side * side != ds.n_features:
             raise click.BadParameter("heat maps need square images (d0 = n * n)", param_hint="--png")
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise click.UsageError("--png needs matplotlib: pip install 'bnnmilp[plot]'") from None
-        cols = min(10, ds.n_samples)
-        rows = math.ceil(ds.n_samples / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.5 * rows), squeeze=False)
-        lim = float(abs(S).max()) or 1.0
-        for i, ax in enumerate(axes.ravel()):
-            ax.axis("off")
-            if i < ds.n_samples:
-                ax.imshow(S[i].reshape(side, side), cmap="coolwarm", vmin=-lim, vmax=lim)
-                ax.set_title(f"#{i} y={ds.labels[i]}", fontsize=7)
-        fig.suptitle(f"d(optimal training loss)/d(pixel), loss {vg.value:g}", fontsize=9)
-        atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-        plt.close(fig)
+        heatmaps(png, S, ds.labels.tolist(), f"d(optimal training loss) / d(pixel); optimal loss {vg.value:g}",
+                 "sensitivity of the optimal loss")
     if as_json:
         terminal.emit_json(out)
     else:

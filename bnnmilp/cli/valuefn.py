@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from bnnmilp.cli.common import NUMBER, OUTPUT_FILE, json_option, one_stdout
+from bnnmilp.cli.common import NUMBER, OUTPUT_FILE, PLOT_FILE, json_option, one_stdout
 
 
 @click.command("value-function")
@@ -15,8 +15,8 @@ from bnnmilp.cli.common import NUMBER, OUTPUT_FILE, json_option, one_stdout
 @click.option("--at", "b0", type=NUMBER, help="Where the tree is built (default: the row's right-hand side).")
 @click.option("-o", "--output", callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
               help="Write a CSV (or JSON with .json).")
-@click.option("--plot", callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
-              help="Draw z (and F) to a PNG (needs matplotlib).")
+@click.option("--plot", callback=PLOT_FILE, type=click.Path(dir_okay=False),
+              help="Draw z (and F): .png, .svg or .pdf (needs matplotlib).")
 @json_option
 def command(model: str, row: str, start: float, stop: float, steps: int, dual_function: bool, b0: float | None,
             output: str | None, plot: str | None, as_json: bool) -> None:
@@ -74,27 +74,6 @@ def command(model: str, row: str, start: float, stop: float, steps: int, dual_fu
 
 
 def _plot(path: str, betas, z, F, row: str) -> None:
-    from bnnmilp.errors import BnnMilpError
+    from bnnmilp.plots import value_function
 
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise BnnMilpError("--plot needs matplotlib: pip install 'bnnmilp[plot]'") from None
-    from bnnmilp.yamlio import atomic_write
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    fine = betas
-    ax.plot(betas, [v if v is not None else float("nan") for v in z], "o-", label="value function z(b)")
-    if F is not None:
-        import numpy as np
-
-        fine = np.linspace(betas[0], betas[-1], 400)
-        ax.plot(fine, [F(b) for b in fine], "-", label=f"dual function F of the tree at b0 = {F.b0:g}")
-        ax.axvline(F.b0, color="grey", lw=0.5)
-    ax.set_xlabel(f"right-hand side of row {row}")
-    ax.legend()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    plt.close(fig)
+    value_function(path, betas, z, F, row)
