@@ -20,7 +20,7 @@ import numpy as np
 
 from bnnmilp.backends.base import ProgressFn, Solution
 from bnnmilp.formulations.theorem1 import TrainingModel
-from bnnmilp.solve import solve
+from bnnmilp.solve import IncumbentFn, solve
 from bnnmilp.spec import SolverSpec
 
 
@@ -32,10 +32,12 @@ class StageResult:
 
 
 def solve_stages(tm: TrainingModel, solver: SolverSpec, start: np.ndarray | None = None,
-                 progress: ProgressFn | None = None, warm: bool = True) -> list[StageResult]:
+                 progress: ProgressFn | None = None, warm: bool = True,
+                 on_incumbent: IncumbentFn | None = None) -> list[StageResult]:
     """Solve the stages in order; stops early when a stage finds no point (earlier results are kept).
 
     ``warm``: ``start`` comes from a heuristic or the user (trust regions centre only on such starts).
+    ``on_incumbent``: every stage's improving points (same columns), for checkpoints.
     """
     stages = tm.spec.training.objective
     model = tm.model
@@ -65,7 +67,8 @@ def solve_stages(tm: TrainingModel, solver: SolverSpec, start: np.ndarray | None
         # start from the better of the previous stage's point and the initial start, if still feasible
         starts = [p for p in (x, start) if p is not None and model.max_violation(p) <= 1e-9]
         x = min(starts, key=lambda p: float(c @ p)) if starts else x
-        sol = solve(model.with_objective(c, off, integral), solver, start=x, progress=progress)
+        sol = solve(model.with_objective(c, off, integral), solver, start=x, progress=progress,
+                    on_incumbent=on_incumbent)
         if sol.x is None or sol.status == "interrupted":
             results.append(StageResult(name, sol, None if sol.x is None else float(c @ sol.x + off)))
             break

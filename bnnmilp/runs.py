@@ -32,6 +32,8 @@ from bnnmilp.yamlio import (
 
 WEIGHTS_FORMAT = "bnnmilp-weights"
 # the statuses a run may end with; anything else (error, unbounded, ...) is a failed solve: nothing is written
+CHECKPOINT_NOTE = ("written while the solver ran: the run had not finished when this file was written (if it "
+                   "stays so, the process was killed); the network is the incumbent of that moment, its loss exact")
 FINISHED = ("optimal", "time_limit", "interrupted", "infeasible", "heuristic")
 OWNED = ("weights.yaml", "weights.npz", "certificate.json", "proof.json", "proof.vipr", "members", "jobs")
 NPZ_ABOVE = 100_000  # networks with more parameters are written as weights.npz (YAML stays for small ones)
@@ -100,6 +102,7 @@ def certificate_doc(res: TrainResult) -> dict[str, Any]:
         "bound": res.loss_bound,
         "bound_scope": "trust region around the start (not a bound of the training problem)"
         if res.local_search else "global",
+        **({"checkpoint": CHECKPOINT_NOTE} if s.info.get("checkpoint") else {}),
         "gap": ls.gap if loss_stage else None,
         "written_loss": res.best.loss if res.best else None,
         "written_loss_note": loss_note(res),
@@ -130,6 +133,7 @@ def weights_doc(res: TrainResult) -> dict[str, Any]:
             "computed": "exact forward pass of these weights (rational arithmetic)",
             "status": res.status,
             "best_so_far": res.status not in ("optimal", "heuristic"),
+            **({"checkpoint": CHECKPOINT_NOTE} if res.solution.info.get("checkpoint") else {}),
             "solver_objective": res.stages[0].solution.objective if res.stages else None,
             "solver_bound": res.loss_bound,
             "source": best.source,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from bnnmilp.backends import highs
 from bnnmilp.backends.base import ProgressFn, Solution, SolveOptions
 from bnnmilp.model import StandardModel
 from bnnmilp.spec import SolverSpec
+
+IncumbentFn = Callable[[np.ndarray], None]
 
 
 def options_from(spec: SolverSpec) -> SolveOptions:
@@ -16,11 +20,11 @@ def options_from(spec: SolverSpec) -> SolveOptions:
 
 
 def solve(model: StandardModel, solver: SolverSpec, start: np.ndarray | None = None,
-          progress: ProgressFn | None = None) -> Solution:
-    """Solve with HiGHS directly (default) or any solver Pyomo reaches."""
+          progress: ProgressFn | None = None, on_incumbent: IncumbentFn | None = None) -> Solution:
+    """Solve with HiGHS directly (default) or any solver Pyomo reaches (``on_incumbent``: HiGHS only)."""
     opts = options_from(solver)
     if solver.name == "highs":
-        return highs.solve(model, opts, start, progress)
+        return highs.solve(model, opts, start, progress, on_incumbent=on_incumbent)
     from bnnmilp.backends import pyomo
 
     return pyomo.solve(model, solver.name, opts, start)

@@ -8,6 +8,7 @@ as such (a claim about the epsilon-margin problem, not independently proven).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -139,16 +140,20 @@ def ste_networks(spec: Spec, data: Dataset) -> list[Network]:
 
 
 def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: Network | None = None,
-          formulation: str = "theorem1") -> TrainResult:
+          formulation: str = "theorem1", checkpoint: Callable[[TrainResult], None] | None = None) -> TrainResult:
     """Train by the configured method; every candidate network is evaluated exactly before it is chosen.
 
     With ``solver.budget`` every part (STE, building, each stage, polishing) shares one wall-clock budget,
     counted from here unless ``solver.deadline`` is already set (the command line counts from its start);
-    ``solver.time_limit`` still caps each stage. ``TrainResult.timings`` says what each part took."""
+    ``solver.time_limit`` still caps each stage. ``TrainResult.timings`` says what each part took.
+
+    ``checkpoint(result)``: called with the start (when there is one) and then with every better incumbent
+    the solver finds (every few seconds at most), each evaluated exactly, labelled as a checkpoint, so that
+    a killed run still leaves its last incumbent."""
     if spec.solver.budget is not None and spec.solver.deadline is None:
         spec = spec.with_solver(deadline=time.monotonic() + spec.solver.budget)
     clock = Timings()
-    res = _train(spec, data, progress, start, formulation, clock)
+    res = _train(spec, data, progress, start, formulation, clock, checkpoint)
     res.timings = clock.parts
     return res
 
@@ -167,7 +172,7 @@ class Timings:
 
 
 def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Network | None, formulation: str,
-           clock: Timings) -> TrainResult:
+           clock: Timings, checkpoint: Callable[[TrainResult], None] | None = None) -> TrainResult:
     data.check_fits(spec.network.n_inputs, spec.network.n_outputs)
     X, Y = data.features, data.targets(spec.network.n_outputs)
     tr = spec.training
@@ -196,7 +201,28 @@ def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Networ
         tm = form.build(spec, X, Y, box)
         x0 = tm.solution_from(start_net)
     clock.lap("build")
-    stages = solve_stages(tm, spec.solver, start=x0, progress=progress, warm=start_c is not None)
+    on_incumbent = None
+    if checkpoint is not None:
+        t_solve = time.perf_counter()
+        written: list[Candidate] = []
+
+        def keep(cand: Candidate) -> None:
+            rank = (cand.loss, not cand.epsilon_feasible)
+            if written and rank >= (written[-1].loss, not written[-1].epsilon_feasible):
+                return
+            written[:] = [cand]
+            sol = Solution("interrupted", None, None, None, None, 0, time.perf_counter() - t_solve, "highs", "",
+                           {"checkpoint": True})
+            checkpoint(TrainResult(spec, data, sol, cand, tm.model.stats(), tm.model.fingerprint(), [], start_c))
+
+        def on_incumbent(x: np.ndarray) -> None:
+            raw, pattern = tm.network_from(x), tm.pattern_from(x)
+            keep(evaluate(spec, snap_thresholds(spec, X, pattern, raw), data, "solver"))
+
+        if start_c is not None:
+            keep(start_c)
+    stages = solve_stages(tm, spec.solver, start=x0, progress=progress, warm=start_c is not None,
+                          on_incumbent=on_incumbent)
     for st in stages:
         clock.parts[f"stage {st.name}"] = round(st.solution.runtime_s, 3)
     clock.lap("solve")

@@ -41,3 +41,7 @@ def test_train_reports_the_budget_and_what_each_part_took(repo_root, tmp_path):
     assert out["budget"] == 30.0
     assert list(out["times"]) == ["build", "stage loss", "stage margin", "polish"]
     assert all(v >= 0 for v in out["times"].values())
+    import yaml
+
+    doc = yaml.safe_load((tmp_path / "run/weights.yaml").read_text())  # the finished run replaced any checkpoint
+    assert doc["training_loss"]["status"] == "optimal" and "checkpoint" not in doc["training_loss"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import highspy
@@ -118,9 +119,16 @@ def write(model: StandardModel, path: str | Path) -> None:
                       "No space left on device" if full else "HiGHS could not write the model", str(path))
 
 
+CHECKPOINT_EVERY = 2.0  # seconds between two incumbents handed to ``on_incumbent``
+
+
 def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None = None,
-          progress: ProgressFn | None = None, h: highspy.Highs | None = None) -> Solution:
-    """Solve ``model``; with ``h``, re-solve an instance already holding it (possibly with changed bounds)."""
+          progress: ProgressFn | None = None, h: highspy.Highs | None = None,
+          on_incumbent: Callable[[np.ndarray], None] | None = None) -> Solution:
+    """Solve ``model``; with ``h``, re-solve an instance already holding it (possibly with changed bounds).
+
+    ``on_incumbent(x)`` gets the newest improving solution at most every CHECKPOINT_EVERY seconds, called
+    from this thread (the solver's callback only keeps a copy), so that a caller can checkpoint it."""
     h = to_highs(model) if h is None else h
     h.setOptionValue("time_limit", float(options.time_limit) if options.time_limit is not None else highspy.kHighsInf)
     h.setOptionValue("mip_rel_gap", float(options.mip_gap))
@@ -149,6 +157,20 @@ def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None 
 
     if progress is not None and model.integrality.any():  # a Python callback slows the solve: only on request
         h.cbMipInterrupt += on_interrupt
+    newest: list[np.ndarray] = []
+
+    def on_improving(e: object) -> None:
+        newest[:] = [np.array(e.data_out.mip_solution, dtype=np.float64)]  # type: ignore[attr-defined]
+
+    if on_incumbent is not None and model.integrality.any():
+        h.cbMipImprovingSolution += on_improving
+    handed = [-np.inf]
+
+    def hand_over() -> None:
+        if newest and time.perf_counter() - handed[0] >= CHECKPOINT_EVERY:
+            x_new = newest.pop()
+            handed[0] = time.perf_counter()
+            on_incumbent(x_new)  # type: ignore[misc]
     h.HandleUserInterrupt = True  # lets cancelSolve() (our Ctrl-C handler) stop simplex, IPM and MIP
     t0 = time.perf_counter()
     interrupted = False
@@ -161,6 +183,8 @@ def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None 
             if progress is not None:
                 snap.elapsed = time.perf_counter() - t0
                 progress(snap)
+            if on_incumbent is not None:
+                hand_over()
         except KeyboardInterrupt:
             interrupted = True
             h.cancelSolve()

@@ -148,3 +148,24 @@ def test_the_highs_writer_writes_complete_files(repo_root, tmp_path, writer, ext
     assert {k: back[k] for k in ("variables", "rows", "nonzeros")} == {k: s[k] for k in ("variables", "rows",
                                                                                           "nonzeros")}
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+
+
+def test_sigkill_leaves_the_last_checkpointed_incumbent(repo_root, tmp_path):
+    """kill -9 (or an out-of-memory kill) cannot be handled: the incumbent written while the solver ran stays,
+    labelled as a checkpoint, and its claims check."""
+    data = repo_root / "samples/digits_k10.yaml"
+    proc = subprocess.Popen([sys.executable, "-m", "bnnmilp", "train", str(repo_root / "configs/digits.yaml"),
+                             str(data), "-o", str(tmp_path / "run"), "--time-limit", "120"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    weights = tmp_path / "run/weights.yaml"
+    for _ in range(600):  # wait (up to a minute) for the first checkpoint, then kill
+        if weights.exists():
+            break
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    doc = yaml.safe_load(weights.read_text())
+    assert doc["training_loss"]["best_so_far"] is True and "checkpoint" in doc["training_loss"]
+    assert "checkpoint" in json.loads((tmp_path / "run/certificate.json").read_text())
+    assert run("verify", tmp_path / "run", data).exit_code == 0
