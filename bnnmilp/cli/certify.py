@@ -28,6 +28,7 @@ def command(target: str, data: str | None, output: str | None, fmt: str, time_li
     Examples:
       bnnmilp certify runs/k1 samples/digits_k1.yaml
       bnnmilp certify samples/guzelsoy_ralphs.lp --format vipr -o gr.vipr
+      bnnmilp certify samples/guzelsoy_ralphs.lp --format vipr -o - | gzip > gr.vipr.gz
     """
     from bnnmilp.backends import SolveOptions, highs
     from bnnmilp.certificates.bnb import branch_and_bound

@@ -22,7 +22,8 @@ def command(run_dir: str, data: str, output: str | None, png: str | None, time_l
 
     \b
     Example:
-      bnnmilp explain runs/k1 samples/digits_k1.yaml --png k1.png -o k1.csv
+      bnnmilp explain runs/k1 samples/digits_k1.yaml --plot k1.png -o k1.csv
+      bnnmilp explain runs/k1 samples/digits_k1.yaml -o - | cut -d, -f1-5 | head -3
     """
     import math
 

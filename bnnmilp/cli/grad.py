@@ -22,6 +22,7 @@ def command(model: str, wrt: str, output: str | None, time_limit: float, as_json
     \b
     Example:
       bnnmilp grad samples/guzelsoy_ralphs.lp --wrt rhs --json
+      bnnmilp grad samples/guzelsoy_ralphs.lp --wrt matrix -o - | sort -t, -k2 -g | tail -3
     """
 
     from bnnmilp.backends.highs import read

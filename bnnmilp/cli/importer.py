@@ -42,7 +42,7 @@ def command(model: str, output: str, fmt: str | None, integer_inputs: bool, chec
 
     \b
     Examples:
-      bnnmilp import model.onnx -o net.npz --json
+      bnnmilp import model.onnx -o net.npz --json | python -m json.tool
       bnnmilp import mnist.npz -o mnist_net.npz          # Sakai's Chainer layout
       bnnmilp predict net.npz images.npz
       bnnmilp verify net.npz images.npz --robust --eps 1 --domain integer --bounds 0:255
@@ -78,6 +78,7 @@ def export_command(network: str, output: str, as_json: bool) -> None:
 
     \b
     Example:
+      bnnmilp export runs/k1 -o - | gzip > k1.onnx.gz
       bnnmilp export runs/k1 -o k1.onnx
       python -c "import onnxruntime as o; print(o.InferenceSession('k1.onnx').get_outputs()[0].name)"
     """

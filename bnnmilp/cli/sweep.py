@@ -29,6 +29,10 @@ def command(sweep_file: str, output: str, workers: int, scheduler: str | None, r
       data: ../samples/digits_k{k}.yaml
       test: ../samples/digits_test.yaml
       grid: {k: [1, 2], training.seed: [0, 1], solver.time_limit: [10]}
+
+    \b
+    Example:
+      bnnmilp sweep sweeps/k.yaml -o out --workers 2 --json | python -m json.tool
     """
     from pathlib import Path
 

@@ -51,6 +51,7 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     \b
     Example:
       bnnmilp train configs/digits.yaml samples/digits_k1.yaml -o runs/k1 --time-limit 30
+      gunzip -c data.yaml.gz | bnnmilp train configs/digits.yaml - -o runs/d --json | python -m json.tool
     """
     import json
     import time

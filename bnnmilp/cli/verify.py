@@ -85,6 +85,8 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
       bnnmilp verify mnist_net.npz images.npz --robust --eps 2 --norm 1 --domain integer --bounds 0:255
       bnnmilp verify mnist_net.npz images.npz --robust --eps 1 --domain integer --bounds 0:255 \\
           --workers 2 -o robust_out
+      bnnmilp verify runs/k1 test.yaml --robust --eps 1 --domain integer --bounds 0:16 \\
+          --counterexamples - | bnnmilp predict runs/k1 -
 
     Exit status 0 when every claim holds (or, with --robust, every sample is robust), 1 otherwise,
     2 on bad input.

@@ -95,3 +95,13 @@ def test_progress_in_a_log_is_plain_and_unwrapped(repo_root, tmp_path):
     assert table[0] == "index,answer,method,distance,min_eps_bound,time_s,note" and len(table) == 9
     enc = sh(f"{BNNMILP} encode {net} {data} -o m.lp 2>&1 >/dev/null", tmp_path).stdout
     assert re.search(r"model_sha256 +│ [0-9a-f]{64} ", enc), enc  # the whole fingerprint on one line
+
+
+def test_every_command_shows_a_pipeline_in_its_help():
+    from click.testing import CliRunner
+
+    from bnnmilp.cli import main
+
+    for name in sorted(main.commands):
+        text = CliRunner().invoke(main, [name, "--help"]).output
+        assert any(" | " in line and "bnnmilp" in line for line in text.splitlines()), name
