@@ -12,7 +12,7 @@ from bnnmilp.cli.common import OUTPUT_FILE, json_option, one_stdout
               help="Write per-sample predictions as CSV ('-': standard output).")
 @json_option
 def command(weights: str, data: str, output: str | None, as_json: bool) -> None:
-    """Predict the classes of DATA with WEIGHTS and report accuracy.
+    """Predict the classes of DATA with WEIGHTS and report accuracy (a CSV table on stdout, or -o FILE).
 
     Two readings of the output bits: exact match (the bits equal the one-hot
     code of a class, else no prediction, -1) and argmax (the class with the
@@ -48,10 +48,10 @@ def command(weights: str, data: str, output: str | None, as_json: bool) -> None:
     pred = arg if rule == "argmax" else exact
     acc_exact = float(np.mean(exact == ds.labels))
     acc_arg = float(np.mean(arg == ds.labels))
+    lines = ["index,label,prediction,argmax_prediction,bits"]  # prediction: by the network's output rule
+    lines += [f"{i},{y},{p},{a},{''.join(map(str, b))}"
+              for i, (y, p, a, b) in enumerate(zip(ds.labels, pred, arg, bits[-1], strict=True))]
     if output:
-        lines = ["index,label,prediction,argmax_prediction,bits"]  # prediction: by the network's output rule
-        lines += [f"{i},{y},{p},{a},{''.join(map(str, b))}"
-                  for i, (y, p, a, b) in enumerate(zip(ds.labels, pred, arg, bits[-1], strict=True))]
         write_text_atomic(output, "\n".join(lines) + "\n")
     result = {"samples": ds.n_samples, "output": rule, "accuracy": acc_arg if rule == "argmax" else acc_exact,
               "accuracy_exact_match": acc_exact, "accuracy_argmax": acc_arg,
@@ -60,7 +60,6 @@ def command(weights: str, data: str, output: str | None, as_json: bool) -> None:
     if as_json:
         terminal.emit_json(result)
     else:
-        if not output:
-            for p in pred:
-                click.echo(int(p))
+        if not output:  # the table is the data: CSV on stdout
+            click.echo("\n".join(lines))
         terminal.status(f"{ds.n_samples} samples: accuracy {acc_exact:.4f} (exact match), {acc_arg:.4f} (argmax)")

@@ -57,21 +57,20 @@ def command(model: str, row: str, start: float, stop: float, steps: int, dual_fu
         F = build_dual(m, i, b0)
     rows = [{"b": float(b), "z": zz, **({"F": F(float(b)), "kink": len(F.active(float(b))) > 1} if F else {})}
             for b, zz in zip(betas, z, strict=True)]
+    head = "b,z" + (",F,kink" if F else "")
+    table = "\n".join([head] + [",".join("" if r.get(k) is None else str(r.get(k)) for k in head.split(","))
+                                for r in rows]) + "\n"  # an empty z: infeasible at that b
     if output:
         if output.endswith(".json"):
             write_json_atomic(output, rows)
         else:
-            head = "b,z" + (",F,kink" if F else "")
-            lines = [head] + [",".join("" if r.get(k) is None else str(r.get(k)) for k in head.split(","))
-                              for r in rows]
-            write_text_atomic(output, "\n".join(lines) + "\n")
+            write_text_atomic(output, table)
     if plot:
         _plot(plot, betas, z, F, row)
     if as_json:
         terminal.emit_json({"row": row, "b0": b0, "pieces": F.pieces if F else None, "points": rows})
-    elif not output:
-        for r in rows:
-            click.echo(" ".join(f"{k}={v}" for k, v in r.items()))
+    elif not output:  # the table is the data: CSV on stdout
+        click.echo(table, nl=False)
 
 
 def _plot(path: str, betas, z, F, row: str) -> None:

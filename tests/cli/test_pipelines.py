@@ -105,3 +105,20 @@ def test_every_command_shows_a_pipeline_in_its_help():
     for name in sorted(main.commands):
         text = CliRunner().invoke(main, [name, "--help"]).output
         assert any(" | " in line and "bnnmilp" in line for line in text.splitlines()), name
+
+
+def test_tables_are_csv_on_stdout_and_tee_and_timeout_work(repo_root, tmp_path):
+    net, data = repo_root / "configs/xor.yaml", repo_root / "samples/xor.yaml"
+    assert sh(f"{BNNMILP} train {net} {data} -o run 2>/dev/null", tmp_path).returncode == 0
+    p = sh(f"{BNNMILP} predict run {data} 2>/dev/null | tee pred.csv | cut -d, -f3 | tail -n +2 | sort | uniq -c",
+           tmp_path)
+    assert (tmp_path / "pred.csv").read_text().splitlines()[0] == "index,label,prediction,argmax_prediction,bits"
+    assert sum(int(line.split()[0]) for line in p.stdout.splitlines()) == 8
+    p = sh(f"{BNNMILP} value-function {repo_root}/samples/guzelsoy_ralphs.lp --row b --from -1 --to 1 --steps 3 "
+           f"2>/dev/null", tmp_path)
+    assert p.stdout.splitlines()[0] == "b,z" and len(p.stdout.splitlines()) == 4
+    # timeout -s TERM ends a long run like Ctrl-C: exit 124 from timeout, the best network kept and labelled
+    p = sh(f"timeout -s TERM 8 {BNNMILP} train {repo_root}/configs/digits.yaml {repo_root}/samples/digits_k10.yaml "
+           f"-o long --time-limit 120 2>/dev/null; echo $?", tmp_path)
+    assert p.stdout.split()[-1] == "124"
+    assert "best_so_far: true" in (tmp_path / "long/weights.yaml").read_text()
