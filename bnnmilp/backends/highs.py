@@ -220,11 +220,24 @@ def read(path: str | Path) -> StandardModel:
     """Read an MPS or LP file (HiGHS' reader) into the standard-form arrays; maximisation is negated."""
     from bnnmilp.errors import ModelFileError
     from bnnmilp.model import Block
+    from bnnmilp.yamlio import is_stdio, read_input
 
     h = new_highs()
-    if not Path(path).exists():
-        raise ModelFileError(str(path), None, "file not found")
-    if h.readModel(str(path)) != highspy.HighsStatus.kOk:
+    if is_stdio(path):  # standard input: MPS if it has a ROWS section, else LP (HiGHS reads by extension)
+        import re
+        import tempfile
+
+        raw = read_input(path, ModelFileError)
+        fmt = "mps" if re.search(rb"^ROWS\s*$", raw, re.M) else "lp"
+        with tempfile.TemporaryDirectory(prefix="bnnmilp_") as d:
+            tmp = Path(d) / f"stdin.{fmt}"
+            tmp.write_bytes(raw)
+            ok = h.readModel(str(tmp)) == highspy.HighsStatus.kOk
+    else:
+        if not Path(path).exists():
+            raise ModelFileError(str(path), None, "file not found")
+        ok = h.readModel(str(path)) == highspy.HighsStatus.kOk
+    if not ok:
         raise ModelFileError(str(path), None, "not a model file HiGHS can read (MPS or LP)")
     lp = h.getLp()
     n, m = lp.num_col_, lp.num_row_

@@ -9,7 +9,8 @@ from bnnmilp.model import StandardModel
 
 
 def is_model_file(target: str | Path) -> bool:
-    return Path(target).suffix.lower() in (".mps", ".lp")
+    """An MPS or LP file (by extension), or standard input (``-``: a model, never a run folder)."""
+    return str(target) == "-" or Path(target).suffix.lower() in (".mps", ".lp")
 
 
 def load_target(target: str, data: str | None) -> tuple[StandardModel, float | None, object]:

@@ -8,7 +8,7 @@ from bnnmilp.cli.common import OUTPUT_FILE, POSITIVE, json_option, one_stdout
 
 
 @click.command("certify")
-@click.argument("target", type=click.Path(exists=True))
+@click.argument("target", type=click.Path(exists=True, allow_dash=True))
 @click.argument("data", required=False, type=click.Path(dir_okay=False))
 @click.option("-o", "--output", callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
               help="Proof file (default: TARGET/proof.json for a run folder, MODEL.proof.json otherwise).")
@@ -43,6 +43,7 @@ def command(target: str, data: str | None, output: str | None, fmt: str, time_li
     one_stdout(as_json, output=output)
     model, cutoff, tm = load_target(target, data)
     output = output or default_output(target, fmt)
+    one_stdout(as_json, output=output)
     check_output_path(output)
     incumbent_by = "the run's exact loss" if cutoff is not None else "HiGHS (floating point, not checked)"
     if cutoff is None:
@@ -78,6 +79,8 @@ def command(target: str, data: str | None, output: str | None, fmt: str, time_li
 
 
 def default_output(target: str, fmt: str) -> str:
+    if target == "-":
+        return "-"  # a model from standard input: the proof to standard output
     from bnnmilp.certificates.models import is_model_file
 
     if not is_model_file(target):

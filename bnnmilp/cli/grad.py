@@ -6,7 +6,7 @@ from bnnmilp.cli.common import OUTPUT_FILE, POSITIVE, json_option, one_stdout
 
 
 @click.command("grad")
-@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--wrt", type=click.Choice(["rhs", "obj", "matrix"]), default="rhs", show_default=True)
 @click.option("-o", "--output", callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
               help="Write the gradient as CSV (or JSON).")

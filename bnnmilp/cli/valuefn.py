@@ -6,7 +6,7 @@ from bnnmilp.cli.common import NUMBER, OUTPUT_FILE, PLOT_FILE, json_option, one_
 
 
 @click.command("value-function")
-@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--row", required=True, help="Name of the row whose right-hand side b varies.")
 @click.option("--from", "start", type=NUMBER, required=True)
 @click.option("--to", "stop", type=NUMBER, required=True)

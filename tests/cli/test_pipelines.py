@@ -122,3 +122,15 @@ def test_tables_are_csv_on_stdout_and_tee_and_timeout_work(repo_root, tmp_path):
            f"-o long --time-limit 120 2>/dev/null; echo $?", tmp_path)
     assert p.stdout.split()[-1] == "124"
     assert "best_so_far: true" in (tmp_path / "long/weights.yaml").read_text()
+
+
+def test_models_from_standard_input(repo_root, tmp_path):
+    lp = repo_root / "samples/guzelsoy_ralphs.lp"
+    p = sh(f"cat {lp} | {BNNMILP} grad - --wrt rhs -o -", tmp_path)
+    assert p.stdout.splitlines() == ["name,gradient", "b,2.0"], p.stderr
+    p = sh(f"{BNNMILP} encode {repo_root}/configs/xor.yaml {repo_root}/samples/xor.yaml -o - --format mps "
+           f"| {BNNMILP} certify - -o proof.json --json", tmp_path)
+    assert p.returncode == 0, p.stderr
+    import json
+
+    assert json.loads(p.stdout)["proven"] is True and (tmp_path / "proof.json").exists()
