@@ -48,7 +48,10 @@ def command(model: str, row: str, start: float, stop: float, steps: int, dual_fu
     if row not in names:
         raise InputError(model, f"--row {row}", f"no such row (rows: {', '.join(names[:8])}...)")
     i = names.index(row)
-    betas = np.linspace(start, stop, steps)
+    from fractions import Fraction
+
+    a, b = Fraction(start), Fraction(stop)  # the grid in rationals, each point rounded once: -1.3, not -1.2999...
+    betas = np.array([float(a + (b - a) * k / (steps - 1)) for k in range(steps)])
     z = value_function(m, i, betas)
     F = None
     if dual_function:
