@@ -67,7 +67,8 @@ def solve_stages(tm: TrainingModel, solver: SolverSpec, start: np.ndarray | None
         # start from the better of the previous stage's point and the initial start, if still feasible
         starts = [p for p in (x, start) if p is not None and model.max_violation(p) <= 1e-9]
         x = min(starts, key=lambda p: float(c @ p)) if starts else x
-        sol = solve(model.with_objective(c, off, integral), solver, start=x, progress=progress,
+        staged = None if progress is None else (lambda p, stage=name: progress(replace(p, stage=stage)))
+        sol = solve(model.with_objective(c, off, integral), solver, start=x, progress=staged,
                     on_incumbent=on_incumbent)
         if sol.x is None or sol.status == "interrupted":
             results.append(StageResult(name, sol, None if sol.x is None else float(c @ sol.x + off)))

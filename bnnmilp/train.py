@@ -140,7 +140,8 @@ def ste_networks(spec: Spec, data: Dataset) -> list[Network]:
 
 
 def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: Network | None = None,
-          formulation: str = "theorem1", checkpoint: Callable[[TrainResult], None] | None = None) -> TrainResult:
+          formulation: str = "theorem1", checkpoint: Callable[[TrainResult], None] | None = None,
+          announce: Callable[[str], None] | None = None) -> TrainResult:
     """Train by the configured method; every candidate network is evaluated exactly before it is chosen.
 
     With ``solver.budget`` every part (STE, building, each stage, polishing) shares one wall-clock budget,
@@ -149,11 +150,11 @@ def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: 
 
     ``checkpoint(result)``: called with the start (when there is one) and then with every better incumbent
     the solver finds (every few seconds at most), each evaluated exactly, labelled as a checkpoint, so that
-    a killed run still leaves its last incumbent."""
+    a killed run still leaves its last incumbent. ``announce(text)``: the steps of long work, as they start."""
     if spec.solver.budget is not None and spec.solver.deadline is None:
         spec = spec.with_solver(deadline=time.monotonic() + spec.solver.budget)
     clock = Timings()
-    res = _train(spec, data, progress, start, formulation, clock, checkpoint)
+    res = _train(spec, data, progress, start, formulation, clock, checkpoint, announce or (lambda _t: None))
     res.timings = clock.parts
     return res
 
@@ -172,11 +173,14 @@ class Timings:
 
 
 def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Network | None, formulation: str,
-           clock: Timings, checkpoint: Callable[[TrainResult], None] | None = None) -> TrainResult:
+           clock: Timings, checkpoint: Callable[[TrainResult], None] | None = None,
+           announce: Callable[[str], None] = lambda _t: None) -> TrainResult:
     data.check_fits(spec.network.n_inputs, spec.network.n_outputs)
     X, Y = data.features, data.targets(spec.network.n_outputs)
     tr = spec.training
     start_c = None
+    if tr.method in ("ste", "decompose") or tr.warm_start == "ste":
+        announce(f"STE heuristic on {data.n_samples} samples")
     if tr.method == "ste":  # the baseline: STE's own weights, evaluated exactly, untouched
         t0 = time.perf_counter()
         best = evaluate(spec, ste_networks(spec, data)[0], data, "ste")
@@ -191,6 +195,7 @@ def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Networ
     if tr.method == "decompose":
         return _decomposed(spec, data, start_c, progress, clock)  # type: ignore[arg-type]
     form = formulations.get(formulation)
+    announce(f"building the training MILP ({data.n_samples} samples, layers {list(spec.network.layers)})")
     tm = form.build(spec, X, Y)
     start_net = start_c.network if start_c is not None else trivial_start(spec)
     x0 = tm.solution_from(start_net) if start_net is not None else None
@@ -201,6 +206,8 @@ def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Networ
         tm = form.build(spec, X, Y, box)
         x0 = tm.solution_from(start_net)
     clock.lap("build")
+    st = tm.model.stats()
+    announce(f"built in {clock.parts['build']:.2f}s: {st.get('variables')} variables, {st.get('rows')} rows; solving")
     on_incumbent = None
     if checkpoint is not None:
         t_solve = time.perf_counter()

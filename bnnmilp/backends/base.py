@@ -28,6 +28,7 @@ class Progress:
     gap: float = float("inf")
     nodes: int = 0
     elapsed: float = 0.0
+    stage: str = ""  # which stage of a staged solve (loss, margin, ...), when the caller says
 
 
 @dataclass

@@ -42,6 +42,16 @@ def mode() -> str:
     return str(SETTINGS["progress"])
 
 
+def note(line: str) -> None:
+    """A step of long work (building a model, a heuristic start): a timestamped line in logs, a status line on
+    a terminal, nothing with --quiet or --progress none."""
+    how = mode()
+    if how == "plain":
+        plain(line)
+    elif how == "rich":
+        err.print(f"[dim]{line}[/]")
+
+
 def plain(line: str) -> None:
     """One timestamped progress line on stderr."""
     sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
@@ -98,7 +108,8 @@ def solve_progress(label: str, time_limit: float | None):
     def line(p: Progress) -> str:
         limit = f" / {time_limit:g}s" if time_limit else ""
         gap = f"{100 * p.gap:.1f}%" if math.isfinite(p.gap) else "-"
-        return (f"{label}: incumbent {_fmt(p.incumbent)}  bound {_fmt(p.bound)}  gap {gap}  nodes {p.nodes}  "
+        stage = f" stage {p.stage}" if p.stage else ""
+        return (f"{label}{stage}: incumbent {_fmt(p.incumbent)}  bound {_fmt(p.bound)}  gap {gap}  nodes {p.nodes}  "
                 f"elapsed {time.monotonic() - t0:.1f}s{limit}")
 
     if how == "plain":

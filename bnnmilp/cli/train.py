@@ -87,7 +87,7 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
                         f"samples with {spec.solver.name}")
     t0 = time.perf_counter()
     with terminal.solve_progress("solving", spec.solver.budget or spec.solver.time_limit) as progress:
-        res = train(spec, ds, progress=progress, checkpoint=lambda r: write_run(r, run_dir))
+        res = train(spec, ds, progress=progress, checkpoint=lambda r: write_run(r, run_dir), announce=terminal.note)
     sol, best = res.solution, res.best
     if res.status not in FINISHED:
         raise SolverError(f"solver {sol.solver} failed (status {res.status}): no network written")

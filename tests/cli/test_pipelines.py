@@ -84,6 +84,9 @@ def test_progress_in_a_log_is_plain_and_unwrapped(repo_root, tmp_path):
 
     net, data = repo_root / "configs/xor.yaml", repo_root / "samples/xor.yaml"
     assert sh(f"{BNNMILP} train {net} {data} -o run 2> train.log", tmp_path).returncode == 0
+    steps = (tmp_path / "train.log").read_text()
+    assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d building the training MILP \(8 samples", steps, re.M), steps
+    assert re.search(r"built in \d+\.\d\ds: 49 variables, 112 rows; solving$", steps, re.M), steps
     verify = f"{BNNMILP} verify run {data} --robust --eps 0.125"
     log = sh(f"{verify} 2>&1 >/dev/null", tmp_path).stdout
     assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d verifying: 8/8 samples  elapsed \d+\.\ds$", log, re.M), log
