@@ -81,6 +81,25 @@ def _one_line(msg: str) -> str:
     return " ".join(str(msg).split())
 
 
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _one_blas_thread_per_worker(args: list[str]) -> None:
+    """With --workers N > 1 (or --scheduler) the processes are the parallelism: each numpy gets one BLAS thread,
+    as Dask's workers do, instead of N processes each spinning up a thread per core. Set before numpy is
+    first imported (the CLI imports it lazily); a value the user set wins."""
+    workers = 1
+    for i, a in enumerate(args):
+        if a == "--workers" and i + 1 < len(args) and args[i + 1].isdigit():
+            workers = int(args[i + 1])
+        elif a.startswith("--workers=") and a.split("=", 1)[1].isdigit():
+            workers = int(a.split("=", 1)[1])
+    if (workers > 1 or "--scheduler" in args or any(a.startswith("--scheduler=") for a in args)) \
+            and "numpy" not in sys.modules:
+        for name in BLAS_THREADS:
+            os.environ.setdefault(name, "1")
+
+
 def _debug(ctx: click.Context) -> bool:
     return bool(ctx.find_root().params.get("debug"))
 
@@ -89,6 +108,7 @@ class App(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
         """click's main, with every usage error as one line on stderr (exit 2) instead of a usage block."""
         args = _debug_anywhere(sys.argv[1:] if args is None else args)
+        _one_blas_thread_per_worker(args)
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         previous = {}

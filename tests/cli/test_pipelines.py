@@ -8,6 +8,8 @@ import stat
 import subprocess
 import sys
 
+import pytest
+
 BNNMILP = f"{sys.executable} -m bnnmilp"
 
 
@@ -137,3 +139,13 @@ def test_models_from_standard_input(repo_root, tmp_path):
     import json
 
     assert json.loads(p.stdout)["proven"] is True and (tmp_path / "proof.json").exists()
+
+
+@pytest.mark.parametrize(("args", "want"), [("['verify', 'r', 'd', '--workers', '2']", "1"),
+                                            ("['sweep', 's.yaml', '--scheduler=local']", "1"),
+                                            ("['verify', 'r', 'd', '--workers', '1']", "None")])
+def test_worker_processes_get_one_blas_thread_each(args, want):
+    code = (f"import os; os.environ.pop('OPENBLAS_NUM_THREADS', None); from bnnmilp.cli import "
+            f"_one_blas_thread_per_worker as f; f({args}); print(os.environ.get('OPENBLAS_NUM_THREADS'))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert p.stdout.strip() == want
