@@ -162,9 +162,12 @@ def test_cli_explain_png_on_digits(repo_root, tmp_path):
     data = repo_root / "samples/digits_k1.yaml"
     assert CliRunner().invoke(main, ["train", str(repo_root / "configs/digits.yaml"), str(data), "-o",
                                      str(tmp_path / "run")]).exit_code == 0
-    r = CliRunner().invoke(main, ["explain", str(tmp_path / "run"), str(data), "--png", str(tmp_path / "h.png")])
+    r = CliRunner().invoke(main, ["explain", str(tmp_path / "run"), str(data), "--png", str(tmp_path / "h.svg")])
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
+    svg = (tmp_path / "h.svg").read_text()
+    # the optimal loss is 0 here: every sensitivity is 0, and the picture and the output say why
+    assert "optimal loss 0" in svg and "piecewise constant" in svg and "sample 9, label 9" in svg
+    assert "every sensitivity is 0" in r.stderr
 
 
 def test_torch_adapter(gr):

@@ -55,9 +55,19 @@ def command(run_dir: str, data: str, output: str | None, png: str | None, time_l
         side = math.isqrt(ds.n_features)
         if side * side != ds.n_features:
             raise click.BadParameter("heat maps need square images (d0 = n * n)", param_hint="--png")
-        heatmaps(png, S, ds.labels.tolist(), f"d(optimal training loss) / d(pixel); optimal loss {vg.value:g}",
+        flat = "" if S.any() else "\nall 0: an integral loss is piecewise constant in the data"
+        heatmaps(png, S, ds.labels.tolist(), f"d(optimal training loss) / d(pixel); optimal loss {vg.value:g}{flat}",
                  "sensitivity of the optimal loss")
+    if not S.any():
+        out["note"] = ZERO_NOTE
     if as_json:
         terminal.emit_json(out)
     else:
         terminal.status(f"optimal loss {vg.value:g}; kink {vg.kink}; max |dz/dx| {float(abs(S).max()):.6g}")
+        if not S.any():
+            terminal.status(ZERO_NOTE)
+
+
+ZERO_NOTE = ("every sensitivity is 0: the training loss is an integer, so its optimum is piecewise constant in the "
+             "data and its derivative is 0 wherever it exists (kink true: the data sit on a jump, where 0 is one "
+             "element of the conservative Jacobian)")
