@@ -16,6 +16,7 @@ from bnnmilp.errors import SpecError
 from bnnmilp.yamlio import read_yaml
 
 WEIGHT_DOMAINS = ("continuous", "binary", "ternary")
+SOLVER_NAMES = ("highs", "scip", "cbc", "glpk", "gurobi", "highs-pyomo")  # highs embedded, the rest via Pyomo
 THRESHOLD_MODES = ("learned", "per_neuron", "zero")
 LOSSES = ("hamming", "error")
 BIG_M = ("tight", "paper", "lp")
@@ -256,8 +257,8 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
                                       "output bits, which an argmax layer does not have")
     so = r.section(doc, "solver", {"name", "time_limit", "mip_gap", "threads", "budget"}, required=False)
     name = so.get("name", "highs")
-    if not isinstance(name, str) or not name:
-        raise r.fail("solver.name", f"expected a solver name such as highs, scip, cbc, glpk, gurobi; got {name!r}")
+    if not isinstance(name, str) or name not in SOLVER_NAMES:
+        raise r.fail("solver.name", f"expected one of {', '.join(SOLVER_NAMES)}; got {name!r}")
     solver = SolverSpec(
         name=name,
         budget=r.number(so, "solver", "budget", None, positive=True, allow_null=True),

@@ -3,6 +3,7 @@ from __future__ import annotations
 import click
 
 from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_DIR, POSITIVE, json_option, load_inputs, scheduler_option
+from bnnmilp.spec import SOLVER_NAMES
 
 
 @click.command("train")
@@ -10,7 +11,8 @@ from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_DIR, POSITIVE, json_option, l
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "run_dir", required=True, callback=OUTPUT_DIR, type=click.Path(file_okay=False),
               help="Run folder to write weights.yaml and certificate.json into.")
-@click.option("--solver", help="highs (embedded, default) or scip, cbc, glpk, gurobi, highs-pyomo via Pyomo.")
+@click.option("--solver", type=click.Choice(SOLVER_NAMES),
+              help="highs (embedded, default) or scip, cbc, glpk, gurobi, highs-pyomo via Pyomo.")
 @click.option("--time-limit", type=POSITIVE,
               help="The command's wall-clock budget in seconds: STE, building, every solver stage and polishing "
                    "share it (overrides solver.budget; with --ensemble: seconds per member).")

@@ -38,3 +38,10 @@ def test_train_and_verify_with_another_solver(repo_root, tmp_path, solver, confi
     cert = json.loads((tmp_path / "run/certificate.json").read_text())
     assert cert["solver"]["name"] == solver
     assert CliRunner().invoke(main, ["verify", str(tmp_path / "run"), str(data_path)]).exit_code == 0
+
+
+def test_the_solver_names_the_spec_accepts_are_the_backends():
+    from bnnmilp.backends.pyomo import SOLVERS
+    from bnnmilp.spec import SOLVER_NAMES
+
+    assert SOLVER_NAMES == ("highs", *SOLVERS)
