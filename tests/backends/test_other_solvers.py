@@ -44,4 +44,4 @@ def test_the_solver_names_the_spec_accepts_are_the_backends():
     from bnnmilp.backends.pyomo import SOLVERS
     from bnnmilp.spec import SOLVER_NAMES
 
-    assert SOLVER_NAMES == ("highs", *SOLVERS)
+    assert ("highs", *SOLVERS) == SOLVER_NAMES
