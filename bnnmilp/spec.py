@@ -27,6 +27,12 @@ WARM_STARTS = ("none", "ste")
 OUTPUTS = ("bits", "argmax")
 
 
+def _one_of(owner: str, field_name: str, value: object, allowed: tuple[str, ...]) -> None:
+    """Option strings are checked when a spec is built, in Python as from YAML: a typo never runs a default."""
+    if value not in allowed:
+        raise SpecError(None, f"{owner}.{field_name}", f"one of {', '.join(allowed)}; got {value!r}")
+
+
 @dataclass(frozen=True)
 class NetworkSpec:
     """Layer widths [d0, ..., dL], weight domain, threshold mode and output rule.
@@ -39,6 +45,11 @@ class NetworkSpec:
     weights: str = "continuous"
     thresholds: str = "learned"
     output: str = "bits"
+
+    def __post_init__(self) -> None:
+        _one_of("network", "weights", self.weights, WEIGHT_DOMAINS)
+        _one_of("network", "thresholds", self.thresholds, THRESHOLD_MODES)
+        _one_of("network", "output", self.output, OUTPUTS)
 
     @property
     def n_inputs(self) -> int:
@@ -77,6 +88,14 @@ class TrainingSpec:
     fix_unused: bool = True  # fix first-layer weights of inputs that are 0 in every sample
     epsilon_auto: bool = False  # epsilon: auto = 1, exact for integer data and discrete weights
 
+    def __post_init__(self) -> None:
+        for name, allowed in (("loss", LOSSES), ("big_m", BIG_M), ("polish", POLISH), ("method", METHODS),
+                              ("warm_start", WARM_STARTS), ("trust_region_scope", ("after_loss", "all")),
+                              ("symmetry", ("none", "order"))):
+            _one_of("training", name, getattr(self, name), allowed)
+        for stage in self.objective:
+            _one_of("training", "objective", stage, STAGES)
+
 
 @dataclass(frozen=True)
 class SolverSpec:
@@ -85,6 +104,9 @@ class SolverSpec:
     mip_gap: float = 0.0
     threads: int = 1
     budget: float | None = None  # seconds for the whole training (STE, building, every stage, polishing)
+
+    def __post_init__(self) -> None:
+        _one_of("solver", "name", self.name, SOLVER_NAMES)
     deadline: float | None = None  # time.monotonic() when the budget runs out (set when training starts)
 
     def remaining(self) -> float | None:

@@ -1,4 +1,4 @@
-"""One wall-clock budget for a whole training run (solver.budget, train --time-limit), per-stage limits kept."""
+"""The spec: one wall-clock budget (solver.budget, train --time-limit) with per-stage limits kept; option strings checked when built."""
 
 from __future__ import annotations
 
@@ -45,3 +45,16 @@ def test_train_reports_the_budget_and_what_each_part_took(repo_root, tmp_path):
 
     doc = yaml.safe_load((tmp_path / "run/weights.yaml").read_text())  # the finished run replaced any checkpoint
     assert doc["training_loss"]["status"] == "optimal" and "checkpoint" not in doc["training_loss"]
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "key"), [
+    ("TrainingSpec", {"polish": "neurons"}, "training.polish"),
+    ("TrainingSpec", {"objective": ("loss", "margins")}, "training.objective"),
+    ("NetworkSpec", {"layers": (2, 1), "weights": "binay"}, "network.weights"),
+    ("SolverSpec", {"name": "nosuch"}, "solver.name"),
+])
+def test_specs_built_in_python_are_validated(cls, kwargs, key):
+    import bnnmilp.spec as spec_module
+
+    with pytest.raises(ValueError, match=key):
+        getattr(spec_module, cls)(**kwargs)
