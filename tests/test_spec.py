@@ -1,4 +1,4 @@
-"""The spec: one wall-clock budget (solver.budget, train --time-limit) with per-stage limits kept; option strings checked when built."""
+"""The spec: one wall-clock budget with per-stage limits kept; option strings checked when a spec is built."""
 
 from __future__ import annotations
 
