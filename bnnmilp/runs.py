@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bnnmilp import __version__
 from bnnmilp.errors import OutputError, WeightsError
 from bnnmilp.network import Network
-from bnnmilp.objectives import StageResult
 from bnnmilp.sparse import Csr, is_sparse
 from bnnmilp.spec import Spec, parse_spec
-from bnnmilp.train import TrainResult
 from bnnmilp.yamlio import (
     atomic_write,
     check_output_path,
@@ -29,6 +27,10 @@ from bnnmilp.yamlio import (
     write_json_atomic,
     write_yaml_atomic,
 )
+
+if TYPE_CHECKING:  # the run files only describe results: reading and checking them needs no solver
+    from bnnmilp.objectives import StageResult
+    from bnnmilp.train import TrainResult
 
 WEIGHTS_FORMAT = "bnnmilp-weights"
 # the statuses a run may end with; anything else (error, unbounded, ...) is a failed solve: nothing is written

@@ -20,12 +20,14 @@ Leaf t proves c x + offset >= offset + sum_i y_i (row_lower_i if y_i > 0 else ro
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bnnmilp.certificates.bnb import Leaf, Tree
 from bnnmilp.errors import ModelFileError
 from bnnmilp.model import StandardModel
 from bnnmilp.yamlio import fraction_str, write_json_atomic
+
+if TYPE_CHECKING:  # writing a proof takes a tree from the engine; reading and checking one needs no solver
+    from bnnmilp.certificates.bnb import Leaf, Tree
 
 FORMAT = "bnnmilp-proof"
 
