@@ -149,3 +149,11 @@ def test_worker_processes_get_one_blas_thread_each(args, want):
             f"_one_blas_thread_per_worker as f; f({args}); print(os.environ.get('OPENBLAS_NUM_THREADS'))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert p.stdout.strip() == want
+
+
+def test_encode_into_a_fifo(repo_root, tmp_path):
+    p = sh(f"mkfifo pipe && (gzip < pipe > m.lp.gz &) && {BNNMILP} encode {repo_root}/configs/xor.yaml "
+           f"{repo_root}/samples/xor.yaml -o pipe --format lp 2>/dev/null && sleep 1 && test -p pipe && echo fifo",
+           tmp_path)
+    assert p.stdout.strip() == "fifo", p.stderr  # written through, still a FIFO
+    assert gzip.decompress((tmp_path / "m.lp.gz").read_bytes()).decode().rstrip().endswith("end")
