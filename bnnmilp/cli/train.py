@@ -48,7 +48,8 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     the training loss recomputed exactly from the written weights) and
     RUN_DIR/certificate.json (solver, status, objective, bound, gap, nodes, time:
     the solver's report, not an independent proof). On a time limit or Ctrl-C
-    the best network found so far is written and labelled as such.
+    the best network found so far is written and labelled as such; while the solver runs, every better
+    incumbent is checkpointed there. NETWORK or DATA may be '-' (standard input).
 
     \b
     Example:

@@ -60,6 +60,8 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
             reuse_model: bool, counterexamples: str | None, as_json: bool) -> None:
     """Check the claims of WEIGHTS (a weights.yaml or a run folder) on DATA, in exact arithmetic.
 
+    WEIGHTS or DATA may be '-' (standard input).
+
     Without --robust: recomputes the forward pass with rational arithmetic where floating point cannot
     decide a bit, and checks that weights and thresholds lie in their domain, DATA is the training data
     (sha256), the recorded training loss equals the exact loss, the solver's bound does not exceed it,
