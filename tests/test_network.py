@@ -315,3 +315,28 @@ def test_three_layer_predictions_use_the_last_layer():
     assert [b.tolist() for b in bits] == [[[1, 0], [1, 1], [0, 0]], [[1, 1], [1, 0], [0, 0]], [[0], [0], [0]]]
     assert predictions(net, X, "bits").tolist() == [0, 0, 0]
     assert net.argmax_predictions(X).tolist() == [0, 0, 0]
+
+
+def test_the_integer_fast_path_is_taken_only_where_doubles_are_exact():
+    """Adversarial cases for Network._integral (the fast path that decides bits in floating point with no error
+    bound): non-integer inputs, and integer sums beyond 2^53, must take the exact path."""
+    from fractions import Fraction
+
+    x = np.array([[0.1, 0.2, -(0.1 + 0.2)]])  # exactly: 0.1 + 0.2 - fl(0.1 + 0.2) < 0; in floats: 0
+    net = Network([np.ones((1, 3))], [np.zeros(1)])
+    exact = sum(Fraction(float(v)) for v in x[0])
+    assert exact < 0 and float(x[0].sum()) == 0.0
+    assert not net._integral(0, x) and net.predict_bits(x).tolist() == [[0]]
+    big = np.array([[2.0**53, 1.0, 1.0]])  # exactly 2^53 + 2 >= lambda; in floats 2^53 + 1 + 1 = 2^53 < lambda
+    net = Network([np.ones((1, 3))], [np.array([2.0**53 + 2])])
+    assert float(big[0, 0] + big[0, 1] + big[0, 2]) < 2.0**53 + 2
+    assert not net._integral(0, big) and net.predict_bits(big).tolist() == [[1]]
+    small = np.array([[3.0, 4.0, -2.0]])  # integers, small sums: the fast path, and the same bits
+    net = Network([np.array([[1.0, -1.0, 2.0]])], [np.array([-5.0])])
+    assert net._integral(0, small) and net.predict_bits(small).tolist() == [[1]]  # 3 - 4 - 4 = -5 >= -5
+    halves = Network([np.array([[0.5, 1.0, 1.0]])], [np.zeros(1)])
+    assert not halves._integral(0, small)  # non-integer weights never take it
+    W = np.array([[1.0, 1.0], [2.0, -3.0]])
+    net = Network([W, np.ones((1, 2))], [np.array([1.0, 0.0]), np.array([2.0])])
+    assert net._integral(0, small[:, :2]) and net._integral(0, small[:, :2])  # cached per layer, still right
+    assert not Network([W, np.ones((1, 2))], [np.array([1.5, 0.0]), np.array([2.0])])._integral(0, small[:, :2])
