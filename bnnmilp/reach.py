@@ -271,18 +271,29 @@ class Evaluator:
         hit = np.flatnonzero(adversarial(last, U))
         return int(rows[hit[0]]) if hit.size else -1
 
-    def matrix(self, batch: list) -> np.ndarray:
-        F = np.full((len(batch), max(1, *(len(c) for c in batch))), -1)
-        for r, combo in enumerate(batch):
-            F[r, :len(combo)] = combo
-        return F
-
     def as_input(self, x: np.ndarray, combo) -> np.ndarray:
         xp = x.copy()
         for i in combo:
             if i >= 0:
                 xp[self.reach.flips[int(i)].feature] = self.reach.flips[int(i)].value
         return xp
+
+
+def moves(D: np.ndarray, reach: Reach) -> tuple[np.ndarray, np.ndarray]:
+    """Per second-layer unit, the most any admissible choice can lower and raise its pre-activation: each
+    changed feature moves it by one of its patterns' rows of D, and at most ``reach.max_features`` features
+    change (for L1, the budget over the cheapest flip), so the k largest moves add up. Integers: exact."""
+    feats = sorted({f.feature for f in reach.flips})
+    if not feats:
+        return np.zeros(D.shape[1]), np.zeros(D.shape[1])
+    alts = {j: [i for i, f in enumerate(reach.flips) if f.feature == j] for j in feats}
+    up = np.array([np.maximum(0.0, D[alts[j]].max(axis=0)) for j in feats])
+    down = np.array([np.minimum(0.0, D[alts[j]].min(axis=0)) for j in feats])
+    k = reach.max_features
+    if k < len(feats):  # at most k features change: the k largest moves per unit
+        up = -np.partition(-up, k - 1, axis=0)[:k] if k else np.zeros((0, D.shape[1]))
+        down = np.partition(down, k - 1, axis=0)[:k] if k else np.zeros((0, D.shape[1]))
+    return down.sum(axis=0), up.sum(axis=0)
 
 
 def _only_free(D: np.ndarray, a0: np.ndarray, lam: np.ndarray, later: Network, reach: Reach) -> tuple:
@@ -296,16 +307,9 @@ def _only_free(D: np.ndarray, a0: np.ndarray, lam: np.ndarray, later: Network, r
     if not (np.all(np.round(W3) == W3) and np.all(lam3 == np.round(lam3))) or \
             np.abs(W3).sum(axis=1).max() + np.abs(lam3).max() >= 2.0**52:
         return D, a0, lam, later
-    feats = sorted({f.feature for f in reach.flips})
-    alts = {j: [i for i, f in enumerate(reach.flips) if f.feature == j] for j in feats}
-    up = np.array([np.maximum(0.0, D[alts[j]].max(axis=0)) for j in feats])
-    down = np.array([np.minimum(0.0, D[alts[j]].min(axis=0)) for j in feats])
-    k = reach.max_features
-    if k < len(feats):  # at most k features change: the k largest moves per unit
-        up = -np.partition(-up, k - 1, axis=0)[:k] if k else np.zeros((0, D.shape[1]))
-        down = np.partition(down, k - 1, axis=0)[:k] if k else np.zeros((0, D.shape[1]))
-    always = a0 + down.sum(axis=0) >= lam
-    never = a0 + up.sum(axis=0) < lam
+    down, up = moves(D, reach)
+    always = a0 + down >= lam
+    never = a0 + up < lam
     free = ~(always | never)
     shift = W3[:, always].sum(axis=1)  # the fixed units' contribution: integers, exact
     first = W3[:, free]

@@ -196,16 +196,10 @@ def _bounds(net: Network, reach: Reach, steps: list, lo: np.ndarray, hi: np.ndar
     fast = _incremental(net, reach) if len(net.weights) >= 3 else None
     if fast is None:
         return ibp_bounds(Network([W for W, _ in steps], [t for _, t in steps]), lo, hi)
+    from bnnmilp.reach import moves
+
     D, a0, lam, _ = fast
-    D = D[:-1]
-    neg, pos = np.minimum(D, 0.0), np.maximum(D, 0.0)
-    k = len(reach.flips) if norm == "inf" else min(len(reach.flips), math.floor(eps / min(
-        (f.cost for f in reach.flips), default=1.0)))
-    if 0 < k < len(reach.flips):
-        down = np.partition(neg, k - 1, axis=0)[:k].sum(axis=0)
-        up = -np.partition(-pos, k - 1, axis=0)[:k].sum(axis=0)
-    else:
-        down, up = (neg.sum(axis=0), pos.sum(axis=0)) if k else (0.0, 0.0)
+    down, up = moves(D, reach)
     first = (a0 + down - lam, a0 + up - lam)  # integers: exact
     if len(steps) == 1:
         return [first]
