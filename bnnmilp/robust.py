@@ -534,9 +534,8 @@ def query_jobs(weights: str, data: str, n_samples: int, opts: RobustOptions, box
 
     from bnnmilp.jobs import Job
 
-    options = {k: v for k, v in asdict(replace(opts, box=None)).items()}
     base = {"weights": str(Path(weights).resolve()), "data": str(Path(data).resolve()),
-            "box": str(Path(box).resolve()) if box else None, "options": options}
+            "box": str(Path(box).resolve()) if box else None, "options": asdict(replace(opts, box=None))}
     return [Job.make("robust", {**base, "index": i}) for i in range(n_samples)]
 
 
