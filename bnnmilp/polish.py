@@ -40,7 +40,7 @@ from fractions import Fraction
 import numpy as np
 
 from bnnmilp.backends import SolveOptions, highs
-from bnnmilp.formulations.theorem1 import add_thresholds, threshold_terms
+from bnnmilp.formulations.theorem1 import add_thresholds, pattern_rows
 from bnnmilp.model import INF, ModelBuilder
 from bnnmilp.network import Network, exact_preactivation
 from bnnmilp.spec import Spec
@@ -55,7 +55,6 @@ def _margin_lp(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], fixed: Netw
     (``neuron``), each >= ``floor``; ``box``: weights within radius of a network; ``near``: t fixed at
     ``floor`` and the L1 distance to ``near`` minimised instead."""
     net = spec.network
-    eps = spec.training.epsilon
     b = ModelBuilder("bnnmilp_polish")
     W, lam = {}, {}
     for l in range(1, net.depth + 1):
@@ -68,32 +67,9 @@ def _margin_lp(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], fixed: Netw
         else:
             W[l] = b.add_vars(f"w{l}", (d, dp), -1.0, 1.0)
         lam[l] = add_thresholds(b, net.thresholds, l, d)
-    m = X.shape[0]
     t = b.add_vars("t", (), floor, floor if near is not None else INF) if slack == "one" else None
     slacks = [] if t is None else [np.atleast_1d(t)]
-    for l in range(1, net.depth + 1):
-        d, dp = net.layers[l], net.layers[l - 1]
-        inp = X if l == 1 else pattern[l - 2].astype(np.float64)
-        u = pattern[l - 1].astype(np.float64)
-        if l == net.depth and net.output == "argmax":
-            slacks.append(_score_rows(b, spec, inp, pattern[-1], W[l], lam[l], slack if t is None else t, floor))
-            continue
-        a_cols = np.broadcast_to(W[l][None, :, :], (m, d, dp))
-        a_coef = np.broadcast_to(inp[:, None, :], (m, d, dp))
-        lam_cols, lam_coef = threshold_terms(lam[l], m, d)
-        sign = np.where(u == 1, -1.0, 1.0)  # t enters as -t on bit-1 rows, +t on bit-0 rows
-        if t is not None:
-            tr = np.broadcast_to(np.asarray(t), (m, d))
-        elif slack == "row":
-            tr = b.add_vars(f"t{l}", (m, d), floor, INF)
-            slacks.append(tr.ravel())
-        else:
-            tn = b.add_vars(f"t{l}", (d,), floor, INF)
-            slacks.append(tn)
-            tr = np.broadcast_to(tn[None, :], (m, d))
-        cols = np.concatenate([a_cols, lam_cols, tr[:, :, None]], axis=2)
-        coefs = np.concatenate([a_coef, lam_coef, sign[:, :, None]], axis=2)
-        b.add_rows(f"g{l}", (m, d), cols, coefs, np.where(u == 1, 0.0, -INF), np.where(u == 1, INF, -eps))
+    slacks += pattern_rows(b, spec, X, pattern, W, lam, slack=slack if t is None else np.asarray(t), floor=floor)
     if near is not None:  # min sum |W - W0|: p >= W - W0, p >= W0 - W
         ps = []
         for l in range(1, net.depth + 1):
@@ -108,35 +84,6 @@ def _margin_lp(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], fixed: Netw
         allt = np.concatenate(slacks)
         b.set_objective(allt, -np.ones(allt.shape))
     return b, W, lam
-
-
-def _score_rows(b: ModelBuilder, spec: Spec, H: np.ndarray, wins: np.ndarray, W: np.ndarray, lam: np.ndarray | None,
-                slack: str | np.ndarray, floor: float) -> np.ndarray:
-    """Argmax output rows s_y - s_k >= epsilon + t for every sample that wins its class y (``wins`` one-hot)
-    and rival k; t is the given column, or new ones per row (``row``) or per class y (``neuron``). Returns
-    the new slack columns (none for a given column)."""
-    i, y = np.nonzero(wins)
-    d, dp = W.shape
-    if y.size == 0:  # no sample to keep correct
-        return np.zeros(0, np.int64)
-    rival = np.array([[k for k in range(d) if k != c] for c in y], dtype=np.int64).reshape(len(y), d - 1)
-    n = len(y)
-    if isinstance(slack, np.ndarray):
-        tcols, new = np.broadcast_to(slack, (n, d - 1)), np.zeros(0, np.int64)
-    elif slack == "row":
-        new = b.add_vars("tL", (n, d - 1), floor, INF).reshape(n, d - 1)
-        tcols = new
-    else:
-        new = b.add_vars("tL", (d,), floor, INF)
-        tcols = np.broadcast_to(new[y][:, None], (n, d - 1))
-    h = np.broadcast_to(H[i][:, None, :], (n, d - 1, dp))
-    cols = [np.broadcast_to(W[y][:, None, :], (n, d - 1, dp)), W[rival], tcols[:, :, None]]
-    coefs = [h, -h, np.full((n, d - 1, 1), -1.0)]
-    if spec.network.thresholds == "per_neuron":
-        cols += [np.broadcast_to(lam[y][:, None, None], (n, d - 1, 1)), lam[rival][:, :, None]]
-        coefs += [np.full((n, d - 1, 1), -1.0), np.full((n, d - 1, 1), 1.0)]
-    b.add_rows("score", (n, d - 1), np.concatenate(cols, 2), np.concatenate(coefs, 2), spec.training.epsilon, INF)
-    return new.ravel()
 
 
 def pattern_of(spec: Spec, net: Network, X: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:

@@ -36,7 +36,7 @@ WEIGHTS_FORMAT = "bnnmilp-weights"
 # the statuses a run may end with; anything else (error, unbounded, ...) is a failed solve: nothing is written
 CHECKPOINT_NOTE = ("written while the solver ran: the run had not finished when this file was written (if it "
                    "stays so, the process was killed); the network is the incumbent of that moment, its loss exact")
-FINISHED = ("optimal", "time_limit", "interrupted", "infeasible", "heuristic")
+FINISHED = ("optimal", "time_limit", "interrupted", "infeasible", "heuristic", "stalled")
 OWNED = ("weights.yaml", "weights.npz", "certificate.json", "proof.json", "proof.vipr", "members", "jobs")
 NPZ_ABOVE = 100_000  # networks with more parameters are written as weights.npz (YAML stays for small ones)
 CERT_FORMAT = "bnnmilp-certificate"
@@ -102,8 +102,7 @@ def certificate_doc(res: TrainResult) -> dict[str, Any]:
         "status": res.status,
         "objective": ls.objective if loss_stage else None,
         "bound": res.loss_bound,
-        "bound_scope": "trust region around the start (not a bound of the training problem)"
-        if res.local_search else "global",
+        "bound_scope": res.bound_scope,
         **({"checkpoint": CHECKPOINT_NOTE} if s.info.get("checkpoint") else {}),
         "gap": ls.gap if loss_stage else None,
         "written_loss": res.best.loss if res.best else None,
@@ -148,6 +147,16 @@ def weights_doc(res: TrainResult) -> dict[str, Any]:
         },
         "layers": best.network.to_layers_doc(),
     }
+
+
+def discard_checkpoints(run_dir: str | Path, created: bool) -> None:
+    """After a failed solve: remove the checkpoint files this run wrote (the folder too, when the run created
+    it and nothing else is in it), so that a failure leaves nothing that looks like a result."""
+    out = Path(run_dir)
+    for name in ("weights.yaml", "weights.npz", "certificate.json"):
+        (out / name).unlink(missing_ok=True)
+    if created and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
 
 
 def write_run(res: TrainResult, run_dir: str | Path, fmt: str | None = None) -> dict[str, Path]:

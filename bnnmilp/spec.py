@@ -20,9 +20,9 @@ SOLVER_NAMES = ("highs", "scip", "cbc", "glpk", "gurobi", "highs-pyomo")  # high
 THRESHOLD_MODES = ("learned", "per_neuron", "zero")
 LOSSES = ("hamming", "error")
 BIG_M = ("tight", "paper", "lp")
-POLISH = ("min", "sum", "neuron", "none")
+POLISH = ("auto", "min", "sum", "neuron", "none")  # auto: min after a MILP, none after STE or the search
 STAGES = ("loss", "margin", "min_weight")
-METHODS = ("milp", "ste", "decompose")
+METHODS = ("lns", "milp", "ste", "decompose")
 WARM_STARTS = ("none", "ste")
 OUTPUTS = ("bits", "argmax")
 
@@ -69,17 +69,20 @@ class TrainingSpec:
     """Loss, the epsilon margin that makes the strict side of the step a MILP row, big-M, objectives.
 
     ``objective`` is a sequence of lexicographic stages (see ``objectives.py``); ``method`` and
-    ``warm_start`` choose between the MILP, the STE heuristic, and the MILP started from STE.
+    ``warm_start`` choose between the MILP (``milp``, the paper's; started from STE with ``warm_start:
+    ste``), the STE heuristic alone (``ste``), STE followed by a large-neighbourhood search over the MILP
+    (``lns``, the default: the whole MILP from the STE start when it is small) and Icarte et al.'s per-unit
+    decomposition (``decompose``).
     """
 
     loss: str = "hamming"
     epsilon: float = 0.0625
     big_m: str = "tight"
-    polish: str = "min"
+    polish: str = "auto"
     polish_radius: float | None = None  # polished weights stay within this of the solver's
     objective: tuple[str, ...] = ("loss",)
     margin_cap: float = 4.0
-    method: str = "milp"
+    method: str = "lns"
     warm_start: str = "none"
     seed: int = 0
     trust_region: float | None = None
@@ -261,11 +264,11 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
         loss=r.choice(tr, "training", "loss", LOSSES, "error" if network.output == "argmax" else "hamming"),
         epsilon=r.number(tr, "training", "epsilon", 0.0625, positive=True),
         big_m=r.choice(tr, "training", "big_m", BIG_M, "tight"),
-        polish=r.choice(tr, "training", "polish", POLISH, "min"),
+        polish=r.choice(tr, "training", "polish", POLISH, "auto"),
         polish_radius=r.number(tr, "training", "polish_radius", None, positive=True, allow_null=True),
         objective=parse_objective(tr.get("objective", "loss"), r.fail),
         margin_cap=r.number(tr, "training", "margin_cap", 4.0, positive=True),
-        method=r.choice(tr, "training", "method", METHODS, "milp"),
+        method=r.choice(tr, "training", "method", METHODS, "lns"),
         warm_start=r.choice(tr, "training", "warm_start", WARM_STARTS, "none"),
         seed=r.integer(tr, "training", "seed", 0, 0),
         trust_region=r.number(tr, "training", "trust_region", None, positive=True, allow_null=True),

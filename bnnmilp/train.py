@@ -60,9 +60,19 @@ class TrainResult:
 
     @property
     def local_search(self) -> bool:
-        """Whether the loss stage ran in a trust region around the start or on the start's hidden pattern
-        (``method: decompose``): its bound is then only local."""
-        return self.spec.training.method == "decompose" or in_trust_region(self.spec, self.start is not None)
+        """Whether the loss stage ran in a trust region around the start, on the start's hidden pattern
+        (``method: decompose``) or as a large-neighbourhood search (``lns`` beyond the whole-MILP size): its
+        bound is then only local, or there is none."""
+        return (self.spec.training.method == "decompose" or in_trust_region(self.spec, self.start is not None)
+                or any(st.name == "lns" for st in self.stages))
+
+    @property
+    def bound_scope(self) -> str:
+        """What the reported bound covers, in words."""
+        if any(st.name == "lns" for st in self.stages):
+            return "none: a large-neighbourhood search proves no bound on the training problem"
+        return "trust region around the start (not a bound of the training problem)" if self.local_search \
+            else "global"
 
     @property
     def loss_bound(self) -> float | None:
@@ -111,7 +121,7 @@ def choose(cands: list[Candidate], prefer_solver: bool = False) -> Candidate | N
     """
     if not cands:
         return None
-    rank = {"solver": 0, "polished": 1, "ste": 2, "start": 3}
+    rank = {"solver": 0, "lns": 0, "polished": 1, "ste": 2, "start": 3}
     if prefer_solver:
         return min(cands, key=lambda c: (c.loss, not c.epsilon_feasible, rank[c.source], -c.min_slack))
     return min(cands, key=lambda c: (c.loss, not c.epsilon_feasible, -c.min_slack, rank[c.source]))
@@ -180,9 +190,10 @@ def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Networ
            announce: Callable[[str], None] = lambda _t: None) -> TrainResult:
     data.check_fits(spec.network.n_inputs, spec.network.n_outputs)
     X, Y = data.features, data.targets(spec.network.n_outputs)
+    spec = resolved(spec)
     tr = spec.training
     start_c = None
-    if tr.method in ("ste", "decompose") or tr.warm_start == "ste":
+    if tr.method in ("ste", "decompose", "lns") or tr.warm_start == "ste":
         announce(f"STE heuristic on {data.n_samples} samples")
     if tr.method == "ste":  # the baseline: STE's own weights, evaluated exactly, untouched
         t0 = time.perf_counter()
@@ -192,11 +203,13 @@ def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Networ
         return TrainResult(spec, data, sol, best, start=best)
     if start is not None:
         start_c = exact_start(spec, start, data, "start")
-    elif tr.warm_start == "ste" or tr.method == "decompose":
+    elif tr.warm_start == "ste" or tr.method in ("decompose", "lns"):
         start_c = choose([exact_start(spec, n, data, "ste") for n in ste_networks(spec, data)[:3]])
         clock.lap("ste")
     if tr.method == "decompose":
         return _decomposed(spec, data, start_c, progress, clock)  # type: ignore[arg-type]
+    if tr.method == "lns" and not whole_milp(spec, data.n_samples):
+        return _searched(spec, data, start_c, progress, clock, checkpoint)  # type: ignore[arg-type]
     form = formulations.get(formulation)
     announce(f"building the training MILP ({data.n_samples} samples, layers {list(spec.network.layers)})")
     tm = form.build(spec, X, Y)
@@ -248,9 +261,87 @@ def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Networ
         raw, pattern = tm.network_from(x), tm.pattern_from(x)
         cands.append(evaluate(spec, snap_thresholds(spec, X, pattern, raw), data, "solver"))
         cands += _polished(spec, data, raw, pattern)
+        if tr.method == "lns" and start_c is not None and cands[-1].loss < start_c.loss:
+            cands += nearest(spec, data, cands[-1].network, start_c.network, "solver")
         clock.lap("polish")
     best = choose(cands, prefer_solver=prefers_solver(spec))
+    if best is not None and tr.method == "lns":
+        best = on_grid(spec, data, best)
     return TrainResult(spec, data, sol, best, tm.model.stats(), tm.model.fingerprint(), stages, start_c)
+
+
+def resolved(spec: Spec) -> Spec:
+    """The spec with ``polish: auto`` made concrete: ``min`` after a MILP (its point sits on the boundary of
+    its rows), ``none`` after STE or ``lns`` (their networks meet the margin; ``lns`` moves the solver's bits
+    onto the weights nearest its start instead, which keeps what STE learned)."""
+    if spec.training.polish != "auto":
+        return spec
+    tr = spec.training
+    return spec.with_training(polish="none" if tr.method in ("ste", "lns") else "min")
+
+
+WHOLE_BITS = 400  # method lns: the whole MILP (from the STE start) up to this many activation bits
+
+
+def whole_milp(spec: Spec, n_samples: int) -> bool:
+    """``method: lns`` solves the whole MILP, from the STE start, when it has at most WHOLE_BITS activation
+    bits (samples x units): then the bound is global; beyond, the large-neighbourhood search runs instead."""
+    return n_samples * sum(spec.network.layers[1:]) <= WHOLE_BITS
+
+
+def _searched(spec: Spec, data: Dataset, start_c: Candidate, progress: ProgressFn | None, clock: Timings,
+              checkpoint: Callable[[TrainResult], None] | None) -> TrainResult:
+    """``method: lns``: the large-neighbourhood search from the start (``solver.time_limit`` for the search,
+    cut to the budget), then the configured polishing of its network. The better of the start and the
+    search's network is kept (exact loss first)."""
+    from bnnmilp.heuristics.lns import LnsOptions, lns
+
+    ends = [t for t in (spec.solver.deadline, None if spec.solver.time_limit is None
+                        else time.monotonic() + spec.solver.time_limit) if t is not None]
+    search = spec.with_solver(deadline=min(ends)) if ends else spec
+
+    def better(c: Candidate) -> None:
+        if checkpoint is not None:
+            sol = Solution("interrupted", None, None, None, None, 0, 0.0, "lns", "", {"checkpoint": True})
+            checkpoint(TrainResult(spec, data, sol, c, {}, "", [], start_c))
+
+    if checkpoint is not None:
+        better(start_c)
+    begin = start_c  # the search needs a start that meets the margin; W = 0 does where STE's network cannot
+    trivial = None if start_c.epsilon_feasible else trivial_start(spec)
+    if trivial is not None:
+        begin = evaluate(spec, trivial, data, "start")
+    res = lns(search, data, begin, LnsOptions(seed=spec.training.seed), progress, better)
+    clock.lap("lns")
+    stage = StageResult("lns", res.solution, float(res.best.loss))
+    pattern = pattern_of(spec, res.best.network, data.features, data.labels)
+    cands = [start_c, res.best, *_polished(spec, data, res.best.network, pattern)]
+    clock.lap("polish")
+    best = choose(cands, prefer_solver=prefers_solver(spec))
+    best = on_grid(spec, data, best)  # type: ignore[arg-type]
+    stats = {"lns_steps": res.steps, "lns_improved": res.improved}
+    return TrainResult(spec, data, res.solution, best, stats, "", [stage], start_c)
+
+
+GRID = 2.0 ** -24
+
+
+def on_grid(spec: Spec, data: Dataset, c: Candidate) -> Candidate:
+    """``c`` with weights and thresholds rounded to multiples of 2^-24, when that keeps its exact loss and
+    margin: sums and differences of such numbers are exact in doubles, so that the robustness queries of an
+    argmax network (its class scores' differences W_k - W_y) are exact too. Otherwise ``c`` unchanged."""
+    net = Network([np.round(W / GRID) * GRID for W in c.network.weights],
+                  [np.round(t / GRID) * GRID for t in c.network.thresholds])
+    r = evaluate(spec, net, data, c.source)
+    return r if r.loss <= c.loss and (r.epsilon_feasible or not c.epsilon_feasible) else c
+
+
+def nearest(spec: Spec, data: Dataset, net: Network, towards: Network, source: str) -> list[Candidate]:
+    """``net``'s activation pattern on the weights nearest (L1) to ``towards`` that realise it with the margin
+    (none when there are none): the bits a solver found, on what the start network learned."""
+    X = data.features
+    near = nearest_feasible(spec, X, pattern_of(spec, net, X, data.labels), towards)
+    return [] if near is None else [evaluate(spec, near, data, source)]
 
 
 def _polished(spec: Spec, data: Dataset, net: Network, pattern: list[np.ndarray]) -> list[Candidate]:

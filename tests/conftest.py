@@ -17,10 +17,11 @@ def grid_instance(seed: int, layers: list[int], m: int, grid: int = 8) -> Datase
 
 
 def make_spec(layers, weights="continuous", thresholds="learned", loss="hamming", eps=0.0625, big_m="tight",
-              polish="min", time_limit=60.0, solver="highs"):
+              polish="min", time_limit=60.0, solver="highs", method="milp"):
+    """A spec for the MILP's tests: the paper's method unless another is asked for (the default is lns)."""
     return parse_spec({
         "network": {"layers": list(layers), "weights": weights, "thresholds": thresholds},
-        "training": {"loss": loss, "epsilon": eps, "big_m": big_m, "polish": polish},
+        "training": {"loss": loss, "epsilon": eps, "big_m": big_m, "polish": polish, "method": method},
         "solver": {"name": solver, "time_limit": time_limit, "mip_gap": 0.0, "threads": 1},
     })
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STATUSES = ("optimal", "time_limit", "interrupted", "infeasible", "unbounded", "error")
+STATUSES = ("optimal", "time_limit", "interrupted", "infeasible", "unbounded", "error",
+            "stalled")  # stalled: a local search stopped where its neighbourhoods found nothing better
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import click
 
 from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_DIR, POSITIVE, json_option, load_inputs, scheduler_option
-from bnnmilp.spec import SOLVER_NAMES
+from bnnmilp.spec import METHODS, POLISH, SOLVER_NAMES
 
 
 @click.command("train")
@@ -19,15 +19,18 @@ from bnnmilp.spec import SOLVER_NAMES
 @click.option("--stage-time-limit", type=POSITIVE, help="Seconds per solver stage (overrides solver.time_limit).")
 @click.option("--mip-gap", type=NONNEGATIVE, help="Relative gap at which to stop (default 0).")
 @click.option("--threads", type=click.IntRange(min=1), help="Solver threads.")
-@click.option("--polish", type=click.Choice(["min", "sum", "neuron", "none"]), default=None,
+@click.option("--polish", type=click.Choice(list(POLISH)), default=None,
               help="Margin polishing of the solution: min (the smallest margin), sum (every row's), neuron "
-                   "(each unit's own smallest margin), none. Default from the YAML: min.")
+                   "(each unit's own smallest margin), none; auto (the default): min after a MILP, none after "
+                   "the STE heuristic or the large-neighbourhood search, whose networks meet the margin already.")
 @click.option("--objective", help="loss | margin | min_weight | lexicographic, or stages joined by commas "
                                   "(e.g. loss,margin,min_weight).")
-@click.option("--method", type=click.Choice(["milp", "ste", "decompose"]), default=None,
-              help="milp (default); ste: the straight-through-estimator heuristic alone (a baseline); decompose: "
-                   "keep the STE network's hidden activations, re-solve each hidden unit for margin and the output "
-                   "layer exactly (Icarte et al.'s hybrid; no global bound).")
+@click.option("--method", type=click.Choice(list(METHODS)), default=None,
+              help="lns (default): the STE heuristic, then a large-neighbourhood search over the MILP that never "
+                   "raises the exact loss (the whole MILP from the STE start when it has at most 400 activation "
+                   "bits: then the bound is global; beyond, no bound); milp: the paper's MILP (global bound; "
+                   "--warm-start ste starts it from STE); ste: the heuristic alone (a baseline); decompose: keep "
+                   "the STE network's hidden activations, re-solve each unit (Icarte et al.'s hybrid).")
 @click.option("--warm-start", type=click.Choice(["none", "ste"]), default=None,
               help="ste: start the MILP from the STE heuristic's best network.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the STE heuristic.")
@@ -58,10 +61,11 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     """
     import json
     import time
+    from pathlib import Path
 
     from bnnmilp.cli import terminal
     from bnnmilp.errors import EXIT_CLAIM_FALSE, SolverError
-    from bnnmilp.runs import FINISHED, loss_note, prepare_run_dir, write_run
+    from bnnmilp.runs import FINISHED, discard_checkpoints, loss_note, prepare_run_dir, write_run
     from bnnmilp.train import train
 
     started = time.monotonic()  # the budget counts from the command's start
@@ -89,10 +93,12 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
                         f"{spec.network.thresholds} thresholds, {spec.training.loss} loss) on {ds.n_samples} "
                         f"samples with {spec.solver.name}")
     t0 = time.perf_counter()
+    created = not Path(run_dir).exists()
     with terminal.solve_progress("solving", spec.solver.budget or spec.solver.time_limit) as progress:
         res = train(spec, ds, progress=progress, checkpoint=lambda r: write_run(r, run_dir), announce=terminal.note)
     sol, best = res.solution, res.best
     if res.status not in FINISHED:
+        discard_checkpoints(run_dir, created)
         raise SolverError(f"solver {sol.solver} failed (status {res.status}): no network written")
     paths = write_run(res, run_dir)
     cert = json.loads(paths["certificate"].read_text())
@@ -117,7 +123,7 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     if as_json:
         terminal.emit_json(summary)
     else:
-        label = "" if res.status in ("optimal", "heuristic") else "  (best found so far)"
+        label = "" if res.status in ("optimal", "heuristic", "stalled") else "  (best found so far)"
         rows = [("status", res.status), ("stages", ", ".join(summary["stages"]) or spec.training.method),
                 (f"{spec.training.loss} loss (exact)", f"{summary['objective']}{label}"),
                 ("solver bound (reported)", summary["bound"] if not res.local_search else

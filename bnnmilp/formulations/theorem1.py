@@ -25,6 +25,9 @@ Optional columns for lexicographic objectives (``objectives.py``):
       objective: max sum_lk mu_lk (each margin capped at C = ``margin_cap``)
     min_weight: nz_lkj binary, -nz <= w <= nz; objective: min sum nz (fewest nonzero weights)
 
+Kept samples (the large-neighbourhood search, ``heuristics/lns.py``): samples whose bits u are fixed
+contribute no variables, only the rows of ``pattern_rows`` (the step rows with u as data, linear in W).
+
 Strengthenings that keep the optimum (tested against brute force):
     symmetry: order      sum_i u^{i,l}_k >= sum_i u^{i,l}_{k+1} for hidden layers l < L: the neurons of a
                          hidden layer are interchangeable (permute W^l's rows, their thresholds and
@@ -169,6 +172,87 @@ def threshold_terms(lam: np.ndarray | None, m: int, d: int) -> tuple[np.ndarray,
     return np.broadcast_to(lam[None, :, None], (m, d, 1)), np.full((m, d, 1), -1.0)
 
 
+def pattern_rows(b: ModelBuilder, spec: Spec, X: np.ndarray, pattern: list[np.ndarray], W: dict, lam: dict,
+                 prefix: str = "g", slack: str | np.ndarray | None = None, floor: float = 0.0,
+                 units: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """The rows that make the weights realise a fixed activation ``pattern`` on inputs X (linear in W: the
+    bits are data), with the epsilon margin:
+
+        a^{i,l}_k - lambda_l >= t          where u^{i,l}_k = 1
+        a^{i,l}_k - lambda_l <= -eps - t   where u^{i,l}_k = 0,    a^{i,1} = W^1 x^i,  a^{i,l} = W^l u^{i,l-1}
+
+    and, for an argmax output layer, s_y - s_k >= eps + t for every sample that wins its class y (``pattern``'s
+    last entry one-hot; zero rows add nothing). ``slack``: None (t = 0), a column (one t for all rows),
+    ``row`` or ``neuron`` (new columns t >= ``floor``, per row or per neuron). ``units``: per layer, the units
+    whose rows are written (a boolean mask; the others' weights are fixed, so their rows are constants).
+    Returns the new slack columns.
+    Used by polishing (the pattern of every sample) and by the large-neighbourhood search (kept samples)."""
+    net = spec.network
+    eps = spec.training.epsilon
+    m = X.shape[0]
+    slacks: list[np.ndarray] = []
+    for l in range(1, net.depth + 1):
+        d, dp = net.layers[l], net.layers[l - 1]
+        inp = X if l == 1 else pattern[l - 2].astype(np.float64)
+        if units is not None and not units[l - 1].any():
+            continue
+        if l == net.depth and net.output == "argmax":
+            slacks.append(_score_rows(b, spec, inp, pattern[-1], W[l], lam[l], slack, floor, f"{prefix}score"))
+            continue
+        u = pattern[l - 1].astype(np.float64)
+        a_cols = np.broadcast_to(W[l][None, :, :], (m, d, dp))
+        a_coef = np.broadcast_to(inp[:, None, :], (m, d, dp))
+        lam_cols, lam_coef = threshold_terms(lam[l], m, d)
+        sign = np.where(u == 1, -1.0, 1.0)  # t enters as -t on bit-1 rows, +t on bit-0 rows
+        if slack is None or isinstance(slack, np.ndarray):
+            t = np.zeros((m, d), np.int64) if slack is None else np.broadcast_to(slack, (m, d))
+            sign = sign if slack is not None else np.zeros((m, d))
+        elif slack == "row":
+            t = b.add_vars(f"t{l}", (m, d), floor, INF)
+            slacks.append(t.ravel())
+        else:
+            tn = b.add_vars(f"t{l}", (d,), floor, INF)
+            slacks.append(tn)
+            t = np.broadcast_to(tn[None, :], (m, d))
+        cols = np.concatenate([a_cols, lam_cols, t[:, :, None]], axis=2)
+        coefs = np.concatenate([a_coef, lam_coef, sign[:, :, None]], axis=2)
+        lower, upper = np.where(u == 1, 0.0, -INF), np.where(u == 1, INF, -eps)
+        if units is not None and not units[l - 1].all():
+            k = np.flatnonzero(units[l - 1])
+            cols, coefs, lower, upper = cols[:, k], coefs[:, k], lower[:, k], upper[:, k]
+        b.add_rows(f"{prefix}{l}", lower.shape, cols, coefs, lower, upper)
+    return slacks
+
+
+def _score_rows(b: ModelBuilder, spec: Spec, H: np.ndarray, wins: np.ndarray, W: np.ndarray, lam: np.ndarray | None,
+                slack: str | np.ndarray | None, floor: float, name: str) -> np.ndarray:
+    """Argmax output rows s_y - s_k >= epsilon + t for every sample that wins its class y (``wins`` one-hot)
+    and rival k; t as in :func:`pattern_rows`. Returns the new slack columns."""
+    i, y = np.nonzero(wins)
+    d, dp = W.shape
+    if y.size == 0:  # no sample to keep correct
+        return np.zeros(0, np.int64)
+    rival = np.array([[k for k in range(d) if k != c] for c in y], dtype=np.int64).reshape(len(y), d - 1)
+    n = len(y)
+    new = np.zeros(0, np.int64)
+    if slack is None or isinstance(slack, np.ndarray):
+        tcols = np.broadcast_to(np.zeros((), np.int64) if slack is None else slack, (n, d - 1))
+    elif slack == "row":
+        new = b.add_vars(f"{name}_t", (n, d - 1), floor, INF).reshape(n, d - 1)
+        tcols = new
+    else:
+        new = b.add_vars(f"{name}_t", (d,), floor, INF)
+        tcols = np.broadcast_to(new[y][:, None], (n, d - 1))
+    h = np.broadcast_to(H[i][:, None, :], (n, d - 1, dp))
+    cols = [np.broadcast_to(W[y][:, None, :], (n, d - 1, dp)), W[rival], tcols[:, :, None]]
+    coefs = [h, -h, np.full((n, d - 1, 1), 0.0 if slack is None else -1.0)]
+    if spec.network.thresholds == "per_neuron":
+        cols += [np.broadcast_to(lam[y][:, None, None], (n, d - 1, 1)), lam[rival][:, :, None]]
+        coefs += [np.full((n, d - 1, 1), -1.0), np.full((n, d - 1, 1), 1.0)]
+    b.add_rows(name, (n, d - 1), np.concatenate(cols, 2), np.concatenate(coefs, 2), spec.training.epsilon, INF)
+    return new.ravel()
+
+
 def _argmax_rows(b: ModelBuilder, Y: np.ndarray, a_cols: np.ndarray, a_coef: np.ndarray, lam: np.ndarray | None,
                  mode: str, lo: np.ndarray, hi: np.ndarray, eps: float) -> np.ndarray:
     """Score rows of an argmax output layer; returns the error indicators e.
@@ -199,8 +283,13 @@ def _argmax_rows(b: ModelBuilder, Y: np.ndarray, a_cols: np.ndarray, a_coef: np.
 class Theorem1:
     """The paper's formulation (see the module docstring for the equations)."""
 
-    def build(self, spec: Spec, X: np.ndarray, Y: np.ndarray, box: WeightBox | None = None) -> TrainingModel:
-        """The MILP; ``box`` restricts the weights (a trust region) and the big-M values with them."""
+    def build(self, spec: Spec, X: np.ndarray, Y: np.ndarray, box: WeightBox | None = None,
+              kept: tuple[np.ndarray, list[np.ndarray], list[np.ndarray] | None] | None = None) -> TrainingModel:
+        """The MILP; ``box`` restricts the weights (a trust region) and the big-M values with them.
+
+        ``kept = (X_K, pattern_K, units)``: further samples whose activation pattern is fixed (the
+        large-neighbourhood search: only X's samples are free), as linear rows (:func:`pattern_rows`, for the
+        given units only), outside the objective."""
         net, tr = spec.network, spec.training
         m = X.shape[0]
         if tr.epsilon_auto and (net.weights == "continuous" or not np.all(np.round(X) == X)):
@@ -283,6 +372,8 @@ class Theorem1:
                            fmt=f.format("mcc"))
                 b.add_rows(f"mc4_{l}", shape, np.stack([s, w, up], -1), np.array([1.0, -1.0, 1.0]), -INF, 1.0,
                            fmt=f.format("mcd"))
+        if kept is not None and kept[0].shape[0]:
+            pattern_rows(b, spec, kept[0], kept[1], W, lam, prefix="keep", units=kept[2])
         if tr.symmetry == "order":
             for l in range(1, net.depth):
                 d = net.layers[l]

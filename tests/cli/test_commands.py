@@ -131,7 +131,8 @@ def test_ctrl_c_keeps_best_so_far(repo_root, tmp_path):
 
 def test_infeasible_training_problem_exits_1(tmp_path):
     net = tmp_path / "net.yaml"
-    net.write_text(yaml.safe_dump({"network": {"layers": [1, 1], "weights": "binary", "thresholds": "zero"}}))
+    net.write_text(yaml.safe_dump({"network": {"layers": [1, 1], "weights": "binary", "thresholds": "zero"},
+                                   "training": {"method": "milp"}}))
     data = tmp_path / "d.yaml"
     data.write_text(yaml.safe_dump({"features": [[0.03125], [-0.03125]], "labels": [1, 0]}))
     r = run("train", net, data, "-o", tmp_path / "run", "--json")
