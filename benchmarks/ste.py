@@ -42,6 +42,22 @@ def scores(net: Network, data, test) -> dict:
             "test_argmax": float(np.mean(net.argmax_predictions(test.features) == test.labels))}
 
 
+def reference(layers, data, seed: int) -> tuple[Network, float]:
+    """The reference STE's network (its grid seeded 2 seed and 2 seed + 1) and its training time."""
+    t0 = time.perf_counter()
+    Ws, lams = reference_ste.train(layers, data.features, data.labels, seed)
+    return Network(Ws, [np.full(W.shape[0], t) for W, t in zip(Ws, lams, strict=True)]), time.perf_counter() - t0
+
+
+def column(rs: list, who: str, key: str) -> list:
+    """One method's values of one key over the rows of a k."""
+    return [r[who][key] for r in rs]
+
+
+def percent(rs: list, who: str, key: str) -> str:
+    return f"{100 * np.mean(column(rs, who, key)):.1f}%"
+
+
 def paired(a: list[float], b: list[float]) -> str:
     d = np.array(a) - np.array(b)
     se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0.0
@@ -60,10 +76,7 @@ def main() -> None:
     for k in args.ks:
         data = load_data(ROOT / f"samples/digits_k{k}.yaml")
         for seed in range(args.seeds):
-            t0 = time.perf_counter()
-            Ws, lams = reference_ste.train(spec.network.layers, data.features, data.labels, seed)
-            ref_t = time.perf_counter() - t0
-            ref = Network(Ws, [np.full(W.shape[0], t) for W, t in zip(Ws, lams, strict=True)])
+            ref, ref_t = reference(spec.network.layers, data, seed)
             t0 = time.perf_counter()
             ours = train(replace(spec, training=replace(spec.training, method="ste", seed=seed)), data).best.network
             our_t = time.perf_counter() - t0
@@ -82,10 +95,10 @@ def main() -> None:
         rs = [r for r in rows if r["k"] == k]
 
         def col(who: str, key: str, rs: list = rs) -> list:
-            return [r[who][key] for r in rs]
+            return column(rs, who, key)
 
-        def pct(who: str, key: str) -> str:
-            return f"{100 * np.mean(col(who, key)):.1f}%"
+        def pct(who: str, key: str, rs: list = rs) -> str:
+            return percent(rs, who, key)
 
         cells = [str(k), str(10 * k)]
         for who in ("reference", "bnnmilp"):

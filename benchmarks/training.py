@@ -28,11 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import reference_ste  # noqa: E402
-from ste import paired, scores  # noqa: E402
+from ste import column, paired, percent, reference, scores  # noqa: E402
 
 from bnnmilp.data import load_data  # noqa: E402
-from bnnmilp.network import Network  # noqa: E402
 from bnnmilp.spec import parse_spec  # noqa: E402
 from bnnmilp.train import train  # noqa: E402
 
@@ -51,10 +49,7 @@ def main() -> None:
     for k in args.ks:
         data = load_data(ROOT / f"samples/digits_k{k}.yaml")
         for seed in range(args.seeds):
-            t0 = time.perf_counter()
-            Ws, lams = reference_ste.train(BARE["network"]["layers"], data.features, data.labels, seed)
-            ref_t = time.perf_counter() - t0
-            ref = Network(Ws, [np.full(W.shape[0], t) for W, t in zip(Ws, lams, strict=True)])
+            ref, ref_t = reference(BARE["network"]["layers"], data, seed)
             spec = parse_spec({**BARE, "training": {"seed": seed}, "solver": {"budget": args.budget}})
             t0 = time.perf_counter()
             res = train(spec, data)
@@ -76,21 +71,17 @@ def main() -> None:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for k in args.ks:
         rs = [r for r in rows if r["k"] == k]
-
-        def col(who: str, key: str, rs: list = rs) -> list:
-            return [r[who][key] for r in rs]
-
-        def pct(who: str, key: str) -> str:
-            return f"{100 * np.mean(col(who, key)):.1f}%"
-
-        cells = [str(k), str(10 * k), f"{np.mean(col('reference', 'train_loss')):.1f}",
-                 pct("reference", "test_exact"), pct("reference", "test_argmax"),
-                 f"{np.mean(col('reference', 'time_s')):.2f}", f"{np.mean(col('bnnmilp', 'start_loss')):.1f}",
-                 f"{np.mean(col('bnnmilp', 'train_loss')):.1f}", pct("bnnmilp", "test_exact"),
-                 pct("bnnmilp", "test_argmax"), f"{np.mean(col('bnnmilp', 'time_s')):.2f}",
-                 paired(col("bnnmilp", "train_loss"), col("reference", "train_loss"))]
+        mean = {(who, key): f"{np.mean(column(rs, who, key)):.{2 if key == 'time_s' else 1}f}"
+                for who in ("reference", "bnnmilp") for key in ("train_loss", "time_s", "start_loss")
+                if key != "start_loss" or who == "bnnmilp"}
+        cells = [str(k), str(10 * k), mean["reference", "train_loss"], percent(rs, "reference", "test_exact"),
+                 percent(rs, "reference", "test_argmax"), mean["reference", "time_s"], mean["bnnmilp", "start_loss"],
+                 mean["bnnmilp", "train_loss"], percent(rs, "bnnmilp", "test_exact"),
+                 percent(rs, "bnnmilp", "test_argmax"), mean["bnnmilp", "time_s"],
+                 paired(column(rs, "bnnmilp", "train_loss"), column(rs, "reference", "train_loss"))]
         for key in ("test_exact", "test_argmax"):
-            cells.append(paired([100 * v for v in col("bnnmilp", key)], [100 * v for v in col("reference", key)]))
+            cells.append(paired([100 * v for v in column(rs, "bnnmilp", key)],
+                                [100 * v for v in column(rs, "reference", key)]))
         lines.append("| " + " | ".join(cells) + " |")
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps({"machine": machine, "budget": args.budget, "rows": rows},

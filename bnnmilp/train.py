@@ -71,6 +71,8 @@ class TrainResult:
         """What the reported bound covers, in words."""
         if any(st.name == "lns" for st in self.stages):
             return "none: a large-neighbourhood search proves no bound on the training problem"
+        if self.spec.training.method == "decompose":
+            return "none: the hidden pattern was fixed by the STE heuristic (decomposition)"
         return "trust region around the start (not a bound of the training problem)" if self.local_search \
             else "global"
 
