@@ -138,8 +138,12 @@ def _step_model(form, spec: Spec, X: np.ndarray, Y: np.ndarray, net: Network, B:
 
 
 def lns(spec: Spec, data: Dataset, start: Candidate, options: LnsOptions = LnsOptions(),
-        progress: ProgressFn | None = None, on_better: Callable[[Candidate], None] | None = None) -> LnsResult:
-    """Improve ``start`` (epsilon-feasible) step by step until loss 0, the budget, or ``patience`` failed steps."""
+        progress: ProgressFn | None = None, on_better: Callable[[Candidate], None] | None = None,
+        anchor: Network | None = None) -> LnsResult:
+    """Improve ``start`` (epsilon-feasible) step by step until loss 0, the budget, or ``patience`` failed steps.
+
+    A step's bits are moved onto the weights nearest (L1) to ``anchor`` (default: the current network) that
+    realise them: the heuristic network the search started from, before it was made to meet the margin."""
     from bnnmilp.formulations.theorem1 import Theorem1
     from bnnmilp.polish import pattern_of, snap_thresholds
     from bnnmilp.solve import solve
@@ -180,7 +184,7 @@ def lns(spec: Spec, data: Dataset, start: Candidate, options: LnsOptions = LnsOp
                 p[B] = q
             cand = evaluate(spec, snap_thresholds(spec, X, target, tm.network_from(sol.x)), data, "lns")
             if cand.loss < cur.loss:  # keep what the current network learned: the nearest weights with these bits
-                near = [c for c in nearest(spec, data, cand.network, cur.network, "lns")
+                near = [c for c in nearest(spec, data, cand.network, anchor or cur.network, "lns")
                         if c.epsilon_feasible and c.loss <= cand.loss]
                 cand = near[0] if near else cand
             if not cand.epsilon_feasible:

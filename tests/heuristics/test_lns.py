@@ -114,7 +114,7 @@ def test_train_by_default_solves_the_whole_milp_when_it_is_small(tmp_path):
 def test_train_beyond_the_whole_milp_size_searches_and_claims_no_bound(tmp_path):
     layers = [3, 4, 3]
     data = grid_instance(9, layers, 60)
-    spec = make_spec(layers, "continuous", "learned", "hamming", method="lns", polish="auto", time_limit=10.0)
+    spec = make_spec(layers, "continuous", "learned", "hamming", method="lns", polish="auto", time_limit=3.0)
     assert not whole_milp(spec, data.n_samples)
     res = train(spec, data)
     assert [st.name for st in res.stages] == ["lns"]
