@@ -203,18 +203,18 @@ def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Networ
         sol = Solution("heuristic", None, None, None, None, 0, time.perf_counter() - t0, "ste", "bnnmilp")
         clock.lap("ste")
         return TrainResult(spec, data, sol, best, start=best)
-    raw = None  # the start as the heuristic (or the user) gave it, before it was made to meet the margin
+    given = None  # the start as the heuristic (or the user) gave it, before it was made to meet the margin
     if start is not None:
-        start_c, raw = exact_start(spec, start, data, "start"), evaluate(spec, start, data, "start")
+        start_c, given = exact_start(spec, start, data, "start"), evaluate(spec, start, data, "start")
     elif tr.warm_start == "ste" or tr.method in ("decompose", "lns"):
         made = [(exact_start(spec, n, data, "ste"), n) for n in ste_networks(spec, data)[:3]]
         start_c = choose([c for c, _ in made])
-        raw = evaluate(spec, next(n for c, n in made if c is start_c), data, "ste")
+        given = evaluate(spec, next(n for c, n in made if c is start_c), data, "ste")
         clock.lap("ste")
     if tr.method == "decompose":
         return _decomposed(spec, data, start_c, progress, clock)  # type: ignore[arg-type]
     if tr.method == "lns" and not whole_milp(spec, data.n_samples):
-        return _searched(spec, data, start_c, raw, progress, clock, checkpoint)  # type: ignore[arg-type]
+        return _searched(spec, data, start_c, given, progress, clock, checkpoint)  # type: ignore[arg-type]
     form = formulations.get(formulation)
     announce(f"building the training MILP ({data.n_samples} samples, layers {list(spec.network.layers)})")
     tm = form.build(spec, X, Y)
@@ -266,12 +266,12 @@ def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Networ
         raw, pattern = tm.network_from(x), tm.pattern_from(x)
         cands.append(evaluate(spec, snap_thresholds(spec, X, pattern, raw), data, "solver"))
         cands += _polished(spec, data, raw, pattern)
-        if tr.method == "lns" and raw is not None and cands[-1].loss < raw.loss:
-            cands += nearest(spec, data, cands[-1].network, raw.network, "solver")
+        if tr.method == "lns" and given is not None and cands[-1].loss < given.loss:
+            cands += nearest(spec, data, cands[-1].network, given.network, "solver")
         clock.lap("polish")
     best = choose(cands, prefer_solver=prefers_solver(spec))
     if best is not None and tr.method == "lns":
-        best = unless_no_better(spec, data, best, raw)
+        best = unless_no_better(spec, data, best, given)
     return TrainResult(spec, data, sol, best, tm.model.stats(), tm.model.fingerprint(), stages, start_c)
 
 
@@ -294,17 +294,17 @@ def whole_milp(spec: Spec, n_samples: int) -> bool:
     return n_samples * sum(spec.network.layers[1:]) <= WHOLE_BITS
 
 
-def unless_no_better(spec: Spec, data: Dataset, best: Candidate, raw: Candidate | None) -> Candidate:
+def unless_no_better(spec: Spec, data: Dataset, best: Candidate, given: Candidate | None) -> Candidate:
     """``method: lns`` writes the start as the heuristic gave it unless the MILP found a lower exact loss: a
     network made to meet the epsilon margin (thresholds snapped, weights moved) fits the training data no
     better and generalises worse (the margin serves the MILP's rows, not the plain rule a >= lambda). The
     result goes on the 2^-24 grid where that keeps it (``on_grid``)."""
-    if raw is not None and raw.loss <= best.loss:
-        best = raw
+    if given is not None and given.loss <= best.loss:
+        best = given
     return on_grid(spec, data, best)
 
 
-def _searched(spec: Spec, data: Dataset, start_c: Candidate, raw: Candidate | None, progress: ProgressFn | None,
+def _searched(spec: Spec, data: Dataset, start_c: Candidate, given: Candidate | None, progress: ProgressFn | None,
               clock: Timings, checkpoint: Callable[[TrainResult], None] | None) -> TrainResult:
     """``method: lns``: the large-neighbourhood search from the start (``solver.time_limit`` for the search,
     cut to the budget), then the configured polishing of its network. The better of the start and the
@@ -327,13 +327,13 @@ def _searched(spec: Spec, data: Dataset, start_c: Candidate, raw: Candidate | No
     if trivial is not None:
         begin = evaluate(spec, trivial, data, "start")
     res = lns(search, data, begin, LnsOptions(seed=spec.training.seed), progress, better,
-              anchor=None if raw is None else raw.network)
+              anchor=None if given is None else given.network)
     clock.lap("lns")
     stage = StageResult("lns", res.solution, float(res.best.loss))
     pattern = pattern_of(spec, res.best.network, data.features, data.labels)
     cands = [start_c, res.best, *_polished(spec, data, res.best.network, pattern)]
     clock.lap("polish")
-    best = unless_no_better(spec, data, choose(cands, prefer_solver=prefers_solver(spec)), raw)  # type: ignore[arg-type]
+    best = unless_no_better(spec, data, choose(cands, prefer_solver=prefers_solver(spec)), given)  # type: ignore[arg-type]
     stats = {"lns_steps": res.steps, "lns_improved": res.improved}
     return TrainResult(spec, data, res.solution, best, stats, "", [stage], start_c)
 

@@ -129,3 +129,24 @@ def test_train_beyond_the_whole_milp_size_searches_and_claims_no_bound(tmp_path)
     assert report["exact_loss"] == res.best.loss
     cert = (tmp_path / "certificate.json").read_text()
     assert '"bound": null' in cert and "large-neighbourhood search proves no bound" in cert
+
+
+def test_the_heuristic_network_is_written_unless_the_milp_lowers_the_loss():
+    """At equal exact loss the start as STE gave it wins over its margin-made copy (which generalises worse);
+    a lower loss wins; either goes on the 2^-24 grid only where that keeps its loss and margin."""
+    from bnnmilp.train import GRID, evaluate, unless_no_better
+
+    layers = [3, 3, 2]
+    data = grid_instance(11, layers, 20)
+    spec = make_spec(layers, "continuous", "per_neuron", "hamming")
+    made = random_start(spec, data, 1)
+    raw = evaluate(spec, Network([w + 1e-9 for w in made.network.weights], made.network.thresholds), data, "ste")
+    assert raw.loss == made.loss
+    kept = unless_no_better(spec, data, made, raw)
+    assert kept.loss == raw.loss and kept.source == "ste"
+    for W, W0 in zip(kept.network.weights, raw.network.weights, strict=True):
+        assert np.all(np.abs(W - W0) <= GRID / 2) and np.all(np.round(W / GRID) * GRID == W)
+    zero = evaluate(spec, Network([np.zeros((3, 3)), np.zeros((2, 3))], [np.zeros(3), np.zeros(2)]), data, "ste")
+    assert zero.loss == 20 > made.loss  # all bits 1: one wrong bit per sample
+    assert unless_no_better(spec, data, made, zero).source == "start"
+    assert unless_no_better(spec, data, made, None).loss == made.loss
