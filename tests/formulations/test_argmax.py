@@ -18,9 +18,10 @@ CASES = [([2, 3], "ternary", "learned", 20), ([2, 3], "binary", "zero", 21), ([2
 
 
 def argmax_spec(layers, weights, thresholds, polish="min"):
+    """The MILP (method milp: the default, lns, may write STE's own network, which need not meet the margin)."""
     return parse_spec({"network": {"layers": layers, "weights": weights, "thresholds": thresholds,
                                    "output": "argmax"},
-                       "training": {"epsilon": 0.0625, "polish": polish},
+                       "training": {"epsilon": 0.0625, "polish": polish, "method": "milp"},
                        "solver": {"time_limit": 60, "threads": 1}})
 
 
