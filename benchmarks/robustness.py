@@ -27,7 +27,7 @@ from bnnmilp.data import load_data  # noqa: E402
 from bnnmilp.network import exact_match_predictions  # noqa: E402
 from bnnmilp.robust import RobustOptions, summary, verify_robust  # noqa: E402
 from bnnmilp.spec import load_spec  # noqa: E402
-from bnnmilp.train import train  # noqa: E402
+from bnnmilp.training import train  # noqa: E402
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ from bnnmilp.jobs import Job, execute  # noqa: E402
 from bnnmilp.network import exact_match_predictions  # noqa: E402
 from bnnmilp.runs import load_weights, write_ensemble  # noqa: E402
 from bnnmilp.spec import load_spec  # noqa: E402
-from bnnmilp.train import train  # noqa: E402
+from bnnmilp.training import train  # noqa: E402
 
 
 def member_jobs(spec, data_path: Path) -> list[Job]:

@@ -43,7 +43,7 @@ def train_member(payload: dict[str, Any]) -> dict[str, Any]:
     """Job body: train member (a, b); returns its weights and certificate documents."""
     from bnnmilp.data import load_data
     from bnnmilp.runs import certificate_doc, weights_doc
-    from bnnmilp.train import train
+    from bnnmilp.training import train
 
     spec = parse_spec(payload["spec"])
     a, b = payload["classes"]

@@ -85,7 +85,7 @@ def _train_job(p: dict[str, Any]) -> dict[str, Any]:
     from bnnmilp.data import load_data
     from bnnmilp.network import exact_match_predictions
     from bnnmilp.spec import parse_spec
-    from bnnmilp.train import train
+    from bnnmilp.training import train
 
     spec = parse_spec(p["spec"])
     data = load_data(p["data"])

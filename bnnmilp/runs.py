@@ -30,7 +30,7 @@ from bnnmilp.yamlio import (
 
 if TYPE_CHECKING:  # the run files only describe results: reading and checking them needs no solver
     from bnnmilp.objectives import StageResult
-    from bnnmilp.train import TrainResult
+    from bnnmilp.training import TrainResult
 
 WEIGHTS_FORMAT = "bnnmilp-weights"
 # the statuses a run may end with; anything else (error, unbounded, ...) is a failed solve: nothing is written

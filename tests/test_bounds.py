@@ -10,7 +10,7 @@ import pytest
 from bnnmilp import formulations
 from bnnmilp.bounds import lp_bounds, preactivation_bounds
 from bnnmilp.network import Network
-from bnnmilp.train import train
+from bnnmilp.training import train
 from tests.conftest import grid_instance, make_spec
 from tests.oracles import brute_force_optimum
 

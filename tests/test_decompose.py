@@ -8,7 +8,7 @@ import pytest
 from bnnmilp.decompose import decompose, unit_margin
 from bnnmilp.network import Network
 from bnnmilp.runs import load_weights, write_run
-from bnnmilp.train import evaluate, train
+from bnnmilp.training import evaluate, train
 from bnnmilp.verify import verify_weights
 from tests.conftest import grid_instance, make_spec
 from tests.oracles import brute_force_optimum

@@ -7,7 +7,7 @@ import pytest
 
 from bnnmilp.network import Network
 from bnnmilp.spec import parse_objective
-from bnnmilp.train import evaluate, train
+from bnnmilp.training import evaluate, train
 from tests.conftest import grid_instance, make_spec
 from tests.oracles import brute_force_lexicographic
 
@@ -67,7 +67,7 @@ def test_warm_start_is_never_beaten_by_a_worse_result(repo_root):
 
     spec = load_spec(repo_root / "configs/digits.yaml").with_solver(time_limit=1.0)
     data = load_data(repo_root / "samples/digits_k10.yaml")
-    from bnnmilp.train import ste_networks
+    from bnnmilp.training import ste_networks
 
     start = ste_networks(spec, data)[0]
     start_loss = evaluate(spec, start, data, "start").loss

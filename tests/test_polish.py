@@ -8,7 +8,7 @@ import pytest
 from bnnmilp import formulations
 from bnnmilp.backends import SolveOptions, highs
 from bnnmilp.polish import polish
-from bnnmilp.train import evaluate
+from bnnmilp.training import evaluate
 from tests.conftest import grid_instance, make_spec
 
 # the last field: whether this instance admits a strictly positive slack for the solver's pattern

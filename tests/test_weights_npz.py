@@ -13,7 +13,7 @@ from bnnmilp.cli import main
 from bnnmilp.data import load_data
 from bnnmilp.errors import WeightsError
 from bnnmilp.spec import load_spec
-from bnnmilp.train import train
+from bnnmilp.training import train
 
 
 @pytest.fixture(scope="module")

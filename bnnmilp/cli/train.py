@@ -66,7 +66,7 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     from bnnmilp.cli import terminal
     from bnnmilp.errors import EXIT_CLAIM_FALSE, SolverError
     from bnnmilp.runs import FINISHED, discard_checkpoints, loss_note, prepare_run_dir, write_run
-    from bnnmilp.train import train
+    from bnnmilp.training import train
 
     started = time.monotonic()  # the budget counts from the command's start
     spec, ds = load_inputs(network, data)

@@ -35,7 +35,7 @@ from bnnmilp.network import Network
 from bnnmilp.spec import Spec
 
 if TYPE_CHECKING:
-    from bnnmilp.train import Candidate
+    from bnnmilp.training import Candidate
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def lns(spec: Spec, data: Dataset, start: Candidate, options: LnsOptions = LnsOp
     from bnnmilp.formulations.theorem1 import Theorem1
     from bnnmilp.polish import pattern_of, snap_thresholds
     from bnnmilp.solve import solve
-    from bnnmilp.train import evaluate, exact_start, nearest
+    from bnnmilp.training import evaluate, exact_start, nearest
 
     t0 = time.perf_counter()
     # kept samples break the hidden-unit symmetry, and unused inputs are decided over all samples, not B

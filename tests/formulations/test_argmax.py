@@ -7,7 +7,7 @@ import pytest
 
 from bnnmilp.runs import load_weights, write_run
 from bnnmilp.spec import parse_spec
-from bnnmilp.train import train
+from bnnmilp.training import train
 from bnnmilp.verify import verify_weights
 from tests.conftest import grid_instance
 from tests.oracles import brute_force_argmax
