@@ -24,6 +24,18 @@ from bnnmilp.yamlio import read_input, read_yaml, sniff
 
 @dataclass(frozen=True)
 class Dataset:
+    """A data set: inputs and class labels (label c means target bit c, or the one-hot code e_c).
+
+    Attributes
+    ----------
+    features : ndarray, shape (m, d0)
+        The inputs, float64.
+    labels : ndarray, shape (m,)
+        Class labels, int64.
+    path : str or None
+        Where it was read from.
+    """
+
     features: np.ndarray  # (m, d0) float64, the exact doubles read from the file
     labels: np.ndarray  # (m,) int64
     path: str | None = None
@@ -73,6 +85,25 @@ def _is_number(v: object) -> bool:
 
 
 def parse_data(doc: dict, path: str | None = None) -> Dataset:
+    """Validate a data mapping (as read from YAML) into a :class:`Dataset`.
+
+    Parameters
+    ----------
+    doc : dict
+        ``features`` (a list of equal-length lists of finite numbers), ``labels`` (non-negative integers, one
+        per row) and optionally ``meta``.
+    path : str, optional
+        The file it came from, named in errors.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    DataError
+        Naming the file, the key and what was expected (also a ValueError).
+    """
     for k in doc:
         if k not in ("features", "labels", "meta"):
             raise DataError(path, k, "unknown key (allowed: features, labels, meta)")
@@ -104,7 +135,18 @@ def parse_data(doc: dict, path: str | None = None) -> Dataset:
 
 
 def load_data(path: str | Path) -> Dataset:
-    """Read and validate a data file: YAML, or CSV / NPZ by extension (``-``: standard input, by its content)."""
+    """Read and validate a data file: YAML, or CSV / NPZ by extension (``-``: standard input, by its content).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file; ``-`` reads standard input.
+
+    Returns
+    -------
+    Dataset
+        Features as the exact doubles written in the file, integer labels.
+    """
     fmt = sniff(path)
     if fmt == "csv":
         return _load_csv(Path(path))

@@ -82,6 +82,23 @@ def value_and_grad(model: StandardModel, time_limit: float | None = None, priori
                    tol: float = 1e-7, seed: int = 0) -> ValueAndGrad:
     """Solve the MILP, prove it with a recorded tree, and return z with its gradients (see module doc).
 
+    Parameters
+    ----------
+    model : StandardModel
+    time_limit : float, optional
+    priority : ndarray, optional
+        Branching priorities (lower first).
+    tol : float
+        Tolerance of the kink probe.
+    seed : int
+        Seed of the probe's random direction.
+
+    Returns
+    -------
+    ValueAndGrad
+        ``value`` (z), its gradients with respect to c and the right-hand sides (an element of the
+        conservative Jacobian; at a kink, which piece), and whether b is a kink.
+
     Candidates are exact multipliers: those of the leaf holding x*, of every other leaf that attains z
     (confirmed by a MILP solve on its box), and the LP duals of the leaves holding the optima just beside
     b (the adjacent pieces at a kink).

@@ -33,6 +33,16 @@ def dot_error_bound(inp: np.ndarray, W: np.ndarray | Csr, values: np.ndarray) ->
 
 @dataclass
 class Network:
+    """A BNN: weights and thresholds per layer, with an exact forward pass (u = [W u_prev >= lambda]).
+
+    Attributes
+    ----------
+    weights : list of ndarray or Csr
+        W^l of shape (d_l, d_(l-1)); dense, or CSR for large fixed layers.
+    thresholds : list of ndarray
+        lambda^l of shape (d_l,).
+    """
+
     weights: list[np.ndarray | Csr]  # W^l, shape (d_l, d_{l-1}); dense, or sparse (CSR) for large fixed layers
     thresholds: list[np.ndarray]  # lambda^l, shape (d_l,)
 

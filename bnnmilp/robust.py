@@ -34,6 +34,8 @@ from bnnmilp.yamlio import fraction_str
 
 @dataclass(frozen=True)
 class RobustOptions:
+    """A robustness query: the ball (``eps``, ``norm``), the input domain, what must not change and limits."""
+
     eps: float | None
     norm: str = "inf"  # inf | 1
     domain: str = "continuous"  # continuous | integer
@@ -516,7 +518,28 @@ def _task(args: tuple) -> SampleResult:
 
 def verify_robust(net: Network, X: np.ndarray, labels: np.ndarray, opts: RobustOptions,
                   on_result: Callable[[SampleResult], None] | None = None) -> list[SampleResult]:
-    """Verify every sample, in this process, in sample order (``query_jobs`` runs them as jobs elsewhere)."""
+    """Is the network's answer on each sample the same everywhere in a ball around it? Exact answers only.
+
+    Parameters
+    ----------
+    net : Network
+    X : ndarray, shape (m, d0)
+        The samples.
+    labels : ndarray, shape (m,)
+        Their labels (used with ``opts.against == "label"``).
+    opts : RobustOptions
+        The ball (``eps``, ``norm``: ``inf`` or ``1``), the input domain (``continuous`` or ``integer``,
+        ``bounds``), the time limit per query.
+    on_result : callable, optional
+        Called with each result as it is found.
+
+    Returns
+    -------
+    list of SampleResult
+        In sample order: ``answer`` is ``robust`` (proven), ``not_robust`` (with a ``counterexample``
+        replayed in exact arithmetic) or ``unknown`` (with a ``note``); ``method`` says which engine.
+        The per-sample queries run in this process; ``bnnmilp verify --robust --workers`` runs them as jobs.
+    """
     key = hash((tuple(values(w).tobytes() for w in net.weights), tuple(t.tobytes() for t in net.thresholds), opts))
     results: list[SampleResult] = []
     for i in range(X.shape[0]):

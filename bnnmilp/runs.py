@@ -268,6 +268,8 @@ def sparse_layer(path: str, key: str, parts: dict[str, np.ndarray]) -> Csr:
 
 @dataclass
 class WeightsFile:
+    """A weights file read back: its path, spec, network and the whole document (claims included)."""
+
     path: str
     spec: Spec
     network: Network
@@ -275,8 +277,20 @@ class WeightsFile:
 
 
 def load_weights(path: str | Path, ensemble: bool = True) -> WeightsFile:
-    """Read a weights.yaml (or the one inside a run folder); an ensemble file gives an EnsembleFile
-    (with ``ensemble=False``, a one-line error: the command needs one network)."""
+    """Read a weights file (YAML or NPZ, or the one inside a run folder).
+
+    Parameters
+    ----------
+    path : str or Path
+        A run folder, ``weights.yaml``, ``weights.npz``, or ``-`` (standard input).
+    ensemble : bool
+        Whether an ensemble file is accepted (it gives an EnsembleFile); with False it is a one-line error.
+
+    Returns
+    -------
+    WeightsFile
+        ``.network`` (a :class:`Network`), ``.spec`` and ``.doc``, validated against each other.
+    """
     from bnnmilp.yamlio import sniff
 
     p = Path(path)

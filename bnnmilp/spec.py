@@ -102,6 +102,9 @@ class TrainingSpec:
 
 @dataclass(frozen=True)
 class SolverSpec:
+    """The solver (``highs`` embedded; ``scip``, ``cbc``, ``glpk``, ``gurobi``, ``highs-pyomo`` through Pyomo),
+    seconds per stage (``time_limit``), the whole run's budget (``budget``), gap and threads."""
+
     name: str = "highs"
     time_limit: float | None = 60.0  # seconds per solver stage
     mip_gap: float = 0.0
@@ -128,6 +131,17 @@ class SolverSpec:
 
 @dataclass(frozen=True)
 class Spec:
+    """A whole specification: the network, how to train it, which solver.
+
+    Attributes
+    ----------
+    network : NetworkSpec
+    training : TrainingSpec
+    solver : SolverSpec
+    path : str or None
+        The file it was read from.
+    """
+
     network: NetworkSpec
     training: TrainingSpec = field(default_factory=TrainingSpec)
     solver: SolverSpec = field(default_factory=SolverSpec)
@@ -231,7 +245,25 @@ def parse_objective(value: Any, fail: Any = None) -> tuple[str, ...]:
 
 
 def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
-    """Validate a spec mapping (as read from YAML) into a :class:`Spec`."""
+    """Validate a spec mapping (as read from YAML) into a :class:`Spec`.
+
+    Parameters
+    ----------
+    doc : dict
+        ``{"network": {"layers": [...], ...}, "training": {...}, "solver": {...}}``; only ``network.layers``
+        is required (see the README's settings table for every key and its default).
+    path : str, optional
+        The file it came from, named in errors.
+
+    Returns
+    -------
+    Spec
+
+    Raises
+    ------
+    SpecError
+        Naming the key path and what was expected (also a ValueError).
+    """
     r = _Reader(path)
     for k in doc:
         if k not in ("network", "training", "solver"):
@@ -295,5 +327,20 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
 
 
 def load_spec(path: str | Path) -> Spec:
-    """Read and validate a network.yaml file."""
+    """Read and validate a network.yaml file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file (``-``: standard input) with sections ``network``, ``training`` and ``solver``.
+
+    Returns
+    -------
+    Spec
+
+    Raises
+    ------
+    SpecError
+        Naming the file, the key path (``network.layers[1]``) and what was expected.
+    """
     return parse_spec(read_yaml(path, SpecError), str(path))

@@ -40,6 +40,9 @@ class Candidate:
 
 @dataclass
 class TrainResult:
+    """What :func:`train` returns: the chosen network (``best``) with its exact loss, the solver's stages,
+    the start, the status, the bound and its scope, and the time each part took."""
+
     spec: Spec
     data: Dataset
     solution: Solution  # the last stage's solve (or a record of the heuristic run)
@@ -154,15 +157,39 @@ def ste_networks(spec: Spec, data: Dataset) -> list[Network]:
 def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: Network | None = None,
           formulation: str = "theorem1", checkpoint: Callable[[TrainResult], None] | None = None,
           announce: Callable[[str], None] | None = None) -> TrainResult:
-    """Train by the configured method; every candidate network is evaluated exactly before it is chosen.
+    """Train a BNN by the spec's method; every candidate network is evaluated exactly before it is chosen.
 
+    Parameters
+    ----------
+    spec : Spec
+        The network, the method (``training.method``: ``lns``, the default, ``milp``, ``ste``,
+        ``decompose``), the objective stages, the solver and its limits.
+    data : Dataset
+        The training data.
+    progress : callable, optional
+        Called with the solver's progress (incumbent, bound, gap, nodes, elapsed).
+    start : Network, optional
+        A start network (instead of STE's), made to meet the epsilon margin without changing its bits.
+    formulation : str
+        The registered training formulation.
+    checkpoint : callable, optional
+        Called with the start and then with every better incumbent (every few seconds at most), each
+        evaluated exactly and labelled as a checkpoint, so that a killed run still leaves its last one.
+    announce : callable, optional
+        Called with the steps of long work (text), as they start.
+
+    Returns
+    -------
+    TrainResult
+        ``best`` (the chosen network, its exact loss and margin), ``status``, ``loss_bound`` (the solver's,
+        None where the search was local) and its ``bound_scope``, ``stages``, ``start``, ``timings``.
+
+    Notes
+    -----
     With ``solver.budget`` every part (STE, building, each stage, polishing) shares one wall-clock budget,
     counted from here unless ``solver.deadline`` is already set (the command line counts from its start);
-    ``solver.time_limit`` still caps each stage. ``TrainResult.timings`` says what each part took.
-
-    ``checkpoint(result)``: called with the start (when there is one) and then with every better incumbent
-    the solver finds (every few seconds at most), each evaluated exactly, labelled as a checkpoint, so that
-    a killed run still leaves its last incumbent. ``announce(text)``: the steps of long work, as they start."""
+    ``solver.time_limit`` still caps each stage.
+    """
     if spec.solver.budget is not None and spec.solver.deadline is None:
         spec = spec.with_solver(deadline=time.monotonic() + spec.solver.budget)
     clock = Timings()

@@ -12,16 +12,10 @@ from bnnmilp.cli import main
 CHECK = """
 import sys
 sys.modules["highspy"] = None  # any import of the solver now fails
-from bnnmilp.certificates.check import check_proof
-from bnnmilp.certificates.models import load_target
-from bnnmilp.certificates.proof import read_proof
-from bnnmilp.data import load_data
-from bnnmilp.runs import load_weights
-from bnnmilp.verify import verify_weights
+import bnnmilp
 run, data, proof = sys.argv[1:]
-print(verify_weights(load_weights(run), load_data(data))["ok"])
-model, _, _ = load_target(run, data)
-print(check_proof(model, read_proof(proof)).ok)
+print(bnnmilp.verify_claims(run, data).ok)
+print(bnnmilp.check_proof(run, data, proof).ok)
 print("highspy" in sys.modules and sys.modules["highspy"] is not None)
 """
 

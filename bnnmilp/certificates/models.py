@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bnnmilp.errors import InputError
-from bnnmilp.model import StandardModel
+if TYPE_CHECKING:
+    from bnnmilp.data import Dataset
+    from bnnmilp.formulations.theorem1 import TrainingModel
+    from bnnmilp.runs import WeightsFile
 
 
 def is_model_file(target: str | Path) -> bool:
@@ -13,24 +16,15 @@ def is_model_file(target: str | Path) -> bool:
     return str(target) == "-" or Path(target).suffix.lower() in (".mps", ".lp")
 
 
-def load_target(target: str, data: str | None) -> tuple[StandardModel, float | None, object]:
-    """(model, an attainable objective value if known, the training model or None)."""
-    if is_model_file(target):
-        from bnnmilp.backends.highs import read
-
-        return read(target), None, None
-    if data is None:
-        raise InputError(None, "DATA", "a run folder needs its training data to rebuild the MILP")
+def training_model(wf: WeightsFile, ds: Dataset) -> tuple[TrainingModel, float | None]:
+    """A run's training MILP rebuilt from its weights file's spec and the data, and the run's exact loss
+    when the MILP can attain it (the network meets the epsilon margin; None otherwise)."""
     from bnnmilp import formulations
-    from bnnmilp.data import load_data
-    from bnnmilp.runs import load_weights
 
-    wf = load_weights(target, ensemble=False)
-    ds = load_data(data)
     ds.check_fits(wf.spec.network.n_inputs, wf.spec.network.n_outputs)
     tm = formulations.get("theorem1").build(wf.spec, ds.features, ds.targets(wf.spec.network.n_outputs))
     tl = wf.doc.get("training_loss") or {}
     eps_ok = (wf.doc.get("margin") or {}).get("epsilon_feasible", False)
     # the recorded loss is attainable in the MILP only by a network meeting the epsilon margin
     cutoff = float(tl["value"]) if eps_ok and isinstance(tl.get("value"), int) else None
-    return tm.model, cutoff, tm
+    return tm, cutoff

@@ -32,7 +32,23 @@ def with_rhs(model: StandardModel, row: int, beta: float) -> StandardModel:
 
 def value_function(model: StandardModel, row: int, betas: np.ndarray, time_limit: float | None = None
                    ) -> list[float | None]:
-    """z(beta) for each beta (None where infeasible or not solved)."""
+    """The value function z(beta) = min {c x : A x <= b, b_row = beta} along one right-hand side.
+
+    Parameters
+    ----------
+    model : StandardModel
+    row : int
+        The row whose right-hand side moves.
+    betas : array_like
+        The values of that right-hand side.
+    time_limit : float, optional
+        Seconds per solve.
+
+    Returns
+    -------
+    list of float or None
+        z at each beta, as HiGHS reports it (None where infeasible or not solved to optimality).
+    """
     out: list[float | None] = []
     for b in betas:
         sol = highs.solve(with_rhs(model, row, float(b)), SolveOptions(time_limit=time_limit, tight=True))
@@ -60,7 +76,23 @@ class DualFunction:
 
 
 def dual_function(model: StandardModel, row: int, b0: float, time_limit: float | None = None) -> DualFunction:
-    """Build a tree at b0 (cut off by HiGHS's optimum) and return its dual function along row ``row``."""
+    """The dual function of a recorded branch-and-bound tree at b0, along one right-hand side.
+
+    Parameters
+    ----------
+    model : StandardModel
+    row : int
+        The row whose right-hand side moves.
+    b0 : float
+        Where the tree is built (cut off by HiGHS's optimum there).
+    time_limit : float, optional
+
+    Returns
+    -------
+    DualFunction
+        A piecewise-linear lower bound of the value function, exact at b0 (the subadditive dual's
+        bound from the tree's leaf multipliers).
+    """
     at = with_rhs(model, row, b0)
     sol = highs.solve(at, SolveOptions(time_limit=time_limit, tight=True))
     cutoff = sol.objective if sol.status == "optimal" else None

@@ -30,43 +30,24 @@ def command(target: str, data: str | None, output: str | None, fmt: str, time_li
       bnnmilp certify samples/guzelsoy_ralphs.lp --format vipr -o gr.vipr
       bnnmilp certify samples/guzelsoy_ralphs.lp --format vipr -o - | gzip > gr.vipr.gz
     """
-    from bnnmilp.backends import SolveOptions, highs
-    from bnnmilp.certificates.bnb import branch_and_bound
-    from bnnmilp.certificates.check import check_proof
-    from bnnmilp.certificates.models import load_target
-    from bnnmilp.certificates.proof import proof_doc
+    from bnnmilp.api import certify
     from bnnmilp.certificates.vipr import write_vipr
     from bnnmilp.cli import terminal
-    from bnnmilp.errors import SolverError
     from bnnmilp.yamlio import check_output_path, write_json_atomic
 
     one_stdout(as_json, output=output)
-    model, cutoff, tm = load_target(target, data)
     output = output or default_output(target, fmt)
     one_stdout(as_json, output=output)
     check_output_path(output)
-    incumbent_by = "the run's exact loss" if cutoff is not None else "HiGHS (floating point, not checked)"
-    if cutoff is None:
-        sol = highs.solve(model, SolveOptions(time_limit=time_limit))
-        if sol.status != "optimal" or sol.objective is None:
-            raise SolverError(f"HiGHS could not solve the model to optimality ({sol.status}): nothing to certify")
-        cutoff = round(sol.objective) if model.objective_integral else sol.objective
-    priority = tm.branching_priority() if tm is not None else None
-    tree = branch_and_bound(model, cutoff=cutoff, time_limit=time_limit, priority=priority)
-    if tree.status != "optimal" or tree.claimed_exact is None:
-        why = f": {tree.failure}" if tree.failure else ""
-        raise SolverError(f"the proof search stopped ({tree.status}) after {len(tree.nodes)} nodes{why}")
-    doc = proof_doc(model, tree)
-    rep = check_proof(model, doc)  # never write a proof that the exact checker rejects
-    if not rep.ok:
-        raise SolverError(f"the proof does not check ({rep.errors[0]}): not written")
+    done = certify(target, data, time_limit)
+    model, tree, doc = done.model, done.tree, done.proof
     if fmt == "json":
         write_json_atomic(output, doc)
     else:
         write_vipr(output, model, doc)
     result = {"proof": output, "format": fmt, "claimed_bound": tree.claimed_bound,
               "claimed_bound_exact": doc["claimed_bound_exact"], "proven": True,
-              "incumbent": tree.incumbent, "incumbent_from": incumbent_by,
+              "incumbent": tree.incumbent, "incumbent_from": done.incumbent_by,
               "objective_integral": bool(model.objective_integral),
               "nodes": len(tree.nodes), "leaves": len(tree.leaves), "runtime_s": round(tree.runtime_s, 3),
               "nodes_per_s": round(tree.nodes_per_s, 1),

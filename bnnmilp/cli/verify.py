@@ -235,8 +235,8 @@ def _certificate(target: str, data: str | None, proof: str | None, as_json: bool
     import time
     from pathlib import Path
 
-    from bnnmilp.certificates.check import check_proof
-    from bnnmilp.certificates.models import is_model_file, load_target
+    from bnnmilp.api import check_proof
+    from bnnmilp.certificates.models import is_model_file
     from bnnmilp.certificates.proof import read_proof
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
@@ -247,9 +247,8 @@ def _certificate(target: str, data: str | None, proof: str | None, as_json: bool
             raise InputError(None, "--certificate", "expected the proof file for a model file")
         proof = str(Path(target) / "proof.json")
     doc = read_proof(proof)
-    model, _, _ = load_target(target, data)
     t0 = time.perf_counter()
-    rep = check_proof(model, doc)
+    rep = check_proof(target, data, doc)
     dt = time.perf_counter() - t0
     claim = None if rep.claim is None else fraction_str(rep.claim)
     out = {"proof": proof, "ok": rep.ok, "claimed_bound": doc.get("claimed_bound"), "claim_proven": claim,

@@ -56,6 +56,19 @@ def to_onnx(net: Network, output: str, name: str = "bnnmilp"):
 
 
 def write_onnx(net: Network, output: str, path: str | Path) -> Path:
-    """Write the network as an ONNX file (atomically)."""
+    """Write the network as an ONNX file, atomically (``bnnmilp.export_onnx``).
+
+    Parameters
+    ----------
+    net : Network
+    output : {"bits", "argmax"}
+        The output rule: step bits, or ArgMax over the scores (which are a second output).
+    path : str or Path
+
+    Returns
+    -------
+    Path
+        MatMul, GreaterOrEqual and Cast in doubles: onnxruntime predicts exactly what bnnmilp predicts.
+    """
     data = to_onnx(net, output).SerializeToString()
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))

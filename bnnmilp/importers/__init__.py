@@ -59,7 +59,28 @@ def unit_scale(net: Network, output: str) -> tuple[Network, int]:
 
 
 def import_model(path: str | Path, fmt: str, integer_inputs: bool = False) -> Imported:
-    """Read a model file of format ``fmt`` (onnx | chainer-npz) as a bnnmilp network and its file header."""
+    """Read a BNN trained elsewhere, exactly, as a bnnmilp network (``bnnmilp.import_network``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The model file.
+    fmt : {"onnx", "chainer-npz"}
+        Its format (ONNX step networks; Sakai's Chainer BNNs).
+    integer_inputs : bool
+        Inputs are integers: thresholds may then be rounded up exactly.
+
+    Returns
+    -------
+    Imported
+        ``.network`` (a :class:`Network`, its step thresholds exact), ``.doc`` (the weights document's
+        header: the source, the output rule, the notes on what was converted) and ``.summary``.
+
+    Raises
+    ------
+    ModelFileError
+        For files that cannot be read exactly (names the file, the node and why).
+    """
     p = Path(path)
     if not p.is_file():
         raise ModelFileError(str(p), None, "file not found")
