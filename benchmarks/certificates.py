@@ -19,12 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bnnmilp import formulations  # noqa: E402
-from bnnmilp.backends import SolveOptions, highs  # noqa: E402
-from bnnmilp.certificates.bnb import branch_and_bound  # noqa: E402
-from bnnmilp.certificates.check import check_proof  # noqa: E402
-from bnnmilp.certificates.proof import proof_doc  # noqa: E402
 from bnnmilp.data import Dataset, load_data  # noqa: E402
+from bnnmilp.milp.backends import SolveOptions, highs  # noqa: E402
 from bnnmilp.spec import load_spec, parse_spec  # noqa: E402
+from bnnmilp.verification.certificates.bnb import branch_and_bound  # noqa: E402
+from bnnmilp.verification.certificates.check import check_proof  # noqa: E402
+from bnnmilp.verification.certificates.proof import proof_doc  # noqa: E402
 
 
 def grid(seed: int, layers: list[int], m: int) -> Dataset:

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bnnmilp import formulations  # noqa: E402
-from bnnmilp.backends import highs, pyomo  # noqa: E402
+from bnnmilp.milp.backends import highs, pyomo  # noqa: E402
 from bnnmilp.spec import parse_spec  # noqa: E402
 
 

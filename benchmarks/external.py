@@ -26,9 +26,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bnnmilp.importers import import_model  # noqa: E402
-from bnnmilp.robust import RobustOptions, verify_robust  # noqa: E402
-from bnnmilp.runs import load_weights, write_network  # noqa: E402
+from bnnmilp.io.importers import import_model  # noqa: E402
+from bnnmilp.io.runs import load_weights, write_network  # noqa: E402
+from bnnmilp.verification.robust import RobustOptions, verify_robust  # noqa: E402
 from tests.importers.test_chainer import images  # noqa: E402
 
 SAKAI = ROOT / "tests/data/sakai-bnn"

@@ -3,8 +3,9 @@
     pip install mutmut && python benchmarks/mutation.py            # run, then report (about 20 min)
     python benchmarks/mutation.py --report                          # report the last run only
 
-mutmut (configured in pyproject.toml, [tool.mutmut]) mutates bnnmilp/certificates/check.py,
-bnnmilp/network.py and bnnmilp/replay.py and runs the tests that reach each mutated function. Every
+mutmut (configured in pyproject.toml, [tool.mutmut]) mutates bnnmilp/verification/certificates/check.py,
+bnnmilp/network/__init__.py and bnnmilp/verification/replay.py
+and runs the tests that reach each mutated function. Every
 mutant that survives must be explained below (an equivalent mutant, or a difference no input can
 observe); the report lists the score per file and every survivor with its diff and its explanation,
 and the script exits 1 while any survivor is unexplained.

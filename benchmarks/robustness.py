@@ -25,9 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 from bnnmilp.data import load_data  # noqa: E402
 from bnnmilp.network import exact_match_predictions  # noqa: E402
-from bnnmilp.robust import RobustOptions, summary, verify_robust  # noqa: E402
 from bnnmilp.spec import load_spec  # noqa: E402
-from bnnmilp.training import train  # noqa: E402
+from bnnmilp.training.pipeline import train  # noqa: E402
+from bnnmilp.verification.robust import RobustOptions, summary, verify_robust  # noqa: E402
 
 
 def main() -> None:

@@ -27,12 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bnnmilp.data import load_data  # noqa: E402
-from bnnmilp.ensemble import member_spec_doc, pairs  # noqa: E402
-from bnnmilp.jobs import Job, execute  # noqa: E402
+from bnnmilp.execution.jobs import Job, execute  # noqa: E402
+from bnnmilp.io.runs import load_weights, write_ensemble  # noqa: E402
 from bnnmilp.network import exact_match_predictions  # noqa: E402
-from bnnmilp.runs import load_weights, write_ensemble  # noqa: E402
 from bnnmilp.spec import load_spec  # noqa: E402
-from bnnmilp.training import train  # noqa: E402
+from bnnmilp.training.ensemble import member_spec_doc, pairs  # noqa: E402
+from bnnmilp.training.pipeline import train  # noqa: E402
 
 
 def member_jobs(spec, data_path: Path) -> list[Job]:

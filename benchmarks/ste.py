@@ -32,7 +32,7 @@ import reference_ste  # noqa: E402
 from bnnmilp.data import load_data  # noqa: E402
 from bnnmilp.network import Network, exact_match_predictions  # noqa: E402
 from bnnmilp.spec import load_spec  # noqa: E402
-from bnnmilp.training import train  # noqa: E402
+from bnnmilp.training.pipeline import train  # noqa: E402
 
 
 def scores(net: Network, data, test) -> dict:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from bnnmilp.data import load_data  # noqa: E402
 from bnnmilp.network import exact_match_predictions  # noqa: E402
 from bnnmilp.spec import load_spec  # noqa: E402
-from bnnmilp.training import train  # noqa: E402
+from bnnmilp.training.pipeline import train  # noqa: E402
 
 CONFIGS = {
     "paper (big-M paper)": {"big_m": "paper", "fix_unused": False, "symmetry": "none", "polish": "none"},

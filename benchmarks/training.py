@@ -32,7 +32,7 @@ from ste import column, paired, percent, reference, scores  # noqa: E402
 
 from bnnmilp.data import load_data  # noqa: E402
 from bnnmilp.spec import parse_spec  # noqa: E402
-from bnnmilp.training import train  # noqa: E402
+from bnnmilp.training.pipeline import train  # noqa: E402
 
 BARE = {"network": {"layers": [64, 16, 10], "weights": "continuous", "thresholds": "learned"}}
 

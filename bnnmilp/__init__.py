@@ -27,18 +27,19 @@ _EXPORTS = {
     "Dataset": "bnnmilp.data", "load_data": "bnnmilp.data", "parse_data": "bnnmilp.data",
     "Network": "bnnmilp.network",
     # training and run files
-    "train": "bnnmilp.training", "TrainResult": "bnnmilp.training",
-    "write_run": "bnnmilp.runs", "load_weights": "bnnmilp.runs", "WeightsFile": "bnnmilp.runs",
+    "train": "bnnmilp.training.pipeline", "TrainResult": "bnnmilp.training.pipeline",
+    "write_run": "bnnmilp.io.runs", "load_weights": "bnnmilp.io.runs", "WeightsFile": "bnnmilp.io.runs",
     # checking claims and proofs (no solver)
-    "verify_claims": "bnnmilp.api", "ClaimsReport": "bnnmilp.api", "check_proof": "bnnmilp.api",
-    "certify": "bnnmilp.api", "Certified": "bnnmilp.api",
+    "verify_claims": "bnnmilp.verification.reports", "ClaimsReport": "bnnmilp.verification.reports",
+    "check_proof": "bnnmilp.verification.reports", "certify": "bnnmilp.verification.reports",
+    "Certified": "bnnmilp.verification.reports",
     # robustness
-    "verify_robust": "bnnmilp.robust", "RobustOptions": "bnnmilp.robust",
+    "verify_robust": "bnnmilp.verification.robust", "RobustOptions": "bnnmilp.verification.robust",
     # analysis through the MILP
-    "value_function": "bnnmilp.certificates.valuefn", "dual_function": "bnnmilp.certificates.valuefn",
-    "value_and_grad": "bnnmilp.diff", "MilpLayer": "bnnmilp.diff",
+    "value_function": "bnnmilp.analysis.valuefn", "dual_function": "bnnmilp.analysis.valuefn",
+    "value_and_grad": "bnnmilp.analysis.diff", "MilpLayer": "bnnmilp.analysis.diff",
     # networks from and to elsewhere
-    "import_network": "bnnmilp.importers", "export_onnx": "bnnmilp.exporters.onnx",
+    "import_network": "bnnmilp.io.importers", "export_onnx": "bnnmilp.io.exporters.onnx",
     # errors
     "BnnMilpError": "bnnmilp.errors", "SpecError": "bnnmilp.errors", "InputError": "bnnmilp.errors",
     "SolverError": "bnnmilp.errors",

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bnnmilp.errors import DataError
-from bnnmilp.yamlio import read_input, read_yaml, sniff
+from bnnmilp.io.yamlio import read_input, read_yaml, sniff
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bnnmilp.errors import SpecError
-from bnnmilp.yamlio import read_yaml
+from bnnmilp.io.yamlio import read_yaml
 
 WEIGHT_DOMAINS = ("continuous", "binary", "ternary")
 SOLVER_NAMES = ("highs", "scip", "cbc", "glpk", "gurobi", "highs-pyomo")  # highs embedded, the rest via Pyomo

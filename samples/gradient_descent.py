@@ -5,7 +5,7 @@ Tunes the right-hand side b of the Guzelsoy-Ralphs example (samples/guzelsoy_ral
     L(b) = z(b) + (b - 3)^2 / 2,
 
 where z(b) = min{x1/2 + 2 x3 + x4 : x1 - 3/2 x2 + x3 - x4 = b, x1, x2 integer} is the MILP's value
-function. dz/db comes from bnnmilp.diff.MilpLayer (the multiplier of the leaf proving optimality);
+function. dz/db comes from bnnmilp.analysis.diff.MilpLayer (the multiplier of the leaf proving optimality);
 a backtracking line search keeps every step a descent step even across kinks.
 """
 
@@ -19,8 +19,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bnnmilp.backends.highs import read  # noqa: E402
-from bnnmilp.diff import MilpLayer  # noqa: E402
+from bnnmilp.analysis.diff import MilpLayer  # noqa: E402
+from bnnmilp.milp.backends.highs import read  # noqa: E402
 
 
 def descend(b0: float = 0.25, steps: int = 12, lr: float = 0.5) -> list[tuple[float, float, float, bool]]:

@@ -36,6 +36,6 @@ def repo_root():
 @pytest.fixture(scope="session")
 def gr(repo_root):
     """The Guzelsoy-Ralphs value-function example as a standard-form model."""
-    from bnnmilp.backends import highs
+    from bnnmilp.milp.backends import highs
 
     return highs.read(repo_root / "samples/guzelsoy_ralphs.lp")

@@ -18,7 +18,7 @@ def test_every_public_name_resolves_and_train_is_the_function():
     for n in names:
         obj = getattr(bnnmilp, n)
         assert obj.__doc__, n  # every public name says what it is
-    assert callable(bnnmilp.train) and bnnmilp.train.__module__ == "bnnmilp.training"
+    assert callable(bnnmilp.train) and bnnmilp.train.__module__ == "bnnmilp.training.pipeline"
     assert issubclass(bnnmilp.SpecError, ValueError) and issubclass(bnnmilp.SpecError, bnnmilp.BnnMilpError)
     with pytest.raises(AttributeError):
         bnnmilp.no_such_name  # noqa: B018

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from bnnmilp import formulations
-from bnnmilp.bounds import lp_bounds, preactivation_bounds
+from bnnmilp.formulations.bounds import lp_bounds, preactivation_bounds
 from bnnmilp.network import Network
-from bnnmilp.training import train
+from bnnmilp.training.pipeline import train
 from tests.conftest import grid_instance, make_spec
 from tests.oracles import brute_force_optimum
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bnnmilp.decompose import decompose, unit_margin
+from bnnmilp.io.runs import load_weights, write_run
 from bnnmilp.network import Network
-from bnnmilp.runs import load_weights, write_run
-from bnnmilp.training import evaluate, train
-from bnnmilp.verify import verify_weights
+from bnnmilp.training.decompose import decompose, unit_margin
+from bnnmilp.training.pipeline import evaluate, train
+from bnnmilp.verification.claims import verify_weights
 from tests.conftest import grid_instance, make_spec
 from tests.oracles import brute_force_optimum
 

@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from bnnmilp import formulations
-from bnnmilp.backends import SolveOptions, highs
-from bnnmilp.certificates.valuefn import with_rhs
+from bnnmilp.analysis.diff import MilpLayer, value_and_grad
+from bnnmilp.analysis.valuefn import with_rhs
 from bnnmilp.cli import main
-from bnnmilp.diff import MilpLayer, value_and_grad
+from bnnmilp.milp.backends import SolveOptions, highs
 from tests.certificates.test_proofs import random_milp
 from tests.certificates.test_valuefn import z_enum
 from tests.conftest import grid_instance, make_spec
@@ -172,7 +172,7 @@ def test_cli_explain_png_on_digits(repo_root, tmp_path):
 
 def test_torch_adapter(gr):
     torch = pytest.importorskip("torch")
-    from bnnmilp.diff import torch_function
+    from bnnmilp.analysis.diff import torch_function
 
     b = torch.tensor([0.25], dtype=torch.float64, requires_grad=True)
     c = torch.tensor(gr.c, dtype=torch.float64, requires_grad=True)

@@ -11,9 +11,9 @@ import yaml
 from click.testing import CliRunner
 
 from bnnmilp.cli import main
-from bnnmilp.ensemble import vote_predictions
-from bnnmilp.robust import RobustOptions, verify_robust_ensemble
-from bnnmilp.runs import load_weights
+from bnnmilp.io.runs import load_weights
+from bnnmilp.training.ensemble import vote_predictions
+from bnnmilp.verification.robust import RobustOptions, verify_robust_ensemble
 
 
 @pytest.fixture(scope="module")

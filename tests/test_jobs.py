@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from bnnmilp.cli import main
-from bnnmilp.jobs import Job, execute
+from bnnmilp.execution.jobs import Job, execute
 
 
 def sweep_file(tmp_path: Path, repo_root: Path) -> Path:

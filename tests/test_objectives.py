@@ -7,7 +7,7 @@ import pytest
 
 from bnnmilp.network import Network
 from bnnmilp.spec import parse_objective
-from bnnmilp.training import evaluate, train
+from bnnmilp.training.pipeline import evaluate, train
 from tests.conftest import grid_instance, make_spec
 from tests.oracles import brute_force_lexicographic
 
@@ -67,7 +67,7 @@ def test_warm_start_is_never_beaten_by_a_worse_result(repo_root):
 
     spec = load_spec(repo_root / "configs/digits.yaml").with_solver(time_limit=1.0)
     data = load_data(repo_root / "samples/digits_k10.yaml")
-    from bnnmilp.training import ste_networks
+    from bnnmilp.training.pipeline import ste_networks
 
     start = ste_networks(spec, data)[0]
     start_loss = evaluate(spec, start, data, "start").loss
@@ -84,7 +84,7 @@ def test_parse_objective():
 
 
 def test_ste_is_seeded_and_exactly_evaluated():
-    from bnnmilp.heuristics.ste import SteOptions, ste_train
+    from bnnmilp.training.heuristics.ste import SteOptions, ste_train
 
     layers = [2, 3, 1]
     data = grid_instance(207, layers, 12)
@@ -125,8 +125,8 @@ def test_trust_region_keeps_the_global_loss_and_stays_near_the_start():
 def test_trust_region_everywhere_is_a_local_search_without_a_global_bound(tmp_path):
     from dataclasses import replace
 
-    from bnnmilp.runs import certificate_doc, load_weights, write_run
-    from bnnmilp.verify import verify_weights
+    from bnnmilp.io.runs import certificate_doc, load_weights, write_run
+    from bnnmilp.verification.claims import verify_weights
 
     layers = [2, 3, 1]
     data = grid_instance(209, layers, 10)

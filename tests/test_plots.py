@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 pytest.importorskip("matplotlib")
 
-from bnnmilp import plots
+from bnnmilp.analysis import plots
 from bnnmilp.cli import main
 from bnnmilp.errors import InputError
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from bnnmilp import formulations
-from bnnmilp.backends import SolveOptions, highs
-from bnnmilp.polish import polish
-from bnnmilp.training import evaluate
+from bnnmilp.milp.backends import SolveOptions, highs
+from bnnmilp.training.pipeline import evaluate
+from bnnmilp.training.polish import polish
 from tests.conftest import grid_instance, make_spec
 
 # the last field: whether this instance admits a strictly positive slack for the solver's pattern
@@ -91,7 +91,7 @@ def test_polish_radius_keeps_weights_near_the_solution(layers, weights, threshol
 
 def test_snap_thresholds_repairs_a_threshold_off_by_rounding():
     from bnnmilp.network import Network
-    from bnnmilp.polish import snap_thresholds
+    from bnnmilp.training.polish import snap_thresholds
 
     spec = make_spec([2, 1], "ternary", "learned", eps=0.0625)
     X = np.array([[0.5, 0.25], [0.25, 0.25], [0.0, 0.125]])

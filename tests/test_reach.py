@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from bnnmilp import reach
 from bnnmilp.network import Network
-from bnnmilp.robust import RobustOptions, verify_robust
+from bnnmilp.verification import reach
+from bnnmilp.verification.robust import RobustOptions, verify_robust
 from tests.test_robust import ball
 
 
@@ -144,7 +144,7 @@ def test_a_mixing_first_layer_is_not_enumerated():
 
 
 def test_the_search_beyond_the_enumeration_limit_finds_genuine_counterexamples(monkeypatch):
-    from bnnmilp import robust
+    from bnnmilp.verification import robust
 
     monkeypatch.setattr(robust, "ENUM_LIMIT", 4)
     rng = np.random.default_rng(9)
@@ -204,7 +204,7 @@ def sat_net(rng, d0: int, hidden: list[int], out: int) -> Network:
 @pytest.mark.parametrize(("seed", "norm", "eps", "output"), list(itertools.product(range(3), ["inf", "1"], [1, 2],
                                                                                   ["bits", "argmax"])))
 def test_sat_engine_matches_brute_force(seed, norm, eps, output):
-    from bnnmilp import sat
+    from bnnmilp.verification import sat
 
     rng = np.random.default_rng(800 + seed)
     net = sat_net(rng, 4, [5, 4], 3 if output == "argmax" else 2)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bnnmilp.network import Network
-from bnnmilp.replay import distance, in_perturbation_set, replay
-from bnnmilp.robust import RobustOptions
+from bnnmilp.verification.replay import distance, in_perturbation_set, replay
+from bnnmilp.verification.robust import RobustOptions
 
 NET = Network([np.array([[1.0, 1.0]])], [np.array([1.0])])  # bit = [x0 + x1 >= 1]
 X = np.array([0.25, 0.5])  # x0 + x1 = 0.75: bit 0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bnnmilp.network import Network
-from bnnmilp.robust import RobustOptions, verify_robust
+from bnnmilp.verification.robust import RobustOptions, verify_robust
 from tests.oracles import forward_exact
 
 

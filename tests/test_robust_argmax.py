@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bnnmilp.network import Network
-from bnnmilp.robust import RobustOptions, rival_network, verify_robust
+from bnnmilp.verification.robust import RobustOptions, rival_network, verify_robust
 from tests.oracles import scores_exact
 from tests.test_robust import ball, random_net
 

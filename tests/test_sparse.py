@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bnnmilp import runs
 from bnnmilp.errors import WeightsError
+from bnnmilp.io import runs
 from bnnmilp.network import Network
-from bnnmilp.robust import RobustOptions, verify_robust
-from bnnmilp.sparse import Csr
+from bnnmilp.network.sparse import Csr
+from bnnmilp.verification.robust import RobustOptions, verify_robust
 from tests.oracles import forward_exact
 from tests.test_robust import random_net
 

@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from bnnmilp.runs import load_weights, write_run
-from bnnmilp.training import train
-from bnnmilp.verify import verify_weights
+from bnnmilp.io.runs import load_weights, write_run
+from bnnmilp.training.pipeline import train
+from bnnmilp.verification.claims import verify_weights
 from tests.conftest import grid_instance, make_spec
 from tests.oracles import brute_force_optimum, forward_exact
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from bnnmilp import runs
 from bnnmilp.cli import main
 from bnnmilp.data import load_data
 from bnnmilp.errors import WeightsError
+from bnnmilp.io import runs
 from bnnmilp.spec import load_spec
-from bnnmilp.training import train
+from bnnmilp.training.pipeline import train
 
 
 @pytest.fixture(scope="module")

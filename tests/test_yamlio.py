@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from bnnmilp.errors import OutputError
-from bnnmilp.yamlio import atomic_write, check_output_path, write_text_atomic
+from bnnmilp.io.yamlio import atomic_write, check_output_path, write_text_atomic
 
 
 def test_a_symbolic_link_is_kept_and_its_target_written(tmp_path):

@@ -30,10 +30,10 @@ def command(target: str, data: str | None, output: str | None, fmt: str, time_li
       bnnmilp certify samples/guzelsoy_ralphs.lp --format vipr -o gr.vipr
       bnnmilp certify samples/guzelsoy_ralphs.lp --format vipr -o - | gzip > gr.vipr.gz
     """
-    from bnnmilp.api import certify
-    from bnnmilp.certificates.vipr import write_vipr
     from bnnmilp.cli import terminal
-    from bnnmilp.yamlio import check_output_path, write_json_atomic
+    from bnnmilp.io.yamlio import check_output_path, write_json_atomic
+    from bnnmilp.verification.certificates.vipr import write_vipr
+    from bnnmilp.verification.reports import certify
 
     one_stdout(as_json, output=output)
     output = output or default_output(target, fmt)
@@ -62,7 +62,7 @@ def command(target: str, data: str | None, output: str | None, fmt: str, time_li
 def default_output(target: str, fmt: str) -> str:
     if target == "-":
         return "-"  # a model from standard input: the proof to standard output
-    from bnnmilp.certificates.models import is_model_file
+    from bnnmilp.verification.certificates.models import is_model_file
 
     if not is_model_file(target):
         return str(Path(target) / ("proof.json" if fmt == "json" else "proof.vipr"))

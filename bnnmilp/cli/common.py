@@ -23,7 +23,7 @@ def load_inputs(network: str, data: str):
 def one_stdout(as_json: bool, **outputs: str | None) -> None:
     """Standard output carries one thing: refuse two outputs given as ``-``, or one with --json."""
     from bnnmilp.errors import InputError
-    from bnnmilp.yamlio import is_stdio
+    from bnnmilp.io.yamlio import is_stdio
 
     dashes = [name for name, path in outputs.items() if is_stdio(path)]
     if len(dashes) + bool(as_json and dashes) > 1:
@@ -85,7 +85,7 @@ def _checked(folder: bool):
     def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
         """Output paths are checked when the options are parsed: before any reading or solving."""
         from bnnmilp.errors import OutputError
-        from bnnmilp.yamlio import check_output_path
+        from bnnmilp.io.yamlio import check_output_path
 
         if value is not None:
             try:
@@ -103,8 +103,8 @@ OUTPUT_DIR = _checked(folder=True)
 
 def PLOT_FILE(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:  # noqa: N802
     """A picture to write: writable, and .png, .svg or .pdf (checked before any work)."""
+    from bnnmilp.analysis.plots import plot_format
     from bnnmilp.errors import InputError
-    from bnnmilp.plots import plot_format
 
     value = OUTPUT_FILE(ctx, param, value)
     if value is not None:
@@ -119,7 +119,7 @@ def scheduler_option(help_text: str):
     """--scheduler, checked when parsed: 'local' or a Dask address."""
     def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
         from bnnmilp.errors import InputError
-        from bnnmilp.jobs import check_scheduler
+        from bnnmilp.execution.jobs import check_scheduler
 
         try:
             return check_scheduler(value)

@@ -49,7 +49,7 @@ def command(network: str, data: str, output: str, fmt: str | None, writer: str, 
     from bnnmilp import formulations
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
-    from bnnmilp.yamlio import atomic_write
+    from bnnmilp.io.yamlio import atomic_write
 
     one_stdout(as_json, output=output)
     fmt = fmt or Path(output).suffix.lower().lstrip(".")
@@ -61,11 +61,11 @@ def command(network: str, data: str, output: str, fmt: str | None, writer: str, 
         spec, ds = load_inputs(network, data)
         model = formulations.get("theorem1").build(spec, ds.features, ds.targets(spec.network.n_outputs)).model
     if writer == "pyomo":
-        from bnnmilp.backends import pyomo
+        from bnnmilp.milp.backends import pyomo
 
         atomic_write(output, lambda tmp: pyomo.write(model, tmp, fmt))
     else:
-        from bnnmilp.backends import highs
+        from bnnmilp.milp.backends import highs
 
         def write(tmp: Path) -> None:
             real = tmp.with_suffix("." + fmt)  # HiGHS picks the format by extension
@@ -94,8 +94,8 @@ def _robust_model(weights, data, sample, eps, norm, domain, bounds, box, against
     from bnnmilp.cli.common import parse_bounds
     from bnnmilp.data import load_data
     from bnnmilp.errors import InputError
-    from bnnmilp.robust import RobustOptions, build_query, reference_bits
-    from bnnmilp.runs import load_weights
+    from bnnmilp.io.runs import load_weights
+    from bnnmilp.verification.robust import RobustOptions, build_query, reference_bits
 
     wf = load_weights(weights, ensemble=False)
     ds = load_data(data)

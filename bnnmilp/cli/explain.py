@@ -28,11 +28,11 @@ def command(run_dir: str, data: str, output: str | None, png: str | None, time_l
     import math
 
     from bnnmilp import formulations
+    from bnnmilp.analysis.explain import input_sensitivity
     from bnnmilp.cli import terminal
     from bnnmilp.data import load_data
-    from bnnmilp.explain import input_sensitivity
-    from bnnmilp.runs import load_weights
-    from bnnmilp.yamlio import write_json_atomic, write_text_atomic
+    from bnnmilp.io.runs import load_weights
+    from bnnmilp.io.yamlio import write_json_atomic, write_text_atomic
 
     one_stdout(as_json, output=output, png=png)
     wf = load_weights(run_dir, ensemble=False)
@@ -50,7 +50,7 @@ def command(run_dir: str, data: str, output: str | None, png: str | None, time_l
             write_text_atomic(output, head + "\n" + "".join(f"{i}," + ",".join(repr(float(v)) for v in row) + "\n"
                                                             for i, row in enumerate(S)))
     if png:
-        from bnnmilp.plots import heatmaps
+        from bnnmilp.analysis.plots import heatmaps
 
         side = math.isqrt(ds.n_features)
         if side * side != ds.n_features:

@@ -25,10 +25,10 @@ def command(model: str, wrt: str, output: str | None, time_limit: float, as_json
       bnnmilp grad samples/guzelsoy_ralphs.lp --wrt matrix -o - | sort -t, -k2 -g | tail -3
     """
 
-    from bnnmilp.backends.highs import read
+    from bnnmilp.analysis.diff import value_and_grad
     from bnnmilp.cli import terminal
-    from bnnmilp.diff import value_and_grad
-    from bnnmilp.yamlio import write_json_atomic, write_text_atomic
+    from bnnmilp.io.yamlio import write_json_atomic, write_text_atomic
+    from bnnmilp.milp.backends.highs import read
 
     one_stdout(as_json, output=output)
     m = read(model)

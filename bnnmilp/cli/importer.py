@@ -48,8 +48,8 @@ def command(model: str, output: str, fmt: str | None, integer_inputs: bool, chec
       bnnmilp verify net.npz images.npz --robust --eps 1 --domain integer --bounds 0:255
     """
     from bnnmilp.cli import terminal
-    from bnnmilp.importers import import_model
-    from bnnmilp.runs import write_network
+    from bnnmilp.io.importers import import_model
+    from bnnmilp.io.runs import write_network
 
     fmt = fmt or FORMATS.get(Path(model).suffix.lower())
     if fmt is None:
@@ -83,8 +83,8 @@ def export_command(network: str, output: str, as_json: bool) -> None:
       python -c "import onnxruntime as o; print(o.InferenceSession('k1.onnx').get_outputs()[0].name)"
     """
     from bnnmilp.cli import terminal
-    from bnnmilp.exporters.onnx import write_onnx
-    from bnnmilp.runs import load_weights
+    from bnnmilp.io.exporters.onnx import write_onnx
+    from bnnmilp.io.runs import load_weights
 
     wf = load_weights(network, ensemble=False)
     out_kind = wf.spec.network.output
@@ -103,7 +103,7 @@ def _check(imported, path: str) -> dict:
 
     from bnnmilp.data import load_data
     from bnnmilp.errors import InputError
-    from bnnmilp.importers import float_predictions
+    from bnnmilp.io.importers import float_predictions
     from bnnmilp.network import predictions
 
     ds = load_data(path)

@@ -27,10 +27,10 @@ def command(weights: str, data: str, output: str | None, as_json: bool) -> None:
 
     from bnnmilp.cli import terminal
     from bnnmilp.data import load_data
-    from bnnmilp.ensemble import EnsembleFile
+    from bnnmilp.io.runs import load_weights
+    from bnnmilp.io.yamlio import write_text_atomic
     from bnnmilp.network import exact_match_predictions
-    from bnnmilp.runs import load_weights
-    from bnnmilp.yamlio import write_text_atomic
+    from bnnmilp.training.ensemble import EnsembleFile
 
     one_stdout(as_json, output=output)
     wf = load_weights(weights)

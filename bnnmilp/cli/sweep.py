@@ -37,8 +37,8 @@ def command(sweep_file: str, output: str, workers: int, scheduler: str | None, r
     from pathlib import Path
 
     from bnnmilp.cli import terminal
-    from bnnmilp.jobs import execute
-    from bnnmilp.sweep import load_sweep, plot_results, write_results
+    from bnnmilp.execution.jobs import execute
+    from bnnmilp.execution.sweep import load_sweep, plot_results, write_results
 
     jobs, points = load_sweep(sweep_file)
     out = Path(output)

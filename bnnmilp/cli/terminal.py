@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from bnnmilp.backends.base import Progress
-from bnnmilp.yamlio import dumps_json
+from bnnmilp.io.yamlio import dumps_json
+from bnnmilp.milp.backends.base import Progress
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 if not err.is_terminal:  # a log file or a pipe: lines as long as they need (no wrapping mid-number)

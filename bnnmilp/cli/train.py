@@ -65,8 +65,8 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
 
     from bnnmilp.cli import terminal
     from bnnmilp.errors import EXIT_CLAIM_FALSE, SolverError
-    from bnnmilp.runs import FINISHED, discard_checkpoints, loss_note, prepare_run_dir, write_run
-    from bnnmilp.training import train
+    from bnnmilp.io.runs import FINISHED, discard_checkpoints, loss_note, prepare_run_dir, write_run
+    from bnnmilp.training.pipeline import train
 
     started = time.monotonic()  # the budget counts from the command's start
     spec, ds = load_inputs(network, data)
@@ -155,10 +155,10 @@ def _ensemble(spec, ds, data_path: str, run_dir: str, workers: int, scheduler: s
     import numpy as np
 
     from bnnmilp.cli import terminal
-    from bnnmilp.ensemble import member_spec_doc, pairs
     from bnnmilp.errors import InputError
-    from bnnmilp.jobs import Job, execute
-    from bnnmilp.runs import load_weights, write_ensemble
+    from bnnmilp.execution.jobs import Job, execute
+    from bnnmilp.io.runs import load_weights, write_ensemble
+    from bnnmilp.training.ensemble import member_spec_doc, pairs
 
     n = spec.network.n_outputs
     if n < 2:

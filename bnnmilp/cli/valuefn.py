@@ -35,12 +35,12 @@ def command(model: str, row: str, start: float, stop: float, steps: int, dual_fu
 
     import numpy as np
 
-    from bnnmilp.backends.highs import read
-    from bnnmilp.certificates.valuefn import dual_function as build_dual
-    from bnnmilp.certificates.valuefn import value_function
+    from bnnmilp.analysis.valuefn import dual_function as build_dual
+    from bnnmilp.analysis.valuefn import value_function
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
-    from bnnmilp.yamlio import write_json_atomic, write_text_atomic
+    from bnnmilp.io.yamlio import write_json_atomic, write_text_atomic
+    from bnnmilp.milp.backends.highs import read
 
     one_stdout(as_json, output=output, plot=plot)
     m = read(model)
@@ -77,6 +77,6 @@ def command(model: str, row: str, start: float, stop: float, steps: int, dual_fu
 
 
 def _plot(path: str, betas, z, F, row: str) -> None:
-    from bnnmilp.plots import value_function
+    from bnnmilp.analysis.plots import value_function
 
     value_function(path, betas, z, F, row)

@@ -96,7 +96,7 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
     from bnnmilp.cli import terminal
     from bnnmilp.data import load_data
     from bnnmilp.errors import InputError
-    from bnnmilp.runs import load_weights
+    from bnnmilp.io.runs import load_weights
 
     if proof is not None:
         _certificate(weights, data, proof or None, as_json)
@@ -105,7 +105,7 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
         raise InputError(None, "DATA", "missing: verify WEIGHTS DATA (or MODEL.mps --certificate PROOF)")
     wf = load_weights(weights)
     ds = load_data(data)
-    from bnnmilp.ensemble import EnsembleFile
+    from bnnmilp.training.ensemble import EnsembleFile
 
     if isinstance(wf, EnsembleFile):
         if box is not None or engine == "enum":
@@ -124,7 +124,7 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
         _robust(wf, ds, eps, norm, domain, parse_bounds(bounds), box, engine, against, min_eps, time_limit,
                 Runner(weights, data, workers, scheduler, out_dir), not no_prune, reuse_model, counterexamples, as_json)
         return
-    from bnnmilp.verify import verify_weights
+    from bnnmilp.verification.claims import verify_weights
 
     report = verify_weights(wf, ds)
     if as_json:
@@ -161,9 +161,9 @@ class Runner:
 
         from bnnmilp.cli import terminal
         from bnnmilp.errors import DataError
-        from bnnmilp.jobs import execute
-        from bnnmilp.robust import from_record, query_jobs
-        from bnnmilp.yamlio import is_stdio, read_input, sniff, write_bytes_atomic
+        from bnnmilp.execution.jobs import execute
+        from bnnmilp.io.yamlio import is_stdio, read_input, sniff, write_bytes_atomic
+        from bnnmilp.verification.robust import from_record, query_jobs
 
         with tempfile.TemporaryDirectory(prefix="bnnmilp_verify_") as tmp, terminal.sample_progress(n) as advance:
             data = self.data
@@ -180,7 +180,7 @@ class Runner:
         if self.out:
             from pathlib import Path
 
-            from bnnmilp.yamlio import write_json_atomic
+            from bnnmilp.io.yamlio import write_json_atomic
 
             write_json_atomic(Path(self.out) / "robustness.json", doc)
 
@@ -189,9 +189,9 @@ def _robust(wf, ds, eps, norm, domain, bounds, box, engine, against, min_eps, ti
             cx_path, as_json):
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
+    from bnnmilp.io.yamlio import write_yaml_atomic
     from bnnmilp.network import predictions
-    from bnnmilp.robust import RobustOptions, summary
-    from bnnmilp.yamlio import write_yaml_atomic
+    from bnnmilp.verification.robust import RobustOptions, summary
 
     if eps is None and not (min_eps and bounds is not None):
         raise InputError(None, "--eps", "expected a radius (or --min-eps with --bounds)")
@@ -205,8 +205,8 @@ def _robust(wf, ds, eps, norm, domain, bounds, box, engine, against, min_eps, ti
                          engine=engine, box=per_feature)
     results = run(ds.n_samples, opts, box)
     if "source" in wf.doc and wf.spec.network.output == "argmax":  # imported: also the model's own float semantics
-        from bnnmilp.importers import float_predictions
-        from bnnmilp.robust import check_in_float
+        from bnnmilp.io.importers import float_predictions
+        from bnnmilp.verification.robust import check_in_float
 
         check_in_float(results, lambda X: float_predictions(wf.doc["source"], X))
     pred = predictions(wf.network, ds.features, wf.spec.network.output)
@@ -235,12 +235,12 @@ def _certificate(target: str, data: str | None, proof: str | None, as_json: bool
     import time
     from pathlib import Path
 
-    from bnnmilp.api import check_proof
-    from bnnmilp.certificates.models import is_model_file
-    from bnnmilp.certificates.proof import read_proof
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
-    from bnnmilp.yamlio import fraction_str
+    from bnnmilp.io.yamlio import fraction_str
+    from bnnmilp.verification.certificates.models import is_model_file
+    from bnnmilp.verification.certificates.proof import read_proof
+    from bnnmilp.verification.reports import check_proof
 
     if proof is None:
         if is_model_file(target):
@@ -271,8 +271,8 @@ def _verify_ensemble(ens, ds, as_json: bool) -> None:
     import numpy as np
 
     from bnnmilp.cli import terminal
-    from bnnmilp.ensemble import member_data
-    from bnnmilp.verify import verify_weights
+    from bnnmilp.training.ensemble import member_data
+    from bnnmilp.verification.claims import verify_weights
 
     reports = []
     for m, (a, b) in zip(ens.members, ens.classes, strict=True):
@@ -295,7 +295,7 @@ def _verify_ensemble(ens, ds, as_json: bool) -> None:
 def _robust_ensemble(ens, ds, eps, norm, domain, bounds, against, time_limit, run: Runner, as_json) -> None:
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
-    from bnnmilp.robust import RobustOptions, summary
+    from bnnmilp.verification.robust import RobustOptions, summary
 
     if eps is None:
         raise InputError(None, "--eps", "expected a radius (--min-eps is not available for ensembles)")

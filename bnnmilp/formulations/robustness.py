@@ -32,9 +32,9 @@ from fractions import Fraction
 import numpy as np
 
 from bnnmilp.formulations import register
-from bnnmilp.model import INF, ModelBuilder, StandardModel
+from bnnmilp.milp.model import INF, ModelBuilder, StandardModel
 from bnnmilp.network import Network, dot_error_bound
-from bnnmilp.sparse import Csr, dense, elementwise, is_sparse, matvec, values
+from bnnmilp.network.sparse import Csr, dense, elementwise, is_sparse, matvec, values
 
 
 @dataclass
@@ -217,7 +217,7 @@ class Robustness:
 
 @dataclass
 class ReducedQuery:
-    """A robustness query over the first-layer flips a ball can reach (``bnnmilp.reach``), not over the input."""
+    """A robustness query over the first-layer flips a ball can reach (``verification.reach``), not over the input."""
 
     network: Network  # layer 1: the free second-layer units on the flip indicators (D^T, lambda - a0); then the rest
     feature: np.ndarray  # per flip, the input feature it changes (at most one flip per feature)

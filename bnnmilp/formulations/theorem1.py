@@ -45,9 +45,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from bnnmilp.bounds import WeightBox, full_box, lp_bounds, preactivation_bounds
 from bnnmilp.formulations import register
-from bnnmilp.model import INF, ModelBuilder, StandardModel
+from bnnmilp.formulations.bounds import WeightBox, full_box, lp_bounds, preactivation_bounds
+from bnnmilp.milp.model import INF, ModelBuilder, StandardModel
 from bnnmilp.network import Network
 from bnnmilp.spec import Spec
 

@@ -10,9 +10,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from bnnmilp.backends.pyomo import solver_for
 from bnnmilp.cli import main
 from bnnmilp.errors import SolverUnavailableError
+from bnnmilp.milp.backends.pyomo import solver_for
 
 
 def available(name: str) -> bool:
@@ -41,7 +41,7 @@ def test_train_and_verify_with_another_solver(repo_root, tmp_path, solver, confi
 
 
 def test_the_solver_names_the_spec_accepts_are_the_backends():
-    from bnnmilp.backends.pyomo import SOLVERS
+    from bnnmilp.milp.backends.pyomo import SOLVERS
     from bnnmilp.spec import SOLVER_NAMES
 
     assert ("highs", *SOLVERS) == SOLVER_NAMES

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bnnmilp import formulations
-from bnnmilp.backends import SolveOptions, highs, pyomo
+from bnnmilp.milp.backends import SolveOptions, highs, pyomo
 from tests.conftest import grid_instance, make_spec
 
 pyscipopt = pytest.importorskip("pyscipopt")

@@ -7,12 +7,12 @@ from fractions import Fraction
 
 from click.testing import CliRunner
 
-from bnnmilp.backends import highs
-from bnnmilp.certificates.bnb import branch_and_bound
-from bnnmilp.certificates.check import check_proof
-from bnnmilp.certificates.proof import proof_doc
-from bnnmilp.certificates.vipr import vipr_text
 from bnnmilp.cli import main
+from bnnmilp.milp.backends import highs
+from bnnmilp.verification.certificates.bnb import branch_and_bound
+from bnnmilp.verification.certificates.check import check_proof
+from bnnmilp.verification.certificates.proof import proof_doc
+from bnnmilp.verification.certificates.vipr import vipr_text
 from tests.certificates.test_checker_soundness import brute_force
 from tests.certificates.test_vipr import check_derivations, parse_vipr
 

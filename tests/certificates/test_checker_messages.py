@@ -13,9 +13,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from bnnmilp.certificates.bnb import branch_and_bound
-from bnnmilp.certificates.check import check_proof
-from bnnmilp.certificates.proof import proof_doc
+from bnnmilp.verification.certificates.bnb import branch_and_bound
+from bnnmilp.verification.certificates.check import check_proof
+from bnnmilp.verification.certificates.proof import proof_doc
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +166,7 @@ def test_an_infinite_side_gives_no_bound(gr, proof):
     ({"offset": -3.0, "c": [1.0, 0, 0, 0]}, True),
 ])
 def test_objective_integrality_is_read_off_the_model(gr, change, integral):
-    from bnnmilp.certificates.check import _objective_is_integral
+    from bnnmilp.verification.certificates.check import _objective_is_integral
 
     kw = {k: (np.array(v, dtype=float) if k == "c" else v) for k, v in change.items()}
     assert _objective_is_integral(replace(gr, **kw)) is integral
@@ -220,7 +220,7 @@ def test_long_lists_of_leaf_ids_are_cut_at_five():
 
 
 def test_the_weakest_leaf_is_reported():
-    from bnnmilp.certificates.bnb import ExactModel
+    from bnnmilp.verification.certificates.bnb import ExactModel
     from tests.certificates.test_proofs import random_milp
 
     model = random_milp(1)
@@ -235,7 +235,7 @@ def test_the_weakest_leaf_is_reported():
 
 def _box_model(lo: float, up: float, cost: float):
     """min cost * x over one integer column lo <= x <= up (no rows): the box alone is the proof."""
-    from bnnmilp.model import ModelBuilder
+    from bnnmilp.milp.model import ModelBuilder
 
     b = ModelBuilder("box")
     x = b.add_vars("x", (1,), lo, up, True)
@@ -283,7 +283,7 @@ def test_an_empty_leaf_needs_no_multipliers_and_does_not_end_the_check():
 def test_branches_on_an_unbounded_integer_column(lower, cost, row, claim):
     """min x over integers x >= 2.5 (x >= 0, no upper bound); max x over integers x <= 2.5 (a free column):
     branching on columns with infinite bounds."""
-    from bnnmilp.model import INF, ModelBuilder
+    from bnnmilp.milp.model import INF, ModelBuilder
 
     b = ModelBuilder("unbounded")
     x = b.add_vars("x", (1,), lower, INF, True)

@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bnnmilp import formulations
-from bnnmilp.certificates.bnb import branch_and_bound
-from bnnmilp.certificates.check import check_proof
-from bnnmilp.certificates.proof import proof_doc
-from bnnmilp.model import INF, ModelBuilder, StandardModel
+from bnnmilp.milp.model import INF, ModelBuilder, StandardModel
+from bnnmilp.verification.certificates.bnb import branch_and_bound
+from bnnmilp.verification.certificates.check import check_proof
+from bnnmilp.verification.certificates.proof import proof_doc
 from tests.conftest import grid_instance, make_spec
 from tests.oracles import brute_force_optimum
 
@@ -301,7 +301,7 @@ def test_rejections_say_which_leaf_and_why():
 
 
 def test_a_non_integral_claim_is_compared_exactly(gr):
-    from bnnmilp.certificates.bnb import branch_and_bound
+    from bnnmilp.verification.certificates.bnb import branch_and_bound
 
     doc = proof_doc(gr, branch_and_bound(gr))
     assert check_proof(gr, doc).claim == 1

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from bnnmilp import formulations
-from bnnmilp.backends import SolveOptions, highs
-from bnnmilp.certificates.bnb import branch_and_bound
-from bnnmilp.certificates.check import check_proof
-from bnnmilp.certificates.proof import proof_doc
-from bnnmilp.model import INF, ModelBuilder
+from bnnmilp.milp.backends import SolveOptions, highs
+from bnnmilp.milp.model import INF, ModelBuilder
+from bnnmilp.verification.certificates.bnb import branch_and_bound
+from bnnmilp.verification.certificates.check import check_proof
+from bnnmilp.verification.certificates.proof import proof_doc
 from tests.conftest import grid_instance, make_spec
 from tests.oracles import brute_force_optimum
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from bnnmilp.backends import highs
-from bnnmilp.certificates.valuefn import dual_function, value_function
+from bnnmilp.analysis.valuefn import dual_function, value_function
 from bnnmilp.cli import main
+from bnnmilp.milp.backends import highs
 
 
 def z_enum(b: Fraction) -> Fraction:
@@ -89,7 +89,7 @@ def test_dual_function_on_random_milps_against_enumeration(seed):
     """z(beta) by enumerating the integer part (an LP for the continuous rest); F <= z, F(b0) = z(b0)."""
     import itertools
 
-    from bnnmilp.certificates.valuefn import with_rhs
+    from bnnmilp.analysis.valuefn import with_rhs
     from tests.certificates.test_proofs import random_milp
 
     model = random_milp(seed)
@@ -103,7 +103,7 @@ def test_dual_function_on_random_milps_against_enumeration(seed):
             lo[ints] = up[ints] = vals
             from dataclasses import replace
 
-            from bnnmilp.backends import SolveOptions
+            from bnnmilp.milp.backends import SolveOptions
 
             s = highs.solve(replace(m, col_lower=lo, col_upper=up, integrality=np.zeros(m.n_cols, bool)),
                             SolveOptions(tight=True))

@@ -8,10 +8,10 @@ from fractions import Fraction
 
 import pytest
 
-from bnnmilp.backends import highs
-from bnnmilp.certificates.bnb import branch_and_bound
-from bnnmilp.certificates.proof import proof_doc
-from bnnmilp.certificates.vipr import vipr_text
+from bnnmilp.milp.backends import highs
+from bnnmilp.verification.certificates.bnb import branch_and_bound
+from bnnmilp.verification.certificates.proof import proof_doc
+from bnnmilp.verification.certificates.vipr import vipr_text
 from tests.certificates.test_proofs import BNN, bnn_proof
 
 

@@ -137,7 +137,7 @@ def test_sigterm_and_sighup_keep_the_best_network(repo_root, tmp_path, signum, c
 
 @pytest.mark.parametrize(("writer", "ext"), [("highs", "mps"), ("highs", "lp")])
 def test_the_highs_writer_writes_complete_files(repo_root, tmp_path, writer, ext):
-    from bnnmilp.backends import highs
+    from bnnmilp.milp.backends import highs
 
     out = tmp_path / f"m.{ext}"
     r = run("encode", repo_root / "configs/xor.yaml", repo_root / "samples/xor.yaml", "-o", out, "--writer", writer,

@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from bnnmilp.cli import main
-from bnnmilp.runs import load_weights
+from bnnmilp.io.runs import load_weights
 
 
 def run(*args):
@@ -120,7 +120,7 @@ def test_per_query_results_are_written_and_a_rerun_resumes(trained, tmp_path):
 
 
 def test_a_query_that_fails_is_unknown_and_named(trained, tmp_path, monkeypatch):
-    from bnnmilp import robust
+    from bnnmilp.verification import robust
 
     def broken(payload):
         if payload["index"] == 4:

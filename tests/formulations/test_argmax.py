@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bnnmilp.runs import load_weights, write_run
+from bnnmilp.io.runs import load_weights, write_run
 from bnnmilp.spec import parse_spec
-from bnnmilp.training import train
-from bnnmilp.verify import verify_weights
+from bnnmilp.training.pipeline import train
+from bnnmilp.verification.claims import verify_weights
 from tests.conftest import grid_instance
 from tests.oracles import brute_force_argmax
 

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from bnnmilp import reach
-from bnnmilp.robust import RobustOptions, _reduced_milp
+from bnnmilp.verification import reach
+from bnnmilp.verification.robust import RobustOptions, _reduced_milp
 from tests.test_reach import threshold_net
 from tests.test_robust import ball
 

@@ -11,7 +11,7 @@ import pytest
 from bnnmilp import formulations
 from bnnmilp.data import Dataset
 from bnnmilp.network import Network
-from bnnmilp.training import train
+from bnnmilp.training.pipeline import train
 from tests.conftest import grid_instance, make_spec
 from tests.oracles import brute_force_optimum
 
@@ -93,7 +93,7 @@ def test_starts_are_canonicalised_not_dropped():
     for _ in range(20):  # random networks in random neuron order still give feasible starts
         net = Network([rng.uniform(-1, 1, (3, 2)), rng.uniform(-1, 1, (1, 3))],
                       [rng.uniform(-0.5, 0.5, 3), rng.uniform(-0.5, 0.5, 1)])
-        from bnnmilp.polish import snap_thresholds
+        from bnnmilp.training.polish import snap_thresholds
 
         net = snap_thresholds(spec, data.features, net.forward(data.features), net)
         if net.min_slack(data.features, spec.training.epsilon)[0] < 0:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bnnmilp import formulations
-from bnnmilp.bounds import preactivation_bounds
+from bnnmilp.formulations.bounds import preactivation_bounds
 from bnnmilp.network import Network
 from tests.conftest import make_spec
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from bnnmilp.data import Dataset
-from bnnmilp.heuristics.lns import LnsOptions, lns, sample_losses
+from bnnmilp.io.runs import load_weights, write_run
 from bnnmilp.network import Network
-from bnnmilp.runs import load_weights, write_run
-from bnnmilp.training import exact_start, train, whole_milp
-from bnnmilp.verify import verify_weights
+from bnnmilp.training.heuristics.lns import LnsOptions, lns, sample_losses
+from bnnmilp.training.pipeline import exact_start, train, whole_milp
+from bnnmilp.verification.claims import verify_weights
 from tests.conftest import grid_instance, make_spec
 from tests.oracles import brute_force_optimum, forward_exact, loss_of
 
@@ -134,7 +134,7 @@ def test_train_beyond_the_whole_milp_size_searches_and_claims_no_bound(tmp_path)
 def test_the_heuristic_network_is_written_unless_the_milp_lowers_the_loss():
     """At equal exact loss the start as STE gave it wins over its margin-made copy (which generalises worse);
     a lower loss wins; either goes on the 2^-24 grid only where that keeps its loss and margin."""
-    from bnnmilp.training import GRID, evaluate, unless_no_better
+    from bnnmilp.training.pipeline import GRID, evaluate, unless_no_better
 
     layers = [3, 3, 2]
     data = grid_instance(11, layers, 20)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bnnmilp.heuristics.ste import SteOptions, input_scale, ste_train
 from bnnmilp.network import training_loss
 from bnnmilp.spec import parse_spec
+from bnnmilp.training.heuristics.ste import SteOptions, input_scale, ste_train
 
 
 def spec_of(layers, weights="continuous", thresholds="learned", output="bits"):

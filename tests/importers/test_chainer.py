@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from bnnmilp.cli import main
 from bnnmilp.errors import ModelFileError
-from bnnmilp.importers.chainer import load_chainer_npz
+from bnnmilp.io.importers.chainer import load_chainer_npz
+from bnnmilp.io.runs import load_weights
 from bnnmilp.network import Network
-from bnnmilp.runs import load_weights
 
 SAKAI = Path(__file__).resolve().parent.parent / "data" / "sakai-bnn"
 SETS = ["mnist", "mnist_rot", "mnist_back_image"]
@@ -123,7 +123,7 @@ def test_bad_chainer_files_name_the_array(tmp_path):
 def test_float32_disagreements_are_found_over_every_value():
     """The importer compares its thresholds with Chainer's float32 batch norm on every pixel value and every
     reachable hidden sum: none differ for Sakai's networks; a threshold moved by one is found at once."""
-    from bnnmilp.importers.chainer import float32_disagreements
+    from bnnmilp.io.importers.chainer import float32_disagreements
 
     net, rep = load_chainer_npz(SAKAI / "models/mnist_rot.npz")
     assert rep.float32_disagreements == []

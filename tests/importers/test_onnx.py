@@ -15,12 +15,12 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from bnnmilp.cli import main  # noqa: E402
 from bnnmilp.errors import ModelFileError  # noqa: E402
-from bnnmilp.exporters.onnx import to_onnx  # noqa: E402
-from bnnmilp.importers import import_model  # noqa: E402
-from bnnmilp.importers.onnx import load_onnx  # noqa: E402
+from bnnmilp.io.exporters.onnx import to_onnx  # noqa: E402
+from bnnmilp.io.importers import import_model  # noqa: E402
+from bnnmilp.io.importers.onnx import load_onnx  # noqa: E402
+from bnnmilp.io.runs import load_weights  # noqa: E402
 from bnnmilp.network import Network  # noqa: E402
-from bnnmilp.runs import load_weights  # noqa: E402
-from bnnmilp.sparse import Csr, dense  # noqa: E402
+from bnnmilp.network.sparse import Csr, dense  # noqa: E402
 from tests.test_robust import random_net  # noqa: E402
 
 D = TensorProto.DOUBLE

@@ -57,7 +57,7 @@ def sakai_units(rows) -> dict[tuple[int, int], tuple[np.ndarray, Fraction]]:
 @pytest.fixture(scope="module")
 def ours(tmp_path_factory):
     """bnnmilp's imported network and the LP that encode --robust writes, read back with HiGHS."""
-    from bnnmilp.runs import load_weights
+    from bnnmilp.io.runs import load_weights
 
     d = tmp_path_factory.mktemp("sakai_lp")
     X, names = images("mnist_back_image")

@@ -1,0 +1,1 @@
+"""Analysis through the MILP: value and dual functions, gradients (MilpLayer), sensitivity, plots."""

@@ -1,0 +1,226 @@
+"""One execution layer for independent jobs: in process, on a local process pool, or on Dask.
+
+A job is a kind ("train", "member", "robust") and a JSON payload (spec, file paths, options); its key is
+the sha256 of both plus the fingerprints of the files it names (data, test, weights, box), so a rerun
+recognises finished jobs. Results are written per job, atomically, to OUT/jobs/KEY.json as they arrive:
+a rerun skips them and resumes. A job lost with its worker (a crashed process) is retried up to
+``retries`` times; a job that raises records its error and the others go on. Dask (``bnnmilp[dask]``) is
+imported only when a scheduler is given: ``local`` starts a LocalCluster on this machine,
+``tcp://HOST:PORT`` joins a running cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bnnmilp.io.yamlio import write_json_atomic
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str
+    payload: dict[str, Any] = field(hash=False)
+    key: str = ""
+
+    @staticmethod
+    def make(kind: str, payload: dict[str, Any]) -> Job:
+        files = {name: fingerprint(payload[name]) for name in ("data", "test", "weights", "box") if payload.get(name)}
+        blob = json.dumps({"kind": kind, "payload": payload, "files": files}, sort_keys=True)
+        return Job(kind, payload, hashlib.sha256(blob.encode()).hexdigest()[:20])
+
+
+_PRINTS: dict[tuple, str] = {}
+
+
+def fingerprint(path: str | Path) -> str:
+    """sha256 of a file, or of the weights files under a folder (a run folder, an ensemble and its members),
+    remembered per size and modification time (a thousand jobs on one data file hash it once)."""
+    p = Path(path)
+    files = sorted(f for f in p.rglob("weights.*") if f.is_file()) if p.is_dir() else [p]
+    stamp = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if stamp not in _PRINTS:
+        if not p.is_dir():
+            _PRINTS[stamp] = hashlib.sha256(p.read_bytes()).hexdigest()
+        else:
+            h = hashlib.sha256()
+            for f in files:
+                h.update(str(f.relative_to(p)).encode())
+                h.update(hashlib.sha256(f.read_bytes()).digest())
+            _PRINTS[stamp] = h.hexdigest()
+    return _PRINTS[stamp]
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Execute one job (on whatever worker); returns a JSON-serialisable result."""
+    from bnnmilp.milp.backends.highs import new_highs
+
+    new_highs()  # keep HiGHS' banner off stdout in worker processes too
+    if job.kind == "train":
+        return _train_job(job.payload)
+    if job.kind == "robust":
+        from bnnmilp.verification.robust import run_query
+
+        return run_query(job.payload)
+    if job.kind == "member":
+        from bnnmilp.training.ensemble import train_member
+
+        return train_member(job.payload)
+    if job.kind == "sleep":  # for tests of the execution layer: sleeps, then echoes its payload
+        time.sleep(float(job.payload.get("seconds", 0)))
+        return {"echo": job.payload}
+    raise ValueError(f"unknown job kind {job.kind!r}")
+
+
+def _train_job(p: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    from bnnmilp.data import load_data
+    from bnnmilp.network import exact_match_predictions
+    from bnnmilp.spec import parse_spec
+    from bnnmilp.training.pipeline import train
+
+    spec = parse_spec(p["spec"])
+    data = load_data(p["data"])
+    t0 = time.perf_counter()
+    res = train(spec, data)
+    out: dict[str, Any] = {"status": res.status, "time_s": round(time.perf_counter() - t0, 3),
+                           "train_loss": res.best.loss if res.best else None, "bound": res.loss_bound}
+    if p.get("test") and res.best is not None:
+        test = load_data(p["test"])
+        bits = res.best.network.forward(test.features)
+        out["test_exact"] = float(np.mean(exact_match_predictions(bits[-1]) == test.labels))
+        out["test_argmax"] = float(np.mean(res.best.network.argmax_predictions(test.features, bits) == test.labels))
+    if res.best is not None:
+        out["layers"] = res.best.network.to_layers_doc()
+    return out
+
+
+def _record(out_dir: Path, job: Job, result: dict[str, Any] | None, error: str | None, attempts: int) -> dict:
+    doc = {"key": job.key, "kind": job.kind, "payload": job.payload, "ok": error is None, "error": error,
+           "attempts": attempts, "result": result}
+    write_json_atomic(out_dir / "jobs" / f"{job.key}.json", doc)
+    return doc
+
+
+def execute(jobs: Iterable[Job], out_dir: str | Path, workers: int = 1, scheduler: str | None = None,
+            retries: int = 2, on_done: Callable[[dict], None] | None = None) -> list[dict]:
+    """Run the jobs not finished yet; return every job's record in input order (cached ones included)."""
+    out = Path(out_dir)
+    jobs = list(jobs)
+    records: dict[str, dict] = {}
+    pending = []
+    for job in jobs:
+        f = out / "jobs" / f"{job.key}.json"
+        if f.exists():
+            doc = json.loads(f.read_text())
+            if doc.get("ok"):
+                records[job.key] = {**doc, "cached": True}
+                if on_done:
+                    on_done(records[job.key])
+                continue
+        pending.append(job)
+
+    def done(job: Job, result: dict | None, error: str | None, attempts: int) -> None:
+        records[job.key] = _record(out, job, result, error, attempts)
+        if on_done:
+            on_done(records[job.key])
+
+    if scheduler:
+        _run_dask(pending, scheduler, workers, retries, done)
+    elif workers <= 1:
+        for job in pending:
+            try:
+                done(job, run_job(job), None, 1)
+            except Exception as exc:
+                done(job, None, f"{type(exc).__name__}: {exc}", 1)
+    else:
+        _run_pool(pending, workers, retries, done)
+    return [records[j.key] for j in jobs if j.key in records]
+
+
+def _run_pool(pending: list[Job], workers: int, retries: int, done: Callable) -> None:
+    attempts = {j.key: 0 for j in pending}
+    queue = list(pending)
+    while queue:
+        pool = ProcessPoolExecutor(max_workers=workers)
+        futures: dict[Future, Job] = {}
+        for job in queue:
+            attempts[job.key] += 1
+            futures[pool.submit(run_job, job)] = job
+        queue = []
+        broken = False
+        try:
+            remaining = set(futures)
+            while remaining:
+                finished, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    job = futures[fut]
+                    try:
+                        done(job, fut.result(), None, attempts[job.key])
+                    except BrokenProcessPool:
+                        broken = True
+                        if attempts[job.key] <= retries:
+                            queue.append(job)
+                        else:
+                            done(job, None, "worker lost (process died) after retries", attempts[job.key])
+                    except Exception as exc:
+                        done(job, None, f"{type(exc).__name__}: {exc}", attempts[job.key])
+        finally:
+            pool.shutdown(wait=not broken, cancel_futures=True)
+
+
+def check_scheduler(scheduler: str | None) -> str | None:
+    """'local', a Dask address (tcp://HOST:PORT, tls://, ucx://, inproc://, ws://) or None."""
+    import re
+
+    from bnnmilp.errors import InputError
+
+    if scheduler is not None and scheduler != "local" and \
+            not re.fullmatch(r"(tcp|tls|ucx|inproc|ws|wss)://[^\s/:]+(:\d+)?/?", scheduler):
+        raise InputError(None, "--scheduler", f"expected 'local' or a Dask address such as tcp://HOST:8786, "
+                                              f"got {scheduler!r}")
+    return scheduler
+
+
+def _run_dask(pending: list[Job], scheduler: str, workers: int, retries: int, done: Callable) -> None:
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        from bnnmilp.errors import SolverUnavailableError
+
+        raise SolverUnavailableError("--scheduler needs Dask: pip install 'bnnmilp[dask]'") from None
+    cluster = None
+    if scheduler == "local":
+        cluster = LocalCluster(n_workers=max(workers, 1), threads_per_worker=1, processes=True,
+                               dashboard_address=None, host="127.0.0.1")
+        client = Client(cluster)
+    else:
+        from bnnmilp.errors import SolverUnavailableError
+
+        check_scheduler(scheduler)
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise SolverUnavailableError(f"cannot reach the Dask scheduler {scheduler} "
+                                         f"({exc.__class__.__name__}: {' '.join(str(exc).split())[:120]})") from None
+    try:
+        futures = {client.submit(run_job, job, key=f"bnnmilp-{job.key}", retries=retries, pure=False): job
+                   for job in pending}
+        for fut in as_completed(list(futures)):
+            job = futures[fut]
+            try:
+                done(job, fut.result(), None, 1)
+            except Exception as exc:
+                done(job, None, f"{type(exc).__name__}: {exc}", retries + 1)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

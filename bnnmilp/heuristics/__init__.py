@@ -1,5 +1,0 @@
-"""Heuristics that produce networks fast: baselines on their own, and starts for the MILP."""
-
-from bnnmilp.heuristics.ste import ste_train
-
-__all__ = ["ste_train"]

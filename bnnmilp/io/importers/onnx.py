@@ -1,0 +1,798 @@
+"""ONNX BNNs (Larq, PyTorch, bnnmilp's own export) as bnnmilp networks, exactly.
+
+The graph is evaluated symbolically, one batch of size 1. Every tensor T is held exactly as
+
+    T = sqrt(r) (a (A v + c) + b2) + b1        (element-wise; a, b1, b2, c, r rationals)
+
+where v is the bit vector of the last step layer (or the model input x), A a sparse matrix of doubles
+(checked exact: products by Dekker's error-free test, sums by a dyadic magnitude bound), and sqrt(r) the
+one irrational batch norm may bring (r = 1 otherwise). Linear ops (MatMul, Gemm, Conv) multiply A; element-
+wise ops (Add, Sub, Mul, Div, Neg, BatchNormalization) change a, b1, b2, c, r; shape ops (Reshape, Flatten,
+Transpose, Squeeze, Unsqueeze) permute elements. A step op (Sign, Greater, GreaterOrEqual, Less,
+LessOrEqual) ends a layer: per element, with z = A_k v,
+
+    T_k >= 0   <=>   z >= t_k  (a_k > 0)   or   -z >= -t_k  (a_k < 0),   t_k = -c_k - (b2_k + b1_k / sqrt(r_k)) / a_k
+
+a threshold in Q(sqrt r). It becomes a double lambda without changing any decision: kept when t is a double;
+on a lattice (bits, or integer inputs with ``integer_inputs``) the smallest lattice point >= t; on real
+inputs the smallest double >= t (decisions differ only for z in [t, lambda), reported). Strict steps
+(z > t) are complements of -z >= -t. ONNX's Sign(0) = 0: where z = t is reachable, Sign gives two units
+p = [z >= t], q = [z > t] and the value p + q - 1 (exact); where it is not, one unit and 2 p - 1.
+Larq's Sign(Sign(x) + c) is then exact: a later step on a tensor that depends on one or two bits of the
+last layer is evaluated on its possible values. MaxPool on bits is an OR unit; the output is an argmax layer
+(logits, Softmax or ArgMax; a common positive scale is divided out) or the last step layer's bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from bnnmilp.errors import ModelFileError
+from bnnmilp.io.importers.exact import (
+    ceil_on_lattice,
+    double_at_least,
+    products_exact,
+    rational_sqrt,
+    sums_exact,
+    surd_nonneg,
+)
+from bnnmilp.network import Network
+from bnnmilp.network.sparse import Csr, compact
+
+F0, F1 = Fraction(0), Fraction(1)
+STEPS = {"Sign", "Greater", "GreaterOrEqual", "Less", "LessOrEqual"}
+IDENTITY = {"Identity", "Dropout", "Cast", "Softmax", "LogSoftmax"}
+
+
+def _fr(values: np.ndarray) -> np.ndarray:
+    """Exact rationals of an array of doubles (an object array of Fractions)."""
+    flat = np.asarray(values, np.float64).ravel()
+    out = np.empty(flat.size, dtype=object)
+    cache: dict[float, Fraction] = {}
+    for i, v in enumerate(flat.tolist()):
+        f = cache.get(v)
+        if f is None:
+            f = cache[v] = Fraction(v)
+        out[i] = f
+    return out
+
+
+def _full(n: int, v: Fraction) -> np.ndarray:
+    out = np.empty(n, dtype=object)
+    out[:] = [v] * n
+    return out
+
+
+@dataclass
+class Sym:
+    """A tensor, exactly: sqrt(r) (a (A v + c) + b2) + b1 element-wise, v the bits of layer ``base``."""
+
+    base: int
+    shape: tuple[int, ...]
+    A: Csr
+    c: np.ndarray
+    a: np.ndarray
+    b1: np.ndarray
+    b2: np.ndarray
+    r: np.ndarray
+    kind: str = "real"  # real | step (values of step units) | scores (after Softmax)
+    pointwise: bool = False  # obtained from a step's output by element-wise and shape ops only
+
+    @property
+    def n(self) -> int:
+        return int(np.prod(self.shape))
+
+    def take(self, idx: np.ndarray, shape: tuple[int, ...]) -> Sym:
+        return replace(self, shape=shape, A=self.A.take_rows(idx), c=self.c[idx], a=self.a[idx], b1=self.b1[idx],
+                       b2=self.b2[idx], r=self.r[idx])
+
+    def rational(self) -> bool:
+        return all(v == 1 for v in self.r)
+
+
+@dataclass
+class Layer:
+    rows: list[Csr] = field(default_factory=list)
+    lam: list[float] = field(default_factory=list)
+
+
+@dataclass
+class OnnxReport:
+    layers: list[int]
+    output: str
+    input_shape: list[int]
+    notes: list[str] = field(default_factory=list)
+    rounded: int = 0  # thresholds rounded on real inputs (decisions differ only inside [t, lambda))
+    two_unit_signs: int = 0  # Sign units where Sign(0) = 0 is reachable
+
+
+class _Importer:
+    def __init__(self, path: str, integer_inputs: bool) -> None:
+        self.path = path
+        self.integer_inputs = integer_inputs
+        self.layers: list[tuple[Csr, np.ndarray]] = []  # finished step layers
+        self.strict_units: dict[int, list[int]] = {}  # layer -> units [z > t] added for Sign(0) = 0 (maybe unused)
+        self.width0 = 0
+        self.report: OnnxReport | None = None
+
+    def fail(self, node, msg: str) -> ModelFileError:
+        where = f"node {node.name or '?'} ({node.op_type})" if node is not None else None
+        return ModelFileError(self.path, where, msg)
+
+    # ---- symbolic tensors --------------------------------------------------------------------------
+    def affine(self, sym: Sym, node) -> tuple[Csr, np.ndarray]:
+        """(A', c') with T = A' v + c', for a tensor without a surd; A' exact in doubles."""
+        if not sym.rational():
+            raise self.fail(node, "a linear op on a batch-normalised tensor before any step: fold the batch norm "
+                                  "into the weights or put it before a Sign")
+        a = sym.a
+        if all(x == 1 for x in a):
+            scale = np.ones(sym.n)
+        else:
+            scale = np.array([float(x) for x in a])
+            if any(Fraction(s) != x for s, x in zip(scale.tolist(), a, strict=True)):
+                raise self.fail(node, "a scale that is not a double before a linear op")
+        rows = sym.A.row_of
+        if not products_exact(sym.A.data, scale[rows]):
+            raise self.fail(node, "weights times scale are not exact in doubles")
+        A = sym.A.with_data(sym.A.data * scale[rows])
+        return A, sym.a * sym.c + sym.b2 + sym.b1
+
+    def linear(self, sym: Sym, M: Csr, const: np.ndarray, shape: tuple[int, ...], node) -> Sym:
+        """M T + const, exactly (M acts on T's flattened elements)."""
+        A, c = self.affine(sym, node)
+        # (M A): expand M's entries by the rows of A they hit
+        counts = np.diff(A.indptr)[M.indices]
+        k = np.repeat(M.row_of, counts)
+        pos = np.repeat(A.indptr[M.indices] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) \
+            + np.arange(int(counts.sum()))
+        mv, av = np.repeat(M.data, counts), A.data[pos]
+        if not products_exact(mv, av):
+            raise self.fail(node, "products of weights are not exact in doubles")
+        prod, cols = mv * av, A.indices[pos]
+        key = k * A.shape[1] + cols
+        uniq, inv = np.unique(key, return_inverse=True)
+        if not sums_exact(prod, inv):
+            raise self.fail(node, "sums of weights are not exact in doubles")
+        vals = np.bincount(inv, weights=prod, minlength=uniq.size)
+        newA = Csr.from_coo(uniq // A.shape[1], uniq % A.shape[1], vals, (M.shape[0], A.shape[1]))
+        return Sym(sym.base, shape, newA, self.matvec(M, c, node) + _fr(const), _full(M.shape[0], F1),
+                   _full(M.shape[0], F0), _full(M.shape[0], F0), _full(M.shape[0], F1), pointwise=False)
+
+    def matvec(self, M: Csr, c: np.ndarray, node) -> np.ndarray:
+        """M c exactly (c rationals): grouped by the distinct values of c, each group a row sum of doubles."""
+        out = _full(M.shape[0], F0)
+        keys: dict[Fraction, int] = {}
+        code = np.array([keys.setdefault(v, len(keys)) for v in c.tolist()], dtype=np.int64)
+        cv = code[M.indices]
+        rows_all = M.row_of
+        for v, u in keys.items():
+            if v == 0:
+                continue
+            mask = cv == u
+            terms, rows = M.data[mask], rows_all[mask]
+            if sums_exact(terms, rows):
+                out = out + v * _fr(np.bincount(rows, weights=terms, minlength=M.shape[0]))
+            else:
+                exact = _full(M.shape[0], F0)
+                for t, rw in zip(terms.tolist(), rows.tolist(), strict=True):
+                    exact[rw] += Fraction(t)
+                out = out + v * exact
+        return out
+
+    def const_sym(self, base: int, value: np.ndarray) -> Sym:
+        n = int(value.size)
+        return Sym(base, tuple(value.shape), Csr((n, self.base_width(base)), np.zeros(n + 1, np.int64),
+                                                 np.zeros(0, np.int64), np.zeros(0)),
+                   _fr(value), _full(n, F1), _full(n, F0), _full(n, F0), _full(n, F1))
+
+    def base_width(self, base: int) -> int:
+        return self.width0 if base == 0 else self.layers[base - 1][0].shape[0]
+
+    # ---- steps ---------------------------------------------------------------------------------------
+    def threshold(self, sym: Sym, k: int, node) -> tuple[int, Fraction, Fraction, Fraction] | None:
+        """(s, p, q, r): T_k >= 0 iff s z >= p + q sqrt(r) with z = A_k v, s = +-1; None if T_k is constant."""
+        a, c, b1, b2, r = sym.a[k], sym.c[k], sym.b1[k], sym.b2[k], sym.r[k]
+        if a == 0:
+            return None
+        # sqrt(r) (a z + a c + b2) + b1 >= 0  <=>  a z >= -(a c + b2) - b1 / sqrt(r) = P + Q sqrt(r)
+        P, Q = -(a * c + b2), (-b1 / r if r != 1 else F0)
+        if r == 1:
+            P -= b1
+        s = 1 if a > 0 else -1
+        return s, s * P / a, s * Q / a, r  # s z >= s (P + Q sqrt r) / a ... divided by |a| keeps the side
+
+    def lattice(self, base: int) -> bool:
+        return base > 0 or self.integer_inputs
+
+    def unit_row(self, sym: Sym, k: int, s: int) -> Csr:
+        cols, vals = sym.A.row(k)
+        return Csr((1, sym.A.shape[1]), np.array([0, cols.size]), cols.copy(), s * vals)
+
+    def z_range(self, row: Csr, base: int) -> tuple[float, float]:
+        if base == 0:
+            return -np.inf, np.inf
+        return float(np.minimum(row.data, 0).sum()), float(np.maximum(row.data, 0).sum())
+
+    def place(self, row: Csr, base: int, p: Fraction, q: Fraction, r: Fraction) -> tuple[float, bool]:
+        """(lambda, tie): [row v >= lambda] equals [row v >= p + q sqrt(r)] on the base's domain (on real inputs:
+        except inside [t, lambda), counted in ``rounded``); tie: whether row v = t may be reachable."""
+        exact = q == 0 and Fraction(float(p)) == p
+        if self.lattice(base):
+            g = Fraction(2) ** -max((Fraction(float(v)).denominator.bit_length() - 1 for v in np.unique(row.data)),
+                                    default=0)
+            lam = ceil_on_lattice(p, q, r, g)
+            lo, hi = self.z_range(row, base)
+            tie = q == 0 and (p / g).denominator == 1 and lo <= p <= hi
+            if exact:
+                return float(p), tie
+            if float(lam) != lam:
+                raise ModelFileError(self.path, None, f"threshold {lam} is not a double")
+            return float(lam), tie
+        if exact:
+            return float(p), True
+        self.report.rounded += 1
+        dyadic = q == 0 and p.denominator & (p.denominator - 1) == 0
+        return double_at_least(p, q, r), dyadic
+
+    def step(self, sym: Sym, node, op: str) -> Sym:
+        """A new layer of step units from the elements of ``sym``; returns the op's output tensor."""
+        top = len(self.layers)
+        if sym.base != top:
+            raise self.fail(node, f"a step on a tensor of layer {sym.base} after layer {top}: skip connections "
+                                  "are not supported")
+        # a tensor that depends on at most two bits of the last layer is a function of those bits (Larq's
+        # Sign(Sign(x) + c)): decided on its possible values without a new layer
+        folded = self.fold(sym, op) if top > 0 else None
+        if folded is not None:
+            return folded
+        rows, lam = [], []
+        out_cols: list[list[tuple[int, float]]] = []
+        consts = np.empty(sym.n, dtype=object)
+        width = sym.A.shape[1]
+        for k in range(sym.n):
+            th = self.threshold(sym, k, node)
+            if th is None:  # a = 0: the constant sqrt(r) b2 + b1
+                b1, b2, r = sym.b1[k], sym.b2[k], sym.r[k]
+                nonneg, zero = surd_nonneg(b1, b2, r), surd_nonneg(b1, b2, r) and surd_nonneg(-b1, -b2, r)
+                if op == "Sign" and zero:  # Sign(0) = 0: a constant, no unit
+                    consts[k] = F0
+                    out_cols.append([])
+                    continue
+                on = nonneg if op in ("Sign", "GreaterOrEqual") else nonneg and not zero
+                rows.append(Csr((1, width), np.zeros(2, np.int64), np.zeros(0, np.int64), np.zeros(0)))
+                lam.append(0.0 if on else 1.0)
+                out_cols.append([(len(rows) - 1, 1.0)])
+                consts[k] = None
+                continue
+            s, p, q, r = th
+            row = self.unit_row(sym, k, s)
+            lam_ge, tie = self.place(row, sym.base, p, q, r)
+            strict_needed = op in ("Greater", "Less") or (op == "Sign" and tie)
+            ge_needed = op in ("GreaterOrEqual", "LessOrEqual") or op == "Sign"
+            cols = []
+            if ge_needed:
+                rows.append(row)
+                lam.append(lam_ge)
+                cols.append((len(rows) - 1, 1.0))
+            if strict_needed:  # [z > t] = 1 - [-z >= -t]
+                neg = row.with_data(-row.data)
+                lam_gt, _ = self.place(neg, sym.base, -p, -q, r)
+                rows.append(neg)
+                lam.append(lam_gt)
+                cols.append((len(rows) - 1, -1.0))
+            out_cols.append(cols)
+            consts[k] = None
+            if op == "Sign" and tie:
+                self.strict_units.setdefault(top, []).append(len(rows) - 1)
+        if not rows:
+            return self.const_sym(top, np.array([float(x) for x in consts]).reshape(sym.shape))
+        W = _stack(rows, width)
+        self.layers.append((W, np.array(lam)))
+        return self.output_of(op, out_cols, consts, len(rows), sym.shape, top + 1, node)
+
+    @staticmethod
+    def value(op: str, pos: bool, zero: bool) -> Fraction:
+        """The op's output for a decided element: Sign gives -1, 0, 1; comparisons 0 or 1."""
+        if op == "Sign":
+            return F0 if zero else (F1 if pos else -F1)
+        return F1 if pos else F0
+
+    def output_of(self, op: str, out_cols, consts, width: int, shape, base: int, node) -> Sym:
+        """The op's value as an affine function of the new units: Sign: p + q - 1 (or 2p - 1); >=: p; >: 1 - w'."""
+        r_, c_, v_ = [], [], []
+        cst = _full(len(out_cols), F0)
+        for k, cols in enumerate(out_cols):
+            if consts[k] is not None:
+                cst[k] = consts[k]
+                continue
+            if cols and cols[0][1] > 0 and op not in ("Sign", "GreaterOrEqual") and len(cols) == 1:
+                r_.append(k), c_.append(cols[0][0]), v_.append(1.0)  # a constant unit of a strict step
+                continue
+            if op == "Sign":
+                if len(cols) == 1:  # 2 p - 1
+                    r_.append(k), c_.append(cols[0][0]), v_.append(2.0)
+                    cst[k] = -F1
+                else:  # p + q - 1 with q = 1 - w: p - w
+                    (cp, _), (cw, _) = cols
+                    r_ += [k, k]
+                    c_ += [cp, cw]
+                    v_ += [1.0, -1.0]
+            elif op in ("GreaterOrEqual", "LessOrEqual"):
+                r_.append(k), c_.append(cols[0][0]), v_.append(1.0)
+            else:  # strict: 1 - w
+                r_.append(k), c_.append(cols[0][0]), v_.append(-1.0)
+                cst[k] = F1
+        n = len(out_cols)
+        A = Csr.from_coo(np.array(r_, np.int64), np.array(c_, np.int64), np.array(v_), (n, width))
+        return Sym(base, shape, A, cst, _full(n, F1), _full(n, F0), _full(n, F0), _full(n, F1), kind="step",
+                   pointwise=True)
+
+    def fold(self, sym: Sym, op: str) -> Sym | None:
+        """A step of a tensor obtained from a step's output by element-wise ops only, each element depending on
+        at most two units of the last layer: evaluated on the values those units can take (a two-unit Sign's
+        p >= q excludes one), as an affine function of them; None where that function is not affine."""
+        counts = np.diff(sym.A.indptr)
+        if not sym.pointwise or counts.max(initial=0) > 2 or not sym.rational():
+            return None
+        W, _ = self.layers[-1]
+        out_r, out_c, out_v, cst = [], [], [], _full(sym.n, F0)
+        for k in range(sym.n):
+            cols, vals = sym.A.row(k)
+            fv = [Fraction(float(v)) for v in vals]
+            if len(cols) == 2 and self.pair(cols):  # p = [z >= t] and w = [-z >= -t]: (p, w) != (0, 0)
+                combos = [(1, 1), (1, 0), (0, 1)]
+            else:
+                combos = [tuple((i >> j) & 1 for j in range(len(cols))) for i in range(2 ** len(cols))]
+
+            def val(bits: tuple[int, ...], k=k, fv=fv) -> Fraction:
+                t = sym.a[k] * (sum((v * b for v, b in zip(fv, bits, strict=True)), F0) + sym.c[k]) + sym.b2[k] \
+                    + sym.b1[k]
+                return self.value(op, t > 0 if op == "Greater" else t >= 0, t == 0)
+
+            vals_at = {bits: val(bits) for bits in combos}
+            base_bits = (0,) * len(cols) if (0,) * len(cols) in vals_at else None
+            if len(cols) == 2 and base_bits is None:  # the pair: value = v(0, 1) + (v(1, 1) - v(0, 1)) p
+                v01, v11, v10 = vals_at[(0, 1)], vals_at[(1, 1)], vals_at[(1, 0)]
+                coef_p, coef_w = v11 - v01, v11 - v10
+                const = v01 - coef_w
+                if v10 != const + coef_p:
+                    return None
+            else:
+                const = vals_at[(0,) * len(cols)]
+                coefs = [vals_at[tuple(int(i == j) for i in range(len(cols)))] - const for j in range(len(cols))]
+                if any(vals_at[b] != const + sum((c * x for c, x in zip(coefs, b, strict=True)), F0) for b in combos):
+                    return None
+                coef_p, coef_w = [*coefs, F0, F0][:2]
+            cst[k] = const
+            for col, dv in zip(cols.tolist(), (coef_p, coef_w), strict=False):
+                if dv:
+                    out_r.append(k), out_c.append(int(col)), out_v.append(float(dv))
+        A = Csr.from_coo(np.array(out_r, np.int64), np.array(out_c, np.int64), np.array(out_v),
+                         (sym.n, W.shape[0]))
+        return Sym(sym.base, sym.shape, A, cst, _full(sym.n, F1), _full(sym.n, F0), _full(sym.n, F0),
+                   _full(sym.n, F1), kind="step", pointwise=True)
+
+    def pair(self, cols: np.ndarray) -> bool:
+        """Whether two units are a two-unit Sign's p = [z >= t] and w = [-z >= -t]."""
+        W, _ = self.layers[-1]
+        (ca, va), (cb, vb) = W.row(int(cols[0])), W.row(int(cols[1]))
+        return int(cols[1]) == int(cols[0]) + 1 and np.array_equal(ca, cb) and np.array_equal(va, -vb)
+
+    # ---- graph ---------------------------------------------------------------------------------------
+    def run(self, model) -> tuple[Network, OnnxReport]:
+        import onnx
+        from onnx import numpy_helper
+
+        g = model.graph
+        env: dict[str, object] = {t.name: numpy_helper.to_array(t).astype(np.float64)
+                                  if t.data_type in (1, 10, 11) else numpy_helper.to_array(t) for t in g.initializer}
+        inputs = [i for i in g.input if i.name not in env]
+        if len(inputs) != 1:
+            raise ModelFileError(self.path, "graph.input", f"expected one input, got {len(inputs)}")
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
+                for d in inputs[0].type.tensor_type.shape.dim]
+        shape = tuple([1, *dims[1:]]) if len(dims) >= 2 else (1, dims[0] if dims else 1)
+        self.width0 = int(np.prod(shape))
+        self.report = OnnxReport(layers=[self.width0], output="bits", input_shape=list(shape[1:]))
+        n = self.width0
+        env[inputs[0].name] = Sym(0, shape, Csr.from_coo(np.arange(n), np.arange(n), np.ones(n), (n, n)),
+                                  _full(n, F0), _full(n, F1), _full(n, F0), _full(n, F0), _full(n, F1))
+        argmax = False
+        for node in g.node:
+            ins = [env.get(x) if x else None for x in node.input]
+            if any(x is None and name for x, name in zip(ins, node.input, strict=True)):
+                raise self.fail(node, "an input that no earlier node produces")
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            if node.op_type == "ArgMax":
+                if not isinstance(ins[0], Sym) or int(attrs.get("axis", 0)) not in (1, -1):
+                    raise self.fail(node, "expected ArgMax over the class axis of the network's scores")
+                argmax = True
+                env[node.output[0]] = ins[0]
+                continue
+            if node.op_type == "Shape" and isinstance(ins[0], Sym):
+                outs = [np.array(ins[0].shape, np.int64)]
+            elif all(not isinstance(x, Sym) for x in ins):
+                outs = self.constant(node, ins, attrs)
+            else:
+                outs = [self.symbolic(node, ins, attrs)]
+            for name, val in zip(node.output, outs, strict=False):
+                env[name] = val
+        out = env.get(g.output[0].name)
+        if not isinstance(out, Sym):
+            raise ModelFileError(self.path, "graph.output", "the output does not depend on the input")
+        return self.finish(out, argmax), self.report
+
+    def constant(self, node, ins: list, attrs: dict) -> list[np.ndarray]:
+        """Nodes on constants only (weights quantised in the graph, shape arithmetic), in numpy."""
+        op = node.op_type
+        if op == "Constant":
+            from onnx import numpy_helper
+
+            if "value" in attrs:
+                return [numpy_helper.to_array(attrs["value"]).astype(np.float64)
+                        if attrs["value"].data_type in (1, 10, 11) else numpy_helper.to_array(attrs["value"])]
+            for k in ("value_float", "value_int"):
+                if k in attrs:
+                    return [np.array(attrs[k])]
+            for k in ("value_floats", "value_ints"):
+                if k in attrs:
+                    return [np.array(list(attrs[k]))]
+        x = ins[0]
+        binary = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
+                  "Greater": np.greater, "GreaterOrEqual": np.greater_equal, "Less": np.less,
+                  "LessOrEqual": np.less_equal}
+        if op in binary:
+            return [binary[op](x, ins[1])]
+        if op == "Sign":
+            return [np.sign(x)]
+        if op == "Neg":
+            return [-x]
+        if op in IDENTITY:
+            return [x.astype(np.float64) if op == "Cast" and attrs.get("to") in (1, 10, 11) else x]
+        if op == "Transpose":
+            return [np.transpose(x, attrs.get("perm"))]
+        if op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
+            return [np.reshape(x, self.new_shape(node, x.shape, ins, attrs))]
+        if op == "Shape":
+            return [np.array(x.shape, np.int64)]
+        if op == "Gather":
+            return [np.take(x, np.asarray(ins[1]).astype(np.int64), axis=int(attrs.get("axis", 0)))]
+        if op == "Concat":
+            return [np.concatenate([np.atleast_1d(v) for v in ins], axis=int(attrs.get("axis", 0)))]
+        if op == "MatMul":
+            return [x @ ins[1]]
+        raise self.fail(node, "not supported on constants")
+
+    def new_shape(self, node, shape: tuple[int, ...], ins: list, attrs: dict) -> tuple[int, ...]:
+        op = node.op_type
+        if op == "Flatten":
+            ax = int(attrs.get("axis", 1)) % (len(shape) or 1)
+            return (int(np.prod(shape[:ax])), int(np.prod(shape[ax:])))
+        if op == "Reshape":
+            if isinstance(ins[1], Sym):
+                raise self.fail(node, "expected a constant shape")
+            target = [int(v) for v in np.asarray(ins[1]).ravel()]
+            target = [shape[i] if v == 0 else v for i, v in enumerate(target)]
+            if target.count(-1) == 1:
+                target[target.index(-1)] = int(np.prod(shape)) // int(np.prod([v for v in target if v != -1]))
+            return tuple(target)
+        axes = attrs.get("axes")
+        if axes is None and len(ins) > 1 and ins[1] is not None:
+            axes = [int(v) for v in np.asarray(ins[1]).ravel()]
+        if op == "Squeeze":
+            axes = [a % len(shape) for a in (axes or [i for i, d in enumerate(shape) if d == 1])]
+            return tuple(d for i, d in enumerate(shape) if i not in axes)
+        out = list(shape)
+        for a in sorted(a % (len(shape) + len(axes)) for a in axes):
+            out.insert(a, 1)
+        return tuple(out)
+
+    def symbolic(self, node, ins: list, attrs: dict) -> Sym:
+        op = node.op_type
+        x = ins[0] if isinstance(ins[0], Sym) else None
+        if op in IDENTITY:
+            if x is None:
+                raise self.fail(node, "expected the network's tensor as the first input")
+            return replace(x, kind="scores") if op in ("Softmax", "LogSoftmax") else x
+        if op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
+            shape = self.new_shape(node, x.shape, ins, attrs)
+            if int(np.prod(shape)) != x.n:
+                raise self.fail(node, f"cannot reshape {x.shape} to {shape}")
+            return replace(x, shape=shape)
+        if op == "Transpose":
+            perm = attrs.get("perm") or list(range(len(x.shape)))[::-1]
+            idx = np.transpose(np.arange(x.n).reshape(x.shape), perm)
+            return x.take(idx.ravel(), tuple(idx.shape))
+        if op in ("Add", "Sub", "Mul", "Div"):
+            return self.elementwise(node, op, ins)
+        if op == "Neg":
+            return self.scale(x, np.full(x.n, -1.0))
+        if op == "BatchNormalization":
+            return self.batchnorm(node, x, ins[1:5], float(attrs.get("epsilon", 1e-5)))
+        if op in ("MatMul", "Gemm"):
+            return self.matmul(node, op, ins, attrs)
+        if op == "Conv":
+            return self.conv(node, ins, attrs)
+        if op == "MaxPool":
+            return self.maxpool(node, x, attrs)
+        if op in STEPS:
+            if op != "Sign":
+                if isinstance(ins[1], Sym) or x is None:
+                    raise self.fail(node, "expected a comparison of the network's tensor with a constant")
+                x = self.elementwise(node, "Sub", [x, ins[1]])
+            if op in ("Less", "LessOrEqual"):  # T < C  <=>  -(T - C) > 0
+                x, op = self.scale(x, np.full(x.n, -1.0)), {"Less": "Greater", "LessOrEqual": "GreaterOrEqual"}[op]
+            return self.step(x, node, op)
+        raise self.fail(node, "not supported (see 'bnnmilp import --help' for the supported ops)")
+
+    def broadcast(self, node, sym: Sym, v: np.ndarray) -> np.ndarray:
+        try:
+            return np.broadcast_to(np.asarray(v, np.float64), sym.shape).ravel()
+        except ValueError:
+            raise self.fail(node, f"cannot broadcast a constant of shape {np.shape(v)} to {sym.shape}") from None
+
+    def scale(self, sym: Sym, m: np.ndarray) -> Sym:
+        f = _fr(m)
+        return replace(sym, a=sym.a * f, b1=sym.b1 * f, b2=sym.b2 * f, kind="real")
+
+    def elementwise(self, node, op: str, ins: list) -> Sym:
+        x, y = ins
+        if isinstance(x, Sym) and isinstance(y, Sym):
+            raise self.fail(node, "an operation on two network tensors (a residual connection or a product) is "
+                                  "not supported")
+        if isinstance(y, Sym):  # constant op tensor
+            if op == "Sub":
+                return self.elementwise(node, "Add", [self.scale(y, np.full(y.n, -1.0)), x])
+            if op == "Div":
+                raise self.fail(node, "division by the network's tensor")
+            x, y = y, x
+        v = self.broadcast(node, x, y)
+        if op in ("Add", "Sub"):
+            return replace(x, b1=x.b1 + _fr(v if op == "Add" else -v), kind="real")
+        if op == "Mul":
+            return self.scale(x, v)
+        if np.any(v == 0):
+            raise self.fail(node, "division by zero")
+        f = np.array([1 / q for q in _fr(v)], dtype=object)
+        return replace(x, a=x.a * f, b1=x.b1 * f, b2=x.b2 * f, kind="real")
+
+    def batchnorm(self, node, x: Sym, params: list, eps: float) -> Sym:
+        """gamma (T - mean) / sqrt(var + eps) + beta per channel (axis 1), with the square root kept exact."""
+        if any(isinstance(p, Sym) for p in params):
+            raise self.fail(node, "expected constant batch-norm parameters")
+        if not x.rational():
+            raise self.fail(node, "two batch norms without a step in between")
+        chan = x.shape[1] if len(x.shape) > 1 else 1
+        ch = np.indices(x.shape)[1].ravel() if len(x.shape) > 1 else np.zeros(x.n, np.int64)
+        gamma, beta, mean, var = (_fr(np.asarray(p, np.float64).reshape(chan)) for p in params)
+        e = Fraction(eps)
+        a, b1, b2, r = x.a.copy(), x.b1.copy(), x.b2.copy(), x.r.copy()
+        for k in range(x.n):
+            j = int(ch[k])
+            R = var[j] + e
+            if R <= 0:
+                raise self.fail(node, "variance + epsilon is not positive")
+            inner = b2[k] + b1[k] - mean[j]  # T - mean = a (z + c) + inner
+            root = rational_sqrt(R)
+            if root is not None:
+                s = gamma[j] / root
+                a[k], b2[k], b1[k], r[k] = a[k] * s, inner * s, beta[j], F1
+            else:  # gamma / sqrt(R) = (gamma / R) sqrt(R)
+                s = gamma[j] / R
+                a[k], b2[k], b1[k], r[k] = a[k] * s, inner * s, beta[j], R
+        return replace(x, a=a, b1=b1, b2=b2, r=r, kind="real")
+
+    def matmul(self, node, op: str, ins: list, attrs: dict) -> Sym:
+        x, w = ins[0], ins[1]
+        if not isinstance(x, Sym) or isinstance(w, Sym):
+            raise self.fail(node, "expected the network's tensor times constant weights")
+        w = np.asarray(w, np.float64)
+        if op == "Gemm":
+            if attrs.get("transA", 0):
+                raise self.fail(node, "transA is not supported")
+            w = w.T if attrs.get("transB", 0) else w
+            w = w * float(attrs.get("alpha", 1.0))
+        if x.shape[0] != 1 or len(x.shape) != 2 or w.ndim != 2 or w.shape[0] != x.shape[1]:
+            raise self.fail(node, f"expected a (1, n) tensor times an (n, m) matrix, got {x.shape} and {w.shape}")
+        bias = np.zeros(w.shape[1])
+        if op == "Gemm" and len(ins) > 2 and ins[2] is not None:
+            bias = np.broadcast_to(np.asarray(ins[2], np.float64) * float(attrs.get("beta", 1.0)), (w.shape[1],))
+        return self.linear(x, Csr.from_dense(w.T), bias, (1, w.shape[1]), node)
+
+    def conv(self, node, ins: list, attrs: dict) -> Sym:
+        """A 2-d convolution (NCHW, zero padding, strides, dilations, groups) as a sparse matrix."""
+        x, K = ins[0], ins[1]
+        if not isinstance(x, Sym) or isinstance(K, Sym) or len(x.shape) != 4:
+            raise self.fail(node, "expected an NCHW tensor convolved with constant weights")
+        K = np.asarray(K, np.float64)
+        _, C, H, Wd = x.shape
+        O, Cg, kh, kw = K.shape
+        groups = int(attrs.get("group", 1))
+        sh, sw = attrs.get("strides", [1, 1])
+        dh, dw = attrs.get("dilations", [1, 1])
+        pads = list(attrs.get("pads", [0, 0, 0, 0]))
+        if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            raise self.fail(node, "auto_pad is not supported (export with explicit pads)")
+        if Cg * groups != C:
+            raise self.fail(node, f"weights for {Cg * groups} channels on a tensor with {C}")
+        Ho = (H + pads[0] + pads[2] - dh * (kh - 1) - 1) // sh + 1
+        Wo = (Wd + pads[1] + pads[3] - dw * (kw - 1) - 1) // sw + 1
+        o, yo, xo, c, i, j = np.meshgrid(np.arange(O), np.arange(Ho), np.arange(Wo), np.arange(Cg), np.arange(kh),
+                                         np.arange(kw), indexing="ij")
+        yi, xi = yo * sh - pads[0] + i * dh, xo * sw - pads[1] + j * dw
+        cin = (o // (O // groups)) * Cg + c
+        ok = (yi >= 0) & (yi < H) & (xi >= 0) & (xi < Wd)
+        rows = ((o * Ho + yo) * Wo + xo)[ok]
+        cols = ((cin * H + yi) * Wd + xi)[ok]
+        vals = K[o[ok], c[ok], i[ok], j[ok]]
+        M = Csr.from_coo(rows, cols, vals, (O * Ho * Wo, x.n))
+        bias = np.zeros(O) if len(ins) < 3 or ins[2] is None else np.asarray(ins[2], np.float64)
+        return self.linear(x, M, np.repeat(bias, Ho * Wo), (1, O, Ho, Wo), node)
+
+    def maxpool(self, node, x: Sym, attrs: dict) -> Sym:
+        """Max of bits over each window: one OR unit (sum of the window's bits >= 1) per output element."""
+        if len(x.shape) != 4:
+            raise self.fail(node, "expected an NCHW tensor")
+        lo_hi = self.binary_values(x)
+        if lo_hi is None:
+            raise self.fail(node, "MaxPool on a tensor that is not binary: put it after a step (Sign) whose ties "
+                                  "cannot occur, or use Sign(Sign(x) + c)")
+        (lo, hi), bit_col, bit_neg = lo_hi
+        _, C, H, Wd = x.shape
+        kh, kw = attrs["kernel_shape"]
+        sh, sw = attrs.get("strides", [1, 1])
+        pads = list(attrs.get("pads", [0, 0, 0, 0]))
+        if attrs.get("dilations", [1, 1]) != [1, 1] or attrs.get("ceil_mode", 0):
+            raise self.fail(node, "dilations and ceil_mode are not supported")
+        Ho = (H + pads[0] + pads[2] - kh) // sh + 1
+        Wo = (Wd + pads[1] + pads[3] - kw) // sw + 1
+        c, yo, xo, i, j = np.meshgrid(np.arange(C), np.arange(Ho), np.arange(Wo), np.arange(kh), np.arange(kw),
+                                      indexing="ij")
+        yi, xi = yo * sh - pads[0] + i, xo * sw - pads[1] + j
+        ok = (yi >= 0) & (yi < H) & (xi >= 0) & (xi < Wd)
+        out_idx = ((c * Ho + yo) * Wo + xo)[ok]
+        in_idx = ((c * H + yi) * Wd + xi)[ok]
+        # sum over the window of b_e >= 1, with b_e = u (or 1 - u for a negated element)
+        neg = bit_neg[in_idx]
+        W = Csr.from_coo(out_idx, bit_col[in_idx], np.where(neg, -1.0, 1.0), (C * Ho * Wo, x.A.shape[1]))
+        lam = 1.0 - np.bincount(out_idx, weights=neg.astype(float), minlength=C * Ho * Wo)
+        if x.base != len(self.layers):
+            raise self.fail(node, "MaxPool on bits of an earlier layer")
+        self.layers.append((W, lam))
+        n = C * Ho * Wo
+        A = Csr.from_coo(np.arange(n), np.arange(n), np.full(n, float(hi - lo)), (n, n))
+        return Sym(x.base + 1, (1, C, Ho, Wo), A, _full(n, lo), _full(n, F1), _full(n, F0), _full(n, F0),
+                   _full(n, F1), kind="step")
+
+    def binary_values(self, x: Sym):
+        """((lo, hi), column, negated) when every element is lo + (hi - lo) b with b a unit or its complement."""
+        if x.base == 0 or not x.rational() or np.any(np.diff(x.A.indptr) != 1):
+            return None
+        vals = x.A.data
+        a = x.a
+        lo_set, hi_set = set(), set()
+        for k in range(x.n):
+            v0 = a[k] * x.c[k] + x.b2[k] + x.b1[k]
+            v1 = v0 + a[k] * Fraction(float(vals[k]))
+            lo_set.add(min(v0, v1))
+            hi_set.add(max(v0, v1))
+        if len(lo_set) != 1 or len(hi_set) != 1:
+            return None
+        neg = np.array([float(vals[k]) * (1 if a[k] > 0 else -1) < 0 for k in range(x.n)])
+        return (lo_set.pop(), hi_set.pop()), x.A.indices, neg
+
+    # ---- output ----------------------------------------------------------------------------------------
+    def finish(self, out: Sym, argmax: bool) -> Network:
+        rep = self.report
+        if out.kind == "step" and not argmax:
+            return self.bits_output(out)
+        # argmax of T_k = a_k (z_k + c_k) + b_k: a common positive a is divided out
+        if not out.rational():
+            raise ModelFileError(self.path, "graph.output", "the scores are batch-normalised (an irrational "
+                                                            "scale): argmax cannot be kept exact")
+        a = set(out.a.tolist())
+        if len(a) != 1 or not a.pop() > 0:
+            raise ModelFileError(self.path, "graph.output", "the scores have different or negative scales per "
+                                                            "class: argmax cannot be kept exact")
+        if out.base != len(self.layers):
+            raise ModelFileError(self.path, "graph.output", "the scores use bits of an earlier layer")
+        a0 = out.a[0]
+        lam_exact = [-(c + (b1 + b2) / a0) for c, b1, b2 in zip(out.c, out.b1, out.b2, strict=True)]
+        lam = np.array([float(v) for v in lam_exact])
+        if any(Fraction(v) != e for v, e in zip(lam.tolist(), lam_exact, strict=True)):
+            raise ModelFileError(self.path, "graph.output", "output thresholds are not exact in doubles")
+        self.layers.append((out.A, lam))
+        rep.output = "argmax"
+        return self.network()
+
+    def bits_output(self, out: Sym) -> Network:
+        """Output bits: the last layer itself when the output is its units in order, else one more layer."""
+        W, _ = self.layers[-1]
+        A = out.A
+        same = (A.shape[0] == W.shape[0] and A.nnz == A.shape[0] and np.array_equal(A.indices, np.arange(A.nnz))
+                and np.all(A.data > 0))
+        if not same:
+            # a selection layer: output k is [value_k >= midpoint] of its one unit
+            if np.any(np.diff(A.indptr) > 1):
+                raise ModelFileError(self.path, "graph.output", "output elements that are not single bits")
+            rows, lam = [], []
+            for k in range(A.shape[0]):
+                cols, vals = A.row(k)
+                lo = out.a[k] * out.c[k] + out.b2[k] + out.b1[k]
+                if cols.size == 0:
+                    rows.append(Csr((1, W.shape[0]), np.zeros(2, np.int64), np.zeros(0, np.int64), np.zeros(0)))
+                    lam.append(0.0 if lo > 0 else 1.0)
+                    continue
+                hi = lo + out.a[k] * Fraction(float(vals[0]))
+                up = hi > lo
+                rows.append(Csr((1, W.shape[0]), np.array([0, 1]), cols.copy(), np.array([1.0 if up else -1.0])))
+                lam.append(1.0 if up else 0.0)
+            self.layers.append((_stack(rows, W.shape[0]), np.array(lam)))
+            self.report.notes.append("output bits u_k = 1 where the model's output is the larger of its two values")
+        return self.network()
+
+    def drop_unused_strict_units(self) -> None:
+        """A Sign's second unit [z > t] that nothing reads (Larq's Sign(Sign(x) + c) needs only [z >= t]) is
+        removed, with its column in the next layer."""
+        kept = 0
+        for l, units in self.strict_units.items():
+            W, lam = self.layers[l]
+            if l + 1 >= len(self.layers):
+                kept += len(units)
+                continue
+            nxt, nlam = self.layers[l + 1]
+            used = np.zeros(W.shape[0], bool)
+            used[nxt.indices] = True
+            drop = np.array([u for u in units if not used[u]], np.int64)
+            kept += len(units) - drop.size
+            if drop.size:
+                keep = np.setdiff1d(np.arange(W.shape[0]), drop)
+                self.layers[l] = (W.take_rows(keep), np.asarray(lam)[keep])
+                self.layers[l + 1] = (_drop_columns(nxt, drop), nlam)
+        self.report.two_unit_signs = kept
+
+    def network(self) -> Network:
+        self.drop_unused_strict_units()
+        net = Network([compact(W) for W, _ in self.layers], [np.asarray(lam, np.float64) for _, lam in self.layers])
+        self.report.layers = net.layers
+        return net
+
+
+def _drop_columns(W: Csr, drop: np.ndarray) -> Csr:
+    keep = np.ones(W.shape[1], bool)
+    keep[drop] = False
+    new_col = np.cumsum(keep) - 1
+    if np.any(~keep[W.indices]):
+        raise AssertionError("dropping a used column")
+    return Csr((W.shape[0], int(keep.sum())), W.indptr, new_col[W.indices], W.data)
+
+
+def _stack(rows: list[Csr], width: int) -> Csr:
+    counts = np.array([r.nnz for r in rows], np.int64)
+    return Csr((len(rows), width), np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+               np.concatenate([r.indices for r in rows]).astype(np.int64) if rows else np.zeros(0, np.int64),
+               np.concatenate([r.data for r in rows]) if rows else np.zeros(0))
+
+
+def load_onnx(path: str | Path, integer_inputs: bool = False) -> tuple[Network, OnnxReport]:
+    """An ONNX BNN as a bnnmilp network (see the module docstring); ``integer_inputs``: thresholds of the first
+    layer may be moved to the integer lattice (valid only for integer inputs)."""
+    try:
+        import onnx
+    except ImportError:
+        raise ModelFileError(str(path), None, "reading ONNX needs the onnx package: pip install onnx") from None
+    p = Path(path)
+    try:
+        model = onnx.load(str(p))
+    except FileNotFoundError:
+        raise ModelFileError(str(p), None, "file not found") from None
+    except Exception:  # protobuf raises its own DecodeError
+        raise ModelFileError(str(p), None, "not an ONNX model") from None
+    imp = _Importer(str(p), integer_inputs)
+    net = imp.run(model)[0]
+    return net, imp.report

@@ -1,0 +1,334 @@
+"""Run folders: ``weights.yaml`` or, for large networks, ``weights.npz`` (the network and its claims) and
+``certificate.json`` (the solver's record).
+
+Both are written atomically. The weights file is self-contained: it holds
+the settings, the data fingerprint, the exactly recomputed loss and the
+solver's bound, so ``verify`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bnnmilp import __version__
+from bnnmilp.errors import OutputError, WeightsError
+from bnnmilp.io.yamlio import (
+    atomic_write,
+    check_output_path,
+    fraction_str,
+    read_yaml,
+    write_json_atomic,
+    write_yaml_atomic,
+)
+from bnnmilp.network import Network
+from bnnmilp.network.sparse import Csr, is_sparse
+from bnnmilp.spec import Spec, parse_spec
+
+if TYPE_CHECKING:  # the run files only describe results: reading and checking them needs no solver
+    from bnnmilp.training.objectives import StageResult
+    from bnnmilp.training.pipeline import TrainResult
+
+WEIGHTS_FORMAT = "bnnmilp-weights"
+# the statuses a run may end with; anything else (error, unbounded, ...) is a failed solve: nothing is written
+CHECKPOINT_NOTE = ("written while the solver ran: the run had not finished when this file was written (if it "
+                   "stays so, the process was killed); the network is the incumbent of that moment, its loss exact")
+FINISHED = ("optimal", "time_limit", "interrupted", "infeasible", "heuristic", "stalled")
+OWNED = ("weights.yaml", "weights.npz", "certificate.json", "proof.json", "proof.vipr", "members", "jobs")
+NPZ_ABOVE = 100_000  # networks with more parameters are written as weights.npz (YAML stays for small ones)
+CERT_FORMAT = "bnnmilp-certificate"
+
+
+def _stage_doc(st: StageResult) -> dict[str, Any]:
+    s = st.solution
+    return {"stage": st.name, "status": s.status, "objective": s.objective, "bound": s.bound, "gap": s.gap,
+            "nodes": s.nodes, "runtime_s": round(s.runtime_s, 6), "kept_value": st.value}
+
+
+def prepare_run_dir(run_dir: str | Path, force: bool = False) -> Path:
+    """Check (before any solving) that the run folder can be written and holds no earlier run.
+
+    A folder with files refuses unless ``force``, which first removes the files bnnmilp writes there
+    (``jobs/`` alone is kept without it: an interrupted ensemble resumes from it)."""
+    import shutil
+
+    p = check_output_path(run_dir, folder=True)
+    if not p.exists():
+        return p
+    present = sorted(x.name for x in p.iterdir() if x.name != "jobs" or force)
+    if present and not force:
+        shown = ", ".join(present[:4]) + (", ..." if len(present) > 4 else "")
+        raise OutputError(str(p), f"not empty ({shown}): choose a new folder, or --force to replace the files "
+                                  "bnnmilp wrote there")
+    for name in OWNED:
+        q = p / name
+        if q.is_dir() and not q.is_symlink():
+            shutil.rmtree(q)
+        elif q.exists() or q.is_symlink():
+            q.unlink()
+    return p
+
+
+def loss_note(res: TrainResult) -> str | None:
+    """Say so when the written weights lose more than the solver's optimum claims (no polishing, a solver
+    network on the boundary of its rows): the solver's objective is then not the written network's loss."""
+    ls = next((st.solution for st in res.stages if st.name == "loss"), None)
+    if res.best is None or ls is None or ls.objective is None or res.best.loss <= ls.objective + 1e-6:
+        return None
+    return (f"the written weights' exact loss {res.best.loss} exceeds the solver's objective {ls.objective:g}: "
+            "its network meets its rows only within floating-point tolerance; polishing (training.polish: min) "
+            "recovers it")
+
+
+def certificate_doc(res: TrainResult) -> dict[str, Any]:
+    s = res.solution
+    if s.solver == "ste":
+        return {"format": CERT_FORMAT, "version": 1, "kind": "heuristic", "proven": False,
+                "note": "trained by the STE heuristic: no bound", "status": res.status,
+                "data_sha256": res.data.sha256(), "bnnmilp_version": __version__}
+    loss_stage = next((st for st in res.stages if st.name == "loss"), None)
+    ls = loss_stage.solution if loss_stage else s
+    return {
+        "format": CERT_FORMAT,
+        "version": 1,
+        "kind": "solver_bound",
+        "proven": False,
+        "note": "objective, bound and gap of the loss stage as reported by the solver in floating point; "
+                "the bound is not independently proven",
+        "solver": {"name": s.solver, "version": s.solver_version},
+        "status": res.status,
+        "objective": ls.objective if loss_stage else None,
+        "bound": res.loss_bound,
+        "bound_scope": res.bound_scope,
+        **({"checkpoint": CHECKPOINT_NOTE} if s.info.get("checkpoint") else {}),
+        "gap": ls.gap if loss_stage else None,
+        "written_loss": res.best.loss if res.best else None,
+        "written_loss_note": loss_note(res),
+        "nodes": sum(st.solution.nodes for st in res.stages),
+        "runtime_s": round(sum(st.solution.runtime_s for st in res.stages), 6),
+        "stages": [_stage_doc(st) for st in res.stages],
+        "time_limit": res.spec.solver.time_limit,
+        "model_sha256": res.model_sha256,
+        "model": res.model_stats,
+        "data_sha256": res.data.sha256(),
+        "bnnmilp_version": __version__,
+    }
+
+
+def weights_doc(res: TrainResult) -> dict[str, Any]:
+    best = res.best
+    assert best is not None
+    spec = res.spec.to_dict()
+    return {
+        "format": WEIGHTS_FORMAT,
+        "version": 1,
+        "network": spec["network"],
+        "training": spec["training"],
+        "data": {"path": res.data.path, "sha256": res.data.sha256(), "samples": res.data.n_samples},
+        "training_loss": {
+            "loss": res.spec.training.loss,
+            "value": best.loss,
+            "computed": "exact forward pass of these weights (rational arithmetic)",
+            "status": res.status,
+            "best_so_far": res.status not in ("optimal", "heuristic"),
+            **({"checkpoint": CHECKPOINT_NOTE} if res.solution.info.get("checkpoint") else {}),
+            "solver_objective": res.stages[0].solution.objective if res.stages else None,
+            "solver_bound": res.loss_bound,
+            "source": best.source,
+        },
+        "margin": {
+            "epsilon": res.spec.training.epsilon,
+            "min_slack": fraction_str(best.min_slack),
+            "min_slack_float": float(best.min_slack),
+            "epsilon_feasible": best.epsilon_feasible,
+        },
+        "layers": best.network.to_layers_doc(),
+    }
+
+
+def discard_checkpoints(run_dir: str | Path, created: bool) -> None:
+    """After a failed solve: remove the checkpoint files this run wrote (the folder too, when the run created
+    it and nothing else is in it), so that a failure leaves nothing that looks like a result."""
+    out = Path(run_dir)
+    for name in ("weights.yaml", "weights.npz", "certificate.json"):
+        (out / name).unlink(missing_ok=True)
+    if created and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+
+
+def write_run(res: TrainResult, run_dir: str | Path, fmt: str | None = None) -> dict[str, Path]:
+    """Write the run folder; the weights only when a network exists, as weights.yaml or, for networks with
+    more than NPZ_ABOVE parameters (or ``fmt="npz"``), weights.npz."""
+    out = Path(run_dir)
+    paths = {"certificate": write_json_atomic(out / "certificate.json", certificate_doc(res))}
+    if res.best is not None:
+        size = sum(w.size + t.size for w, t in zip(res.best.network.weights, res.best.network.thresholds,
+                                                   strict=True))
+        if (fmt or ("npz" if size > NPZ_ABOVE else "yaml")) == "npz":
+            paths["weights"] = write_weights_npz(out / "weights.npz", weights_doc(res))
+        else:
+            paths["weights"] = write_yaml_atomic(out / "weights.yaml", weights_doc(res))
+    return paths
+
+
+def write_weights_npz(path: str | Path, doc: dict[str, Any]) -> Path:
+    """A weights document as NPZ: the header (every key but ``layers``) as JSON, then one float64 array per
+    layer's weights and thresholds (``W0``, ``t0``, ...; a sparse layer as ``W0.indptr``, ``W0.indices``,
+    ``W0.data``, ``W0.shape``): exact doubles, loaded without YAML parsing."""
+    import io
+    import json
+
+    import numpy as np
+
+    header = {k: v for k, v in doc.items() if k != "layers"}
+    arrays = {"header": np.array(json.dumps(header))}
+    for l, layer in enumerate(doc["layers"]):
+        W = layer["weights"]
+        if is_sparse(W):  # W<l>.indptr, W<l>.indices, W<l>.data, W<l>.shape
+            arrays.update({f"W{l}.{part}": np.asarray(getattr(W, part)) for part in ("indptr", "indices", "data")})
+            arrays[f"W{l}.shape"] = np.asarray(W.shape, dtype=np.int64)
+        else:
+            arrays[f"W{l}"] = np.asarray(W, dtype=np.float64)
+        arrays[f"t{l}"] = np.asarray(layer["thresholds"], dtype=np.float64)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(buf.getvalue()))
+
+
+def write_network(path: str | Path, net: Network, header: dict[str, Any]) -> Path:
+    """A network with its file header: NET.npz (sparse layers kept sparse) or, for any other name, YAML."""
+    if Path(path).suffix.lower() == ".npz":
+        return write_weights_npz(path, {**header, "layers": net.to_layers_doc(sparse=True)})
+    return write_yaml_atomic(path, {**header, "layers": net.to_layers_doc()})
+
+
+def read_weights_npz(p: Path) -> dict[str, Any]:
+    """The weights document of an NPZ file (nothing is unpickled)."""
+    import io
+    import json
+    import zipfile
+
+    import numpy as np
+
+    from bnnmilp.io.yamlio import read_input
+
+    raw = read_input(p, WeightsError)
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        header = json.loads(str(arrays.pop("header")))
+    except KeyError:
+        raise WeightsError(str(p), "header", "missing array") from None
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError):
+        raise WeightsError(str(p), None, "not a bnnmilp weights NPZ file") from None
+    if not isinstance(header, dict):
+        raise WeightsError(str(p), "header", "expected a JSON object")
+    layers, used = [], 0
+    every = "expected arrays W0, t0, W1, t1, ... for every layer"
+    while any(k in (f"W{len(layers)}", f"t{len(layers)}") or k.startswith(f"W{len(layers)}.") for k in arrays):
+        l = len(layers)
+        if f"t{l}" not in arrays:
+            raise WeightsError(str(p), f"W{l}", every)
+        if f"W{l}" in arrays:
+            W, used = arrays[f"W{l}"], used + 2
+        elif any(k.startswith(f"W{l}.") for k in arrays):
+            parts = {q: arrays.get(f"W{l}.{q}") for q in ("indptr", "indices", "data", "shape")}
+            if any(v is None for v in parts.values()):
+                raise WeightsError(str(p), f"W{l}", "expected a sparse layer's W<l>.indptr, .indices, .data, .shape")
+            W, used = sparse_layer(str(p), f"W{l}", parts), used + 5
+        else:
+            raise WeightsError(str(p), f"W{l}", every)
+        layers.append({"weights": W, "thresholds": arrays[f"t{l}"]})
+    if used != len(arrays):
+        raise WeightsError(str(p), "layers", "expected arrays W0, t0, W1, t1, ... and nothing else")
+    return {**header, "layers": layers}
+
+
+def sparse_layer(path: str, key: str, parts: dict[str, np.ndarray]) -> Csr:
+    """A CSR layer from its arrays, checked: integer index arrays, rows in order, columns in range and sorted."""
+    indptr, indices, data, shape = parts["indptr"], parts["indices"], parts["data"], parts["shape"]
+    ok = (shape.shape == (2,) and indptr.ndim == indices.ndim == data.ndim == 1
+          and all(np.issubdtype(a.dtype, np.integer) for a in (indptr, indices, shape))
+          and np.issubdtype(data.dtype, np.floating) and indices.size == data.size)
+    if ok:
+        rows, cols = int(shape[0]), int(shape[1])
+        ok = (rows >= 1 and cols >= 1 and indptr.size == rows + 1 and indptr[0] == 0 and indptr[-1] == data.size
+              and bool(np.all(np.diff(indptr) >= 0)) and bool(np.all((indices >= 0) & (indices < cols))))
+        if ok:
+            row_of = np.repeat(np.arange(rows), np.diff(indptr))
+            ok = bool(np.all((np.diff(row_of) > 0) | (np.diff(indices) > 0)))
+    if not ok:
+        raise WeightsError(path, key, "expected a CSR matrix: shape (2 integers), indptr (rows + 1, from 0, "
+                                      "non-decreasing), indices (sorted columns in range), data (floats)")
+    return Csr((rows, cols), indptr.astype(np.int64), indices.astype(np.int64), data.astype(np.float64))
+
+
+@dataclass
+class WeightsFile:
+    """A weights file read back: its path, spec, network and the whole document (claims included)."""
+
+    path: str
+    spec: Spec
+    network: Network
+    doc: dict[str, Any]
+
+
+def load_weights(path: str | Path, ensemble: bool = True) -> WeightsFile:
+    """Read a weights file (YAML or NPZ, or the one inside a run folder).
+
+    Parameters
+    ----------
+    path : str or Path
+        A run folder, ``weights.yaml``, ``weights.npz``, or ``-`` (standard input).
+    ensemble : bool
+        Whether an ensemble file is accepted (it gives an EnsembleFile); with False it is a one-line error.
+
+    Returns
+    -------
+    WeightsFile
+        ``.network`` (a :class:`Network`), ``.spec`` and ``.doc``, validated against each other.
+    """
+    from bnnmilp.io.yamlio import sniff
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "weights.yaml" if (p / "weights.yaml").exists() or not (p / "weights.npz").exists() \
+            else p / "weights.npz"
+    doc = read_weights_npz(p) if sniff(p) == "npz" else read_yaml(p, WeightsError)
+    if doc.get("format") == "bnnmilp-ensemble":
+        from bnnmilp.training.ensemble import load_ensemble
+
+        if not ensemble:
+            raise WeightsError(str(p), "format", "one network; this is a one-vs-one ensemble: pass one of its "
+                                                 "members' folders (members/A_B) instead")
+        return load_ensemble(p, doc)  # type: ignore[return-value]
+    if doc.get("format") != WEIGHTS_FORMAT:
+        raise WeightsError(str(p), "format", f"expected {WEIGHTS_FORMAT!r}")
+    for key in ("network", "layers"):
+        if key not in doc:
+            raise WeightsError(str(p), key, "missing required key")
+    spec = parse_spec({"network": doc["network"], "training": doc.get("training", {})}, str(p))
+    net = Network.from_layers_doc(doc["layers"], str(p), list(spec.network.layers))
+    return WeightsFile(str(p), spec, net, doc)
+
+
+def write_ensemble(run_dir: str | Path, spec: Spec, data_path: str, records: list[dict]) -> dict[str, Path]:
+    """Members' folders (weights.yaml, certificate.json) and the combined RUN_DIR/weights.yaml."""
+    out = Path(run_dir)
+    members = []
+    for rec in records:
+        res = rec.get("result") or {}
+        a, b = res.get("classes") or rec["payload"]["classes"]
+        folder = out / "members" / f"{a}_{b}"
+        if res.get("certificate"):
+            write_json_atomic(folder / "certificate.json", res["certificate"])
+        if res.get("weights"):
+            write_yaml_atomic(folder / "weights.yaml", res["weights"])
+            members.append({"classes": [a, b], "folder": f"members/{a}_{b}", "weights": res["weights"]})
+    doc = {"format": "bnnmilp-ensemble", "version": 1, "kind": "ovo", "n_classes": spec.network.n_outputs,
+           "tie_break": "lowest class index among the most votes", "data": data_path,
+           "members": members}
+    return {"weights": write_yaml_atomic(out / "weights.yaml", doc), "members": out / "members"}

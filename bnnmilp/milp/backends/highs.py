@@ -1,0 +1,275 @@
+"""The embedded backend: numpy arrays -> highspy, no modelling layer in between.
+
+Ctrl-C during a solve cancels HiGHS (``cancelSolve``) and keeps its
+incumbent; progress comes from the MIP-interrupt callback, whose handler only
+copies four numbers (it fires thousands of times a second).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import highspy
+import numpy as np
+
+from bnnmilp.milp.backends.base import Progress, ProgressFn, Solution, SolveOptions
+from bnnmilp.milp.model import StandardModel
+
+_STATUS = {
+    "kOptimal": "optimal",
+    "kTimeLimit": "time_limit",
+    "kInterrupt": "interrupted",
+    "kInfeasible": "infeasible",
+    "kUnbounded": "unbounded",
+    "kUnboundedOrInfeasible": "infeasible",
+}
+
+
+_banner_shown = False
+
+
+def new_highs() -> highspy.Highs:
+    """A silent Highs instance. The first one prints a banner on stdout even with output off:
+    keep it off file descriptor 1 so that ``--json`` output stays clean."""
+    global _banner_shown
+    if not _banner_shown:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 1)
+                h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        _banner_shown = True
+    else:
+        h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    return h
+
+
+def version() -> str:
+    h = new_highs()
+    return f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
+
+
+def _finite(v: np.ndarray) -> np.ndarray:
+    return np.clip(v, -highspy.kHighsInf, highspy.kHighsInf).astype(np.float64)
+
+
+def to_highs(model: StandardModel, names: bool = False) -> highspy.Highs:
+    """A silent Highs instance holding the model (row-wise matrix passed in one call)."""
+    h = new_highs()
+    lp = highspy.HighsLp()
+    lp.num_col_ = model.n_cols
+    lp.num_row_ = model.n_rows
+    lp.col_cost_ = model.c
+    lp.offset_ = model.offset
+    lp.col_lower_ = _finite(model.col_lower)
+    lp.col_upper_ = _finite(model.col_upper)
+    lp.row_lower_ = _finite(model.row_lower)
+    lp.row_upper_ = _finite(model.row_upper)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.start_ = model.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = model.indices.astype(np.int32)
+    lp.a_matrix_.value_ = model.data
+    lp.a_matrix_.num_col_ = model.n_cols
+    lp.a_matrix_.num_row_ = model.n_rows
+    if model.integrality.any():
+        lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+                           for i in model.integrality]
+    if names:
+        lp.col_names_ = model.col_names()
+        lp.row_names_ = model.row_names()
+    h.passModel(lp)
+    return h
+
+
+_threads_in_use: int | None = None
+
+
+def _use_threads(h: highspy.Highs, threads: int) -> None:
+    """HiGHS keeps one thread scheduler per process: reset it when a solve asks for another count."""
+    global _threads_in_use
+    if _threads_in_use is not None and _threads_in_use != threads:
+        highspy.Highs.resetGlobalScheduler(True)
+    h.setOptionValue("threads", threads)
+    _threads_in_use = threads
+
+
+def write(model: StandardModel, path: str | Path) -> None:
+    """Write MPS or LP (by extension) with HiGHS' own writer.
+
+    HiGHS does not report failed writes (a full disk leaves a truncated file and status ok): a write that
+    leaves the file system without a free block is taken as failed, and the file is removed."""
+    import errno
+
+    h = to_highs(model, names=True)
+    status = h.writeModel(str(path))
+    vfs = os.statvfs(Path(path).parent)
+    full = vfs.f_bavail * vfs.f_frsize < max(vfs.f_frsize, 1)
+    if status != highspy.HighsStatus.kOk or full:
+        Path(path).unlink(missing_ok=True)
+        raise OSError(errno.ENOSPC if full else errno.EIO,
+                      "No space left on device" if full else "HiGHS could not write the model", str(path))
+
+
+CHECKPOINT_EVERY = 2.0  # seconds between two incumbents handed to ``on_incumbent``
+
+
+def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None = None,
+          progress: ProgressFn | None = None, h: highspy.Highs | None = None,
+          on_incumbent: Callable[[np.ndarray], None] | None = None) -> Solution:
+    """Solve ``model``; with ``h``, re-solve an instance already holding it (possibly with changed bounds).
+
+    ``on_incumbent(x)`` gets the newest improving solution at most every CHECKPOINT_EVERY seconds, called
+    from this thread (the solver's callback only keeps a copy), so that a caller can checkpoint it."""
+    h = to_highs(model) if h is None else h
+    h.setOptionValue("time_limit", float(options.time_limit) if options.time_limit is not None else highspy.kHighsInf)
+    h.setOptionValue("mip_rel_gap", float(options.mip_gap))
+    _use_threads(h, int(options.threads))
+    h.setOptionValue("presolve", "on" if options.presolve else "off")
+    if options.tight:
+        for opt in ("primal_feasibility_tolerance", "dual_feasibility_tolerance", "mip_feasibility_tolerance"):
+            h.setOptionValue(opt, 1e-9)
+    if options.mip_gap == 0.0 and model.objective_integral:
+        # an integral objective is optimal once the gap is below 1: exact, and saves the last nodes
+        h.setOptionValue("mip_abs_gap", 1.0 - 1e-6)
+    if start is not None:
+        sol = highspy.HighsSolution()
+        sol.col_value = list(map(float, start))
+        sol.value_valid = True
+        h.setSolution(sol)
+    snap = Progress()
+    root = [float("-inf")]  # the dual bound while the root node is processed (no branching yet)
+
+    def on_interrupt(e: object) -> None:
+        out = e.data_out  # type: ignore[attr-defined]
+        snap.incumbent, snap.bound, snap.gap = out.mip_primal_bound, out.mip_dual_bound, out.mip_gap
+        snap.nodes, snap.elapsed = out.mip_node_count, out.running_time
+        if snap.nodes == 0:
+            root[0] = max(root[0], snap.bound)
+
+    if progress is not None and model.integrality.any():  # a Python callback slows the solve: only on request
+        h.cbMipInterrupt += on_interrupt
+    newest: list[np.ndarray] = []
+
+    def on_improving(e: object) -> None:
+        newest[:] = [np.array(e.data_out.mip_solution, dtype=np.float64)]  # type: ignore[attr-defined]
+
+    if on_incumbent is not None and model.integrality.any():
+        h.cbMipImprovingSolution += on_improving
+    handed = [-np.inf]
+
+    def hand_over() -> None:
+        if newest and time.perf_counter() - handed[0] >= CHECKPOINT_EVERY:
+            x_new = newest.pop()
+            handed[0] = time.perf_counter()
+            on_incumbent(x_new)  # type: ignore[misc]
+    h.HandleUserInterrupt = True  # lets cancelSolve() (our Ctrl-C handler) stop simplex, IPM and MIP
+    t0 = time.perf_counter()
+    interrupted = False
+    thread = h.startSolve()
+    while True:
+        try:
+            done, _ = h.wait(0.1)
+            if done:
+                break
+            if progress is not None:
+                snap.elapsed = time.perf_counter() - t0
+                progress(snap)
+            if on_incumbent is not None:
+                hand_over()
+        except KeyboardInterrupt:
+            interrupted = True
+            h.cancelSolve()
+    thread.join()
+    runtime = time.perf_counter() - t0
+    status = _STATUS.get(h.getModelStatus().name, "error")
+    if interrupted and status != "optimal":
+        status = "interrupted"
+    info = h.getInfo()
+    has_point = info.primal_solution_status == 2
+    x = np.array(h.getSolution().col_value, dtype=np.float64) if has_point else None
+    is_mip = bool(model.integrality.any())
+    obj = float(info.objective_function_value) if has_point else None
+    if is_mip:
+        bound = float(info.mip_dual_bound)
+        gap = float(info.mip_gap)
+        nodes = int(info.mip_node_count)
+    else:
+        bound, gap, nodes = (obj if status == "optimal" else None), (0.0 if status == "optimal" else None), 0
+    if bound is not None and not np.isfinite(bound):
+        bound = None
+    if gap is not None and not np.isfinite(gap):
+        gap = None
+    ver = f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
+    extra: dict = {"interrupted_by_user": interrupted}
+    if is_mip:  # solved at the root (no branching): the final bound is the root's; else seen with progress only
+        rb = bound if nodes <= 1 and bound is not None else root[0]
+        extra["root_bound"] = float(rb) if rb is not None and np.isfinite(rb) else None
+    return Solution(status, x, obj, bound, gap, nodes, runtime, "highs", ver, extra)
+
+
+def read(path: str | Path) -> StandardModel:
+    """Read an MPS or LP file (HiGHS' reader) into the standard-form arrays; maximisation is negated."""
+    from bnnmilp.errors import ModelFileError
+    from bnnmilp.io.yamlio import is_stdio, read_input
+    from bnnmilp.milp.model import Block
+
+    h = new_highs()
+    if is_stdio(path):  # standard input: MPS if it has a ROWS section, else LP (HiGHS reads by extension)
+        import re
+        import tempfile
+
+        raw = read_input(path, ModelFileError)
+        fmt = "mps" if re.search(rb"^ROWS\s*$", raw, re.M) else "lp"
+        with tempfile.TemporaryDirectory(prefix="bnnmilp_") as d:
+            tmp = Path(d) / f"stdin.{fmt}"
+            tmp.write_bytes(raw)
+            ok = h.readModel(str(tmp)) == highspy.HighsStatus.kOk
+    else:
+        if not Path(path).exists():
+            raise ModelFileError(str(path), None, "file not found")
+        ok = h.readModel(str(path)) == highspy.HighsStatus.kOk
+    if not ok:
+        raise ModelFileError(str(path), None, "not a model file HiGHS can read (MPS or LP)")
+    lp = h.getLp()
+    n, m = lp.num_col_, lp.num_row_
+    a = lp.a_matrix_
+    start, index, value = np.asarray(a.start_), np.asarray(a.index_), np.asarray(a.value_)
+    if a.format_ == highspy.MatrixFormat.kColwise:  # transpose to rows
+        cols = np.repeat(np.arange(n), np.diff(start))
+        order = np.lexsort((cols, index))
+        counts = np.bincount(index, minlength=m)
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        indices, data = cols[order], value[order]
+    else:
+        indptr, indices, data = start, index, value
+    sign = -1.0 if lp.sense_ == highspy.ObjSense.kMaximize else 1.0
+    inf = highspy.kHighsInf
+
+    def unbound(v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64)
+        return np.where(v >= inf, np.inf, np.where(v <= -inf, -np.inf, v))
+
+    integ = np.zeros(n, dtype=bool)
+    if len(lp.integrality_):
+        integ = np.array([t == highspy.HighsVarType.kInteger for t in lp.integrality_], dtype=bool)
+    col_names = list(lp.col_names_) if len(lp.col_names_) == n else [f"c{j}" for j in range(n)]
+    row_names = list(lp.row_names_) if len(lp.row_names_) == m else [f"r{i}" for i in range(m)]
+    model = StandardModel(
+        c=sign * np.asarray(lp.col_cost_, dtype=np.float64), offset=sign * float(lp.offset_),
+        col_lower=unbound(lp.col_lower_), col_upper=unbound(lp.col_upper_), integrality=integ,
+        indptr=np.asarray(indptr, dtype=np.int64), indices=np.asarray(indices, dtype=np.int64),
+        data=np.asarray(data, dtype=np.float64), row_lower=unbound(lp.row_lower_), row_upper=unbound(lp.row_upper_),
+        col_blocks={"cols": Block("cols", 0, (n,))}, row_blocks={"rows": Block("rows", 0, (m,))},
+        name=Path(path).stem, names=(col_names, row_names),
+    )
+    model.objective_integral = model.objective_integral_by_structure()
+    return model

@@ -1,0 +1,1 @@
+"""Training: the pipeline (spec + data -> network, every claim exact), its methods, objectives, polishing, ensembles."""

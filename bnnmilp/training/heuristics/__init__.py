@@ -1,0 +1,5 @@
+"""Heuristics that produce networks fast: baselines on their own, and starts for the MILP."""
+
+from bnnmilp.training.heuristics.ste import ste_train
+
+__all__ = ["ste_train"]

@@ -1,0 +1,413 @@
+"""Training: spec + data -> formulation -> model -> solver -> network, with every claim recomputed exactly.
+
+The loss bnnmilp reports is never the solver's number: it is the loss of the
+written weights under the exact forward pass. The solver's bound is reported
+as such (a claim about the epsilon-margin problem, not independently proven).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from bnnmilp import formulations
+from bnnmilp.data import Dataset
+from bnnmilp.milp.backends.base import ProgressFn, Solution
+from bnnmilp.network import Network, training_loss, training_slack
+from bnnmilp.spec import Spec
+from bnnmilp.training.objectives import StageResult, solve_stages
+from bnnmilp.training.polish import nearest_feasible, pattern_of, polish, snap_thresholds
+
+
+@dataclass
+class Candidate:
+    """A network with its exactly recomputed loss and margin."""
+
+    network: Network
+    source: str  # "solver" (snapped), "polished", "ste", "start"
+    loss: int
+    min_slack: Fraction
+
+    @property
+    def epsilon_feasible(self) -> bool:
+        """True when the network satisfies the training problem's epsilon margin everywhere."""
+        return self.min_slack >= 0
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the chosen network (``best``) with its exact loss, the solver's stages,
+    the start, the status, the bound and its scope, and the time each part took."""
+
+    spec: Spec
+    data: Dataset
+    solution: Solution  # the last stage's solve (or a record of the heuristic run)
+    best: Candidate | None
+    model_stats: dict = field(default_factory=dict)
+    model_sha256: str = ""
+    stages: list[StageResult] = field(default_factory=list)
+    start: Candidate | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per part (STE, build, stages, polish)
+
+    @property
+    def status(self) -> str:
+        """optimal only when every stage was solved to optimality."""
+        for st in self.stages:
+            if st.solution.status != "optimal":
+                return st.solution.status
+        return self.solution.status
+
+    @property
+    def local_search(self) -> bool:
+        """Whether the loss stage ran in a trust region around the start, on the start's hidden pattern
+        (``method: decompose``) or as a large-neighbourhood search (``lns`` beyond the whole-MILP size): its
+        bound is then only local, or there is none."""
+        return (self.spec.training.method == "decompose" or in_trust_region(self.spec, self.start is not None)
+                or any(st.name == "lns" for st in self.stages))
+
+    @property
+    def bound_scope(self) -> str:
+        """What the reported bound covers, in words."""
+        if any(st.name == "lns" for st in self.stages):
+            return "none: a large-neighbourhood search proves no bound on the training problem"
+        if self.spec.training.method == "decompose":
+            return "none: the hidden pattern was fixed by the STE heuristic (decomposition)"
+        return "trust region around the start (not a bound of the training problem)" if self.local_search \
+            else "global"
+
+    @property
+    def loss_bound(self) -> float | None:
+        """The solver's bound on the training loss (from the loss stage; None when there is none, or when
+        it only holds in a trust region)."""
+        if self.local_search:
+            return None
+        for st in self.stages:
+            if st.name == "loss":
+                return st.solution.bound
+        return None
+
+
+def in_trust_region(spec: Spec, has_start: bool) -> bool:
+    """Whether the loss stage is a local search: a trust region around a start, continuous weights."""
+    tr = spec.training
+    return bool(tr.trust_region and tr.trust_region_scope == "all" and has_start
+                and spec.network.weights == "continuous")
+
+
+def prefers_solver(spec: Spec) -> bool:
+    """Margin objectives: the solver's per-neuron margins are what was asked for, unless polishing is per unit."""
+    return "margin" in spec.training.objective and spec.training.polish != "neuron"
+
+
+def evaluate(spec: Spec, net: Network, data: Dataset, source: str) -> Candidate:
+    X, out = data.features, spec.network.output
+    loss = training_loss(net, X, data.labels, data.targets(spec.network.n_outputs), spec.training.loss, out)
+    slack, _ = training_slack(net, X, data.labels, spec.training.epsilon, out)
+    return Candidate(net, source, loss, slack)
+
+
+def trivial_start(spec: Spec) -> Network | None:
+    """W = 0, lambda = 0: every pre-activation is 0 >= 0, all bits 1; feasible unless weights are binary."""
+    if spec.network.weights == "binary":
+        return None
+    L = spec.network.layers
+    return Network([np.zeros((L[i + 1], L[i])) for i in range(len(L) - 1)], [np.zeros(d) for d in L[1:]])
+
+
+def choose(cands: list[Candidate], prefer_solver: bool = False) -> Candidate | None:
+    """Prefer the lowest exact loss, then networks meeting the epsilon margin, then the larger margin.
+
+    With ``prefer_solver`` (margin objectives) the solver's own weights win ties over polished ones:
+    their per-neuron margins are what was asked for.
+    """
+    if not cands:
+        return None
+    rank = {"solver": 0, "lns": 0, "polished": 1, "ste": 2, "start": 3}
+    if prefer_solver:
+        return min(cands, key=lambda c: (c.loss, not c.epsilon_feasible, rank[c.source], -c.min_slack))
+    return min(cands, key=lambda c: (c.loss, not c.epsilon_feasible, -c.min_slack, rank[c.source]))
+
+
+def exact_start(spec: Spec, net: Network, data: Dataset, source: str) -> Candidate:
+    """A heuristic network made feasible for the MILP (epsilon margin) without changing its bits.
+
+    Thresholds are snapped first (weights unchanged); only if that cannot meet the margin are the
+    weights moved, as little as possible (L1). The network keeps its own activation pattern, hence its loss.
+    """
+    X = data.features
+    pattern = pattern_of(spec, net, X, data.labels)
+    snapped = evaluate(spec, snap_thresholds(spec, X, pattern, net), data, source)
+    if snapped.epsilon_feasible:
+        return snapped
+    near = nearest_feasible(spec, X, pattern, net)
+    cands = [snapped] + ([evaluate(spec, near, data, source)] if near is not None else [])
+    return choose(cands)  # type: ignore[return-value]
+
+
+def ste_networks(spec: Spec, data: Dataset) -> list[Network]:
+    from bnnmilp.training.heuristics.ste import SteOptions, ste_train
+
+    return ste_train(spec, data.features, data.targets(spec.network.n_outputs), SteOptions(seed=spec.training.seed))
+
+
+def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: Network | None = None,
+          formulation: str = "theorem1", checkpoint: Callable[[TrainResult], None] | None = None,
+          announce: Callable[[str], None] | None = None) -> TrainResult:
+    """Train a BNN by the spec's method; every candidate network is evaluated exactly before it is chosen.
+
+    Parameters
+    ----------
+    spec : Spec
+        The network, the method (``training.method``: ``lns``, the default, ``milp``, ``ste``,
+        ``decompose``), the objective stages, the solver and its limits.
+    data : Dataset
+        The training data.
+    progress : callable, optional
+        Called with the solver's progress (incumbent, bound, gap, nodes, elapsed).
+    start : Network, optional
+        A start network (instead of STE's), made to meet the epsilon margin without changing its bits.
+    formulation : str
+        The registered training formulation.
+    checkpoint : callable, optional
+        Called with the start and then with every better incumbent (every few seconds at most), each
+        evaluated exactly and labelled as a checkpoint, so that a killed run still leaves its last one.
+    announce : callable, optional
+        Called with the steps of long work (text), as they start.
+
+    Returns
+    -------
+    TrainResult
+        ``best`` (the chosen network, its exact loss and margin), ``status``, ``loss_bound`` (the solver's,
+        None where the search was local) and its ``bound_scope``, ``stages``, ``start``, ``timings``.
+
+    Notes
+    -----
+    With ``solver.budget`` every part (STE, building, each stage, polishing) shares one wall-clock budget,
+    counted from here unless ``solver.deadline`` is already set (the command line counts from its start);
+    ``solver.time_limit`` still caps each stage.
+    """
+    if spec.solver.budget is not None and spec.solver.deadline is None:
+        spec = spec.with_solver(deadline=time.monotonic() + spec.solver.budget)
+    clock = Timings()
+    res = _train(spec, data, progress, start, formulation, clock, checkpoint, announce or (lambda _t: None))
+    res.timings = clock.parts
+    return res
+
+
+class Timings:
+    """Seconds per part of a training run, in the order the parts ran."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def restart(self) -> None:
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.parts[name] = round(self.parts.get(name, 0.0) + now - self._t, 3)
+        self._t = now
+
+
+def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Network | None, formulation: str,
+           clock: Timings, checkpoint: Callable[[TrainResult], None] | None = None,
+           announce: Callable[[str], None] = lambda _t: None) -> TrainResult:
+    data.check_fits(spec.network.n_inputs, spec.network.n_outputs)
+    X, Y = data.features, data.targets(spec.network.n_outputs)
+    spec = resolved(spec)
+    tr = spec.training
+    start_c = None
+    if tr.method in ("ste", "decompose", "lns") or tr.warm_start == "ste":
+        announce(f"STE heuristic on {data.n_samples} samples")
+    if tr.method == "ste":  # the baseline: STE's own weights, evaluated exactly, untouched
+        t0 = time.perf_counter()
+        best = evaluate(spec, ste_networks(spec, data)[0], data, "ste")
+        sol = Solution("heuristic", None, None, None, None, 0, time.perf_counter() - t0, "ste", "bnnmilp")
+        clock.lap("ste")
+        return TrainResult(spec, data, sol, best, start=best)
+    given = None  # the start as the heuristic (or the user) gave it, before it was made to meet the margin
+    if start is not None:
+        start_c, given = exact_start(spec, start, data, "start"), evaluate(spec, start, data, "start")
+    elif tr.warm_start == "ste" or tr.method in ("decompose", "lns"):
+        made = [(exact_start(spec, n, data, "ste"), n) for n in ste_networks(spec, data)[:3]]
+        start_c = choose([c for c, _ in made])
+        given = evaluate(spec, next(n for c, n in made if c is start_c), data, "ste")
+        clock.lap("ste")
+    if tr.method == "decompose":
+        return _decomposed(spec, data, start_c, progress, clock)  # type: ignore[arg-type]
+    if tr.method == "lns" and not whole_milp(spec, data.n_samples):
+        return _searched(spec, data, start_c, given, progress, clock, checkpoint)  # type: ignore[arg-type]
+    form = formulations.get(formulation)
+    announce(f"building the training MILP ({data.n_samples} samples, layers {list(spec.network.layers)})")
+    tm = form.build(spec, X, Y)
+    start_net = start_c.network if start_c is not None else trivial_start(spec)
+    x0 = tm.solution_from(start_net) if start_net is not None else None
+    if in_trust_region(spec, start_c is not None) and x0 is not None:  # the box also tightens the big-M values
+        rho = float(tr.trust_region)  # type: ignore[arg-type]
+        box = [(x0[tm.model.cols(f"w{l}")] - rho, x0[tm.model.cols(f"w{l}")] + rho)
+               for l in range(1, spec.network.depth + 1)]
+        tm = form.build(spec, X, Y, box)
+        x0 = tm.solution_from(start_net)
+    clock.lap("build")
+    st = tm.model.stats()
+    announce(f"built in {clock.parts['build']:.2f}s: {st.get('variables')} variables, {st.get('rows')} rows; solving")
+    on_incumbent = None
+    if checkpoint is not None:
+        t_solve = time.perf_counter()
+        written: list[Candidate] = []
+
+        def keep(cand: Candidate) -> None:
+            rank = (cand.loss, not cand.epsilon_feasible)
+            if written and rank >= (written[-1].loss, not written[-1].epsilon_feasible):
+                return
+            written[:] = [cand]
+            sol = Solution("interrupted", None, None, None, None, 0, time.perf_counter() - t_solve, "highs", "",
+                           {"checkpoint": True})
+            checkpoint(TrainResult(spec, data, sol, cand, tm.model.stats(), tm.model.fingerprint(), [], start_c))
+
+        def on_incumbent(x: np.ndarray) -> None:
+            raw, pattern = tm.network_from(x), tm.pattern_from(x)
+            keep(evaluate(spec, snap_thresholds(spec, X, pattern, raw), data, "solver"))
+
+        if start_c is not None:
+            keep(start_c)
+    stages = solve_stages(tm, spec.solver, start=x0, progress=progress, warm=start_c is not None,
+                          on_incumbent=on_incumbent)
+    for st in stages:  # the stages' own times (the solver's), then the clock goes on from here
+        clock.parts[f"stage {st.name}"] = round(st.solution.runtime_s, 3)
+    clock.restart()
+    cands = []
+    if start_c is not None:  # the result is never worse than the start, even one the MILP could not take
+        cands.append(start_c)
+    elif start_net is not None and x0 is not None:
+        cands.append(evaluate(spec, start_net, data, "start"))
+    sol = stages[-1].solution
+    with_point = [st for st in stages if st.solution.x is not None]
+    if with_point:
+        x = with_point[-1].solution.x
+        raw, pattern = tm.network_from(x), tm.pattern_from(x)
+        cands.append(evaluate(spec, snap_thresholds(spec, X, pattern, raw), data, "solver"))
+        cands += _polished(spec, data, raw, pattern)
+        if tr.method == "lns" and given is not None and cands[-1].loss < given.loss:
+            cands += nearest(spec, data, cands[-1].network, given.network, "solver")
+        clock.lap("polish")
+    best = choose(cands, prefer_solver=prefers_solver(spec))
+    if best is not None and tr.method == "lns":
+        best = unless_no_better(spec, data, best, given)
+    return TrainResult(spec, data, sol, best, tm.model.stats(), tm.model.fingerprint(), stages, start_c)
+
+
+def resolved(spec: Spec) -> Spec:
+    """The spec with ``polish: auto`` made concrete: ``min`` after a MILP (its point sits on the boundary of
+    its rows), ``none`` after STE or ``lns`` (their networks meet the margin; ``lns`` moves the solver's bits
+    onto the weights nearest its start instead, which keeps what STE learned)."""
+    if spec.training.polish != "auto":
+        return spec
+    tr = spec.training
+    return spec.with_training(polish="none" if tr.method in ("ste", "lns") else "min")
+
+
+WHOLE_BITS = 400  # method lns: the whole MILP (from the STE start) up to this many activation bits
+
+
+def whole_milp(spec: Spec, n_samples: int) -> bool:
+    """``method: lns`` solves the whole MILP, from the STE start, when it has at most WHOLE_BITS activation
+    bits (samples x units): then the bound is global; beyond, the large-neighbourhood search runs instead."""
+    return n_samples * sum(spec.network.layers[1:]) <= WHOLE_BITS
+
+
+def unless_no_better(spec: Spec, data: Dataset, best: Candidate, given: Candidate | None) -> Candidate:
+    """``method: lns`` writes the start as the heuristic gave it unless the MILP found a lower exact loss: a
+    network made to meet the epsilon margin (thresholds snapped, weights moved) fits the training data no
+    better and generalises worse (the margin serves the MILP's rows, not the plain rule a >= lambda). The
+    result goes on the 2^-24 grid where that keeps it (``on_grid``)."""
+    if given is not None and given.loss <= best.loss:
+        best = given
+    return on_grid(spec, data, best)
+
+
+def _searched(spec: Spec, data: Dataset, start_c: Candidate, given: Candidate | None, progress: ProgressFn | None,
+              clock: Timings, checkpoint: Callable[[TrainResult], None] | None) -> TrainResult:
+    """``method: lns``: the large-neighbourhood search from the start (``solver.time_limit`` for the search,
+    cut to the budget), then the configured polishing of its network. The better of the start and the
+    search's network is kept (exact loss first)."""
+    from bnnmilp.training.heuristics.lns import LnsOptions, lns
+
+    ends = [t for t in (spec.solver.deadline, None if spec.solver.time_limit is None
+                        else time.monotonic() + spec.solver.time_limit) if t is not None]
+    search = spec.with_solver(deadline=min(ends)) if ends else spec
+
+    def better(c: Candidate) -> None:
+        if checkpoint is not None:
+            sol = Solution("interrupted", None, None, None, None, 0, 0.0, "lns", "", {"checkpoint": True})
+            checkpoint(TrainResult(spec, data, sol, c, {}, "", [], start_c))
+
+    if checkpoint is not None:
+        better(start_c)
+    begin = start_c  # the search needs a start that meets the margin; W = 0 does where STE's network cannot
+    trivial = None if start_c.epsilon_feasible else trivial_start(spec)
+    if trivial is not None:
+        begin = evaluate(spec, trivial, data, "start")
+    res = lns(search, data, begin, LnsOptions(seed=spec.training.seed), progress, better,
+              anchor=None if given is None else given.network)
+    clock.lap("lns")
+    stage = StageResult("lns", res.solution, float(res.best.loss))
+    pattern = pattern_of(spec, res.best.network, data.features, data.labels)
+    cands = [start_c, res.best, *_polished(spec, data, res.best.network, pattern)]
+    clock.lap("polish")
+    best = unless_no_better(spec, data, choose(cands, prefer_solver=prefers_solver(spec)), given)  # type: ignore[arg-type]
+    stats = {"lns_steps": res.steps, "lns_improved": res.improved}
+    return TrainResult(spec, data, res.solution, best, stats, "", [stage], start_c)
+
+
+GRID = 2.0 ** -24
+
+
+def on_grid(spec: Spec, data: Dataset, c: Candidate) -> Candidate:
+    """``c`` with weights and thresholds rounded to multiples of 2^-24, when that keeps its exact loss and
+    margin: sums and differences of such numbers are exact in doubles, so that the robustness queries of an
+    argmax network (its class scores' differences W_k - W_y) are exact too. Otherwise ``c`` unchanged."""
+    net = Network([np.round(W / GRID) * GRID for W in c.network.weights],
+                  [np.round(t / GRID) * GRID for t in c.network.thresholds])
+    r = evaluate(spec, net, data, c.source)
+    return r if r.loss <= c.loss and (r.epsilon_feasible or not c.epsilon_feasible) else c
+
+
+def nearest(spec: Spec, data: Dataset, net: Network, towards: Network, source: str) -> list[Candidate]:
+    """``net``'s activation pattern on the weights nearest (L1) to ``towards`` that realise it with the margin
+    (none when there are none): the bits a solver found, on what the start network learned."""
+    X = data.features
+    near = nearest_feasible(spec, X, pattern_of(spec, net, X, data.labels), towards)
+    return [] if near is None else [evaluate(spec, near, data, source)]
+
+
+def _polished(spec: Spec, data: Dataset, net: Network, pattern: list[np.ndarray]) -> list[Candidate]:
+    """The configured polishing of ``net`` for ``pattern`` (none, or one candidate)."""
+    if spec.training.polish == "none":
+        return []
+    pol = polish(spec, data.features, pattern, net, spec.training.polish, spec.training.polish_radius,
+                 time_limit=spec.solver.remaining())
+    return [] if pol is None else [evaluate(spec, pol, data, "polished")]
+
+
+def _decomposed(spec: Spec, data: Dataset, start_c: Candidate, progress: ProgressFn | None,
+                clock: Timings) -> TrainResult:
+    """Icarte et al.'s hybrid (``method: decompose``): the start's hidden pattern, one problem per unit."""
+    from bnnmilp.training.decompose import decompose
+
+    X = data.features
+    dec = decompose(spec, X, data.targets(spec.network.n_outputs), start_c.network, progress)
+    clock.lap("decompose")
+    net = dec.network
+    pattern = pattern_of(spec, net, X, data.labels)
+    cands = [start_c, evaluate(spec, snap_thresholds(spec, X, pattern, net), data, "solver")]
+    cands += _polished(spec, data, net, pattern)
+    clock.lap("polish")
+    best = choose(cands, prefer_solver=prefers_solver(spec))
+    stats = {"units": dec.units, "units_improved": dec.units_improved}
+    return TrainResult(spec, data, dec.stages[-1].solution, best, stats, "", dec.stages, start_c)

@@ -1,0 +1,77 @@
+"""The proof file (JSON, format ``bnnmilp-proof``, version 1): a branch-and-bound tree with leaf multipliers.
+
+    {"format": "bnnmilp-proof", "version": 1,
+     "model_sha256": "...",            # StandardModel.fingerprint() of the exact model proven about
+     "sense": "min", "objective_integral": true,
+     "claimed_bound": 3.0,             # no feasible point has objective below this (a double, read exactly)
+     "claimed_bound_exact": "3",       # the same claim as an exact rational "p/q" (at least claimed_bound)
+     "incumbent": 3.0,                 # best objective found (informative; not part of the proof)
+     "nodes": [[0, null, null, null, null], [1, 0, 17, "<=", 0.0], [2, 0, 17, ">=", 1.0], ...],
+                                       # [id, parent, column, sense, bound]: the branching disjunctions
+     "leaves": [{"node": 1, "kind": "bound", "y": [[row, multiplier], ...]}, ...],
+                                       # a multiplier is a double, or an exact rational "p/q" where the
+                                       # engine had to make reduced costs vanish exactly (free columns)
+     "engine": {"nodes": ..., "runtime_s": ..., "nodes_per_s": ..., "status": "optimal"}}
+
+Leaf t proves c x + offset >= offset + sum_i y_i (row_lower_i if y_i > 0 else row_upper_i)
++ sum_j min(r_j l_j, r_j u_j), r = c - A^T y, over the box of root bounds tightened along its path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bnnmilp.errors import ModelFileError
+from bnnmilp.io.yamlio import fraction_str, write_json_atomic
+from bnnmilp.milp.model import StandardModel
+
+if TYPE_CHECKING:  # writing a proof takes a tree from the engine; reading and checking one needs no solver
+    from bnnmilp.verification.certificates.bnb import Leaf, Tree
+
+FORMAT = "bnnmilp-proof"
+
+
+def _multipliers(lf: Leaf) -> list[list]:
+    if lf.exact is not None:
+        return [[i, fraction_str(v)] for i, v in sorted(lf.exact.items()) if v != 0]
+    return [[int(i), float(lf.y[i])] for i in lf.y.nonzero()[0]]
+
+
+def proof_doc(model: StandardModel, tree: Tree) -> dict[str, Any]:
+    """The proof of a finished tree (``tree.status == "optimal"``: it has a claim)."""
+    if tree.claimed_exact is None:
+        raise ValueError("the tree has no claim to write")
+    nodes = [[n.id, n.parent, *(list(n.branch) if n.branch else [None, None, None])] for n in tree.nodes]
+    leaves = [{"node": lf.node, "kind": lf.kind, "y": _multipliers(lf)} for lf in tree.leaves]
+    return {
+        "format": FORMAT, "version": 1, "model_sha256": model.fingerprint(), "model_name": model.name,
+        "sense": "min", "objective_integral": bool(model.objective_integral),
+        "claimed_bound": tree.claimed_bound, "claimed_bound_exact": fraction_str(tree.claimed_exact),
+        "incumbent": tree.incumbent,
+        "engine": {"nodes": len(tree.nodes), "leaves": len(tree.leaves), "runtime_s": round(tree.runtime_s, 6),
+                   "nodes_per_s": round(tree.nodes_per_s, 1), "status": tree.status},
+        "nodes": nodes, "leaves": leaves,
+    }
+
+
+def write_proof(path: str | Path, model: StandardModel, tree: Tree) -> Path:
+    return write_json_atomic(path, proof_doc(model, tree))
+
+
+def read_proof(path: str | Path) -> dict[str, Any]:
+    import json
+
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFileError(str(p), None, "file not found") from None
+    except (OSError, ValueError):
+        raise ModelFileError(str(p), None, "not a JSON proof file") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ModelFileError(str(p), "format", f"expected {FORMAT!r}")
+    for key in ("model_sha256", "claimed_bound", "nodes", "leaves", "objective_integral"):
+        if key not in doc:
+            raise ModelFileError(str(p), key, "missing required key")
+    return doc

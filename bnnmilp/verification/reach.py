@@ -1,0 +1,538 @@
+"""Reachable-bit reasoning: robustness by exhaustive enumeration of the first-layer bits a perturbation can flip.
+
+Applies when every first-layer unit reads one input feature (a threshold input layer: Sakai's networks, ONNX
+models with batch norm and sign on the raw input) and the inputs are integers. Unit k on feature j has
+bit(x'_j) = [w_k x'_j >= lambda_k]. Moving feature j to an integer value v in its box gives the feature's
+units a pattern; each pattern has a cost, the smallest |v - x_j| that produces it. A perturbation in the
+ball is then exactly a choice of one pattern per feature with
+
+    L-infinity: every chosen cost <= eps;    L1: the sum of the chosen costs <= eps,
+
+and the rest of the network sees only those bits. Enumerating every such choice (cheapest first, in numpy
+batches, stopping at the first one whose output differs) is exhaustive: no adversarial choice means robust, a
+proof that needs no solver. The later layers are evaluated by the exact forward pass, and a counterexample
+(each changed feature at its cheapest value) is replayed through the whole network like any other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from bnnmilp.network import Network
+from bnnmilp.network.sparse import dense, row
+
+BATCH = 4096
+
+
+@dataclass
+class Flip:
+    feature: int
+    value: float  # the cheapest x'_j giving this pattern
+    cost: float
+    units: np.ndarray  # first-layer units of the feature
+    bits: np.ndarray  # their bits at ``value``
+
+
+@dataclass
+class Reach:
+    base_bits: np.ndarray  # first-layer bits at x
+    flips: list[Flip]  # every alternative pattern within the budget, cheapest first
+    combinations: int  # how many choices the enumeration has to consider (at most)
+    max_features: int = 0  # how many features one choice can change at most (L1: the budget over the cheapest)
+
+
+def threshold_layer(net: Network) -> list[tuple[int, float]] | None:
+    """(feature, weight) of every first-layer unit when each reads exactly one feature, else None."""
+    W = net.weights[0]
+    out = []
+    for k in range(W.shape[0]):
+        cols, vals = row(W, k)
+        if cols.size > 1:
+            return None
+        out.append((int(cols[0]), float(vals[0])) if cols.size else (-1, 0.0))
+    return out
+
+
+def reachable(net: Network, x: np.ndarray, eps: float, norm: str, lo: np.ndarray, hi: np.ndarray,
+              units: list[tuple[int, float]]) -> Reach:
+    """The first-layer patterns the ball {||x' - x|| <= eps, lo <= x' <= hi, x' integer} can reach."""
+    lam = net.thresholds[0]
+    by_feature: dict[int, list[int]] = {}
+    for k, (j, _) in enumerate(units):
+        if j >= 0:
+            by_feature.setdefault(j, []).append(k)
+    w = np.array([u[1] for u in units])
+    base = net.forward(x[None, :])[0][0]
+    flips: list[Flip] = []
+    r = math.floor(eps)
+    for j, ks in by_feature.items():
+        ks_a = np.array(ks)
+        vlo, vhi = max(lo[j], x[j] - r), min(hi[j], x[j] + r)
+        if vlo > vhi:
+            continue
+        values = np.arange(vlo, vhi + 1.0)
+        bits = (w[ks_a][None, :] * values[:, None] >= lam[ks_a][None, :]).astype(np.int8)
+        cost = np.abs(values - x[j])
+        seen: dict[bytes, int] = {base[ks_a].tobytes(): -1}
+        for i in np.argsort(cost, kind="stable"):
+            key = bits[i].tobytes()
+            if key not in seen:
+                seen[key] = int(i)
+                flips.append(Flip(j, float(values[i]), float(cost[i]), ks_a, bits[i]))
+    flips.sort(key=lambda f: (f.cost, f.feature))
+    per_feature = {f.feature for f in flips}
+    most = len(per_feature)
+    if norm == "inf":
+        total = math.prod(1 + sum(f.feature == j for f in flips) for j in per_feature)
+    else:
+        total = _count_l1(flips, eps)
+        if flips and flips[0].cost > 0:
+            most = min(most, math.floor(eps / flips[0].cost))
+    return Reach(base, flips, total, most)
+
+
+def _count_l1(flips: list[Flip], eps: float) -> int:
+    """How many choices (at most one flip per feature) cost at most eps in total: a knapsack count."""
+    scale = [int(f.cost) for f in flips]
+    budget = math.floor(eps)
+    ways = np.zeros(budget + 1, dtype=object)
+    ways[0] = 1
+    groups: dict[int, list[int]] = {}
+    for f, c in zip(flips, scale, strict=True):
+        groups.setdefault(f.feature, []).append(c)
+    for costs in groups.values():
+        new = ways.copy()
+        for c in costs:
+            if c <= budget:
+                new[c:] = new[c:] + ways[:budget + 1 - c]
+        ways = new
+    return int(sum(ways))
+
+
+def choices(reach: Reach, eps: float, norm: str) -> Iterator[tuple[int, ...]]:
+    """Every admissible choice of flips (indices into reach.flips, at most one per feature), by number of flips
+    and, for L1, only within the budget (a depth-first walk over flips sorted by cost: nothing over budget is
+    generated)."""
+    flips = reach.flips
+    n_features = len({f.feature for f in flips})
+    if norm == "inf":
+        for size in range(n_features + 1):
+            for combo in itertools.combinations(range(len(flips)), size):
+                if len({flips[i].feature for i in combo}) == size:
+                    yield combo
+        return
+    cost = [f.cost for f in flips]  # sorted ascending
+
+    def walk(start: int, left: int, budget: float, chosen: list[int], used: set[int]) -> Iterator[tuple[int, ...]]:
+        if left == 0:
+            yield tuple(chosen)
+            return
+        for i in range(start, len(flips)):
+            if cost[i] * left > budget:  # the remaining picks cost at least cost[i] each
+                return
+            if flips[i].feature in used:
+                continue
+            chosen.append(i)
+            used.add(flips[i].feature)
+            yield from walk(i + 1, left - 1, budget - cost[i], chosen, used)
+            chosen.pop()
+            used.discard(flips[i].feature)
+
+    for size in range(min(n_features, math.floor(eps)) + 1):
+        yield from walk(0, size, eps, [], set())
+
+
+def choice_blocks(reach: Reach, eps: float, norm: str) -> Iterator[np.ndarray]:
+    """The same choices as ``choices``, as integer matrices (one row a choice, increasing flip indices, every
+    row of a block the same size), generated depth first in numpy: a block of prefixes is extended by every
+    later flip of another feature that the budget allows. Memory stays bounded by depth x block."""
+    flips = reach.flips
+    n = len(flips)
+    feat = np.array([f.feature for f in flips], dtype=np.int64)
+    cost = np.array([f.cost for f in flips])
+    budget = float(eps) if norm == "1" else math.inf
+    depth = len(set(feat.tolist()))
+    if norm == "1" and n:
+        depth = min(depth, math.floor(budget / max(cost.min(), 1e-300)))
+    chunk = max(1, 2**22 // max(n, 1))
+    index = np.arange(n)
+
+    def extend(P: np.ndarray, spent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        last = P[:, -1] if P.shape[1] else np.full(P.shape[0], -1)
+        ok = (index[None, :] > last[:, None]) & (spent[:, None] + cost[None, :] <= budget)
+        for c in range(P.shape[1]):
+            ok &= feat[P[:, c]][:, None] != feat[None, :]
+        r, j = np.nonzero(ok)
+        return np.concatenate([P[r], j[:, None]], axis=1), spent[r] + cost[j]
+
+    def walk(P: np.ndarray, spent: np.ndarray) -> Iterator[np.ndarray]:
+        yield P
+        if P.shape[1] >= depth:
+            return
+        Q, sq = extend(P, spent)
+        for a in range(0, Q.shape[0], chunk):
+            yield from walk(Q[a:a + chunk], sq[a:a + chunk])
+
+    yield from walk(np.zeros((1, 0), dtype=np.int64), np.zeros(1))
+
+
+def _incremental(net: Network, reach: Reach):
+    """(D, a_base, lambda, later layers) to evaluate the second layer from the flips alone, a = a_base + sum of the
+    chosen flips' rows D_i = W2[:, units_i] (bits_i - base_i); None unless that arithmetic is exact (integer
+    weights and thresholds, sums below 2^52) and later layers remain for the output rule."""
+    if len(net.weights) < 3 or not reach.flips:
+        return None
+    rest = Network(net.weights[1:], net.thresholds[1:])
+    if not rest._integral(0, reach.base_bits[None, :].astype(np.float64)):
+        return None
+    W2 = dense(net.weights[1])
+    base = reach.base_bits.astype(np.float64)
+    D = np.zeros((len(reach.flips) + 1, W2.shape[0]))  # the last row: no flip (padding)
+    for i, f in enumerate(reach.flips):
+        D[i] = W2[:, f.units] @ (f.bits.astype(np.float64) - base[f.units])
+    if np.abs(D).sum(axis=0).max() + np.abs(W2 @ base).max() >= 2.0**52:
+        return None
+    return D, W2 @ base, net.thresholds[1], Network(net.weights[2:], net.thresholds[2:])
+
+
+F32 = 2.0**24  # integers below this are exact in float32 (sums of them too, while they stay below)
+
+
+class Evaluator:
+    """Evaluates batches of choices: F is an int matrix of flip indices (one row per choice, -1 for none), and
+    ``bits(F)`` gives the bits the rest of the network reads, with ``rest`` that network. Where the second layer
+    is evaluated incrementally and exactly (``_incremental``) that is the second layer's bits and the network
+    after it; otherwise the first layer's bits and the network after the first layer. ``first_hit`` runs the
+    rest layer by layer on distinct bit vectors only (choices collapse quickly: on Sakai's networks 65,536
+    choices have about 5,000 distinct third-layer patterns), in float32 where every sum is an integer below
+    2^24 (exact), else by the exact forward pass."""
+
+    def __init__(self, net: Network, reach: Reach) -> None:
+        self.reach = reach
+        self.fast = _incremental(net, reach)
+        if self.fast is not None:
+            self.fast = _only_free(*self.fast, reach)
+            self.rest: Network | None = self.fast[3]
+            D, a0, lam, _ = self.fast
+            if np.abs(D).sum(axis=0).max(initial=0.0) + np.abs(a0).max(initial=0.0) + \
+                    np.abs(lam).max(initial=0.0) < F32:
+                self.fast = (D.astype(np.float32), a0.astype(np.float32), lam.astype(np.float32), self.rest)
+        else:
+            self.rest = Network(net.weights[1:], net.thresholds[1:]) if len(net.weights) > 1 else None
+        self.f32 = []
+        for W, lam in zip(self.rest.weights if self.rest else [], self.rest.thresholds if self.rest else [],
+                          strict=True):
+            Wd = dense(W)
+            exact = bool(np.all(Wd == np.round(Wd)) and np.all(lam == np.round(lam))) and \
+                np.abs(Wd).sum(axis=1).max(initial=0.0) + np.abs(lam).max(initial=0.0) < F32
+            self.f32.append((Wd.T.astype(np.float32), lam.astype(np.float32)) if exact else None)
+
+    def bits(self, F: np.ndarray) -> np.ndarray:
+        if self.fast is not None:
+            D, a0, lam, _ = self.fast  # D's last row is zero: index -1 adds nothing
+            if F.shape[1] > 8:  # wide choices: one product with the choices' flip indicators (integers: exact)
+                M = np.zeros((F.shape[0], D.shape[0]), dtype=D.dtype)
+                M[np.arange(F.shape[0])[:, None], F] = 1
+                return (a0 + M @ D >= lam).astype(np.int8)
+            a = np.broadcast_to(a0, (F.shape[0], a0.size)).copy()
+            for c in range(F.shape[1]):
+                a += D[F[:, c]]
+            return (a >= lam).astype(np.int8)
+        U = np.repeat(self.reach.base_bits[None, :], F.shape[0], axis=0)
+        for flip in np.unique(F[F >= 0]):  # a loop over flips, not over choices
+            f = self.reach.flips[int(flip)]
+            rows = np.flatnonzero(np.equal(F, flip).any(axis=1))
+            U[np.ix_(rows, f.units)] = f.bits
+        return U
+
+    def first_hit(self, F: np.ndarray, adversarial) -> int:
+        """The first row of F (in the order of distinct patterns) that ``adversarial`` accepts, or -1."""
+        U, rows = self.bits(F), np.arange(F.shape[0])
+        if self.rest is None:
+            hit = np.flatnonzero(adversarial(None, U))
+            return int(hit[0]) if hit.size else -1
+        L = len(self.rest.weights)
+        for l in range(L):
+            U, keep = _distinct(U)
+            rows = rows[keep]
+            if l == L - 1:
+                break
+            if self.f32[l] is not None:
+                Wt, lam = self.f32[l]
+                U = (U.astype(np.float32) @ Wt >= lam).astype(np.int8)
+            else:
+                U = Network(self.rest.weights[l:l + 1], self.rest.thresholds[l:l + 1]).forward(U)[0]
+        last = Network(self.rest.weights[-1:], self.rest.thresholds[-1:])
+        hit = np.flatnonzero(adversarial(last, U))
+        return int(rows[hit[0]]) if hit.size else -1
+
+    def as_input(self, x: np.ndarray, combo) -> np.ndarray:
+        xp = x.copy()
+        for i in combo:
+            if i >= 0:
+                xp[self.reach.flips[int(i)].feature] = self.reach.flips[int(i)].value
+        return xp
+
+
+def moves(D: np.ndarray, reach: Reach) -> tuple[np.ndarray, np.ndarray]:
+    """Per second-layer unit, the most any admissible choice can lower and raise its pre-activation: each
+    changed feature moves it by one of its patterns' rows of D, and at most ``reach.max_features`` features
+    change (for L1, the budget over the cheapest flip), so the k largest moves add up. Integers: exact."""
+    feats = sorted({f.feature for f in reach.flips})
+    if not feats:
+        return np.zeros(D.shape[1]), np.zeros(D.shape[1])
+    alts = {j: [i for i, f in enumerate(reach.flips) if f.feature == j] for j in feats}
+    up = np.array([np.maximum(0.0, D[alts[j]].max(axis=0)) for j in feats])
+    down = np.array([np.minimum(0.0, D[alts[j]].min(axis=0)) for j in feats])
+    k = reach.max_features
+    if k < len(feats):  # at most k features change: the k largest moves per unit
+        up = -np.partition(-up, k - 1, axis=0)[:k] if k else np.zeros((0, D.shape[1]))
+        down = np.partition(down, k - 1, axis=0)[:k] if k else np.zeros((0, D.shape[1]))
+    return down.sum(axis=0), up.sum(axis=0)
+
+
+def _only_free(D: np.ndarray, a0: np.ndarray, lam: np.ndarray, later: Network, reach: Reach) -> tuple:
+    """Drop the second-layer units no admissible choice can flip (their pre-activation stays on one side of the
+    threshold even when every feature, or for L1 the most any k of them can, moves it its furthest way) and
+    fold their constant bits into the next layer's thresholds: the same outputs from fewer columns. Only where
+    that next layer is integral, so the folded thresholds are exact."""
+    if not later.weights:
+        return D, a0, lam, later
+    W3, lam3 = dense(later.weights[0]), later.thresholds[0]
+    if not (np.all(np.round(W3) == W3) and np.all(lam3 == np.round(lam3))) or \
+            np.abs(W3).sum(axis=1).max() + np.abs(lam3).max() >= 2.0**52:
+        return D, a0, lam, later
+    down, up = moves(D, reach)
+    always = a0 + down >= lam
+    never = a0 + up < lam
+    free = ~(always | never)
+    shift = W3[:, always].sum(axis=1)  # the fixed units' contribution: integers, exact
+    first = W3[:, free]
+    rest = Network([first, *later.weights[1:]], [lam3 - shift, *later.thresholds[1:]])
+    D2 = np.vstack([D[:-1][:, free], np.zeros((1, int(free.sum())))])
+    return D2, a0[free], lam[free], rest
+
+
+def reduced(net: Network, reach: Reach) -> tuple[np.ndarray, np.ndarray, np.ndarray, Network] | None:
+    """(D, a_0, lambda, rest): the free second-layer units as functions of the flips (a = a_0 + D^T f, one row of
+    D per flip) and the rest of the network with the fixed units folded in; None where the second layer is not
+    evaluated exactly from the flips (``_incremental``)."""
+    fast = _incremental(net, reach)
+    if fast is None:
+        return None
+    D, a0, lam, rest = _only_free(*fast, reach)
+    return D[:-1], a0, lam, rest
+
+
+def _distinct(U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a 0/1 matrix and where each first occurs (in row order). Rows are packed into 64-bit
+    words; wider rows are keyed by a multiplicative hash of their words, and the grouping is then checked
+    word for word (a collision falls back to sorting the rows themselves), so no distinct row is ever lost."""
+    if U.shape[0] <= 1:
+        return U, np.arange(U.shape[0])
+    P = np.packbits(U.view(np.uint8), axis=1)
+    pad = -P.shape[1] % 8
+    if pad:
+        P = np.pad(P, ((0, 0), (0, pad)))
+    words = np.ascontiguousarray(P).view(np.uint64)
+    if words.shape[1] == 1:
+        _, first = np.unique(words[:, 0], return_index=True)
+    else:
+        key = (words * _MIX[:words.shape[1]]).sum(axis=1, dtype=np.uint64)  # wraps modulo 2^64
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        if not np.array_equal(words[first][inverse.ravel()], words):
+            _, first = np.unique(words.view(np.dtype((np.void, words.shape[1] * 8))).ravel(), return_index=True)
+    first.sort()
+    return U[first], first
+
+
+_MIX = np.random.default_rng(20240229).integers(1, 2**63, size=512, dtype=np.uint64) | np.uint64(1)
+
+
+class SearchTimeoutError(TimeoutError):
+    """The enumeration reached its deadline: nothing is proven."""
+
+    def __init__(self, done: int) -> None:
+        super().__init__(f"deadline after {done} choices")
+        self.done = done
+
+
+def search(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adversarial,
+           deadline: float | None = None) -> np.ndarray | None:
+    """The first choice whose bits make ``adversarial(rest, bits)`` true, as an input x'; None when no admissible
+    choice does (exhaustive). ``adversarial`` gets a suffix of the network and a batch of its input bit vectors
+    (``Evaluator.first_hit``) and returns a boolean per row. Raises SearchTimeoutError at ``deadline``
+    (time.perf_counter())."""
+    import time
+
+    ev = Evaluator(net, reach)
+    done = 0
+    for F in choice_blocks(reach, eps, norm):
+        hit = ev.first_hit(F, adversarial)
+        if hit >= 0:
+            return ev.as_input(x, F[hit])
+        done += F.shape[0]
+        if deadline is not None and time.perf_counter() > deadline:
+            raise SearchTimeoutError(done)
+    return None
+
+
+def random_choices(reach: Reach, eps: float, norm: str, p: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n random admissible choices as a flip-index matrix: each feature flips with probability p to one of its
+    patterns (uniformly); for L1, the flips are then kept in a random order while the budget lasts."""
+    flips = reach.flips
+    feats = sorted({f.feature for f in flips})
+    alts = [[i for i, f in enumerate(flips) if f.feature == j] for j in feats]
+    width = max(len(a) for a in alts)
+    table = np.array([a + [a[0]] * (width - len(a)) for a in alts])  # feature x alternative -> flip
+    count = np.array([len(a) for a in alts])
+    pick = (rng.random((n, len(feats))) * count).astype(np.int64)
+    F = np.where(rng.random((n, len(feats))) < p, table[np.arange(len(feats)), pick], -1)
+    if norm == "1":
+        cost = np.array([f.cost for f in flips] + [0.0])
+        order = np.argsort(rng.random(F.shape), axis=1)
+        Fo = np.take_along_axis(F, order, axis=1)
+        keep = np.cumsum(cost[Fo], axis=1) <= eps
+        F = np.where(keep, Fo, -1)
+    return F
+
+
+def attack(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adversarial, score=None,
+           rounds: int = 8, seed: int = 0) -> np.ndarray | None:
+    """A quick search for an adversarial choice where enumeration is too large: with ``score`` (lower is closer
+    to adversarial) a greedy descent adding the flip that lowers it most, then random choices
+    (``random_choices``). Finds counterexamples only; proves nothing."""
+    rng = np.random.default_rng(seed)
+    flips = reach.flips
+    if not flips:
+        return None
+    ev = Evaluator(net, reach)
+    feature = np.array([f.feature for f in flips])
+    cost = np.array([f.cost for f in flips])
+
+    def greedy() -> np.ndarray | None:
+        """Add the flip that lowers ``score`` most, while it does and the budget allows."""
+        combo: list[int] = []
+        current = float(score(ev.rest, ev.bits(np.full((1, 1), -1)))[0])
+        spent = 0.0
+        while True:
+            ok = ~np.isin(feature, feature[combo]) if combo else np.ones(len(flips), bool)
+            if norm == "1":
+                ok &= spent + cost <= eps
+            cand = np.flatnonzero(ok)
+            if not cand.size:
+                return None
+            F = np.concatenate([np.repeat(np.array(combo, dtype=np.int64)[None, :], cand.size, axis=0),
+                                cand[:, None]], axis=1)
+            U = ev.bits(F)
+            hit = np.flatnonzero(adversarial(ev.rest, U))
+            if hit.size:
+                return ev.as_input(x, F[int(hit[0])])
+            sc = score(ev.rest, U)
+            best = int(np.argmin(sc))
+            if sc[best] >= current:
+                return None
+            combo.append(int(cand[best]))
+            current, spent = float(sc[best]), spent + float(cost[cand[best]])
+
+    if score is not None:
+        found = greedy()
+        if found is not None:
+            return found
+    for r in range(rounds):
+        F = random_choices(reach, eps, norm, (0.5, 0.25, 0.75, 0.1)[r % 4], BATCH, rng)
+        hit = ev.first_hit(F, adversarial)
+        if hit >= 0:
+            return ev.as_input(x, F[hit])
+    return None
+
+
+@dataclass
+class BnB:
+    answer: str  # robust | not_robust | unknown (node limit)
+    counterexample: np.ndarray | None
+    nodes: int
+    leaves: int
+
+
+def branch_and_bound(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adversarial, safe,
+                     node_limit: int = 200_000) -> BnB | None:
+    """Exhaustive search over the choices with pruning: features are decided one by one (no flip, or one of
+    their patterns within the budget); at each node the second layer's pre-activations are bounded by the
+    chosen flips plus, per undecided feature, the least and most any of its patterns adds. Where those bounds
+    fix every second-layer bit, the subtree has one outcome, evaluated exactly; where ``safe(later, lo, hi)``
+    (rigorous interval arithmetic on the later layers) proves the output unchanged for every bit vector in
+    [lo, hi], the subtree is pruned. Sums are of integers (``_incremental``), so every bound is exact; a
+    completed search is a proof. None where the incremental arithmetic does not apply."""
+    fast = _incremental(net, reach)
+    if fast is None:
+        return None
+    D, a0, lam, later = fast
+    flips = reach.flips
+    feats = sorted({f.feature for f in flips}, key=lambda j: -max(np.abs(D[i]).sum() for i, f in enumerate(flips)
+                                                                       if f.feature == j))
+    alts = {j: [i for i, f in enumerate(flips) if f.feature == j] for j in feats}
+    lo_add = np.array([np.minimum(0.0, D[alts[j]].min(axis=0)) for j in feats]) if feats else np.zeros((0, a0.size))
+    hi_add = np.array([np.maximum(0.0, D[alts[j]].max(axis=0)) for j in feats]) if feats else np.zeros((0, a0.size))
+    # suffix sums: what the features from depth d on can still add
+    lo_rest = np.vstack([np.cumsum(lo_add[::-1], axis=0)[::-1], np.zeros((1, a0.size))])
+    hi_rest = np.vstack([np.cumsum(hi_add[::-1], axis=0)[::-1], np.zeros((1, a0.size))])
+    min_cost = min((f.cost for f in flips), default=math.inf)
+    stats = {"nodes": 0, "leaves": 0}
+
+    def as_input(chosen: list[int]) -> np.ndarray:
+        xp = x.copy()
+        for i in chosen:
+            xp[flips[i].feature] = flips[i].value
+        return xp
+
+    def visit(depth: int, a: np.ndarray, budget: float, chosen: list[int]) -> np.ndarray | bool | None:
+        stats["nodes"] += 1
+        if stats["nodes"] > node_limit:
+            return False
+        rest_lo, rest_hi = lo_rest[depth], hi_rest[depth]
+        if norm == "1":  # at most k more flips: per unit, the k most negative (positive) additions
+            k = math.floor(budget / min_cost) if min_cost > 0 else len(feats)
+            left = len(feats) - depth
+            if k == 0:
+                rest_lo, rest_hi = 0.0, 0.0
+            elif k < left:
+                rest_lo = np.partition(lo_add[depth:], k - 1, axis=0)[:k].sum(axis=0)
+                rest_hi = -np.partition(-hi_add[depth:], k - 1, axis=0)[:k].sum(axis=0)
+        b_lo = (a + rest_lo >= lam).astype(np.int8)
+        b_hi = (a + rest_hi >= lam).astype(np.int8)
+        if np.array_equal(b_lo, b_hi) or depth == len(feats):  # one outcome for the whole subtree
+            stats["leaves"] += 1
+            return as_input(chosen) if adversarial(later, b_lo[None, :])[0] else None
+        if safe(later, b_lo.astype(np.float64), b_hi.astype(np.float64)):
+            return None
+        j = feats[depth]
+        found = visit(depth + 1, a, budget, chosen)
+        if found is not None:
+            return found
+        for i in alts[j]:
+            if norm == "1" and flips[i].cost > budget:
+                continue
+            found = visit(depth + 1, a + D[i], budget - (flips[i].cost if norm == "1" else 0.0), [*chosen, i])
+            if found is not None:
+                return found
+        return None
+
+    import sys
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 4 * len(feats) + 100))
+    try:
+        out = visit(0, a0.copy(), float(eps), [])
+    finally:
+        sys.setrecursionlimit(limit)
+    if out is False:
+        return BnB("unknown", None, stats["nodes"], stats["leaves"])
+    if out is None:
+        return BnB("robust", None, stats["nodes"], stats["leaves"])
+    return BnB("not_robust", out, stats["nodes"], stats["leaves"])

@@ -1,0 +1,202 @@
+"""The functions of the public API that are more than a re-export: claims, proofs and certificates.
+
+Everything here takes paths or objects alike, returns a report object (``.ok`` and the reasons), and
+imports a solver only where it solves: checking claims and proofs runs without highspy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bnnmilp.data import Dataset, load_data
+
+if TYPE_CHECKING:
+    from bnnmilp.io.runs import WeightsFile
+    from bnnmilp.milp.model import StandardModel
+    from bnnmilp.verification.certificates.bnb import Tree
+    from bnnmilp.verification.certificates.check import CheckReport
+
+
+@dataclass
+class ClaimsReport:
+    """What :func:`verify_claims` found.
+
+    Attributes
+    ----------
+    ok : bool
+        True when no check failed (checks that do not apply count as passed).
+    checks : list of dict
+        Each check's ``name``, ``ok`` (True, False or None: not applicable) and ``detail``.
+    details : dict
+        Everything recomputed: ``exact_loss``, ``accuracy``, ``min_slack`` (exact, as a fraction string), ...
+    """
+
+    ok: bool
+    checks: list[dict[str, Any]]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reasons(self) -> list[str]:
+        """The details of the checks that failed."""
+        return [f"{c['name']}: {c['detail']}" for c in self.checks if c["ok"] is False]
+
+    @property
+    def exact_loss(self) -> int:
+        """The training loss of the weights, recomputed in exact arithmetic."""
+        return self.details["exact_loss"]
+
+
+def _weights(weights: str | Path | WeightsFile) -> WeightsFile:
+    from bnnmilp.io.runs import WeightsFile, load_weights
+
+    return weights if isinstance(weights, WeightsFile) else load_weights(weights, ensemble=False)
+
+
+def _data(data: str | Path | Dataset) -> Dataset:
+    return data if isinstance(data, Dataset) else load_data(data)
+
+
+def verify_claims(weights: str | Path | WeightsFile, data: str | Path | Dataset) -> ClaimsReport:
+    """Recompute every claim a weights file makes, in exact arithmetic, without a solver.
+
+    Parameters
+    ----------
+    weights : path or WeightsFile
+        A run folder, a ``weights.yaml``/``weights.npz`` file, or a loaded :class:`~bnnmilp.io.runs.WeightsFile`.
+    data : path or Dataset
+        The training data the claims are about.
+
+    Returns
+    -------
+    ClaimsReport
+        ``ok`` and the checks: weight domain, data fingerprint, final status, the recorded loss against the
+        exact loss, the solver's bound against it, the recorded margin.
+    """
+    from bnnmilp.verification.claims import verify_weights
+
+    rep = verify_weights(_weights(weights), _data(data))
+    return ClaimsReport(bool(rep["ok"]), list(rep["checks"]), {k: v for k, v in rep.items() if k != "checks"})
+
+
+def _model(target: str | Path | StandardModel, data: str | Path | Dataset | None
+           ) -> tuple[StandardModel, Any, float | None]:
+    """(model, its training model or None, the run's exact loss when the MILP attains it, else None)."""
+    from bnnmilp.milp.model import StandardModel
+    from bnnmilp.verification.certificates.models import is_model_file, training_model
+
+    if isinstance(target, StandardModel):
+        return target, None, None
+    if is_model_file(target):
+        from bnnmilp.milp.backends.highs import read
+
+        return read(target), None, None
+    if data is None:
+        from bnnmilp.errors import InputError
+
+        raise InputError(None, "DATA", "a run folder needs its training data to rebuild the MILP")
+    tm, cutoff = training_model(_weights(target), _data(data))
+    return tm.model, tm, cutoff
+
+
+def check_proof(target: str | Path | StandardModel, data: str | Path | Dataset | None,
+                proof: str | Path | dict[str, Any]) -> CheckReport:
+    """Check a branch-and-bound proof in exact rational arithmetic, trusting no solver.
+
+    Parameters
+    ----------
+    target : path or StandardModel
+        The model the proof is about: an MPS/LP file, a model, or a run folder (its training MILP is
+        rebuilt from the weights file's spec and ``data``).
+    data : path, Dataset or None
+        The training data, for a run folder.
+    proof : path or dict
+        The proof (``proof.json``, written by :func:`certify` or ``bnnmilp certify``).
+
+    Returns
+    -------
+    CheckReport
+        ``ok``, ``errors`` (the reasons), ``claim`` (the proven lower bound, a Fraction), ``leaves``.
+    """
+    from bnnmilp.verification.certificates.check import check_proof as check
+    from bnnmilp.verification.certificates.proof import read_proof
+
+    model, _, _ = _model(target, data)
+    return check(model, proof if isinstance(proof, dict) else read_proof(proof))
+
+
+@dataclass
+class Certified:
+    """A proof found by :func:`certify` and checked exactly before it was returned.
+
+    Attributes
+    ----------
+    proof : dict
+        The proof document (write it with :func:`bnnmilp.io.yamlio.write_json_atomic`; check it with
+        :func:`check_proof`).
+    report : CheckReport
+        The exact checker's report on it (always ``ok``).
+    model : StandardModel
+        The model it is about.
+    tree : Tree
+        The search that produced it (nodes, leaves, runtime).
+    incumbent_by : str
+        Where the cutoff came from: the run's exact loss, or HiGHS's optimum (floating point, unchecked).
+    """
+
+    proof: dict[str, Any]
+    report: CheckReport
+    model: StandardModel
+    tree: Tree
+    incumbent_by: str
+
+
+def certify(target: str | Path | StandardModel, data: str | Path | Dataset | None = None,
+            time_limit: float = 300.0) -> Certified:
+    """Prove a lower bound on a MILP's optimum by branch and bound, as a proof anyone can check.
+
+    Parameters
+    ----------
+    target : path or StandardModel
+        An MPS/LP file, a model, or a run folder (with ``data``: its training MILP, cut off at the run's
+        exact loss).
+    data : path, Dataset or None
+        The training data, for a run folder.
+    time_limit : float
+        Seconds for HiGHS's solve (the cutoff) and for the proof search each.
+
+    Returns
+    -------
+    Certified
+        The proof, checked exactly.
+
+    Raises
+    ------
+    SolverError
+        When HiGHS cannot solve the model, the search stops before it proves the optimum, or (never
+        expected) the exact checker rejects the proof.
+    """
+    from bnnmilp.errors import SolverError
+    from bnnmilp.milp.backends import SolveOptions, highs
+    from bnnmilp.verification.certificates.bnb import branch_and_bound
+    from bnnmilp.verification.certificates.check import check_proof as check
+    from bnnmilp.verification.certificates.proof import proof_doc
+
+    model, tm, cutoff = _model(target, data)
+    incumbent_by = "the run's exact loss" if cutoff is not None else "HiGHS (floating point, not checked)"
+    if cutoff is None:
+        sol = highs.solve(model, SolveOptions(time_limit=time_limit))
+        if sol.status != "optimal" or sol.objective is None:
+            raise SolverError(f"HiGHS could not solve the model to optimality ({sol.status}): nothing to certify")
+        cutoff = round(sol.objective) if model.objective_integral else sol.objective
+    priority = tm.branching_priority() if tm is not None else None
+    tree = branch_and_bound(model, cutoff=cutoff, time_limit=time_limit, priority=priority)
+    if tree.status != "optimal" or tree.claimed_exact is None:
+        why = f": {tree.failure}" if tree.failure else ""
+        raise SolverError(f"the proof search stopped ({tree.status}) after {len(tree.nodes)} nodes{why}")
+    doc = proof_doc(model, tree)
+    rep = check(model, doc)  # never hand out a proof that the exact checker rejects
+    if not rep.ok:
+        raise SolverError(f"the proof does not check ({rep.errors[0]}): not written")
+    return Certified(doc, rep, model, tree, incumbent_by)

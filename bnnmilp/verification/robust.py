@@ -1,0 +1,700 @@
+"""Robustness verification of trained networks: per sample, a counterexample or a proof.
+
+Soundness: ``not_robust`` is only answered after the counterexample has been replayed through the exact
+forward pass and its distance checked in rational arithmetic; ``robust`` rests either on rigorous
+interval arithmetic (no solver involved) or on the solver's infeasibility proof, cross-checked by a
+second solve with presolve off; whatever cannot be settled is ``unknown``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from fractions import Fraction
+
+import highspy
+import numpy as np
+
+from bnnmilp.formulations import get
+from bnnmilp.formulations.robustness import (
+    RobustnessQuery,
+    fixed_output,
+    granularity,
+    ibp_bounds,
+    interval_affine,
+)
+from bnnmilp.io.yamlio import fraction_str
+from bnnmilp.milp.backends import SolveOptions, highs
+from bnnmilp.network import Network
+from bnnmilp.network.sparse import dense, is_sparse, values
+from bnnmilp.verification.replay import in_perturbation_set, replay
+
+
+@dataclass(frozen=True)
+class RobustOptions:
+    """A robustness query: the ball (``eps``, ``norm``), the input domain, what must not change and limits."""
+
+    eps: float | None
+    norm: str = "inf"  # inf | 1
+    domain: str = "continuous"  # continuous | integer
+    bounds: tuple[float, float] | None = None
+    against: str = "prediction"  # prediction | label
+    min_eps: bool = False
+    time_limit: float | None = 60.0
+    prune: bool = True
+    cross_check: bool = True
+    reuse: bool = False  # with finite --bounds: one model for all samples, changed by bounds per sample
+    output: str = "bits"  # bits: any output bit differs; argmax: some class k != y scores s_k >= s_y
+    engine: str = "auto"  # auto: enum where small, else search, sat, branch and bound, milp | enum | sat | milp
+    box: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # per-feature lower and upper bounds
+
+
+class QuerySession:
+    """One HiGHS model reused across samples: big-M from interval arithmetic over the whole input domain
+    (valid for every sample's ball inside it); per sample only bounds change (x', bits fixed by the
+    sample's own interval arithmetic, the L1/radius rows' sides) and the differ row's coefficients."""
+
+    def __init__(self, net: Network, opts: RobustOptions) -> None:
+        assert opts.bounds is not None
+        d0, dL = net.weights[0].shape[1], net.weights[-1].shape[0]
+        lo, hi = np.full(d0, float(opts.bounds[0])), np.full(d0, float(opts.bounds[1]))
+        if opts.domain == "integer":
+            lo, hi = np.ceil(lo), np.floor(hi)
+        self.net, self.opts = net, opts
+        self.q = build_query(net, np.zeros(d0), np.zeros(dL, dtype=np.int8), replace(opts, eps=opts.eps, bounds=None),
+                             box=(lo, hi))
+        self.model = get("robustness").build(self.q)
+        self.h = highs.to_highs(self.model)
+        blocks = self.model.row_blocks
+        self.differ = blocks["differ"].start
+        self.xcols = self.model.cols("x").astype(np.int32)
+        self.ucols = [self.model.cols(f"u{l}").astype(np.int32) for l in range(1, len(net.weights) + 1)]
+        self.rows = {k: blocks[k].start for k in ("tpos", "tneg", "rlo", "rhi") if k in blocks}
+
+    def solve(self, x: np.ndarray, ref: np.ndarray, lo: np.ndarray, hi: np.ndarray, presolve: bool = True,
+              time_limit: float | None = None):
+        from bnnmilp.formulations.robustness import ibp_bounds
+
+        h, d0 = self.h, x.shape[0]
+        h.changeColsBounds(d0, self.xcols, lo, hi)
+        for cols, (g_lo, g_hi) in zip(self.ucols, ibp_bounds(self.net, lo, hi), strict=True):
+            u_hi = (g_hi >= 0).astype(np.float64)
+            h.changeColsBounds(len(cols), cols, np.minimum((g_lo >= 0).astype(np.float64), u_hi), u_hi)
+        r = ref.astype(np.float64)
+        for j, col in enumerate(self.ucols[-1]):
+            h.changeCoeff(self.differ, int(col), float(1.0 - 2.0 * r[j]))
+        h.changeRowBounds(self.differ, float(1.0 - r.sum()), highspy.kHighsInf)
+        inf = highspy.kHighsInf
+        for k, start in self.rows.items():
+            for j in range(d0):
+                lower, upper = {"tpos": (-x[j], inf), "tneg": (x[j], inf), "rlo": (x[j], inf),
+                                "rhi": (-inf, x[j])}[k]
+                h.changeRowBounds(start + j, float(lower), float(upper))
+        return highs.solve(self.model, SolveOptions(time_limit=time_limit, presolve=presolve), h=h)
+
+
+@dataclass
+class SampleResult:
+    index: int
+    answer: str  # robust | not_robust | unknown
+    method: str
+    time_s: float
+    counterexample: list[float] | None = None
+    distance: str | None = None  # exact ||x' - x|| of the counterexample, as a fraction
+    min_eps_bound: float | None = None  # solver's lower bound on the smallest perturbation (reported)
+    note: str = ""
+    reference: list[int] = field(default_factory=list)
+    float_check: str | None = None  # imported networks: the counterexample in the model's own float semantics
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def search_box(x: np.ndarray, opts: RobustOptions) -> tuple[np.ndarray, np.ndarray]:
+    """The box x' ranges over: the input domain (--bounds, and the per-feature --box), cut to the ball's box."""
+    lo = np.full(x.shape, -np.inf) if opts.bounds is None else np.full(x.shape, float(opts.bounds[0]))
+    hi = np.full(x.shape, np.inf) if opts.bounds is None else np.full(x.shape, float(opts.bounds[1]))
+    if opts.box is not None:
+        lo, hi = np.maximum(lo, np.asarray(opts.box[0])), np.minimum(hi, np.asarray(opts.box[1]))
+    if opts.eps is not None:
+        lo, hi = np.maximum(lo, x - opts.eps), np.minimum(hi, x + opts.eps)
+    if opts.domain == "integer":
+        lo, hi = np.ceil(lo), np.floor(hi)
+    return lo, hi
+
+
+def _candidate(x_sol: np.ndarray, d0: int, opts: RobustOptions, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    xp = x_sol[:d0].copy()
+    if opts.domain == "integer":
+        xp = np.round(xp)
+    return np.clip(xp, lo, hi) + 0.0
+
+
+ENUM_LIMIT = 2_000_000  # choices of first-layer flips that auto enumerates before anything else
+ENUM_RATE = 1_000_000  # choices per second the enumeration is assumed to manage (Sakai's networks: 1.2 million)
+
+
+def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndarray, hi: np.ndarray,
+                   adversarial: Callable, score: Callable | None = None, safe: Callable | None = None,
+                   target: np.ndarray | int | None = None, deadline: float | None = None
+                   ) -> tuple[str, np.ndarray | None, str, str] | None:
+    """(answer, counterexample, note, method) from the reachable first-layer bits (``reach``), or None where
+    they do not apply (real inputs, a first layer that mixes features) or, with engine auto, nothing settled
+    the query and the MILP should try. auto: exhaustive enumeration where the choices are few (ENUM_LIMIT);
+    else a quick search for a counterexample (greedy, random), the exhaustive enumeration where it fits in the
+    time left (at ENUM_RATE), SAT (10 s), branch and bound (20,000 nodes). ``robust`` only from an exhaustive
+    enumeration, a confirmed UNSAT or a completed branch and bound; ``unknown`` when the deadline
+    (time.perf_counter()) stops an enumeration that was the last resort."""
+    from bnnmilp.verification import reach
+
+    if opts.engine == "milp" or opts.domain != "integer" or opts.eps is None or opts.min_eps:
+        return None
+    if opts.output == "argmax" and len(net.weights) < 2:  # the first layer is the score layer itself
+        return None
+    units = reach.threshold_layer(net)
+    if units is None:
+        return None
+    r = reach.reachable(net, x, opts.eps, opts.norm, lo, hi, units)
+    flips = f"{len(r.flips)} reachable first-layer patterns, {r.combinations} choices"
+
+    def left() -> float:
+        return math.inf if deadline is None else deadline - time.perf_counter()
+
+    def exhaustive() -> tuple[str, np.ndarray | None, str, str]:
+        try:
+            xp = reach.search(net, x, r, opts.eps, opts.norm, adversarial, deadline)
+        except reach.SearchTimeoutError as stop:
+            return "unknown", None, f"enumeration stopped at the time limit after {stop.done} of {flips}", "enum"
+        if xp is None:
+            return "robust", None, f"exhaustive enumeration: {flips}, none adversarial", "enum"
+        return "not_robust", xp, f"enumeration ({flips}): replayed exactly", "enum"
+
+    if opts.engine == "enum" or (opts.engine == "auto" and r.combinations <= ENUM_LIMIT):
+        return exhaustive()
+    if opts.engine == "auto":
+        xp = reach.attack(net, x, r, opts.eps, opts.norm, adversarial, score)
+        if xp is not None:
+            return "not_robust", xp, f"search among {flips}: replayed exactly", "search"
+        if r.combinations <= ENUM_RATE * left():
+            return exhaustive()
+    from bnnmilp.verification import sat
+
+    limit = min(left(), opts.time_limit or math.inf, math.inf if opts.engine == "sat" else 10.0)
+    answer = sat.solve(net, x, r, opts.eps, opts.norm, opts.output, target, limit) \
+        if target is not None and limit > 0 else None
+    if answer is not None and answer.answer != "unknown":
+        return answer.answer, answer.counterexample, f"{answer.note} over {flips}", "sat"
+    if opts.engine == "sat":
+        return "unknown", None, answer.note if answer else "the SAT encoding does not apply", "sat"
+    bnb = reach.branch_and_bound(net, x, r, opts.eps, opts.norm, adversarial, safe, 20_000) if safe else None
+    if bnb is not None and bnb.answer != "unknown":
+        how = f"branch and bound over {flips} ({bnb.nodes} nodes, {bnb.leaves} evaluated exactly)"
+        if bnb.answer == "robust":
+            return "robust", None, f"{how}: the rest pruned by interval arithmetic, none adversarial", "enum"
+        return "not_robust", bnb.counterexample, f"{how}: replayed exactly", "enum"
+    return _reduced_milp(net, x, r, opts, target, left(), flips) if target is not None else None
+
+
+def _reduced_milp(net: Network, x: np.ndarray, r, opts: RobustOptions, target: np.ndarray | int, limit: float,
+                  flips: str) -> tuple[str, np.ndarray | None, str, str] | None:
+    """HiGHS on the reduced MILP (``reduced_robustness``: flips as variables, fixed units folded); None where it
+    does not apply. Infeasible is confirmed with presolve off, as for the full MILP."""
+    from bnnmilp.formulations.robustness import ReducedQuery
+    from bnnmilp.verification import reach
+
+    red = reach.reduced(net, r)
+    if red is None or red[0].shape[1] == 0 or limit <= 0:
+        return None
+    D, a0, lam, rest = red
+    label = int(target) if isinstance(target, (int, np.integer)) else None
+    q = ReducedQuery(Network([np.ascontiguousarray(D.T), *rest.weights], [lam - a0, *rest.thresholds]),
+                     np.array([f.feature for f in r.flips]), np.array([f.cost for f in r.flips]), float(opts.eps),
+                     opts.norm, np.zeros(1) if label is not None else np.asarray(target), label)
+    model = get("reduced_robustness").build(q)
+    t0 = time.perf_counter()
+    sol = highs.solve(model, SolveOptions(time_limit=limit))
+    what = f"reduced MILP over {flips}, {D.shape[1]} free second-layer units"
+    if sol.status == "infeasible":
+        if not opts.cross_check:
+            return "robust", None, f"{what}: solver proof of infeasibility (not cross-checked)", "milp"
+        again = highs.solve(model, SolveOptions(time_limit=max(0.01, limit - (time.perf_counter() - t0)),
+                                                presolve=False))
+        if again.status == "infeasible":
+            return "robust", None, f"{what}: solver proof of infeasibility, confirmed with presolve off", "milp"
+        return "unknown", None, f"{what}: infeasible with presolve on, {again.status} with it off", "milp"
+    if sol.x is None:
+        return "unknown", None, f"{what}: solver status {sol.status}", "milp"
+    chosen = [i for i, v in enumerate(sol.x[:len(r.flips)]) if v > 0.5]
+    xp = x.copy()
+    for i in chosen:
+        xp[r.flips[i].feature] = r.flips[i].value
+    return "not_robust", xp, f"{what}: replayed exactly", "milp"
+
+
+def smallest_by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, adversarial: Callable,
+                            score: Callable | None = None, safe: Callable | None = None,
+                            target: np.ndarray | int | None = None) -> tuple[str, int, np.ndarray | None, str] | None:
+    """--min-eps for integer inputs: budgets e = 1, 2, ... each decided by ``by_enumeration``. Returns
+    ("not_robust", e, x', note) when e is the smallest adversarial budget (every smaller one proven robust by
+    exhaustive enumeration), ("robust", e, None, note) when no input of the domain is adversarial (e the
+    largest budget that matters), ("unknown", e, None, note) when budget e could not be decided (every
+    smaller one is robust: e is a proven lower bound), or None where enumeration does not apply."""
+    from bnnmilp.verification import reach
+
+    if opts.engine == "milp" or opts.domain != "integer" or reach.threshold_layer(net) is None:
+        return None
+    if opts.output == "argmax" and len(net.weights) < 2:
+        return None
+    dom_lo, dom_hi = search_box(x, replace(opts, eps=None))
+    span = np.maximum(x - dom_lo, dom_hi - x)
+    if not np.all(np.isfinite(span)):
+        return None
+    top = int(span.max() if opts.norm == "inf" else span.sum())
+    t0 = time.perf_counter()
+    deadline = None if opts.time_limit is None else t0 + opts.time_limit
+    how: list[str] = []
+    for e in range(1, top + 1):
+        at = replace(opts, eps=float(e), min_eps=False)
+        lo, hi = search_box(x, at)
+        found = by_enumeration(net, x, at, lo, hi, adversarial, score, safe, target, deadline)
+        if found is None or found[0] == "unknown":
+            why = found[2] if found else "no engine settled it"
+            return "unknown", e, None, f"budget {e} not decided ({why}); every budget below is robust"
+        if found[0] == "not_robust":
+            return "not_robust", e, found[1], f"smallest budget {e}: every budget below proven robust " \
+                                              f"({', '.join(how) or 'none below'}); at {e}: {found[2]}"
+        how.append(f"{e}: {found[3]}")
+        if deadline is not None and time.perf_counter() > deadline:
+            return "unknown", e + 1, None, f"time limit after budget {e}: every budget up to {e} is robust"
+    return "robust", top, None, f"no input of the domain changes the output (budgets up to {top} enumerated)"
+
+
+def reference_bits(net: Network, x: np.ndarray, label: int, against: str) -> tuple[np.ndarray, np.ndarray]:
+    """(the network's exact output bits on x, the bits a perturbation must keep)."""
+    out = net.predict_bits(x[None, :])[0]
+    if against != "label":
+        return out, out
+    ref = np.zeros_like(out)
+    ref[0 if out.shape[0] == 1 else label] = label if out.shape[0] == 1 else 1
+    return out, ref
+
+
+def build_query(net: Network, x: np.ndarray, ref: np.ndarray, opts: RobustOptions,
+                box: tuple[np.ndarray, np.ndarray] | None = None) -> RobustnessQuery:
+    """The MILP query for one sample; strict rows are exact where a layer's inputs are integers or bits."""
+    lo, hi = search_box(x, opts) if box is None else box
+    deltas = tuple(granularity(W, lam) if (l > 0 or opts.domain == "integer") else 0.0
+                   for l, (W, lam) in enumerate(zip(net.weights, net.thresholds, strict=True)))
+    return RobustnessQuery(net, x.astype(np.float64), ref, lo, hi, opts.eps, opts.norm, opts.domain == "integer",
+                           opts.min_eps, deltas)
+
+
+def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: RobustOptions,
+                  session: QuerySession | None = None) -> SampleResult:
+    t0 = time.perf_counter()
+    out, ref = reference_bits(net, x, label, opts.against)
+
+    def left() -> float | None:
+        """The query's time limit is for the whole query: each solve gets what remains of it."""
+        return None if opts.time_limit is None else max(0.01, opts.time_limit - (time.perf_counter() - t0))
+
+    refl = ref.astype(int).tolist()
+
+    def done(answer: str, method: str, **kw) -> SampleResult:
+        return SampleResult(index, answer, method, time.perf_counter() - t0, reference=refl, **kw)
+
+    lo, hi = search_box(x, opts)
+    if np.any(lo > hi):
+        return done("robust", "empty", note="no input of the domain lies in the ball")
+    x_in = bool(np.all(x >= lo) and np.all(x <= hi)) and (opts.domain != "integer" or np.all(x == np.round(x)))
+    if not np.array_equal(out, ref) and x_in:
+        return done("not_robust", "replay", counterexample=x.tolist(), distance="0", note="misclassified already")
+    if opts.prune:
+        fixed = fixed_output(net, lo, hi)
+        if fixed is not None and np.array_equal(fixed, ref):
+            return done("robust", "interval", note="interval arithmetic fixes every output bit over the ball")
+    def differs(rest, U) -> np.ndarray:
+        return np.any((U if rest is None else rest.predict_bits(U)) != ref, axis=1)
+
+    def same_output(later: Network, lo_bits: np.ndarray, hi_bits: np.ndarray) -> bool:
+        fixed = fixed_output(later, lo_bits, hi_bits)
+        return fixed is not None and np.array_equal(fixed, ref)
+
+    if opts.min_eps:
+        best = smallest_by_enumeration(net, x, opts, differs, safe=same_output, target=ref)
+        if best is not None and best[0] != "unknown":
+            return _min_eps_result(done, net, x, opts, best, lambda xp: replay(net, xp, x, ref, replace(
+                opts, eps=float(best[1]), min_eps=False), *search_box(x, replace(opts, eps=None)))[0])
+    found = by_enumeration(net, x, opts, lo, hi, differs, safe=same_output, target=ref,
+                           deadline=None if opts.time_limit is None else t0 + opts.time_limit)
+    if found is not None:
+        answer, xp, note, how = found
+        if answer != "not_robust":
+            return done(answer, how, note=note)
+        genuine, dist = replay(net, xp, x, ref, opts, lo, hi)
+        if genuine:
+            return done("not_robust", how, counterexample=xp.tolist(), distance=fraction_str(dist), note=note)
+    q = build_query(net, x, ref, opts)
+    if session is not None:
+        sol = session.solve(x, ref, lo, hi, time_limit=left())
+
+        def again_presolve_off():
+            return session.solve(x, ref, lo, hi, presolve=False, time_limit=left())
+    else:
+        model = get("robustness").build(q)
+        sol = highs.solve(model, SolveOptions(time_limit=left()))
+
+        def again_presolve_off():
+            return highs.solve(model, SolveOptions(time_limit=left(), presolve=False))
+    if sol.x is not None and not replay(net, _candidate(sol.x, x.shape[0], opts, lo, hi), x, ref, opts, lo, hi)[0]:
+        # a tie, or a point within solver tolerance of a threshold: first ask for a counterexample that keeps
+        # a clear margin from every inexact threshold (an under-approximation: any point it finds is genuine)
+        under = highs.solve(get("robustness").build(replace(q, margin=1e-5)), SolveOptions(time_limit=left()))
+        if under.x is not None:
+            sol = under
+        elif q.delta[0] == 0.0 and not opts.min_eps:
+            # real-valued first layer: maximise the slack of its strict rows; s* = 0 means only ties remain
+            model = get("robustness").build(replace(q, strict=True))
+            sol = highs.solve(model, SolveOptions(time_limit=left()))
+            if sol.status == "optimal" and sol.objective is not None and -sol.objective <= 1e-9:
+                if opts.cross_check:
+                    again = highs.solve(model, SolveOptions(time_limit=left(), presolve=False))
+                    if again.status != "optimal" or again.objective is None or -again.objective > 1e-9:
+                        return done("unknown", "milp", note="strict-slack optimum differs with presolve off")
+                return done("robust", "milp", note="only ties change the output: the solver's maximal strict "
+                            "slack is 0" + (", confirmed with presolve off" if opts.cross_check else ""))
+    if sol.status == "infeasible":
+        if opts.cross_check:
+            again = again_presolve_off()
+            if again.status != "infeasible":
+                return done("unknown", "milp", note=f"presolve on: infeasible; presolve off: {again.status}")
+            return done("robust", "milp", note="solver proof of infeasibility, confirmed with presolve off")
+        return done("robust", "milp", note="solver proof of infeasibility (not cross-checked)")
+    if sol.x is None:
+        return done("unknown", "milp", note=f"solver status {sol.status}")
+    xp = _candidate(sol.x, x.shape[0], opts, lo, hi)
+    genuine, dist = replay(net, xp, x, ref, opts, lo, hi)
+    if not genuine:
+        return done("unknown", "milp", note="the solver's point does not replay (a tie or a tolerance)")
+    bound = sol.bound if opts.min_eps else None
+    note = "counterexample replayed exactly"
+    if opts.min_eps:
+        note += "; distance exact; " + ("proven minimal by the solver" if sol.status == "optimal"
+                                        else f"solver stopped: {sol.status}")
+    return done("not_robust", "milp", counterexample=xp.tolist(),
+                distance=fraction_str(dist),
+                min_eps_bound=bound, note=note)
+
+
+_SESSIONS: dict[int, QuerySession] = {}
+
+
+def _min_eps_result(done: Callable, net: Network, x: np.ndarray, opts: RobustOptions, best: tuple,
+                    genuine: Callable[[np.ndarray], bool]) -> SampleResult:
+    """A SampleResult from ``smallest_by_enumeration``: the counterexample replayed exactly, the bound proven."""
+    answer, e, xp, note = best
+    if answer == "not_robust":
+        if not genuine(xp):
+            return done("unknown", "enum", min_eps_bound=float(e), note="the enumerated point does not replay")
+        _, dist = in_perturbation_set(xp, x, replace(opts, eps=None, min_eps=True), *search_box(x, replace(
+            opts, eps=None)))
+        return done("not_robust", "enum", counterexample=xp.tolist(), distance=fraction_str(dist),
+                    min_eps_bound=float(e), note=note)
+    return done(answer, "enum", min_eps_bound=float(e), note=note)
+
+
+def _session(net: Network, opts: RobustOptions, key: int) -> QuerySession | None:
+    """One reusable model per process and network (only with a finite input domain)."""
+    if not opts.reuse or opts.bounds is None or not all(map(math.isfinite, opts.bounds)):
+        return None
+    if key not in _SESSIONS:
+        _SESSIONS.clear()
+        _SESSIONS[key] = QuerySession(net, opts)
+    return _SESSIONS[key]
+
+
+def rival_network(net: Network, y: int, k: int) -> Network | None:
+    """The step network whose one output bit is [s_k - s_y >= 0] (class k ties or beats class y), or None
+    when W_k - W_y or lambda_k - lambda_y is not exact in doubles (the query would not be exact)."""
+    W, lam = net.weights[-1], net.thresholds[-1]
+    wk, wy = (W.take_rows(np.array([k, y])).toarray() if is_sparse(W) else W[[k, y]])
+    dw, dl = wk - wy, lam[k] - lam[y]
+    exact = all(Fraction(float(d)) == Fraction(float(a)) - Fraction(float(b)) for d, a, b in zip(dw, wk, wy,
+                                                                                             strict=True))
+    if not exact or Fraction(float(dl)) != Fraction(float(lam[k])) - Fraction(float(lam[y])):
+        return None
+    return Network([*net.weights[:-1], dw[None, :]], [*net.thresholds[:-1], np.array([dl])])
+
+
+def verify_argmax_sample(net: Network, x: np.ndarray, label: int, index: int, opts: RobustOptions) -> SampleResult:
+    """Argmax output: is there an x' in the ball on which some class k != y scores s_k >= s_y (ties count)?
+
+    One step query per rival class k (the output layer replaced by the unit [s_k - s_y >= 0]); any
+    counterexample is replayed through the exact argmax of the whole network."""
+    t0 = time.perf_counter()
+    pred = int(net.argmax_predictions(x[None, :])[0])
+    y = pred if opts.against == "prediction" else label
+
+    def done(answer: str, method: str, **kw) -> SampleResult:
+        return SampleResult(index, answer, method, time.perf_counter() - t0, reference=[y], **kw)
+
+    lo, hi = search_box(x, opts)
+    if pred != y or y < 0:
+        inside, _ = in_perturbation_set(x, x, opts, lo, hi)
+        if inside:
+            return done("not_robust", "replay", counterexample=x.tolist(), distance="0",
+                        note="a tie or another class already" if y < 0 or pred < 0 else "misclassified already")
+        return done("unknown", "replay", note="the sample itself lies outside the input domain")
+    def beaten(rest, U) -> np.ndarray:
+        return rest.argmax_predictions(U) != y
+
+    def margin(rest, U) -> np.ndarray:  # s_y - max_k s_k in floating point: only steers the search
+        return rest.score_margins(U, np.full(U.shape[0], y))
+
+    def y_wins(later: Network, lo_bits: np.ndarray, hi_bits: np.ndarray) -> bool:
+        """Rigorously: s_k < s_y for every k != y and every bit vector in [lo, hi] (interval arithmetic)."""
+        if len(later.weights) > 1:
+            g_lo, g_hi = ibp_bounds(Network(later.weights[:-1], later.thresholds[:-1]), lo_bits, hi_bits)[-1]
+            lo_bits, hi_bits = (g_lo >= 0).astype(np.float64), (g_hi >= 0).astype(np.float64)
+        W, lam = dense(later.weights[-1]), later.thresholds[-1]
+        _, up = interval_affine(W - W[y], lo_bits, hi_bits, lam - lam[y])
+        up[y] = -np.inf
+        return bool(np.all(up < 0))
+
+    if opts.min_eps:
+        best = smallest_by_enumeration(net, x, opts, beaten, margin, y_wins, y)
+        if best is None:
+            return done("unknown", "none", note="--min-eps on argmax outputs needs integer inputs and a threshold "
+                                                "input layer (enumeration)")
+        return _min_eps_result(done, net, x, opts, best,
+                               lambda xp: int(net.argmax_predictions(xp[None, :])[0]) != y)
+
+    found = by_enumeration(net, x, opts, lo, hi, beaten, margin, y_wins, y,
+                           None if opts.time_limit is None else t0 + opts.time_limit)
+    if found is not None:
+        answer, xp, note, how = found
+        if answer != "not_robust":
+            return done(answer, how, note=note)
+        inside, dist = in_perturbation_set(xp, x, opts, lo, hi)
+        if inside and int(net.argmax_predictions(xp[None, :])[0]) != y:
+            return done("not_robust", how, counterexample=xp.tolist(), distance=fraction_str(dist), note=note)
+    bits_opts = replace(opts, against="prediction", output="bits")
+    open_rivals, methods = [], set()
+    for k in range(net.weights[-1].shape[0]):
+        if k == y:
+            continue
+        rival = rival_network(net, y, k)
+        spent = time.perf_counter() - t0
+        if rival is None or (opts.time_limit is not None and spent >= opts.time_limit):
+            open_rivals.append(k)
+            continue
+        r = verify_sample(rival, x, 0, index, replace(bits_opts, time_limit=None if opts.time_limit is None
+                                                      else opts.time_limit - spent))
+        methods.add(r.method)
+        if r.answer == "not_robust" and r.counterexample is not None:
+            xp = np.asarray(r.counterexample, dtype=np.float64)
+            inside, dist = in_perturbation_set(xp, x, opts, lo, hi)
+            if inside and int(net.argmax_predictions(xp[None, :])[0]) != y:
+                return done("not_robust", r.method, counterexample=xp.tolist(),
+                            distance=fraction_str(dist),
+                            note=f"class {k} scores at least class {y}'s; replayed exactly")
+            open_rivals.append(k)
+        elif r.answer != "robust":
+            open_rivals.append(k)
+    if open_rivals:
+        return done("unknown", "milp", note=f"rival classes not settled: {open_rivals}")
+    return done("robust", "+".join(sorted(methods)) or "none", note=f"no class beats or ties class {y}")
+
+
+def _task(args: tuple) -> SampleResult:
+    weights, thresholds, x, label, index, opts, key = args
+    net = Network(weights, thresholds)
+    if opts.output == "argmax":
+        return verify_argmax_sample(net, x, label, index, opts)
+    return verify_sample(net, x, label, index, opts, _session(net, opts, key))
+
+
+def verify_robust(net: Network, X: np.ndarray, labels: np.ndarray, opts: RobustOptions,
+                  on_result: Callable[[SampleResult], None] | None = None) -> list[SampleResult]:
+    """Is the network's answer on each sample the same everywhere in a ball around it? Exact answers only.
+
+    Parameters
+    ----------
+    net : Network
+    X : ndarray, shape (m, d0)
+        The samples.
+    labels : ndarray, shape (m,)
+        Their labels (used with ``opts.against == "label"``).
+    opts : RobustOptions
+        The ball (``eps``, ``norm``: ``inf`` or ``1``), the input domain (``continuous`` or ``integer``,
+        ``bounds``), the time limit per query.
+    on_result : callable, optional
+        Called with each result as it is found.
+
+    Returns
+    -------
+    list of SampleResult
+        In sample order: ``answer`` is ``robust`` (proven), ``not_robust`` (with a ``counterexample``
+        replayed in exact arithmetic) or ``unknown`` (with a ``note``); ``method`` says which engine.
+        The per-sample queries run in this process; ``bnnmilp verify --robust --workers`` runs them as jobs.
+    """
+    key = hash((tuple(values(w).tobytes() for w in net.weights), tuple(t.tobytes() for t in net.thresholds), opts))
+    results: list[SampleResult] = []
+    for i in range(X.shape[0]):
+        results.append(_task((net.weights, net.thresholds, X[i], int(labels[i]), i, opts, key)))
+        if on_result:
+            on_result(results[-1])
+    return results
+
+
+def query_jobs(weights: str, data: str, n_samples: int, opts: RobustOptions, box: str | None = None) -> list:
+    """One job per sample for the execution layer (``execution.jobs``: in process, a process pool or Dask; results
+    written per query, a rerun resumes). The payload names files, not arrays: a worker loads the network
+    (a weights file, a run folder or an ensemble) and the data once per process."""
+    from pathlib import Path
+
+    from bnnmilp.execution.jobs import Job
+
+    base = {"weights": str(Path(weights).resolve()), "data": str(Path(data).resolve()),
+            "box": str(Path(box).resolve()) if box else None, "options": asdict(replace(opts, box=None))}
+    return [Job.make("robust", {**base, "index": i}) for i in range(n_samples)]
+
+
+_LOADED: dict[tuple, tuple] = {}
+
+
+def _loaded(weights: str, data: str, box: str | None) -> tuple:
+    """(weights file or ensemble, data set, per-feature box, session key), loaded once per process."""
+    from pathlib import Path
+
+    from bnnmilp.data import load_box, load_data
+    from bnnmilp.io.runs import load_weights
+
+    stamp = tuple((p, Path(p).stat().st_mtime_ns) for p in (weights, data, box) if p)
+    if stamp not in _LOADED:
+        _LOADED.clear()
+        wf, ds = load_weights(weights), load_data(data)
+        per = None
+        if box:
+            lo, hi = load_box(box, ds.n_features)
+            per = (tuple(lo.tolist()), tuple(hi.tolist()))
+        _LOADED[stamp] = (wf, ds, per, hash(stamp))
+    return _LOADED[stamp]
+
+
+def run_query(payload: dict) -> dict:
+    """Execute one ``query_jobs`` job; the SampleResult as a dict."""
+    from bnnmilp.training.ensemble import EnsembleFile
+
+    wf, ds, per, key = _loaded(payload["weights"], payload["data"], payload.get("box"))
+    o = dict(payload["options"])
+    o["bounds"] = tuple(o["bounds"]) if o.get("bounds") is not None else None
+    opts = RobustOptions(**{**o, "box": per})
+    i = int(payload["index"])
+    x, y = ds.features[i], int(ds.labels[i])
+    if isinstance(wf, EnsembleFile):
+        return verify_ensemble_sample(wf, x, y, i, opts).to_dict()
+    net = wf.network
+    return _task((net.weights, net.thresholds, x, y, i, opts, hash((key, opts)))).to_dict()
+
+
+def from_record(rec: dict, index: int) -> SampleResult:
+    """A job record back as a SampleResult; a job that failed is an ``unknown`` naming its error."""
+    if rec.get("ok") and rec.get("result"):
+        return SampleResult(**rec["result"])
+    return SampleResult(index, "unknown", "error", 0.0, note=f"job failed: {rec.get('error')}")
+
+
+def check_in_float(results: list[SampleResult], predict: Callable[[np.ndarray], tuple[np.ndarray, str] | None]
+                   ) -> None:
+    """Replay every counterexample through an imported model's own floating-point semantics as well (argmax
+    outputs), and say in ``float_check`` whether it is adversarial there too or where the two differ."""
+    cx = [r for r in results if r.counterexample is not None and r.reference]
+    if not cx:
+        return
+    got = predict(np.array([r.counterexample for r in cx], dtype=np.float64))
+    if got is None:
+        for r in cx:
+            r.float_check = "not checked: the model file or its runtime is not available"
+        return
+    pred, name = got
+    for r, k in zip(cx, pred.tolist(), strict=True):
+        y = r.reference[0]
+        r.float_check = (f"adversarial in {name} too (class {k})" if k != y else
+                         f"DIFFERS: {name} still predicts class {y} here (the exact network does not)")
+
+
+def summary(results: list[SampleResult], labels: np.ndarray, predictions: np.ndarray) -> dict:
+    counts = {a: sum(r.answer == a for r in results) for a in ("robust", "not_robust", "unknown")}
+    by_method: dict[str, int] = {}
+    for r in results:
+        by_method[r.method] = by_method.get(r.method, 0) + 1
+    n = len(results)
+    vra = sum(1 for r in results if r.answer == "robust" and predictions[r.index] == labels[r.index]) / max(n, 1)
+    times = [r.time_s for r in results]
+    return {"samples": n, **counts, "by_method": by_method, "verified_robust_accuracy": vra,
+            "mean_time_per_query_s": float(np.mean(times)) if times else 0.0,
+            "max_time_per_query_s": float(np.max(times)) if times else 0.0}
+
+
+def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: RobustOptions) -> SampleResult:
+    """One-vs-one ensembles: one query per rival class; robust only if no rival can win anywhere in the ball."""
+    from bnnmilp.formulations.robustness import EnsembleQuery
+
+    t0 = time.perf_counter()
+    pred = int(ens.predict(x[None, :])[0])
+    ref = label if opts.against == "label" else pred
+
+    def done(answer: str, method: str, **kw) -> SampleResult:
+        return SampleResult(index, answer, method, time.perf_counter() - t0, reference=[ref], **kw)
+
+    lo, hi = search_box(x, opts)
+    if pred != ref:
+        return done("not_robust", "replay", counterexample=x.tolist(), distance="0", note="misclassified already")
+    deltas = [tuple(granularity(W, lam) if (l > 0 or opts.domain == "integer") else 0.0
+                    for l, (W, lam) in enumerate(zip(net.weights, net.thresholds, strict=True)))
+              for net in ens.networks]
+    unsettled = []
+
+    def left() -> float | None:  # one time limit for the whole query
+        return None if opts.time_limit is None else max(0.01, opts.time_limit - (time.perf_counter() - t0))
+
+    for rival in range(ens.n_classes):
+        if rival == ref:
+            continue
+        q = EnsembleQuery(ens.networks, ens.classes, x.astype(np.float64), ref, rival, lo, hi, opts.eps, opts.norm,
+                          opts.domain == "integer", deltas)
+        model = get("ensemble_robustness").build(q)
+        sol = highs.solve(model, SolveOptions(time_limit=left()))
+        if sol.status == "infeasible":
+            if opts.cross_check and highs.solve(model, SolveOptions(time_limit=left(),
+                                                                    presolve=False)).status != "infeasible":
+                unsettled.append(rival)
+            continue
+        for margin in (0.0, 1e-5):  # then a clear margin from every inexact threshold (ties, tolerances)
+            attempt = sol if margin == 0.0 else highs.solve(
+                get("ensemble_robustness").build(replace(q, margin=margin)), SolveOptions(time_limit=left()))
+            if attempt.x is None:
+                continue
+            xp = _candidate(attempt.x, x.shape[0], opts, lo, hi)
+            inside, dist = in_perturbation_set(xp, x, opts, lo, hi)
+            if inside and int(ens.predict(xp[None, :])[0]) != ref:
+                return done("not_robust", "milp", counterexample=xp.tolist(),
+                            distance=fraction_str(dist), note=f"class {rival} wins; replayed exactly")
+        unsettled.append(rival)
+    if unsettled:
+        return done("unknown", "milp", note=f"rivals not settled: {unsettled}")
+    return done("robust", "milp", note="no rival class can win (solver proofs"
+                + (", confirmed with presolve off)" if opts.cross_check else ")"))
+
+
+def verify_robust_ensemble(ens, X: np.ndarray, labels: np.ndarray, opts: RobustOptions,
+                           on_result: Callable[[SampleResult], None] | None = None) -> list[SampleResult]:
+    out = []
+    for i in range(X.shape[0]):
+        out.append(verify_ensemble_sample(ens, X[i], int(labels[i]), i, opts))
+        if on_result:
+            on_result(out[-1])
+    return out
