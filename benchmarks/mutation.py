@@ -79,7 +79,7 @@ RULES: list[tuple[str, str, str]] = [
      "None for False: both are falsy, so lower bounds are rounded the same way."),
     (r"\.certificates\.check\.x_check_proof__", r"rep\.fail\(None\)",
      "The message of the defensive catch-all for malformed proofs: every malformed input we know of is "
-     "rejected earlier with its own message (tests/certificates/test_checker_messages.py)."),
+     "rejected earlier with its own message (tests/verification/certificates/test_checker_messages.py)."),
 ]
 
 

@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from bnnmilp.cli import main
-from tests.importers.test_chainer import SAKAI, images
+from tests.io.importers.test_chainer import SAKAI, images
 
 
 @pytest.fixture(scope="module")

@@ -107,6 +107,7 @@ def test_time_limited_digits_run_is_labelled_and_valid(repo_root, tmp_path):
     assert json.loads(r.stdout)["exact_loss"] == s["objective"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_best_so_far(repo_root, tmp_path):
     """SIGINT during a long solve: HiGHS is cancelled, the best weights are written and labelled."""
     out = tmp_path / "run"

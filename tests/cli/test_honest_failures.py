@@ -118,6 +118,7 @@ def test_a_read_only_place_is_refused_before_solving(repo_root, tmp_path):
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+@pytest.mark.slow
 def test_sigterm_and_sighup_keep_the_best_network(repo_root, tmp_path, signum, code):
     """SIGTERM (timeout, schedulers, docker stop) and SIGHUP (a closed terminal or ssh session) are handled
     like Ctrl-C: the best network so far, exit 143 or 129."""
@@ -150,6 +151,7 @@ def test_the_highs_writer_writes_complete_files(repo_root, tmp_path, writer, ext
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_the_last_checkpointed_incumbent(repo_root, tmp_path):
     """kill -9 (or an out-of-memory kill) cannot be handled: the incumbent written while the solver ran stays,
     labelled as a checkpoint, and its claims check."""

@@ -112,6 +112,7 @@ def test_every_command_shows_a_pipeline_in_its_help():
         assert any(" | " in line and "bnnmilp" in line for line in text.splitlines()), name
 
 
+@pytest.mark.slow
 def test_tables_are_csv_on_stdout_and_tee_and_timeout_work(repo_root, tmp_path):
     net, data = repo_root / "configs/xor.yaml", repo_root / "samples/xor.yaml"
     assert sh(f"{BNNMILP} train {net} {data} -o run 2>/dev/null", tmp_path).returncode == 0

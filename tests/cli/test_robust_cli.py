@@ -88,6 +88,7 @@ def answers(doc: dict) -> list[tuple]:
     return [(r["index"], r["answer"], r["method"], r["counterexample"], r["distance"]) for r in doc["results"]]
 
 
+@pytest.mark.slow
 def test_queries_run_as_jobs_on_a_pool_and_on_dask_with_the_same_answers(trained, tmp_path):
     run_dir, data = trained
     base = ["verify", run_dir, data, "--robust", "--eps", "2", "--domain", "integer", "--bounds", "0:16", "--json"]

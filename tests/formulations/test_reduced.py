@@ -9,8 +9,8 @@ import pytest
 
 from bnnmilp.verification import reach
 from bnnmilp.verification.robust import RobustOptions, _reduced_milp
-from tests.test_reach import threshold_net
-from tests.test_robust import ball
+from tests.verification.test_reach import threshold_net
+from tests.verification.test_robust import ball
 
 CASES = list(itertools.product([0, 1, 3], ["inf", "1"], [1, 2], ["bits", "argmax"]))
 

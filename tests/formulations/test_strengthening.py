@@ -24,6 +24,7 @@ CASES = list(itertools.product([[2, 2, 1], [2, 3, 2]], ["binary", "ternary"], ["
 
 
 @pytest.mark.parametrize(("layers", "weights", "thresholds"), CASES)
+@pytest.mark.slow
 def test_symmetry_order_keeps_the_optimum(layers, weights, thresholds):
     if layers == [2, 3, 2] and weights == "ternary":
         layers = [2, 2, 2]  # keep the enumeration small

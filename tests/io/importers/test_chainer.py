@@ -16,7 +16,7 @@ from bnnmilp.io.importers.chainer import load_chainer_npz
 from bnnmilp.io.runs import load_weights
 from bnnmilp.network import Network
 
-SAKAI = Path(__file__).resolve().parent.parent / "data" / "sakai-bnn"
+SAKAI = Path(__file__).resolve().parents[3] / "tests" / "data" / "sakai-bnn"
 SETS = ["mnist", "mnist_rot", "mnist_back_image"]
 
 

@@ -38,6 +38,7 @@ def run_sweep(p: Path, out: Path, *extra: str):
     return json.loads(r.stdout)
 
 
+@pytest.mark.slow
 def test_pool_and_dask_give_identical_results(tmp_path, repo_root):
     pytest.importorskip("distributed")
     p = sweep_file(tmp_path, repo_root)

@@ -16,9 +16,9 @@ from bnnmilp.analysis.diff import MilpLayer, value_and_grad
 from bnnmilp.analysis.valuefn import with_rhs
 from bnnmilp.cli import main
 from bnnmilp.milp.backends import SolveOptions, highs
-from tests.certificates.test_proofs import random_milp
-from tests.certificates.test_valuefn import z_enum
 from tests.conftest import grid_instance, make_spec
+from tests.verification.certificates.test_proofs import random_milp
+from tests.verification.certificates.test_valuefn import z_enum
 
 
 def test_gradient_wrt_rhs_is_the_value_function_slope(gr):

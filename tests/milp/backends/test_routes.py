@@ -46,6 +46,7 @@ def _highs_file(path) -> float:
 
 
 @pytest.mark.parametrize("inst", INSTANCES)
+@pytest.mark.slow
 def test_same_optimum_on_every_route(inst, tmp_path):
     tm = _build(*inst)
     direct = highs.solve(tm.model, SolveOptions())

@@ -10,7 +10,7 @@ import pytest
 from bnnmilp.network import Network
 from bnnmilp.verification import reach
 from bnnmilp.verification.robust import RobustOptions, verify_robust
-from tests.test_robust import ball
+from tests.verification.test_robust import ball
 
 
 def threshold_net(rng, d0: int, per: int, hidden: list[int], out: int) -> Network:

@@ -90,7 +90,7 @@ def test_dual_function_on_random_milps_against_enumeration(seed):
     import itertools
 
     from bnnmilp.analysis.valuefn import with_rhs
-    from tests.certificates.test_proofs import random_milp
+    from tests.verification.certificates.test_proofs import random_milp
 
     model = random_milp(seed)
     ints = np.flatnonzero(model.integrality)

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from bnnmilp.cli import main
-from tests.importers.test_chainer import SAKAI, images, reference_logits
+from tests.io.importers.test_chainer import SAKAI, images, reference_logits
 
 # (data set, image, label, norm, eps, answer) from ../shared/external/sakai-bnn/README.md
 ANSWERS = [

@@ -10,7 +10,7 @@ import pytest
 from bnnmilp.network import Network
 from bnnmilp.verification.robust import RobustOptions, rival_network, verify_robust
 from tests.oracles import scores_exact
-from tests.test_robust import ball, random_net
+from tests.verification.test_robust import ball, random_net
 
 CASES = [(seed, layers, norm, eps) for seed, (layers, norm, eps) in enumerate(
     itertools.product([[2, 3], [3, 2, 3], [3, 3, 2]], ["inf", "1"], [1, 2]))]

@@ -174,7 +174,7 @@ def test_objective_integrality_is_read_off_the_model(gr, change, integral):
 
 def test_zero_multipliers_are_harmless():
     """A zero multiplier (of any row, listed anywhere) neither helps nor hurts a leaf."""
-    from tests.certificates.test_proofs import random_milp
+    from tests.verification.certificates.test_proofs import random_milp
 
     model = random_milp(1)
     doc = proof_doc(model, branch_and_bound(model))
@@ -208,7 +208,7 @@ def test_defaults_and_integer_numbers_are_accepted(gr, proof):
 
 
 def test_long_lists_of_leaf_ids_are_cut_at_five():
-    from tests.certificates.test_proofs import BNN, bnn_proof
+    from tests.verification.certificates.test_proofs import BNN, bnn_proof
 
     tm, _, _, _, doc = bnn_proof(*BNN[0])
     leaves = sorted(lf["node"] for lf in doc["leaves"])
@@ -221,7 +221,7 @@ def test_long_lists_of_leaf_ids_are_cut_at_five():
 
 def test_the_weakest_leaf_is_reported():
     from bnnmilp.verification.certificates.bnb import ExactModel
-    from tests.certificates.test_proofs import random_milp
+    from tests.verification.certificates.test_proofs import random_milp
 
     model = random_milp(1)
     tree = branch_and_bound(model)

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from bnnmilp.cli import main
-from tests.importers.test_chainer import SAKAI, images
+from tests.io.importers.test_chainer import SAKAI, images
 
 LP = SAKAI / "instances/bnn_mnist_back_image_32_label3_adversarial_norm_inf.lp.bz2"
 TERM = re.compile(r"([+-])\s*(\d+)?\s*([a-z_]+\d*)\((\d+)\)")

@@ -12,7 +12,7 @@ from bnnmilp.milp.backends import highs
 from bnnmilp.verification.certificates.bnb import branch_and_bound
 from bnnmilp.verification.certificates.proof import proof_doc
 from bnnmilp.verification.certificates.vipr import vipr_text
-from tests.certificates.test_proofs import BNN, bnn_proof
+from tests.verification.certificates.test_proofs import BNN, bnn_proof
 
 
 def parse_vipr(text: str) -> dict:

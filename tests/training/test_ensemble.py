@@ -36,6 +36,7 @@ def train_ens(tiny, out, *extra):
     return json.loads(r.stdout)
 
 
+@pytest.mark.slow
 def test_pool_and_dask_train_identical_ensembles(tiny, tmp_path):
     pytest.importorskip("distributed")
     a = train_ens(tiny, tmp_path / "pool", "--workers", "2")

@@ -13,8 +13,8 @@ from bnnmilp.verification.certificates.bnb import branch_and_bound
 from bnnmilp.verification.certificates.check import check_proof
 from bnnmilp.verification.certificates.proof import proof_doc
 from bnnmilp.verification.certificates.vipr import vipr_text
-from tests.certificates.test_checker_soundness import brute_force
-from tests.certificates.test_vipr import check_derivations, parse_vipr
+from tests.verification.certificates.test_checker_soundness import brute_force
+from tests.verification.certificates.test_vipr import check_derivations, parse_vipr
 
 FREE = """Minimize
  obj: 3 x + 2 y - z

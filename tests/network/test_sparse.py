@@ -11,7 +11,7 @@ from bnnmilp.network import Network
 from bnnmilp.network.sparse import Csr
 from bnnmilp.verification.robust import RobustOptions, verify_robust
 from tests.oracles import forward_exact
-from tests.test_robust import random_net
+from tests.verification.test_robust import random_net
 
 
 def sparse_copy(net: Network) -> Network:
