@@ -30,7 +30,7 @@ def command(weights: str, data: str, output: str | None, as_json: bool) -> None:
     from bnnmilp.io.runs import load_weights
     from bnnmilp.io.yamlio import write_text_atomic
     from bnnmilp.network import exact_match_predictions
-    from bnnmilp.training.ensemble import EnsembleFile
+    from bnnmilp.network.ensemble import EnsembleFile
 
     one_stdout(as_json, output=output)
     wf = load_weights(weights)

@@ -105,7 +105,7 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
         raise InputError(None, "DATA", "missing: verify WEIGHTS DATA (or MODEL.mps --certificate PROOF)")
     wf = load_weights(weights)
     ds = load_data(data)
-    from bnnmilp.training.ensemble import EnsembleFile
+    from bnnmilp.network.ensemble import EnsembleFile
 
     if isinstance(wf, EnsembleFile):
         if box is not None or engine == "enum":

@@ -29,6 +29,7 @@ from bnnmilp.network.sparse import Csr, is_sparse
 from bnnmilp.spec import Spec, parse_spec
 
 if TYPE_CHECKING:  # the run files only describe results: reading and checking them needs no solver
+    from bnnmilp.network.ensemble import EnsembleFile
     from bnnmilp.training.objectives import StageResult
     from bnnmilp.training.pipeline import TrainResult
 
@@ -299,8 +300,6 @@ def load_weights(path: str | Path, ensemble: bool = True) -> WeightsFile:
             else p / "weights.npz"
     doc = read_weights_npz(p) if sniff(p) == "npz" else read_yaml(p, WeightsError)
     if doc.get("format") == "bnnmilp-ensemble":
-        from bnnmilp.training.ensemble import load_ensemble
-
         if not ensemble:
             raise WeightsError(str(p), "format", "one network; this is a one-vs-one ensemble: pass one of its "
                                                  "members' folders (members/A_B) instead")
@@ -332,3 +331,23 @@ def write_ensemble(run_dir: str | Path, spec: Spec, data_path: str, records: lis
            "tie_break": "lowest class index among the most votes", "data": data_path,
            "members": members}
     return {"weights": write_yaml_atomic(out / "weights.yaml", doc), "members": out / "members"}
+
+
+def load_ensemble(p: Path, doc: dict[str, Any]) -> EnsembleFile:
+    """An ensemble file's members, each validated like a weights file."""
+    from bnnmilp.network.ensemble import EnsembleFile
+
+    members = []
+    classes = []
+    for i, m in enumerate(doc.get("members") or []):
+        try:
+            wdoc = m["weights"]
+            classes.append((int(m["classes"][0]), int(m["classes"][1])))
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise WeightsError(str(p), f"members[{i}]", "expected classes [a, b] and weights") from None
+        spec = parse_spec({"network": wdoc["network"], "training": wdoc.get("training", {})}, str(p))
+        net = Network.from_layers_doc(wdoc["layers"], str(p), list(spec.network.layers))
+        members.append(WeightsFile(str(p), spec, net, wdoc))
+    if not members:
+        raise WeightsError(str(p), "members", "expected a non-empty list")
+    return EnsembleFile(str(p), int(doc["n_classes"]), classes, members, doc)

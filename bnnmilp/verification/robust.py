@@ -586,7 +586,7 @@ def _loaded(weights: str, data: str, box: str | None) -> tuple:
 
 def run_query(payload: dict) -> dict:
     """Execute one ``query_jobs`` job; the SampleResult as a dict."""
-    from bnnmilp.training.ensemble import EnsembleFile
+    from bnnmilp.network.ensemble import EnsembleFile
 
     wf, ds, per, key = _loaded(payload["weights"], payload["data"], payload.get("box"))
     o = dict(payload["options"])

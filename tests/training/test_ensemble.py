@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from bnnmilp.cli import main
 from bnnmilp.io.runs import load_weights
-from bnnmilp.training.ensemble import vote_predictions
+from bnnmilp.network.ensemble import vote_predictions
 from bnnmilp.verification.robust import RobustOptions, verify_robust_ensemble
 
 
