@@ -20,7 +20,7 @@ from bnnmilp.formulations.theorem1 import TrainingModel
 def input_sensitivity(tm: TrainingModel, time_limit: float | None = None) -> tuple[np.ndarray, ValueAndGrad]:
     """(dz/dX of shape (m, d0), the value-and-gradient record)."""
     vg = value_and_grad(tm.model, time_limit=time_limit, priority=tm.branching_priority())
-    W = vg.x[tm.model.cols("w1")]  # (d1, d0)
+    W = vg.x[tm.weights(1)]  # (d1, d0)
     on, off = tm.model.row_blocks["on1"], tm.model.row_blocks["off1"]
     y_on = vg.y[on.indices]  # (m, d1)
     y_off = vg.y[off.indices]

@@ -76,11 +76,12 @@ def lp_bounds(tm: TrainingModel, bounds: list[tuple[np.ndarray, np.ndarray]]) ->
     h.setOptionValue("presolve", "off")
     out = []
     for l, (lo, hi) in enumerate(bounds, start=1):
-        if f"on{l}" not in model.row_blocks:  # an argmax output layer has no step rows: keep its intervals
+        step = tm.step_rows(l)
+        if step is None:  # an argmax output layer has no step rows: keep its intervals
             out.append((lo, hi))
             continue
-        skip = np.concatenate([model.cols(k).ravel() for k in (f"u{l}", f"mu{l}") if k in model.col_blocks])
-        rows = model.row_blocks[f"on{l}"].indices.reshape(lo.shape)
+        skip = np.concatenate([tm.bits(l).ravel(), tm.margins(l)])  # type: ignore[union-attr]
+        rows = step.reshape(lo.shape)
         new_lo, new_hi = lo.copy(), hi.copy()
         for (i, k), r in np.ndenumerate(rows):
             sl = slice(model.indptr[r], model.indptr[r + 1])

@@ -66,11 +66,36 @@ class TrainingModel:
     def depth(self) -> int:
         return self.spec.network.depth
 
-    def _threshold_cols(self, l: int) -> np.ndarray | None:
+    # ---- typed handles: the model's columns and rows by what they are, never by block-name strings ----
+    def weights(self, l: int) -> np.ndarray:
+        """Columns of W^l, shape (d_l, d_(l-1))."""
+        return self.model.cols(f"w{l}")
+
+    def all_weights(self) -> np.ndarray:
+        """Columns of every weight, flat."""
+        return np.concatenate([self.weights(l).ravel() for l in range(1, self.depth + 1)])
+
+    def thresholds(self, l: int) -> np.ndarray | None:
+        """Columns of lambda^l, one per neuron (the same column repeated when shared); None for zero."""
         key = f"lam{l}"
         if key not in self.model.col_blocks:
             return None
         return np.broadcast_to(self.model.cols(key), (self.spec.network.layers[l],))
+
+    def bits(self, l: int) -> np.ndarray | None:
+        """Columns of the activations u^{i,l}, shape (m, d_l); None for an argmax output layer."""
+        return self.model.cols(f"u{l}") if f"u{l}" in self.model.col_blocks else None
+
+    def margins(self, l: int | None = None) -> np.ndarray:
+        """Columns of the per-neuron margins mu (of layer l, or of every layer), flat; empty without them."""
+        keys = [f"mu{l}"] if l is not None else [f"mu{k}" for k in range(1, self.depth + 1)]
+        found = [self.model.cols(k).ravel() for k in keys if k in self.model.col_blocks]
+        return np.concatenate(found) if found else np.zeros(0, np.int64)
+
+    def step_rows(self, l: int) -> np.ndarray | None:
+        """The rows g >= lo (1 - u) of layer l, shape (m, d_l); None where the layer has no step (argmax)."""
+        return self.model.row_blocks[f"on{l}"].indices if f"on{l}" in self.model.row_blocks else None
+
 
     def branching_priority(self) -> np.ndarray:
         """Weights first (fixing them decides every bit), then activations layer by layer, then the rest."""
@@ -86,18 +111,17 @@ class TrainingModel:
         """The network encoded in a solution vector (discrete weights rounded to their domain)."""
         ws, ts = [], []
         for l in range(1, self.depth + 1):
-            w = np.clip(x[self.model.cols(f"w{l}")], -1.0, 1.0)
+            w = np.clip(x[self.weights(l)], -1.0, 1.0)
             if self.spec.network.weights != "continuous":
                 w = np.round(w)
             ws.append(w + 0.0)
-            tc = self._threshold_cols(l)
+            tc = self.thresholds(l)
             ts.append(np.zeros(self.spec.network.layers[l]) if tc is None else np.clip(x[tc], -1.0, 1.0) + 0.0)
         return Network(ws, ts)
 
     def pattern_from(self, x: np.ndarray) -> list[np.ndarray]:
         """The activation bits u^{i,l} of a solution, rounded: the pattern the solver claims."""
-        hidden = [np.round(x[self.model.cols(f"u{l}")]).astype(np.int8) for l in range(1, self.depth + 1)
-                  if f"u{l}" in self.model.col_blocks]
+        hidden = [np.round(x[u]).astype(np.int8) for u in map(self.bits, range(1, self.depth + 1)) if u is not None]
         if self.spec.network.output == "argmax":  # the output layer's "pattern": the class each correct sample wins
             return [*hidden, (self.Y * (1 - np.round(x[self.model.cols("e")]))[:, None]).astype(np.int8)]
         return hidden
@@ -126,14 +150,14 @@ class TrainingModel:
         prev = None
         for l in range(1, self.depth + 1):
             W = net.weights[l - 1]
-            x[self.model.cols(f"w{l}")] = W
+            x[self.weights(l)] = W
             if f"z{l}" in self.model.col_blocks:
                 x[self.model.cols(f"z{l}")] = (W + 1) / 2
-            tc = self._threshold_cols(l)
+            tc = self.thresholds(l)
             if tc is not None:
                 x[tc] = net.thresholds[l - 1]
-            if f"u{l}" in self.model.col_blocks:
-                x[self.model.cols(f"u{l}")] = bits[l - 1]
+            if self.bits(l) is not None:
+                x[self.bits(l)] = bits[l - 1]
             if prev is not None:
                 x[self.model.cols(f"s{l}")] = W[None, :, :] * prev[:, None, :]
             prev = bits[l - 1]

@@ -46,8 +46,7 @@ def solve_stages(tm: TrainingModel, solver: SolverSpec, start: np.ndarray | None
         model = model.with_row("fit_exactly", c, -np.inf, 0.0 - off + 1e-6)
     results: list[StageResult] = []
     x = start
-    mu = np.concatenate([b.indices.ravel() for k, b in model.col_blocks.items() if k.startswith("mu")] or
-                        [np.zeros(0, np.int64)])
+    mu = tm.margins()
     full_upper = model.col_upper.copy()
     if mu.size:  # margins are free until their stage: pin them to 0 so earlier stages' points carry none
         upper = full_upper.copy()
@@ -56,7 +55,7 @@ def solve_stages(tm: TrainingModel, solver: SolverSpec, start: np.ndarray | None
     rho = tm.spec.training.trust_region if tm.spec.network.weights == "continuous" and warm else None
     if rho is not None and start is not None and tm.spec.training.trust_region_scope == "all":
         # a local search around the start: every stage, the loss stage included, stays within rho of it
-        model = _trust_region(model, start, rho)
+        model = _trust_region(model, tm.all_weights(), start, rho)
         full_upper = np.where(np.isin(np.arange(model.n_cols), mu), full_upper, model.col_upper)
         rho = None
     for name in stages:
@@ -90,18 +89,17 @@ def solve_stages(tm: TrainingModel, solver: SolverSpec, start: np.ndarray | None
             centre = start if s0 is not None and model.max_violation(s0) <= 1e-9 else x
             if centre is x and s0 is not None:
                 # the start misses the optimal loss: look for a point with that loss near the start first
-                near = _trust_region(model, s0, rho)
+                near = _trust_region(model, tm.all_weights(), s0, rho)
                 rep = solve(near.with_objective(c, off, integral), solver, progress=progress)
                 if rep.x is not None and near.max_violation(rep.x) <= 1e-6:
                     centre = rep.x
-            model = _trust_region(model, centre, rho)
+            model = _trust_region(model, tm.all_weights(), centre, rho)
             full_upper = np.where(np.isin(np.arange(model.n_cols), mu), full_upper, model.col_upper)
     return results
 
 
-def _trust_region(model, centre: np.ndarray, rho: float):
-    """Bound every weight column to [w0 - rho, w0 + rho] within its domain."""
-    w = np.concatenate([b.indices.ravel() for k, b in model.col_blocks.items() if k[0] == "w" and k[1:].isdigit()])
+def _trust_region(model, w: np.ndarray, centre: np.ndarray, rho: float):
+    """Bound every weight column ``w`` to [w0 - rho, w0 + rho] within its domain."""
     lo, up = model.col_lower.copy(), model.col_upper.copy()
     lo[w] = np.maximum(lo[w], centre[w] - rho)
     up[w] = np.minimum(up[w], centre[w] + rho)

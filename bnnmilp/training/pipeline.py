@@ -249,7 +249,7 @@ def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Networ
     x0 = tm.solution_from(start_net) if start_net is not None else None
     if in_trust_region(spec, start_c is not None) and x0 is not None:  # the box also tightens the big-M values
         rho = float(tr.trust_region)  # type: ignore[arg-type]
-        box = [(x0[tm.model.cols(f"w{l}")] - rho, x0[tm.model.cols(f"w{l}")] + rho)
+        box = [(x0[tm.weights(l)] - rho, x0[tm.weights(l)] + rho)
                for l in range(1, spec.network.depth + 1)]
         tm = form.build(spec, X, Y, box)
         x0 = tm.solution_from(start_net)

@@ -128,7 +128,7 @@ def _step_model(form, spec: Spec, X: np.ndarray, Y: np.ndarray, net: Network, B:
     tm = form.build(spec, X[B], Y[B], box, kept=(X[K], [p[K] for p in pattern], free))
     m = tm.model
     for l, f in enumerate(free, 1):
-        cols = tm._threshold_cols(l)
+        cols = tm.thresholds(l)
         if cols is None:
             continue
         shared = spec.network.thresholds == "learned"
