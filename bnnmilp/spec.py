@@ -110,6 +110,7 @@ class SolverSpec:
     mip_gap: float = 0.0
     threads: int = 1
     budget: float | None = None  # seconds for the whole training (STE, building, every stage, polishing)
+    node_limit: int | None = None  # branch-and-bound nodes per stage (a limit that does not depend on the machine)
 
     def __post_init__(self) -> None:
         _one_of("solver", "name", self.name, SOLVER_NAMES)
@@ -154,8 +155,9 @@ class Spec:
         if d["training"].pop("epsilon_auto"):
             d["training"]["epsilon"] = "auto"
         d["solver"].pop("deadline")  # a moment of this process, not a setting
-        if d["solver"]["budget"] is None:
-            d["solver"].pop("budget")
+        for key in ("budget", "node_limit"):
+            if d["solver"][key] is None:
+                d["solver"].pop(key)
         return d
 
     def with_training(self, **changes: Any) -> Spec:
@@ -312,7 +314,7 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
     if network.output == "argmax" and training.loss != "error":
         raise r.fail("training.loss", "error (misclassified samples) with network.output: argmax; hamming counts "
                                       "output bits, which an argmax layer does not have")
-    so = r.section(doc, "solver", {"name", "time_limit", "mip_gap", "threads", "budget"}, required=False)
+    so = r.section(doc, "solver", {"name", "time_limit", "mip_gap", "threads", "budget", "node_limit"}, required=False)
     name = so.get("name", "highs")
     if not isinstance(name, str) or name not in SOLVER_NAMES:
         raise r.fail("solver.name", f"expected one of {', '.join(SOLVER_NAMES)}; got {name!r}")
@@ -322,6 +324,7 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
         time_limit=r.number(so, "solver", "time_limit", 60.0, positive=True, allow_null=True),
         mip_gap=r.number(so, "solver", "mip_gap", 0.0, nonneg=True),
         threads=r.integer(so, "solver", "threads", 1, 1),
+        node_limit=None if so.get("node_limit") is None else r.integer(so, "solver", "node_limit", 1, 1),
     )
     return Spec(network=network, training=training, solver=solver, path=path)
 

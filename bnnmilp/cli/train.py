@@ -17,6 +17,9 @@ from bnnmilp.spec import METHODS, POLISH, SOLVER_NAMES
               help="The command's wall-clock budget in seconds: STE, building, every solver stage and polishing "
                    "share it (overrides solver.budget; with --ensemble: seconds per member).")
 @click.option("--stage-time-limit", type=POSITIVE, help="Seconds per solver stage (overrides solver.time_limit).")
+@click.option("--node-limit", type=click.IntRange(min=1), default=None,
+              help="Branch-and-bound nodes per solver stage (solver.node_limit): a limit that gives the same result "
+                   "on every machine; the best network so far is written, labelled node_limit.")
 @click.option("--mip-gap", type=NONNEGATIVE, help="Relative gap at which to stop (default 0).")
 @click.option("--threads", type=click.IntRange(min=1), help="Solver threads.")
 @click.option("--polish", type=click.Choice(list(POLISH)), default=None,
@@ -42,9 +45,10 @@ from bnnmilp.spec import METHODS, POLISH, SOLVER_NAMES
 @click.option("--force", is_flag=True, help="Replace an earlier run in RUN_DIR (its weights, certificate, proofs).")
 @json_option
 def command(network: str, data: str, run_dir: str, solver: str | None, time_limit: float | None,
-            stage_time_limit: float | None, mip_gap: float | None, threads: int | None, polish: str | None,
-            objective: str | None, method: str | None, warm_start: str | None, seed: int | None,
-            ensemble: str | None, workers: int, scheduler: str | None, force: bool, as_json: bool) -> None:
+            stage_time_limit: float | None, node_limit: int | None, mip_gap: float | None, threads: int | None,
+            polish: str | None, objective: str | None, method: str | None, warm_start: str | None,
+            seed: int | None, ensemble: str | None, workers: int, scheduler: str | None, force: bool,
+            as_json: bool) -> None:
     """Train NETWORK (spec YAML) on DATA (YAML) exactly, by solving the training MILP.
 
     Writes RUN_DIR/weights.yaml (weights, thresholds, settings, data sha256 and
@@ -71,7 +75,8 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     started = time.monotonic()  # the budget counts from the command's start
     spec, ds = load_inputs(network, data)
     prepare_run_dir(run_dir, force)
-    spec = spec.with_solver(name=solver, time_limit=stage_time_limit, mip_gap=mip_gap, threads=threads)
+    spec = spec.with_solver(name=solver, time_limit=stage_time_limit, node_limit=node_limit, mip_gap=mip_gap,
+                            threads=threads)
     if ensemble:  # members run as separate jobs: the limit is each member's
         spec = spec.with_solver(time_limit=time_limit)
     else:

@@ -37,7 +37,7 @@ WEIGHTS_FORMAT = "bnnmilp-weights"
 # the statuses a run may end with; anything else (error, unbounded, ...) is a failed solve: nothing is written
 CHECKPOINT_NOTE = ("written while the solver ran: the run had not finished when this file was written (if it "
                    "stays so, the process was killed); the network is the incumbent of that moment, its loss exact")
-FINISHED = ("optimal", "time_limit", "interrupted", "infeasible", "heuristic", "stalled")
+FINISHED = ("optimal", "time_limit", "node_limit", "interrupted", "infeasible", "heuristic", "stalled")
 OWNED = ("weights.yaml", "weights.npz", "certificate.json", "proof.json", "proof.vipr", "members", "jobs")
 NPZ_ABOVE = 100_000  # networks with more parameters are written as weights.npz (YAML stays for small ones)
 CERT_FORMAT = "bnnmilp-certificate"
@@ -112,6 +112,7 @@ def certificate_doc(res: TrainResult) -> dict[str, Any]:
         "runtime_s": round(sum(st.solution.runtime_s for st in res.stages), 6),
         "stages": [_stage_doc(st) for st in res.stages],
         "time_limit": res.spec.solver.time_limit,
+        "node_limit": res.spec.solver.node_limit,
         "model_sha256": res.model_sha256,
         "model": res.model_stats,
         "data_sha256": res.data.sha256(),

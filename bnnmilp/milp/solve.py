@@ -16,7 +16,8 @@ IncumbentFn = Callable[[np.ndarray], None]
 
 def options_from(spec: SolverSpec) -> SolveOptions:
     """The solve's options; its time limit is the per-stage limit cut to what remains of the budget."""
-    return SolveOptions(time_limit=spec.stage_limit(), mip_gap=spec.mip_gap, threads=spec.threads)
+    return SolveOptions(time_limit=spec.stage_limit(), node_limit=spec.node_limit, mip_gap=spec.mip_gap,
+                        threads=spec.threads)
 
 
 def solve(model: StandardModel, solver: SolverSpec, start: np.ndarray | None = None,

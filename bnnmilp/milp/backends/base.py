@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STATUSES = ("optimal", "time_limit", "interrupted", "infeasible", "unbounded", "error",
+STATUSES = ("optimal", "time_limit", "node_limit", "interrupted", "infeasible", "unbounded", "error",
             "stalled")  # stalled: a local search stopped where its neighbourhoods found nothing better
 
 
 @dataclass(frozen=True)
 class SolveOptions:
     time_limit: float | None = None
+    node_limit: int | None = None  # branch-and-bound nodes: a limit that does not depend on the machine
     mip_gap: float = 0.0
     threads: int = 1
     presolve: bool = True

@@ -22,6 +22,7 @@ from bnnmilp.milp.model import StandardModel
 _STATUS = {
     "kOptimal": "optimal",
     "kTimeLimit": "time_limit",
+    "kSolutionLimit": "node_limit",  # mip_max_nodes (bnnmilp sets no other solution limit)
     "kInterrupt": "interrupted",
     "kInfeasible": "infeasible",
     "kUnbounded": "unbounded",
@@ -132,6 +133,7 @@ def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None 
     h = to_highs(model) if h is None else h
     h.setOptionValue("time_limit", float(options.time_limit) if options.time_limit is not None else highspy.kHighsInf)
     h.setOptionValue("mip_rel_gap", float(options.mip_gap))
+    h.setOptionValue("mip_max_nodes", int(options.node_limit) if options.node_limit is not None else 2**31 - 1)
     _use_threads(h, int(options.threads))
     h.setOptionValue("presolve", "on" if options.presolve else "off")
     if options.tight:

@@ -18,13 +18,16 @@ from bnnmilp.errors import SolverError, SolverUnavailableError
 from bnnmilp.milp.backends.base import Solution, SolveOptions
 from bnnmilp.milp.model import StandardModel
 
-# user-facing solver name -> (Pyomo SolverFactory name, option names for time limit, gap, threads)
+# user-facing solver name -> (Pyomo SolverFactory name, option names for time limit, gap, threads, node limit)
 SOLVERS: dict[str, tuple[str, dict[str, str]]] = {
-    "scip": ("scip_direct", {"time_limit": "limits/time", "mip_gap": "limits/gap", "threads": "parallel/maxnthreads"}),
-    "cbc": ("cbc", {"time_limit": "seconds", "mip_gap": "ratioGap", "threads": "threads"}),
+    "scip": ("scip_direct", {"time_limit": "limits/time", "mip_gap": "limits/gap", "threads": "parallel/maxnthreads",
+                             "node_limit": "limits/nodes"}),
+    "cbc": ("cbc", {"time_limit": "seconds", "mip_gap": "ratioGap", "threads": "threads", "node_limit": "maxNodes"}),
     "glpk": ("glpk", {"time_limit": "tmlim", "mip_gap": "mipgap"}),
-    "gurobi": ("gurobi_direct", {"time_limit": "TimeLimit", "mip_gap": "MIPGap", "threads": "Threads"}),
-    "highs-pyomo": ("appsi_highs", {"time_limit": "time_limit", "mip_gap": "mip_rel_gap", "threads": "threads"}),
+    "gurobi": ("gurobi_direct", {"time_limit": "TimeLimit", "mip_gap": "MIPGap", "threads": "Threads",
+                                 "node_limit": "NodeLimit"}),
+    "highs-pyomo": ("appsi_highs", {"time_limit": "time_limit", "mip_gap": "mip_rel_gap", "threads": "threads",
+                                    "node_limit": "mip_max_nodes"}),
 }
 
 
@@ -105,7 +108,7 @@ def solve(model: StandardModel, name: str, options: SolveOptions, start: np.ndar
 
     opt, names = solver_for(name)
     m = to_pyomo(model)
-    for key in ("time_limit", "mip_gap", "threads"):
+    for key in ("time_limit", "mip_gap", "threads", "node_limit"):
         val = getattr(options, key)
         if val is not None and key in names:
             if key == "time_limit" and name in WHOLE_SECONDS:

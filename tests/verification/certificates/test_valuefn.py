@@ -75,13 +75,18 @@ def test_cli_value_function_csv_and_json(repo_root, tmp_path):
     assert r.exit_code == 2 and "nope" in r.stderr
 
 
-def test_cli_plot_writes_a_png(repo_root, tmp_path):
+def test_cli_plot_draws_both_functions(repo_root, tmp_path):
+    """The PNG shows the value function (matplotlib's first colour) and the dual function (its second)."""
     pytest.importorskip("matplotlib")
+    from PIL import Image
+
     png = tmp_path / "vf.png"
     r = CliRunner().invoke(main, ["value-function", str(repo_root / "samples/guzelsoy_ralphs.lp"), "--row", "b",
                                   "--from", "-2", "--to", "2", "--steps", "17", "--dual-function", "--plot", str(png)])
     assert r.exit_code == 0, r.output
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    img = np.asarray(Image.open(png).convert("RGB"), int)
+    near = lambda rgb: (np.abs(img - np.array(rgb)).sum(axis=2) < 40).sum()  # noqa: E731
+    assert near((31, 119, 180)) > 200 and near((255, 127, 14)) > 200  # C0 blue and C1 orange curves drawn
 
 
 @pytest.mark.parametrize("seed", [0, 1, 4, 7])
