@@ -58,3 +58,10 @@ def test_specs_built_in_python_are_validated(cls, kwargs, key):
 
     with pytest.raises(ValueError, match=key):
         getattr(spec_module, cls)(**kwargs)
+
+
+def test_every_method_name_is_a_registered_training_method():
+    from bnnmilp.spec import METHODS
+    from bnnmilp.training.pipeline import _METHODS
+
+    assert sorted(_METHODS) == sorted(METHODS) == ["decompose", "lns", "milp", "ste"]

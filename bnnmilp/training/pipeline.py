@@ -214,34 +214,79 @@ class Timings:
         self._t = now
 
 
+@dataclass
+class Run:
+    """One training run: what every method gets (the spec with ``polish`` resolved, the data, callbacks)
+    and the start, as made to meet the epsilon margin (``start``) and as it was given (``given``)."""
+
+    spec: Spec
+    data: Dataset
+    progress: ProgressFn | None
+    formulation: str
+    clock: Timings
+    checkpoint: Callable[[TrainResult], None] | None
+    announce: Callable[[str], None]
+    start: Candidate | None = None
+    given: Candidate | None = None
+
+
+MethodFn = Callable[[Run], TrainResult]
+_METHODS: dict[str, MethodFn] = {}
+
+
+def method(name: str) -> Callable[[MethodFn], MethodFn]:
+    """Register a training method under the name ``training.method`` uses."""
+
+    def deco(fn: MethodFn) -> MethodFn:
+        _METHODS[name] = fn
+        return fn
+
+    return deco
+
+
 def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Network | None, formulation: str,
            clock: Timings, checkpoint: Callable[[TrainResult], None] | None = None,
            announce: Callable[[str], None] = lambda _t: None) -> TrainResult:
+    """Resolve the spec, make the start (STE's best network, or the one given), then run the method."""
     data.check_fits(spec.network.n_inputs, spec.network.n_outputs)
-    X, Y = data.features, data.targets(spec.network.n_outputs)
     spec = resolved(spec)
     tr = spec.training
-    start_c = None
+    run = Run(spec, data, progress, formulation, clock, checkpoint, announce)
     if tr.method in ("ste", "decompose", "lns") or tr.warm_start == "ste":
         announce(f"STE heuristic on {data.n_samples} samples")
-    if tr.method == "ste":  # the baseline: STE's own weights, evaluated exactly, untouched
-        t0 = time.perf_counter()
-        best = evaluate(spec, ste_networks(spec, data)[0], data, "ste")
-        sol = Solution("heuristic", None, None, None, None, 0, time.perf_counter() - t0, "ste", "bnnmilp")
-        clock.lap("ste")
-        return TrainResult(spec, data, sol, best, start=best)
-    given = None  # the start as the heuristic (or the user) gave it, before it was made to meet the margin
     if start is not None:
-        start_c, given = exact_start(spec, start, data, "start"), evaluate(spec, start, data, "start")
+        run.start, run.given = exact_start(spec, start, data, "start"), evaluate(spec, start, data, "start")
     elif tr.warm_start == "ste" or tr.method in ("decompose", "lns"):
         made = [(exact_start(spec, n, data, "ste"), n) for n in ste_networks(spec, data)[:3]]
-        start_c = choose([c for c, _ in made])
-        given = evaluate(spec, next(n for c, n in made if c is start_c), data, "ste")
+        run.start = choose([c for c, _ in made])
+        run.given = evaluate(spec, next(n for c, n in made if c is run.start), data, "ste")
         clock.lap("ste")
-    if tr.method == "decompose":
-        return _decomposed(spec, data, start_c, progress, clock)  # type: ignore[arg-type]
-    if tr.method == "lns" and not whole_milp(spec, data.n_samples):
-        return _searched(spec, data, start_c, given, progress, clock, checkpoint)  # type: ignore[arg-type]
+    return _METHODS[tr.method](run)
+
+
+@method("ste")
+def _ste(run: Run) -> TrainResult:
+    """The baseline: STE's own weights, evaluated exactly, untouched."""
+    t0 = time.perf_counter()
+    best = evaluate(run.spec, ste_networks(run.spec, run.data)[0], run.data, "ste")
+    sol = Solution("heuristic", None, None, None, None, 0, time.perf_counter() - t0, "ste", "bnnmilp")
+    run.clock.lap("ste")
+    return TrainResult(run.spec, run.data, sol, best, start=best)
+
+
+@method("lns")
+def _lns(run: Run) -> TrainResult:
+    """STE, then the large-neighbourhood search; the whole MILP from the STE start when it is small."""
+    return _milp(run) if whole_milp(run.spec, run.data.n_samples) else _searched(run)
+
+
+@method("milp")
+def _milp(run: Run) -> TrainResult:
+    """The paper's MILP (with the objective stages), from the start if there is one."""
+    spec, data, clock, checkpoint, announce, progress = (run.spec, run.data, run.clock, run.checkpoint,
+                                                         run.announce, run.progress)
+    start_c, given, formulation, tr = run.start, run.given, run.formulation, spec.training
+    X, Y = data.features, data.targets(spec.network.n_outputs)
     form = formulations.get(formulation)
     announce(f"building the training MILP ({data.n_samples} samples, layers {list(spec.network.layers)})")
     tm = form.build(spec, X, Y)
@@ -331,13 +376,15 @@ def unless_no_better(spec: Spec, data: Dataset, best: Candidate, given: Candidat
     return on_grid(spec, data, best)
 
 
-def _searched(spec: Spec, data: Dataset, start_c: Candidate, given: Candidate | None, progress: ProgressFn | None,
-              clock: Timings, checkpoint: Callable[[TrainResult], None] | None) -> TrainResult:
+def _searched(run: Run) -> TrainResult:
     """``method: lns``: the large-neighbourhood search from the start (``solver.time_limit`` for the search,
     cut to the budget), then the configured polishing of its network. The better of the start and the
     search's network is kept (exact loss first)."""
     from bnnmilp.training.heuristics.lns import LnsOptions, lns
 
+    spec, data, start_c, given, progress, clock, checkpoint = (run.spec, run.data, run.start, run.given,
+                                                               run.progress, run.clock, run.checkpoint)
+    assert start_c is not None
     ends = [t for t in (spec.solver.deadline, None if spec.solver.time_limit is None
                         else time.monotonic() + spec.solver.time_limit) if t is not None]
     search = spec.with_solver(deadline=min(ends)) if ends else spec
@@ -395,10 +442,13 @@ def _polished(spec: Spec, data: Dataset, net: Network, pattern: list[np.ndarray]
     return [] if pol is None else [evaluate(spec, pol, data, "polished")]
 
 
-def _decomposed(spec: Spec, data: Dataset, start_c: Candidate, progress: ProgressFn | None,
-                clock: Timings) -> TrainResult:
+@method("decompose")
+def _decomposed(run: Run) -> TrainResult:
     """Icarte et al.'s hybrid (``method: decompose``): the start's hidden pattern, one problem per unit."""
     from bnnmilp.training.decompose import decompose
+
+    spec, data, start_c, progress, clock = run.spec, run.data, run.start, run.progress, run.clock
+    assert start_c is not None
 
     X = data.features
     dec = decompose(spec, X, data.targets(spec.network.n_outputs), start_c.network, progress)
