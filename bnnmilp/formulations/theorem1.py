@@ -109,15 +109,8 @@ class TrainingModel:
 
     def network_from(self, x: np.ndarray) -> Network:
         """The network encoded in a solution vector (discrete weights rounded to their domain)."""
-        ws, ts = [], []
-        for l in range(1, self.depth + 1):
-            w = np.clip(x[self.weights(l)], -1.0, 1.0)
-            if self.spec.network.weights != "continuous":
-                w = np.round(w)
-            ws.append(w + 0.0)
-            tc = self.thresholds(l)
-            ts.append(np.zeros(self.spec.network.layers[l]) if tc is None else np.clip(x[tc], -1.0, 1.0) + 0.0)
-        return Network(ws, ts)
+        layers = range(1, self.depth + 1)
+        return network_at(x, self.spec, {l: self.weights(l) for l in layers}, {l: self.thresholds(l) for l in layers})
 
     def pattern_from(self, x: np.ndarray) -> list[np.ndarray]:
         """The activation bits u^{i,l} of a solution, rounded: the pattern the solver claims."""
@@ -177,6 +170,17 @@ class TrainingModel:
                 x[self.model.cols(f"mu{l}")] = mu
             inp = bits[l - 1].astype(np.float64)
         return x if self.model.max_violation(x) <= tol else None
+
+
+def network_at(x: np.ndarray, spec: Spec, W: dict, lam: dict) -> Network:
+    """The network at a point x of a model with weight columns ``W[l]`` and threshold columns ``lam[l]`` (None:
+    zero thresholds): values clipped to [-1, 1] (solver tolerance), discrete weights rounded to their domain."""
+    ws, ts = [], []
+    for l in range(1, spec.network.depth + 1):
+        w = np.clip(x[W[l]], -1.0, 1.0)
+        ws.append((np.round(w) if spec.network.weights != "continuous" else w) + 0.0)
+        ts.append(np.zeros(spec.network.layers[l]) if lam[l] is None else np.clip(x[lam[l]], -1.0, 1.0) + 0.0)
+    return Network(ws, ts)
 
 
 def add_thresholds(b: ModelBuilder, mode: str, l: int, d: int) -> np.ndarray | None:

@@ -39,7 +39,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from bnnmilp.formulations.theorem1 import add_thresholds, pattern_rows
+from bnnmilp.formulations.theorem1 import add_thresholds, network_at, pattern_rows
 from bnnmilp.milp.backends import SolveOptions, highs
 from bnnmilp.milp.model import INF, ModelBuilder
 from bnnmilp.network import Network, exact_preactivation
@@ -96,14 +96,6 @@ def pattern_of(spec: Spec, net: Network, X: np.ndarray, labels: np.ndarray) -> l
     return [*bits[:-1], (np.eye(spec.network.n_outputs, dtype=np.int8)[labels] * ok[:, None]).astype(np.int8)]
 
 
-def _network(x: np.ndarray, spec: Spec, W: dict, lam: dict) -> Network:
-    ws, ts = [], []
-    for l in range(1, spec.network.depth + 1):
-        ws.append(np.clip(x[W[l]], -1.0, 1.0) + 0.0)
-        ts.append(np.clip(x[lam[l]], -1.0, 1.0) + 0.0 if lam[l] is not None else np.zeros(spec.network.layers[l]))
-    return Network(ws, ts)
-
-
 def polish(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], start: Network,
            objective: str = "min", radius: float | None = None, time_limit: float | None = None) -> Network | None:
     """Weights realising ``pattern`` with maximal margin, or None if no positive margin was found.
@@ -129,11 +121,11 @@ def polish(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], start: Network,
     if first is None:
         return None
     sol, W, lam = first
-    net = _network(sol.x, spec, W, lam)
+    net = network_at(sol.x, spec, W, lam)
     if objective in ("sum", "neuron") and -sol.objective > _POSITIVE:
         second = solve("row" if objective == "sum" else "neuron", -sol.objective / 2, box)
         if second is not None:
-            net = _network(second[0].x, spec, second[1], second[2])
+            net = network_at(second[0].x, spec, second[1], second[2])
     return snap_thresholds(spec, X, pattern, net)
 
 
@@ -149,7 +141,7 @@ def nearest_feasible(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], net: 
     sol = highs.solve(b.build(), SolveOptions())
     if sol.status != "optimal" or sol.x is None:
         return None
-    return snap_thresholds(spec, X, pattern, _network(sol.x, spec, W, lam))
+    return snap_thresholds(spec, X, pattern, network_at(sol.x, spec, W, lam))
 
 
 def _double_in(lo: Fraction, hi: Fraction, strict_lo: bool) -> float | None:
