@@ -27,18 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bnnmilp.data import load_data  # noqa: E402
-from bnnmilp.execution.jobs import Job, execute  # noqa: E402
-from bnnmilp.io.runs import load_weights, write_ensemble  # noqa: E402
+from bnnmilp.execution.jobs import execute  # noqa: E402
+from bnnmilp.io.runs import load_weights  # noqa: E402
 from bnnmilp.network import exact_match_predictions  # noqa: E402
 from bnnmilp.spec import load_spec  # noqa: E402
-from bnnmilp.training.ensemble import member_spec_doc, pairs  # noqa: E402
+from bnnmilp.training.ensemble import member_jobs, member_spec_doc, train_ensemble  # noqa: E402
 from bnnmilp.training.pipeline import train  # noqa: E402
-
-
-def member_jobs(spec, data_path: Path) -> list[Job]:
-    doc = member_spec_doc(spec)
-    return [Job.make("member", {"spec": doc, "data": str(data_path), "classes": [a, b]})
-            for a, b in pairs(spec.network.n_outputs)]
 
 
 def timed(jobs, **kw) -> tuple[float, list[dict]]:
@@ -83,8 +77,7 @@ def main() -> None:
         data = load_data(data_path)
         out = Path(tempfile.mkdtemp())
         t0 = time.perf_counter()
-        recs = execute(member_jobs(spec, data_path), out / "jobs", workers=2)
-        write_ensemble(out, spec, str(data_path), recs)
+        train_ensemble(spec, data_path, out, workers=2)
         ens = load_weights(out / "weights.yaml")
         dt = time.perf_counter() - t0
         acc_tr = float(np.mean(ens.predict(data.features) == data.labels))

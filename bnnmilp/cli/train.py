@@ -155,29 +155,24 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
 
 
 def _ensemble(spec, ds, data_path: str, run_dir: str, workers: int, scheduler: str | None, as_json: bool) -> None:
-    from pathlib import Path
 
     import numpy as np
 
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
-    from bnnmilp.execution.jobs import Job, execute
-    from bnnmilp.io.runs import load_weights, write_ensemble
-    from bnnmilp.training.ensemble import member_spec_doc, pairs
+    from bnnmilp.io.runs import load_weights
+    from bnnmilp.training.ensemble import member_spec_doc, pairs, train_ensemble
 
     n = spec.network.n_outputs
     if n < 2:
         raise InputError(spec.path, "network.layers", "an ovo ensemble needs one output per class (dL >= 2)")
-    member_spec = member_spec_doc(spec)
-    jobs = [Job.make("member", {"spec": member_spec, "data": str(Path(data_path).resolve()), "classes": [a, b]})
-            for a, b in pairs(n)]
+    n_jobs = len(pairs(n))
     if not as_json:
-        terminal.status(f"training {len(jobs)} one-vs-one members {list(member_spec['network']['layers'])} "
+        terminal.status(f"training {n_jobs} one-vs-one members {list(member_spec_doc(spec)['network']['layers'])} "
                         f"with {workers} worker(s){' on Dask' if scheduler else ''}")
-    with terminal.sample_progress(len(jobs), "jobs") as advance:
-        records = execute(jobs, Path(run_dir) / "jobs", workers=workers, scheduler=scheduler, on_done=advance)
+    with terminal.sample_progress(n_jobs, "jobs") as advance:
+        records, paths = train_ensemble(spec, data_path, run_dir, workers, scheduler, advance)
     failed = [r for r in records if not r["ok"] or not (r.get("result") or {}).get("weights")]
-    paths = write_ensemble(run_dir, spec, str(data_path), records)
     statuses = {(r.get("result") or {}).get("status") for r in records}
     ens = load_weights(paths["weights"])
     acc = float(np.mean(ens.predict(ds.features) == ds.labels))

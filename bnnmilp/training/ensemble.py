@@ -9,6 +9,7 @@ votes; ties go to the lowest class index (deterministic). Members are independen
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,3 +49,24 @@ def train_member(payload: dict[str, Any]) -> dict[str, Any]:
     out = {"status": res.status, "certificate": certificate_doc(res), "classes": [a, b]}
     out["weights"] = weights_doc(res) if res.best is not None else None
     return out
+
+
+def member_jobs(spec: Spec, data_path: str | Path) -> list:
+    """One job per pair of classes (kind ``member``) for the execution layer."""
+    from bnnmilp.execution.jobs import Job
+
+    doc = member_spec_doc(spec)
+    return [Job.make("member", {"spec": doc, "data": str(Path(data_path).resolve()), "classes": [a, b]})
+            for a, b in pairs(spec.network.n_outputs)]
+
+
+def train_ensemble(spec: Spec, data_path: str | Path, run_dir: str | Path, workers: int = 1,
+                   scheduler: str | None = None, on_done: Any = None) -> tuple[list[dict], dict[str, Path]]:
+    """Train every member as a job (in process, a process pool or Dask; resumable from ``run_dir/jobs``) and
+    write the ensemble file and its members' folders. Returns the job records and the written paths."""
+    from bnnmilp.execution.jobs import execute
+    from bnnmilp.io.runs import write_ensemble
+
+    records = execute(member_jobs(spec, data_path), Path(run_dir) / "jobs", workers=workers, scheduler=scheduler,
+                      on_done=on_done)
+    return records, write_ensemble(run_dir, spec, str(data_path), records)
