@@ -214,6 +214,9 @@ class Timings:
         self._t = now
 
 
+STE_STARTS = 3  # the STE runs with the lowest exact losses that are made into MILP starts (the best is taken)
+
+
 @dataclass
 class Run:
     """One training run: what every method gets (the spec with ``polish`` resolved, the data, callbacks)
@@ -257,7 +260,7 @@ def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Networ
     if start is not None:
         run.start, run.given = exact_start(spec, start, data, "start"), evaluate(spec, start, data, "start")
     elif tr.warm_start == "ste" or tr.method in ("decompose", "lns"):
-        made = [(exact_start(spec, n, data, "ste"), n) for n in ste_networks(spec, data)[:3]]
+        made = [(exact_start(spec, n, data, "ste"), n) for n in ste_networks(spec, data)[:STE_STARTS]]
         run.start = choose([c for c, _ in made])
         run.given = evaluate(spec, next(n for c, n in made if c is run.start), data, "ste")
         clock.lap("ste")
