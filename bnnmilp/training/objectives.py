@@ -1,4 +1,4 @@
-"""Lexicographic training objectives (BeMi-style): solve stage after stage, each keeping the earlier optima.
+"""Lexicographic training objectives (BeMi-style), and the trust region (all of it lives here).
 
 Stages (``training.objective``), each an objective of :class:`TrainingModel`:
     loss        min the training loss (hamming or error)
@@ -18,10 +18,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from bnnmilp.formulations.bounds import WeightBox
 from bnnmilp.formulations.theorem1 import TrainingModel
 from bnnmilp.milp.backends.base import ProgressFn, Solution
 from bnnmilp.milp.solve import IncumbentFn, solve
-from bnnmilp.spec import SolverSpec
+from bnnmilp.spec import SolverSpec, Spec
 
 
 @dataclass
@@ -96,6 +97,18 @@ def solve_stages(tm: TrainingModel, solver: SolverSpec, start: np.ndarray | None
             model = _trust_region(model, tm.all_weights(), centre, rho)
             full_upper = np.where(np.isin(np.arange(model.n_cols), mu), full_upper, model.col_upper)
     return results
+
+
+def in_trust_region(spec: Spec, has_start: bool) -> bool:
+    """Whether the loss stage is a local search: a trust region around a start, continuous weights."""
+    tr = spec.training
+    return bool(tr.trust_region and tr.trust_region_scope == "all" and has_start
+                and spec.network.weights == "continuous")
+
+
+def trust_box(tm: TrainingModel, x0: np.ndarray, rho: float) -> WeightBox:
+    """Every weight within rho of the point x0: a box the formulation also takes for its big-M values."""
+    return [(x0[tm.weights(l)] - rho, x0[tm.weights(l)] + rho) for l in range(1, tm.depth + 1)]
 
 
 def _trust_region(model, w: np.ndarray, centre: np.ndarray, rho: float):

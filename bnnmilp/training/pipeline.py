@@ -19,7 +19,7 @@ from bnnmilp.data import Dataset
 from bnnmilp.milp.backends.base import ProgressFn, Solution
 from bnnmilp.network import Network, training_loss, training_slack
 from bnnmilp.spec import Spec
-from bnnmilp.training.objectives import StageResult, solve_stages
+from bnnmilp.training.objectives import StageResult, in_trust_region, solve_stages, trust_box
 from bnnmilp.training.polish import nearest_feasible, pattern_of, polish, snap_thresholds
 
 
@@ -89,13 +89,6 @@ class TrainResult:
             if st.name == "loss":
                 return st.solution.bound
         return None
-
-
-def in_trust_region(spec: Spec, has_start: bool) -> bool:
-    """Whether the loss stage is a local search: a trust region around a start, continuous weights."""
-    tr = spec.training
-    return bool(tr.trust_region and tr.trust_region_scope == "all" and has_start
-                and spec.network.weights == "continuous")
 
 
 def prefers_solver(spec: Spec) -> bool:
@@ -296,10 +289,7 @@ def _milp(run: Run) -> TrainResult:
     start_net = start_c.network if start_c is not None else trivial_start(spec)
     x0 = tm.solution_from(start_net) if start_net is not None else None
     if in_trust_region(spec, start_c is not None) and x0 is not None:  # the box also tightens the big-M values
-        rho = float(tr.trust_region)  # type: ignore[arg-type]
-        box = [(x0[tm.weights(l)] - rho, x0[tm.weights(l)] + rho)
-               for l in range(1, spec.network.depth + 1)]
-        tm = form.build(spec, X, Y, box)
+        tm = form.build(spec, X, Y, trust_box(tm, x0, float(tr.trust_region)))  # type: ignore[arg-type]
         x0 = tm.solution_from(start_net)
     clock.lap("build")
     st = tm.model.stats()
