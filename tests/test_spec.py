@@ -65,3 +65,11 @@ def test_every_method_name_is_a_registered_training_method():
     from bnnmilp.training.pipeline import _METHODS
 
     assert sorted(_METHODS) == sorted(METHODS) == ["decompose", "lns", "milp", "ste"]
+
+
+def test_one_list_of_statuses_each_explained():
+    from bnnmilp.io.runs import FINISHED
+    from bnnmilp.milp.backends.base import FAILED, STATUSES
+
+    assert tuple(s for s in STATUSES if s not in FAILED) == FINISHED
+    assert all(isinstance(v, str) and len(v) > 10 for v in STATUSES.values())

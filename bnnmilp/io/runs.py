@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # the run files only describe results: reading and checking t
     from bnnmilp.training.pipeline import TrainResult
 
 WEIGHTS_FORMAT = "bnnmilp-weights"
-# the statuses a run may end with; anything else (error, unbounded, ...) is a failed solve: nothing is written
+# the statuses a run may end with (milp.backends.base.STATUSES but its FAILED ones: nothing is written then)
 CHECKPOINT_NOTE = ("written while the solver ran: the run had not finished when this file was written (if it "
                    "stays so, the process was killed); the network is the incumbent of that moment, its loss exact")
 FINISHED = ("optimal", "time_limit", "node_limit", "interrupted", "infeasible", "heuristic", "stalled")

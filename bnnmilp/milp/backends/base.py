@@ -7,8 +7,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STATUSES = ("optimal", "time_limit", "node_limit", "interrupted", "infeasible", "unbounded", "error",
-            "stalled")  # stalled: a local search stopped where its neighbourhoods found nothing better
+STATUSES = {  # every status a solve or a training run reports, and what it means
+    "optimal": "solved to optimality (a search: reached loss 0, which no network can beat)",
+    "time_limit": "stopped at its time limit or budget: the best point so far",
+    "node_limit": "stopped at its branch-and-bound node limit: the best point so far",
+    "interrupted": "stopped by Ctrl-C, SIGTERM or SIGHUP: the best point so far",
+    "infeasible": "no point satisfies the rows",
+    "unbounded": "the objective has no lower bound",
+    "error": "the solver failed",
+    "heuristic": "no solve: the STE heuristic alone (training.method: ste)",
+    "stalled": "a local search stopped where its neighbourhoods found nothing better",
+}
+FAILED = ("unbounded", "error")  # statuses that leave no usable result
 
 
 @dataclass(frozen=True)
@@ -35,7 +45,7 @@ class Progress:
 
 @dataclass
 class Solution:
-    status: str  # one of STATUSES
+    status: str  # a key of STATUSES
     x: np.ndarray | None  # best point found (None if none)
     objective: float | None  # solver's objective of x (floating point, as reported)
     bound: float | None  # solver's best proven bound (as reported)
