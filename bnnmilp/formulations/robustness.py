@@ -31,7 +31,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from bnnmilp.formulations import register
+from bnnmilp.formulations.registry import register
 from bnnmilp.milp.model import INF, ModelBuilder, StandardModel
 from bnnmilp.network import Network, dot_error_bound
 from bnnmilp.network.sparse import Csr, dense, elementwise, is_sparse, matvec, values

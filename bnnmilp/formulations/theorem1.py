@@ -45,8 +45,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from bnnmilp.formulations import register
 from bnnmilp.formulations.bounds import WeightBox, full_box, lp_bounds, preactivation_bounds
+from bnnmilp.formulations.registry import register
 from bnnmilp.milp.model import INF, ModelBuilder, StandardModel
 from bnnmilp.network import Network
 from bnnmilp.spec import Spec
