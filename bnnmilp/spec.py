@@ -330,20 +330,8 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
 
 
 def load_spec(path: str | Path) -> Spec:
-    """Read and validate a network.yaml file.
+    """Read a network.yaml file (``-``: standard input) and validate it with :func:`parse_spec`.
 
-    Parameters
-    ----------
-    path : str or Path
-        The YAML file (``-``: standard input) with sections ``network``, ``training`` and ``solver``.
-
-    Returns
-    -------
-    Spec
-
-    Raises
-    ------
-    SpecError
-        Naming the file, the key path (``network.layers[1]``) and what was expected.
+    Errors name the file as well as the key path (``network.layers[1]``) and what was expected.
     """
     return parse_spec(read_yaml(path, SpecError), str(path))

@@ -78,14 +78,8 @@ class DualFunction:
 def dual_function(model: StandardModel, row: int, b0: float, time_limit: float | None = None) -> DualFunction:
     """The dual function of a recorded branch-and-bound tree at b0, along one right-hand side.
 
-    Parameters
-    ----------
-    model : StandardModel
-    row : int
-        The row whose right-hand side moves.
-    b0 : float
-        Where the tree is built (cut off by HiGHS's optimum there).
-    time_limit : float, optional
+    ``model``, ``row`` and ``time_limit`` as in :func:`value_function`; ``b0``: where the tree is built (cut
+    off by HiGHS's optimum there).
 
     Returns
     -------

@@ -112,6 +112,15 @@ class SampleResult:
         return asdict(self)
 
 
+def answering(index: int, reference: list, t0: float) -> Callable[..., SampleResult]:
+    """``done(answer, method, **details)``: a SampleResult of this query, timed from t0."""
+
+    def done(answer: str, method: str, **kw) -> SampleResult:
+        return SampleResult(index, answer, method, time.perf_counter() - t0, reference=reference, **kw)
+
+    return done
+
+
 def search_box(x: np.ndarray, opts: RobustOptions) -> tuple[np.ndarray, np.ndarray]:
     """The box x' ranges over: the input domain (--bounds, and the per-feature --box), cut to the ball's box."""
     lo = np.full(x.shape, -np.inf) if opts.bounds is None else np.full(x.shape, float(opts.bounds[0]))
@@ -300,10 +309,7 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
         """The query's time limit is for the whole query: each solve gets what remains of it."""
         return None if opts.time_limit is None else max(0.01, opts.time_limit - (time.perf_counter() - t0))
 
-    refl = ref.astype(int).tolist()
-
-    def done(answer: str, method: str, **kw) -> SampleResult:
-        return SampleResult(index, answer, method, time.perf_counter() - t0, reference=refl, **kw)
+    done = answering(index, ref.astype(int).tolist(), t0)
 
     lo, hi = search_box(x, opts)
     if np.any(lo > hi):
@@ -436,9 +442,7 @@ def verify_argmax_sample(net: Network, x: np.ndarray, label: int, index: int, op
     t0 = time.perf_counter()
     pred = int(net.argmax_predictions(x[None, :])[0])
     y = pred if opts.against == "prediction" else label
-
-    def done(answer: str, method: str, **kw) -> SampleResult:
-        return SampleResult(index, answer, method, time.perf_counter() - t0, reference=[y], **kw)
+    done = answering(index, [y], t0)
 
     lo, hi = search_box(x, opts)
     if pred != y or y < 0:
@@ -646,9 +650,7 @@ def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: Rob
     t0 = time.perf_counter()
     pred = int(ens.predict(x[None, :])[0])
     ref = label if opts.against == "label" else pred
-
-    def done(answer: str, method: str, **kw) -> SampleResult:
-        return SampleResult(index, answer, method, time.perf_counter() - t0, reference=[ref], **kw)
+    done = answering(index, [ref], t0)
 
     lo, hi = search_box(x, opts)
     if pred != ref:

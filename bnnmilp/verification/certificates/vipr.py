@@ -45,6 +45,12 @@ def vipr_text(model: StandardModel, doc: dict[str, Any]) -> str:
     out += ["OBJ min", _sparse(c)]
     # constraints: bounds first (index per column side), then rows
     cons: list[str] = []
+
+    def con(name: str, sense: str, rhs: float, coefs: str) -> int:
+        """Append a constraint; returns its index."""
+        cons.append(f"{name} {sense} {q(Fraction(float(rhs)))} {coefs}")
+        return len(cons) - 1
+
     lb_idx: dict[int, int] = {}
     ub_idx: dict[int, int] = {}
     for j in range(n):
@@ -52,12 +58,9 @@ def vipr_text(model: StandardModel, doc: dict[str, Any]) -> str:
         if model.integrality[j]:
             lo = math.ceil(lo - 1e-9) if math.isfinite(lo) else lo
             up = math.floor(up + 1e-9) if math.isfinite(up) else up
-        if math.isfinite(lo):
-            lb_idx[j] = len(cons)
-            cons.append(f"lb{j} G {q(Fraction(float(lo)))} 1 {j} 1")
-        if math.isfinite(up):
-            ub_idx[j] = len(cons)
-            cons.append(f"ub{j} L {q(Fraction(float(up)))} 1 {j} 1")
+        for side, bound, sense, idx in (("lb", lo, "G", lb_idx), ("ub", up, "L", ub_idx)):
+            if math.isfinite(bound):
+                idx[j] = con(f"{side}{j}", sense, bound, f"1 {j} 1")
     n_bounds = len(cons)
     row_g: dict[int, int] = {}
     row_l: dict[int, int] = {}
@@ -66,15 +69,11 @@ def vipr_text(model: StandardModel, doc: dict[str, Any]) -> str:
         coefs = _sparse({int(j): Fraction(float(a)) for j, a in zip(model.indices[s:e], model.data[s:e], strict=True)})
         L, U = model.row_lower[i], model.row_upper[i]
         if math.isfinite(L) and math.isfinite(U) and L == U:
-            row_g[i] = row_l[i] = len(cons)
-            cons.append(f"r{i} E {q(Fraction(float(L)))} {coefs}")
+            row_g[i] = row_l[i] = con(f"r{i}", "E", L, coefs)
             continue
-        if math.isfinite(L):
-            row_g[i] = len(cons)
-            cons.append(f"r{i}g G {q(Fraction(float(L)))} {coefs}")
-        if math.isfinite(U):
-            row_l[i] = len(cons)
-            cons.append(f"r{i}l L {q(Fraction(float(U)))} {coefs}")
+        for suffix, bound, sense, idx in (("g", L, "G", row_g), ("l", U, "L", row_l)):
+            if math.isfinite(bound):
+                idx[i] = con(f"r{i}{suffix}", sense, bound, coefs)
     m = len(cons)
     out += [f"CON {m} {n_bounds}", *cons]
     # VIPR's objective has no constant term: its bounds are on c x = objective - offset
