@@ -39,3 +39,14 @@ def gr(repo_root):
     from bnnmilp.milp.backends import highs
 
     return highs.read(repo_root / "samples/guzelsoy_ralphs.lp")
+
+
+def wait_until_solving(proc) -> str:
+    """Read a training process's stderr (plain progress) until the solver has started; returns what was read.
+    Signal tests wait for this event instead of sleeping for a while."""
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "solving stage" in line:
+            break
+    return "".join(seen)

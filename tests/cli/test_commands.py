@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
 from click.testing import CliRunner
 
 from bnnmilp.cli import main
+from tests.conftest import wait_until_solving
 
 
 def run(*args):
@@ -119,18 +119,18 @@ def test_ctrl_c_keeps_best_so_far(repo_root, tmp_path):
     """SIGINT during a long solve: HiGHS is cancelled, the best weights are written and labelled."""
     out = tmp_path / "run"
     args = ["train", str(repo_root / "configs/digits.yaml"), str(repo_root / "samples/digits_k10.yaml"), "-o", str(out),
-            "--time-limit", "120", "--json"]
+            "--time-limit", "120", "--json", "--progress", "plain"]
     # `python -m bnnmilp ARGS`, with Python's Ctrl-C handler installed even if this suite runs as a shell's
     # background job (which inherits SIGINT ignored, and Python then keeps ignoring it)
     boot = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
             f"sys.argv = ['bnnmilp', *{args!r}]; runpy.run_module('bnnmilp', run_name='__main__')")
     proc = subprocess.Popen([sys.executable, "-c", boot], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(6)
+    seen = wait_until_solving(proc)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 130, seen + stderr
     s = json.loads(stdout)
-    assert s["status"] == "interrupted" and s["runtime_s"] < 60
+    assert s["status"] == "interrupted"
     w = yaml.safe_load((out / "weights.yaml").read_text())
     assert w["training_loss"]["best_so_far"] is True
     assert run("verify", out, repo_root / "samples/digits_k10.yaml").exit_code == 0

@@ -15,6 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from bnnmilp.cli import main
+from tests.conftest import wait_until_solving
 
 
 def run(*args):
@@ -124,12 +125,12 @@ def test_sigterm_and_sighup_keep_the_best_network(repo_root, tmp_path, signum, c
     like Ctrl-C: the best network so far, exit 143 or 129."""
     data = repo_root / "samples/digits_k10.yaml"
     proc = subprocess.Popen([sys.executable, "-m", "bnnmilp", "train", str(repo_root / "configs/digits.yaml"),
-                             str(data), "-o", str(tmp_path / "run"), "--time-limit", "120", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(6)
+                             str(data), "-o", str(tmp_path / "run"), "--time-limit", "120", "--json", "--progress",
+                             "plain"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = wait_until_solving(proc)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == code, err
+    assert proc.returncode == code, seen + err
     assert json.loads(out)["status"] == "interrupted"
     doc = yaml.safe_load((tmp_path / "run/weights.yaml").read_text())
     assert doc["training_loss"]["best_so_far"] is True
