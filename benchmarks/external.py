@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from bnnmilp.io.importers import import_model  # noqa: E402
 from bnnmilp.io.runs import load_weights, write_network  # noqa: E402
 from bnnmilp.verification.robust import RobustOptions, verify_robust  # noqa: E402
-from tests.importers.test_chainer import images  # noqa: E402
+from tests.io.importers.test_chainer import images  # noqa: E402
 
 SAKAI = ROOT / "tests/data/sakai-bnn"
 KNOWN = {("mnist_back_image", "bnn_mnist_back_image_32_label3.png"): {"inf": 2, "1": 4},

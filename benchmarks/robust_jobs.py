@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from bnnmilp.io.importers import import_model  # noqa: E402
 from bnnmilp.io.runs import write_network  # noqa: E402
-from tests.importers.test_chainer import images  # noqa: E402
+from tests.io.importers.test_chainer import images  # noqa: E402
 
 SAKAI = ROOT / "tests/data/sakai-bnn"
 SETS = ("mnist", "mnist_rot", "mnist_back_image")

@@ -281,7 +281,7 @@ def _milp(run: Run) -> TrainResult:
     """The paper's MILP (with the objective stages), from the start if there is one."""
     spec, data, clock, checkpoint, announce, progress = (run.spec, run.data, run.clock, run.checkpoint,
                                                          run.announce, run.progress)
-    start_c, given, formulation, tr = run.start, run.given, run.formulation, spec.training
+    start_c, formulation, tr = run.start, run.formulation, spec.training
     X, Y = data.features, data.targets(spec.network.n_outputs)
     form = formulations.get(formulation)
     announce(f"building the training MILP ({data.n_samples} samples, layers {list(spec.network.layers)})")
@@ -328,16 +328,9 @@ def _milp(run: Run) -> TrainResult:
     with_point = [st for st in stages if st.solution.x is not None]
     if with_point:
         x = with_point[-1].solution.x
-        raw, pattern = tm.network_from(x), tm.pattern_from(x)
-        cands.append(evaluate(spec, snap_thresholds(spec, X, pattern, raw), data, "solver"))
-        cands += _polished(spec, data, raw, pattern)
-        if tr.method == "lns" and given is not None and cands[-1].loss < given.loss:
-            cands += nearest(spec, data, cands[-1].network, given.network, "solver")
+        cands += refined(run, tm.network_from(x), tm.pattern_from(x), "solver")
         clock.lap("polish")
-    best = choose(cands, prefer_solver=prefers_solver(spec))
-    if best is not None and tr.method == "lns":
-        best = unless_no_better(spec, data, best, given)
-    return TrainResult(spec, data, sol, best, tm.model.stats(), tm.model.fingerprint(), stages, start_c)
+    return TrainResult(spec, data, sol, selected(run, cands), tm.model.stats(), tm.model.fingerprint(), stages, start_c)
 
 
 def resolved(spec: Spec) -> Spec:
@@ -357,6 +350,27 @@ def whole_milp(spec: Spec, n_samples: int) -> bool:
     """``method: lns`` solves the whole MILP, from the STE start, when it has at most WHOLE_BITS activation
     bits (samples x units): then the bound is global; beyond, the large-neighbourhood search runs instead."""
     return n_samples * sum(spec.network.layers[1:]) <= WHOLE_BITS
+
+
+def refined(run: Run, net: Network, pattern: list[np.ndarray], source: str, exact: bool = False) -> list[Candidate]:
+    """The one refinement step every method's network goes through: its thresholds snapped in exact
+    arithmetic to its pattern (unless ``exact``: a search's network is already), the configured polishing,
+    and for ``lns`` its bits on the weights nearest the given start when the loss fell below the start's."""
+    spec, data = run.spec, run.data
+    out = [] if exact else [evaluate(spec, snap_thresholds(spec, data.features, pattern, net), data, source)]
+    out += _polished(spec, data, net, pattern)
+    if not exact and spec.training.method == "lns" and run.given is not None and out[0].loss < run.given.loss:
+        out += nearest(spec, data, out[0].network, run.given.network, source)
+    return out
+
+
+def selected(run: Run, cands: list[Candidate]) -> Candidate | None:
+    """The one selection rule: ``choose`` (the lowest exact loss, then the margin), and for ``lns`` the start
+    as given unless the loss is lower (``unless_no_better``)."""
+    best = choose(cands, prefer_solver=prefers_solver(run.spec))
+    if best is not None and run.spec.training.method == "lns":
+        best = unless_no_better(run.spec, run.data, best, run.given)
+    return best
 
 
 def unless_no_better(spec: Spec, data: Dataset, best: Candidate, given: Candidate | None) -> Candidate:
@@ -398,9 +412,9 @@ def _searched(run: Run) -> TrainResult:
     clock.lap("lns")
     stage = StageResult("lns", res.solution, float(res.best.loss))
     pattern = pattern_of(spec, res.best.network, data.features, data.labels)
-    cands = [start_c, res.best, *_polished(spec, data, res.best.network, pattern)]
+    cands = [start_c, res.best, *refined(run, res.best.network, pattern, "lns", exact=True)]
     clock.lap("polish")
-    best = unless_no_better(spec, data, choose(cands, prefer_solver=prefers_solver(spec)), given)  # type: ignore[arg-type]
+    best = selected(run, cands)
     stats = {"lns_steps": res.steps, "lns_improved": res.improved}
     return TrainResult(spec, data, res.solution, best, stats, "", [stage], start_c)
 
@@ -448,9 +462,8 @@ def _decomposed(run: Run) -> TrainResult:
     clock.lap("decompose")
     net = dec.network
     pattern = pattern_of(spec, net, X, data.labels)
-    cands = [start_c, evaluate(spec, snap_thresholds(spec, X, pattern, net), data, "solver")]
-    cands += _polished(spec, data, net, pattern)
+    cands = [start_c, *refined(run, net, pattern, "solver")]
     clock.lap("polish")
-    best = choose(cands, prefer_solver=prefers_solver(spec))
+    best = selected(run, cands)
     stats = {"units": dec.units, "units_improved": dec.units_improved}
     return TrainResult(spec, data, dec.stages[-1].solution, best, stats, "", dec.stages, start_c)
