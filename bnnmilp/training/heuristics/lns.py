@@ -67,28 +67,6 @@ def sample_losses(spec: Spec, net: Network, data: Dataset) -> np.ndarray:
     return wrong if spec.training.loss == "hamming" else (wrong > 0).astype(np.int64)
 
 
-def sample_slacks(spec: Spec, net: Network, X: np.ndarray, pattern: list[np.ndarray]) -> np.ndarray:
-    """Each sample's smallest slack (floating point) in the rows of ``pattern`` (see ``pattern_rows``):
-    negative where ``net`` does not realise the pattern with the epsilon margin."""
-    eps = spec.training.epsilon
-    argmax = spec.network.output == "argmax"
-    out = np.full(X.shape[0], np.inf)
-    inp = X.astype(np.float64)
-    for l, (W, lam) in enumerate(zip(net.weights, net.thresholds)):
-        s = inp @ W.T - lam
-        if argmax and l == len(net.weights) - 1:
-            wins = pattern[-1].astype(bool)
-            i, y = np.nonzero(wins)
-            gap = s[i, y][:, None] - s[i] - eps
-            gap[np.arange(len(i)), y] = np.inf
-            np.minimum.at(out, i, gap.min(axis=1))
-            break
-        u = pattern[l]
-        out = np.minimum(out, np.where(u == 1, s, -s - eps).min(axis=1))
-        inp = u.astype(np.float64)
-    return out
-
-
 def _batch(rng: np.random.Generator, X: np.ndarray, losses: np.ndarray, size: int) -> np.ndarray:
     """Some samples the network gets wrong and, round robin, their nearest neighbours (squared Euclidean)."""
     wrong = np.flatnonzero(losses > 0)
