@@ -96,7 +96,6 @@ class TrainingModel:
         """The rows g >= lo (1 - u) of layer l, shape (m, d_l); None where the layer has no step (argmax)."""
         return self.model.row_blocks[f"on{l}"].indices if f"on{l}" in self.model.row_blocks else None
 
-
     def branching_priority(self) -> np.ndarray:
         """Weights first (fixing them decides every bit), then activations layer by layer, then the rest."""
         pr = np.full(self.model.n_cols, 10.0 * (self.depth + 2))

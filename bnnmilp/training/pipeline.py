@@ -28,7 +28,7 @@ class Candidate:
     """A network with its exactly recomputed loss and margin."""
 
     network: Network
-    source: str  # "solver" (snapped), "polished", "ste", "start"
+    source: str  # "solver" (snapped), "lns" (the search's), "polished", "ste", "start"
     loss: int
     min_slack: Fraction
 
@@ -62,22 +62,21 @@ class TrainResult:
         return self.solution.status
 
     @property
-    def local_search(self) -> bool:
-        """Whether the loss stage ran in a trust region around the start, on the start's hidden pattern
-        (``method: decompose``) or as a large-neighbourhood search (``lns`` beyond the whole-MILP size): its
-        bound is then only local, or there is none."""
-        return (self.spec.training.method == "decompose" or in_trust_region(self.spec, self.start is not None)
-                or any(st.name == "lns" for st in self.stages))
-
-    @property
     def bound_scope(self) -> str:
-        """What the reported bound covers, in words."""
+        """What the reported bound covers, in words: ``global`` unless the loss stage ran as a large-
+        neighbourhood search, on the start's hidden pattern (decomposition) or in a trust region."""
         if any(st.name == "lns" for st in self.stages):
             return "none: a large-neighbourhood search proves no bound on the training problem"
         if self.spec.training.method == "decompose":
             return "none: the hidden pattern was fixed by the STE heuristic (decomposition)"
-        return "trust region around the start (not a bound of the training problem)" if self.local_search \
-            else "global"
+        if in_trust_region(self.spec, self.start is not None):
+            return "trust region around the start (not a bound of the training problem)"
+        return "global"
+
+    @property
+    def local_search(self) -> bool:
+        """Whether the bound is only local, or there is none (see ``bound_scope``)."""
+        return self.bound_scope != "global"
 
     @property
     def loss_bound(self) -> float | None:
@@ -89,6 +88,14 @@ class TrainResult:
             if st.name == "loss":
                 return st.solution.bound
         return None
+
+
+def as_checkpoint(run: Run, cand: Candidate, solver: str, runtime: float, stats: dict | None = None,
+                  sha: str = "") -> TrainResult:
+    """A candidate written while the run goes on, labelled as a checkpoint (status interrupted: if the file
+    stays so, the process was killed)."""
+    sol = Solution("interrupted", None, None, None, None, 0, runtime, solver, "", {"checkpoint": True})
+    return TrainResult(run.spec, run.data, sol, cand, stats or {}, sha, [], run.start)
 
 
 def prefers_solver(spec: Spec) -> bool:
@@ -304,9 +311,8 @@ def _milp(run: Run) -> TrainResult:
             if written and rank >= (written[-1].loss, not written[-1].epsilon_feasible):
                 return
             written[:] = [cand]
-            sol = Solution("interrupted", None, None, None, None, 0, time.perf_counter() - t_solve, "highs", "",
-                           {"checkpoint": True})
-            checkpoint(TrainResult(spec, data, sol, cand, tm.model.stats(), tm.model.fingerprint(), [], start_c))
+            checkpoint(as_checkpoint(run, cand, "highs", time.perf_counter() - t_solve, tm.model.stats(),
+                                     tm.model.fingerprint()))
 
         def on_incumbent(x: np.ndarray) -> None:
             raw, pattern = tm.network_from(x), tm.pattern_from(x)
@@ -398,8 +404,7 @@ def _searched(run: Run) -> TrainResult:
 
     def better(c: Candidate) -> None:
         if checkpoint is not None:
-            sol = Solution("interrupted", None, None, None, None, 0, 0.0, "lns", "", {"checkpoint": True})
-            checkpoint(TrainResult(spec, data, sol, c, {}, "", [], start_c))
+            checkpoint(as_checkpoint(run, c, "lns", 0.0))
 
     if checkpoint is not None:
         better(start_c)

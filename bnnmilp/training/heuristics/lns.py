@@ -137,6 +137,7 @@ def lns(spec: Spec, data: Dataset, start: Candidate, options: LnsOptions = LnsOp
     cur, steps, improved, fails, status = start, 0, 0, 0, "optimal"
     history = [(0.0, start.loss)]
     moves = _moves(spec, rng, options)
+    losses, pattern = sample_losses(spec, cur.network, data), pattern_of(spec, cur.network, X, labels)
     while cur.loss > 0:
         left = spec.solver.remaining()
         if fails >= options.patience or (left is not None and left < 0.5):
@@ -144,17 +145,15 @@ def lns(spec: Spec, data: Dataset, start: Candidate, options: LnsOptions = LnsOp
             break
         steps += 1
         free, output_move = next(moves)
-        losses = sample_losses(spec, cur.network, data)
         if output_move:
             wrong = np.flatnonzero(losses > 0)
             B = np.sort(rng.permutation(wrong)[: options.output_batch])
         else:
             B = _batch(rng, X, losses, min(options.batch, X.shape[0]))
-        pattern = pattern_of(spec, cur.network, X, labels)
         tm = _step_model(form, step, X, Y, cur.network, B, free, pattern)
         limit = options.step_time if left is None else min(options.step_time, left)
-        sol = solve(tm.model, replace(step.solver, time_limit=limit, deadline=spec.solver.deadline),
-                    start=tm.solution_from(cur.network), progress=progress)
+        sol = solve(tm.model, replace(step.solver, time_limit=limit), start=tm.solution_from(cur.network),
+                    progress=progress)
         cand = None
         if sol.x is not None:
             target = [p.copy() for p in pattern]
@@ -169,6 +168,7 @@ def lns(spec: Spec, data: Dataset, start: Candidate, options: LnsOptions = LnsOp
                 cand = exact_start(spec, cand.network, data, "lns")
         if cand is not None and cand.epsilon_feasible and cand.loss < cur.loss:
             cur, fails = cand, 0
+            losses, pattern = sample_losses(spec, cur.network, data), pattern_of(spec, cur.network, X, labels)
             improved += 1
             history.append((round(time.perf_counter() - t0, 3), cur.loss))
             if on_better is not None:
@@ -176,6 +176,6 @@ def lns(spec: Spec, data: Dataset, start: Candidate, options: LnsOptions = LnsOp
         else:
             fails += 1
     runtime = time.perf_counter() - t0
-    summary = Solution(status if cur.loss > 0 else "optimal", None, float(cur.loss), None, None, steps, runtime,
+    summary = Solution(status if cur.loss > 0 else "optimal", None, float(cur.loss), None, None, 0, runtime,
                        spec.solver.name, "", {"steps": steps, "improved": improved, "local": True})
     return LnsResult(cur, steps, improved, summary, history)
