@@ -307,9 +307,17 @@ def load_weights(path: str | Path, ensemble: bool = True) -> WeightsFile:
         return load_ensemble(p, doc)  # type: ignore[return-value]
     if doc.get("format") != WEIGHTS_FORMAT:
         raise WeightsError(str(p), "format", f"expected {WEIGHTS_FORMAT!r}")
+    return weights_file(p, doc)
+
+
+def weights_file(p: Path, doc: dict[str, Any], where: str = "") -> WeightsFile:
+    """One network's weights document (a file's, or an ensemble member's at key path ``where``), validated:
+    its spec, and layers of the spec's shape."""
+    if not isinstance(doc, dict):
+        raise WeightsError(str(p), where or "(top level)", "expected a mapping")
     for key in ("network", "layers"):
         if key not in doc:
-            raise WeightsError(str(p), key, "missing required key")
+            raise WeightsError(str(p), f"{where}{key}", "missing required key")
     spec = parse_spec({"network": doc["network"], "training": doc.get("training", {})}, str(p))
     net = Network.from_layers_doc(doc["layers"], str(p), list(spec.network.layers))
     return WeightsFile(str(p), spec, net, doc)
@@ -346,9 +354,7 @@ def load_ensemble(p: Path, doc: dict[str, Any]) -> EnsembleFile:
             classes.append((int(m["classes"][0]), int(m["classes"][1])))
         except (KeyError, TypeError, ValueError, IndexError):
             raise WeightsError(str(p), f"members[{i}]", "expected classes [a, b] and weights") from None
-        spec = parse_spec({"network": wdoc["network"], "training": wdoc.get("training", {})}, str(p))
-        net = Network.from_layers_doc(wdoc["layers"], str(p), list(spec.network.layers))
-        members.append(WeightsFile(str(p), spec, net, wdoc))
+        members.append(weights_file(p, wdoc, f"members[{i}].weights."))
     if not members:
         raise WeightsError(str(p), "members", "expected a non-empty list")
     return EnsembleFile(str(p), int(doc["n_classes"]), classes, members, doc)
