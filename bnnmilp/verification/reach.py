@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -60,23 +63,46 @@ def threshold_layer(net: Network) -> list[tuple[int, float]] | None:
 
 def reachable(net: Network, x: np.ndarray, eps: float, norm: str, lo: np.ndarray, hi: np.ndarray,
               units: list[tuple[int, float]]) -> Reach:
-    """The first-layer patterns the ball {||x' - x|| <= eps, lo <= x' <= hi, x' integer} can reach."""
+    """The first-layer patterns the ball {||x' - x|| <= eps, lo <= x' <= hi, x' integer} can reach.
+
+    Feature j's candidate values are max(lo_j, x_j - r), ... up to min(hi_j, x_j + r) with r = floor(eps); the
+    bits at each are decided exactly (``_at_least``). Features that one unit reads (every pixel of Sakai's
+    networks) are done together as one matrix of values; features read by several units one by one."""
     lam = net.thresholds[0]
-    by_feature: dict[int, list[int]] = {}
-    for k, (j, _) in enumerate(units):
-        if j >= 0:
-            by_feature.setdefault(j, []).append(k)
     w = np.array([u[1] for u in units])
+    feature = np.array([u[0] for u in units], dtype=np.int64)
     base = net.forward(x[None, :])[0][0]
-    flips: list[Flip] = []
     r = math.floor(eps)
+    flips: list[Flip] = []
+    read = feature[feature >= 0]
+    counts = np.bincount(read, minlength=x.size) if read.size else np.zeros(x.size, dtype=np.int64)
+    single = np.flatnonzero((feature >= 0) & (counts[np.maximum(feature, 0)] == 1))
+    if single.size and single.size * (2 * r + 1) <= 2**24:
+        j = feature[single]
+        vlo, vhi = np.maximum(lo[j], x[j] - r), np.minimum(hi[j], x[j] + r)
+        values = vlo[:, None] + np.arange(2 * r + 1)[None, :]
+        valid = values <= vhi[:, None]
+        bits = _at_least(w[single][:, None], values, lam[single][:, None])
+        cost = np.abs(values - x[j][:, None])
+        key = np.where(valid & (bits != base[single][:, None]), cost, np.inf)
+        pick = np.argmin(key, axis=1)  # the cheapest value that flips the unit; ties: the lower value
+        for i in np.flatnonzero(np.isfinite(key[np.arange(j.size), pick])):
+            k, v = int(single[i]), int(pick[i])
+            flips.append(Flip(int(j[i]), float(values[i, v]), float(cost[i, v]), np.array([k]),
+                              np.array([bits[i, v]], dtype=np.int8)))
+        rest = np.setdiff1d(np.flatnonzero(feature >= 0), single)
+    else:
+        rest = np.flatnonzero(feature >= 0)
+    by_feature: dict[int, list[int]] = {}
+    for k in rest:
+        by_feature.setdefault(int(feature[k]), []).append(int(k))
     for j, ks in by_feature.items():
         ks_a = np.array(ks)
         vlo, vhi = max(lo[j], x[j] - r), min(hi[j], x[j] + r)
         if vlo > vhi:
             continue
         values = np.arange(vlo, vhi + 1.0)
-        bits = (w[ks_a][None, :] * values[:, None] >= lam[ks_a][None, :]).astype(np.int8)
+        bits = _at_least(w[ks_a][None, :], values[:, None], lam[ks_a][None, :])
         cost = np.abs(values - x[j])
         seen: dict[bytes, int] = {base[ks_a].tobytes(): -1}
         for i in np.argsort(cost, kind="stable"):
@@ -88,12 +114,28 @@ def reachable(net: Network, x: np.ndarray, eps: float, norm: str, lo: np.ndarray
     per_feature = {f.feature for f in flips}
     most = len(per_feature)
     if norm == "inf":
-        total = math.prod(1 + sum(f.feature == j for f in flips) for j in per_feature)
+        total = math.prod(1 + n for n in Counter(f.feature for f in flips).values())
     else:
         total = _count_l1(flips, eps)
         if flips and flips[0].cost > 0:
             most = min(most, math.floor(eps / flips[0].cost))
     return Reach(base, flips, total, most)
+
+
+def _at_least(w: np.ndarray, v: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """[w v >= lambda] exactly (int8), broadcast: the double product decides unless it lies so close to lambda
+    that its rounding (at most |w v| 2^-53, plus underflow) could change the comparison; those few are
+    decided in rationals."""
+    p = w * v
+    d = p - lam  # correctly rounded: the sign of p - lambda
+    bits = (d >= 0).astype(np.int8)
+    unsure = np.abs(d) <= np.abs(p) * 2.0**-51 + 2.0**-1000
+    unsure &= p != 0  # w v = 0 exactly: d is exact
+    if unsure.any():
+        W, V, L = np.broadcast_arrays(w, v, lam)
+        for idx in zip(*np.nonzero(unsure), strict=True):
+            bits[idx] = Fraction(float(W[idx])) * Fraction(float(V[idx])) >= Fraction(float(L[idx]))
+    return bits
 
 
 def _count_l1(flips: list[Flip], eps: float) -> int:
@@ -368,7 +410,6 @@ def search(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adv
     choice does (exhaustive). ``adversarial`` gets a suffix of the network and a batch of its input bit vectors
     (``Evaluator.first_hit``) and returns a boolean per row. Raises SearchTimeoutError at ``deadline``
     (time.perf_counter())."""
-    import time
 
     ev = Evaluator(net, reach)
     done = 0
@@ -403,7 +444,7 @@ def random_choices(reach: Reach, eps: float, norm: str, p: float, n: int, rng: n
 
 
 def attack(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adversarial, score=None,
-           rounds: int = 8, seed: int = 0) -> np.ndarray | None:
+           rounds: int = 12, seed: int = 0) -> np.ndarray | None:
     """A quick search for an adversarial choice where enumeration is too large: with ``score`` (lower is closer
     to adversarial) a greedy descent adding the flip that lowers it most, then random choices
     (``random_choices``). Finds counterexamples only; proves nothing."""
@@ -444,12 +485,73 @@ def attack(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adv
         found = greedy()
         if found is not None:
             return found
-    for r in range(rounds):
-        F = random_choices(reach, eps, norm, (0.5, 0.25, 0.75, 0.1)[r % 4], BATCH, rng)
+    for r in range(rounds):  # small batches first: where counterexamples are common, one is found at once
+        F = random_choices(reach, eps, norm, (0.75, 0.5, 0.25, 0.1)[r % 4], min(BATCH, 256 << r), rng)
         hit = ev.first_hit(F, adversarial)
         if hit >= 0:
             return ev.as_input(x, F[hit])
     return None
+
+
+def beam(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adversarial, score, width: int = 256,
+         deadline: float | None = None) -> np.ndarray | None:
+    """The cheapest adversarial choice a beam search finds within the budget, as an input x', or None: choices
+    grow one flip at a time, the ``width`` with the lowest ``score`` (ties: the cheaper) go on, and once an
+    adversarial choice of cost c is found only cheaper ones are sought. Finds upper bounds on the smallest
+    perturbation (counterexamples, replayed like any other); proves nothing. Stops at ``deadline``."""
+
+    flips = reach.flips
+    if not flips:
+        return None
+    ev = Evaluator(net, reach)
+    feat = np.array([f.feature for f in flips])
+    cost = np.array([f.cost for f in flips])
+    key = np.random.default_rng(7).integers(1, 2**63, size=len(flips), dtype=np.uint64)  # a set's key: the sum
+    integral = bool(np.all(cost == np.round(cost)))
+    P, spent, hashed = np.zeros((1, 0), dtype=np.int64), np.zeros(1), np.zeros(1, dtype=np.uint64)
+    A = None if ev.fast is None else ev.fast[1][None, :]  # the free second-layer pre-activations of each row
+    best, limit = None, float(eps)
+    while P.shape[0] and (deadline is None or time.perf_counter() < deadline):
+        grown = np.maximum(spent[:, None], cost[None, :]) if norm == "inf" else spent[:, None] + cost[None, :]
+        ok = grown <= limit
+        for c in range(P.shape[1]):
+            ok &= feat[P[:, c]][:, None] != feat[None, :]
+        r, j = np.nonzero(ok)
+        if not r.size:
+            break
+        _, first = np.unique(hashed[r] + key[j], return_index=True)  # one row per set (a collision drops one)
+        r, j = r[first], j[first]
+        Q, sq = np.concatenate([P[r], j[:, None]], axis=1), grown[r, j]
+        if A is not None:
+            D, _, lam, _ = ev.fast
+            AQ = A[r] + D[j]
+            U = (lam <= AQ).astype(np.int8)
+        else:
+            U = ev.bits(Q)
+        first, back = _patterns(U)  # rows share patterns: each is evaluated once
+        adv = np.asarray(adversarial(ev.rest, U[first]), dtype=bool)[back]
+        if adv.any():
+            i = np.flatnonzero(adv)[np.argmin(sq[adv])]
+            best = Q[i]
+            limit = float(sq[i]) - 1.0 if integral else float(np.nextafter(sq[i], -np.inf))
+        keep = np.flatnonzero(~adv & (sq <= limit))
+        sc = np.asarray(score(ev.rest, U[first]), dtype=np.float64)[back]
+        order = keep[np.lexsort((sq[keep], sc[keep]))[:width]]
+        P, spent, hashed = Q[order], sq[order], hashed[r[order]] + key[j[order]]
+        if A is not None:
+            A = AQ[order]
+    return None if best is None else ev.as_input(x, best)
+
+
+def _patterns(U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first, back): the row where each distinct row of the 0/1 matrix U first occurs, and for every row the
+    index of its pattern among those (U[first][back] == U)."""
+    if U.shape[1] == 0:
+        return np.zeros(min(1, U.shape[0]), dtype=np.int64), np.zeros(U.shape[0], dtype=np.int64)
+    packed = np.ascontiguousarray(np.packbits(U.view(np.uint8), axis=1))
+    _, first, back = np.unique(packed.view(np.dtype((np.void, packed.shape[1]))).ravel(), return_index=True,
+                               return_inverse=True)
+    return first, back.ravel()
 
 
 @dataclass
@@ -461,14 +563,15 @@ class BnB:
 
 
 def branch_and_bound(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adversarial, safe,
-                     node_limit: int = 200_000) -> BnB | None:
+                     node_limit: int = 200_000, deadline: float | None = None) -> BnB | None:
     """Exhaustive search over the choices with pruning: features are decided one by one (no flip, or one of
     their patterns within the budget); at each node the second layer's pre-activations are bounded by the
     chosen flips plus, per undecided feature, the least and most any of its patterns adds. Where those bounds
     fix every second-layer bit, the subtree has one outcome, evaluated exactly; where ``safe(later, lo, hi)``
     (rigorous interval arithmetic on the later layers) proves the output unchanged for every bit vector in
     [lo, hi], the subtree is pruned. Sums are of integers (``_incremental``), so every bound is exact; a
-    completed search is a proof. None where the incremental arithmetic does not apply."""
+    completed search is a proof. None where the incremental arithmetic does not apply; ``unknown`` at the node
+    limit or the deadline (time.perf_counter())."""
     fast = _incremental(net, reach)
     if fast is None:
         return None
@@ -493,7 +596,8 @@ def branch_and_bound(net: Network, x: np.ndarray, reach: Reach, eps: float, norm
 
     def visit(depth: int, a: np.ndarray, budget: float, chosen: list[int]) -> np.ndarray | bool | None:
         stats["nodes"] += 1
-        if stats["nodes"] > node_limit:
+        if stats["nodes"] > node_limit or (deadline is not None and stats["nodes"] % 64 == 0
+                                           and time.perf_counter() > deadline):
             return False
         rest_lo, rest_hi = lo_rest[depth], hi_rest[depth]
         if norm == "1":  # at most k more flips: per unit, the k most negative (positive) additions

@@ -197,7 +197,8 @@ def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndar
         return answer.answer, answer.counterexample, f"{answer.note} over {flips}", "sat"
     if opts.engine == "sat":
         return "unknown", None, answer.note if answer else "the SAT encoding does not apply", "sat"
-    bnb = reach.branch_and_bound(net, x, r, opts.eps, opts.norm, adversarial, safe, 20_000) if safe else None
+    bnb = reach.branch_and_bound(net, x, r, opts.eps, opts.norm, adversarial, safe, 20_000, deadline) \
+        if safe else None
     if bnb is not None and bnb.answer != "unknown":
         how = f"branch and bound over {flips} ({bnb.nodes} nodes, {bnb.leaves} evaluated exactly)"
         if bnb.answer == "robust":
@@ -264,20 +265,61 @@ def smallest_by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, ad
     t0 = time.perf_counter()
     deadline = None if opts.time_limit is None else t0 + opts.time_limit
     how: list[str] = []
+    upper: tuple[int, np.ndarray] | None = None  # a counterexample's exact distance and the point (beam search)
+    beamed = score is None or opts.engine != "auto"
     for e in range(1, top + 1):
+        if upper is not None and e >= upper[0]:
+            return "not_robust", upper[0], upper[1], f"smallest budget {upper[0]}: every budget below proven " \
+                f"robust ({', '.join(how) or 'none below'}); at {upper[0]}: beam search, replayed exactly"
         at = replace(opts, eps=float(e), min_eps=False)
         lo, hi = search_box(x, at)
+        if not beamed and reach.reachable(net, x, e, opts.norm, lo, hi, reach.threshold_layer(net)).combinations \
+                > ENUM_LIMIT:  # the budgets get expensive: look for a counterexample further out first
+            beamed = True
+            upper = _beam_upper(net, x, opts, min(top, 4 * e), adversarial, score, deadline)
+            if upper is not None and e >= upper[0]:
+                continue
         found = by_enumeration(net, x, at, lo, hi, adversarial, score, safe, target, deadline)
         if found is None or found[0] == "unknown":
             why = found[2] if found else "no engine settled it"
+            if upper is not None:
+                return "unknown", e, upper[1], f"the smallest perturbation lies in [{e}, {upper[0]}]: budget {e} " \
+                    f"not decided ({why}), every budget below is robust; a counterexample at distance {upper[0]} " \
+                    "(beam search, replayed exactly)"
             return "unknown", e, None, f"budget {e} not decided ({why}); every budget below is robust"
         if found[0] == "not_robust":
             return "not_robust", e, found[1], f"smallest budget {e}: every budget below proven robust " \
                                               f"({', '.join(how) or 'none below'}); at {e}: {found[2]}"
         how.append(f"{e}: {found[3]}")
         if deadline is not None and time.perf_counter() > deadline:
-            return "unknown", e + 1, None, f"time limit after budget {e}: every budget up to {e} is robust"
+            return "unknown", e + 1, None if upper is None else upper[1], \
+                f"time limit after budget {e}: every budget up to {e} is robust" + \
+                ("" if upper is None else f"; a counterexample at distance {upper[0]} (beam search, replayed exactly)")
     return "robust", top, None, f"no input of the domain changes the output (budgets up to {top} enumerated)"
+
+
+BEAM_SHARE = 0.15  # of the query's time limit (at most BEAM_SECONDS) for the beam search of --min-eps
+BEAM_SECONDS = 10.0
+
+
+def _beam_upper(net: Network, x: np.ndarray, opts: RobustOptions, budget: int, adversarial: Callable,
+                score: Callable, deadline: float | None) -> tuple[int, np.ndarray] | None:
+    """(exact distance rounded up, x') of the cheapest counterexample a beam search (``reach.beam``) finds
+    within ``budget``: an upper bound on the smallest perturbation once the caller has replayed it. None if
+    it finds none in its share of the time."""
+    from bnnmilp.verification import reach
+
+    at = replace(opts, eps=float(budget), min_eps=False)
+    lo, hi = search_box(x, at)
+    r = reach.reachable(net, x, budget, opts.norm, lo, hi, reach.threshold_layer(net))
+    now = time.perf_counter()
+    share = BEAM_SECONDS if opts.time_limit is None else min(BEAM_SECONDS, BEAM_SHARE * opts.time_limit)
+    stop = now + share if deadline is None else min(deadline, now + share)
+    xp = reach.beam(net, x, r, budget, opts.norm, adversarial, score, deadline=stop)
+    if xp is None:
+        return None
+    inside, dist = in_perturbation_set(xp, x, at, lo, hi)  # the output is replayed by the caller
+    return (math.ceil(dist), xp) if inside else None
 
 
 def reference_bits(net: Network, x: np.ndarray, label: int, against: str) -> tuple[np.ndarray, np.ndarray]:
@@ -401,6 +443,15 @@ def _min_eps_result(done: Callable, net: Network, x: np.ndarray, opts: RobustOpt
                     genuine: Callable[[np.ndarray], bool]) -> SampleResult:
     """A SampleResult from ``smallest_by_enumeration``: the counterexample replayed exactly, the bound proven."""
     answer, e, xp, note = best
+    if answer == "unknown" and xp is not None:  # an upper bound: kept only if it replays
+        if not genuine(xp):
+            return done("unknown", "enum", min_eps_bound=float(e),
+                        note=f"budget {e} not decided; every budget below is robust (the beam search's point does "
+                             "not replay)")
+        _, dist = in_perturbation_set(xp, x, replace(opts, eps=None, min_eps=True), *search_box(x, replace(
+            opts, eps=None)))
+        return done("unknown", "enum", counterexample=xp.tolist(), distance=fraction_str(dist),
+                    min_eps_bound=float(e), note=note)
     if answer == "not_robust":
         if not genuine(xp):
             return done("unknown", "enum", min_eps_bound=float(e), note="the enumerated point does not replay")

@@ -84,6 +84,56 @@ def test_reachable_patterns_and_their_costs():
     assert reach.search(net, x, r2, 2, "inf", on) is None
 
 
+def test_reachable_decides_bits_exactly_where_the_double_product_rounds():
+    """0.1 * 3 rounds to the double 0.30000000000000004, yet the exact product of the double 0.1 and 3 is below
+    it: the unit [0.1 x >= 0.30000000000000004] is off at x = 3 and first on at x = 4 (as the exact forward pass
+    says), so from x = 2 the flip costs 2, not 1. A one-unit feature (the matrix path) and a two-unit feature
+    (the per-feature path) both decide it exactly."""
+    lam = 0.1 * 3
+    assert lam == 0.30000000000000004
+    net = Network([np.array([[0.1, 0.0], [0.0, 0.1], [0.0, 0.1]]), np.ones((1, 3))],
+                  [np.array([lam, lam, 1.0]), np.array([3.0])])
+    x = np.array([2.0, 2.0])
+    assert net.forward(np.array([[3.0, 3.0]]))[0].tolist() == [[0, 0, 0]]
+    assert net.forward(np.array([[4.0, 4.0]]))[0].tolist() == [[1, 1, 0]]
+    r = reach.reachable(net, x, 3, "1", np.full(2, 0.0), np.full(2, 9.0), reach.threshold_layer(net))
+    assert [(f.feature, f.value, f.cost, f.bits.tolist()) for f in r.flips] == [(0, 4.0, 2.0, [1]),
+                                                                                (1, 4.0, 2.0, [1, 0])]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_reachable_lists_the_cheapest_value_of_every_pattern(seed):
+    """Against brute force: every integer value of every feature in the ball, its first-layer pattern from the
+    exact forward pass, the cheapest value per pattern (ties: the lower value), on random threshold layers with
+    one and two units per feature, fractional weights and boxes that cut the ball."""
+    rng = np.random.default_rng(900 + seed)
+    d0, per = 6, 1 + seed % 2
+    W = np.zeros((d0 * per, d0))
+    for k in range(d0 * per):
+        W[k, k // per] = rng.choice([-1.0, 1.0]) * rng.choice([1.0, 0.1, 0.3, 1 / 3])
+    lam = rng.integers(-6, 7, size=d0 * per) * rng.choice([1.0, 0.1, 0.3], size=d0 * per)
+    net = Network([W, np.ones((1, d0 * per))], [lam, np.array([1.0])])
+    x = rng.integers(-4, 5, size=d0).astype(float)
+    lo, hi = np.full(d0, -5.0), rng.integers(0, 6, size=d0).astype(float)
+    lo, hi = np.minimum(lo, x), np.maximum(hi, x)
+    eps = 4
+    r = reach.reachable(net, x, eps, "1", lo, hi, reach.threshold_layer(net))
+    base = net.forward(x[None, :])[0][0]
+    expected = []
+    for j in range(d0):
+        units = np.arange(j * per, (j + 1) * per)
+        seen = {tuple(base[units])}
+        for v in sorted(np.arange(max(lo[j], x[j] - eps), min(hi[j], x[j] + eps) + 1), key=lambda v: abs(v - x[j])):
+            xp = x.copy()
+            xp[j] = v
+            bits = tuple(net.forward(xp[None, :])[0][0][units])
+            if bits not in seen:
+                seen.add(bits)
+                expected.append((j, float(v), float(abs(v - x[j])), list(bits)))
+    expected.sort(key=lambda t: (t[2], t[0]))
+    assert [(f.feature, f.value, f.cost, f.bits.tolist()) for f in r.flips] == expected
+
+
 @pytest.mark.parametrize("norm", ["inf", "1"])
 def test_batches_of_choices_evaluate_to_the_forward_pass(norm):
     """Evaluator.bits, incremental (integer layers: the second layer from flip sums) or not (half-integer
@@ -241,3 +291,88 @@ def test_an_enumeration_that_reaches_its_deadline_proves_nothing():
                                                                        engine="enum", time_limit=1e-9))
     stopped = [q for q in res if q.method == "enum"]
     assert stopped and all(q.answer == "unknown" and "stopped at the time limit" in q.note for q in stopped)
+
+
+@pytest.mark.parametrize("norm", ["inf", "1"])
+def test_beam_search_finds_genuine_counterexamples_never_cheaper_than_the_optimum(norm):
+    """Against brute force: every point the beam search returns changes the argmax, lies within the budget, and
+    is at least as far as the closest adversarial point of the ball; on these instances it finds some."""
+    rng = np.random.default_rng(41)
+    found = 0
+
+    def size(d: np.ndarray) -> float:
+        return d.max(initial=0.0) if norm == "inf" else d.sum()
+
+    for _ in range(4):
+        net = threshold_net(rng, 4, 1, [5], 3)
+        for x in rng.integers(-3, 4, size=(6, 4)).astype(float):
+            y = net.argmax_predictions(x[None, :])[0]
+            if y < 0:
+                continue
+            r = reach.reachable(net, x, 4, norm, np.full(4, -3.0), np.full(4, 3.0), reach.threshold_layer(net))
+            xp = reach.beam(net, x, r, 4, norm, lambda rest, U, y=y: rest.argmax_predictions(U) != y,
+                            lambda rest, U, y=y: rest.score_margins(U, np.full(U.shape[0], y)), width=4)
+            dists = [size(np.abs(p - x)) for p in ball(x, 4, norm, -3, 3)
+                     if net.argmax_predictions(p[None, :])[0] != y]
+            if xp is None:
+                continue
+            found += 1
+            assert net.argmax_predictions(xp[None, :])[0] != y
+            assert min(dists) <= size(np.abs(xp - x)) <= 4 and np.all(xp == np.round(xp))
+    assert found >= 5
+
+
+@pytest.mark.parametrize("norm", ["inf", "1"])
+def test_min_eps_with_the_beam_search_first_still_matches_brute_force(norm, monkeypatch):
+    """With every budget 'expensive' the beam search runs first; its counterexample ends the ascent only at its
+    own distance, after every smaller budget was proven robust, so the answers are brute force's."""
+    from bnnmilp.verification import robust
+
+    monkeypatch.setattr(robust, "ENUM_LIMIT", 0)
+    rng = np.random.default_rng(52)
+    net = threshold_net(rng, 3, 1, [4], 3)
+    X = rng.integers(-3, 4, size=(8, 3)).astype(float)
+    res = verify_robust(net, X, np.zeros(8, dtype=int), RobustOptions(eps=None, norm=norm, domain="integer",
+                                                                      bounds=(-3, 3), min_eps=True,
+                                                                      output="argmax"))
+    beamed = 0
+    for x, r in zip(X, res, strict=True):
+        y = net.argmax_predictions(x[None, :])[0]
+        if y < 0:
+            continue
+        dists = [(np.abs(p - x).max() if norm == "inf" else np.abs(p - x).sum())
+                 for p in ball(x, 18, norm, -3, 3) if net.argmax_predictions(p[None, :])[0] != y]
+        if not dists:
+            assert r.answer == "robust"
+            continue
+        assert r.answer == "not_robust" and r.distance == str(int(min(dists))) and r.min_eps_bound == min(dists)
+        beamed += "beam search" in r.note
+    assert beamed >= 4
+
+
+def test_an_undecided_budget_reports_the_beam_search_counterexample_as_an_upper_bound(monkeypatch):
+    """When a budget is not decided, --min-eps answers unknown with the proven lower bound and, if the beam
+    search found one, a replayed counterexample: the smallest perturbation lies between the two."""
+    from bnnmilp.verification import robust
+
+    rng = np.random.default_rng(52)
+    net = threshold_net(rng, 3, 1, [4], 3)
+    X = rng.integers(-3, 4, size=(8, 3)).astype(float)
+    real = robust.by_enumeration
+
+    def undecided_from_2(net, x, opts, *args, **kw):
+        return real(net, x, opts, *args, **kw) if opts.eps < 2 else ("unknown", None, "too hard", "enum")
+
+    monkeypatch.setattr(robust, "ENUM_LIMIT", 0)
+    monkeypatch.setattr(robust, "by_enumeration", undecided_from_2)
+    res = verify_robust(net, X, np.zeros(8, dtype=int), RobustOptions(eps=None, norm="1", domain="integer",
+                                                                      bounds=(-3, 3), min_eps=True,
+                                                                      output="argmax"))
+    upper = [r for r in res if r.answer == "unknown" and r.counterexample is not None]
+    assert upper
+    for r in upper:
+        x, xp = X[r.index], np.array(r.counterexample)
+        y = net.argmax_predictions(x[None, :])[0]
+        assert net.argmax_predictions(xp[None, :])[0] != y and r.distance == str(int(np.abs(xp - x).sum()))
+        assert r.min_eps_bound == 2 and int(r.distance) >= 2
+        assert f"lies in [2, {r.distance}]" in r.note
