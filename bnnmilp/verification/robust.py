@@ -273,13 +273,21 @@ def smallest_by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, ad
                 f"robust ({', '.join(how) or 'none below'}); at {upper[0]}: beam search, replayed exactly"
         at = replace(opts, eps=float(e), min_eps=False)
         lo, hi = search_box(x, at)
-        if not beamed and reach.reachable(net, x, e, opts.norm, lo, hi, reach.threshold_layer(net)).combinations \
-                > ENUM_LIMIT:  # the budgets get expensive: look for a counterexample further out first
-            beamed = True
-            upper = _beam_upper(net, x, opts, min(top, 4 * e), adversarial, score, deadline)
-            if upper is not None and e >= upper[0]:
-                continue
-        found = by_enumeration(net, x, at, lo, hi, adversarial, score, safe, target, deadline)
+        found = None
+        if not beamed:
+            r = reach.reachable(net, x, e, opts.norm, lo, hi, reach.threshold_layer(net))
+            if r.combinations > ENUM_LIMIT:  # the budgets get expensive: unless the quick search settles this
+                xp = reach.attack(net, x, r, e, opts.norm, adversarial, score)  # one, look further out first
+                if xp is not None:
+                    found = ("not_robust", xp, f"search among {len(r.flips)} reachable first-layer patterns: "
+                                               "replayed exactly", "search")
+                else:
+                    beamed = True
+                    upper = _beam_upper(net, x, opts, min(top, 4 * e), adversarial, score, deadline)
+                    if upper is not None and e >= upper[0]:
+                        continue
+        if found is None:
+            found = by_enumeration(net, x, at, lo, hi, adversarial, score, safe, target, deadline)
         if found is None or found[0] == "unknown":
             why = found[2] if found else "no engine settled it"
             if upper is not None:
