@@ -19,8 +19,9 @@ from bnnmilp.cli.common import (
 @click.argument("weights", type=click.Path())
 @click.argument("data", required=False, type=click.Path(dir_okay=False))
 @click.option("--certificate", "proof", type=click.Path(dir_okay=False), is_flag=False, flag_value="",
-              help="Check a proof file (from `bnnmilp certify`) in exact arithmetic; WEIGHTS may then be an "
-                   "MPS/LP file. Without a value: WEIGHTS/proof.json.")
+              help="Check a proof file (from `bnnmilp certify` or `bnnmilp bound`) in exact arithmetic; WEIGHTS "
+                   "may then be an MPS/LP file, or for a decomposition bound a spec file. Without a value: "
+                   "WEIGHTS/proof.json.")
 @click.option("--robust", is_flag=True, help="Verify robustness of each sample instead of the training claims.")
 @click.option("--eps", type=NONNEGATIVE,
               help="Perturbation radius E (with --min-eps: the largest radius searched).")
@@ -69,7 +70,9 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
 
     With --certificate [PROOF]: checks a branch-and-bound proof (bnnmilp certify) against the exact
     model (an MPS/LP file, or the training MILP rebuilt from a run folder and DATA): the tree covers
-    every integer point and every leaf's bound, recomputed in rationals, reaches the claimed bound.
+    every integer point and every leaf's bound, recomputed in rationals, reaches the claimed bound. A
+    composite proof (bnnmilp bound) is checked against WEIGHTS' spec (a spec file will do) and DATA:
+    its groups partition DATA and each group's proof checks on that group's own training MILP.
 
     With --robust --eps E: for each sample, is there an input x' with ||x' - x|| <= E (within --bounds and
     --box, integer with --domain integer) whose output bits differ (argmax outputs: some class k scores
@@ -257,6 +260,10 @@ def _certificate(target: str, data: str | None, proof: str | None, as_json: bool
            "check_time_s": round(dt, 4), "errors": rep.errors[:20]}
     if as_json:
         terminal.emit_json(out)
+    elif rep.ok and doc.get("format") == "bnnmilp-composite-proof":
+        terminal.status(f"[green]proof holds[/]: no network meeting the epsilon margin on every sample has "
+                        f"training loss below {claim} ({len(doc['groups'])} groups partition the data; "
+                        f"{rep.leaves} leaves checked exactly in {dt:.3f}s)")
     elif rep.ok:
         terminal.status(f"[green]proof holds[/]: no feasible point has objective below {claim} "
                            f"({rep.leaves} leaves checked exactly in {dt:.3f}s)")

@@ -69,6 +69,10 @@ def run_job(job: Job) -> dict[str, Any]:
         from bnnmilp.verification.robust import run_query
 
         return run_query(job.payload)
+    if job.kind == "bound-group":
+        from bnnmilp.verification.decomposition import run_group_job
+
+        return run_group_job(job.payload)
     if job.kind == "member":
         from bnnmilp.training.ensemble import train_member
 

@@ -15,6 +15,7 @@ from bnnmilp.data import Dataset, load_data
 if TYPE_CHECKING:
     from bnnmilp.io.runs import WeightsFile
     from bnnmilp.milp.model import StandardModel
+    from bnnmilp.spec import Spec
     from bnnmilp.verification.certificates.bnb import Tree
     from bnnmilp.verification.certificates.check import CheckReport
 
@@ -100,6 +101,25 @@ def _model(target: str | Path | StandardModel, data: str | Path | Dataset | None
     return tm.model, tm, cutoff
 
 
+def spec_of(network: str | Path | Spec) -> Spec:
+    """The spec a proof about a training problem refers to: a spec file, or the spec recorded with a run's
+    weights (a run folder, a weights YAML or NPZ file)."""
+    from bnnmilp.spec import Spec, load_spec
+
+    if isinstance(network, Spec):
+        return network
+    p = Path(network)
+    if p.is_dir() or p.suffix.lower() == ".npz":
+        return _weights(p).spec
+    from bnnmilp.errors import SpecError
+    from bnnmilp.io.yamlio import read_yaml
+
+    doc = read_yaml(p, SpecError)
+    if isinstance(doc, dict) and "layers" in doc:
+        return _weights(p).spec
+    return load_spec(p)
+
+
 def check_proof(target: str | Path | StandardModel, data: str | Path | Dataset | None,
                 proof: str | Path | dict[str, Any]) -> CheckReport:
     """Check a branch-and-bound proof in exact rational arithmetic, trusting no solver.
@@ -112,18 +132,34 @@ def check_proof(target: str | Path | StandardModel, data: str | Path | Dataset |
     data : path, Dataset or None
         The training data, for a run folder.
     proof : path or dict
-        The proof (``proof.json``, written by :func:`certify` or ``bnnmilp certify``).
+        The proof (``proof.json``, written by :func:`certify` or ``bnnmilp certify``), or a composite proof
+        of a decomposition bound (``bnnmilp bound``): then ``target`` is the spec (or a run folder) and
+        ``data`` the training data, and each group's model is rebuilt from them.
 
     Returns
     -------
     CheckReport
         ``ok``, ``errors`` (the reasons), ``claim`` (the proven lower bound, a Fraction), ``leaves``.
     """
+    from bnnmilp.milp.model import StandardModel
     from bnnmilp.verification.certificates.check import check_proof as check
+    from bnnmilp.verification.certificates.composite import check_composite, is_composite
+    from bnnmilp.verification.certificates.models import is_model_file
     from bnnmilp.verification.certificates.proof import read_proof
 
+    doc = proof if isinstance(proof, dict) else read_proof(proof)
+    if is_composite(doc):  # a decomposition bound: about a spec's training problem, not one model
+        if data is None or isinstance(target, StandardModel) or is_model_file(target):
+            from bnnmilp.errors import InputError
+
+            raise InputError(None, "NETWORK", "a composite proof is about a training problem: give its spec (or a "
+                                              "run folder) and DATA")
+        ds = _data(data)
+        spec = spec_of(target)
+        ds.check_fits(spec.network.n_inputs, spec.network.n_outputs)
+        return check_composite(spec, ds, doc)
     model, _, _ = _model(target, data)
-    return check(model, proof if isinstance(proof, dict) else read_proof(proof))
+    return check(model, doc)
 
 
 @dataclass

@@ -69,9 +69,13 @@ def read_proof(path: str | Path) -> dict[str, Any]:
         raise ModelFileError(str(p), None, "file not found") from None
     except (OSError, ValueError):
         raise ModelFileError(str(p), None, "not a JSON proof file") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ModelFileError(str(p), "format", f"expected {FORMAT!r}")
-    for key in ("model_sha256", "claimed_bound", "nodes", "leaves", "objective_integral"):
+    from bnnmilp.verification.certificates.composite import FORMAT as COMPOSITE  # a decomposition bound
+
+    if not isinstance(doc, dict) or doc.get("format") not in (FORMAT, COMPOSITE):
+        raise ModelFileError(str(p), "format", f"expected {FORMAT!r} or {COMPOSITE!r}")
+    keys = ("model_sha256", "claimed_bound", "nodes", "leaves", "objective_integral") if doc["format"] == FORMAT \
+        else ("claimed_bound", "claimed_bound_exact", "data_sha256", "groups")
+    for key in keys:
         if key not in doc:
             raise ModelFileError(str(p), key, "missing required key")
     return doc

@@ -1,0 +1,235 @@
+"""Lower bounds on the training loss by decomposition: partition the samples, prove each group's optimum, add.
+
+The big-M relaxation of the whole training MILP fits any data, so its LP bound is 0 and a solver's bound stays
+0 for a long time even where loss 0 is impossible. A small group of samples that conflict (different labels
+that the network cannot all tell apart, e.g. five classes through two hidden bits) has a small MILP whose
+optimum HiGHS finds in seconds and bnnmilp's branch and bound proves; since the loss is a sum over samples,
+the group optima add up to a lower bound on the whole problem (``certificates/composite.py`` says why, and
+checks the result).
+
+``auto`` grouping starts with groups that hold as many different labels as their size allows (one sample
+per class in turn), then adapts within the time budget: groups whose optimum is 0 are merged in pairs (a
+bigger group can conflict where its halves did not), groups that could not be proven in time are split.
+Neither ever lowers the bound: a merged group is kept only if it proves more than its parts, and a split
+group's halves replace a group that proved nothing beyond 0.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from bnnmilp.data import Dataset
+    from bnnmilp.spec import Spec
+
+GROUP_TIME_LIMIT = 30.0  # seconds for each group's HiGHS solve and for its proof, at most
+
+
+@dataclass
+class Group:
+    """One group's result: its samples, the bound its proof establishes (checked exactly) and the proof."""
+
+    samples: list[int]
+    claim: Fraction
+    status: str  # HiGHS's status on the group's MILP
+    optimum: float | None  # HiGHS's optimum where it finished (reported; the claim is what is proven)
+    proof: dict[str, Any]
+    time_s: float
+    nodes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        from bnnmilp.io.yamlio import fraction_str
+
+        return {"samples": self.samples, "claim": fraction_str(self.claim), "status": self.status,
+                "optimum": self.optimum, "proof": self.proof, "time_s": self.time_s, "nodes": self.nodes}
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> Group:
+        return Group([int(i) for i in d["samples"]], Fraction(d["claim"]), d["status"], d["optimum"], d["proof"],
+                     float(d["time_s"]), int(d["nodes"]))
+
+
+@dataclass
+class BoundResult:
+    """A decomposition lower bound: ``bound`` (exact) = the sum of the groups' proven bounds; ``proof`` is the
+    composite proof, checked exactly before it was returned."""
+
+    bound: Fraction
+    groups: list[Group]
+    proof: dict[str, Any]
+    rounds: int
+    time_s: float
+    history: list[dict[str, Any]] = field(default_factory=list)  # the bound after each round
+
+
+def conflict_groups(labels: np.ndarray, size: int) -> list[list[int]]:
+    """Groups of ``size`` samples (the last may be smaller) holding as many different labels as they can:
+    the samples are taken one per class in turn (class 0's first, class 1's first, ..., class 0's second, ...)
+    and cut into consecutive groups."""
+    labels = np.asarray(labels)
+    by_class = [np.flatnonzero(labels == c).tolist() for c in np.unique(labels)]
+    order = [i for rank in range(max(map(len, by_class), default=0)) for members in by_class
+             if rank < len(members) for i in [members[rank]]]
+    return [order[a:a + size] for a in range(0, len(order), size)]
+
+
+def prove_group(spec: Spec, ds: Dataset, samples: list[int], time_limit: float) -> Group:
+    """HiGHS solves the group's MILP (its optimum, or its bound at the time limit, is the target), then bnnmilp's
+    branch and bound proves it, cut off there; if that proof does not finish, the trivial bound 0 is proven
+    (the root alone). The proof is checked exactly before it is returned."""
+    from bnnmilp.errors import SolverError
+    from bnnmilp.milp.backends import SolveOptions, highs
+    from bnnmilp.verification.certificates.bnb import branch_and_bound
+    from bnnmilp.verification.certificates.check import check_proof
+    from bnnmilp.verification.certificates.composite import group_training
+    from bnnmilp.verification.certificates.proof import proof_doc
+
+    t0 = time.perf_counter()
+    tm = group_training(spec, ds, samples)
+    model = tm.model
+    sol = highs.solve(model, SolveOptions(time_limit=time_limit))
+    optimum = sol.objective if sol.status == "optimal" else None
+    target = optimum if optimum is not None else (sol.bound if sol.bound is not None else 0.0)
+    target = max(0.0, float(round(target) if optimum is not None else math.ceil(target - 1e-6)))
+    nodes = 0
+    for cutoff in dict.fromkeys([target, 0.0]):  # the target, else the trivial bound
+        left = max(1.0, time_limit - (time.perf_counter() - t0)) if cutoff else time_limit
+        tree = branch_and_bound(model, cutoff=cutoff, time_limit=left, priority=tm.branching_priority())
+        nodes += len(tree.nodes)
+        if tree.status == "optimal" and tree.claimed_exact is not None:
+            doc = proof_doc(model, tree)
+            rep = check_proof(model, doc)
+            if rep.ok and rep.claim is not None:
+                return Group(list(samples), rep.claim, sol.status, optimum, doc,
+                             round(time.perf_counter() - t0, 3), nodes)
+    raise SolverError(f"no proof of any bound for the group {list(samples)} (HiGHS: {sol.status})")
+
+
+def run_group_job(payload: dict[str, Any]) -> dict[str, Any]:
+    """The ``bound-group`` job of the execution layer: payload {spec, data, samples, time_limit}."""
+    from bnnmilp.data import load_data
+    from bnnmilp.spec import parse_spec
+
+    ds = load_data(payload["data"])
+    return prove_group(parse_spec(payload["spec"]), ds, payload["samples"], payload["time_limit"]).to_dict()
+
+
+Runner = Callable[[list[list[int]], float], list[Group]]
+
+
+def in_process(spec: Spec, ds: Dataset) -> Runner:
+    """Groups proven one after another in this process."""
+    return lambda groups, limit: [prove_group(spec, ds, g, limit) for g in groups]
+
+
+def job_runner(spec: Spec, data: str, out_dir: str, workers: int = 1, scheduler: str | None = None,
+               on_done: Callable[[dict], None] | None = None) -> Runner:
+    """Groups proven as ``bound-group`` jobs of the execution layer (``execution.jobs``): a process pool of
+    ``workers`` or Dask; each group's result is written to OUT_DIR/jobs (a rerun reuses finished groups)."""
+    from pathlib import Path
+
+    from bnnmilp.errors import SolverError
+    from bnnmilp.execution.jobs import Job, execute
+
+    def run(groups: list[list[int]], limit: float) -> list[Group]:
+        jobs = [Job.make("bound-group", {"spec": spec.to_dict(), "data": str(Path(data).resolve()),
+                                         "samples": [int(i) for i in g], "time_limit": float(limit)})
+                for g in groups]
+        records = execute(jobs, out_dir, workers=workers, scheduler=scheduler, on_done=on_done)
+        failed = [r for r in records if not r.get("ok")]
+        if failed:
+            raise SolverError(f"group {failed[0]['payload']['samples']} failed: {failed[0]['error']}")
+        return [Group.from_dict(r["result"]) for r in records]
+
+    return run
+
+
+def decomposition_bound(spec: Spec, ds: Dataset, groups: str | int = "auto", time_limit: float = 300.0,
+                        group_time_limit: float = GROUP_TIME_LIMIT, run: Runner | None = None,
+                        on_round: Callable[[dict[str, Any]], None] | None = None) -> BoundResult:
+    """A proven lower bound on the training MILP's optimum: the sum of the groups' proven bounds.
+
+    Parameters
+    ----------
+    spec, ds : Spec, Dataset
+        The training problem (the spec's formulation options build each group's MILP).
+    groups : "auto" or int
+        "auto": conflict groups of half the number of classes (at least 2), adapted within ``time_limit``
+        (zero groups merged, unproven ones split); an int: conflict groups of that size, not adapted.
+    time_limit : float
+        Seconds for the whole bound.
+    group_time_limit : float
+        Seconds for each group's HiGHS solve and its proof, at most.
+    run : callable
+        Proves a list of groups (``in_process`` by default; the CLI passes the job layer's pool or Dask).
+
+    Returns
+    -------
+    BoundResult
+        The bound, the groups and the composite proof (checked exactly).
+    """
+    from bnnmilp.errors import SolverError
+    from bnnmilp.verification.certificates.composite import check_composite, composite_doc
+
+    t0 = time.perf_counter()
+    run = run or in_process(spec, ds)
+    n_classes = len(np.unique(ds.labels))
+    size = max(2, n_classes // 2) if groups == "auto" else int(groups)
+    size = min(size, ds.n_samples)
+
+    def left() -> float:
+        return time_limit - (time.perf_counter() - t0)
+
+    current = run(conflict_groups(ds.labels, size), min(group_time_limit, max(1.0, left())))
+    history = [{"round": 0, "bound": float(sum((g.claim for g in current), Fraction(0))), "groups": len(current),
+                "time_s": round(time.perf_counter() - t0, 3)}]
+    if on_round:
+        on_round(history[-1])
+    rounds = 0
+    tried: set[frozenset[int]] = set()  # merges that did not pay are not tried again
+    while groups == "auto" and left() > 1.0:
+        zero = [g for g in current if g.claim == 0 and g.optimum == 0]
+        unproven = [g for g in current if g.optimum is None and len(g.samples) > 1]
+        merges = [(zero[i], zero[i + 1]) for i in range(0, len(zero) - 1, 2)
+                  if frozenset(zero[i].samples + zero[i + 1].samples) not in tried]
+        tried.update(frozenset(a.samples + b.samples) for a, b in merges)
+        splits = [(g, [g.samples[: len(g.samples) // 2], g.samples[len(g.samples) // 2:]]) for g in unproven]
+        if not merges and not splits:
+            break
+        asks = [a.samples + b.samples for a, b in merges] + [h for _, halves in splits for h in halves]
+        got = run(asks, min(group_time_limit, max(1.0, left())))
+        rounds += 1
+        changed = False
+        for k, (a, b) in enumerate(merges):
+            if got[k].claim > a.claim + b.claim:
+                current = [g for g in current if g is not a and g is not b] + [got[k]]
+                changed = True
+        base = len(merges)
+        for k, (g, _) in enumerate(splits):
+            halves = got[base + 2 * k: base + 2 * k + 2]
+            if sum((h.claim for h in halves), Fraction(0)) >= g.claim:
+                current = [c for c in current if c is not g] + halves
+                changed = True
+        history.append({"round": rounds, "bound": float(sum((g.claim for g in current), Fraction(0))),
+                        "groups": len(current), "time_s": round(time.perf_counter() - t0, 3)})
+        if on_round:
+            on_round(history[-1])
+        if not changed:
+            break
+    current.sort(key=lambda g: g.samples[0])
+    engine = {"grouping": str(groups), "group_size": size, "rounds": rounds, "history": history,
+              "time_s": round(time.perf_counter() - t0, 3),
+              "groups": [{"samples": g.samples, "status": g.status, "optimum": g.optimum, "time_s": g.time_s,
+                          "nodes": g.nodes} for g in current]}
+    doc = composite_doc(spec, ds, [{"samples": g.samples, "proof": g.proof} for g in current], engine)
+    rep = check_composite(spec, ds, doc)  # never hand out a proof the exact checker rejects
+    if not rep.ok or rep.claim is None:
+        raise SolverError(f"the composite proof does not check ({rep.errors[0] if rep.errors else 'no claim'})")
+    return BoundResult(rep.claim, current, doc, rounds, round(time.perf_counter() - t0, 3), history)

@@ -1,0 +1,75 @@
+"""`bnnmilp bound` and `verify --certificate` on its composite proof, end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from bnnmilp.cli import main
+
+XOR_SPEC = "network: {layers: [2, 1, 1], weights: ternary, thresholds: learned}\n" \
+           "training: {loss: hamming, epsilon: 0.0625}\n"
+XOR_DATA = "features: [[-1, -1], [1, -1], [1, 1], [-1, 1]]\nlabels: [0, 1, 0, 1]\n"
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture()
+def xor(tmp_path):
+    (tmp_path / "xor.yaml").write_text(XOR_SPEC)
+    (tmp_path / "xd.yaml").write_text(XOR_DATA)
+    return tmp_path / "xor.yaml", tmp_path / "xd.yaml"
+
+
+def test_bound_proves_xor_and_verify_checks_the_proof(xor, tmp_path):
+    spec, data = xor
+    r = run("bound", spec, data, "-o", tmp_path / "p.json", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert (out["bound"], out["proven"], out["rounds"]) == ("1", True, 1)
+    assert [g["samples"] for g in out["groups"]] == [[0, 1, 2, 3]] and out["groups"][0]["claim"] == "1"
+    r = run("verify", spec, data, "--certificate", tmp_path / "p.json", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["claim_proven"] == "1"
+    doc = json.loads((tmp_path / "p.json").read_text())
+    doc["claimed_bound_exact"], doc["claimed_bound"] = "2", 2.0
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    r = run("verify", spec, data, "--certificate", tmp_path / "bad.json", "--json")
+    assert r.exit_code == 1
+    assert json.loads(r.stdout)["errors"] == ["claimed_bound_exact 2 exceeds the sum of the proven group bounds 1"]
+
+
+def test_bound_on_two_workers_writes_the_same_partition_as_in_process(xor, tmp_path):
+    spec, data = xor
+    a = run("bound", spec, data, "-o", tmp_path / "a.json", "--groups", "2", "--json")
+    b = run("bound", spec, data, "-o", tmp_path / "b.json", "--groups", "2", "--workers", "2", "--json")
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    ga, gb = (json.loads((tmp_path / f).read_text())["groups"] for f in ("a.json", "b.json"))
+    assert [g["samples"] for g in ga] == [g["samples"] for g in gb] == [[0, 1], [2, 3]]
+    assert json.loads(b.stdout)["bound"] == "0"  # fixed groups: not merged
+
+
+def test_bad_invocations_are_one_line_and_write_nothing(xor, tmp_path):
+    spec, data = xor
+    for args, words in [(("--groups", "0"), "expected 'auto' or a group size"),
+                        (("--groups", "many"), "expected 'auto' or a group size"),
+                        (("--time-limit", "nan"), "--time-limit")]:
+        r = run("bound", spec, data, "-o", tmp_path / "p.json", *args)
+        assert r.exit_code == 2 and words in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    (tmp_path / "wide.yaml").write_text(XOR_SPEC.replace("[2, 1, 1]", "[3, 1, 1]"))
+    r = run("bound", tmp_path / "wide.yaml", data, "-o", tmp_path / "p.json")
+    assert r.exit_code == 2 and "expected rows of 3 numbers" in r.output
+    assert not (tmp_path / "p.json").exists()
+    r = run("verify", tmp_path / "nope.mps", "--certificate", tmp_path / "p.json")
+    assert r.exit_code == 2
+
+
+def test_a_composite_proof_needs_a_spec_and_data(xor, tmp_path, repo_root):
+    spec, data = xor
+    assert run("bound", spec, data, "-o", tmp_path / "p.json").exit_code == 0
+    r = run("verify", repo_root / "samples/guzelsoy_ralphs.lp", "--certificate", tmp_path / "p.json")
+    assert r.exit_code == 2 and "a composite proof is about a training problem" in r.output
