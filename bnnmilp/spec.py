@@ -24,6 +24,8 @@ POLISH = ("auto", "min", "sum", "neuron", "none")  # auto: min after a MILP, non
 STAGES = ("loss", "margin", "min_weight")
 METHODS = ("lns", "milp", "ste", "decompose")
 WARM_STARTS = ("none", "ste")
+LOWER_BOUNDS = ("solver", "decomposition", "none")  # the proof train writes: of the solver's bound, also by
+# decomposition (bnnmilp bound), or none
 OUTPUTS = ("bits", "argmax")
 
 
@@ -90,11 +92,12 @@ class TrainingSpec:
     symmetry: str = "none"  # none | order: hidden neurons sorted by activation count
     fix_unused: bool = True  # fix first-layer weights of inputs that are 0 in every sample
     epsilon_auto: bool = False  # epsilon: auto = 1, exact for integer data and discrete weights
+    lower_bound: str = "solver"  # the proof written beside the weights (LOWER_BOUNDS)
 
     def __post_init__(self) -> None:
         for name, allowed in (("loss", LOSSES), ("big_m", BIG_M), ("polish", POLISH), ("method", METHODS),
                               ("warm_start", WARM_STARTS), ("trust_region_scope", ("after_loss", "all")),
-                              ("symmetry", ("none", "order"))):
+                              ("symmetry", ("none", "order")), ("lower_bound", LOWER_BOUNDS)):
             _one_of("training", name, getattr(self, name), allowed)
         for stage in self.objective:
             _one_of("training", "objective", stage, STAGES)
@@ -289,7 +292,7 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
         raise r.fail("network.output", "argmax needs at least two outputs (one score per class)")
     tr = r.section(doc, "training", {"loss", "epsilon", "big_m", "polish", "polish_radius", "objective",
                                      "margin_cap", "method", "warm_start", "seed", "trust_region",
-                                     "trust_region_scope", "symmetry", "fix_unused"},
+                                     "trust_region_scope", "symmetry", "fix_unused", "lower_bound"},
                     required=False)
     eps_auto = tr.get("epsilon") == "auto"
     if eps_auto:
@@ -310,6 +313,7 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
         symmetry=r.choice(tr, "training", "symmetry", ("none", "order"), "none"),
         fix_unused=_flag(r, tr, "fix_unused", True),
         epsilon_auto=eps_auto,
+        lower_bound=r.choice(tr, "training", "lower_bound", LOWER_BOUNDS, "solver"),
     )
     if network.output == "argmax" and training.loss != "error":
         raise r.fail("training.loss", "error (misclassified samples) with network.output: argmax; hamming counts "

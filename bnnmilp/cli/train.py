@@ -106,6 +106,18 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
         discard_checkpoints(run_dir, created)
         raise SolverError(f"solver {sol.solver} failed (status {res.status}): no network written")
     paths = write_run(res, run_dir)
+    if best is not None and res.status in ("optimal", "heuristic", "stalled", "time_limit", "node_limit"):
+        from bnnmilp.io.runs import load_weights
+        from bnnmilp.verification.run_proofs import proof_seconds, write_run_proof
+
+        share = proof_seconds(spec.solver.budget, spec.solver.time_limit)
+        if spec.solver.deadline is not None:  # within what is left of the budget (the trivial proofs take ms)
+            share = min(share, max(1.0, spec.solver.deadline - time.monotonic()))
+        if not as_json and spec.training.lower_bound != "none":
+            terminal.status(f"proving the bound (at most {share:.0f}s)")
+        write_run_proof(run_dir, load_weights(paths["weights"]), ds, share)
+        if (Path(run_dir) / "proof.json").exists():
+            paths["proof"] = Path(run_dir) / "proof.json"
     cert = json.loads(paths["certificate"].read_text())
     summary = {
         "status": res.status,
@@ -123,6 +135,9 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
         "min_slack": float(best.min_slack) if best else None,
         "weights": str(paths["weights"]) if "weights" in paths else None,
         "certificate": str(paths["certificate"]),
+        "proof": str(paths["proof"]) if "proof" in paths else None,
+        "proven_bound": cert.get("proven_bound"),
+        "proven_optimal": cert.get("proven_optimal", False),
         "note": loss_note(res),
     }
     if as_json:
@@ -139,6 +154,9 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
                     " (" + ", ".join(f"{k} {v:.2f}s" for k, v in res.timings.items()) + ")" if res.timings else ""))]
         if best:
             rows.append(("min slack (exact)", f"{float(best.min_slack):.6g} ({best.source} weights)"))
+        if cert.get("proven_bound") is not None:
+            rows.append(("bound (proven, exact)", f"{cert['proven_bound']} by {cert['proven_by']}" + (
+                ": the loss is optimal" if cert.get("proven_optimal") else f", gap {cert['proven_gap']}")))
         rows += [(k, str(v)) for k, v in paths.items()]
         if summary["note"]:
             rows.append(("note", summary["note"]))

@@ -128,8 +128,9 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
                 Runner(weights, data, workers, scheduler, out_dir), not no_prune, reuse_model, counterexamples, as_json)
         return
     from bnnmilp.verification.claims import verify_weights
+    from bnnmilp.verification.run_proofs import proof_check
 
-    report = verify_weights(wf, ds)
+    report = verify_weights(wf, ds, proof_check)
     if as_json:
         terminal.emit_json(report)
     else:

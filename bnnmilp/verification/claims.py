@@ -8,6 +8,7 @@ epsilon margin, since the bound is about that problem).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
@@ -50,8 +51,11 @@ def _domain_check(wf: WeightsFile) -> Check:
     return Check("domain", not bad, "; ".join(bad) or f"{ns.weights} weights, {ns.thresholds} thresholds")
 
 
-def verify_weights(wf: WeightsFile, data: Dataset) -> dict[str, Any]:
-    """Recompute everything the weights file claims; returns a report with a list of checks."""
+def verify_weights(wf: WeightsFile, data: Dataset,
+                   proof_check: Callable[[WeightsFile, Dataset, int, Fraction], Check] | None = None) -> dict[str, Any]:
+    """Recompute everything the weights file claims; returns a report with a list of checks. ``proof_check``
+    (``run_proofs.proof_check``) adds the check of proof.json beside the weights: it rebuilds the training
+    MILP, which this module never does (checking claims imports no solver; big_m: lp builds with HiGHS)."""
     spec = wf.spec
     data.check_fits(spec.network.n_inputs, spec.network.n_outputs)
     Y = data.targets(spec.network.n_outputs)
@@ -84,6 +88,8 @@ def verify_weights(wf: WeightsFile, data: Dataset) -> dict[str, Any]:
     else:
         ok = float(bound) <= loss + BOUND_TOL
         checks.append(Check("bound", ok, f"solver bound {bound} {'<=' if ok else '>'} exact loss {loss}"))
+    if proof_check is not None:
+        checks.append(proof_check(wf, data, loss, slack))
     recorded_slack = (doc.get("margin") or {}).get("min_slack")
     if recorded_slack is None:
         checks.append(Check("margin", None, "no margin recorded"))

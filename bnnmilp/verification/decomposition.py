@@ -89,7 +89,7 @@ def prove_group(spec: Spec, ds: Dataset, samples: list[int], time_limit: float) 
     from bnnmilp.verification.certificates.bnb import branch_and_bound
     from bnnmilp.verification.certificates.check import check_proof
     from bnnmilp.verification.certificates.composite import group_training
-    from bnnmilp.verification.certificates.proof import proof_doc
+    from bnnmilp.verification.certificates.proof import proof_doc, trivial_proof
 
     t0 = time.perf_counter()
     tm = group_training(spec, ds, samples)
@@ -100,15 +100,16 @@ def prove_group(spec: Spec, ds: Dataset, samples: list[int], time_limit: float) 
     target = max(0.0, float(round(target) if optimum is not None else math.ceil(target - 1e-6)))
     nodes = 0
     for cutoff in dict.fromkeys([target, 0.0]):  # the target, else the trivial bound
-        left = max(1.0, time_limit - (time.perf_counter() - t0)) if cutoff else time_limit
-        tree = branch_and_bound(model, cutoff=cutoff, time_limit=left, priority=tm.branching_priority())
-        nodes += len(tree.nodes)
-        if tree.status == "optimal" and tree.claimed_exact is not None:
-            doc = proof_doc(model, tree)
-            rep = check_proof(model, doc)
-            if rep.ok and rep.claim is not None:
-                return Group(list(samples), rep.claim, sol.status, optimum, doc,
-                             round(time.perf_counter() - t0, 3), nodes)
+        doc = trivial_proof(model) if cutoff == 0 else None  # the column box: no LP needed
+        if doc is None:
+            left = max(1.0, time_limit - (time.perf_counter() - t0))
+            tree = branch_and_bound(model, cutoff=cutoff, time_limit=left, priority=tm.branching_priority())
+            nodes += len(tree.nodes)
+            doc = proof_doc(model, tree) if tree.status == "optimal" and tree.claimed_exact is not None else None
+        rep = check_proof(model, doc) if doc is not None else None
+        if rep is not None and rep.ok and rep.claim is not None:
+            return Group(list(samples), rep.claim, sol.status, optimum, doc, round(time.perf_counter() - t0, 3),
+                         nodes)
     raise SolverError(f"no proof of any bound for the group {list(samples)} (HiGHS: {sol.status})")
 
 

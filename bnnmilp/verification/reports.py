@@ -76,8 +76,9 @@ def verify_claims(weights: str | Path | WeightsFile, data: str | Path | Dataset)
         exact loss, the solver's bound against it, the recorded margin.
     """
     from bnnmilp.verification.claims import verify_weights
+    from bnnmilp.verification.run_proofs import proof_check
 
-    rep = verify_weights(_weights(weights), _data(data))
+    rep = verify_weights(_weights(weights), _data(data), proof_check)
     return ClaimsReport(bool(rep["ok"]), list(rep["checks"]), {k: v for k, v in rep.items() if k != "checks"})
 
 

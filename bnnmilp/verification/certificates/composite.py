@@ -30,6 +30,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from bnnmilp.verification.certificates.check import CheckReport, _MalformedError, check_proof, rational
+from bnnmilp.verification.certificates.proof import COMPOSITE
 
 if TYPE_CHECKING:
     from bnnmilp.data import Dataset
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from bnnmilp.milp.model import StandardModel
     from bnnmilp.spec import Spec
 
-FORMAT = "bnnmilp-composite-proof"
+FORMAT = COMPOSITE
 
 
 def is_composite(doc: Any) -> bool:

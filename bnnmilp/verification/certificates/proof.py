@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # writing a proof takes a tree from the engine; reading and c
     from bnnmilp.verification.certificates.bnb import Leaf, Tree
 
 FORMAT = "bnnmilp-proof"
+COMPOSITE = "bnnmilp-composite-proof"  # a decomposition bound: one proof per group (certificates/composite.py)
 
 
 def _multipliers(lf: Leaf) -> list[list]:
@@ -55,6 +56,34 @@ def proof_doc(model: StandardModel, tree: Tree) -> dict[str, Any]:
     }
 
 
+def trivial_proof(model: StandardModel) -> dict[str, Any] | None:
+    """The root alone, with no multipliers: c x + offset >= offset + sum_j min(c_j l_j, c_j u_j) over the
+    column box. For a training loss (nonnegative terms on the box) that is the bound 0, proven without
+    solving an LP, which matters where the root LP of a thousand samples takes longer than the training.
+    None where a column with a cost is unbounded."""
+    import math
+    from fractions import Fraction
+
+    import numpy as np
+
+    total = Fraction(float(model.offset))
+    for j in np.flatnonzero(model.c):
+        c, lo, up = float(model.c[j]), float(model.col_lower[j]), float(model.col_upper[j])
+        if not (math.isfinite(lo) and math.isfinite(up)):
+            return None
+        total += min(Fraction(c) * Fraction(lo), Fraction(c) * Fraction(up))
+    claim = Fraction(math.ceil(total)) if model.objective_integral else total
+    return {
+        "format": FORMAT, "version": 1, "model_sha256": model.fingerprint(), "model_name": model.name,
+        "sense": "min", "objective_integral": bool(model.objective_integral),
+        "claimed_bound": float(claim) if float(claim) <= claim else math.nextafter(float(claim), -math.inf),
+        "claimed_bound_exact": fraction_str(claim), "incumbent": None,
+        "engine": {"nodes": 1, "leaves": 1, "runtime_s": 0.0, "nodes_per_s": None, "status": "optimal",
+                   "note": "the column box alone (no LP)"},
+        "nodes": [[0, None, None, None, None]], "leaves": [{"node": 0, "kind": "bound", "y": []}],
+    }
+
+
 def write_proof(path: str | Path, model: StandardModel, tree: Tree) -> Path:
     return write_json_atomic(path, proof_doc(model, tree))
 
@@ -69,8 +98,6 @@ def read_proof(path: str | Path) -> dict[str, Any]:
         raise ModelFileError(str(p), None, "file not found") from None
     except (OSError, ValueError):
         raise ModelFileError(str(p), None, "not a JSON proof file") from None
-    from bnnmilp.verification.certificates.composite import FORMAT as COMPOSITE  # a decomposition bound
-
     if not isinstance(doc, dict) or doc.get("format") not in (FORMAT, COMPOSITE):
         raise ModelFileError(str(p), "format", f"expected {FORMAT!r} or {COMPOSITE!r}")
     keys = ("model_sha256", "claimed_bound", "nodes", "leaves", "objective_integral") if doc["format"] == FORMAT \
