@@ -28,8 +28,10 @@ def test_train_verify_predict_xor(repo_root, tmp_path):
     assert set(summary) >= {"status", "objective", "bound", "gap", "runtime_s", "weights", "certificate"}
     assert summary["status"] == "optimal" and summary["objective"] == 0
     cert = json.loads((tmp_path / "run/certificate.json").read_text())
-    assert cert["format"] == "bnnmilp-certificate" and cert["proven"] is False
-    assert cert["solver"]["name"] == "highs" and cert["status"] == "optimal"
+    assert cert["format"] == "bnnmilp-certificate" and cert["solver"]["name"] == "highs"
+    assert cert["status"] == "optimal"  # the solver's report; loss 0 is proven optimal by proof.json
+    assert (cert["proven"], cert["proven_bound"], cert["proven_optimal"], cert["proof"]) == (True, "0", True,
+                                                                                          "proof.json")
     r = run("verify", tmp_path / "run", data, "--json")
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)

@@ -63,15 +63,17 @@ def test_train_refuses_an_earlier_run_unless_forced(repo_root, tmp_path):
     net, data, out = repo_root / "configs/xor.yaml", repo_root / "samples/xor.yaml", tmp_path / "run"
     assert run("train", net, data, "-o", out).exit_code == 0
     assert run("certify", out, data).exit_code == 0
+    stale = (out / "proof.json").read_text()
     (out / "notes.txt").write_text("mine")
     stamp = (out / "weights.yaml").stat().st_mtime_ns
     r = run("train", net, data, "-o", out)
     assert r.exit_code == 2 and "--force" in r.stderr
     assert (out / "weights.yaml").stat().st_mtime_ns == stamp and (out / "proof.json").exists()
     assert run("train", net, data, "-o", out, "--force").exit_code == 0
-    assert not (out / "proof.json").exists()  # no stale proof beside new weights
+    assert (out / "proof.json").read_text() != stale  # no stale proof beside new weights: the new run's own
+    assert run("verify", out, data).exit_code == 0
     assert (out / "notes.txt").read_text() == "mine"  # files bnnmilp did not write are left alone
-    assert sorted(p.name for p in out.iterdir()) == ["certificate.json", "notes.txt", "weights.yaml"]
+    assert sorted(p.name for p in out.iterdir()) == ["certificate.json", "notes.txt", "proof.json", "weights.yaml"]
 
 
 def _in_private_mount(script: str, tmp_path: Path) -> subprocess.CompletedProcess:

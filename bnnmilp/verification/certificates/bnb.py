@@ -39,7 +39,17 @@ class Node:
     branch: tuple[int, str, float] | None  # (column, "<=" | ">=", value)
     lower: np.ndarray
     upper: np.ndarray
-    estimate: float
+    estimate: float  # the parent's LP bound
+    frac: float = 0.0  # the fractional part of the branched column in the parent's LP solution
+
+
+def _children(node: Node, j: int, v: float) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The boxes of the two children of branching column j at value v: x_j <= floor(v), x_j >= ceil(v)."""
+    lo_d, up_d = node.lower.copy(), node.upper.copy()
+    up_d[j] = math.floor(v)
+    lo_u, up_u = node.lower.copy(), node.upper.copy()
+    lo_u[j] = math.ceil(v)
+    return (lo_d, up_d), (lo_u, up_u)
 
 
 @dataclass
@@ -271,16 +281,27 @@ def _infeasible_row(model: StandardModel, lower: np.ndarray, upper: np.ndarray) 
     return y
 
 
+RELIABLE = 2  # strong-branching observations per side before a column's pseudo-costs are trusted
+STRONG_CANDIDATES = 8  # unreliable candidates strong-branched per node (the most fractional first)
+STRONG_ITERATIONS = 200  # simplex iterations per strong-branching LP
+
+
 def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_limit: float | None = None,
                      node_limit: int | None = None, priority: np.ndarray | None = None,
-                     tight: bool = False) -> Tree:
+                     tight: bool = False, branching: str = "reliability") -> Tree:
     """Solve (or, with ``cutoff``, prove a lower bound of) the MILP, recording the tree and leaf multipliers.
 
     ``cutoff``: an objective value known to be attainable (e.g. from a MIP solve); leaves whose bound
     reaches it (exceeds cutoff - 1 for an integral objective) are closed. Without it the engine searches.
-    ``priority``: per column, lower values are branched on first (most fractional among equals).
+    ``priority``: per column, lower values are branched on first (most fractional among equals), with
+    ``branching="fractional"``; reliability branching measures instead (a layer order forced on it cost
+    15x the nodes on the digits).
     ``tight``: close leaves only once their bound reaches the cutoff itself, even for an integral
     objective, so that the dual function equals the value at b (what gradients need).
+    ``branching``: "reliability" (pseudo-costs, initialised by strong branching on a few candidates until
+    each has RELIABLE observations per side; the product of the two gains scores a column) or "fractional"
+    (the most fractional column). Branching only decides which disjunction to record: either way every
+    leaf carries its own multipliers, so the proof's validity does not depend on it.
     """
     t0 = time.perf_counter()
     integral = model.objective_integral and not tight
@@ -333,6 +354,44 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
         got = _scale_farkas(y, target, bound_of)
         return None if got is None else Leaf(node.id, "infeasible", got[0], got[1], keep[0])
 
+    pc_sum = np.zeros((2, model.n_cols))  # per side (down, up) and column: bound gain per unit of change
+    pc_cnt = np.zeros((2, model.n_cols))
+
+    def lp_value(j: int, lo: np.ndarray, up: np.ndarray) -> float:
+        """A strong-branching child's LP value (inf if infeasible), within STRONG_ITERATIONS."""
+        h.changeColsBounds(model.n_cols, cols, lo, up)
+        h.run()
+        st = h.getModelStatus()
+        if st == highspy.HighsModelStatus.kInfeasible:
+            return math.inf
+        info = h.getInfo()
+        return float(info.objective_function_value) if st in (
+            highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kIterationLimit) else math.nan
+
+    def choose(x: np.ndarray, frac: np.ndarray, bound: float, node: Node) -> int:
+        """Reliability branching: strong-branch the most fractional unreliable candidates, then take the
+        column whose pseudo-cost gains (down x up) are largest."""
+        cand = np.flatnonzero(frac > 1e-6)
+        unreliable = cand[np.minimum(pc_cnt[0, cand], pc_cnt[1, cand]) < RELIABLE]
+        if unreliable.size:
+            h.setOptionValue("simplex_iteration_limit", STRONG_ITERATIONS)
+            for j in unreliable[np.argsort(-frac[unreliable], kind="stable")][:STRONG_CANDIDATES]:
+                f = x[j] - math.floor(x[j])
+                for side, (lo, up) in enumerate(_children(node, j, x[j])):
+                    z = lp_value(j, lo, up)
+                    if math.isnan(z):
+                        continue
+                    gain = (1e6 if math.isinf(z) else max(0.0, z - bound)) / (f if side == 0 else 1.0 - f)
+                    pc_sum[side, j] += gain
+                    pc_cnt[side, j] += 1
+            h.setOptionValue("simplex_iteration_limit", 2**31 - 1)
+            h.changeColsBounds(model.n_cols, cols, node.lower, node.upper)
+        mean = [pc_sum[s_][pc_cnt[s_] > 0].mean() if np.any(pc_cnt[s_] > 0) else 1.0 for s_ in (0, 1)]
+        f = x[cand] - np.floor(x[cand])
+        down = np.where(pc_cnt[0, cand] > 0, pc_sum[0, cand] / np.maximum(pc_cnt[0, cand], 1), mean[0]) * f
+        up = np.where(pc_cnt[1, cand] > 0, pc_sum[1, cand] / np.maximum(pc_cnt[1, cand], 1), mean[1]) * (1 - f)
+        return int(cand[np.argmax(np.maximum(down, 1e-6) * np.maximum(up, 1e-6))])
+
     root = Node(0, None, None, lo0, up0, -math.inf)
     tree.nodes.append(root)
     heap: list[tuple[float, int]] = [(-math.inf, 0)]
@@ -372,12 +431,21 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
         if closes(bound):
             tree.leaves.append(Leaf(nid, "bound", y, bound, yq))
             continue
+        if node.branch is not None and math.isfinite(node.estimate):  # learn from this child's bound
+            bj, bsense, _ = node.branch
+            side = 0 if bsense == "<=" else 1
+            f = node.frac if side == 0 else 1.0 - node.frac
+            if f > 1e-9:
+                pc_sum[side, bj] += max(0.0, bound - node.estimate) / f
+                pc_cnt[side, bj] += 1
         frac = np.abs(x - np.round(x))
         frac[~ints] = 0.0
-        if priority is not None and np.any(frac > 1e-6):
+        if priority is not None and branching != "reliability" and np.any(frac > 1e-6):
             p = np.where(frac > 1e-6, priority, np.inf)
             frac = np.where(p == p.min(), frac, 0.0)
         j = int(np.argmax(frac))
+        if frac[j] > 1e-6 and branching == "reliability":
+            j = choose(x, frac, bound, node)
         if frac[j] <= 1e-6:  # integral LP solution: a new incumbent, and this leaf is closed by its own bound
             value = float(model.c @ x + model.offset)
             if integral:
@@ -396,7 +464,7 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
             else:
                 lo[j] = math.ceil(v)
                 val = lo[j]
-            child = Node(len(tree.nodes), nid, (j, sense, float(val)), lo, up, bound)
+            child = Node(len(tree.nodes), nid, (j, sense, float(val)), lo, up, bound, frac=float(v - math.floor(v)))
             tree.nodes.append(child)
             heapq.heappush(heap, (bound, child.id))
     if tree.incumbent is None and cutoff is not None:
