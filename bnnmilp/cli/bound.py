@@ -29,8 +29,9 @@ class GroupsType(click.ParamType):
               help="The composite proof (JSON; '-': standard output).")
 @click.option("--groups", type=GroupsType(), default="auto", show_default=True,
               help="auto: groups that hold as many different labels as they can (half the number of classes), "
-                   "adapted within --time-limit (groups with optimum 0 merged, unproven ones split); SIZE: groups "
-                   "of that size, not adapted.")
+                   "then larger groups (one sample more; twice the size while every optimum is 0) while "
+                   "--time-limit allows and every group is proven, keeping the partition that proves most; "
+                   "SIZE: groups of that size, one round.")
 @click.option("--time-limit", type=POSITIVE, default=300.0, show_default=True,
               help="Seconds for the whole bound.")
 @click.option("--group-time-limit", type=POSITIVE, default=30.0, show_default=True,
@@ -94,9 +95,10 @@ def command(network: str, data: str, output: str, groups: str | int, time_limit:
         else:
             run = in_process(spec, ds)
         res = decomposition_bound(spec, ds, groups, time_limit, group_time_limit, run,
+                                  parallel=workers if (workers > 1 or scheduler) else 1,
                                   on_round=lambda h: terminal.status(
-                                      f"round {h['round']}: bound {h['bound']:g} from {h['groups']} groups "
-                                      f"({h['time_s']:.1f}s)"))
+                                      f"round {h['round']}: bound {h['bound']:g} from {h['groups']} groups of "
+                                      f"{h['group_size']} ({h['time_s']:.1f}s)"))
     write_json_atomic(output, res.proof)
     out = {"bound": fraction_str(res.bound), "bound_float": float(res.bound), "proven": True, "proof": output,
            "scope": "every network meeting the epsilon margin on every sample (the training MILP's optimum)",

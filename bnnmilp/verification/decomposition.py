@@ -8,10 +8,11 @@ the group optima add up to a lower bound on the whole problem (``certificates/co
 checks the result).
 
 ``auto`` grouping starts with groups that hold as many different labels as their size allows (one sample
-per class in turn), then adapts within the time budget: groups whose optimum is 0 are merged in pairs (a
-bigger group can conflict where its halves did not), groups that could not be proven in time are split.
-Neither ever lowers the bound: a merged group is kept only if it proves more than its parts, and a split
-group's halves replace a group that proved nothing beyond 0.
+per class in turn), half as many as there are classes, then tries larger groups within the time budget:
+one sample more per group (five classes through two hidden bits cost at least 2, six cost 3, seven 4), or
+twice the size while every group's optimum is 0 (a bigger group can conflict where its halves did not). It
+stops when the groups of a round could not all be proven or the next round would not fit in the time left,
+and keeps the partition that proved most: adapting never lowers the bound.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from bnnmilp.spec import Spec
 
 GROUP_TIME_LIMIT = 30.0  # seconds for each group's HiGHS solve and for its proof, at most
+GROWTH = 3.0  # a round with groups one sample larger is tried when this many times the last round's time is left
 
 
 @dataclass
@@ -154,7 +156,7 @@ def job_runner(spec: Spec, data: str, out_dir: str, workers: int = 1, scheduler:
 
 def decomposition_bound(spec: Spec, ds: Dataset, groups: str | int = "auto", time_limit: float = 300.0,
                         group_time_limit: float = GROUP_TIME_LIMIT, run: Runner | None = None,
-                        on_round: Callable[[dict[str, Any]], None] | None = None) -> BoundResult:
+                        parallel: int = 1, on_round: Callable[[dict[str, Any]], None] | None = None) -> BoundResult:
     """A proven lower bound on the training MILP's optimum: the sum of the groups' proven bounds.
 
     Parameters
@@ -162,14 +164,19 @@ def decomposition_bound(spec: Spec, ds: Dataset, groups: str | int = "auto", tim
     spec, ds : Spec, Dataset
         The training problem (the spec's formulation options build each group's MILP).
     groups : "auto" or int
-        "auto": conflict groups of half the number of classes (at least 2), adapted within ``time_limit``
-        (zero groups merged, unproven ones split); an int: conflict groups of that size, not adapted.
+        "auto": conflict groups of half the number of classes (at least 2), then rounds with larger groups
+        (one sample more; twice the size while every group's optimum is 0) while the time left allows and
+        every group is proven, keeping the partition that proves most; an int: conflict groups of that
+        size, one round.
     time_limit : float
         Seconds for the whole bound.
     group_time_limit : float
         Seconds for each group's HiGHS solve and its proof, at most.
     run : callable
         Proves a list of groups (``in_process`` by default; the CLI passes the job layer's pool or Dask).
+    parallel : int
+        How many groups ``run`` proves at once (its workers): each group's time limit is what is left over
+        the number of waves.
 
     Returns
     -------
@@ -188,42 +195,39 @@ def decomposition_bound(spec: Spec, ds: Dataset, groups: str | int = "auto", tim
     def left() -> float:
         return time_limit - (time.perf_counter() - t0)
 
-    current = run(conflict_groups(ds.labels, size), min(group_time_limit, max(1.0, left())))
-    history = [{"round": 0, "bound": float(sum((g.claim for g in current), Fraction(0))), "groups": len(current),
+    def total(gs: list[Group]) -> Fraction:
+        return sum((g.claim for g in gs), Fraction(0))
+
+    def attempt(sz: int) -> tuple[list[Group], float]:
+        parts = conflict_groups(ds.labels, sz)
+        waves = math.ceil(len(parts) / max(1, parallel))  # groups proven one after another per worker
+        t = time.perf_counter()
+        got = run(parts, min(group_time_limit, max(1.0, left() / waves)))
+        return got, time.perf_counter() - t
+
+    current, spent = attempt(size)
+    history = [{"round": 0, "group_size": size, "bound": float(total(current)), "groups": len(current),
                 "time_s": round(time.perf_counter() - t0, 3)}]
     if on_round:
         on_round(history[-1])
-    rounds = 0
-    tried: set[frozenset[int]] = set()  # merges that did not pay are not tried again
-    while groups == "auto" and left() > 1.0:
-        zero = [g for g in current if g.claim == 0 and g.optimum == 0]
-        unproven = [g for g in current if g.optimum is None and len(g.samples) > 1]
-        merges = [(zero[i], zero[i + 1]) for i in range(0, len(zero) - 1, 2)
-                  if frozenset(zero[i].samples + zero[i + 1].samples) not in tried]
-        tried.update(frozenset(a.samples + b.samples) for a, b in merges)
-        splits = [(g, [g.samples[: len(g.samples) // 2], g.samples[len(g.samples) // 2:]]) for g in unproven]
-        if not merges and not splits:
+    rounds, best_size = 0, size
+    while groups == "auto" and size < ds.n_samples:
+        if any(g.optimum is None for g in current if len(g.samples) >= size):
+            break  # groups of this size already time out: bigger ones will not be proven
+        size = min(ds.n_samples, size * 2 if total(current) == 0 else size + 1)  # zero groups: merge in pairs
+        if spent * GROWTH > left():
             break
-        asks = [a.samples + b.samples for a, b in merges] + [h for _, halves in splits for h in halves]
-        got = run(asks, min(group_time_limit, max(1.0, left())))
+        got, spent = attempt(size)
         rounds += 1
-        changed = False
-        for k, (a, b) in enumerate(merges):
-            if got[k].claim > a.claim + b.claim:
-                current = [g for g in current if g is not a and g is not b] + [got[k]]
-                changed = True
-        base = len(merges)
-        for k, (g, _) in enumerate(splits):
-            halves = got[base + 2 * k: base + 2 * k + 2]
-            if sum((h.claim for h in halves), Fraction(0)) >= g.claim:
-                current = [c for c in current if c is not g] + halves
-                changed = True
-        history.append({"round": rounds, "bound": float(sum((g.claim for g in current), Fraction(0))),
-                        "groups": len(current), "time_s": round(time.perf_counter() - t0, 3)})
+        if total(got) > total(current):
+            current, best_size = got, size
+        history.append({"round": rounds, "group_size": size, "bound": float(total(got)), "kept": total(got) >= total(
+            current), "groups": len(got), "time_s": round(time.perf_counter() - t0, 3)})
         if on_round:
             on_round(history[-1])
-        if not changed:
+        if any(g.optimum is None for g in got):
             break
+    size = best_size
     current.sort(key=lambda g: g.samples[0])
     engine = {"grouping": str(groups), "group_size": size, "rounds": rounds, "history": history,
               "time_s": round(time.perf_counter() - t0, 3),
