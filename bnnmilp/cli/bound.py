@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from bnnmilp.cli.common import OUTPUT_FILE, POSITIVE, json_option, one_stdout, scheduler_option
+from bnnmilp.cli.common import OUTPUT_DIR, OUTPUT_FILE, POSITIVE, json_option, one_stdout, scheduler_option
 
 
 class GroupsType(click.ParamType):
@@ -36,13 +36,15 @@ class GroupsType(click.ParamType):
               help="Seconds for the whole bound.")
 @click.option("--group-time-limit", type=POSITIVE, default=30.0, show_default=True,
               help="Seconds for each group's HiGHS solve and for its proof, at most.")
+@click.option("--vipr", "vipr_dir", callback=OUTPUT_DIR, type=click.Path(file_okay=False),
+              help="Also write each group's proof as DIR/group_<i>.vipr (VIPR, for viprchk).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Groups proven on this many local processes (or Dask workers with --scheduler local).")
 @scheduler_option("Prove the groups on Dask: 'local' starts a LocalCluster, tcp://HOST:PORT joins a cluster "
                   "started with `dask scheduler` and `dask worker` (pip install 'bnnmilp[dask]').")
 @json_option
 def command(network: str, data: str, output: str, groups: str | int, time_limit: float, group_time_limit: float,
-            workers: int, scheduler: str | None, as_json: bool) -> None:
+            vipr_dir: str | None, workers: int, scheduler: str | None, as_json: bool) -> None:
     """Prove a lower bound on the training loss of NETWORK on DATA by decomposition, with a checkable proof.
 
     NETWORK is a spec YAML (no weights are needed for a lower bound) or a run folder (its recorded
@@ -100,6 +102,12 @@ def command(network: str, data: str, output: str, groups: str | int, time_limit:
                                       f"round {h['round']}: bound {h['bound']:g} from {h['groups']} groups of "
                                       f"{h['group_size']} ({h['time_s']:.1f}s)"))
     write_json_atomic(output, res.proof)
+    if vipr_dir:
+        from bnnmilp.verification.certificates.composite import group_model
+        from bnnmilp.verification.certificates.vipr import write_vipr
+
+        for i, g in enumerate(res.proof["groups"]):
+            write_vipr(Path(vipr_dir) / f"group_{i}.vipr", group_model(spec, ds, g["samples"]), g["proof"])
     out = {"bound": fraction_str(res.bound), "bound_float": float(res.bound), "proven": True, "proof": output,
            "scope": "every network meeting the epsilon margin on every sample (the training MILP's optimum)",
            "groups": [{"samples": g.samples, "claim": fraction_str(g.claim), "highs_status": g.status,

@@ -73,3 +73,24 @@ def test_a_composite_proof_needs_a_spec_and_data(xor, tmp_path, repo_root):
     assert run("bound", spec, data, "-o", tmp_path / "p.json").exit_code == 0
     r = run("verify", repo_root / "samples/guzelsoy_ralphs.lp", "--certificate", tmp_path / "p.json")
     assert r.exit_code == 2 and "a composite proof is about a training problem" in r.output
+
+
+def test_group_proofs_export_to_vipr_and_their_derivations_hold(xor, tmp_path):
+    """--vipr DIR: one VIPR file per group, whose derivations the tests' own VIPR reader re-checks in rationals
+    and whose final bound is the group's claim (minus the model's objective offset, which VIPR lacks)."""
+    from fractions import Fraction
+
+    from bnnmilp.data import load_data
+    from bnnmilp.spec import load_spec
+    from bnnmilp.verification.certificates.composite import group_model
+    from tests.verification.certificates.test_vipr import check_derivations, parse_vipr
+
+    spec, data = xor
+    r = run("bound", spec, data, "-o", tmp_path / "p.json", "--vipr", tmp_path / "vipr", "--groups", "4")
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "p.json").read_text())
+    assert sorted(p.name for p in (tmp_path / "vipr").iterdir()) == ["group_0.vipr"]
+    v = parse_vipr((tmp_path / "vipr/group_0.vipr").read_text())
+    check_derivations(v)
+    model = group_model(load_spec(spec), load_data(data), doc["groups"][0]["samples"])
+    assert v["lb"] == Fraction(doc["groups"][0]["claimed_bound_exact"]) - Fraction(float(model.offset))
