@@ -48,6 +48,16 @@ class Reach:
     combinations: int  # how many choices the enumeration has to consider (at most)
     max_features: int = 0  # how many features one choice can change at most (L1: the budget over the cheapest)
 
+    @property
+    def feature_of(self) -> np.ndarray:
+        """The feature of each flip."""
+        return np.array([f.feature for f in self.flips], dtype=np.int64)
+
+    @property
+    def cost_of(self) -> np.ndarray:
+        """The cost of each flip."""
+        return np.array([f.cost for f in self.flips], dtype=np.float64)
+
 
 def threshold_layer(net: Network) -> list[tuple[int, float]] | None:
     """(feature, weight) of every first-layer unit when each reads exactly one feature, else None."""
@@ -452,9 +462,7 @@ def attack(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adv
     flips = reach.flips
     if not flips:
         return None
-    ev = Evaluator(net, reach)
-    feature = np.array([f.feature for f in flips])
-    cost = np.array([f.cost for f in flips])
+    ev, feature, cost = Evaluator(net, reach), reach.feature_of, reach.cost_of
 
     def greedy() -> np.ndarray | None:
         """Add the flip that lowers ``score`` most, while it does and the budget allows."""
@@ -500,13 +508,10 @@ def beam(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adver
     adversarial choice of cost c is found only cheaper ones are sought. Finds upper bounds on the smallest
     perturbation (counterexamples, replayed like any other); proves nothing. Stops at ``deadline``."""
 
-    flips = reach.flips
-    if not flips:
+    if not reach.flips:
         return None
-    ev = Evaluator(net, reach)
-    feat = np.array([f.feature for f in flips])
-    cost = np.array([f.cost for f in flips])
-    key = np.random.default_rng(7).integers(1, 2**63, size=len(flips), dtype=np.uint64)  # a set's key: the sum
+    ev, feat, cost = Evaluator(net, reach), reach.feature_of, reach.cost_of
+    key = np.random.default_rng(7).integers(1, 2**63, size=len(reach.flips), dtype=np.uint64)  # a set's key: the sum
     integral = bool(np.all(cost == np.round(cost)))
     P, spent, hashed = np.zeros((1, 0), dtype=np.int64), np.zeros(1), np.zeros(1, dtype=np.uint64)
     A = None if ev.fast is None else ev.fast[1][None, :]  # the free second-layer pre-activations of each row

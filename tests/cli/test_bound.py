@@ -94,3 +94,13 @@ def test_group_proofs_export_to_vipr_and_their_derivations_hold(xor, tmp_path):
     check_derivations(v)
     model = group_model(load_spec(spec), load_data(data), doc["groups"][0]["samples"])
     assert v["lb"] == Fraction(doc["groups"][0]["claimed_bound_exact"]) - Fraction(float(model.offset))
+
+
+def test_a_run_folder_names_its_spec(xor, tmp_path):
+    spec, data = xor
+    assert run("train", spec, data, "-o", tmp_path / "run").exit_code == 0
+    r = run("bound", tmp_path / "run", data, "-o", tmp_path / "p.json", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["bound"] == "1"
+    assert run("verify", tmp_path / "run", data, "--certificate", tmp_path / "p.json").exit_code == 0
+    assert run("verify", spec, data, "--certificate", tmp_path / "p.json").exit_code == 0
