@@ -113,8 +113,14 @@ def command(network: str, data: str, output: str, groups: str | int, time_limit:
            "groups": [{"samples": g.samples, "claim": fraction_str(g.claim), "highs_status": g.status,
                        "highs_optimum": g.optimum, "time_s": g.time_s, "nodes": g.nodes} for g in res.groups],
            "rounds": res.rounds, "time_s": res.time_s}
+    out["interrupted"] = res.interrupted
     if as_json:
         terminal.emit_json(out)
     else:
         terminal.status(f"[green]proven[/]: training loss >= {out['bound']} ({len(res.groups)} groups, checked "
-                        f"exactly; {res.time_s:.1f}s); proof written to {output}")
+                        f"exactly; {res.time_s:.1f}s); proof written to {output}" + (
+                            " (interrupted: the best finished round's partition)" if res.interrupted else ""))
+    if res.interrupted:
+        from bnnmilp.cli import exit_code_of_interrupt
+
+        raise SystemExit(exit_code_of_interrupt())

@@ -69,6 +69,7 @@ class BoundResult:
     rounds: int
     time_s: float
     history: list[dict[str, Any]] = field(default_factory=list)  # the bound after each round
+    interrupted: bool = False  # Ctrl-C while growing the groups: the best finished round's partition
 
 
 def conflict_groups(labels: np.ndarray, size: int) -> list[list[int]]:
@@ -211,18 +212,24 @@ def decomposition_bound(spec: Spec, ds: Dataset, groups: str | int = "auto", tim
     if on_round:
         on_round(history[-1])
     rounds, best_size = 0, size
+    interrupted = False
     while groups == "auto" and size < ds.n_samples:
         if any(g.optimum is None for g in current if len(g.samples) >= size):
             break  # groups of this size already time out: bigger ones will not be proven
         size = min(ds.n_samples, size * 2 if total(current) == 0 else size + 1)  # zero groups: merge in pairs
         if spent * GROWTH > left():
             break
-        got, spent = attempt(size)
+        try:
+            got, spent = attempt(size)
+        except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) while growing: the finished rounds' best is kept
+            interrupted = True
+            break
         rounds += 1
-        if total(got) > total(current):
+        kept = total(got) > total(current)
+        if kept:
             current, best_size = got, size
-        history.append({"round": rounds, "group_size": size, "bound": float(total(got)), "kept": total(got) >= total(
-            current), "groups": len(got), "time_s": round(time.perf_counter() - t0, 3)})
+        history.append({"round": rounds, "group_size": size, "bound": float(total(got)), "kept": kept,
+                        "groups": len(got), "time_s": round(time.perf_counter() - t0, 3)})
         if on_round:
             on_round(history[-1])
         if any(g.optimum is None for g in got):
@@ -230,6 +237,7 @@ def decomposition_bound(spec: Spec, ds: Dataset, groups: str | int = "auto", tim
     size = best_size
     current.sort(key=lambda g: g.samples[0])
     engine = {"grouping": str(groups), "group_size": size, "rounds": rounds, "history": history,
+              "interrupted": interrupted,
               "time_s": round(time.perf_counter() - t0, 3),
               "groups": [{"samples": g.samples, "status": g.status, "optimum": g.optimum, "time_s": g.time_s,
                           "nodes": g.nodes} for g in current]}
@@ -237,4 +245,4 @@ def decomposition_bound(spec: Spec, ds: Dataset, groups: str | int = "auto", tim
     rep = check_composite(spec, ds, doc)  # never hand out a proof the exact checker rejects
     if not rep.ok or rep.claim is None:
         raise SolverError(f"the composite proof does not check ({rep.errors[0] if rep.errors else 'no claim'})")
-    return BoundResult(rep.claim, current, doc, rounds, round(time.perf_counter() - t0, 3), history)
+    return BoundResult(rep.claim, current, doc, rounds, round(time.perf_counter() - t0, 3), history, interrupted)

@@ -145,3 +145,24 @@ def test_a_proof_about_other_data_or_another_spec_is_rejected(proven):
     assert rejected(wider, ds, doc) == "groups[0]: the proof refers to another model (sha256 differs)"
     assert rejected(spec, ds, {"format": "bnnmilp-proof"}) == "not a bnnmilp-composite-proof version 1 document"
     assert rejected(spec, ds, {**doc, "groups": []}) == "groups: expected a non-empty list"
+
+
+def test_ctrl_c_while_growing_keeps_the_finished_rounds_best():
+    """Ctrl-C during the second round: the result is the first round's partition, proven and checked, and
+    says it was interrupted."""
+    from bnnmilp.verification.decomposition import in_process
+
+    ds = xor()
+    spec = make_spec([2, 1, 1], "ternary")
+    proven = in_process(spec, ds)
+    calls = []
+
+    def interrupted_second(groups, limit):
+        calls.append(groups)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return proven(groups, limit)
+
+    res = decomposition_bound(spec, ds, "auto", time_limit=60, run=interrupted_second)
+    assert res.interrupted and res.rounds == 0 and [g.samples for g in res.groups] == [[0, 1], [2, 3]]
+    assert res.bound == 0 and check_composite(spec, ds, res.proof).ok and res.proof["engine"]["interrupted"]
