@@ -27,7 +27,7 @@ from fractions import Fraction
 import numpy as np
 
 from bnnmilp.network import Network
-from bnnmilp.network.sparse import dense, row
+from bnnmilp.network.sparse import Csr, dense
 
 BATCH = 4096
 
@@ -62,13 +62,22 @@ class Reach:
 def threshold_layer(net: Network) -> list[tuple[int, float]] | None:
     """(feature, weight) of every first-layer unit when each reads exactly one feature, else None."""
     W = net.weights[0]
-    out = []
-    for k in range(W.shape[0]):
-        cols, vals = row(W, k)
-        if cols.size > 1:
+    if isinstance(W, Csr):  # the stored entries of each row, as ``row`` gives them
+        counts, cols, vals = np.diff(W.indptr), W.indices, W.data
+        if np.any(counts > 1):
             return None
-        out.append((int(cols[0]), float(vals[0])) if cols.size else (-1, 0.0))
-    return out
+        feature = np.full(W.shape[0], -1, dtype=np.int64)
+        weight = np.zeros(W.shape[0])
+        has = counts == 1
+        feature[has], weight[has] = cols[W.indptr[:-1][has]], vals[W.indptr[:-1][has]]
+    else:
+        nz = W != 0
+        if np.any(nz.sum(axis=1) > 1):
+            return None
+        has = nz.any(axis=1)
+        feature = np.where(has, np.argmax(nz, axis=1), -1)
+        weight = np.where(has, W[np.arange(W.shape[0]), np.maximum(feature, 0)], 0.0)
+    return [(int(j), float(w)) for j, w in zip(feature.tolist(), weight.tolist(), strict=True)]
 
 
 def reachable(net: Network, x: np.ndarray, eps: float, norm: str, lo: np.ndarray, hi: np.ndarray,
@@ -245,8 +254,13 @@ def _incremental(net: Network, reach: Reach):
     W2 = dense(net.weights[1])
     base = reach.base_bits.astype(np.float64)
     D = np.zeros((len(reach.flips) + 1, W2.shape[0]))  # the last row: no flip (padding)
-    for i, f in enumerate(reach.flips):
-        D[i] = W2[:, f.units] @ (f.bits.astype(np.float64) - base[f.units])
+    if all(f.units.size == 1 for f in reach.flips):  # one unit per flip (Sakai's networks): one product
+        unit = np.array([int(f.units[0]) for f in reach.flips])
+        change = np.array([float(f.bits[0]) for f in reach.flips]) - base[unit]
+        D[:-1] = (W2[:, unit] * change[None, :]).T
+    else:
+        for i, f in enumerate(reach.flips):
+            D[i] = W2[:, f.units] @ (f.bits.astype(np.float64) - base[f.units])
     if np.abs(D).sum(axis=0).max() + np.abs(W2 @ base).max() >= 2.0**52:
         return None
     return D, W2 @ base, net.thresholds[1], Network(net.weights[2:], net.thresholds[2:])
@@ -335,12 +349,17 @@ def moves(D: np.ndarray, reach: Reach) -> tuple[np.ndarray, np.ndarray]:
     """Per second-layer unit, the most any admissible choice can lower and raise its pre-activation: each
     changed feature moves it by one of its patterns' rows of D, and at most ``reach.max_features`` features
     change (for L1, the budget over the cheapest flip), so the k largest moves add up. Integers: exact."""
-    feats = sorted({f.feature for f in reach.flips})
-    if not feats:
+    feature = reach.feature_of
+    feats = np.unique(feature)
+    if not feats.size:
         return np.zeros(D.shape[1]), np.zeros(D.shape[1])
-    alts = {j: [i for i, f in enumerate(reach.flips) if f.feature == j] for j in feats}
-    up = np.array([np.maximum(0.0, D[alts[j]].max(axis=0)) for j in feats])
-    down = np.array([np.minimum(0.0, D[alts[j]].min(axis=0)) for j in feats])
+    if feats.size == feature.size:  # one pattern per feature: its row is the feature's only move
+        rows = D[:len(feature)]
+        up, down = np.maximum(0.0, rows), np.minimum(0.0, rows)
+    else:
+        alts = {j: np.flatnonzero(feature == j) for j in feats.tolist()}
+        up = np.array([np.maximum(0.0, D[alts[j]].max(axis=0)) for j in feats.tolist()])
+        down = np.array([np.minimum(0.0, D[alts[j]].min(axis=0)) for j in feats.tolist()])
     k = reach.max_features
     if k < len(feats):  # at most k features change: the k largest moves per unit
         up = -np.partition(-up, k - 1, axis=0)[:k] if k else np.zeros((0, D.shape[1]))
