@@ -8,6 +8,7 @@ The public API (``bnnmilp.__all__``), from specification to proof::
     bnnmilp.write_run(result, "runs/xor")                 # weights.yaml + certificate.json
     bnnmilp.verify_claims("runs/xor", data).ok            # every claim recomputed exactly, no solver
     proof = bnnmilp.certify("runs/xor", data)             # a lower bound, as a proof checked exactly
+    bound = bnnmilp.decomposition_bound(spec, data)       # a lower bound on the training loss, by groups
 
 Names are imported on first use, so ``import bnnmilp`` is cheap and checking claims or proofs never
 imports a solver.
@@ -33,6 +34,8 @@ _EXPORTS = {
     "verify_claims": "bnnmilp.verification.reports", "ClaimsReport": "bnnmilp.verification.reports",
     "check_proof": "bnnmilp.verification.reports", "certify": "bnnmilp.verification.reports",
     "Certified": "bnnmilp.verification.reports",
+    # lower bounds on the training loss by decomposition (a composite proof)
+    "decomposition_bound": "bnnmilp.verification.decomposition", "BoundResult": "bnnmilp.verification.decomposition",
     # robustness
     "verify_robust": "bnnmilp.verification.robust", "RobustOptions": "bnnmilp.verification.robust",
     # analysis through the MILP
@@ -48,6 +51,7 @@ _RENAMED = {"import_network": "import_model", "export_onnx": "write_onnx"}
 
 __all__ = [
     "BnnMilpError",
+    "BoundResult",
     "Certified",
     "ClaimsReport",
     "Dataset",
@@ -66,6 +70,7 @@ __all__ = [
     "__version__",
     "certify",
     "check_proof",
+    "decomposition_bound",
     "dual_function",
     "export_onnx",
     "import_network",

@@ -14,7 +14,7 @@ import bnnmilp
 
 def test_every_public_name_resolves_and_train_is_the_function():
     names = [n for n in bnnmilp.__all__ if n != "__version__"]
-    assert sorted(names) == sorted(bnnmilp._EXPORTS) and len(names) == 32
+    assert sorted(names) == sorted(bnnmilp._EXPORTS) and len(names) == 34
     for n in names:
         obj = getattr(bnnmilp, n)
         assert obj.__doc__, n  # every public name says what it is
@@ -38,7 +38,8 @@ def test_the_readme_example_runs_and_prints_what_its_comments_say(repo_root, mon
     assert lines[2] == "[0 1 1 0 0 1 1 0]"
     assert set(eval(lines[3])) <= {"robust", "not_robust"}
     assert lines[4] == "True 0" and lines[5] == "True"
-    assert "network.weights" in lines[6] and "binay" in lines[6]
+    assert lines[6] == "2 True"
+    assert "network.weights" in lines[7] and "binay" in lines[7]
 
 
 def test_a_tampered_claim_is_reported_with_its_reason(repo_root, tmp_path):

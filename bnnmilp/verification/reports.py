@@ -150,7 +150,10 @@ def check_proof(target: str | Path | StandardModel, data: str | Path | Dataset |
 
     doc = proof if isinstance(proof, dict) else read_proof(proof)
     if is_composite(doc):  # a decomposition bound: about a spec's training problem, not one model
-        if data is None or isinstance(target, StandardModel) or is_model_file(target):
+        from bnnmilp.spec import Spec
+
+        if data is None or isinstance(target, StandardModel) or (not isinstance(target, Spec)
+                                                                 and is_model_file(target)):
             from bnnmilp.errors import InputError
 
             raise InputError(None, "NETWORK", "a composite proof is about a training problem: give its spec (or a "
