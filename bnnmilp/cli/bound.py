@@ -88,14 +88,17 @@ def command(network: str, data: str, output: str, groups: str | int, time_limit:
     ds = load_data(data)
     ds.check_fits(spec.network.n_inputs, spec.network.n_outputs)
     with tempfile.TemporaryDirectory(prefix="bnnmilp_bound_") as tmp:
-        if workers > 1 or scheduler:
-            path = data
-            if is_stdio(data):  # workers read files: standard input is kept as one
-                path = str(Path(tmp) / f"stdin_data.{sniff(data)}")
-                write_bytes_atomic(path, read_input(data, DataError))
-            run = job_runner(spec, path, tmp, workers, scheduler)
-        else:
-            run = in_process(spec, ds)
+        path = data
+        if (workers > 1 or scheduler) and is_stdio(data):  # workers read files: standard input is kept as one
+            path = str(Path(tmp) / f"stdin_data.{sniff(data)}")
+            write_bytes_atomic(path, read_input(data, DataError))
+
+        def run(groups: list[list[int]], limit: float):  # one progress bar per round
+            with terminal.sample_progress(len(groups), "groups") as advance:
+                inner = job_runner(spec, path, tmp, workers, scheduler, on_done=advance) \
+                    if workers > 1 or scheduler else in_process(spec, ds, on_group=advance)
+                return inner(groups, limit)
+
         res = decomposition_bound(spec, ds, groups, time_limit, group_time_limit, run,
                                   parallel=workers if (workers > 1 or scheduler) else 1,
                                   on_round=lambda h: terminal.status(

@@ -128,9 +128,18 @@ def run_group_job(payload: dict[str, Any]) -> dict[str, Any]:
 Runner = Callable[[list[list[int]], float], list[Group]]
 
 
-def in_process(spec: Spec, ds: Dataset) -> Runner:
-    """Groups proven one after another in this process."""
-    return lambda groups, limit: [prove_group(spec, ds, g, limit) for g in groups]
+def in_process(spec: Spec, ds: Dataset, on_group: Callable[[Group], None] | None = None) -> Runner:
+    """Groups proven one after another in this process; ``on_group`` is told of each as it is proven."""
+
+    def run(groups: list[list[int]], limit: float) -> list[Group]:
+        out = []
+        for g in groups:
+            out.append(prove_group(spec, ds, g, limit))
+            if on_group:
+                on_group(out[-1])
+        return out
+
+    return run
 
 
 def job_runner(spec: Spec, data: str, out_dir: str, workers: int = 1, scheduler: str | None = None,
