@@ -36,26 +36,28 @@ GROWTH = 3.0  # a round with groups one sample larger is tried when this many ti
 
 @dataclass
 class Group:
-    """One group's result: its samples, the bound its proof establishes (checked exactly) and the proof."""
+    """One group's result: its samples, HiGHS's report and the proof (checked exactly when it was made)."""
 
     samples: list[int]
-    claim: Fraction
     status: str  # HiGHS's status on the group's MILP
     optimum: float | None  # HiGHS's optimum where it finished (reported; the claim is what is proven)
     proof: dict[str, Any]
     time_s: float
     nodes: int
 
-    def to_dict(self) -> dict[str, Any]:
-        from bnnmilp.io.yamlio import fraction_str
+    @property
+    def claim(self) -> Fraction:
+        """The bound the group's proof establishes."""
+        return Fraction(self.proof["claimed_bound_exact"])
 
-        return {"samples": self.samples, "claim": fraction_str(self.claim), "status": self.status,
-                "optimum": self.optimum, "proof": self.proof, "time_s": self.time_s, "nodes": self.nodes}
+    def to_dict(self) -> dict[str, Any]:
+        return {"samples": self.samples, "status": self.status, "optimum": self.optimum, "proof": self.proof,
+                "time_s": self.time_s, "nodes": self.nodes}
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> Group:
-        return Group([int(i) for i in d["samples"]], Fraction(d["claim"]), d["status"], d["optimum"], d["proof"],
-                     float(d["time_s"]), int(d["nodes"]))
+        return Group([int(i) for i in d["samples"]], d["status"], d["optimum"], d["proof"], float(d["time_s"]),
+                     int(d["nodes"]))
 
 
 @dataclass
@@ -110,9 +112,8 @@ def prove_group(spec: Spec, ds: Dataset, samples: list[int], time_limit: float) 
             nodes += len(tree.nodes)
             doc = proof_doc(model, tree) if tree.status == "optimal" and tree.claimed_exact is not None else None
         rep = check_proof(model, doc) if doc is not None else None
-        if rep is not None and rep.ok and rep.claim is not None:
-            return Group(list(samples), rep.claim, sol.status, optimum, doc, round(time.perf_counter() - t0, 3),
-                         nodes)
+        if rep is not None and rep.ok and rep.claim == Fraction(doc["claimed_bound_exact"]):
+            return Group(list(samples), sol.status, optimum, doc, round(time.perf_counter() - t0, 3), nodes)
     raise SolverError(f"no proof of any bound for the group {list(samples)} (HiGHS: {sol.status})")
 
 

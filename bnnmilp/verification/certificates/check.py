@@ -93,9 +93,21 @@ def _objective_is_integral(model: StandardModel) -> bool:
     return bool(np.all(np.isfinite(ci)) and np.all(ci == np.round(ci)))
 
 
+def exact_reduced_costs(model: StandardModel, y: dict[int, Fraction]) -> dict[int, Fraction]:
+    """r = c - A^T y in rationals, for the columns with a cost or in a row with a multiplier (the VIPR writer
+    derives its leaf steps from the same r)."""
+    r: dict[int, Fraction] = {j: F(float(model.c[j])) for j in np.flatnonzero(model.c)}
+    for i, yi in y.items():
+        if yi == 0:
+            continue
+        s, e = int(model.indptr[i]), int(model.indptr[i + 1])
+        for j, a in zip(model.indices[s:e].tolist(), model.data[s:e].tolist(), strict=True):
+            r[j] = r.get(j, F(0)) - yi * F(a)
+    return r
+
+
 def _exact_leaf_bound(model: StandardModel, y: dict[int, Fraction], lo: list, up: list) -> Fraction | None:
     """Lemma 7: exact lower bound of c x + offset over the leaf box, or None when it is -infinity."""
-    r: dict[int, Fraction] = {j: F(float(model.c[j])) for j in np.flatnonzero(model.c)}
     total = F(float(model.offset))
     for i, yi in y.items():
         if yi == 0:
@@ -104,10 +116,7 @@ def _exact_leaf_bound(model: StandardModel, y: dict[int, Fraction], lo: list, up
         if not math.isfinite(side):
             return None
         total += yi * F(float(side))
-        s, e = int(model.indptr[i]), int(model.indptr[i + 1])
-        for j, a in zip(model.indices[s:e].tolist(), model.data[s:e].tolist(), strict=True):
-            r[j] = r.get(j, F(0)) - yi * F(a)
-    for j, rj in r.items():
+    for j, rj in exact_reduced_costs(model, y).items():
         if rj == 0:
             continue
         b = lo[j] if rj > 0 else up[j]

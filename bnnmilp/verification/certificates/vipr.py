@@ -20,6 +20,7 @@ import numpy as np
 
 from bnnmilp.io.yamlio import fraction_str, write_text_atomic
 from bnnmilp.milp.model import StandardModel
+from bnnmilp.verification.certificates.check import exact_reduced_costs
 
 
 def q(v: Fraction | float | int) -> str:
@@ -96,15 +97,11 @@ def vipr_text(model: StandardModel, doc: dict[str, Any]) -> str:
 
     def leaf(k: int, lo_src: dict[int, int], up_src: dict[int, int]) -> int:
         y = {int(i): Fraction(v) for i, v in leaves[k]["y"]}  # doubles, or exact "p/q" strings
-        r = dict(c)
         terms: dict[int, Fraction] = {}
         for i, yi in y.items():
             ci = row_g[i] if yi > 0 else row_l[i]
             terms[ci] = terms.get(ci, Fraction(0)) + yi
-            s, e = int(model.indptr[i]), int(model.indptr[i + 1])
-            for j, a in zip(model.indices[s:e].tolist(), model.data[s:e].tolist(), strict=True):
-                r[j] = r.get(j, Fraction(0)) - yi * Fraction(a)
-        for j, rj in r.items():
+        for j, rj in exact_reduced_costs(model, y).items():
             if rj == 0:
                 continue
             ci = lo_src[j] if rj > 0 else up_src[j]
