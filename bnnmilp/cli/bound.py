@@ -55,6 +55,11 @@ def command(network: str, data: str, output: str, groups: str | int, time_limit:
     `bnnmilp verify NETWORK DATA --certificate PROOF`. Where loss 0 is unattainable (narrow networks,
     noisy labels), this proves bounds that the whole MILP's relaxation (bound 0) does not.
 
+    Before the groups, the capacity bound of the whole data is computed (instant, no solver): through a
+    hidden layer of width w a network has at most 2^w different outputs, whatever its weights, so where
+    there are more labels the cheapest way to share outputs costs at least that much. The larger of the two
+    bounds is written ("by" in the JSON).
+
     \b
     Examples:
       bnnmilp bound narrow.yaml samples/digits_k2.yaml -o bound.json
@@ -101,21 +106,22 @@ def command(network: str, data: str, output: str, groups: str | int, time_limit:
 
         res = decomposition_bound(spec, ds, groups, time_limit, group_time_limit, run,
                                   parallel=workers if (workers > 1 or scheduler) else 1,
-                                  on_round=lambda h: terminal.status(
-                                      f"round {h['round']}: bound {h['bound']:g} from {h['groups']} groups of "
-                                      f"{h['group_size']} ({h['time_s']:.1f}s)"))
+                                  on_round=lambda h: terminal.status(_round_line(h)))
     write_json_atomic(output, res.proof)
     if vipr_dir:
         from bnnmilp.verification.certificates.composite import group_model
         from bnnmilp.verification.certificates.vipr import write_vipr
 
         for i, g in enumerate(res.proof["groups"]):
+            if g["proof"].get("format") != "bnnmilp-proof":  # a capacity proof has no MILP derivation
+                terminal.status(f"group {i}: a capacity proof, no VIPR file (verify checks it)")
+                continue
             write_vipr(Path(vipr_dir) / f"group_{i}.vipr", group_model(spec, ds, g["samples"]), g["proof"])
     out = {"bound": fraction_str(res.bound), "bound_float": float(res.bound), "proven": True, "proof": output,
            "scope": "every network meeting the epsilon margin on every sample (the training MILP's optimum)",
            "groups": [{"samples": g.samples, "claim": fraction_str(g.claim), "highs_status": g.status,
                        "highs_optimum": g.optimum, "time_s": g.time_s, "nodes": g.nodes} for g in res.groups],
-           "rounds": res.rounds, "time_s": res.time_s}
+           "by": res.by, "rounds": res.rounds, "time_s": res.time_s}
     out["interrupted"] = res.interrupted
     if as_json:
         terminal.emit_json(out)
@@ -127,3 +133,11 @@ def command(network: str, data: str, output: str, groups: str | int, time_limit:
         from bnnmilp.cli import exit_code_of_interrupt
 
         raise SystemExit(exit_code_of_interrupt())
+
+
+def _round_line(h: dict) -> str:
+    if h["round"] == "capacity":
+        return (f"capacity: bound {h['bound']:g} ({h['codes']} codes through the narrowest hidden layer; "
+                f"{h['time_s']:.2f}s)")
+    return (f"round {h['round']}: bound {h['bound']:g} from {h['groups']} groups of {h['group_size']} "
+            f"({h['time_s']:.1f}s)")

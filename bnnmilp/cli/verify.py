@@ -263,8 +263,8 @@ def _certificate(target: str, data: str | None, proof: str | None, as_json: bool
         terminal.emit_json(out)
     elif rep.ok and doc.get("format") == "bnnmilp-composite-proof":
         terminal.status(f"[green]proof holds[/]: no network meeting the epsilon margin on every sample has "
-                        f"training loss below {claim} ({len(doc['groups'])} groups partition the data; "
-                        f"{rep.leaves} leaves checked exactly in {dt:.3f}s)")
+                        f"training loss below {claim} ({_groups_line(doc['groups'], rep.leaves)}, checked exactly in "
+                        f"{dt:.3f}s)")
     elif rep.ok:
         terminal.status(f"[green]proof holds[/]: no feasible point has objective below {claim} "
                            f"({rep.leaves} leaves checked exactly in {dt:.3f}s)")
@@ -319,3 +319,16 @@ def _robust_ensemble(ens, ds, eps, norm, domain, bounds, against, time_limit, ru
         terminal.table("ensemble robustness", list(summ.items()))
     if summ["robust"] != summ["samples"]:
         raise SystemExit(1)
+
+
+def _groups_line(groups: list, leaves: int) -> str:
+    """How a composite proof's groups were proven: '4 groups partition the data: 4 by branch and bound (37
+    leaves)' or '1 group: the capacity bound'."""
+    cap = sum(1 for g in groups if g["proof"].get("format") == "bnnmilp-capacity-proof")
+    n = len(groups)
+    parts = [f"{n} group{'s' if n != 1 else ''} partition{'' if n != 1 else 's'} the data"]
+    if cap:
+        parts.append(f"{cap} by the capacity bound")
+    if n - cap:
+        parts.append(f"{n - cap} by branch and bound ({leaves} leaves)")
+    return "; ".join(parts)

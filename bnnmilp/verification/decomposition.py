@@ -13,6 +13,10 @@ one sample more per group (five classes through two hidden bits cost at least 2,
 twice the size while every group's optimum is 0 (a bigger group can conflict where its halves did not). It
 stops when the groups of a round could not all be proven or the next round would not fit in the time left,
 and keeps the partition that proved most: adapting never lowers the bound.
+
+Before any group is solved, the capacity bound of the whole data (``certificates/capacity.py``: through a
+hidden layer of width w at most 2^w different outputs, whatever the weights) is computed in integers; where
+it is larger than what the groups prove, it is the bound (a composite proof with one group, all samples).
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ class BoundResult:
     time_s: float
     history: list[dict[str, Any]] = field(default_factory=list)  # the bound after each round
     interrupted: bool = False  # Ctrl-C while growing the groups: the best finished round's partition
+    by: str = "decomposition"  # or "capacity": the whole data's capacity bound was larger
 
 
 def conflict_groups(labels: np.ndarray, size: int) -> list[list[int]]:
@@ -115,6 +120,17 @@ def prove_group(spec: Spec, ds: Dataset, samples: list[int], time_limit: float) 
         if rep is not None and rep.ok and rep.claim == Fraction(doc["claimed_bound_exact"]):
             return Group(list(samples), sol.status, optimum, doc, round(time.perf_counter() - t0, 3), nodes)
     raise SolverError(f"no proof of any bound for the group {list(samples)} (HiGHS: {sol.status})")
+
+
+def capacity_group(spec: Spec, ds: Dataset) -> Group | None:
+    """The whole data as one group with its capacity proof (None where that bound is 0 or does not apply)."""
+    from bnnmilp.verification.certificates.capacity import capacity_proof
+
+    t0 = time.perf_counter()
+    doc = capacity_proof(spec, ds, list(range(ds.n_samples)))
+    if doc is None:
+        return None
+    return Group(list(range(ds.n_samples)), "capacity", None, doc, round(time.perf_counter() - t0, 3), 0)
 
 
 def run_group_job(payload: dict[str, Any]) -> dict[str, Any]:
@@ -216,6 +232,10 @@ def decomposition_bound(spec: Spec, ds: Dataset, groups: str | int = "auto", tim
         got = run(parts, min(group_time_limit, max(1.0, left() / waves)))
         return got, time.perf_counter() - t
 
+    cap = capacity_group(spec, ds)
+    if cap is not None and on_round:
+        on_round({"round": "capacity", "group_size": ds.n_samples, "bound": float(cap.claim), "groups": 1,
+                  "codes": cap.proof["codes"], "time_s": round(time.perf_counter() - t0, 3)})
     current, spent = attempt(size)
     history = [{"round": 0, "group_size": size, "bound": float(total(current)), "groups": len(current),
                 "time_s": round(time.perf_counter() - t0, 3)}]
@@ -246,7 +266,11 @@ def decomposition_bound(spec: Spec, ds: Dataset, groups: str | int = "auto", tim
             break
     size = best_size
     current.sort(key=lambda g: g.samples[0])
-    engine = {"grouping": str(groups), "group_size": size, "rounds": rounds, "history": history,
+    by = "decomposition"
+    if cap is not None and cap.claim > total(current):
+        current, by = [cap], "capacity"
+    engine = {"grouping": str(groups), "group_size": size, "rounds": rounds, "history": history, "by": by,
+              "capacity": None if cap is None else cap.proof["claimed_bound_exact"],
               "interrupted": interrupted,
               "time_s": round(time.perf_counter() - t0, 3),
               "groups": [{"samples": g.samples, "status": g.status, "optimum": g.optimum, "time_s": g.time_s,
@@ -255,4 +279,4 @@ def decomposition_bound(spec: Spec, ds: Dataset, groups: str | int = "auto", tim
     rep = check_composite(spec, ds, doc)  # never hand out a proof the exact checker rejects
     if not rep.ok or rep.claim is None:
         raise SolverError(f"the composite proof does not check ({rep.errors[0] if rep.errors else 'no claim'})")
-    return BoundResult(rep.claim, current, doc, rounds, round(time.perf_counter() - t0, 3), history, interrupted)
+    return BoundResult(rep.claim, current, doc, rounds, round(time.perf_counter() - t0, 3), history, interrupted, by)

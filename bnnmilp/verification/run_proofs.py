@@ -7,6 +7,8 @@ share of the time budget:
   proves ceil(bound) on the rebuilt training MILP, cut off there;
 - where the written network has exact loss 0, the trivial bound 0 is proven (the root alone): with it the
   run is proven optimal;
+- where the architecture cannot give every label its own output (a hidden layer of width w has at most 2^w
+  codes), the capacity bound (``certificates/capacity.py``; integers, no solver) is proven as well;
 - with ``training.lower_bound: decomposition``, a decomposition bound (``bnnmilp bound``) is computed as well
   and the larger of the two proven bounds is written (a composite proof).
 
@@ -39,7 +41,7 @@ class RunProof:
 
     bound: Fraction
     doc: dict[str, Any]
-    how: str  # "solver bound" | "loss 0" | "decomposition"
+    how: str  # "solver bound" | "loss 0" | "capacity" | "decomposition"
     time_s: float
 
 
@@ -74,6 +76,10 @@ def prove_run(wf: WeightsFile, ds: Dataset, bound: float | None, bound_scope: st
         if rep is not None and rep.ok and rep.claim is not None and rep.claim >= target:
             best = RunProof(rep.claim, doc, "loss 0" if target == 0 else "solver bound",
                             round(time.perf_counter() - t0, 3))
+    if best is None or loss is None or best.bound < loss:
+        cap = capacity_run_proof(wf, ds)
+        if cap is not None and (best is None or cap.bound > best.bound):
+            best = cap
     left = time_limit - (time.perf_counter() - t0)
     if wf.spec.training.lower_bound == "decomposition" and left > 1.0 and (best is None or loss is None
                                                                            or best.bound < loss):
@@ -88,6 +94,19 @@ def prove_run(wf: WeightsFile, ds: Dataset, bound: float | None, bound_scope: st
         if res is not None and (best is None or res.bound > best.bound):
             best = RunProof(res.bound, res.proof, "decomposition", round(time.perf_counter() - t1, 3))
     return best
+
+
+def capacity_run_proof(wf: WeightsFile, ds: Dataset) -> RunProof | None:
+    """The capacity bound of the run's architecture on the data, as a composite proof with one group (checked)."""
+    from bnnmilp.verification.certificates.composite import check_composite, composite_doc
+    from bnnmilp.verification.decomposition import capacity_group
+
+    cap = capacity_group(wf.spec, ds)
+    if cap is None:
+        return None
+    doc = composite_doc(wf.spec, ds, [{"samples": cap.samples, "proof": cap.proof}], {"by": "capacity"})
+    rep = check_composite(wf.spec, ds, doc)
+    return RunProof(rep.claim, doc, "capacity", cap.time_s) if rep.ok and rep.claim is not None else None
 
 
 def record(cert: dict[str, Any], proof: RunProof | None, loss: int | None, wanted: str) -> dict[str, Any]:

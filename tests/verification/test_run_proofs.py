@@ -103,3 +103,18 @@ def test_the_trivial_proof_proves_zero_for_every_loss(loss):
     tm = formulations.get("theorem1").build(spec, data.features, data.targets(2))
     rep = check_proof(tm.model, trivial_proof(tm.model))
     assert rep.ok and rep.claim == 0
+
+
+def test_a_narrow_network_gets_its_capacity_bound_proven_without_a_solver(tmp_path, repo_root):
+    """STE reports no bound; two hidden bits cannot give ten classes their own output, so the run's proof is
+    the capacity bound 14, and verify checks it."""
+    spec = tmp_path / "narrow.yaml"
+    spec.write_text("network: {layers: [64, 2, 10], weights: continuous}\ntraining: {method: ste}\n")
+    data = repo_root / "samples/digits_k2.yaml"
+    r = run("train", spec, data, "-o", tmp_path / "run", "--json")
+    assert r.exit_code == 0, r.output
+    cert = json.loads((tmp_path / "run/certificate.json").read_text())
+    assert (cert["proven_bound"], cert["proven_by"]) == ("14", "capacity")
+    assert int(cert["proven_gap"]) == json.loads(r.stdout)["objective"] - 14 >= 0
+    r = run("verify", tmp_path / "run", data, "--json")
+    assert r.exit_code == 0 and checks(r)["proof"]["ok"] is True

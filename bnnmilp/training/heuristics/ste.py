@@ -36,6 +36,7 @@ class SteOptions:
     losses: tuple[str, ...] = ("hinge", "squared")
     restarts: int = 2  # seeds per (learning rate, loss)
     seed: int = 0
+    noise: float = 0.0
 
 
 def _quantise(w: np.ndarray, domain: str) -> np.ndarray:
@@ -77,6 +78,7 @@ def _grid(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions) -> list[Ne
     argmax = net.output == "argmax"
     labels, rows = Y.argmax(axis=1), np.arange(m)
     weight = np.where(Y == 1, max(layers[-1] - 1, 1), 1.0)
+    noise_rng = np.random.default_rng([opts.seed, 999])
     best_loss = np.full(R, np.iinfo(np.int64).max)
     last_gain = np.zeros(R, dtype=np.int64)
     best_W = [np.zeros_like(W) for W in Ws]
@@ -89,10 +91,18 @@ def _grid(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions) -> list[Ne
             a = inputs[-1] @ Wq[l].transpose(0, 2, 1) - lams[l]
             pre.append(a)
             inputs.append((a >= 0).astype(np.float64))
+        clean = inputs[-1]
+        if opts.noise:
+            inputs = [Xs[None] + noise_rng.normal(0.0, opts.noise, size=(R, m, layers[0]))]
+            pre = []
+            for l in range(L):
+                a = inputs[-1] @ Wq[l].transpose(0, 2, 1) - lams[l]
+                pre.append(a)
+                inputs.append((a >= 0).astype(np.float64))
         if argmax:
             loss = np.sum(np.argmax(pre[-1], axis=2) != labels[None, :], axis=1)
         elif spec.training.loss == "hamming":
-            loss = np.sum(inputs[-1] != Y[None], axis=(1, 2))
+            loss = np.sum(clean != Y[None], axis=(1, 2))
         else:
             loss = np.array([loss_value(spec.training.loss, inputs[-1][r].astype(np.int8), Y.astype(np.int8))
                              for r in range(R)])

@@ -1,5 +1,6 @@
 """The composite proof (JSON, format ``bnnmilp-composite-proof``, version 1): a lower bound on the training
-loss from a partition of the samples, one branch-and-bound proof per group.
+loss from a partition of the samples, one proof per group: a branch-and-bound proof of the group's training
+MILP, or a capacity proof (``certificates/capacity.py``: a bound from the narrowest hidden layer's width).
 
     {"format": "bnnmilp-composite-proof", "version": 1,
      "claimed_bound": 8.0, "claimed_bound_exact": "8",    # the claim: at most the sum of the groups' claims
@@ -21,7 +22,8 @@ meets the epsilon margin on every sample (the problem the MILP is about), as a s
 The checker trusts nothing in the file but the rules: it rebuilds each group's model from the spec it is
 given and the data, checks that the groups cover every sample exactly once, checks each group's proof in
 exact arithmetic against its own model (the model's fingerprint must match), and adds the proven group
-bounds in rationals.
+bounds in rationals. A capacity proof is checked by recomputing its bound from the spec and the group's
+labels (it holds for every network of the architecture, so a fortiori for the group's MILP).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from bnnmilp.verification.certificates.capacity import check_capacity, is_capacity
 from bnnmilp.verification.certificates.check import CheckReport, _MalformedError, check_proof, rational
 from bnnmilp.verification.certificates.proof import COMPOSITE
 
@@ -119,7 +122,8 @@ def _check(spec: Spec, ds: Dataset, doc: dict[str, Any], rep: CheckReport) -> No
     total = Fraction(0)
     leaves = 0
     for g, grp in enumerate(groups):
-        sub = check_proof(group_model(spec, ds, grp["samples"]), grp["proof"])
+        sub = check_capacity(spec, ds, grp["samples"], grp["proof"]) if is_capacity(grp["proof"]) else \
+            check_proof(group_model(spec, ds, grp["samples"]), grp["proof"])
         if not sub.ok:
             rep.errors.extend(f"groups[{g}]: {e}" for e in sub.errors[:5])
             continue
