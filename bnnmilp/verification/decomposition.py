@@ -266,11 +266,12 @@ def decomposition_bound(spec: Spec, ds: Dataset, groups: str | int = "auto", tim
             break
     size = best_size
     current.sort(key=lambda g: g.samples[0])
-    by = "decomposition"
-    if cap is not None and cap.claim > total(current):
+    by, split = "decomposition", total(current)
+    if cap is not None and cap.claim > split:
         current, by = [cap], "capacity"
     engine = {"grouping": str(groups), "group_size": size, "rounds": rounds, "history": history, "by": by,
               "capacity": None if cap is None else cap.proof["claimed_bound_exact"],
+              "decomposition": str(split),
               "interrupted": interrupted,
               "time_s": round(time.perf_counter() - t0, 3),
               "groups": [{"samples": g.samples, "status": g.status, "optimum": g.optimum, "time_s": g.time_s,
