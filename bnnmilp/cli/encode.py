@@ -116,7 +116,7 @@ def _robust_model(weights, data, sample, eps, norm, domain, bounds, box, against
         y = pred if against == "prediction" else int(ds.labels[sample])
         if y < 0:
             raise InputError(data, "--sample", f"sample {sample} has a tie between classes: no class to keep")
-        q = build_query(wf.network, x, np.zeros(wf.network.layers[-1], np.int8), opts)
+        q = build_query(wf.network, x, np.zeros(wf.network.layers[-1], np.int8), opts, argmax=True)
         return formulations.get("robustness").build(replace(q, label=y))
     _, ref = reference_bits(wf.network, x, int(ds.labels[sample]), against)
     return formulations.get("robustness").build(build_query(wf.network, x, ref, opts))

@@ -14,7 +14,8 @@ interval arithmetic over the box (``ibp_bounds``):
 delta = 0 makes the MILP a relaxation of the step rule (a tie a = lambda may take either bit), so an
 infeasible query proves robustness. Where a layer's inputs are integers or bits and its weights and
 threshold are dyadic with small denominators, delta = their granularity g (``granularity``) makes the
-row exact: a - lambda lies in g Z, so a < lambda iff a <= lambda - g. A counterexample is always
+row exact: a - lambda lies in g Z, so a < lambda iff a <= lambda - g. A threshold off the weights' lattice
+(a learned one, say -0.2746551) is first moved up onto it (``on_lattice``: the same bits on the domain). A counterexample is always
 replayed with the exact forward pass. Where a real-valued first layer has ties, ``strict`` adds a slack
 s in [0, 1] to its bit-0 rows (g <= -s + (H + 1) u) and maximises s: some x' puts every bit-0
 pre-activation strictly below its threshold and changes the output iff the optimum s* > 0. With
@@ -63,6 +64,30 @@ def granularity(W: np.ndarray | Csr, lam: np.ndarray) -> float:
             default=0)
     g = 2.0**-k
     return g if g >= 1e-6 else 0.0
+
+
+def on_lattice(net: Network, integer: bool, argmax: bool = False) -> tuple[Network, tuple[float, ...]]:
+    """The same function on the domain, with every step threshold on its pre-activations' lattice, and the
+    per-layer deltas that make the strict rows exact (0 where a layer's inputs are real or its lattice tiny).
+
+    Where a layer's inputs are integers or bits and its weights lie in g Z (g = ``granularity`` of the
+    weights alone), a = W v lies in g Z, so a >= lambda iff a >= g ceil(lambda / g): rounding the threshold
+    up to the lattice keeps every bit (g is a power of two: exact in doubles), and then a < lambda iff
+    a <= lambda' - g exactly, whatever lambda's own denominator (a learned threshold such as -0.2746551
+    would otherwise leave delta = 0 and ties the solver may take either way). ``argmax``: the last layer is
+    a score layer, not a step, and keeps its thresholds.
+    """
+    weights, thresholds, deltas = list(net.weights), [t.copy() for t in net.thresholds], []
+    for l, (W, lam) in enumerate(zip(net.weights, net.thresholds, strict=True)):
+        exact_inputs = l > 0 or integer
+        step = not (argmax and l == len(net.weights) - 1)
+        g = granularity(W, np.zeros(0)) if exact_inputs else 0.0
+        if g and step:
+            thresholds[l] = np.ceil(lam / g) * g
+            deltas.append(g)
+        else:
+            deltas.append(granularity(W, lam) if exact_inputs else 0.0)
+    return Network(weights, thresholds), tuple(deltas)
 
 
 def interval_affine(W: np.ndarray | Csr, lo: np.ndarray, hi: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -261,8 +261,9 @@ def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Networ
         run.start, run.given = exact_start(spec, start, data, "start"), evaluate(spec, start, data, "start")
     elif tr.warm_start == "ste" or tr.method in ("decompose", "lns"):
         made = [(exact_start(spec, n, data, "ste"), n) for n in ste_networks(spec, data)[:STE_STARTS]]
-        run.start = choose([c for c, _ in made])
-        run.given = evaluate(spec, next(n for c, n in made if c is run.start), data, "ste")
+        first = min(range(len(made)), key=lambda i: (made[i][0].loss, not made[i][0].epsilon_feasible, i))
+        run.start = made[first][0]  # ties: STE's own order (its noisy-grid fits first), not the larger margin
+        run.given = evaluate(spec, made[first][1], data, "ste")
         clock.lap("ste")
     return _METHODS[tr.method](run)
 

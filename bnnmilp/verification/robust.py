@@ -21,9 +21,9 @@ from bnnmilp.formulations import get
 from bnnmilp.formulations.robustness import (
     RobustnessQuery,
     fixed_output,
-    granularity,
     ibp_bounds,
     interval_affine,
+    on_lattice,
 )
 from bnnmilp.io.yamlio import fraction_str
 from bnnmilp.milp.backends import SolveOptions, highs
@@ -341,12 +341,12 @@ def reference_bits(net: Network, x: np.ndarray, label: int, against: str) -> tup
 
 
 def build_query(net: Network, x: np.ndarray, ref: np.ndarray, opts: RobustOptions,
-                box: tuple[np.ndarray, np.ndarray] | None = None) -> RobustnessQuery:
-    """The MILP query for one sample; strict rows are exact where a layer's inputs are integers or bits."""
+                box: tuple[np.ndarray, np.ndarray] | None = None, argmax: bool = False) -> RobustnessQuery:
+    """The MILP query for one sample; strict rows are exact where a layer's inputs are integers or bits (the
+    thresholds moved onto the lattice, ``on_lattice``). ``argmax``: the last layer is a score layer."""
     lo, hi = search_box(x, opts) if box is None else box
-    deltas = tuple(granularity(W, lam) if (l > 0 or opts.domain == "integer") else 0.0
-                   for l, (W, lam) in enumerate(zip(net.weights, net.thresholds, strict=True)))
-    return RobustnessQuery(net, x.astype(np.float64), ref, lo, hi, opts.eps, opts.norm, opts.domain == "integer",
+    exact, deltas = on_lattice(net, opts.domain == "integer", argmax)
+    return RobustnessQuery(exact, x.astype(np.float64), ref, lo, hi, opts.eps, opts.norm, opts.domain == "integer",
                            opts.min_eps, deltas)
 
 
@@ -714,9 +714,7 @@ def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: Rob
     lo, hi = search_box(x, opts)
     if pred != ref:
         return done("not_robust", "replay", counterexample=x.tolist(), distance="0", note="misclassified already")
-    deltas = [tuple(granularity(W, lam) if (l > 0 or opts.domain == "integer") else 0.0
-                    for l, (W, lam) in enumerate(zip(net.weights, net.thresholds, strict=True)))
-              for net in ens.networks]
+    exact = [on_lattice(net, opts.domain == "integer") for net in ens.networks]
     unsettled = []
 
     def left() -> float | None:  # one time limit for the whole query
@@ -725,8 +723,8 @@ def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: Rob
     for rival in range(ens.n_classes):
         if rival == ref:
             continue
-        q = EnsembleQuery(ens.networks, ens.classes, x.astype(np.float64), ref, rival, lo, hi, opts.eps, opts.norm,
-                          opts.domain == "integer", deltas)
+        q = EnsembleQuery([n for n, _ in exact], ens.classes, x.astype(np.float64), ref, rival, lo, hi, opts.eps,
+                          opts.norm, opts.domain == "integer", [d for _, d in exact])
         model = get("ensemble_robustness").build(q)
         sol = highs.solve(model, SolveOptions(time_limit=left()))
         if sol.status == "infeasible":
