@@ -15,10 +15,10 @@ delta = 0 makes the MILP a relaxation of the step rule (a tie a = lambda may tak
 infeasible query proves robustness. Where a layer's inputs are integers or bits and its weights and
 threshold are dyadic with small denominators, delta = their granularity g (``granularity``) makes the
 row exact: a - lambda lies in g Z, so a < lambda iff a <= lambda - g. A threshold off the weights' lattice
-(a learned one, say -0.2746551) is first moved up onto it (``on_lattice``: the same bits on the domain). A counterexample is always
-replayed with the exact forward pass. Where a real-valued first layer has ties, ``strict`` adds a slack
-s in [0, 1] to its bit-0 rows (g <= -s + (H + 1) u) and maximises s: some x' puts every bit-0
-pre-activation strictly below its threshold and changes the output iff the optimum s* > 0. With
+(a learned one, say -0.2746551) is first moved up onto it (``on_lattice``: the same bits on the domain).
+A counterexample is always replayed with the exact forward pass. Where a real-valued first layer has
+ties, ``strict`` adds a slack s in [0, 1] to its bit-0 rows (g <= -s + (H + 1) u) and maximises s: some x'
+puts every bit-0 pre-activation strictly below its threshold and changes the output iff the optimum s* > 0. With
 ``margin`` m > 0, rows without an exact delta demand a - lambda >= m for bit 1 and <= -m for bit 0:
 every solution is then a counterexample far from solver tolerances, but infeasibility proves nothing.
 With ``min_eps`` the radius is a variable rho (|x'_j - x_j| <= rho, or sum_j t_j <= rho) and the

@@ -154,6 +154,14 @@ def ste_networks(spec: Spec, data: Dataset) -> list[Network]:
     return ste_train(spec, data.features, data.targets(spec.network.n_outputs), SteOptions(seed=spec.training.seed))
 
 
+def search_networks(spec: Spec, data: Dataset) -> tuple[list[Network], Network]:
+    """STE's starts for ``method: lns`` (the noisy grid's first) and the plain grid's best (``search_starts``)."""
+    from bnnmilp.training.heuristics.ste import SteOptions, search_starts
+
+    return search_starts(spec, data.features, data.targets(spec.network.n_outputs),
+                         SteOptions(seed=spec.training.seed))
+
+
 def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: Network | None = None,
           formulation: str = "theorem1", checkpoint: Callable[[TrainResult], None] | None = None,
           announce: Callable[[str], None] | None = None) -> TrainResult:
@@ -231,6 +239,7 @@ class Run:
     announce: Callable[[str], None]
     start: Candidate | None = None
     given: Candidate | None = None
+    fallback: Candidate | None = None  # lns: the plain STE grid's best, which the result must not lose to
 
 
 MethodFn = Callable[[Run], TrainResult]
@@ -260,7 +269,12 @@ def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Networ
     if start is not None:
         run.start, run.given = exact_start(spec, start, data, "start"), evaluate(spec, start, data, "start")
     elif tr.warm_start == "ste" or tr.method in ("decompose", "lns"):
-        made = [(exact_start(spec, n, data, "ste"), n) for n in ste_networks(spec, data)[:STE_STARTS]]
+        if tr.method == "lns":  # the search fits the rest: from the noisy grid, the plain grid's best to beat
+            nets, plain = search_networks(spec, data)
+            run.fallback = evaluate(spec, plain, data, "ste")
+        else:
+            nets = ste_networks(spec, data)
+        made = [(exact_start(spec, n, data, "ste"), n) for n in nets[:STE_STARTS]]
         first = min(range(len(made)), key=lambda i: (made[i][0].loss, not made[i][0].epsilon_feasible, i))
         run.start = made[first][0]  # ties: STE's own order (its noisy-grid fits first), not the larger margin
         run.given = evaluate(spec, made[first][1], data, "ste")
@@ -373,10 +387,11 @@ def refined(run: Run, net: Network, pattern: list[np.ndarray], source: str, exac
 
 def selected(run: Run, cands: list[Candidate]) -> Candidate | None:
     """The one selection rule: ``choose`` (the lowest exact loss, then the margin), and for ``lns`` the start
-    as given unless the loss is lower (``unless_no_better``)."""
+    as given unless the loss is lower (``unless_no_better``), and never a loss above the plain STE grid's."""
     best = choose(cands, prefer_solver=prefers_solver(run.spec))
     if best is not None and run.spec.training.method == "lns":
-        best = unless_no_better(run.spec, run.data, best, run.given)
+        fell_short = run.fallback is not None and run.fallback.loss < best.loss  # the plain grid's best was lower
+        best = unless_no_better(run.spec, run.data, best, run.fallback if fell_short else run.given)
     return best
 
 

