@@ -405,6 +405,9 @@ def unless_no_better(spec: Spec, data: Dataset, best: Candidate, given: Candidat
     return on_grid(spec, data, best)
 
 
+FINISH_SHARE = 0.03  # of solver.budget kept after the search for the exact checks of its result (0.5 s at k = 100)
+
+
 def _searched(run: Run) -> TrainResult:
     """``method: lns``: the large-neighbourhood search from the start (``solver.time_limit`` for the search,
     cut to the budget), then the configured polishing of its network. The better of the start and the
@@ -414,7 +417,9 @@ def _searched(run: Run) -> TrainResult:
     spec, data, start_c, given, progress, clock, checkpoint = (run.spec, run.data, run.start, run.given,
                                                                run.progress, run.clock, run.checkpoint)
     assert start_c is not None
-    ends = [t for t in (spec.solver.deadline, None if spec.solver.time_limit is None
+    budget_end = None if spec.solver.deadline is None else \
+        spec.solver.deadline - FINISH_SHARE * (spec.solver.budget or 0.0)  # time to choose, check and round
+    ends = [t for t in (budget_end, None if spec.solver.time_limit is None
                         else time.monotonic() + spec.solver.time_limit) if t is not None]
     search = spec.with_solver(deadline=min(ends)) if ends else spec
 
