@@ -1,6 +1,6 @@
 """`bnnmilp train` with its defaults against the reference STE of issue 18, on the digits from 10 to 1,000 images.
 
-    python benchmarks/training.py [--ks 1 2 5 10 20 50 100] [--seeds 5] [--budget 60]
+    python benchmarks/training.py [--ks 1 2 5 10 20 50 100] [--seeds 10] [--budget 60]
 
 The spec names only the network ([64, 16, 10], continuous weights, one learned threshold per layer; everything
 else is bnnmilp's default: Hamming loss, epsilon 1/16, method lns = STE, then the large-neighbourhood search
@@ -40,7 +40,7 @@ BARE = {"network": {"layers": [64, 16, 10], "weights": "continuous", "thresholds
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 2, 5, 10, 20, 50, 100])
-    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--budget", type=float, default=60.0)
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/training"))
     args = ap.parse_args()
