@@ -1,6 +1,6 @@
 """bnnmilp's STE heuristic against the reference STE of issue 18, on the digits from 10 to 1,000 images.
 
-    python benchmarks/ste.py [--ks 1 2 5 10 20 50 100] [--seeds 5]
+    python benchmarks/ste.py [--ks 1 2 5 10 20 50 100] [--seeds 10]
 
 configs/digits.yaml ([64, 16, 10], continuous weights, one learned threshold per layer, Hamming loss) on
 samples/digits_k{k}.yaml (k images per class), evaluated on samples/digits_test.yaml (500 held-out images).
@@ -67,7 +67,7 @@ def paired(a: list[float], b: list[float]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 2, 5, 10, 20, 50, 100])
-    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/ste"))
     args = ap.parse_args()
     spec = load_spec(ROOT / "configs/digits.yaml")
