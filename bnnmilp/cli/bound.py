@@ -109,11 +109,12 @@ def command(network: str, data: str, output: str, groups: str | int, time_limit:
                                   on_round=lambda h: terminal.status(_round_line(h)))
     write_json_atomic(output, res.proof)
     if vipr_dir:
+        from bnnmilp.verification.certificates.capacity import is_capacity
         from bnnmilp.verification.certificates.composite import group_model
         from bnnmilp.verification.certificates.vipr import write_vipr
 
         for i, g in enumerate(res.proof["groups"]):
-            if g["proof"].get("format") != "bnnmilp-proof":  # a capacity proof has no MILP derivation
+            if is_capacity(g["proof"]):  # a capacity proof has no MILP derivation
                 terminal.status(f"group {i}: a capacity proof, no VIPR file (verify checks it)")
                 continue
             write_vipr(Path(vipr_dir) / f"group_{i}.vipr", group_model(spec, ds, g["samples"]), g["proof"])

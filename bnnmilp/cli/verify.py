@@ -324,7 +324,9 @@ def _robust_ensemble(ens, ds, eps, norm, domain, bounds, against, time_limit, ru
 def _groups_line(groups: list, leaves: int) -> str:
     """How a composite proof's groups were proven: '4 groups partition the data: 4 by branch and bound (37
     leaves)' or '1 group: the capacity bound'."""
-    cap = sum(1 for g in groups if g["proof"].get("format") == "bnnmilp-capacity-proof")
+    from bnnmilp.verification.certificates.capacity import is_capacity
+
+    cap = sum(1 for g in groups if is_capacity(g["proof"]))
     n = len(groups)
     parts = [f"{n} group{'s' if n != 1 else ''} partition{'' if n != 1 else 's'} the data"]
     if cap:
