@@ -3,7 +3,8 @@
 Soundness: ``not_robust`` is only answered after the counterexample has been replayed through the exact
 forward pass and its distance checked in rational arithmetic; ``robust`` rests either on rigorous
 interval arithmetic (no solver involved) or on the solver's infeasibility proof, cross-checked by a
-second solve with presolve off; whatever cannot be settled is ``unknown``.
+second solve with the other presolve setting (presolve on answers first; presolve off where that settles
+nothing within its share of the time, or loops past it: ``guarded``); whatever cannot be settled is ``unknown``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,22 @@ class RobustOptions:
     box: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # per-feature lower and upper bounds
 
 
+PRESOLVE_SHARE = 0.5  # of a solve's time for HiGHS with presolve on, then presolve off (``SolveOptions``)
+
+
+def guarded(limit: float | None) -> SolveOptions:
+    """A query's solve: presolve on for PRESOLVE_SHARE of the time, then, where that settles nothing (or
+    HiGHS's presolve loops past its limit and is abandoned), presolve off for the rest."""
+    return SolveOptions(time_limit=limit, presolve_share=PRESOLVE_SHARE)
+
+
+def checking(sol) -> tuple[bool, str, str]:
+    """(presolve for the cross-check of ``sol``'s answer, the setting that answered, the one that checks): the
+    check runs HiGHS with the other presolve setting (presolve off answers where presolve on did not)."""
+    answered_on = "presolve_on" not in sol.info
+    return not answered_on, "on" if answered_on else "off", "off" if answered_on else "on"
+
+
 class QuerySession:
     """One HiGHS model reused across samples: big-M from interval arithmetic over the whole input domain
     (valid for every sample's ball inside it); per sample only bounds change (x', bits fixed by the
@@ -73,8 +90,9 @@ class QuerySession:
         self.ucols = [self.model.cols(f"u{l}").astype(np.int32) for l in range(1, len(net.weights) + 1)]
         self.rows = {k: blocks[k].start for k in ("tpos", "tneg", "rlo", "rhi") if k in blocks}
 
-    def solve(self, x: np.ndarray, ref: np.ndarray, lo: np.ndarray, hi: np.ndarray, presolve: bool = True,
+    def solve(self, x: np.ndarray, ref: np.ndarray, lo: np.ndarray, hi: np.ndarray, presolve: bool | None = None,
               time_limit: float | None = None):
+        """presolve None: ``guarded``; True or False: that setting only."""
         from bnnmilp.formulations.robustness import ibp_bounds
 
         h, d0 = self.h, x.shape[0]
@@ -92,7 +110,8 @@ class QuerySession:
                 lower, upper = {"tpos": (-x[j], inf), "tneg": (x[j], inf), "rlo": (x[j], inf),
                                 "rhi": (-inf, x[j])}[k]
                 h.changeRowBounds(start + j, float(lower), float(upper))
-        return highs.solve(self.model, SolveOptions(time_limit=time_limit, presolve=presolve), h=h)
+        return highs.solve(self.model, guarded(time_limit) if presolve is None else
+                           SolveOptions(time_limit=time_limit, presolve=presolve), h=h)
 
 
 @dataclass
@@ -210,7 +229,7 @@ def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndar
 def _reduced_milp(net: Network, x: np.ndarray, r, opts: RobustOptions, target: np.ndarray | int, limit: float,
                   flips: str) -> tuple[str, np.ndarray | None, str, str] | None:
     """HiGHS on the reduced MILP (``reduced_robustness``: flips as variables, fixed units folded); None where it
-    does not apply. Infeasible is confirmed with presolve off, as for the full MILP."""
+    does not apply. Infeasible is confirmed with the other presolve setting, as for the full MILP."""
     from bnnmilp.formulations.robustness import ReducedQuery
     from bnnmilp.verification import reach
 
@@ -224,16 +243,18 @@ def _reduced_milp(net: Network, x: np.ndarray, r, opts: RobustOptions, target: n
                      opts.norm, np.zeros(1) if label is not None else np.asarray(target), label)
     model = get("reduced_robustness").build(q)
     t0 = time.perf_counter()
-    sol = highs.solve(model, SolveOptions(time_limit=limit))
+    sol = highs.solve(model, guarded(limit))
     what = f"reduced MILP over {flips}, {D.shape[1]} free second-layer units"
     if sol.status == "infeasible":
         if not opts.cross_check:
             return "robust", None, f"{what}: solver proof of infeasibility (not cross-checked)", "milp"
+        presolve, one, other = checking(sol)
         again = highs.solve(model, SolveOptions(time_limit=max(0.01, limit - (time.perf_counter() - t0)),
-                                                presolve=False))
+                                                presolve=presolve))
         if again.status == "infeasible":
-            return "robust", None, f"{what}: solver proof of infeasibility, confirmed with presolve off", "milp"
-        return "unknown", None, f"{what}: infeasible with presolve on, {again.status} with it off", "milp"
+            return "robust", None, f"{what}: solver proof of infeasibility, confirmed with presolve {other}", "milp"
+        return "unknown", None, f"{what}: infeasible with presolve {one}, {again.status} with presolve {other}", \
+            "milp"
     if sol.x is None:
         return "unknown", None, f"{what}: solver status {sol.status}", "milp"
     chosen = [i for i, v in enumerate(sol.x[:len(r.flips)]) if v > 0.5]
@@ -393,40 +414,47 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
         if genuine:
             return done("not_robust", how, counterexample=xp.tolist(), distance=fraction_str(dist), note=note)
     q = build_query(net, x, ref, opts)
+    sol = None
     if session is not None:
         sol = session.solve(x, ref, lo, hi, time_limit=left())
-
-        def again_presolve_off():
-            return session.solve(x, ref, lo, hi, presolve=False, time_limit=left())
+        if sol.info.get("abandoned"):  # HiGHS still runs on the shared model: this query and later ones rebuild
+            _SESSIONS.clear()
+            session = None
+    if session is not None:
+        def again(presolve: bool):
+            return session.solve(x, ref, lo, hi, presolve=presolve, time_limit=left())
     else:
         model = get("robustness").build(q)
-        sol = highs.solve(model, SolveOptions(time_limit=left()))
+        sol = highs.solve(model, guarded(left()) if sol is None else SolveOptions(time_limit=left(), presolve=False))
 
-        def again_presolve_off():
-            return highs.solve(model, SolveOptions(time_limit=left(), presolve=False))
+        def again(presolve: bool):
+            return highs.solve(model, SolveOptions(time_limit=left(), presolve=presolve))
     if sol.x is not None and not replay(net, _candidate(sol.x, x.shape[0], opts, lo, hi), x, ref, opts, lo, hi)[0]:
         # a tie, or a point within solver tolerance of a threshold: first ask for a counterexample that keeps
         # a clear margin from every inexact threshold (an under-approximation: any point it finds is genuine)
-        under = highs.solve(get("robustness").build(replace(q, margin=1e-5)), SolveOptions(time_limit=left()))
+        under = highs.solve(get("robustness").build(replace(q, margin=1e-5)), guarded(left()))
         if under.x is not None:
             sol = under
         elif q.delta[0] == 0.0 and not opts.min_eps:
             # real-valued first layer: maximise the slack of its strict rows; s* = 0 means only ties remain
             model = get("robustness").build(replace(q, strict=True))
-            sol = highs.solve(model, SolveOptions(time_limit=left()))
+            sol = highs.solve(model, guarded(left()))
             if sol.status == "optimal" and sol.objective is not None and -sol.objective <= 1e-9:
                 if opts.cross_check:
-                    again = highs.solve(model, SolveOptions(time_limit=left(), presolve=False))
-                    if again.status != "optimal" or again.objective is None or -again.objective > 1e-9:
-                        return done("unknown", "milp", note="strict-slack optimum differs with presolve off")
+                    presolve, _, other = checking(sol)
+                    chk = highs.solve(model, SolveOptions(time_limit=left(), presolve=presolve))
+                    if chk.status != "optimal" or chk.objective is None or -chk.objective > 1e-9:
+                        return done("unknown", "milp", note=f"strict-slack optimum differs with presolve {other}")
                 return done("robust", "milp", note="only ties change the output: the solver's maximal strict "
-                            "slack is 0" + (", confirmed with presolve off" if opts.cross_check else ""))
+                            "slack is 0" + (", confirmed with the other presolve setting" if opts.cross_check
+                                            else ""))
     if sol.status == "infeasible":
         if opts.cross_check:
-            again = again_presolve_off()
-            if again.status != "infeasible":
-                return done("unknown", "milp", note=f"presolve on: infeasible; presolve off: {again.status}")
-            return done("robust", "milp", note="solver proof of infeasibility, confirmed with presolve off")
+            presolve, one, other = checking(sol)
+            chk = again(presolve)
+            if chk.status != "infeasible":
+                return done("unknown", "milp", note=f"presolve {one}: infeasible; presolve {other}: {chk.status}")
+            return done("robust", "milp", note=f"solver proof of infeasibility, confirmed with presolve {other}")
         return done("robust", "milp", note="solver proof of infeasibility (not cross-checked)")
     if sol.x is None:
         return done("unknown", "milp", note=f"solver status {sol.status}")
@@ -726,15 +754,15 @@ def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: Rob
         q = EnsembleQuery([n for n, _ in exact], ens.classes, x.astype(np.float64), ref, rival, lo, hi, opts.eps,
                           opts.norm, opts.domain == "integer", [d for _, d in exact])
         model = get("ensemble_robustness").build(q)
-        sol = highs.solve(model, SolveOptions(time_limit=left()))
+        sol = highs.solve(model, guarded(left()))
         if sol.status == "infeasible":
-            if opts.cross_check and highs.solve(model, SolveOptions(time_limit=left(),
-                                                                    presolve=False)).status != "infeasible":
+            if opts.cross_check and highs.solve(model, SolveOptions(time_limit=left(), presolve=checking(sol)[0])
+                                                ).status != "infeasible":
                 unsettled.append(rival)
             continue
         for margin in (0.0, 1e-5):  # then a clear margin from every inexact threshold (ties, tolerances)
             attempt = sol if margin == 0.0 else highs.solve(
-                get("ensemble_robustness").build(replace(q, margin=margin)), SolveOptions(time_limit=left()))
+                get("ensemble_robustness").build(replace(q, margin=margin)), guarded(left()))
             if attempt.x is None:
                 continue
             xp = _candidate(attempt.x, x.shape[0], opts, lo, hi)
@@ -746,7 +774,7 @@ def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: Rob
     if unsettled:
         return done("unknown", "milp", note=f"rivals not settled: {unsettled}")
     return done("robust", "milp", note="no rival class can win (solver proofs"
-                + (", confirmed with presolve off)" if opts.cross_check else ")"))
+                + (", each confirmed with the other presolve setting)" if opts.cross_check else ")"))
 
 
 def verify_robust_ensemble(ens, X: np.ndarray, labels: np.ndarray, opts: RobustOptions,

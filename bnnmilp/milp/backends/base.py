@@ -28,6 +28,9 @@ class SolveOptions:
     mip_gap: float = 0.0
     threads: int = 1
     presolve: bool = True
+    # with a time limit: presolve on for this share of it, then, if that ends with neither a point nor a proof,
+    # presolve off for the rest (HiGHS's presolve can loop past its time limit on small integer models)
+    presolve_share: float | None = None
     tight: bool = False  # feasibility tolerances 1e-9 instead of HiGHS' defaults (value functions)
 
 

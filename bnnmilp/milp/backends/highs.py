@@ -1,6 +1,6 @@
 """The embedded backend: numpy arrays -> highspy, no modelling layer in between.
 
-Ctrl-C during a solve cancels HiGHS (``cancelSolve``) and keeps its
+Ctrl-C during a solve stops HiGHS (its interrupt callbacks) and keeps its
 incumbent; progress comes from the MIP-interrupt callback, whose handler only
 copies four numbers (it fires thousands of times a second).
 """
@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import highspy
 import numpy as np
+from highspy._core import _Highs as _CoreHighs
 
 from bnnmilp.milp.backends.base import Progress, ProgressFn, Solution, SolveOptions
 from bnnmilp.milp.model import StandardModel
@@ -123,13 +126,50 @@ def write(model: StandardModel, path: str | Path) -> None:
 CHECKPOINT_EVERY = 2.0  # seconds between two incumbents handed to ``on_incumbent``
 
 
+STALL_GRACE = 1.0  # seconds (at least; 10% of the time limit) past the limit before cancelling, then abandoning
+_ABANDONED: list = []  # (Highs, thread) of solves that ignored their time limit and cancelSolve: kept alive
+MIN_FIRST = 1.0  # seconds the presolve-on attempt gets at least (``presolve_share``)
+PRESOLVE_STALL = 1e-5  # seconds per nonzero (at least MIN_FIRST) that presolve may take in a ``presolve_share``
+# attempt before it counts as looping: no interrupt callback yet (they start after presolve) means presolve
+
+
 def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None = None,
           progress: ProgressFn | None = None, h: highspy.Highs | None = None,
           on_incumbent: Callable[[np.ndarray], None] | None = None) -> Solution:
     """Solve ``model``; with ``h``, re-solve an instance already holding it (possibly with changed bounds).
 
     ``on_incumbent(x)`` gets the newest improving solution at most every CHECKPOINT_EVERY seconds, called
-    from this thread (the solver's callback only keeps a copy), so that a caller can checkpoint it."""
+    from this thread (the solver's callback only keeps a copy), so that a caller can checkpoint it.
+
+    A solve that runs STALL_GRACE past its time limit is cancelled; one that ignores that too (HiGHS's
+    presolve can loop on small models with general integers, ERGO-Code/HiGHS#2226) is abandoned: its thread
+    is left running, the Solution says ``info["abandoned"]`` and carries no point from the solver (``h`` must
+    not be used again). With ``options.presolve_share`` a presolve-on attempt gets that share of the time
+    limit and, where it ends with neither a point nor a proof, presolve off gets the rest."""
+    share = options.presolve_share
+    if share is None or not options.presolve or options.time_limit is None:
+        return _solve(model, options, start, progress, h, on_incumbent)
+    t0 = time.perf_counter()
+    limit = float(options.time_limit)
+    first = _solve(model, replace(options, time_limit=min(limit, max(MIN_FIRST, share * limit)), presolve_share=None),
+                   start, progress, h, on_incumbent, max(MIN_FIRST, PRESOLVE_STALL * model.nnz))
+    if first.x is not None or first.status not in ("time_limit", "node_limit", "error"):
+        return first
+    if first.info.get("abandoned") and h is not None:
+        return first  # the caller's instance is lost with its changes: the caller rebuilds
+    rest = max(0.01, limit - (time.perf_counter() - t0))
+    second = _solve(model, replace(options, time_limit=rest, presolve=False, presolve_share=None), start, progress,
+                    None if first.info.get("abandoned") else h, on_incumbent)
+    second.info["presolve_on"] = first.status + (" (abandoned)" if first.info.get("abandoned") else "")
+    second.runtime_s = time.perf_counter() - t0
+    return second
+
+
+def _solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None, progress: ProgressFn | None,
+           h: highspy.Highs | None, on_incumbent: Callable[[np.ndarray], None] | None,
+           stall: float | None = None) -> Solution:
+    """One HiGHS run with the watchdog; ``stall``: seconds after which a run that has not yet called any
+    interrupt callback (still in presolve) is stopped as if at its time limit."""
     h = to_highs(model) if h is None else h
     h.setOptionValue("time_limit", float(options.time_limit) if options.time_limit is not None else highspy.kHighsInf)
     h.setOptionValue("mip_rel_gap", float(options.mip_gap))
@@ -173,24 +213,53 @@ def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None 
             x_new = newest.pop()
             handed[0] = time.perf_counter()
             on_incumbent(x_new)  # type: ignore[misc]
-    h.HandleUserInterrupt = True  # lets cancelSolve() (our Ctrl-C handler) stop simplex, IPM and MIP
+    # our own thread around the core run(): highspy's startSolve/wait share one lock among all instances,
+    # so a solve that never returns would block every later one; stopping is through the interrupt callbacks
+    stop = threading.Event()
+    called = threading.Event()
+
+    def on_stop(e: object) -> None:
+        called.set()
+        if stop.is_set():
+            e.interrupt()  # type: ignore[attr-defined]
+
+    h.cbSimplexInterrupt += on_stop
+    h.cbIpmInterrupt += on_stop
+    h.cbMipInterrupt += on_stop
     t0 = time.perf_counter()
     interrupted = False
-    thread = h.startSolve()
-    while True:
+    thread = threading.Thread(target=_CoreHighs.run, args=(h,), daemon=True)
+    thread.start()
+    limit = options.time_limit
+    grace = None if limit is None else max(STALL_GRACE, 0.1 * float(limit))
+    cancelled_at: float | None = None
+    while thread.is_alive():
         try:
-            done, _ = h.wait(0.1)
-            if done:
+            thread.join(0.1)
+            if not thread.is_alive():
                 break
+            elapsed = time.perf_counter() - t0
             if progress is not None:
-                snap.elapsed = time.perf_counter() - t0
+                snap.elapsed = elapsed
                 progress(snap)
             if on_incumbent is not None:
                 hand_over()
+            over = grace is not None and elapsed > float(limit) + grace  # type: ignore[arg-type]
+            stalled = stall is not None and elapsed > stall and not called.is_set()
+            if cancelled_at is None and (over or stalled):
+                cancelled_at = elapsed
+                stop.set()
+            elif cancelled_at is not None and elapsed > cancelled_at + (grace or STALL_GRACE):
+                _ABANDONED.append((h, thread))
+                x_last = newest[-1] if newest else None
+                return Solution("time_limit", x_last, None, None, None, 0, elapsed, "highs", "",
+                                {"abandoned": True, "interrupted_by_user": interrupted})
         except KeyboardInterrupt:
             interrupted = True
-            h.cancelSolve()
-    thread.join()
+            stop.set()
+    h.cbSimplexInterrupt -= on_stop
+    h.cbIpmInterrupt -= on_stop
+    h.cbMipInterrupt -= on_stop
     runtime = time.perf_counter() - t0
     status = _STATUS.get(h.getModelStatus().name, "error")
     if interrupted and status != "optimal":
