@@ -233,6 +233,7 @@ def _solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None
     limit = options.time_limit
     grace = None if limit is None else max(STALL_GRACE, 0.1 * float(limit))
     cancelled_at: float | None = None
+    wait = STALL_GRACE
     while thread.is_alive():
         try:
             thread.join(0.1)
@@ -247,9 +248,9 @@ def _solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None
             over = grace is not None and elapsed > float(limit) + grace  # type: ignore[arg-type]
             stalled = stall is not None and elapsed > stall and not called.is_set()
             if cancelled_at is None and (over or stalled):
-                cancelled_at = elapsed
+                cancelled_at, wait = elapsed, (grace if over else STALL_GRACE)
                 stop.set()
-            elif cancelled_at is not None and elapsed > cancelled_at + (grace or STALL_GRACE):
+            elif cancelled_at is not None and elapsed > cancelled_at + wait:
                 _ABANDONED.append((h, thread))
                 x_last = newest[-1] if newest else None
                 return Solution("time_limit", x_last, None, None, None, 0, elapsed, "highs", "",
