@@ -199,13 +199,14 @@ def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndar
             return "robust", None, f"exhaustive enumeration: {flips}, none adversarial", "enum"
         return "not_robust", xp, f"enumeration ({flips}): replayed exactly", "enum"
 
-    if opts.engine == "enum" or (opts.engine == "auto" and r.combinations <= ENUM_LIMIT):
+    fast = reach.speedup(net, r, opts.eps, opts.norm) if opts.engine == "auto" else 1.0
+    if opts.engine == "enum" or (opts.engine == "auto" and r.combinations <= ENUM_LIMIT * fast):
         return exhaustive()
     if opts.engine == "auto":
         xp = reach.attack(net, x, r, opts.eps, opts.norm, adversarial, score)
         if xp is not None:
             return "not_robust", xp, f"search among {flips}: replayed exactly", "search"
-        if r.combinations <= ENUM_RATE * left():
+        if r.combinations <= ENUM_RATE * fast * left():
             return exhaustive()
     from bnnmilp.verification import sat
 
@@ -297,8 +298,8 @@ def smallest_by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, ad
         found = None
         if not beamed:
             r = reach.reachable(net, x, e, opts.norm, lo, hi, reach.threshold_layer(net))
-            if r.combinations > ENUM_LIMIT:  # the budgets get expensive: unless the quick search settles this
-                xp = reach.attack(net, x, r, e, opts.norm, adversarial, score)  # one, look further out first
+            if r.combinations > ENUM_LIMIT * reach.speedup(net, r, e, opts.norm):  # expensive budgets: unless the
+                xp = reach.attack(net, x, r, e, opts.norm, adversarial, score)  # quick search settles this one,
                 if xp is not None:
                     found = ("not_robust", xp, f"search among {len(r.flips)} reachable first-layer patterns: "
                                                "replayed exactly", "search")

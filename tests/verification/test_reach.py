@@ -376,3 +376,91 @@ def test_an_undecided_budget_reports_the_beam_search_counterexample_as_an_upper_
         assert net.argmax_predictions(xp[None, :])[0] != y and r.distance == str(int(np.abs(xp - x).sum()))
         assert r.min_eps_bound == 2 and int(r.distance) >= 2
         assert f"lies in [2, {r.distance}]" in r.note
+
+
+def l1_ball(x: np.ndarray, eps: int, lo: int, hi: int) -> np.ndarray:
+    """Every integer point of the box within L1 distance eps of x (independent of ``reach``)."""
+    pts = [[]]
+    spent = [0]
+    for v in x.astype(int).tolist():
+        nxt, nspent = [], []
+        for p, s in zip(pts, spent, strict=True):
+            for w in range(max(lo, v - (eps - s)), min(hi, v + (eps - s)) + 1):
+                nxt.append([*p, w])
+                nspent.append(s + abs(w - v))
+        pts, spent = nxt, nspent
+    return np.array(pts, dtype=float)
+
+
+@pytest.mark.parametrize(("seed", "eps", "output"), list(itertools.product(range(1, 5), [2, 3, 4],
+                                                                          ["bits", "argmax"])))
+def test_the_pair_enumeration_matches_brute_force_and_the_block_enumeration(seed, eps, output, monkeypatch):
+    """L1 budgets of two or more flips go through ``_PairPlan`` (checked): the same answers as every point of
+    the ball through the network, and as the block enumeration; every counterexample is genuine."""
+    rng = np.random.default_rng(1200 + seed)
+    net = sat_net(rng, 7, [6, 5], 3) if output == "argmax" else sat_net(rng, 7, [8, 6], 6)  # both answers occur
+    X = rng.integers(-3, 4, size=(6, 7)).astype(float)
+    units = reach.threshold_layer(net)
+    applied = 0
+    for x in X:
+        if output == "argmax":
+            y = net.argmax_predictions(x[None, :])[0]
+            if y < 0:
+                continue
+
+            def adversarial(last, U, y=y):  # ``last``: the score layer alone, U: the bits it reads
+                sc = U @ reach.dense(last.weights[0]).T - last.thresholds[0]
+                return (np.delete(sc, y, axis=1) >= sc[:, [y]]).any(axis=1)
+
+            pts = l1_ball(x, eps, -3, 3)
+            truth = bool(np.any(net.argmax_predictions(pts) != y))
+        else:
+            ref = net.predict_bits(x[None, :])[0]
+
+            def adversarial(rest, U, ref=ref):
+                return np.any((U if rest is None else rest.predict_bits(U)) != ref, axis=1)
+
+            pts = l1_ball(x, eps, -3, 3)
+            truth = bool(np.any(np.any(net.predict_bits(pts) != ref, axis=1)))
+        r = reach.reachable(net, x, eps, "1", np.full(7, -3.0), np.full(7, 3.0), units)
+        ev = reach.Evaluator(net, r)
+        if reach._PairPlan.make(ev, r, eps, "1") is None:
+            continue
+        applied += 1
+        xp = reach.search(net, x, r, eps, "1", adversarial)
+        assert (xp is not None) == truth, (seed, x)
+        if xp is not None:
+            assert np.abs(xp - x).sum() <= eps and np.all(xp >= -3) and np.all(xp <= 3)
+            if output == "argmax":
+                assert net.argmax_predictions(xp[None, :])[0] != y
+            else:
+                assert np.any(net.predict_bits(xp[None, :])[0] != ref)
+        with monkeypatch.context() as m:  # the block enumeration: the same answer
+            m.setattr(reach._PairPlan, "make", staticmethod(lambda *a: None))
+            assert (reach.search(net, x, r, eps, "1", adversarial) is not None) == truth
+    assert applied >= 2  # the pair enumeration really ran on this seed's samples
+
+
+@pytest.mark.parametrize(("seed", "eps"), list(itertools.product(range(1, 4), [2, 3, 4])))
+def test_the_pair_enumeration_reaches_every_pattern_of_the_ball(seed, eps):
+    """Coverage, not just answers: with nothing adversarial the pair enumeration runs to the end, and it hands
+    the output rule as many distinct second-layer patterns (its free units; the others are constant over the
+    ball) as every point of the ball gives (a skipped choice would lose some)."""
+    rng = np.random.default_rng(1300 + seed)
+    net = sat_net(rng, 7, [8], 3)  # the output layer reads the second layer: its patterns are the keys
+    checked = 0
+    for x in rng.integers(-3, 4, size=(12, 7)).astype(float):
+        r = reach.reachable(net, x, eps, "1", np.full(7, -3.0), np.full(7, 3.0), reach.threshold_layer(net))
+        if reach._PairPlan.make(reach.Evaluator(net, r), r, eps, "1") is None:
+            continue
+        seen: set[bytes] = set()
+
+        def record(last, U, seen=seen):
+            seen.update(row.tobytes() for row in U.astype(np.int8))
+            return np.zeros(U.shape[0], dtype=bool)
+
+        assert reach.search(net, x, r, eps, "1", record) is None
+        truth = {row.tobytes() for row in net.forward(l1_ball(x, eps, -3, 3))[1].astype(np.int8)}
+        assert len(seen) == len(truth)
+        checked += 1
+    assert checked >= 2
