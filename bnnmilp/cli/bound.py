@@ -108,8 +108,9 @@ def command(network: str, data: str, output: str, groups: str | int, time_limit:
                                   parallel=workers if (workers > 1 or scheduler) else 1,
                                   on_round=lambda h: terminal.status(_round_line(h)))
     write_json_atomic(output, res.proof)
+    from bnnmilp.verification.certificates.capacity import is_capacity
+
     if vipr_dir:
-        from bnnmilp.verification.certificates.capacity import is_capacity
         from bnnmilp.verification.certificates.composite import group_model
         from bnnmilp.verification.certificates.vipr import write_vipr
 
@@ -120,7 +121,9 @@ def command(network: str, data: str, output: str, groups: str | int, time_limit:
             write_vipr(Path(vipr_dir) / f"group_{i}.vipr", group_model(spec, ds, g["samples"]), g["proof"])
     out = {"bound": fraction_str(res.bound), "bound_float": float(res.bound), "proven": True, "proof": output,
            "scope": "every network meeting the epsilon margin on every sample (the training MILP's optimum)",
-           "groups": [{"samples": g.samples, "claim": fraction_str(g.claim), "highs_status": g.status,
+           "groups": [{"samples": g.samples, "claim": fraction_str(g.claim),
+                       "kind": "capacity" if is_capacity(g.proof) else "milp",  # HiGHS ran only on the latter
+                       "highs_status": None if is_capacity(g.proof) else g.status,
                        "highs_optimum": g.optimum, "time_s": g.time_s, "nodes": g.nodes} for g in res.groups],
            "by": res.by, "rounds": res.rounds, "time_s": res.time_s}
     out["interrupted"] = res.interrupted

@@ -12,6 +12,10 @@ and the rest of the network sees only those bits. Enumerating every such choice 
 batches, stopping at the first one whose output differs) is exhaustive: no adversarial choice means robust, a
 proof that needs no solver. The later layers are evaluated by the exact forward pass, and a counterexample
 (each changed feature at its cheapest value) is replayed through the whole network like any other.
+
+L1 budgets go through ``_PairPlan`` where it applies (one pattern per feature, integer costs and sums): every
+choice is a prefix and a last pair, its free second-layer bits one 64-bit key assembled from precomputed words,
+and only keys not seen recently reach the later layers.
 """
 
 from __future__ import annotations

@@ -135,6 +135,7 @@ def test_bound_cli_writes_the_capacity_proof_and_verify_checks_it(tmp_path, repo
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert (out["bound"], out["by"], len(out["groups"])) == ("14", "capacity", 1)
+    assert (out["groups"][0]["kind"], out["groups"][0]["highs_status"]) == ("capacity", None)  # no HiGHS run
     r = CliRunner().invoke(main, ["verify", str(spec), str(data), "--certificate", str(tmp_path / "b.json")])
     assert r.exit_code == 0
     assert "below 14 (1 group partitions the data; 1 by the capacity bound, checked exactly" in r.output
