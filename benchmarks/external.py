@@ -104,7 +104,8 @@ def main() -> None:
     print(json.dumps({"sakai_lp": lp}), flush=True)
     out = Path(args.out)
     machine = f"{platform.machine()}, Python {platform.python_version()}"
-    out.with_suffix(".json").write_text(json.dumps({"machine": machine, "rows": rows, "pairs": pairs,
+    out.with_suffix(".json").write_text(json.dumps({"machine": machine, "time_limit": args.time_limit, "rows": rows,
+                                                    "pairs": pairs,
                                                     "sakai_lp": lp}, indent=1))
     definite = [r for r in rows if r["answer"] != "unknown"]
     times = [r["time_s"] for r in rows]
