@@ -577,6 +577,8 @@ PAIR_SPEEDUP = 20  # how much faster the pair enumeration gets through choices (
 
 def speedup(net: Network, reach: Reach, eps: float, norm: str) -> float:
     """How much faster than the block enumeration ``search`` will be on this query (for time estimates)."""
+    if norm != "1" or reach.max_features < 2 or len(reach.flips) < 2:  # no plan: skip building the evaluator
+        return 1.0
     return PAIR_SPEEDUP if _PairPlan.make(Evaluator(net, reach), reach, eps, norm) is not None else 1.0
 
 
