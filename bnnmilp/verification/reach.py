@@ -530,9 +530,9 @@ class _PairPlan:
             return ev.as_input(x, [] if hit == 0 else [int(np.flatnonzero(self.cost <= self.budget)[hit - 1])])
         done = U.shape[0]
         min_pair = int(self.pc.min())
-        flips = Reach(np.zeros(0), [Flip(0, 0.0, float(c), np.zeros(0), np.zeros(0)) for c in self.cost], 0,
-                      max(0, (self.budget - min_pair) // int(self.cost.min())))
-        flips.flips = [Flip(int(j), 0.0, float(c), np.zeros(0), np.zeros(0)) for j, c in enumerate(self.cost)]
+        # the prefixes: choices within the budget less the cheapest pair (flip j standing for feature j)
+        flips = Reach(np.zeros(0), [Flip(j, 0.0, float(c), np.zeros(0), np.zeros(0)) for j, c in enumerate(self.cost)],
+                      0)
         starts = np.searchsorted(self.pi, np.arange(-1, n), side="right")  # pairs after flip m start at [m + 1]
         for Pref in choice_blocks(flips, self.budget - min_pair, "1"):
             last = Pref[:, -1] if Pref.shape[1] else np.full(Pref.shape[0], -1)
