@@ -324,18 +324,16 @@ class Evaluator:
         """The first row of F (in the order of distinct patterns) that ``adversarial`` accepts, or -1."""
         return self.first_hit_bits(self.bits(F), adversarial)
 
-    def first_hit_bits(self, U: np.ndarray, adversarial, distinct: bool = False) -> int:
-        """The first row of U (bits the rest of the network reads) that ``adversarial`` accepts, or -1
-        (``distinct``: the rows of U are distinct already)."""
+    def first_hit_bits(self, U: np.ndarray, adversarial) -> int:
+        """The first row of U (bits the rest of the network reads) that ``adversarial`` accepts, or -1."""
         rows = np.arange(U.shape[0])
         if self.rest is None:
             hit = np.flatnonzero(adversarial(None, U))
             return int(hit[0]) if hit.size else -1
         L = len(self.rest.weights)
         for l in range(L):
-            if l or not distinct:
-                U, keep = _distinct(U)
-                rows = rows[keep]
+            U, keep = _distinct(U)
+            rows = rows[keep]
             if l == L - 1:
                 break
             if self.f32[l] is not None:
@@ -561,7 +559,7 @@ class _PairPlan:
                     if new.size:
                         u = np.unique(new)
                         bits = ((u[:, None] >> np.arange(F, dtype=np.uint64)) & np.uint64(1)).astype(np.int8)
-                        hit = ev.first_hit_bits(bits, adversarial, distinct=True)
+                        hit = ev.first_hit_bits(bits, adversarial)
                         if hit >= 0:
                             r, k = np.argwhere(keys == u[hit])[0]
                             pr = int(q[k])

@@ -89,6 +89,7 @@ class QuerySession:
         self.xcols = self.model.cols("x").astype(np.int32)
         self.ucols = [self.model.cols(f"u{l}").astype(np.int32) for l in range(1, len(net.weights) + 1)]
         self.rows = {k: blocks[k].start for k in ("tpos", "tneg", "rlo", "rhi") if k in blocks}
+        self.broken = False  # HiGHS was abandoned while running on self.h: never touch it again
 
     def solve(self, x: np.ndarray, ref: np.ndarray, lo: np.ndarray, hi: np.ndarray, presolve: bool | None = None,
               time_limit: float | None = None):
@@ -110,8 +111,10 @@ class QuerySession:
                 lower, upper = {"tpos": (-x[j], inf), "tneg": (x[j], inf), "rlo": (x[j], inf),
                                 "rhi": (-inf, x[j])}[k]
                 h.changeRowBounds(start + j, float(lower), float(upper))
-        return highs.solve(self.model, guarded(time_limit) if presolve is None else
-                           SolveOptions(time_limit=time_limit, presolve=presolve), h=h)
+        sol = highs.solve(self.model, guarded(time_limit) if presolve is None else
+                          SolveOptions(time_limit=time_limit, presolve=presolve), h=h)
+        self.broken = bool(sol.info.get("abandoned"))
+        return sol
 
 
 @dataclass
@@ -418,8 +421,7 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
     sol = None
     if session is not None:
         sol = session.solve(x, ref, lo, hi, time_limit=left())
-        if sol.info.get("abandoned"):  # HiGHS still runs on the shared model: this query and later ones rebuild
-            _SESSIONS.clear()
+        if session.broken:  # HiGHS still runs on the shared model: this query builds its own (``_session`` too)
             session = None
     if session is not None:
         def again(presolve: bool):
@@ -503,7 +505,7 @@ def _session(net: Network, opts: RobustOptions, key: int) -> QuerySession | None
     """One reusable model per process and network (only with a finite input domain)."""
     if not opts.reuse or opts.bounds is None or not all(map(math.isfinite, opts.bounds)):
         return None
-    if key not in _SESSIONS:
+    if key not in _SESSIONS or _SESSIONS[key].broken:
         _SESSIONS.clear()
         _SESSIONS[key] = QuerySession(net, opts)
     return _SESSIONS[key]

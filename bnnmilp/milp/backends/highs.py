@@ -129,8 +129,9 @@ CHECKPOINT_EVERY = 2.0  # seconds between two incumbents handed to ``on_incumben
 STALL_GRACE = 1.0  # seconds (at least; 10% of the time limit) past the limit before cancelling, then abandoning
 _ABANDONED: list = []  # (Highs, thread) of solves that ignored their time limit and cancelSolve: kept alive
 MIN_FIRST = 1.0  # seconds the presolve-on attempt gets at least (``presolve_share``)
-PRESOLVE_STALL = 1e-5  # seconds per nonzero (at least MIN_FIRST) that presolve may take in a ``presolve_share``
-# attempt before it counts as looping: no interrupt callback yet (they start after presolve) means presolve
+# seconds per nonzero (at least MIN_FIRST) that presolve may take in a ``presolve_share`` attempt before it counts
+# as looping: no interrupt callback has been called yet (they start after presolve), so presolve still runs
+PRESOLVE_STALL = 1e-5
 
 
 def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None = None,
@@ -153,14 +154,15 @@ def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None 
     limit = float(options.time_limit)
     first = _solve(model, replace(options, time_limit=min(limit, max(MIN_FIRST, share * limit)), presolve_share=None),
                    start, progress, h, on_incumbent, max(MIN_FIRST, PRESOLVE_STALL * model.nnz))
+    abandoned = bool(first.info.get("abandoned"))
     if first.x is not None or first.status not in ("time_limit", "node_limit", "error"):
         return first
-    if first.info.get("abandoned") and h is not None:
+    if abandoned and h is not None:
         return first  # the caller's instance is lost with its changes: the caller rebuilds
     rest = max(0.01, limit - (time.perf_counter() - t0))
     second = _solve(model, replace(options, time_limit=rest, presolve=False, presolve_share=None), start, progress,
-                    None if first.info.get("abandoned") else h, on_incumbent)
-    second.info["presolve_on"] = first.status + (" (abandoned)" if first.info.get("abandoned") else "")
+                    None if abandoned else h, on_incumbent)
+    second.info["presolve_on"] = first.status + (" (abandoned)" if abandoned else "")
     second.runtime_s = time.perf_counter() - t0
     return second
 
