@@ -30,6 +30,7 @@ import numpy as np
 
 from bnnmilp.milp.backends.highs import to_highs
 from bnnmilp.milp.model import StandardModel
+from bnnmilp.verification.certificates.propagate import Propagator, Step
 
 
 @dataclass
@@ -41,6 +42,8 @@ class Node:
     upper: np.ndarray
     estimate: float  # the parent's LP bound
     frac: float = 0.0  # the fractional part of the branched column in the parent's LP solution
+    steps: list[Step] = field(default_factory=list)  # bounds derived at this node (propagate.py), in order
+    limit: float | None = None  # the propagation hypothesis the box was last propagated under
 
 
 def _children(node: Node, j: int, v: float) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -55,7 +58,7 @@ def _children(node: Node, j: int, v: float) -> tuple[tuple[np.ndarray, np.ndarra
 @dataclass
 class Leaf:
     node: int
-    kind: str  # "bound" | "infeasible" | "integral"
+    kind: str  # "bound" | "infeasible" | "integral" | "empty" (propagation emptied the box: no multipliers)
     y: np.ndarray  # row multipliers (dense; written sparse)
     bound: float  # floating-point value of the leaf bound (the checker recomputes it exactly)
     exact: dict[int, Fraction] | None = None  # exact multipliers, where reduced costs had to vanish exactly
@@ -284,11 +287,16 @@ def _infeasible_row(model: StandardModel, lower: np.ndarray, upper: np.ndarray) 
 RELIABLE = 2  # strong-branching observations per side before a column's pseudo-costs are trusted
 STRONG_CANDIDATES = 8  # unreliable candidates strong-branched per node (the most fractional first)
 STRONG_ITERATIONS = 200  # simplex iterations per strong-branching LP
+PROBING = True  # every node probes its free integer columns (propagate.Propagator.probe)
+PROBE_ALL_EVERY = 8  # every column is probed at the root and every 8th node; others by success rate
+INFERENCE_WEIGHT = 1.0  # branching score: normalised pseudo-cost product + this x normalised inference product
+INFERENCE_EMPTY = 100  # an emptied child counts as this many deduced bounds
+SB_PROPAGATE = True  # strong-branching children are propagated first (an empty child scores as infeasible)
 
 
 def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_limit: float | None = None,
                      node_limit: int | None = None, priority: np.ndarray | None = None,
-                     tight: bool = False, branching: str = "reliability") -> Tree:
+                     tight: bool = False, branching: str = "reliability", propagate: bool = True) -> Tree:
     """Solve (or, with ``cutoff``, prove a lower bound of) the MILP, recording the tree and leaf multipliers.
 
     ``cutoff``: an objective value known to be attainable (e.g. from a MIP solve); leaves whose bound
@@ -302,6 +310,9 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
     each has RELIABLE observations per side; the product of the two gains scores a column) or "fractional"
     (the most fractional column). Branching only decides which disjunction to record: either way every
     leaf carries its own multipliers, so the proof's validity does not depend on it.
+    ``propagate``: tighten every node's box by bound propagation (for an integral objective also under
+    the hypothesis c x + offset <= incumbent - 1), recording each step for the checker (propagate.py).
+    Off with ``tight`` and for dual functions, whose leaves must stay valid when a right-hand side moves.
     """
     t0 = time.perf_counter()
     integral = model.objective_integral and not tight
@@ -316,6 +327,7 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
     lo0[ints], up0[ints] = np.ceil(lo0[ints] - 1e-9), np.floor(up0[ints] + 1e-9)
     tree = Tree()
     incumbent = cutoff if cutoff is not None else math.inf
+    propagator = Propagator(model, continuous=integral) if propagate and not tight else None
 
     def closes(bound: float) -> bool:
         if not math.isfinite(incumbent):
@@ -354,6 +366,17 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
         got = _scale_farkas(y, target, bound_of)
         return None if got is None else Leaf(node.id, "infeasible", got[0], got[1], keep[0])
 
+    def limit() -> float | None:
+        """The propagation hypothesis: c x + offset <= incumbent - 1 (integral objective only)."""
+        return incumbent - 1 if integral and math.isfinite(incumbent) else None
+
+    inf_sum = np.zeros((2, model.n_cols))  # per side and column: bounds deduced after branching (inference)
+    inf_cnt = np.zeros((2, model.n_cols))
+
+    def infer(side: int, j: int, found: int, empty: bool) -> None:
+        inf_sum[side, j] += found + (INFERENCE_EMPTY if empty else 0)
+        inf_cnt[side, j] += 1
+
     pc_sum = np.zeros((2, model.n_cols))  # per side (down, up) and column: bound gain per unit of change
     pc_cnt = np.zeros((2, model.n_cols))
 
@@ -378,7 +401,11 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
             for j in unreliable[np.argsort(-frac[unreliable], kind="stable")][:STRONG_CANDIDATES]:
                 f = x[j] - math.floor(x[j])
                 for side, (lo, up) in enumerate(_children(node, j, x[j])):
-                    z = lp_value(j, lo, up)
+                    empty, box = False, (lo, up)
+                    if propagator is not None and SB_PROPAGATE:
+                        *box, found, empty = propagator.run(lo, up, limit(), [int(j)])
+                        infer(side, int(j), len(found), empty)
+                    z = math.inf if empty else lp_value(j, *box)
                     if math.isnan(z):
                         continue
                     gain = (1e6 if math.isinf(z) else max(0.0, z - bound)) / (f if side == 0 else 1.0 - f)
@@ -390,7 +417,15 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
         f = x[cand] - np.floor(x[cand])
         down = np.where(pc_cnt[0, cand] > 0, pc_sum[0, cand] / np.maximum(pc_cnt[0, cand], 1), mean[0]) * f
         up = np.where(pc_cnt[1, cand] > 0, pc_sum[1, cand] / np.maximum(pc_cnt[1, cand], 1), mean[1]) * (1 - f)
-        return int(cand[np.argmax(np.maximum(down, 1e-6) * np.maximum(up, 1e-6))])
+        score = np.maximum(down, 1e-6) * np.maximum(up, 1e-6)
+        if propagator is not None and INFERENCE_WEIGHT > 0:  # where LP gains are flat (a big-M bound of 0),
+            imean = [inf_sum[s_][inf_cnt[s_] > 0].mean() if np.any(inf_cnt[s_] > 0) else 1.0 for s_ in (0, 1)]
+            idown = np.where(inf_cnt[0, cand] > 0, inf_sum[0, cand] / np.maximum(inf_cnt[0, cand], 1), imean[0])
+            iup = np.where(inf_cnt[1, cand] > 0, inf_sum[1, cand] / np.maximum(inf_cnt[1, cand], 1), imean[1])
+            iscore = np.maximum(idown, 1e-3) * np.maximum(iup, 1e-3)  # what propagation deduces decides
+            score = score / max(float(score.mean()), 1e-12) + INFERENCE_WEIGHT * iscore / max(float(iscore.mean()),
+                                                                                                1e-12)
+        return int(cand[np.argmax(score)])
 
     root = Node(0, None, None, lo0, up0, -math.inf)
     tree.nodes.append(root)
@@ -405,6 +440,22 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
             break
         _, nid = heapq.heappop(heap)
         node = tree.nodes[nid]
+        if propagator is not None:
+            fresh = node.branch is None or node.limit != limit()  # else only the branched column moved
+            node.limit = limit()
+            node.lower, node.upper, node.steps, empty = propagator.run(
+                node.lower, node.upper, node.limit, None if fresh else [node.branch[0]])
+            if node.branch is not None:
+                infer(0 if node.branch[1] == "<=" else 1, node.branch[0], len(node.steps), empty)
+            if not empty and PROBING:
+                cand = np.flatnonzero(ints & (node.lower < node.upper))
+                node.lower, node.upper, probed, empty = propagator.probe(
+                    node.lower, node.upper, limit(), cand, everything=nid % PROBE_ALL_EVERY == 0,
+                    deadline=None if time_limit is None else t0 + time_limit)
+                node.steps += probed
+            if empty:
+                tree.leaves.append(Leaf(nid, "empty", np.zeros(model.n_rows), math.inf))
+                continue
         target = (incumbent if math.isfinite(incumbent) else 0.0) + 1.0
         leaf = farkas_leaf(node, _infeasible_row(model, node.lower, node.upper), target)
         if leaf is not None:
@@ -464,7 +515,8 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
             else:
                 lo[j] = math.ceil(v)
                 val = lo[j]
-            child = Node(len(tree.nodes), nid, (j, sense, float(val)), lo, up, bound, frac=float(v - math.floor(v)))
+            child = Node(len(tree.nodes), nid, (j, sense, float(val)), lo, up, bound, frac=float(v - math.floor(v)),
+                         limit=node.limit)
             tree.nodes.append(child)
             heapq.heappush(heap, (bound, child.id))
     if tree.incumbent is None and cutoff is not None:
@@ -474,15 +526,23 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
             if lf.kind == "infeasible" and lf.bound < incumbent + 1:
                 tree.leaves[k] = farkas_leaf(tree.nodes[lf.node], lf.y, incumbent + 1) or lf
     if tree.status == "optimal" and tree.leaves:
-        _claim(tree, model, integral, exact or ExactModel(model))
+        _claim(tree, model, integral, exact or ExactModel(model),
+               hypothesis=propagator is not None and integral and any(n.steps for n in tree.nodes))
     tree.runtime_s = time.perf_counter() - t0
     return tree
 
 
-def _claim(tree: Tree, model: StandardModel, integral: bool, exact: ExactModel) -> None:
+def _claim(tree: Tree, model: StandardModel, integral: bool, exact: ExactModel, hypothesis: bool) -> None:
     """The claim is the smallest exact leaf bound (rounded up for an integral objective: lemma 8 of the
     checker), computed exactly for every leaf whose float bound comes near the smallest."""
-    fmin = min(lf.bound for lf in tree.leaves)
+    finite = [lf.bound for lf in tree.leaves if lf.kind != "empty"]
+    if not finite:  # every leaf emptied under c x + offset <= incumbent - 1: the incumbent is the claim
+        tree.claimed_exact = Fraction(tree.incumbent) if tree.incumbent is not None else None
+        tree.claimed_bound = tree.incumbent
+        if tree.claimed_exact is None:
+            tree.status, tree.failure = "failed", "every leaf is empty but there is no incumbent to claim"
+        return
+    fmin = min(finite)
     if not math.isfinite(fmin):
         tree.status = "failed"
         tree.failure = ("a leaf's bound is -infinity (a column with an infinite bound keeps a nonzero reduced "
@@ -491,7 +551,7 @@ def _claim(tree: Tree, model: StandardModel, integral: bool, exact: ExactModel) 
     near = fmin + 1e-6 * (1 + abs(fmin))
     bounds = []
     for lf in tree.leaves:
-        if lf.bound > near:
+        if lf.bound > near or lf.kind == "empty":
             continue
         node = tree.nodes[lf.node]
         yq = lf.exact if lf.exact is not None else {int(i): Fraction(float(lf.y[i])) for i in np.flatnonzero(lf.y)}
@@ -500,6 +560,8 @@ def _claim(tree: Tree, model: StandardModel, integral: bool, exact: ExactModel) 
             tree.status, tree.failure = "failed", f"leaf {lf.node}: the exact bound is -infinity"
             return
         bounds.append(b)
-    q = min(bounds)
-    tree.claimed_exact = Fraction(math.ceil(q)) if integral else q
+    q = Fraction(math.ceil(min(bounds))) if integral else min(bounds)
+    if hypothesis and tree.incumbent is not None:  # steps assumed c x + offset <= incumbent - 1
+        q = min(q, Fraction(tree.incumbent))
+    tree.claimed_exact = q
     tree.claimed_bound = round_down(tree.claimed_exact)

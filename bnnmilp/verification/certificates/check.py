@@ -29,6 +29,19 @@ it only through the following lemmas, each applied in exact rational arithmetic.
    conditions itself from the model; ``objective_integral`` in the proof only asks for this rule.
 9. **Conclusion.** If every non-empty leaf has bound b >= K (or, under lemma 8, b > ceil(K) - 1),
    every feasible x lies in some leaf (lemma 5) and has c x + offset >= K (lemma 7).
+10. **Derived bounds** (version 2, ``derived``). A step (node, j, sense, v, i) tightens node's box after
+   its branch and the steps before it. Row i with sides L_i <= a_i x <= U_i and a_ij != 0 gives, over the
+   box of the other columns, x_j <= (U_i - sum_{k != j} min(a_ik l_k, a_ik u_k)) / a_ij for a_ij > 0
+   (the other cases alike, with L_i and the maxima), rounded down for an integer column. The step holds
+   when v is no tighter than that bound; every point of the node's box that satisfies row i then lies in
+   the tightened box. Children inherit the tightened box; a leaf's box is the root box tightened by the
+   branches and steps of every node on its path. A probe step (node, j, "<=", v, [steps]) for an integer
+   column and integer v holds if the box with x_j >= v + 1 added, tightened by its own steps (each checked
+   as above), is empty: every integer point then has x_j <= v (">=" alike, with x_j <= v - 1).
+11. **The hypothesis** (row -1, integral objective only). To prove K it suffices to show that no
+   integer-feasible point has c x + offset <= T = ceil(K) - 1 (lemma 8). Row -1 is that inequality, used
+   as a row by lemma 10; the leaves' bounds then show that no such point exists (a bound b > T
+   contradicts c x + offset <= T, and an empty box holds no point), so lemma 9's conclusion stands.
 """
 
 from __future__ import annotations
@@ -187,7 +200,7 @@ def _tree(model: StandardModel, doc: dict[str, Any], rep: CheckReport):
 
 
 def check_proof(model: StandardModel, doc: dict[str, Any]) -> CheckReport:
-    """Check a proof document against ``model`` by lemmas 1-9 of this module; never raises on bad input."""
+    """Check a proof document against ``model`` by lemmas 1-11 of this module; never raises on bad input."""
     rep = CheckReport(ok=True)
     try:
         _check(model, doc, rep)
@@ -252,41 +265,209 @@ def _check(model: StandardModel, doc: dict[str, Any], rep: CheckReport) -> None:
     lo0 = [root_bound(v, bool(i), False) for v, i in zip(model.col_lower, model.integrality, strict=True)]
     up0 = [root_bound(v, bool(i), True) for v, i in zip(model.col_upper, model.integrality, strict=True)]
     target = F(math.ceil(claim)) - 1 if integral else claim  # lemma 8 / lemma 9
+    steps = _steps(model, doc, nodes, integral, rep)
+    if steps is None:
+        return
+    rows = _Rows(model, target if integral else None)
+    children: dict[int, list[int]] = {n: [] for n in nodes}
+    for n, (parent, *_rest) in nodes.items():
+        if parent is not None:
+            children[parent].append(n)
     weakest = None
-    for n in sorted(leaves):
-        lo, up = list(lo0), list(up0)
-        k = n
-        while nodes[k][0] is not None:
-            _, col, sense, q = nodes[k]
+    errors: list[tuple[int, str]] = []
+    lo, up = list(lo0), list(up0)
+    stack: list[tuple[int, list | None]] = [(0, None)]
+    while stack:  # depth first, undoing each node's tightenings on the way back (lemmas 5 and 10)
+        n, undo = stack.pop()
+        if undo is not None:
+            for j, a, b in reversed(undo):
+                lo[j], up[j] = a, b
+            continue
+        log: list[tuple] = []
+        parent, col, sense, q = nodes[n]
+        if parent is not None:
+            log.append((col, lo[col], up[col]))
             if sense == "<=":
                 up[col] = q if up[col] is None else min(up[col], q)
             else:
                 lo[col] = q if lo[col] is None else max(lo[col], q)
-            k = nodes[k][0]
+        failed = False
+        for col, sense, v, i in steps.get(n, []):
+            why = _probe(rows, model, col, sense, v, i, lo, up) if isinstance(i, list) else \
+                _follows(rows, model, col, sense, v, i, lo, up)
+            if why is not None:
+                errors.append((n, f"node {n}: derived bound x{col} {sense} {_show(v)} {why}; "
+                                  "its subtree is not checked"))
+                failed = True
+                break
+            log.append((col, lo[col], up[col]))
+            if sense == "<=":
+                up[col] = v if up[col] is None else min(up[col], v)
+            else:
+                lo[col] = v if lo[col] is None else max(lo[col], v)
+        stack.append((n, log))
+        if failed:  # the proof is rejected; the steps below would fail in turn
+            continue
+        if n not in leaves:
+            stack.extend((ch, None) for ch in children[n])
+            continue
         if any(a is not None and b is not None and a > b for a, b in zip(lo, up, strict=True)):
             continue  # lemma 6
         ys = given[n].get("y", [])
         if not isinstance(ys, list) or not all(isinstance(p, list) and len(p) == 2 for p in ys):
-            rep.fail(f"leaf {n}: malformed multipliers")
+            errors.append((n, f"leaf {n}: malformed multipliers"))
             continue
         y: dict[int, Fraction] = {}
         for i, v in ys:
             if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < model.n_rows or i in y:
-                rep.fail(f"leaf {n}: multiplier of an unknown or repeated row {i!r}")
+                errors.append((n, f"leaf {n}: multiplier of an unknown or repeated row {i!r}"))
                 break
             y[i] = rational(v, f"leaf {n}: multiplier of row {i}")
         else:
             b = _exact_leaf_bound(model, y, lo, up)
             if b is None:
-                rep.fail(f"leaf {n}: the bound is -infinity (a multiplier uses an infinite side or box)")
+                errors.append((n, f"leaf {n}: the bound is -infinity (a multiplier uses an infinite side or box)"))
                 continue
             weakest = b if weakest is None or b < weakest else weakest
             if not (b > target if integral else b >= target):
-                rep.fail(f"leaf {n}: bound {_show(b)} does not reach the claimed {_show(claim)}"
-                         + (" (an integral objective needs a bound above ceil(claim) - 1)" if integral else ""))
+                errors.append((n, f"leaf {n}: bound {_show(b)} does not reach the claimed {_show(claim)}"
+                               + (" (an integral objective needs a bound above ceil(claim) - 1)" if integral else "")))
+    for _, msg in sorted(errors, key=lambda e: e[0]):  # in node order, whatever the order of the search
+        rep.fail(msg)
     rep.leaves = len(leaves)
     rep.weakest_leaf_bound = weakest
     rep.claim = claim
+
+
+def _steps(model: StandardModel, doc: dict[str, Any], nodes: dict, integral: bool, rep: CheckReport
+           ) -> dict[int, list[tuple]] | None:
+    """Lemma 10's records as {node: [(column, sense, value, row), ...]} in the proof's order, or None."""
+    raw = doc.get("derived", [])
+    if not isinstance(raw, list):
+        rep.fail("derived: expected a list")
+        return None
+    out: dict[int, list[tuple]] = {}
+
+    def step(rec: Any, where: str) -> tuple | None:
+        """(column, sense, value, row) of a plain step, checked for form; None after rep.fail."""
+        if not isinstance(rec, list) or len(rec) != 4:
+            rep.fail(f"{where}: malformed derived bound {rec!r}")
+            return None
+        col, sense, v, i = rec
+        if any(isinstance(x, bool) or not isinstance(x, int) for x in (col, i)) or not 0 <= col < model.n_cols \
+                or sense not in ("<=", ">="):
+            rep.fail(f"{where}: derived bound {rec!r}: expected [column, '<=' or '>=', value, row]")
+            return None
+        if not (-1 <= i < model.n_rows) or (i == -1 and not integral):
+            rep.fail(f"{where}: derived bound {rec!r}: row {i} is not a row of the model"
+                     + (" (row -1, the hypothesis, needs an integral objective)" if i == -1 else ""))
+            return None
+        return col, sense, rational(v, f"{where}: derived bound"), i
+
+    for rec in raw:
+        if not isinstance(rec, list) or len(rec) != 5 or isinstance(rec[0], bool) or not isinstance(rec[0], int) \
+                or rec[0] not in nodes:
+            rep.fail(f"malformed derived bound {rec!r}: expected [node, column, sense, value, row or steps]")
+            return None
+        n, where = rec[0], f"node {rec[0]}"
+        if isinstance(rec[4], list):  # a probe: its own steps empty the other side
+            head = step([*rec[1:4], -1 if integral else 0], where)  # the row is checked per inner step
+            inner = [step(r, f"{where} (probe of x{rec[1]})") for r in rec[4]]
+            if head is None or any(t is None for t in inner):
+                if rep.ok:
+                    rep.fail(f"{where}: malformed probe {rec!r}")
+                return None
+            col, sense, v, _ = head
+            if not model.integrality[col] or v.denominator != 1:
+                rep.fail(f"{where}: a probe needs an integer column and an integer value, got x{col} {sense} {v}")
+                return None
+            out.setdefault(n, []).append((col, sense, v, inner))
+            continue
+        got = step(rec[1:], where)
+        if got is None:
+            return None
+        out.setdefault(n, []).append(got)
+    return out
+
+
+def _follows(rows: _Rows, model: StandardModel, col: int, sense: str, v: Fraction, i: int, lo: list, up: list
+             ) -> str | None:
+    """Lemma 10 for one step over the box (lo, up): None if it holds, else why not."""
+    b = rows.implied(i, col, sense, bool(model.integrality[col]), lo, up)
+    if b is None or (v < b if sense == "<=" else v > b):
+        return f"does not follow from row {i}" + ("" if b is None else f" (it gives {_show(b)})")
+    return None
+
+
+def _probe(rows: _Rows, model: StandardModel, col: int, sense: str, v: Fraction, inner: list, lo: list, up: list
+           ) -> str | None:
+    """Lemma 10's probe: the other side of x_col's integer value, tightened by ``inner``, is empty."""
+    undo: list[tuple] = [(col, lo[col], up[col])]
+    try:
+        if sense == "<=":
+            lo[col] = v + 1 if lo[col] is None else max(lo[col], v + 1)
+        else:
+            up[col] = v - 1 if up[col] is None else min(up[col], v - 1)
+        for k, s2, v2, i2 in inner:
+            why = _follows(rows, model, k, s2, v2, i2, lo, up)
+            if why is not None:
+                return f"(a probe): its step x{k} {s2} {_show(v2)} {why}"
+            undo.append((k, lo[k], up[k]))
+            if s2 == "<=":
+                up[k] = v2 if up[k] is None else min(up[k], v2)
+            else:
+                lo[k] = v2 if lo[k] is None else max(lo[k], v2)
+        if not any(lo[k] is not None and up[k] is not None and lo[k] > up[k] for k, *_ in undo):
+            return "(a probe): the other side's box is not empty after its steps"
+        return None
+    finally:
+        for k, a, b in reversed(undo):
+            lo[k], up[k] = a, b
+
+
+class _Rows:
+    """The model's rows in rationals, read on demand, and row -1: c x <= T - offset (lemma 11)."""
+
+    def __init__(self, model: StandardModel, hypothesis: Fraction | None) -> None:
+        self.model = model
+        self.cache: dict[int, tuple[dict[int, Fraction], Fraction | None, Fraction | None]] = {}
+        if hypothesis is not None:
+            c = {int(j): F(float(model.c[j])) for j in np.flatnonzero(model.c)}
+            self.cache[-1] = (c, None, hypothesis - F(float(model.offset)))
+
+    def row(self, i: int) -> tuple[dict[int, Fraction], Fraction | None, Fraction | None]:
+        if i not in self.cache:
+            m = self.model
+            s, e = int(m.indptr[i]), int(m.indptr[i + 1])
+            a: dict[int, Fraction] = {}
+            for j, v in zip(m.indices[s:e].tolist(), m.data[s:e].tolist(), strict=True):
+                a[j] = a.get(j, F(0)) + F(v)
+            side = [F(float(x)) if math.isfinite(x) else None for x in (m.row_lower[i], m.row_upper[i])]
+            self.cache[i] = (a, side[0], side[1])
+        return self.cache[i]
+
+    def implied(self, i: int, j: int, sense: str, integer: bool, lo: list, up: list) -> Fraction | None:
+        """Lemma 10: the bound on x_j that row i implies over the box of its other columns (None: none)."""
+        a, L, U = self.row(i)
+        aj = a.get(j, F(0))
+        if aj == 0:
+            return None
+        use_upper = (sense == "<=") == (aj > 0)  # U with the others at their minimum, else L at the maximum
+        side = U if use_upper else L
+        if side is None:
+            return None
+        rest = F(0)
+        for k, ak in a.items():
+            if k == j or ak == 0:
+                continue
+            b = (lo[k] if ak > 0 else up[k]) if use_upper else (up[k] if ak > 0 else lo[k])
+            if b is None:
+                return None
+            rest += ak * b
+        v = (side - rest) / aj
+        if integer:
+            v = F(math.floor(v)) if sense == "<=" else F(math.ceil(v))
+        return v
 
 
 def _show(q: Fraction) -> str:

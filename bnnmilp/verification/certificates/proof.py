@@ -1,4 +1,4 @@
-"""The proof file (JSON, format ``bnnmilp-proof``, version 1): a branch-and-bound tree with leaf multipliers.
+"""The proof file (JSON, format ``bnnmilp-proof``, version 1 or 2): a branch-and-bound tree with leaf multipliers.
 
     {"format": "bnnmilp-proof", "version": 1,
      "model_sha256": "...",            # StandardModel.fingerprint() of the exact model proven about
@@ -11,10 +11,17 @@
      "leaves": [{"node": 1, "kind": "bound", "y": [[row, multiplier], ...]}, ...],
                                        # a multiplier is a double, or an exact rational "p/q" where the
                                        # engine had to make reduced costs vanish exactly (free columns)
+     "derived": [[node, column, "<=" | ">=", value, row], ...],
+                                       # version 2: bounds derived by propagation at a node, in order;
+                                       # row -1 is the hypothesis c x + offset <= ceil(claim) - 1; a probe
+                                       # has a list [[column, sense, value, row], ...] for its row: the
+                                       # steps that empty the box on the other side of the integer value
      "engine": {"nodes": ..., "runtime_s": ..., "nodes_per_s": ..., "status": "optimal"}}
 
 Leaf t proves c x + offset >= offset + sum_i y_i (row_lower_i if y_i > 0 else row_upper_i)
-+ sum_j min(r_j l_j, r_j u_j), r = c - A^T y, over the box of root bounds tightened along its path.
++ sum_j min(r_j l_j, r_j u_j), r = c - A^T y, over the box of root bounds tightened along its path (by
+the branches and, in version 2, the derived bounds of every node on it; a leaf of kind "empty" has an
+empty box and no multipliers).
 """
 
 from __future__ import annotations
@@ -45,14 +52,18 @@ def proof_doc(model: StandardModel, tree: Tree) -> dict[str, Any]:
         raise ValueError("the tree has no claim to write")
     nodes = [[n.id, n.parent, *(list(n.branch) if n.branch else [None, None, None])] for n in tree.nodes]
     leaves = [{"node": lf.node, "kind": lf.kind, "y": _multipliers(lf)} for lf in tree.leaves]
+    derived = [[n.id, s.column, s.sense, s.value, s.row if s.proof is None else
+                [[p.column, p.sense, p.value, p.row] for p in s.proof]] for n in tree.nodes for s in n.steps]
+    extra = {"derived": derived} if derived else {}
     return {
-        "format": FORMAT, "version": 1, "model_sha256": model.fingerprint(), "model_name": model.name,
+        "format": FORMAT, "version": 2 if derived else 1, "model_sha256": model.fingerprint(),
+        "model_name": model.name,
         "sense": "min", "objective_integral": bool(model.objective_integral),
         "claimed_bound": tree.claimed_bound, "claimed_bound_exact": fraction_str(tree.claimed_exact),
         "incumbent": tree.incumbent,
         "engine": {"nodes": len(tree.nodes), "leaves": len(tree.leaves), "runtime_s": round(tree.runtime_s, 6),
                    "nodes_per_s": round(tree.nodes_per_s, 1), "status": tree.status},
-        "nodes": nodes, "leaves": leaves,
+        "nodes": nodes, "leaves": leaves, **extra,
     }
 
 

@@ -3,9 +3,14 @@ results", IPCO 2017), checkable by their independent checker ``viprchk``.
 
 Sections: VER 1.0; VAR (names); INT (integer columns); OBJ min (sparse); CON (bounds first, then rows:
 a ranged row becomes two constraints); RTP range lb inf; SOL 0; DER: per branch an assumption ``asm``,
-per leaf the objective cut c x >= lb derived by ``lin`` (or ``rnd`` for an integral objective) from its
-multipliers (row duals, reduced costs on the leaf's bounds or assumptions), and per internal node ``uns``
-of its two children's cuts, up to an assumption-free c x >= lb. Numbers are exact rationals p/q. VIPR has
+per derived bound (proof version 2) x_j <= v or >= v by ``lin`` (``rnd`` for an integer column) from its
+row and the other columns' current bounds (a probe: the other side assumed, its steps derived, the
+bound from the crossing bounds they leave, and ``uns``), per leaf the objective cut c x >= lb derived by ``lin`` (or
+``rnd`` for an integral objective) from its multipliers (row duals, reduced costs on the leaf's bounds,
+assumptions or derived bounds; an empty leaf from its crossing bounds), and per internal node ``uns`` of
+its two children's cuts, up to c x >= lb. Where steps use the hypothesis c x <= T (row -1), it is an
+assumption at the start, and a last ``uns`` with c x >= T + 1 (a split: the objective is integral)
+removes it. Numbers are exact rationals p/q. VIPR has
 no objective constant, so its bound is the claimed bound minus the model's objective offset.
 """
 
@@ -88,30 +93,108 @@ def vipr_text(model: StandardModel, doc: dict[str, Any]) -> str:
         if row[1] is not None:
             children[row[1]].append(k)
     leaves = {lf["node"]: lf for lf in doc["leaves"]}
+    steps: dict[int, list] = {}
+    for n_, col, sense, v, i in doc.get("derived", []):
+        steps.setdefault(n_, []).append((col, sense, Fraction(v), i if not isinstance(i, list) else
+                                         [(c2, s2, Fraction(v2), i2) for c2, s2, v2, i2 in i]))
     integral = bool(doc.get("objective_integral"))
     ders: list[str] = []
     obj_coefs = _sparse(c)
+    rows = _RowsOf(model)
 
     def idx() -> int:
         return m + len(ders)
 
-    def leaf(k: int, lo_src: dict[int, int], up_src: dict[int, int]) -> int:
+    hyp = None
+    def uses_hypothesis(i: int | list) -> bool:
+        return i == -1 if not isinstance(i, list) else any(t[3] == -1 for t in i)
+
+    if any(uses_hypothesis(i) for st in steps.values() for *_, i in st):  # lemma 11: assume c x <= T, split at the end
+        t_hyp = Fraction(math.ceil(claimed + Fraction(float(model.offset)))) - 1 - Fraction(float(model.offset))
+        ders.append(f"hyp L {q(t_hyp)} {obj_coefs} {{ asm }} -1")
+        hyp = idx() - 1
+        rows.rows[-1] = (c, None, (hyp, t_hyp))
+
+    def leaf(k: int, lo_src: dict[int, tuple], up_src: dict[int, tuple]) -> int:
         y = {int(i): Fraction(v) for i, v in leaves[k]["y"]}  # doubles, or exact "p/q" strings
         terms: dict[int, Fraction] = {}
+        empty = [j for j in lo_src if j in up_src and lo_src[j][1] > up_src[j][1]]
+        if empty:  # lemma 6: M (x_j >= l_j) - M (x_j <= u_j) gives 0 >= M (l_j - u_j), with c x over the box
+            j = empty[0]
+            y = {}
+            base = Fraction(0)
+            for jj, cj in c.items():
+                src = lo_src.get(jj) if cj > 0 else up_src.get(jj)
+                if src is None:
+                    raise ValueError(f"VIPR: leaf {k} is empty but objective column {jj} is unbounded")
+                terms[src[0]] = terms.get(src[0], Fraction(0)) + cj
+                base += cj * src[1]
+            big = max(Fraction(0), claimed - base) / (lo_src[j][1] - up_src[j][1])
+            terms[lo_src[j][0]] = terms.get(lo_src[j][0], Fraction(0)) + big
+            terms[up_src[j][0]] = terms.get(up_src[j][0], Fraction(0)) - big
         for i, yi in y.items():
             ci = row_g[i] if yi > 0 else row_l[i]
             terms[ci] = terms.get(ci, Fraction(0)) + yi
-        for j, rj in exact_reduced_costs(model, y).items():
+        for j, rj in (exact_reduced_costs(model, y).items() if not empty else ()):
             if rj == 0:
                 continue
-            ci = lo_src[j] if rj > 0 else up_src[j]
+            ci = lo_src[j][0] if rj > 0 else up_src[j][0]
             terms[ci] = terms.get(ci, Fraction(0)) + rj
         reason = "rnd" if integral else "lin"
+        terms = {ci: v for ci, v in terms.items() if v != 0}
         body = " ".join([str(len(terms))] + [f"{ci} {q(v)}" for ci, v in sorted(terms.items())])
         ders.append(f"leaf{k} G {q(claimed)} {obj_coefs} {{ {reason} {body} }} -1")
         return idx() - 1
 
-    def visit(k: int, lo_src: dict[int, int], up_src: dict[int, int]) -> int:
+    def derive(k: int, t: int | str, step: tuple, lo_src: dict[int, tuple], up_src: dict[int, tuple]) -> None:
+        """Lemma 10 as a VIPR derivation: (1 / a_j) row i plus (-a_k / a_j) times x_k's bound, rounded for
+        an integer column."""
+        j, sense, v, i = step
+        a, lcon, ucon = rows.row(i, row_g, row_l)
+        aj = a[j]
+        use_upper = (sense == "<=") == (aj > 0)
+        terms = {(ucon if use_upper else lcon)[0]: 1 / aj}
+        for kk, ak in a.items():
+            if kk == j or ak == 0:
+                continue
+            src = (lo_src if ak > 0 else up_src) if use_upper else (up_src if ak > 0 else lo_src)
+            terms[src[kk][0]] = terms.get(src[kk][0], Fraction(0)) - ak / aj
+        body = " ".join([str(len(terms))] + [f"{ci} {q(w)}" for ci, w in sorted(terms.items())])
+        reason = "rnd" if model.integrality[j] else "lin"
+        ders.append(f"d{k}_{t} {'L' if sense == '<=' else 'G'} {q(v)} 1 {j} 1 {{ {reason} {body} }} -1")
+        (up_src if sense == "<=" else lo_src)[j] = (idx() - 1, v)
+
+    def probe(k: int, t: int, step: tuple, lo_src: dict[int, tuple], up_src: dict[int, tuple]) -> None:
+        """A probe: assume the other side of x_j's value, derive its steps, make x_j's bound from the
+        crossing bounds they leave, and ``uns`` the two sides."""
+        j, sense, v, inner = step
+        other = idx()
+        ders.append(f"p{k}_{t}o {'G' if sense == '<=' else 'L'} {q(v + 1 if sense == '<=' else v - 1)} 1 {j} 1 "
+                    f"{{ asm }} -1")
+        lo2, up2 = dict(lo_src), dict(up_src)
+        (lo2 if sense == "<=" else up2)[j] = (other, v + 1 if sense == "<=" else v - 1)
+        for u, st in enumerate(inner):
+            derive(k, f"{t}_{u}", st, lo2, up2)
+        cross = next(c for c in [j, *(st[0] for st in inner)] if c in lo2 and c in up2 and lo2[c][1] > up2[c][1])
+        base = (up2 if sense == "<=" else lo2)[j]  # x_j <= u (or >= l) plus M (crossing) reaches v
+        big = abs(base[1] - v) / (lo2[cross][1] - up2[cross][1])
+        sign = 1 if sense == "<=" else -1  # a <= derivation adds M (x_c <= u_c) - M (x_c >= l_c); >= the reverse
+        terms: dict[int, Fraction] = {base[0]: Fraction(1)}
+        terms[up2[cross][0]] = terms.get(up2[cross][0], Fraction(0)) + sign * big
+        terms[lo2[cross][0]] = terms.get(lo2[cross][0], Fraction(0)) - sign * big
+        terms = {ci: w for ci, w in terms.items() if w != 0}
+        body = " ".join([str(len(terms))] + [f"{ci} {q(w)}" for ci, w in sorted(terms.items())])
+        ders.append(f"p{k}_{t}c {'L' if sense == '<=' else 'G'} {q(v)} 1 {j} 1 {{ lin {body} }} -1")
+        got = idx() - 1
+        ders.append(f"p{k}_{t}s {'L' if sense == '<=' else 'G'} {q(v)} 1 {j} 1 {{ asm }} -1")
+        same = idx() - 1
+        ders.append(f"p{k}_{t} {'L' if sense == '<=' else 'G'} {q(v)} 1 {j} 1 {{ uns {got} {other} {same} {same} }} -1")
+        (up_src if sense == "<=" else lo_src)[j] = (idx() - 1, v)
+
+    def visit(k: int, lo_src: dict[int, tuple], up_src: dict[int, tuple]) -> int:
+        lo_src, up_src = dict(lo_src), dict(up_src)
+        for t, step in enumerate(steps.get(k, [])):
+            (probe if isinstance(step[3], list) else derive)(k, t, step, lo_src, up_src)
         if not children[k]:
             return leaf(k, lo_src, up_src)
         got = []
@@ -120,15 +203,43 @@ def vipr_text(model: StandardModel, doc: dict[str, Any]) -> str:
             a = idx()
             ders.append(f"asm{ch} {'L' if sense == '<=' else 'G'} {q(Fraction(float(val)))} 1 {col} 1 {{ asm }} -1")
             lo2, up2 = dict(lo_src), dict(up_src)
-            (up2 if sense == "<=" else lo2)[col] = a
+            (up2 if sense == "<=" else lo2)[col] = (a, Fraction(float(val)))
             got.append((visit(ch, lo2, up2), a))
         (d1, a1), (d2, a2) = got
         ders.append(f"uns{k} G {q(claimed)} {obj_coefs} {{ uns {d1} {a1} {d2} {a2} }} -1")
         return idx() - 1
 
-    visit(0, dict(lb_idx), dict(ub_idx))
+    def bounds_of(idx_map: dict[int, int], values: np.ndarray) -> dict[int, tuple]:
+        return {j: (ci, Fraction(float(values[j]))) for j, ci in idx_map.items()}
+
+    lo_v, up_v = model.col_lower.copy(), model.col_upper.copy()
+    ints_mask = model.integrality
+    lo_v[ints_mask], up_v[ints_mask] = np.ceil(lo_v[ints_mask] - 1e-9), np.floor(up_v[ints_mask] + 1e-9)
+    root = visit(0, bounds_of(lb_idx, lo_v), bounds_of(ub_idx, up_v))
+    if hyp is not None:  # the split c x <= T | c x >= T + 1 (an integral objective): the second side is its own proof
+        ders.append(f"hyp2 G {q(t_hyp + 1)} {obj_coefs} {{ asm }} -1")
+        ders.append(f"final G {q(claimed)} {obj_coefs} {{ uns {root} {hyp} {idx() - 1} {idx() - 1} }} -1")
     out += [f"DER {len(ders)}", *ders]
     return "\n".join(out) + "\n"
+
+
+class _RowsOf:
+    """Row i's coefficients and the indices of its >= and <= constraints (row -1: the hypothesis)."""
+
+    def __init__(self, model: StandardModel) -> None:
+        self.model = model
+        self.rows: dict[int, tuple] = {}
+
+    def row(self, i: int, row_g: dict[int, int], row_l: dict[int, int]) -> tuple:
+        if i == -1:
+            c, _, hyp = self.rows[-1]
+            return c, None, hyp
+        m = self.model
+        s, e = int(m.indptr[i]), int(m.indptr[i + 1])
+        a: dict[int, Fraction] = {}
+        for j, v in zip(m.indices[s:e].tolist(), m.data[s:e].tolist(), strict=True):
+            a[j] = a.get(j, Fraction(0)) + Fraction(v)
+        return a, (row_g.get(i), None), (row_l.get(i), None)
 
 
 def write_vipr(path: str | Path, model: StandardModel, doc: dict[str, Any]) -> Path:

@@ -73,7 +73,7 @@ def test_a_pure_integer_file_gets_an_integral_claim_and_rounded_leaves(tmp_path)
     doc = proof_doc(model, tree)
     assert doc["objective_integral"] is True and check_proof(model, doc).ok
     v = parse_vipr(vipr_text(model, doc))
-    assert [d[4] for d in v["ders"]].count("rnd") == len(tree.leaves)
+    assert [d[4] for d in v["ders"] if d[0].startswith("leaf")] == ["rnd"] * len(tree.leaves)
     check_derivations(v)
 
 
@@ -82,7 +82,7 @@ def test_a_free_column_gets_a_finite_exact_claim(tmp_path):
     model = highs.read(tmp_path / "free.lp")
     assert not model.objective_integral and (model.col_lower == -float("inf")).sum() == 1
     opt = brute_force(model)
-    tree = branch_and_bound(model)
+    tree = branch_and_bound(model, propagate=False)  # propagation would bound the free column
     assert tree.status == "optimal" and tree.claimed_exact is not None
     assert tree.claimed_exact <= opt and opt - tree.claimed_exact < Fraction(1, 10**9)
     assert any(lf.exact is not None for lf in tree.leaves)  # reduced costs made to vanish exactly

@@ -20,7 +20,7 @@ from bnnmilp.verification.certificates.proof import proof_doc
 
 @pytest.fixture(scope="module")
 def proof(gr):
-    doc = proof_doc(gr, branch_and_bound(gr))
+    doc = proof_doc(gr, branch_and_bound(gr, propagate=False))
     assert [n[:4] for n in doc["nodes"]] == [[0, None, None, None], [1, 0, 0, "<="], [2, 0, 0, ">="],
                                             [3, 2, 3, "<="], [4, 2, 3, ">="]]
     assert [lf["node"] for lf in doc["leaves"]] == [1, 3, 4]
@@ -177,7 +177,7 @@ def test_zero_multipliers_are_harmless():
     from tests.verification.certificates.test_proofs import random_milp
 
     model = random_milp(1)
-    doc = proof_doc(model, branch_and_bound(model))
+    doc = proof_doc(model, branch_and_bound(model, propagate=False))
     assert check_proof(model, doc).ok
     d = copy.deepcopy(doc)
     for lf in d["leaves"]:
@@ -224,7 +224,7 @@ def test_the_weakest_leaf_is_reported():
     from tests.verification.certificates.test_proofs import random_milp
 
     model = random_milp(1)
-    tree = branch_and_bound(model)
+    tree = branch_and_bound(model, propagate=False)  # lemma 7 messages on a tree without derived bounds
     rep = check_proof(model, proof_doc(model, tree))
     ex = ExactModel(model)
     bounds = [ex.bound({int(i): Fraction(float(lf.y[i])) for i in np.flatnonzero(lf.y)},
@@ -252,7 +252,7 @@ def _box_model(lo: float, up: float, cost: float):
 def test_integer_bounds_are_rounded_inward(lo, up, cost, claim):
     """Lemma 4: min x over 0.5 <= x <= 3.7 is 1, max is 3; infinite bounds on the other side are fine."""
     model = _box_model(lo, up, cost)
-    tree = branch_and_bound(model)
+    tree = branch_and_bound(model, propagate=False)  # lemma 7 messages on a tree without derived bounds
     assert tree.claimed_exact == claim
     doc = proof_doc(model, tree)
     assert check_proof(model, doc).ok is True
@@ -291,7 +291,7 @@ def test_branches_on_an_unbounded_integer_column(lower, cost, row, claim):
     b.set_objective(x, np.array([cost]))
     model = b.build()
     model.objective_integral = model.objective_integral_by_structure()
-    tree = branch_and_bound(model)
+    tree = branch_and_bound(model, propagate=False)  # lemma 7 messages on a tree without derived bounds
     assert tree.claimed_exact == claim
     doc = proof_doc(model, tree)
     assert len(doc["nodes"]) == 3 and check_proof(model, doc).ok is True

@@ -121,7 +121,8 @@ def _claim(doc) -> Fraction | None:
 EDITS = ["claim_tiny", "claim_small", "claim_one", "claim_exact", "claim_string_up", "multiplier_scale",
          "multiplier_sign", "multiplier_drop", "multiplier_add", "branch_shift", "branch_sense", "branch_column",
          "drop_leaf", "drop_subtree", "bound_widen", "coef_change", "rhs_change", "integral_flag", "cost_change",
-         "claim_nan", "claim_inf", "leaf_duplicate", "node_cycle"]
+         "claim_nan", "claim_inf", "leaf_duplicate", "node_cycle", "derived_tighten", "derived_row", "derived_sense",
+         "derived_node", "derived_drop", "derived_empty"]
 
 
 def _edit(draw, model: StandardModel, doc: dict, kind: str) -> tuple[StandardModel, dict]:
@@ -166,6 +167,23 @@ def _edit(draw, model: StandardModel, doc: dict, kind: str) -> tuple[StandardMod
         lf = d["leaves"].pop(draw(st.integers(0, len(d["leaves"]) - 1)))
         if kind == "drop_subtree":
             d["nodes"] = [n for n in d["nodes"] if n[0] != lf["node"]]
+    elif kind.startswith("derived") and d.get("derived"):
+        k = draw(st.integers(0, len(d["derived"]) - 1))
+        step = d["derived"][k]  # [node, column, sense, value, row]
+        if kind == "derived_tighten":
+            step[3] += draw(st.sampled_from([-1.0, -0.5, -2.0 ** -30])) * (1 if step[2] == "<=" else -1)
+        elif kind == "derived_row":
+            step[4] = draw(st.integers(-1, model.n_rows - 1))
+        elif kind == "derived_sense":
+            step[2] = "<=" if step[2] == ">=" else ">="
+        elif kind == "derived_node":
+            step[0] = d["nodes"][draw(st.integers(0, len(d["nodes"]) - 1))][0]
+        elif kind == "derived_drop":
+            d["derived"].pop(k)
+        else:  # a leaf that claims its box is empty, with its multipliers gone
+            lf = d["leaves"][draw(st.integers(0, len(d["leaves"]) - 1))]
+            lf["kind"], lf["y"] = "empty", []
+        d["claimed_bound"] = float(d["claimed_bound"]) + draw(st.sampled_from([0.0, 1.0]))
     elif kind == "leaf_duplicate" and d["leaves"]:
         d["leaves"].append(copy.deepcopy(d["leaves"][0]))
     elif kind == "node_cycle" and len(d["nodes"]) > 2:
@@ -273,7 +291,14 @@ def test_an_integral_proof_edited_above_its_optimum_is_rejected(claim):
     d["claimed_bound"] = claim
     d.pop("claimed_bound_exact")
     rep = check_proof(model, d)
-    assert not rep.ok and "ceil(claim) - 1" in rep.errors[0]
+    # a leaf misses ceil(claim) - 1, or a bound derived under c x <= T fails under the claim's larger T
+    assert not rep.ok and rep.errors
+    if "derived" in doc:  # the root's first step uses c x <= ceil(claim) - 1: it no longer follows
+        assert len(rep.errors) == 1 and re.fullmatch(r"node 0: derived bound x\d+ (<=|>=) -?\d+ does not follow from "
+                                                     r"row -1 \(it gives -?\d+\); its subtree is not checked",
+                                                     rep.errors[0]), rep.errors
+    else:
+        assert all("ceil(claim) - 1" in e for e in rep.errors), rep.errors
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf"), True, "1/0", "nan", [1], None])
@@ -293,11 +318,20 @@ def test_rejections_say_which_leaf_and_why():
     d.pop("claimed_bound_exact")
     rep = check_proof(model, d)
     assert rep.ok is False and rep.claim is None
-    assert all(re.fullmatch(r"leaf \d+: bound -?\d+(/\d+ \(~[-0-9.e]+\))? does not reach the claimed 3/2 \(~1\.5\) "
-                            r"\(an integral objective needs a bound above ceil\(claim\) - 1\)", e) for e in rep.errors)
+    leaf = r"leaf \d+: bound -?\d+(/\d+ \(~[-0-9.e]+\))? does not reach the claimed 3/2 \(~1\.5\) " \
+        r"\(an integral objective needs a bound above ceil\(claim\) - 1\)"
+    step = r"node 0: derived bound x\d+ (<=|>=) -?\d+ does not follow from row -1 \(it gives -?\d+\); its subtree " \
+        r"is not checked"
+    if "derived" in doc:  # the hypothesis c x <= ceil(3/2) - 1 = 1 is weaker than the engine's c x <= 0
+        assert len(rep.errors) == 1 and re.fullmatch(step, rep.errors[0]), rep.errors
+    else:
+        assert rep.errors and all(re.fullmatch(leaf, e) for e in rep.errors), rep.errors
     ok = check_proof(model, doc)
     assert ok.ok is True and ok.errors == [] and ok.claim == opt and ok.leaves == len(doc["leaves"])
-    assert ok.weakest_leaf_bound is not None and ok.weakest_leaf_bound > opt - 1
+    if all(lf["kind"] == "empty" for lf in doc["leaves"]):  # propagation and probing closed every leaf
+        assert ok.weakest_leaf_bound is None
+    else:
+        assert ok.weakest_leaf_bound is not None and ok.weakest_leaf_bound > opt - 1
 
 
 def test_a_non_integral_claim_is_compared_exactly(gr):

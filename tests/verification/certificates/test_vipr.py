@@ -71,8 +71,10 @@ def parse_vipr(text: str) -> dict:
 
 def check_derivations(v: dict) -> None:
     allc = list(v["cons"])
+    assumed: list[set[int]] = [set() for _ in allc]  # the assumptions each constraint depends on
     for name, sense, rhs, coefs, kind, args in v["ders"]:
         idx = len(allc)
+        assumptions: set[int] = set()
         if kind in ("lin", "rnd"):
             k = int(args[0])
             pairs = [(int(args[1 + 2 * t]), Fraction(args[2 + 2 * t])) for t in range(k)]
@@ -81,30 +83,44 @@ def check_derivations(v: dict) -> None:
             for i, lam in pairs:
                 assert i < idx
                 _, s, r, a = allc[i]
-                # sign consistency for a >= derivation: G needs lam >= 0, L needs lam <= 0, E any
-                assert (s != "G" or lam >= 0) and (s != "L" or lam <= 0), (name, i, s, lam)
+                # sign consistency: a >= derivation takes G with lam >= 0 and L with lam <= 0, a <= derivation
+                # the other way round; E any
+                sign = lam if sense == "G" else -lam
+                assert (s != "G" or sign >= 0) and (s != "L" or sign <= 0), (name, i, s, lam)
+                assumptions |= assumed[i]
                 b += lam * r
                 for j, aj in a.items():
                     total[j] = total.get(j, Fraction(0)) + lam * aj
             total = {j: a for j, a in total.items() if a != 0}
-            assert sense == "G" and total == {j: a for j, a in coefs.items() if a != 0}, name
+            assert sense in "GL" and total == {j: a for j, a in coefs.items() if a != 0}, name
             if kind == "rnd":
                 assert all(j in v["int"] for j in total) and all(a.denominator == 1 for a in total.values())
-                b = Fraction(math.ceil(b))
-            assert b >= rhs, (name, float(b), float(rhs))
+                b = Fraction(math.ceil(b) if sense == "G" else math.floor(b))
+            assert (b >= rhs) if sense == "G" else (b <= rhs), (name, float(b), float(rhs))
         elif kind == "uns":
             i1, l1, i2, l2 = map(int, args)
             assert max(i1, l1, i2, l2) < idx
             a1, a2 = allc[l1], allc[l2]
-            assert a1[3] == a2[3] and len(a1[3]) == 1 and {a1[1], a2[1]} == {"L", "G"}
+            # a split a x <= k | a x >= k + 1, a integral on integer columns only
+            assert a1[3] == a2[3] and {a1[1], a2[1]} == {"L", "G"}
+            assert all(j in v["int"] and c.denominator == 1 for j, c in a1[3].items())
+            assert l1 in assumed[l1] and l2 in assumed[l2]
             lo, hi = (a1, a2) if a1[1] == "L" else (a2, a1)
-            assert hi[2] == lo[2] + 1  # x <= k | x >= k + 1
-            assert allc[i1][2] >= rhs and allc[i2][2] >= rhs and allc[i1][3] == allc[i2][3] == coefs
+            assert hi[2] == lo[2] + 1 and lo[2].denominator == 1
+            assert allc[i1][1] == allc[i2][1] == sense and allc[i1][3] == allc[i2][3] == coefs
+            if sense == "G":
+                assert allc[i1][2] >= rhs and allc[i2][2] >= rhs
+            else:
+                assert sense == "L" and allc[i1][2] <= rhs and allc[i2][2] <= rhs
+            assumptions = (assumed[i1] - {l1}) | (assumed[i2] - {l2})
         else:
             assert kind == "asm"
+            assumptions = {idx}
         allc.append((name, sense, rhs, coefs))
+        assumed.append(assumptions)
     final = allc[-1]
     assert final[3] == v["obj"] and final[2] >= v["lb"]
+    assert not assumed[-1]  # the final cut holds without assumptions
 
 
 @pytest.mark.parametrize("inst", BNN[:2])
@@ -115,8 +131,18 @@ def test_vipr_for_bnn_proofs(inst):
     assert v["lb"] == Fraction(float(tree.claimed_bound)) - Fraction(float(tm.model.offset))
     n_internal = len(tree.nodes) - len(tree.leaves)
     kinds = [d[4] for d in v["ders"]]
-    assert kinds.count("rnd") == len(tree.leaves)  # integral objective: leaves are rounded cuts
-    assert kinds.count("asm") == len(tree.nodes) - 1 and kinds.count("uns") == n_internal
+    leaf_kinds = [d[4] for d in v["ders"] if d[0].startswith("leaf")]
+    assert leaf_kinds == ["rnd"] * len(tree.leaves)  # integral objective: leaves are rounded cuts
+    derived = doc.get("derived", [])
+    assert len(derived) == sum(len(n.steps) for n in tree.nodes) > 0  # propagation ran, one derivation per step
+    assert [d[0] for d in v["ders"]].count("hyp") == any(r[4] == -1 for r in derived)
+    hyp = 2 * any(r[4] == -1 for r in derived)  # the hypothesis and its complement
+    probes = [r for r in derived if isinstance(r[4], list)]
+    inner = sum(len(r[4]) for r in probes)
+    assert sum(d[0].startswith("d") for d in v["ders"]) == len(derived) - len(probes) + inner
+    assert sum(d[0].startswith("p") for d in v["ders"]) == 4 * len(probes)  # assume, contradict, assume, uns
+    assert kinds.count("asm") == len(tree.nodes) - 1 + hyp + 2 * len(probes)
+    assert kinds.count("uns") == n_internal + hyp // 2 + len(probes)
     check_derivations(v)
 
 
@@ -124,6 +150,6 @@ def test_vipr_for_the_value_function_example(repo_root):
     model = highs.read(repo_root / "samples/guzelsoy_ralphs.lp")
     tree = branch_and_bound(model)
     v = parse_vipr(vipr_text(model, proof_doc(model, tree)))
-    assert [d[4] for d in v["ders"]].count("lin") == len(tree.leaves)
+    assert [d[4] for d in v["ders"] if d[0].startswith("leaf")] == ["lin"] * len(tree.leaves)
     check_derivations(v)
     assert abs(float(v["lb"]) - 1.0) < 1e-6  # z(1/2) = 1
