@@ -70,7 +70,8 @@ def prove_run(wf: WeightsFile, ds: Dataset, bound: float | None, bound_scope: st
         tm, _ = training_model(wf, ds)
         doc = trivial_proof(tm.model) if target == 0 else None
         if doc is None:
-            tree = branch_and_bound(tm.model, cutoff=target, time_limit=time_limit, priority=tm.branching_priority())
+            tree = branch_and_bound(tm.model, cutoff=target, time_limit=time_limit, priority=tm.branching_priority(),
+                                    propagate=False)  # a share of train's budget: time matters more than nodes
             doc = proof_doc(tm.model, tree) if tree.status == "optimal" and tree.claimed_exact is not None else None
         rep = check_proof(tm.model, doc) if doc is not None else None
         if rep is not None and rep.ok and rep.claim is not None and rep.claim >= target:
