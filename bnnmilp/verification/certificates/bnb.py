@@ -367,8 +367,9 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
         return None if got is None else Leaf(node.id, "infeasible", got[0], got[1], keep[0])
 
     def limit() -> float | None:
-        """The propagation hypothesis: c x + offset <= incumbent - 1 (integral objective only)."""
-        return incumbent - 1 if integral and math.isfinite(incumbent) else None
+        """The propagation hypothesis: c x + offset <= ceil(incumbent) - 1 (integral objective only). The
+        claim never exceeds the incumbent, so the checker's ceil(claim) - 1 is at most this."""
+        return float(math.ceil(incumbent) - 1) if integral and math.isfinite(incumbent) else None
 
     inf_sum = np.zeros((2, model.n_cols))  # per side and column: bounds deduced after branching (inference)
     inf_cnt = np.zeros((2, model.n_cols))

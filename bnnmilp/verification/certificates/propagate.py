@@ -161,6 +161,8 @@ class Propagator:
                 break
             if not everything and (self.succeeded[j] + 1) < PROBE_RATE * (self.tried[j] + 2):
                 continue
+            if not (math.isfinite(lo[j]) and math.isfinite(up[j])):  # a probe fixes x_j at an end of its box
+                continue
             for sense in (">=", "<="):  # the step's sense: x_j >= l_j + 1 if x_j <= l_j empties
                 if lo[j] >= up[j]:
                     break
