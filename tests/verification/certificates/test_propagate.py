@@ -156,3 +156,15 @@ def test_a_probe_with_a_wrong_inner_step_names_it():
     assert rep.errors[0].startswith(f"node {node}: derived bound x{col} {sense} {int(value)} (a probe): its step "
                                     f"x{c2} {s2} ")
     assert f"does not follow from row {r2}" in rep.errors[0]
+
+
+def test_a_fractional_cutoff_keeps_the_hypothesis_below_the_checkers():
+    """An integral objective cut off at a fractional value (here the optimum plus 1/2): the engine
+    propagates under c x + offset <= ceil(cutoff) - 1, never below the checker's ceil(claim) - 1."""
+    model, _, opt = _bnn(3)
+    tree = branch_and_bound(model, cutoff=float(opt) + 0.5)
+    doc = proof_doc(model, tree)
+    assert any(r[4] == -1 for r in doc.get("derived", []))
+    rep = check_proof(model, doc)
+    assert rep.ok, rep.errors
+    assert rep.claim == opt  # the claim is capped by the incumbent, and the optimum is what the leaves prove
