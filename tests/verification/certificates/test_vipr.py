@@ -4,6 +4,9 @@ derivation syntax, and every lin/rnd derivation re-derived exactly by a small in
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import subprocess
 from fractions import Fraction
 
 import pytest
@@ -153,3 +156,28 @@ def test_vipr_for_the_value_function_example(repo_root):
     assert [d[4] for d in v["ders"] if d[0].startswith("leaf")] == ["lin"] * len(tree.leaves)
     check_derivations(v)
     assert abs(float(v["lb"]) - 1.0) < 1e-6  # z(1/2) = 1
+
+
+VIPRCHK = os.environ.get("BNNMILP_VIPRCHK") or shutil.which("viprchk")
+
+
+@pytest.mark.skipif(VIPRCHK is None, reason="viprchk is not built here (set BNNMILP_VIPRCHK to its path)")
+@pytest.mark.parametrize("inst", BNN[:2])
+def test_viprchk_accepts_the_exports_and_rejects_a_tampered_one(inst, tmp_path):
+    """The reference checker of Cheung, Gleixner & Steffy on proofs with derived bounds, probes and the
+    hypothesis; a derived bound made tighter than its row gives must fail it."""
+    tm, _, _, _, doc = bnn_proof(*inst)
+    assert doc.get("derived")
+    text = vipr_text(tm.model, doc)
+    good = tmp_path / "good.vipr"
+    good.write_text(text)
+    r = subprocess.run([VIPRCHK, str(good)], capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0 and "Successfully verified" in r.stdout, r.stdout[-500:] + r.stderr[-500:]
+    lines = text.split("\n")
+    k = next(i for i, line in enumerate(lines) if line.startswith("d") and " { rnd " in line)
+    name, sense, rhs, rest = lines[k].split(" ", 3)
+    lines[k] = " ".join([name, sense, str(Fraction(rhs) + (-1 if sense == "L" else 1)), rest])
+    bad = tmp_path / "bad.vipr"
+    bad.write_text("\n".join(lines))
+    r = subprocess.run([VIPRCHK, str(bad)], capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode != 0 and f"Failed to derive constraint {name}" in r.stdout
