@@ -30,7 +30,7 @@ import numpy as np
 
 from bnnmilp.milp.backends.highs import to_highs
 from bnnmilp.milp.model import StandardModel
-from bnnmilp.verification.certificates.propagate import Propagator, Step
+from bnnmilp.verification.certificates.propagate import Propagator, Step, reduced_cost_steps
 
 
 @dataclass
@@ -81,10 +81,16 @@ class Tree:
         return len(self.nodes) / self.runtime_s if self.runtime_s > 0 else float("inf")
 
 
-def leaf_bound(model: StandardModel, y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
-    """The Neumaier-Shcherbina bound in floating point (the engine's estimate; the checker is exact)."""
+def reduced_costs(model: StandardModel, y: np.ndarray) -> np.ndarray:
+    """r = c - A^T y in floating point."""
     r = model.c.copy()
     np.subtract.at(r, model.indices, np.repeat(y, np.diff(model.indptr)) * model.data)
+    return r
+
+
+def leaf_bound(model: StandardModel, y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
+    """The Neumaier-Shcherbina bound in floating point (the engine's estimate; the checker is exact)."""
+    r = reduced_costs(model, y)
     rows = np.where(y > 0, model.row_lower, model.row_upper)
     with np.errstate(invalid="ignore"):
         row_part = np.sum(np.where(y != 0, y * rows, 0.0))
@@ -291,6 +297,7 @@ PROBING = True  # every node probes its free integer columns (propagate.Propagat
 PROBE_ALL_EVERY = 8  # every column is probed at the root and every 8th node; others by success rate
 INFERENCE_WEIGHT = 1.0  # branching score: normalised pseudo-cost product + this x normalised inference product
 INFERENCE_EMPTY = 100  # an emptied child counts as this many deduced bounds
+RC_FIXING = True  # reduced-cost fixing after each node LP, justified by the LP's multipliers (propagate.py)
 SB_PROPAGATE = True  # strong-branching children are propagated first (an empty child scores as infeasible)
 
 
@@ -490,6 +497,19 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
             if f > 1e-9:
                 pc_sum[side, bj] += max(0.0, bound - node.estimate) / f
                 pc_cnt[side, bj] += 1
+        if propagator is not None and RC_FIXING and yq is None and limit() is not None:
+            fixing = reduced_cost_steps(ints, reduced_costs(model, y), y, bound, limit(), node.lower, node.upper)
+            for st in fixing:
+                (node.upper if st.sense == "<=" else node.lower)[st.column] = st.value
+            node.steps += fixing
+            empty = bool(np.any(node.lower > node.upper))
+            if fixing and not empty:
+                node.lower, node.upper, more, empty = propagator.run(node.lower, node.upper, limit(),
+                                                                     [st.column for st in fixing])
+                node.steps += more
+            if empty:
+                tree.leaves.append(Leaf(nid, "empty", np.zeros(model.n_rows), math.inf))
+                continue
         frac = np.abs(x - np.round(x))
         frac[~ints] = 0.0
         if priority is not None and branching != "reliability" and np.any(frac > 1e-6):

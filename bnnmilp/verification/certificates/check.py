@@ -42,6 +42,10 @@ it only through the following lemmas, each applied in exact rational arithmetic.
    integer-feasible point has c x + offset <= T = ceil(K) - 1 (lemma 8). Row -1 is that inequality, used
    as a row by lemma 10; the leaves' bounds then show that no such point exists (a bound b > T
    contradicts c x + offset <= T, and an empty box holds no point), so lemma 9's conclusion stands.
+12. **Reduced-cost fixing** (a step whose row is ``{"duals": k}``, integral objective only). For
+   multipliers y = duals[k] of the right signs (lemma 7), every point of the box has
+   c x + offset >= Y + r x with r = c - A^T y and Y = offset + sum_i y_i (L_i if y_i > 0 else U_i);
+   under the hypothesis (lemma 11) r x <= T - Y, a row to which lemma 10 applies.
 """
 
 from __future__ import annotations
@@ -200,7 +204,7 @@ def _tree(model: StandardModel, doc: dict[str, Any], rep: CheckReport):
 
 
 def check_proof(model: StandardModel, doc: dict[str, Any]) -> CheckReport:
-    """Check a proof document against ``model`` by lemmas 1-11 of this module; never raises on bad input."""
+    """Check a proof document against ``model`` by lemmas 1-12 of this module; never raises on bad input."""
     rep = CheckReport(ok=True)
     try:
         _check(model, doc, rep)
@@ -268,7 +272,7 @@ def _check(model: StandardModel, doc: dict[str, Any], rep: CheckReport) -> None:
     steps = _steps(model, doc, nodes, integral, rep)
     if steps is None:
         return
-    rows = _Rows(model, target if integral else None)
+    rows = _Rows(model, target if integral else None, doc.get("duals"))
     children: dict[int, list[int]] = {n: [] for n in nodes}
     for n, (parent, *_rest) in nodes.items():
         if parent is not None:
@@ -346,6 +350,7 @@ def _steps(model: StandardModel, doc: dict[str, Any], nodes: dict, integral: boo
     if not isinstance(raw, list):
         rep.fail("derived: expected a list")
         return None
+    n_duals = len(doc.get("duals", [])) if isinstance(doc.get("duals", []), list) else 0
     out: dict[int, list[tuple]] = {}
 
     def step(rec: Any, where: str) -> tuple | None:
@@ -370,6 +375,17 @@ def _steps(model: StandardModel, doc: dict[str, Any], nodes: dict, integral: boo
             rep.fail(f"malformed derived bound {rec!r}: expected [node, column, sense, value, row or steps]")
             return None
         n, where = rec[0], f"node {rec[0]}"
+        if isinstance(rec[4], dict):  # reduced-cost fixing (lemma 12): a row made of the multipliers duals[k]
+            k = rec[4].get("duals")
+            head = step([*rec[1:4], -1 if integral else 0], where)
+            if head is None:
+                return None
+            if not integral or isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < n_duals:
+                rep.fail(f"{where}: reduced-cost fixing {rec!r}: expected {{'duals': k}} with k < {n_duals} and an "
+                         "integral objective")
+                return None
+            out.setdefault(n, []).append((*head[:3], ("duals", k)))
+            continue
         if isinstance(rec[4], list):  # a probe: its own steps empty the other side
             head = step([*rec[1:4], -1 if integral else 0], where)  # the row is checked per inner step
             inner = [step(r, f"{where} (probe of x{rec[1]})") for r in rec[4]]
@@ -395,7 +411,8 @@ def _follows(rows: _Rows, model: StandardModel, col: int, sense: str, v: Fractio
     """Lemma 10 for one step over the box (lo, up): None if it holds, else why not."""
     b = rows.implied(i, col, sense, bool(model.integrality[col]), lo, up)
     if b is None or (v < b if sense == "<=" else v > b):
-        return f"does not follow from row {i}" + ("" if b is None else f" (it gives {_show(b)})")
+        where = f"the multipliers duals[{i[1]}]" if isinstance(i, tuple) else f"row {i}"
+        return f"does not follow from {where}" + ("" if b is None else f" (it gives {_show(b)})")
     return None
 
 
@@ -426,16 +443,43 @@ def _probe(rows: _Rows, model: StandardModel, col: int, sense: str, v: Fraction,
 
 
 class _Rows:
-    """The model's rows in rationals, read on demand, and row -1: c x <= T - offset (lemma 11)."""
+    """The model's rows in rationals, read on demand; row -1: c x <= T - offset (lemma 11); ("duals", k):
+    r x <= T - Y with r = c - A^T y and Y = offset + sum_i y_i (L_i if y_i > 0 else U_i) for y = duals[k]
+    (lemma 12)."""
 
-    def __init__(self, model: StandardModel, hypothesis: Fraction | None) -> None:
+    def __init__(self, model: StandardModel, hypothesis: Fraction | None, duals: Any = None) -> None:
         self.model = model
-        self.cache: dict[int, tuple[dict[int, Fraction], Fraction | None, Fraction | None]] = {}
+        self.hypothesis = hypothesis
+        self.duals = duals if isinstance(duals, list) else []
+        self.cache: dict[Any, tuple[dict[int, Fraction], Fraction | None, Fraction | None] | None] = {}
         if hypothesis is not None:
             c = {int(j): F(float(model.c[j])) for j in np.flatnonzero(model.c)}
             self.cache[-1] = (c, None, hypothesis - F(float(model.offset)))
 
-    def row(self, i: int) -> tuple[dict[int, Fraction], Fraction | None, Fraction | None]:
+    def _dual_row(self, k: int) -> tuple[dict[int, Fraction], Fraction | None, Fraction | None] | None:
+        """Lemma 12's row, or None where the multipliers are malformed or use an infinite side."""
+        m, pairs = self.model, self.duals[k]
+        if self.hypothesis is None or not isinstance(pairs, list):
+            return None
+        y: dict[int, Fraction] = {}
+        for pair in pairs:
+            if not isinstance(pair, list) or len(pair) != 2 or isinstance(pair[0], bool) \
+                    or not isinstance(pair[0], int) or not 0 <= pair[0] < m.n_rows or pair[0] in y:
+                return None
+            y[pair[0]] = rational(pair[1], f"duals[{k}]")
+        total = F(float(m.offset))
+        for i, yi in y.items():
+            side = m.row_lower[i] if yi > 0 else m.row_upper[i]
+            if yi != 0 and not math.isfinite(side):
+                return None
+            total += yi * F(float(side)) if yi != 0 else 0
+        return exact_reduced_costs(m, y), None, self.hypothesis - total
+
+    def row(self, i: Any) -> tuple[dict[int, Fraction], Fraction | None, Fraction | None] | None:
+        if isinstance(i, tuple):
+            if i not in self.cache:
+                self.cache[i] = self._dual_row(i[1])
+            return self.cache[i]
         if i not in self.cache:
             m = self.model
             s, e = int(m.indptr[i]), int(m.indptr[i + 1])
@@ -448,7 +492,10 @@ class _Rows:
 
     def implied(self, i: int, j: int, sense: str, integer: bool, lo: list, up: list) -> Fraction | None:
         """Lemma 10: the bound on x_j that row i implies over the box of its other columns (None: none)."""
-        a, L, U = self.row(i)
+        got = self.row(i)
+        if got is None:
+            return None
+        a, L, U = got
         aj = a.get(j, F(0))
         if aj == 0:
             return None

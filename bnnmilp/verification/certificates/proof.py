@@ -15,7 +15,9 @@
                                        # version 2: bounds derived by propagation at a node, in order;
                                        # row -1 is the hypothesis c x + offset <= ceil(claim) - 1; a probe
                                        # has a list [[column, sense, value, row], ...] for its row: the
-                                       # steps that empty the box on the other side of the integer value
+                                       # steps that empty the box on the other side of the integer value;
+                                       # a reduced-cost fixing has {"duals": k} for its row
+     "duals": [[[row, multiplier], ...], ...],   # version 2: the multipliers reduced-cost fixings use
      "engine": {"nodes": ..., "runtime_s": ..., "nodes_per_s": ..., "status": "optimal"}}
 
 Leaf t proves c x + offset >= offset + sum_i y_i (row_lower_i if y_i > 0 else row_upper_i)
@@ -52,9 +54,21 @@ def proof_doc(model: StandardModel, tree: Tree) -> dict[str, Any]:
         raise ValueError("the tree has no claim to write")
     nodes = [[n.id, n.parent, *(list(n.branch) if n.branch else [None, None, None])] for n in tree.nodes]
     leaves = [{"node": lf.node, "kind": lf.kind, "y": _multipliers(lf)} for lf in tree.leaves]
-    derived = [[n.id, s.column, s.sense, s.value, s.row if s.proof is None else
-                [[p.column, p.sense, p.value, p.row] for p in s.proof]] for n in tree.nodes for s in n.steps]
-    extra = {"derived": derived} if derived else {}
+    duals: list[list] = []
+    index: dict[int, int] = {}  # id of a node's multiplier vector -> its place in "duals"
+
+    def row_of(s) -> Any:
+        if s.proof is not None:
+            return [[p.column, p.sense, p.value, p.row] for p in s.proof]
+        if s.duals is not None:
+            if id(s.duals) not in index:
+                index[id(s.duals)] = len(duals)
+                duals.append([[int(i), float(s.duals[i])] for i in s.duals.nonzero()[0]])
+            return {"duals": index[id(s.duals)]}
+        return s.row
+
+    derived = [[n.id, s.column, s.sense, s.value, row_of(s)] for n in tree.nodes for s in n.steps]
+    extra = {"derived": derived, **({"duals": duals} if duals else {})} if derived else {}
     return {
         "format": FORMAT, "version": 2 if derived else 1, "model_sha256": model.fingerprint(),
         "model_name": model.name,

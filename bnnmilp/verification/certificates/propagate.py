@@ -42,10 +42,12 @@ class Step:
     value: float
     row: int  # a model row, or OBJECTIVE_ROW; PROBE where ``proof`` justifies the step
     proof: list[Step] | None = None  # a probe: the other side of the integer column, propagated to an empty box
+    duals: np.ndarray | None = None  # reduced-cost fixing: the node LP's multipliers y (row DUALS)
 
 
 PROBE_RATE = 0.02  # below this share of probes that fixed it, a column is probed only at full probing
 PROBE = -2  # the row field of a probe step (written as its list of steps)
+DUALS = -3  # the row field of a reduced-cost fixing (written as {"duals": index into the proof's "duals"})
 
 
 class Propagator:
@@ -187,6 +189,25 @@ class Propagator:
                 if empty:
                     return lo, up, steps, True
         return lo, up, steps, False
+
+
+def reduced_cost_steps(integrality: np.ndarray, r: np.ndarray, y: np.ndarray, bound: float, limit: float,
+                       lower: np.ndarray, upper: np.ndarray) -> list[Step]:
+    """Reduced-cost fixing as steps: with multipliers y, every point of the box has c x + offset >= b + sum_j
+    r_j (x_j - l_j) for r_j > 0 (b the node's bound, r = c - A^T y); under c x + offset <= T that gives
+    x_j <= l_j + (T - b) / r_j (and x_j >= u_j + (T - b) / r_j for r_j < 0). Integer columns only."""
+    gap = max(0.0, limit - bound)
+    steps: list[Step] = []
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        pos = integrality & (r > 1e-9) & np.isfinite(lower)
+        new_up = np.floor(lower + gap / np.where(pos, r, 1.0) + INT_TOL)
+        for j in np.flatnonzero(pos & (new_up < upper)).tolist():
+            steps.append(Step(j, "<=", float(new_up[j]), DUALS, duals=y))
+        neg = integrality & (r < -1e-9) & np.isfinite(upper)
+        new_lo = np.ceil(upper + gap / np.where(neg, r, -1.0) - INT_TOL)
+        for j in np.flatnonzero(neg & (new_lo > lower)).tolist():
+            steps.append(Step(j, ">=", float(new_lo[j]), DUALS, duals=y))
+    return steps
 
 
 def _residual(contrib: np.ndarray, row: np.ndarray, n_rows: int, infinite: float) -> np.ndarray:

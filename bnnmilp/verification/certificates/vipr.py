@@ -95,25 +95,26 @@ def vipr_text(model: StandardModel, doc: dict[str, Any]) -> str:
     leaves = {lf["node"]: lf for lf in doc["leaves"]}
     steps: dict[int, list] = {}
     for n_, col, sense, v, i in doc.get("derived", []):
-        steps.setdefault(n_, []).append((col, sense, Fraction(v), i if not isinstance(i, list) else
-                                         [(c2, s2, Fraction(v2), i2) for c2, s2, v2, i2 in i]))
+        row = ("duals", i["duals"]) if isinstance(i, dict) else i if not isinstance(i, list) else \
+            [(c2, s2, Fraction(v2), i2) for c2, s2, v2, i2 in i]
+        steps.setdefault(n_, []).append((col, sense, Fraction(v), row))
     integral = bool(doc.get("objective_integral"))
     ders: list[str] = []
     obj_coefs = _sparse(c)
-    rows = _RowsOf(model)
+    rows = _RowsOf(model, doc.get("duals"))
 
     def idx() -> int:
         return m + len(ders)
 
     hyp = None
-    def uses_hypothesis(i: int | list) -> bool:
-        return i == -1 if not isinstance(i, list) else any(t[3] == -1 for t in i)
+    def uses_hypothesis(i: int | list | tuple) -> bool:
+        return isinstance(i, tuple) or (i == -1 if not isinstance(i, list) else any(t[3] == -1 for t in i))
 
     if any(uses_hypothesis(i) for st in steps.values() for *_, i in st):  # lemma 11: assume c x <= T, split at the end
         t_hyp = Fraction(math.ceil(claimed + Fraction(float(model.offset)))) - 1 - Fraction(float(model.offset))
         ders.append(f"hyp L {q(t_hyp)} {obj_coefs} {{ asm }} -1")
         hyp = idx() - 1
-        rows.rows[-1] = (c, None, (hyp, t_hyp))
+        rows.rows[-1] = (c, None, {hyp: Fraction(1)})
 
     def leaf(k: int, lo_src: dict[int, tuple], up_src: dict[int, tuple]) -> int:
         y = {int(i): Fraction(v) for i, v in leaves[k]["y"]}  # doubles, or exact "p/q" strings
@@ -153,7 +154,7 @@ def vipr_text(model: StandardModel, doc: dict[str, Any]) -> str:
         a, lcon, ucon = rows.row(i, row_g, row_l)
         aj = a[j]
         use_upper = (sense == "<=") == (aj > 0)
-        terms = {(ucon if use_upper else lcon)[0]: 1 / aj}
+        terms = {ci: w / aj for ci, w in (ucon if use_upper else lcon).items()}
         for kk, ak in a.items():
             if kk == j or ak == 0:
                 continue
@@ -194,7 +195,7 @@ def vipr_text(model: StandardModel, doc: dict[str, Any]) -> str:
     def visit(k: int, lo_src: dict[int, tuple], up_src: dict[int, tuple]) -> int:
         lo_src, up_src = dict(lo_src), dict(up_src)
         for t, step in enumerate(steps.get(k, [])):
-            (probe if isinstance(step[3], list) else derive)(k, t, step, lo_src, up_src)
+            (probe if isinstance(step[3], list) else derive)(k, t, step, lo_src, up_src)  # rows and duals
         if not children[k]:
             return leaf(k, lo_src, up_src)
         got = []
@@ -224,22 +225,34 @@ def vipr_text(model: StandardModel, doc: dict[str, Any]) -> str:
 
 
 class _RowsOf:
-    """Row i's coefficients and the indices of its >= and <= constraints (row -1: the hypothesis)."""
+    """Row i's coefficients and, per side, the constraints (with weights) that give it: a model row is its
+    own >= or <= constraint; row -1 the hypothesis; ("duals", k) the hypothesis minus sum_i y_i times row i's
+    constraint (lemma 12 of the checker: r x <= T - Y)."""
 
-    def __init__(self, model: StandardModel) -> None:
+    def __init__(self, model: StandardModel, duals: list | None = None) -> None:
         self.model = model
         self.rows: dict[int, tuple] = {}
+        self.duals = duals or []
 
-    def row(self, i: int, row_g: dict[int, int], row_l: dict[int, int]) -> tuple:
+    def row(self, i: int | tuple, row_g: dict[int, int], row_l: dict[int, int]) -> tuple:
+        if isinstance(i, tuple):  # r = c - A^T y: the hypothesis with weight 1, row i's side with -y_i
+            y = {int(r): Fraction(v) for r, v in self.duals[i[1]]}
+            c, _, hyp = self.rows[-1]
+            upper = dict(hyp)
+            for r, yi in y.items():
+                if yi != 0:
+                    ci = row_g[r] if yi > 0 else row_l[r]
+                    upper[ci] = upper.get(ci, Fraction(0)) - yi
+            return exact_reduced_costs(self.model, y), {}, upper
         if i == -1:
             c, _, hyp = self.rows[-1]
-            return c, None, hyp
+            return c, {}, hyp
         m = self.model
         s, e = int(m.indptr[i]), int(m.indptr[i + 1])
         a: dict[int, Fraction] = {}
         for j, v in zip(m.indices[s:e].tolist(), m.data[s:e].tolist(), strict=True):
             a[j] = a.get(j, Fraction(0)) + Fraction(v)
-        return a, (row_g.get(i), None), (row_l.get(i), None)
+        return a, ({row_g[i]: Fraction(1)} if i in row_g else {}), ({row_l[i]: Fraction(1)} if i in row_l else {})
 
 
 def write_vipr(path: str | Path, model: StandardModel, doc: dict[str, Any]) -> Path:

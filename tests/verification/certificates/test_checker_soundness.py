@@ -122,7 +122,7 @@ EDITS = ["claim_tiny", "claim_small", "claim_one", "claim_exact", "claim_string_
          "multiplier_sign", "multiplier_drop", "multiplier_add", "branch_shift", "branch_sense", "branch_column",
          "drop_leaf", "drop_subtree", "bound_widen", "coef_change", "rhs_change", "integral_flag", "cost_change",
          "claim_nan", "claim_inf", "leaf_duplicate", "node_cycle", "derived_tighten", "derived_row", "derived_sense",
-         "derived_node", "derived_drop", "derived_empty"]
+         "derived_node", "derived_drop", "derived_empty", "duals_scale"]
 
 
 def _edit(draw, model: StandardModel, doc: dict, kind: str) -> tuple[StandardModel, dict]:
@@ -167,6 +167,12 @@ def _edit(draw, model: StandardModel, doc: dict, kind: str) -> tuple[StandardMod
         lf = d["leaves"].pop(draw(st.integers(0, len(d["leaves"]) - 1)))
         if kind == "drop_subtree":
             d["nodes"] = [n for n in d["nodes"] if n[0] != lf["node"]]
+    elif kind == "duals_scale" and d.get("duals"):  # a reduced-cost fixing's multipliers changed
+        vec = d["duals"][draw(st.integers(0, len(d["duals"]) - 1))]
+        if vec:
+            pair = vec[draw(st.integers(0, len(vec) - 1))]
+            pair[1] = float(F(pair[1]) * draw(st.sampled_from([-1, 2, F(1, 2)])))
+        d["claimed_bound"] = float(d["claimed_bound"]) + draw(st.sampled_from([0.0, 1.0]))
     elif kind.startswith("derived") and d.get("derived"):
         k = draw(st.integers(0, len(d["derived"]) - 1))
         step = d["derived"][k]  # [node, column, sense, value, row]

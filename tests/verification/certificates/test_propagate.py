@@ -168,3 +168,30 @@ def test_a_fractional_cutoff_keeps_the_hypothesis_below_the_checkers():
     rep = check_proof(model, doc)
     assert rep.ok, rep.errors
     assert rep.claim == opt  # the claim is capped by the incumbent, and the optimum is what the leaves prove
+
+
+def test_reduced_cost_fixings_carry_their_multipliers_and_are_checked():
+    """The continuous 2-1 instance fixes columns by reduced costs: each such step names the node LP's
+    multipliers, which the checker turns into the row r x <= T - Y (lemma 12); scaling a multiplier or
+    tightening the step is rejected, and so is a reference to multipliers that are not there."""
+    from tests.verification.certificates.test_proofs import BNN, bnn_proof
+
+    tm, _, _, _, doc = bnn_proof(*BNN[3])
+    model = tm.model
+    fixings = [i for i, r in enumerate(doc["derived"]) if isinstance(r[4], dict)]
+    assert fixings and len(doc["duals"]) >= 1 and check_proof(model, doc).ok
+    k = fixings[0]
+    node, col, sense, value, ref = doc["derived"][k]
+    assert model.integrality[col] and sense in ("<=", ">=")
+    tighter = copy.deepcopy(doc)
+    tighter["derived"][k][3] = value - 1 if sense == "<=" else value + 1
+    rep = check_proof(model, tighter)
+    assert not rep.ok and rep.errors[0].startswith(f"node {node}: derived bound x{col} {sense} ")
+    assert f"does not follow from the multipliers duals[{ref['duals']}]" in rep.errors[0]
+    missing = copy.deepcopy(doc)
+    missing["derived"][k][4] = {"duals": len(doc["duals"])}
+    rep = check_proof(model, missing)
+    assert not rep.ok and "reduced-cost fixing" in rep.errors[0]
+    flipped = copy.deepcopy(doc)  # every multiplier of the vector negated: the row's sides swap, the step fails
+    flipped["duals"][ref["duals"]] = [[i, -v] for i, v in doc["duals"][ref["duals"]]]
+    assert not check_proof(model, flipped).ok

@@ -126,7 +126,7 @@ def check_derivations(v: dict) -> None:
     assert not assumed[-1]  # the final cut holds without assumptions
 
 
-@pytest.mark.parametrize("inst", BNN[:2])
+@pytest.mark.parametrize("inst", [*BNN[:2], BNN[3]])  # the last has reduced-cost fixings
 def test_vipr_for_bnn_proofs(inst):
     tm, _, _, tree, doc = bnn_proof(*inst)
     v = parse_vipr(vipr_text(tm.model, doc))
@@ -138,8 +138,12 @@ def test_vipr_for_bnn_proofs(inst):
     assert leaf_kinds == ["rnd"] * len(tree.leaves)  # integral objective: leaves are rounded cuts
     derived = doc.get("derived", [])
     assert len(derived) == sum(len(n.steps) for n in tree.nodes) > 0  # propagation ran, one derivation per step
-    assert [d[0] for d in v["ders"]].count("hyp") == any(r[4] == -1 for r in derived)
-    hyp = 2 * any(r[4] == -1 for r in derived)  # the hypothesis and its complement
+
+    def uses_hypothesis(row) -> bool:  # row -1, a reduced-cost fixing, or a probe with a step on row -1
+        return row == -1 or isinstance(row, dict) or (isinstance(row, list) and any(t[3] == -1 for t in row))
+
+    assert [d[0] for d in v["ders"]].count("hyp") == any(uses_hypothesis(r[4]) for r in derived)
+    hyp = 2 * any(uses_hypothesis(r[4]) for r in derived)  # the hypothesis and its complement
     probes = [r for r in derived if isinstance(r[4], list)]
     inner = sum(len(r[4]) for r in probes)
     assert sum(d[0].startswith("d") for d in v["ders"]) == len(derived) - len(probes) + inner
@@ -162,7 +166,7 @@ VIPRCHK = os.environ.get("BNNMILP_VIPRCHK") or shutil.which("viprchk")
 
 
 @pytest.mark.skipif(VIPRCHK is None, reason="viprchk is not built here (set BNNMILP_VIPRCHK to its path)")
-@pytest.mark.parametrize("inst", BNN[:2])
+@pytest.mark.parametrize("inst", [*BNN[:2], BNN[3]])
 def test_viprchk_accepts_the_exports_and_rejects_a_tampered_one(inst, tmp_path):
     """The reference checker of Cheung, Gleixner & Steffy on proofs with derived bounds, probes and the
     hypothesis; a derived bound made tighter than its row gives must fail it."""
