@@ -448,6 +448,9 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
             break
         _, nid = heapq.heappop(heap)
         node = tree.nodes[nid]
+        if np.any(node.lower > node.upper):  # a branch past a bound its parent fixed after its LP: no point
+            tree.leaves.append(Leaf(nid, "empty", np.zeros(model.n_rows), math.inf))
+            continue
         if propagator is not None:
             fresh = node.branch is None or node.limit != limit()  # else only the branched column moved
             node.limit = limit()
