@@ -5,7 +5,8 @@ Sections: VER 1.0; VAR (names); INT (integer columns); OBJ min (sparse); CON (bo
 a ranged row becomes two constraints); RTP range lb inf; SOL 0; DER: per branch an assumption ``asm``,
 per derived bound (proof version 2) x_j <= v or >= v by ``lin`` (``rnd`` for an integer column) from its
 row and the other columns' current bounds (a probe: the other side assumed, its steps derived, the
-bound from the crossing bounds they leave, and ``uns``), per leaf the objective cut c x >= lb derived by ``lin`` (or
+bound from the crossing bounds they leave, and ``uns``; a reduced-cost fixing: the hypothesis minus
+y_i times each row's side, r x <= T - Y, as its row), per leaf the objective cut c x >= lb derived by ``lin`` (or
 ``rnd`` for an integral objective) from its multipliers (row duals, reduced costs on the leaf's bounds,
 assumptions or derived bounds; an empty leaf from its crossing bounds), and per internal node ``uns`` of
 its two children's cuts, up to c x >= lb. Where steps use the hypothesis c x <= T (row -1), it is an
