@@ -373,6 +373,10 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
         got = _scale_farkas(y, target, bound_of)
         return None if got is None else Leaf(node.id, "infeasible", got[0], got[1], keep[0])
 
+    def empty_leaf(nid: int) -> Leaf:
+        """A node whose box holds no point (under the hypothesis): closed without multipliers."""
+        return Leaf(nid, "empty", np.zeros(model.n_rows), math.inf)
+
     def limit() -> float | None:
         """The propagation hypothesis: c x + offset <= ceil(incumbent) - 1 (integral objective only). The
         claim never exceeds the incumbent, so the checker's ceil(claim) - 1 is at most this."""
@@ -449,7 +453,7 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
         _, nid = heapq.heappop(heap)
         node = tree.nodes[nid]
         if np.any(node.lower > node.upper):  # a branch past a bound its parent fixed after its LP: no point
-            tree.leaves.append(Leaf(nid, "empty", np.zeros(model.n_rows), math.inf))
+            tree.leaves.append(empty_leaf(nid))
             continue
         if propagator is not None:
             fresh = node.branch is None or node.limit != limit()  # else only the branched column moved
@@ -465,7 +469,7 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
                     deadline=None if time_limit is None else t0 + time_limit)
                 node.steps += probed
             if empty:
-                tree.leaves.append(Leaf(nid, "empty", np.zeros(model.n_rows), math.inf))
+                tree.leaves.append(empty_leaf(nid))
                 continue
         target = (incumbent if math.isfinite(incumbent) else 0.0) + 1.0
         leaf = farkas_leaf(node, _infeasible_row(model, node.lower, node.upper), target)
@@ -511,7 +515,7 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
                                                                      [st.column for st in fixing])
                 node.steps += more
             if empty:
-                tree.leaves.append(Leaf(nid, "empty", np.zeros(model.n_rows), math.inf))
+                tree.leaves.append(empty_leaf(nid))
                 continue
         frac = np.abs(x - np.round(x))
         frac[~ints] = 0.0
@@ -560,31 +564,31 @@ def _claim(tree: Tree, model: StandardModel, integral: bool, exact: ExactModel, 
     """The claim is the smallest exact leaf bound (rounded up for an integral objective: lemma 8 of the
     checker), computed exactly for every leaf whose float bound comes near the smallest."""
     finite = [lf.bound for lf in tree.leaves if lf.kind != "empty"]
-    if not finite:  # every leaf emptied under c x + offset <= incumbent - 1: the incumbent is the claim
-        tree.claimed_exact = Fraction(tree.incumbent) if tree.incumbent is not None else None
-        tree.claimed_bound = tree.incumbent
-        if tree.claimed_exact is None:
-            tree.status, tree.failure = "failed", "every leaf is empty but there is no incumbent to claim"
-        return
-    fmin = min(finite)
-    if not math.isfinite(fmin):
-        tree.status = "failed"
-        tree.failure = ("a leaf's bound is -infinity (a column with an infinite bound keeps a nonzero reduced "
-                        "cost that no exact correction removes)")
-        return
-    near = fmin + 1e-6 * (1 + abs(fmin))
-    bounds = []
-    for lf in tree.leaves:
-        if lf.bound > near or lf.kind == "empty":
-            continue
-        node = tree.nodes[lf.node]
-        yq = lf.exact if lf.exact is not None else {int(i): Fraction(float(lf.y[i])) for i in np.flatnonzero(lf.y)}
-        b = exact.bound(yq, node.lower, node.upper)
-        if b is None:
-            tree.status, tree.failure = "failed", f"leaf {lf.node}: the exact bound is -infinity"
+    if finite:
+        fmin = min(finite)
+        if not math.isfinite(fmin):
+            tree.status = "failed"
+            tree.failure = ("a leaf's bound is -infinity (a column with an infinite bound keeps a nonzero reduced "
+                            "cost that no exact correction removes)")
             return
-        bounds.append(b)
-    q = Fraction(math.ceil(min(bounds))) if integral else min(bounds)
+        near = fmin + 1e-6 * (1 + abs(fmin))
+        bounds = []
+        for lf in tree.leaves:
+            if lf.bound > near or lf.kind == "empty":
+                continue
+            node = tree.nodes[lf.node]
+            yq = lf.exact if lf.exact is not None else {int(i): Fraction(float(lf.y[i])) for i in np.flatnonzero(lf.y)}
+            b = exact.bound(yq, node.lower, node.upper)
+            if b is None:
+                tree.status, tree.failure = "failed", f"leaf {lf.node}: the exact bound is -infinity"
+                return
+            bounds.append(b)
+        q = Fraction(math.ceil(min(bounds))) if integral else min(bounds)
+    elif tree.incumbent is not None:  # every leaf emptied (under c x + offset <= incumbent - 1): the incumbent
+        q = Fraction(tree.incumbent)
+    else:
+        tree.status, tree.failure = "failed", "every leaf is empty but there is no incumbent to claim"
+        return
     if hypothesis and tree.incumbent is not None:  # steps assumed c x + offset <= incumbent - 1
         q = min(q, Fraction(tree.incumbent))
     tree.claimed_exact = q

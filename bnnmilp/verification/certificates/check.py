@@ -123,6 +123,15 @@ def exact_reduced_costs(model: StandardModel, y: dict[int, Fraction]) -> dict[in
     return r
 
 
+def exact_row(model: StandardModel, i: int) -> dict[int, Fraction]:
+    """Row i's coefficients in rationals (repeated entries added), as lemma 10 and the VIPR writer read it."""
+    s, e = int(model.indptr[i]), int(model.indptr[i + 1])
+    a: dict[int, Fraction] = {}
+    for j, v in zip(model.indices[s:e].tolist(), model.data[s:e].tolist(), strict=True):
+        a[j] = a.get(j, F(0)) + F(v)
+    return a
+
+
 def _exact_leaf_bound(model: StandardModel, y: dict[int, Fraction], lo: list, up: list) -> Fraction | None:
     """Lemma 7: exact lower bound of c x + offset over the leaf box, or None when it is -infinity."""
     total = F(float(model.offset))
@@ -353,56 +362,57 @@ def _steps(model: StandardModel, doc: dict[str, Any], nodes: dict, integral: boo
     n_duals = len(doc.get("duals", [])) if isinstance(doc.get("duals", []), list) else 0
     out: dict[int, list[tuple]] = {}
 
-    def step(rec: Any, where: str) -> tuple | None:
-        """(column, sense, value, row) of a plain step, checked for form; None after rep.fail."""
-        if not isinstance(rec, list) or len(rec) != 4:
-            rep.fail(f"{where}: malformed derived bound {rec!r}")
-            return None
-        col, sense, v, i = rec
-        if any(isinstance(x, bool) or not isinstance(x, int) for x in (col, i)) or not 0 <= col < model.n_cols \
+    def head(rec: list, where: str) -> tuple | None:
+        """(column, sense, value) of a step, checked for form; None after rep.fail."""
+        col, sense, v = rec
+        if isinstance(col, bool) or not isinstance(col, int) or not 0 <= col < model.n_cols \
                 or sense not in ("<=", ">="):
             rep.fail(f"{where}: derived bound {rec!r}: expected [column, '<=' or '>=', value, row]")
             return None
-        if not (-1 <= i < model.n_rows) or (i == -1 and not integral):
-            rep.fail(f"{where}: derived bound {rec!r}: row {i} is not a row of the model"
+        return col, sense, rational(v, f"{where}: derived bound")
+
+    def step(rec: Any, where: str) -> tuple | None:
+        """(column, sense, value, row) of a step on a model row or the hypothesis; None after rep.fail."""
+        if not isinstance(rec, list) or len(rec) != 4:
+            rep.fail(f"{where}: malformed derived bound {rec!r}")
+            return None
+        i = rec[3]
+        if isinstance(i, bool) or not isinstance(i, int) or not (-1 <= i < model.n_rows) or (i == -1 and not integral):
+            rep.fail(f"{where}: derived bound {rec!r}: row {i!r} is not a row of the model"
                      + (" (row -1, the hypothesis, needs an integral objective)" if i == -1 else ""))
             return None
-        return col, sense, rational(v, f"{where}: derived bound"), i
+        got = head(rec[:3], where)
+        return None if got is None else (*got, i)
 
     for rec in raw:
         if not isinstance(rec, list) or len(rec) != 5 or isinstance(rec[0], bool) or not isinstance(rec[0], int) \
                 or rec[0] not in nodes:
             rep.fail(f"malformed derived bound {rec!r}: expected [node, column, sense, value, row or steps]")
             return None
-        n, where = rec[0], f"node {rec[0]}"
-        if isinstance(rec[4], dict):  # reduced-cost fixing (lemma 12): a row made of the multipliers duals[k]
-            k = rec[4].get("duals")
-            head = step([*rec[1:4], -1 if integral else 0], where)
-            if head is None:
-                return None
+        n, where, why = rec[0], f"node {rec[0]}", rec[4]
+        if isinstance(why, dict):  # reduced-cost fixing (lemma 12): a row made of the multipliers duals[k]
+            k = why.get("duals")
             if not integral or isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < n_duals:
                 rep.fail(f"{where}: reduced-cost fixing {rec!r}: expected {{'duals': k}} with k < {n_duals} and an "
                          "integral objective")
                 return None
-            out.setdefault(n, []).append((*head[:3], ("duals", k)))
-            continue
-        if isinstance(rec[4], list):  # a probe: its own steps empty the other side
-            head = step([*rec[1:4], -1 if integral else 0], where)  # the row is checked per inner step
-            inner = [step(r, f"{where} (probe of x{rec[1]})") for r in rec[4]]
-            if head is None or any(t is None for t in inner):
-                if rep.ok:
-                    rep.fail(f"{where}: malformed probe {rec!r}")
+            got = head(rec[1:4], where)
+            row: Any = ("duals", k)
+        elif isinstance(why, list):  # a probe: its own steps empty the other side
+            got = head(rec[1:4], where)
+            row = [step(r, f"{where} (probe of x{rec[1]})") for r in why]
+            if got is None or any(t is None for t in row):
                 return None
-            col, sense, v, _ = head
-            if not model.integrality[col] or v.denominator != 1:
-                rep.fail(f"{where}: a probe needs an integer column and an integer value, got x{col} {sense} {v}")
+            if not model.integrality[got[0]] or got[2].denominator != 1:
+                rep.fail(f"{where}: a probe needs an integer column and an integer value, got x{got[0]} {got[1]} "
+                         f"{got[2]}")
                 return None
-            out.setdefault(n, []).append((col, sense, v, inner))
-            continue
-        got = step(rec[1:], where)
+        else:
+            got = step(rec[1:], where)
+            row = None if got is None else got[3]
         if got is None:
             return None
-        out.setdefault(n, []).append(got)
+        out.setdefault(n, []).append((*got[:3], row))
     return out
 
 
@@ -472,7 +482,8 @@ class _Rows:
             side = m.row_lower[i] if yi > 0 else m.row_upper[i]
             if yi != 0 and not math.isfinite(side):
                 return None
-            total += yi * F(float(side)) if yi != 0 else 0
+            if yi != 0:
+                total += yi * F(float(side))
         return exact_reduced_costs(m, y), None, self.hypothesis - total
 
     def row(self, i: Any) -> tuple[dict[int, Fraction], Fraction | None, Fraction | None] | None:
@@ -482,12 +493,8 @@ class _Rows:
             return self.cache[i]
         if i not in self.cache:
             m = self.model
-            s, e = int(m.indptr[i]), int(m.indptr[i + 1])
-            a: dict[int, Fraction] = {}
-            for j, v in zip(m.indices[s:e].tolist(), m.data[s:e].tolist(), strict=True):
-                a[j] = a.get(j, F(0)) + F(v)
             side = [F(float(x)) if math.isfinite(x) else None for x in (m.row_lower[i], m.row_upper[i])]
-            self.cache[i] = (a, side[0], side[1])
+            self.cache[i] = (exact_row(m, i), side[0], side[1])
         return self.cache[i]
 
     def implied(self, i: int, j: int, sense: str, integer: bool, lo: list, up: list) -> Fraction | None:

@@ -87,7 +87,7 @@ class Propagator:
         """(lower, upper, steps, empty): the box tightened to a fixpoint (at most ROUNDS passes); with
         ``objective_limit`` T, under c x + offset <= T. ``changed``: the columns whose bounds moved since the
         box was last propagated (only their rows are read first); None: every row."""
-        lo, up = lower.astype(np.float64).copy(), upper.astype(np.float64).copy()
+        lo, up = np.array(lower, dtype=np.float64), np.array(upper, dtype=np.float64)
         U = self.upper_side.copy()
         if objective_limit is not None and math.isfinite(objective_limit):
             U[self.m] = objective_limit - self.offset

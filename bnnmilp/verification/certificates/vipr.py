@@ -26,7 +26,7 @@ import numpy as np
 
 from bnnmilp.io.yamlio import fraction_str, write_text_atomic
 from bnnmilp.milp.model import StandardModel
-from bnnmilp.verification.certificates.check import exact_reduced_costs
+from bnnmilp.verification.certificates.check import exact_reduced_costs, exact_row
 
 
 def q(v: Fraction | float | int) -> str:
@@ -102,7 +102,7 @@ def vipr_text(model: StandardModel, doc: dict[str, Any]) -> str:
     integral = bool(doc.get("objective_integral"))
     ders: list[str] = []
     obj_coefs = _sparse(c)
-    rows = _RowsOf(model, doc.get("duals"))
+    rows = _RowsOf(model, c, doc.get("duals"))
 
     def idx() -> int:
         return m + len(ders)
@@ -115,7 +115,7 @@ def vipr_text(model: StandardModel, doc: dict[str, Any]) -> str:
         t_hyp = Fraction(math.ceil(claimed + Fraction(float(model.offset)))) - 1 - Fraction(float(model.offset))
         ders.append(f"hyp L {q(t_hyp)} {obj_coefs} {{ asm }} -1")
         hyp = idx() - 1
-        rows.rows[-1] = (c, None, {hyp: Fraction(1)})
+        rows.hypothesis = {hyp: Fraction(1)}
 
     def leaf(k: int, lo_src: dict[int, tuple], up_src: dict[int, tuple]) -> int:
         y = {int(i): Fraction(v) for i, v in leaves[k]["y"]}  # doubles, or exact "p/q" strings
@@ -230,30 +230,24 @@ class _RowsOf:
     own >= or <= constraint; row -1 the hypothesis; ("duals", k) the hypothesis minus sum_i y_i times row i's
     constraint (lemma 12 of the checker: r x <= T - Y)."""
 
-    def __init__(self, model: StandardModel, duals: list | None = None) -> None:
-        self.model = model
-        self.rows: dict[int, tuple] = {}
+    def __init__(self, model: StandardModel, c: dict[int, Fraction], duals: list | None = None) -> None:
+        self.model, self.c = model, c
         self.duals = duals or []
+        self.hypothesis: dict[int, Fraction] = {}  # the constraint index of c x <= T, once assumed
 
     def row(self, i: int | tuple, row_g: dict[int, int], row_l: dict[int, int]) -> tuple:
         if isinstance(i, tuple):  # r = c - A^T y: the hypothesis with weight 1, row i's side with -y_i
             y = {int(r): Fraction(v) for r, v in self.duals[i[1]]}
-            c, _, hyp = self.rows[-1]
-            upper = dict(hyp)
+            upper = dict(self.hypothesis)
             for r, yi in y.items():
                 if yi != 0:
                     ci = row_g[r] if yi > 0 else row_l[r]
                     upper[ci] = upper.get(ci, Fraction(0)) - yi
             return exact_reduced_costs(self.model, y), {}, upper
         if i == -1:
-            c, _, hyp = self.rows[-1]
-            return c, {}, hyp
-        m = self.model
-        s, e = int(m.indptr[i]), int(m.indptr[i + 1])
-        a: dict[int, Fraction] = {}
-        for j, v in zip(m.indices[s:e].tolist(), m.data[s:e].tolist(), strict=True):
-            a[j] = a.get(j, Fraction(0)) + Fraction(v)
-        return a, ({row_g[i]: Fraction(1)} if i in row_g else {}), ({row_l[i]: Fraction(1)} if i in row_l else {})
+            return self.c, {}, dict(self.hypothesis)
+        return exact_row(self.model, i), ({row_g[i]: Fraction(1)} if i in row_g else {}), \
+            ({row_l[i]: Fraction(1)} if i in row_l else {})
 
 
 def write_vipr(path: str | Path, model: StandardModel, doc: dict[str, Any]) -> Path:
