@@ -23,7 +23,7 @@ BIG_M = ("tight", "paper", "lp")
 POLISH = ("auto", "min", "sum", "neuron", "none")  # auto: min after a MILP, none after STE or the search
 STAGES = ("loss", "margin", "min_weight")
 METHODS = ("lns", "milp", "ste", "decompose")
-WARM_STARTS = ("none", "ste")
+WARM_STARTS = ("none", "ste", "codes")
 LOWER_BOUNDS = ("solver", "decomposition", "none")  # the proof train writes: of the solver's bound, also by
 # decomposition (bnnmilp bound), or none
 OUTPUTS = ("bits", "argmax")
@@ -74,7 +74,8 @@ class TrainingSpec:
     ``warm_start`` choose between the MILP (``milp``, the paper's; started from STE with ``warm_start:
     ste``), the STE heuristic alone (``ste``), STE followed by a large-neighbourhood search over the MILP
     (``lns``, the default: the whole MILP from the STE start when it is small) and Icarte et al.'s per-unit
-    decomposition (``decompose``).
+    decomposition (``decompose``); ``warm_start: codes`` starts ``lns`` or ``milp`` from the class codes of
+    ``training/heuristics/codes.py`` instead of STE.
     """
 
     loss: str = "hamming"

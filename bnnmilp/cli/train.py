@@ -3,7 +3,7 @@ from __future__ import annotations
 import click
 
 from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_DIR, POSITIVE, json_option, load_inputs, scheduler_option
-from bnnmilp.spec import METHODS, POLISH, SOLVER_NAMES
+from bnnmilp.spec import METHODS, POLISH, SOLVER_NAMES, WARM_STARTS
 
 
 @click.command("train")
@@ -34,8 +34,10 @@ from bnnmilp.spec import METHODS, POLISH, SOLVER_NAMES
                    "bits: then the bound is global; beyond, no bound); milp: the paper's MILP (global bound; "
                    "--warm-start ste starts it from STE); ste: the heuristic alone (a baseline); decompose: keep "
                    "the STE network's hidden activations, re-solve each unit (Icarte et al.'s hybrid).")
-@click.option("--warm-start", type=click.Choice(["none", "ste"]), default=None,
-              help="ste: start the MILP from the STE heuristic's best network.")
+@click.option("--warm-start", type=click.Choice(list(WARM_STARTS)), default=None,
+              help="ste: start the MILP from the STE heuristic's best network; codes: start the method (lns or "
+                   "milp) from the class-code construction instead of STE (one hidden layer, continuous "
+                   "weights: each hidden unit a separable bipartition of the classes, found by LPs).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the STE heuristic.")
 @click.option("--ensemble", type=click.Choice(["ovo"]), default=None,
               help="ovo: one small BNN (one output bit) per pair of classes, majority vote (ties: lowest class).")

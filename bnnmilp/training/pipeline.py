@@ -264,7 +264,13 @@ def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Networ
     spec = resolved(spec)
     tr = spec.training
     run = Run(spec, data, progress, formulation, clock, checkpoint, announce)
-    if tr.method in ("ste", "decompose", "lns") or tr.warm_start == "ste":
+    if start is None and tr.warm_start == "codes" and tr.method != "ste":
+        from bnnmilp.training.heuristics.codes import codes_network
+
+        announce(f"class codes on {data.n_samples} samples (an LP per bipartition of the classes)")
+        start = codes_network(spec, data, spec.solver.deadline)
+        clock.lap("codes")
+    elif tr.method in ("ste", "decompose", "lns") or tr.warm_start == "ste":
         announce(f"STE heuristic on {data.n_samples} samples")
     if start is not None:
         run.start, run.given = exact_start(spec, start, data, "start"), evaluate(spec, start, data, "start")
