@@ -285,7 +285,30 @@ def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Networ
         run.start = made[first][0]  # ties: STE's own order (its noisy-grid fits first), not the larger margin
         run.given = evaluate(spec, made[first][1], data, "ste")
         clock.lap("ste")
+    if tr.method in ("lns", "milp") and tr.objective == ("loss",) and run.start is not None:
+        floor = capacity_floor(spec, data)
+        if floor and run.start.loss <= floor and run.start.epsilon_feasible:
+            announce(f"the start's exact loss {run.start.loss} is the capacity bound: optimal, nothing to search")
+            return _at_floor(run, floor)
     return _METHODS[tr.method](run)
+
+
+def capacity_floor(spec: Spec, data: Dataset) -> int:
+    """The capacity bound on the training loss (``verification/certificates/capacity.py``: integers, no solver;
+    0 where it does not apply). ``train`` proves it again after training, as its certificate."""
+    from bnnmilp.verification.certificates.capacity import capacity
+
+    found = capacity(spec, data, list(range(data.n_samples)))
+    return 0 if found is None else int(found[0])
+
+
+def _at_floor(run: Run, floor: int) -> TrainResult:
+    """The start already attains the capacity bound (a start from the class codes often does): it is optimal,
+    and neither the search nor the MILP runs. The bound is proven after training, as every run's is."""
+    assert run.start is not None
+    sol = Solution("optimal", None, float(run.start.loss), None, None, 0, 0.0, "none", "",
+                   {"optimal_by": "the capacity bound", "capacity_bound": floor})
+    return TrainResult(run.spec, run.data, sol, selected(run, [run.start]), start=run.start)
 
 
 @method("ste")

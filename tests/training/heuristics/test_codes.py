@@ -121,6 +121,9 @@ def test_cli_warm_start_codes(tmp_path, repo_root):
     # capacity bound proves 7 optimal, although HiGHS's bound stays 0 in its 5 s
     doc = json.loads(r.output.strip().splitlines()[-1])
     assert (doc["objective"], doc["source"], doc["proven_bound"], doc["proven_optimal"]) == (7, "start", "7", True)
+    # the start attains the capacity bound, so neither the search nor the MILP ran
+    assert (doc["status"], doc["stages"], doc["solver"]) == ("optimal", [], "none")
+    assert "is the capacity bound: optimal, nothing to search" in r.output
     bad = tmp_path / "binary.yaml"
     bad.write_text("network: {layers: [64, 2, 10], weights: binary}\ntraining: {warm_start: codes}\n")
     r = CliRunner().invoke(main, ["train", str(bad), str(repo_root / "samples/digits_k1.yaml"),
