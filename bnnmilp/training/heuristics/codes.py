@@ -48,6 +48,8 @@ from bnnmilp.spec import Spec
 BEAM = 32  # partial code assignments kept per hidden unit
 MAX_CLASSES = 12  # every bipartition is tried up to here (2^(C-1) - 1 LPs); random ones beyond
 SAMPLED = 1023  # bipartitions tried beyond MAX_CLASSES
+MAX_CODE_BITS = 62  # classes and code bits are held in int64 masks
+LP_TOLERANCE = 1e-6  # a separating margin counts only this far above epsilon / 2 (the LP's tolerances are 1e-7)
 
 
 def not_applicable(spec: Spec) -> str | None:
@@ -113,7 +115,7 @@ def usable_cuts(X: np.ndarray, cls: np.ndarray, n_classes: int, spec: Spec, seed
             break
         side = ((m >> cls) & 1).astype(bool)
         got = separate(X, side, shared, left)
-        if got is not None and got[0] >= need * (1 + 1e-6):
+        if got is not None and got[0] >= need + LP_TOLERANCE:
             out.append(Cut(m, got[1], got[2], got[0]))
     out.sort(key=lambda c: (-c.margin, c.mask))
     return out
@@ -161,37 +163,45 @@ def _zero_code(spec: Spec, codes: np.ndarray, units: int) -> bool:
     return spec.network.thresholds == "learned" and np.unique(codes).size == 1 << units
 
 
+def _codes(cuts: list[Cut], chosen: tuple[int, ...], n_classes: int) -> np.ndarray:
+    """Each class's code under the chosen cuts (bit k: the side of cut k)."""
+    cls = np.arange(n_classes)
+    codes = np.zeros(n_classes, np.int64)
+    for k, i in enumerate(chosen):
+        codes |= ((cuts[i].mask >> cls) & 1) << k
+    return codes
+
+
 def choose_codes(cuts: list[Cut], width: int, counts: np.ndarray, T: np.ndarray, spec: Spec
                  ) -> tuple[list[Cut], np.ndarray] | None:
-    """A beam search for ``width`` cuts whose codes cost least: states ranked by the cost hoped for with the
-    units left (exact at the last unit), ties in the order found (the larger margins first in ``cuts``)."""
+    """A beam search for at most ``width`` cuts whose codes cost least: states ranked by the cost hoped for
+    with the units left, then with one more unit, then the cost as they stand, then the order found (the
+    larger margins first in ``cuts``); it stops at the first state that costs 0 (more units add nothing)."""
     n_classes, loss = len(counts), spec.training.loss
-    beam: list[tuple[tuple[int, int], tuple[int, ...]]] = [((0, 0), ())]
+    beam: list[tuple[tuple[int, int, int, int], tuple[int, ...]]] = [((0, 0, 0, 0), ())]
     cls = np.arange(n_classes)
     for step in range(width):
         left = width - step - 1
-        nxt: dict[tuple[int, ...], tuple[int, int]] = {}
+        nxt: dict[tuple[int, ...], tuple[int, int, int, int]] = {}
         for _, chosen in beam:
-            base = np.zeros(n_classes, np.int64)
-            for k, i in enumerate(chosen):
-                base |= ((cuts[i].mask >> cls) & 1) << k
+            base = _codes(cuts, chosen, n_classes)
             for i in range(len(cuts)):
                 key = tuple(sorted((*chosen, i)))
                 if i in chosen or key in nxt:
                     continue
                 codes = base | (((cuts[i].mask >> cls) & 1) << len(chosen))
-                zero = left == 0 and _zero_code(spec, codes, width)
-                nxt[key] = (group_costs(codes, counts, T, loss, left, zero)[0], len(nxt))
+                exact = group_costs(codes, counts, T, loss, 0, _zero_code(spec, codes, step + 1))[0]
+                if exact == 0:  # more units would add nothing
+                    return [cuts[j] for j in key], _codes(cuts, key, n_classes)
+                one = group_costs(codes, counts, T, loss, 1)[0] if left else exact
+                hoped = group_costs(codes, counts, T, loss, left)[0] if left > 1 else one
+                nxt[key] = (hoped, one, exact, len(nxt))
         if not nxt:
             break
         beam = sorted(((score, key) for key, score in nxt.items()))[:BEAM]
     if not beam[0][1]:
         return None
-    picked = [cuts[i] for i in beam[0][1]]
-    codes = np.zeros(n_classes, np.int64)
-    for k, c in enumerate(picked):
-        codes |= ((c.mask >> cls) & 1) << k
-    return picked, codes
+    return [cuts[i] for i in beam[0][1]], _codes(cuts, beam[0][1], n_classes)
 
 
 def codes_network(spec: Spec, data: Dataset, deadline: float | None = None) -> Network:
@@ -207,10 +217,11 @@ def codes_network(spec: Spec, data: Dataset, deadline: float | None = None) -> N
     T = T_all[first]  # one target row per class (targets are a function of the label)
     counts = np.bincount(cls, minlength=len(classes))
     width = spec.network.layers[1]
-    if len(classes) < 2:
-        raise SpecError(None, "training.warm_start", "codes needs at least two classes in the data")
+    if not 2 <= len(classes) <= MAX_CODE_BITS:
+        raise SpecError(None, "training.warm_start", f"codes needs 2 to {MAX_CODE_BITS} classes in the data; "
+                                                      f"got {len(classes)}")
     cuts = usable_cuts(X, cls, len(classes), spec, spec.training.seed, deadline)
-    picked = choose_codes(cuts, min(width, len(cuts)), counts, T, spec)
+    picked = choose_codes(cuts, min(width, len(cuts), MAX_CODE_BITS), counts, T, spec)
     if picked is None:
         raise SpecError(None, "training.warm_start", "codes found no bipartition of the classes that the "
                                                       "first layer can separate with the epsilon margin")

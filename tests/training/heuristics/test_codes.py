@@ -47,6 +47,16 @@ def test_enough_codes_fit_every_sample(six, thresholds, loss):
     assert slack >= 0
 
 
+def test_a_wide_layer_uses_only_the_units_it_needs(six):
+    """Sixteen hidden units for six classes: three distinct codes bits suffice (8 codes > 6 classes), the
+    search stops there, and the other thirteen units repeat the first one (the output layer ignores them)."""
+    spec = make_spec([64, 16, 6], eps=1 / 64)
+    net = codes_network(spec, six)
+    assert exact_loss_and_slack(net, six, 6, "hamming", 1 / 64)[0] == 0
+    assert len(np.unique(net.weights[0], axis=0)) == 3
+    assert np.count_nonzero(np.any(net.weights[1] != 0, axis=0)) == 3
+
+
 @pytest.mark.parametrize(("loss", "thresholds"), [("hamming", "learned"), ("error", "per_neuron")])
 def test_too_few_codes_meet_the_capacity_bound(six, loss, thresholds):
     """Two hidden bits, six classes: the capacity bound (a proof, checked by its own dynamic program) is
