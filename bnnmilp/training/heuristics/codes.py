@@ -11,10 +11,11 @@ with delta >= epsilon / 2: the threshold lambda_k + epsilon / 2 then realises th
 problem's epsilon margin, and so does the complement (-W_k, -lambda_k), so the orientation of a unit is free.
 
 Classes that share a code share the output: for a group g of classes the output o_g is the best of 0 and
-the groups' target rows, at the cost sum_{c in g} n_c loss(o_g, t_c). With 2^w > C classes and distinct
+the group's target rows, at the cost sum_{c in g} n_c loss(o_g, t_c). With 2^w > C classes and distinct
 codes the cost is 0. The codes are chosen by a beam search over the usable bipartitions, one unit at a
-time, ranked by the cost hoped for: each group split by the units left into single classes as far as
-they reach, as if every bipartition were separable. The output unit j fires on the one code whose group
+time, ranked by the cost hoped for (each group split by the units left into single classes as far as
+they reach, as if every bipartition were separable); it stops at the first assignment of cost 0, and
+the units it did not need repeat the first. The output unit j fires on the one code whose group
 outputs bit j (if any):
 
     u^2_j = [ (2 b - 1) . u^1 / |b|  >=  1 - epsilon / 2 ]     fires on code b only (b != 0),
@@ -27,8 +28,9 @@ class); where every code is taken, the search charges one group the cost of outp
 thresholds, -sum_k u_k >= 0 fires on the zero code alone. ``pipeline.exact_start`` makes the network
 meet the margin in exact arithmetic, and the pipeline takes it as the start of its method
 (``training.warm_start: codes``). A construction: it proves nothing about the optimum, but where
-2^w > C its loss is 0 whenever the bipartitions it needs are separable, and where 2^w <= C it can meet
-the capacity bound (``verification.certificates.capacity``), which then proves it optimal.
+2^w > C and the search finds separable bipartitions with distinct codes its loss is 0, and where
+2^w <= C it can meet the capacity bound (``verification.certificates.capacity``), which then proves it
+optimal (``pipeline`` then runs no search).
 """
 
 from __future__ import annotations
