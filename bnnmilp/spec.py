@@ -102,6 +102,9 @@ class TrainingSpec:
             _one_of("training", name, getattr(self, name), allowed)
         for stage in self.objective:
             _one_of("training", "objective", stage, STAGES)
+        if self.warm_start == "codes" and self.method == "ste":  # STE alone takes no start: say so, not ignore it
+            raise SpecError(None, "training.warm_start", "codes with method lns, milp or decompose (method ste "
+                                                         "trains STE alone, from no start)")
 
 
 @dataclass(frozen=True)

@@ -264,7 +264,7 @@ def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Networ
     spec = resolved(spec)
     tr = spec.training
     run = Run(spec, data, progress, formulation, clock, checkpoint, announce)
-    if start is None and tr.warm_start == "codes" and tr.method != "ste":
+    if start is None and tr.warm_start == "codes":
         from bnnmilp.training.heuristics.codes import codes_network
 
         announce(f"class codes on {data.n_samples} samples (an LP per bipartition of the classes)")

@@ -48,7 +48,7 @@ def test_enough_codes_fit_every_sample(six, thresholds, loss):
 
 
 def test_a_wide_layer_uses_only_the_units_it_needs(six):
-    """Sixteen hidden units for six classes: three distinct codes bits suffice (8 codes > 6 classes), the
+    """Sixteen hidden units for six classes: three code bits suffice (8 codes > 6 classes), the
     search stops there, and the other thirteen units repeat the first one (the output layer ignores them)."""
     spec = make_spec([64, 16, 6], eps=1 / 64)
     net = codes_network(spec, six)
@@ -104,6 +104,8 @@ def test_not_applicable_and_inseparable_are_spec_errors():
         codes_network(make_spec([2, 2, 2], weights="binary"), xor)
     with pytest.raises(SpecError, match=r"training\.warm_start.*one hidden layer"):
         codes_network(make_spec([2, 2, 2, 2]), xor)
+    with pytest.raises(SpecError, match=r"training\.warm_start.*method ste trains STE alone"):
+        make_spec([2, 2, 2], method="ste").with_training(warm_start="codes")
     # XOR: the one bipartition of its two classes is not linearly separable
     with pytest.raises(SpecError, match="no bipartition"):
         codes_network(make_spec([2, 2, 2], thresholds="per_neuron"), xor)
