@@ -48,12 +48,14 @@ def command(network: str, data: str, output: str, groups: str | int, time_limit:
     """Prove a lower bound on the training loss of NETWORK on DATA by decomposition, with a checkable proof.
 
     NETWORK is a spec YAML (no weights are needed for a lower bound) or a run folder (its recorded
-    spec). The training loss is a sum over samples, so the optima of the training MILPs of the groups
-    of any partition of DATA add up to a lower bound on the whole MILP's optimum. Each group's optimum
-    is found by HiGHS and proven by bnnmilp's branch and bound; the proof file holds the partition and
-    every group's proof, and is checked in exact arithmetic before it is written. Check it again with
-    `bnnmilp verify NETWORK DATA --certificate PROOF`. Where loss 0 is unattainable (narrow networks,
-    noisy labels), this proves bounds that the whole MILP's relaxation (bound 0) does not.
+    spec; its network's exact loss is then set against the bound: `run` in the JSON, with the gap, and
+    `optimal` where the bound reaches it). The training loss is a sum over samples, so the optima of the
+    training MILPs of the groups of any partition of DATA add up to a lower bound on the whole MILP's
+    optimum. Each group's optimum is found by HiGHS and proven by bnnmilp's branch and bound; the proof
+    file holds the partition and every group's proof, and is checked in exact arithmetic before it is
+    written. Check it again with `bnnmilp verify NETWORK DATA --certificate PROOF`. Where loss 0 is
+    unattainable (narrow networks, noisy labels), this proves bounds that the whole MILP's relaxation
+    (bound 0) does not.
 
     Before the groups, the capacity bound of the whole data is computed (instant, no solver): through a
     hidden layer of width w a network has at most 2^w different outputs, whatever its weights, so where
@@ -85,7 +87,7 @@ def command(network: str, data: str, output: str, groups: str | int, time_limit:
         write_json_atomic,
     )
     from bnnmilp.verification.decomposition import decomposition_bound, in_process, job_runner
-    from bnnmilp.verification.reports import spec_of
+    from bnnmilp.verification.reports import against_bound, spec_of, weights_of
 
     one_stdout(as_json, output=output)
     check_output_path(output)
@@ -127,12 +129,20 @@ def command(network: str, data: str, output: str, groups: str | int, time_limit:
                        "highs_optimum": g.optimum, "time_s": g.time_s, "nodes": g.nodes} for g in res.groups],
            "by": res.by, "rounds": res.rounds, "time_s": res.time_s}
     out["interrupted"] = res.interrupted
+    wf = weights_of(network)
+    if wf is not None:  # a run: its network against the bound
+        out["run"] = against_bound(wf, ds, res.bound)
     if as_json:
         terminal.emit_json(out)
     else:
         terminal.status(f"[green]proven[/]: training loss >= {out['bound']} ({len(res.groups)} groups, checked "
                         f"exactly; {res.time_s:.1f}s); proof written to {output}" + (
                             " (interrupted: the best finished round's partition)" if res.interrupted else ""))
+        if wf is not None:
+            r = out["run"]
+            terminal.status(f"the run's exact loss is {r['exact_loss']}: " + (
+                ("optimal" if r["optimal"] else f"at most {r['gap']} above the optimum") if r["meets_margin"] else
+                "its network misses the epsilon margin somewhere, and the bound covers only networks that meet it"))
     if res.interrupted:
         from bnnmilp.cli import exit_code_of_interrupt
 

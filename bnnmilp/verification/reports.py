@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from bnnmilp.data import Dataset, load_data
 
 if TYPE_CHECKING:
+    from fractions import Fraction
+
     from bnnmilp.io.runs import WeightsFile
     from bnnmilp.milp.model import StandardModel
     from bnnmilp.spec import Spec
@@ -109,16 +111,37 @@ def spec_of(network: str | Path | Spec) -> Spec:
 
     if isinstance(network, Spec):
         return network
+    wf = weights_of(network)
+    return wf.spec if wf is not None else load_spec(network)
+
+
+def weights_of(network: str | Path | Spec) -> WeightsFile | None:
+    """The weights NETWORK holds (a run folder, a weights YAML or NPZ file); None for a spec."""
+    from bnnmilp.spec import Spec
+
+    if isinstance(network, Spec):
+        return None
     p = Path(network)
     if p.is_dir() or p.suffix.lower() == ".npz":
-        return _weights(p).spec
+        return _weights(p)
     from bnnmilp.errors import SpecError
     from bnnmilp.io.yamlio import read_yaml
 
     doc = read_yaml(p, SpecError)
-    if isinstance(doc, dict) and "layers" in doc:
-        return _weights(p).spec
-    return load_spec(p)
+    return _weights(p) if isinstance(doc, dict) and "layers" in doc else None
+
+
+def against_bound(wf: WeightsFile, ds: Dataset, bound: Fraction) -> dict[str, Any]:
+    """A run's network against a proven lower bound: its exact loss and, where it meets the epsilon margin
+    (the bound covers only such networks), the gap and whether the bound proves it optimal."""
+    from bnnmilp.network import training_loss, training_slack
+
+    net, spec = wf.network, wf.spec
+    loss = training_loss(net, ds.features, ds.labels, ds.targets(spec.network.n_outputs), spec.training.loss,
+                         spec.network.output)
+    covered = training_slack(net, ds.features, ds.labels, spec.training.epsilon, spec.network.output)[0] >= 0
+    return {"exact_loss": int(loss), "meets_margin": bool(covered),
+            "gap": str(loss - bound) if covered else None, "optimal": bool(covered and loss <= bound)}
 
 
 def check_proof(target: str | Path | StandardModel, data: str | Path | Dataset | None,

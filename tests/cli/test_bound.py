@@ -31,6 +31,7 @@ def test_bound_proves_xor_and_verify_checks_the_proof(xor, tmp_path):
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert (out["bound"], out["proven"], out["rounds"]) == ("1", True, 1)
+    assert "run" not in out  # a spec: no network to set against the bound
     assert [g["samples"] for g in out["groups"]] == [[0, 1, 2, 3]] and out["groups"][0]["claim"] == "1"
     r = run("verify", spec, data, "--certificate", tmp_path / "p.json", "--json")
     assert r.exit_code == 0, r.output
@@ -101,6 +102,11 @@ def test_a_run_folder_names_its_spec(xor, tmp_path):
     assert run("train", spec, data, "-o", tmp_path / "run").exit_code == 0
     r = run("bound", tmp_path / "run", data, "-o", tmp_path / "p.json", "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["bound"] == "1"
+    out = json.loads(r.stdout)
+    assert out["bound"] == "1"
+    # the trained network meets the margin and its exact loss is the proven bound: optimal, gap 0
+    assert out["run"] == {"exact_loss": 1, "meets_margin": True, "gap": "0", "optimal": True}
+    r = run("bound", tmp_path / "run", data, "-o", tmp_path / "p2.json")
+    assert r.exit_code == 0 and "the run's exact loss is 1: optimal" in r.output
     assert run("verify", tmp_path / "run", data, "--certificate", tmp_path / "p.json").exit_code == 0
     assert run("verify", spec, data, "--certificate", tmp_path / "p.json").exit_code == 0
