@@ -123,9 +123,8 @@ def command(network: str, data: str, output: str, groups: str | int, time_limit:
             write_vipr(Path(vipr_dir) / f"group_{i}.vipr", group_model(spec, ds, g["samples"]), g["proof"])
     out = {"bound": fraction_str(res.bound), "bound_float": float(res.bound), "proven": True, "proof": output,
            "scope": "every network meeting the epsilon margin on every sample (the training MILP's optimum)",
-           "groups": [{"samples": g.samples, "claim": fraction_str(g.claim),
-                       "kind": "capacity" if is_capacity(g.proof) else "milp",  # HiGHS ran only on the latter
-                       "highs_status": None if is_capacity(g.proof) else g.status,
+           "groups": [{"samples": g.samples, "claim": fraction_str(g.claim), "kind": g.kind,  # capacity | milp
+                       "highs_status": None if g.kind == "capacity" else g.status,  # HiGHS ran only on milp
                        "highs_optimum": g.optimum, "time_s": g.time_s, "nodes": g.nodes} for g in res.groups],
            "by": res.by, "rounds": res.rounds, "time_s": res.time_s}
     out["interrupted"] = res.interrupted

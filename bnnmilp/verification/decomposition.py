@@ -54,6 +54,13 @@ class Group:
         """The bound the group's proof establishes."""
         return Fraction(self.proof["claimed_bound_exact"])
 
+    @property
+    def kind(self) -> str:
+        """``capacity`` (a capacity proof: no solver ran) or ``milp`` (a branch-and-bound proof)."""
+        from bnnmilp.verification.certificates.capacity import is_capacity
+
+        return "capacity" if is_capacity(self.proof) else "milp"
+
     def to_dict(self) -> dict[str, Any]:
         return {"samples": self.samples, "status": self.status, "optimum": self.optimum, "proof": self.proof,
                 "time_s": self.time_s, "nodes": self.nodes}

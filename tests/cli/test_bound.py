@@ -33,6 +33,7 @@ def test_bound_proves_xor_and_verify_checks_the_proof(xor, tmp_path):
     assert (out["bound"], out["proven"], out["rounds"]) == ("1", True, 1)
     assert "run" not in out  # a spec: no network to set against the bound
     assert [g["samples"] for g in out["groups"]] == [[0, 1, 2, 3]] and out["groups"][0]["claim"] == "1"
+    assert (out["groups"][0]["kind"], out["groups"][0]["highs_status"]) == ("milp", "optimal")
     r = run("verify", spec, data, "--certificate", tmp_path / "p.json", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["claim_proven"] == "1"
