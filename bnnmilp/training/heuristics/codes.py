@@ -46,11 +46,9 @@ from bnnmilp.milp.backends import SolveOptions, highs
 from bnnmilp.milp.model import ModelBuilder
 from bnnmilp.network import Network
 from bnnmilp.spec import Spec
+from bnnmilp.verification.certificates.capacity import MAX_TARGETS, block_costs, cost_kind, target_counts
 
 BEAM = 32  # partial code assignments kept per hidden unit
-MAX_CLASSES = 12  # every bipartition is tried up to here (2^(C-1) - 1 LPs); random ones beyond
-SAMPLED = 1023  # bipartitions tried beyond MAX_CLASSES
-MAX_CODE_BITS = 62  # classes and code bits are held in int64 masks
 LP_TOLERANCE = 1e-6  # a separating margin counts only this far above epsilon / 2 (the LP's tolerances are 1e-7)
 
 
@@ -98,16 +96,11 @@ def separate(X: np.ndarray, side: np.ndarray, shared: bool, limit: float | None 
     return float(sol.x[delta]), sol.x[w].copy(), float(sol.x[lam])
 
 
-def usable_cuts(X: np.ndarray, cls: np.ndarray, n_classes: int, spec: Spec, seed: int = 0,
-                deadline: float | None = None) -> list[Cut]:
+def usable_cuts(X: np.ndarray, cls: np.ndarray, n_classes: int, spec: Spec, deadline: float | None = None
+                ) -> list[Cut]:
     """Every bipartition of the classes (class C-1 on the silent side) separable with margin epsilon / 2,
-    the larger margins first; random bipartitions beyond MAX_CLASSES classes."""
-    full = (1 << (n_classes - 1)) - 1
-    if n_classes <= MAX_CLASSES:
-        masks = list(range(1, full + 1))
-    else:
-        rng = np.random.default_rng(seed)
-        masks = sorted({int(m) for m in rng.integers(1, full + 1, size=SAMPLED)})
+    the larger margins first."""
+    masks = range(1, 1 << (n_classes - 1))
     shared = spec.network.thresholds == "learned"
     need = spec.training.epsilon / 2
     out = []
@@ -123,41 +116,69 @@ def usable_cuts(X: np.ndarray, cls: np.ndarray, n_classes: int, spec: Spec, seed
     return out
 
 
-def _group_cost(members: np.ndarray, counts: np.ndarray, T: np.ndarray, loss: str) -> tuple[int, np.ndarray, int]:
-    """The cost of one group of classes sharing a code, its output row (the best of 0 and its targets), and
-    its cost with output 0."""
-    cands = np.vstack([np.zeros((1, T.shape[1]), T.dtype), T[members]])
-    diff = np.abs(cands[:, None, :] - T[members][None, :, :])
-    per = diff.sum(axis=2) if loss == "hamming" else (diff.sum(axis=2) > 0)
-    cost = per @ counts[members]
-    best = int(np.argmin(cost))
-    return int(cost[best]), cands[best], int(cost[0])
+class Costs:
+    """Per set of classes (a bit mask), the least loss of a group sharing one output: ``block`` is the
+    capacity bound's block cost (``certificates/capacity.block_costs``: the majority bit per output for
+    Hamming loss, the most frequent class's target for the error loss; with one-hot targets output j is
+    on only in the group of class j, on one code, as the output layer below realises), ``zero`` the cost
+    with output 0."""
+
+    def __init__(self, targets: np.ndarray, counts: np.ndarray, kind: str) -> None:
+        n = len(counts)
+        self.targets, self.counts, self.kind = targets, counts, kind
+        self.block = block_costs(targets, counts, kind)
+        member = (np.arange(1 << n)[:, None] >> np.arange(n)) & 1
+        miss = targets.sum(axis=1) if kind == "hamming" else (targets.sum(axis=1) > 0)
+        self.zero = (member @ (counts * miss)).tolist()
+        self.order = np.argsort(-counts, kind="stable").tolist()  # the most numerous classes first
+
+    def output(self, mask: int) -> np.ndarray:
+        """The output row of a group: the majority bits (Hamming) or the most frequent class's target."""
+        cs = [c for c in range(len(self.counts)) if mask >> c & 1]
+        if self.kind == "hamming":
+            ones = self.counts[cs] @ self.targets[cs]
+            return (2 * ones > self.counts[cs].sum()).astype(self.targets.dtype)
+        return self.targets[cs[int(np.argmax(self.counts[cs]))]]
 
 
-def group_costs(codes: np.ndarray, counts: np.ndarray, T: np.ndarray, loss: str, left: int = 0,
-                zero_code: bool = False) -> tuple[int, np.ndarray]:
-    """The cost of a code assignment (codes[c] per class) and each class's output row. With ``left`` units
-    still to choose, the cost hoped for instead: each group split by them into 2^left - 1 single classes
-    (the most numerous) and one group of the rest, as if every bipartition were separable. ``zero_code``:
-    one group must output 0 (a shared output threshold where every code is taken: the zero code gives
-    every output unit the pre-activation 0, so they all fire or none does), the one where that costs least."""
-    total, extra, silent = 0, None, None
-    out = np.zeros_like(T)
-    for code in np.unique(codes):
-        members = np.flatnonzero(codes == code)
+def _groups(codes: np.ndarray) -> list[int]:
+    """The classes sharing each code, as masks."""
+    by: dict[int, int] = {}
+    for c, code in enumerate(codes.tolist()):
+        by[code] = by.get(code, 0) | 1 << c
+    return list(by.values())
+
+
+def group_costs(codes: np.ndarray, costs: Costs, left: int = 0, zero_code: bool = False) -> int:
+    """The cost of a code assignment (codes[c] per class). With ``left`` units still to choose, the cost
+    hoped for instead: each group split by them into 2^left - 1 single classes (the most numerous) and one
+    group of the rest, as if every bipartition were separable. ``zero_code``: one group must output 0 (a
+    shared output threshold where every code is taken: the zero code gives every output unit the
+    pre-activation 0, so they all fire or none does), the one where that costs least."""
+    total, extra = 0, None
+    for group in _groups(codes):
+        mask = group
         if left:
-            members = members[np.argsort(-counts[members], kind="stable")][(1 << left) - 1:]
-            if members.size == 0:
+            for c in [c for c in costs.order if group >> c & 1][: (1 << left) - 1]:
+                mask &= ~(1 << c)
+            if not mask:
                 continue
-        cost, row, cost0 = _group_cost(members, counts, T, loss)
-        total += cost
-        out[members] = row
-        if extra is None or cost0 - cost < extra:
-            extra, silent = cost0 - cost, members
-    if zero_code and extra:
-        total += extra
-        out[silent] = 0
-    return total, out
+        total += costs.block[mask]
+        if zero_code and (extra is None or costs.zero[mask] - costs.block[mask] < extra):
+            extra = costs.zero[mask] - costs.block[mask]
+    return total + (extra or 0)
+
+
+def outputs_of(codes: np.ndarray, costs: Costs, zero_code: bool) -> np.ndarray:
+    """Each class's output row under the assignment: its group's (``Costs.output``), and 0 for the group
+    ``group_costs`` silences."""
+    groups = _groups(codes)
+    silent = min(groups, key=lambda g: costs.zero[g] - costs.block[g]) if zero_code else None
+    out = np.zeros_like(costs.targets)
+    for g in groups:
+        row = np.zeros_like(costs.targets[0]) if g == silent else costs.output(g)
+        out[[c for c in range(len(codes)) if g >> c & 1]] = row
+    return out
 
 
 def _zero_code(spec: Spec, codes: np.ndarray, units: int) -> bool:
@@ -174,12 +195,11 @@ def _codes(cuts: list[Cut], chosen: tuple[int, ...], n_classes: int) -> np.ndarr
     return codes
 
 
-def choose_codes(cuts: list[Cut], width: int, counts: np.ndarray, T: np.ndarray, spec: Spec
-                 ) -> tuple[list[Cut], np.ndarray] | None:
+def choose_codes(cuts: list[Cut], width: int, costs: Costs, spec: Spec) -> tuple[list[Cut], np.ndarray] | None:
     """A beam search for at most ``width`` cuts whose codes cost least: states ranked by the cost hoped for
     with the units left, then with one more unit, then the cost as they stand, then the order found (the
     larger margins first in ``cuts``); it stops at the first state that costs 0 (more units add nothing)."""
-    n_classes, loss = len(counts), spec.training.loss
+    n_classes = len(costs.counts)
     beam: list[tuple[tuple[int, int, int, int], tuple[int, ...]]] = [((0, 0, 0, 0), ())]
     cls = np.arange(n_classes)
     for step in range(width):
@@ -192,11 +212,11 @@ def choose_codes(cuts: list[Cut], width: int, counts: np.ndarray, T: np.ndarray,
                 if i in chosen or key in nxt:
                     continue
                 codes = base | (((cuts[i].mask >> cls) & 1) << len(chosen))
-                exact = group_costs(codes, counts, T, loss, 0, _zero_code(spec, codes, step + 1))[0]
+                exact = group_costs(codes, costs, 0, _zero_code(spec, codes, step + 1))
                 if exact == 0:  # more units would add nothing
                     return [cuts[j] for j in key], _codes(cuts, key, n_classes)
-                one = group_costs(codes, counts, T, loss, 1)[0] if left else exact
-                hoped = group_costs(codes, counts, T, loss, left)[0] if left > 1 else one
+                one = group_costs(codes, costs, 1) if left else exact
+                hoped = group_costs(codes, costs, left) if left > 1 else one
                 nxt[key] = (hoped, one, exact, len(nxt))
         if not nxt:
             break
@@ -213,22 +233,20 @@ def codes_network(spec: Spec, data: Dataset, deadline: float | None = None) -> N
     why = not_applicable(spec)
     if why is not None:
         raise SpecError(None, "training.warm_start", f"codes needs {why}")
-    X = data.features.astype(np.float64)
-    T_all = data.targets(spec.network.n_outputs).astype(np.int64)
-    classes, first, cls = np.unique(data.labels, return_index=True, return_inverse=True)
-    T = T_all[first]  # one target row per class (targets are a function of the label)
-    counts = np.bincount(cls, minlength=len(classes))
+    labels, targets, counts = target_counts(spec, data, list(range(data.n_samples)))
+    if not 2 <= len(labels) <= MAX_TARGETS:
+        raise SpecError(None, "training.warm_start", f"codes needs 2 to {MAX_TARGETS} classes in the data; "
+                                                      f"got {len(labels)}")
+    costs = Costs(targets, counts, cost_kind(spec))
+    cls = np.searchsorted(labels, data.labels)
+    cuts = usable_cuts(data.features.astype(np.float64), cls, len(labels), spec, deadline)
     width = spec.network.layers[1]
-    if not 2 <= len(classes) <= MAX_CODE_BITS:
-        raise SpecError(None, "training.warm_start", f"codes needs 2 to {MAX_CODE_BITS} classes in the data; "
-                                                      f"got {len(classes)}")
-    cuts = usable_cuts(X, cls, len(classes), spec, spec.training.seed, deadline)
-    picked = choose_codes(cuts, min(width, len(cuts), MAX_CODE_BITS), counts, T, spec)
+    picked = choose_codes(cuts, min(width, len(cuts)), costs, spec)
     if picked is None:
         raise SpecError(None, "training.warm_start", "codes found no bipartition of the classes that the "
                                                       "first layer can separate with the epsilon margin")
     units, codes = picked
-    _, outputs = group_costs(codes, counts, T, spec.training.loss, zero_code=_zero_code(spec, codes, len(units)))
+    outputs = outputs_of(codes, costs, _zero_code(spec, codes, len(units)))
     return _assemble(spec, units, codes, outputs, width)
 
 

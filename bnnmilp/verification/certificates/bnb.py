@@ -584,12 +584,12 @@ def _claim(tree: Tree, model: StandardModel, integral: bool, exact: ExactModel, 
                 return
             bounds.append(b)
         q = Fraction(math.ceil(min(bounds))) if integral else min(bounds)
-    elif tree.incumbent is not None:  # every leaf emptied (under c x + offset <= incumbent - 1): the incumbent
+    elif tree.incumbent is not None:  # every leaf emptied (under c x + offset <= ceil(incumbent) - 1): the incumbent
         q = Fraction(tree.incumbent)
     else:
         tree.status, tree.failure = "failed", "every leaf is empty but there is no incumbent to claim"
         return
-    if hypothesis and tree.incumbent is not None:  # steps assumed c x + offset <= incumbent - 1
+    if hypothesis and tree.incumbent is not None:  # steps assumed c x + offset <= ceil(incumbent) - 1
         q = min(q, Fraction(tree.incumbent))
     tree.claimed_exact = q
     tree.claimed_bound = round_down(tree.claimed_exact)

@@ -117,9 +117,8 @@ def exact_reduced_costs(model: StandardModel, y: dict[int, Fraction]) -> dict[in
     for i, yi in y.items():
         if yi == 0:
             continue
-        s, e = int(model.indptr[i]), int(model.indptr[i + 1])
-        for j, a in zip(model.indices[s:e].tolist(), model.data[s:e].tolist(), strict=True):
-            r[j] = r.get(j, F(0)) - yi * F(a)
+        for j, a in exact_row(model, i).items():
+            r[j] = r.get(j, F(0)) - yi * a
     return r
 
 
@@ -132,8 +131,8 @@ def exact_row(model: StandardModel, i: int) -> dict[int, Fraction]:
     return a
 
 
-def _exact_leaf_bound(model: StandardModel, y: dict[int, Fraction], lo: list, up: list) -> Fraction | None:
-    """Lemma 7: exact lower bound of c x + offset over the leaf box, or None when it is -infinity."""
+def exact_row_part(model: StandardModel, y: dict[int, Fraction]) -> Fraction | None:
+    """Y = offset + sum_i y_i (L_i if y_i > 0 else U_i), or None where a multiplier uses an infinite side."""
     total = F(float(model.offset))
     for i, yi in y.items():
         if yi == 0:
@@ -142,6 +141,14 @@ def _exact_leaf_bound(model: StandardModel, y: dict[int, Fraction], lo: list, up
         if not math.isfinite(side):
             return None
         total += yi * F(float(side))
+    return total
+
+
+def _exact_leaf_bound(model: StandardModel, y: dict[int, Fraction], lo: list, up: list) -> Fraction | None:
+    """Lemma 7: exact lower bound of c x + offset over the leaf box, or None when it is -infinity."""
+    total = exact_row_part(model, y)
+    if total is None:
+        return None
     for j, rj in exact_reduced_costs(model, y).items():
         if rj == 0:
             continue
@@ -477,14 +484,8 @@ class _Rows:
                     or not isinstance(pair[0], int) or not 0 <= pair[0] < m.n_rows or pair[0] in y:
                 return None
             y[pair[0]] = rational(pair[1], f"duals[{k}]")
-        total = F(float(m.offset))
-        for i, yi in y.items():
-            side = m.row_lower[i] if yi > 0 else m.row_upper[i]
-            if yi != 0 and not math.isfinite(side):
-                return None
-            if yi != 0:
-                total += yi * F(float(side))
-        return exact_reduced_costs(m, y), None, self.hypothesis - total
+        total = exact_row_part(m, y)
+        return None if total is None else (exact_reduced_costs(m, y), None, self.hypothesis - total)
 
     def row(self, i: Any) -> tuple[dict[int, Fraction], Fraction | None, Fraction | None] | None:
         if isinstance(i, tuple):

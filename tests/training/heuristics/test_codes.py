@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from bnnmilp.cli import main
 from bnnmilp.data import Dataset, load_data
 from bnnmilp.errors import SpecError
-from bnnmilp.training.heuristics.codes import codes_network, group_costs
+from bnnmilp.training.heuristics.codes import Costs, codes_network, group_costs, outputs_of
 from bnnmilp.training.pipeline import train
 from bnnmilp.verification.certificates.capacity import capacity_proof
 from tests.conftest import make_spec
@@ -90,12 +90,15 @@ def test_group_costs_closed_form():
     T = np.eye(3, dtype=np.int64)
     counts = np.array([2, 3, 4])
     codes = np.array([1, 1, 0])
-    cost, rows = group_costs(codes, counts, T, "hamming")
-    assert cost == 4
-    assert rows.tolist() == [[0, 1, 0], [0, 1, 0], [0, 0, 1]]
-    assert group_costs(codes, counts, T, "error")[0] == 2
+    costs = Costs(T, counts, "hamming")
+    assert group_costs(codes, costs) == 4
+    assert outputs_of(codes, costs, zero_code=False).tolist() == [[0, 1, 0], [0, 1, 0], [0, 0, 1]]
+    assert group_costs(codes, Costs(T, counts, "error")) == 2
     # with one unit left, the pair could still be split: the cost hoped for is 0
-    assert group_costs(codes, counts, T, "hamming", left=1)[0] == 0
+    assert group_costs(codes, costs, left=1) == 0
+    # one group must output 0: the pair (5 instead of 4) rather than the lone class (4 instead of 0)
+    assert group_costs(codes, costs, zero_code=True) == 5
+    assert outputs_of(codes, costs, zero_code=True).tolist() == [[0, 0, 0], [0, 0, 0], [0, 0, 1]]
 
 
 def test_not_applicable_and_inseparable_are_spec_errors():
