@@ -117,8 +117,9 @@ def exact_reduced_costs(model: StandardModel, y: dict[int, Fraction]) -> dict[in
     for i, yi in y.items():
         if yi == 0:
             continue
-        for j, a in exact_row(model, i).items():
-            r[j] = r.get(j, F(0)) - yi * a
+        s, e = int(model.indptr[i]), int(model.indptr[i + 1])  # inline, not exact_row: the checker's hot loop
+        for j, a in zip(model.indices[s:e].tolist(), model.data[s:e].tolist(), strict=True):
+            r[j] = r.get(j, F(0)) - yi * F(a)
     return r
 
 
