@@ -106,6 +106,37 @@ class TrainingModel:
                 pr[block.indices.ravel()] = 10.0 * int(key[1:])
         return pr
 
+    def unit_swaps(self) -> tuple[list[np.ndarray], np.ndarray]:
+        """(permutations, order): per hidden layer l and unit k, the column permutation that swaps units k
+        and k + 1 (rows of W^l and of its z and nz columns, their thresholds, margins and products s^{i,l}, the
+        activations u^{i,l}, the columns of W^{l+1}, z^{l+1}, nz^{l+1} and the products s^{i,l+1}), as sigma with
+        sigma[j] the column that j becomes; and the hidden activations unit by unit, u^{.,l}_0, u^{.,l}_1,
+        ..., the lexicographic order of symmetry handling. Candidates only: the proof engine keeps those
+        that are automorphisms of the model (``certificates/symmetry.py``), and the checker tests them again."""
+        blocks = self.model.col_blocks
+        swaps: list[np.ndarray] = []
+        order: list[np.ndarray] = []
+        for l in range(1, self.depth):
+            d = self.spec.network.layers[l]
+            if self.bits(l) is None:
+                continue
+            order.append(self.bits(l).T.ravel())
+            axes = [*((f"{p}{l}", 0) for p in ("w", "z", "nz", "lam", "mu")), (f"u{l}", 1), (f"s{l}", 1),
+                    *((f"{p}{l + 1}", 1) for p in ("w", "z", "nz")), (f"s{l + 1}", 2)]
+            for k in range(d - 1):
+                sigma = np.arange(self.model.n_cols)
+                for key, axis in axes:
+                    if key not in blocks or len(blocks[key].shape) <= axis or blocks[key].shape[axis] != d:
+                        continue
+                    idx = blocks[key].indices
+                    swapped = idx.copy()
+                    a, b = [slice(None)] * idx.ndim, [slice(None)] * idx.ndim
+                    a[axis], b[axis] = k, k + 1
+                    swapped[tuple(a)], swapped[tuple(b)] = idx[tuple(b)], idx[tuple(a)]
+                    sigma[idx.ravel()] = swapped.ravel()
+                swaps.append(sigma)
+        return swaps, (np.concatenate(order) if order else np.zeros(0, np.int64))
+
     def network_from(self, x: np.ndarray) -> Network:
         """The network encoded in a solution vector (discrete weights rounded to their domain)."""
         layers = range(1, self.depth + 1)

@@ -31,6 +31,7 @@ import numpy as np
 from bnnmilp.milp.backends.highs import to_highs
 from bnnmilp.milp.model import StandardModel
 from bnnmilp.verification.certificates.propagate import Propagator, Step, reduced_cost_steps
+from bnnmilp.verification.certificates.symmetry import Symmetry
 
 
 @dataclass
@@ -75,6 +76,7 @@ class Tree:
     failure: str | None = None  # why no claim could be made, when status is "failed"
     status: str = "optimal"  # optimal | node_limit | time_limit | failed
     runtime_s: float = 0.0
+    symmetry: Symmetry | None = None  # its rows follow the model's: the leaves' multipliers may use them
 
     @property
     def nodes_per_s(self) -> float:
@@ -303,7 +305,8 @@ SB_PROPAGATE = True  # strong-branching children are propagated first (an empty 
 
 def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_limit: float | None = None,
                      node_limit: int | None = None, priority: np.ndarray | None = None,
-                     tight: bool = False, branching: str = "reliability", propagate: bool = True) -> Tree:
+                     tight: bool = False, branching: str = "reliability", propagate: bool = True,
+                     symmetry: Symmetry | None = None) -> Tree:
     """Solve (or, with ``cutoff``, prove a lower bound of) the MILP, recording the tree and leaf multipliers.
 
     ``cutoff``: an objective value known to be attainable (e.g. from a MIP solve); leaves whose bound
@@ -320,8 +323,15 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
     ``propagate``: tighten every node's box by bound propagation (for an integral objective also under
     the hypothesis c x + offset <= incumbent - 1), recording each step for the checker (propagate.py).
     Off with ``tight`` and for dual functions, whose leaves must stay valid when a right-hand side moves.
+    ``symmetry``: automorphisms of the model (``symmetry.automorphisms``); their lexicographic rows are
+    appended to the model and the proof records them (the checker's lemma 13). Not with ``tight``: the
+    rows hold for this model's right-hand sides only, not along a dual function's.
     """
     t0 = time.perf_counter()
+    if symmetry is not None and tight:
+        raise ValueError("symmetry rows cut off optimal points: not with tight=True")
+    if symmetry is not None:
+        model = symmetry.augment(model)
     integral = model.objective_integral and not tight
     relaxed = replace(model, integrality=np.zeros(model.n_cols, dtype=bool))
     h = to_highs(relaxed)
@@ -332,7 +342,7 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
     up0 = model.col_upper.copy()
     ints = model.integrality
     lo0[ints], up0[ints] = np.ceil(lo0[ints] - 1e-9), np.floor(up0[ints] + 1e-9)
-    tree = Tree()
+    tree = Tree(symmetry=symmetry)
     incumbent = cutoff if cutoff is not None else math.inf
     propagator = Propagator(model, continuous=integral) if propagate and not tight else None
 
@@ -556,8 +566,32 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
     if tree.status == "optimal" and tree.leaves:
         _claim(tree, model, integral, exact or ExactModel(model),
                hypothesis=propagator is not None and integral and any(n.steps for n in tree.nodes))
+    if symmetry is not None:
+        _drop_unused_symmetry(tree, model.n_rows - len(symmetry.terms))
     tree.runtime_s = time.perf_counter() - t0
     return tree
+
+
+def _drop_unused_symmetry(tree: Tree, n_rows: int) -> None:
+    """Where no multiplier and no step uses a symmetry row (row n_rows or later), the proof holds for the model
+    alone: drop the record (a loss-0 proof stays one leaf of a few bytes, checked without lemma 13)."""
+    def uses(y: np.ndarray | None) -> bool:
+        return y is not None and bool(np.any(y[n_rows:] != 0))
+
+    def step_uses(st: Step) -> bool:
+        return st.row >= n_rows or uses(st.duals) or any(map(step_uses, st.proof or []))
+
+    if any(uses(lf.y) or (lf.exact is not None and any(i >= n_rows for i in lf.exact)) for lf in tree.leaves) \
+            or any(step_uses(st) for node in tree.nodes for st in node.steps):
+        return
+    tree.symmetry = None
+    for lf in tree.leaves:
+        lf.y = lf.y[:n_rows]
+    cut: dict[int, np.ndarray] = {}  # one vector per node LP, shared by its fixings (the proof writes it once)
+    for node in tree.nodes:
+        for st in node.steps:
+            if st.duals is not None:
+                st.duals = cut.setdefault(id(st.duals), st.duals[:n_rows])
 
 
 def _claim(tree: Tree, model: StandardModel, integral: bool, exact: ExactModel, hypothesis: bool) -> None:

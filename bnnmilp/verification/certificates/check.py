@@ -46,6 +46,17 @@ it only through the following lemmas, each applied in exact rational arithmetic.
    multipliers y = duals[k] of the right signs (lemma 7), every point of the box has
    c x + offset >= Y + r x with r = c - A^T y and Y = offset + sum_i y_i (L_i if y_i > 0 else U_i);
    under the hypothesis (lemma 11) r x <= T - Y, a row to which lemma 10 applies.
+13. **Symmetry** (version 3, ``symmetry``). A generator lists permutations sigma of columns and pi of
+   rows as [from, to] pairs (each a bijection of the listed indices; the others fixed). It is an
+   automorphism if c, the column bounds and integrality of j equal those of sigma(j), the sides of row i
+   equal those of pi(i), and row pi(i) is row i with each column j renamed sigma(j); then g x, with
+   (g x)_sigma(j) = x_j, is integer-feasible with the objective of x (and meets the hypothesis if x does).
+   In an orbit of such maps, the point that is lexicographically largest in the proof's column order
+   (the columns not listed after it) has y >=lex g y for every generator g. If the first t columns
+   m_1..m_t of the order that g moves, and their preimages sigma^-1(m_k), are binary on the root box, that
+   gives sum_k 2^(t-k) (x_{m_k} - x_{sigma^-1(m_k)}) >= 0. The checker builds these rows itself and
+   appends them (generator g is row n_rows + g); a claim proven with them holds for the model, since
+   every objective value of the model is taken at a point that satisfies them.
 """
 
 from __future__ import annotations
@@ -160,6 +171,95 @@ def _exact_leaf_bound(model: StandardModel, y: dict[int, Fraction], lo: list, up
     return total
 
 
+def _permutation(pairs: Any, size: int, what: str) -> dict[int, int]:
+    """Lemma 13: [from, to] pairs as a bijection of the listed indices (all below ``size``)."""
+    if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+        raise _MalformedError(f"{what}: expected a list of [from, to] pairs")
+    perm: dict[int, int] = {}
+    for a, b in pairs:
+        for v in (a, b):
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < size:
+                raise _MalformedError(f"{what}: {v!r} is not an index below {size}")
+        if a in perm:
+            raise _MalformedError(f"{what}: {a} is mapped twice")
+        perm[a] = b
+    if set(perm.values()) != set(perm):
+        raise _MalformedError(f"{what}: not a permutation of the listed indices")
+    return perm
+
+
+def _with_symmetry(model: StandardModel, sym: Any, rep: CheckReport) -> StandardModel | None:
+    """Lemma 13: the model with the rows of the proof's automorphisms appended; None after rep.fail."""
+    if not isinstance(sym, dict) or not isinstance(sym.get("order"), list) \
+            or not isinstance(sym.get("generators"), list):
+        rep.fail("symmetry: expected {'order': [columns], 'generators': [...]}")
+        return None
+    n, m = model.n_cols, model.n_rows
+    order = sym["order"]
+    if any(isinstance(j, bool) or not isinstance(j, int) or not 0 <= j < n for j in order) \
+            or len(set(order)) != len(order):
+        rep.fail("symmetry: the order must list distinct columns of the model")
+        return None
+    row_of = np.repeat(np.arange(m), np.diff(model.indptr))
+
+    def binary(j: int) -> bool:  # on the root box of lemma 4
+        lo, up = float(model.col_lower[j]), float(model.col_upper[j])
+        return bool(model.integrality[j]) and math.isfinite(lo) and math.isfinite(up) and math.ceil(lo) >= 0 \
+            and math.floor(up) <= 1
+
+    added: list[dict[int, Fraction]] = []
+    for g, gen in enumerate(sym["generators"]):
+        where = f"symmetry generator {g}"
+        if not isinstance(gen, dict):
+            rep.fail(f"{where}: expected an object")
+            return None
+        sigma = _permutation(gen.get("columns"), n, f"{where}: columns")
+        pi = _permutation(gen.get("rows"), m, f"{where}: rows")
+        t = gen.get("terms")
+        if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= 52:
+            rep.fail(f"{where}: terms must be an integer from 1 to 52")
+            return None
+        for j, k in sigma.items():
+            if not all(a[j] == a[k] for a in (model.c, model.col_lower, model.col_upper, model.integrality)):
+                rep.fail(f"{where}: not an automorphism (column {j} and its image {k} differ in cost, bounds or "
+                         "integrality)")
+                return None
+        moved_cols = np.fromiter(sigma, dtype=np.int64, count=len(sigma))
+        touched = set(pi) | set(row_of[np.isin(model.indices, moved_cols)].tolist())
+        for i in sorted(touched):
+            k = pi.get(i, i)
+            image = {sigma.get(j, j): v for j, v in exact_row(model, i).items() if v != 0}
+            same_sides = model.row_lower[i] == model.row_lower[k] and model.row_upper[i] == model.row_upper[k]
+            if not same_sides or image != {j: v for j, v in exact_row(model, k).items() if v != 0}:
+                rep.fail(f"{where}: not an automorphism (row {i} with its columns renamed is not row {k})")
+                return None
+        lead = [j for j in order if sigma.get(j, j) != j][:t]
+        if len(lead) < t:
+            rep.fail(f"{where}: the order has {len(lead)} columns that it moves, fewer than its {t} terms")
+            return None
+        inverse = {b: a for a, b in sigma.items()}
+        row: dict[int, Fraction] = {}
+        for k, j in enumerate(lead):
+            w = F(2) ** (t - 1 - k)
+            for col, v in ((j, w), (inverse[j], -w)):
+                if not binary(col):
+                    rep.fail(f"{where}: column {col} of its row is not binary")
+                    return None
+                row[col] = row.get(col, F(0)) + v
+        added.append({j: v for j, v in row.items() if v != 0})
+    if not added:
+        return model
+    cols = [np.array(sorted(r), dtype=np.int64) for r in added]
+    vals = [np.array([float(r[j]) for j in sorted(r)]) for r in added]  # sums of powers of 2: exact doubles
+    counts = np.array([c.size for c in cols])
+    return StandardModel(model.c, model.offset, model.col_lower, model.col_upper, model.integrality,
+                         np.concatenate([model.indptr, model.indptr[-1] + np.cumsum(counts)]),
+                         np.concatenate([model.indices, *cols]), np.concatenate([model.data, *vals]),
+                         np.concatenate([model.row_lower, np.zeros(len(added))]),
+                         np.concatenate([model.row_upper, np.full(len(added), np.inf)]),
+                         objective_integral=model.objective_integral)
+
+
 def _tree(model: StandardModel, doc: dict[str, Any], rep: CheckReport):
     """Lemma 5: the nodes as {id: (parent, column, sense, value)} and the set of leaves, or None."""
     nodes: dict[int, tuple] = {}
@@ -221,7 +321,7 @@ def _tree(model: StandardModel, doc: dict[str, Any], rep: CheckReport):
 
 
 def check_proof(model: StandardModel, doc: dict[str, Any]) -> CheckReport:
-    """Check a proof document against ``model`` by lemmas 1-12 of this module; never raises on bad input."""
+    """Check a proof document against ``model`` by lemmas 1-13 of this module; never raises on bad input."""
     rep = CheckReport(ok=True)
     try:
         _check(model, doc, rep)
@@ -255,6 +355,10 @@ def _check(model: StandardModel, doc: dict[str, Any], rep: CheckReport) -> None:
     if integral and not _objective_is_integral(model):
         rep.fail("objective_integral claimed, but the objective is not integral on integer points")
         return
+    if "symmetry" in doc:
+        model = _with_symmetry(model, doc["symmetry"], rep)
+        if model is None:
+            return
     parsed = _tree(model, doc, rep)
     if parsed is None or not rep.ok:
         return

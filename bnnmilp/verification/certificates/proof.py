@@ -1,4 +1,4 @@
-"""The proof file (JSON, format ``bnnmilp-proof``, version 1 or 2): a branch-and-bound tree with leaf multipliers.
+"""The proof file (JSON, format ``bnnmilp-proof``, version 1, 2 or 3): a branch-and-bound tree with leaf multipliers.
 
     {"format": "bnnmilp-proof", "version": 1,
      "model_sha256": "...",            # StandardModel.fingerprint() of the exact model proven about
@@ -18,12 +18,17 @@
                                        # steps that empty the box on the other side of the integer value;
                                        # a reduced-cost fixing has {"duals": k} for its row
      "duals": [[[row, multiplier], ...], ...],   # version 2: the multipliers reduced-cost fixings use
+     "symmetry": {"order": [column, ...], "generators": [{"columns": [[j, sigma_j], ...],
+                  "rows": [[i, pi_i], ...], "terms": t}, ...]},
+                                       # version 3: automorphisms of the model; generator g adds row
+                                       # n_rows + g, sum_k 2^(t-k) (x_{m_k} - x_{sigma^-1(m_k)}) >= 0 over
+                                       # the first t columns m_k of the order that it moves (symmetry.py)
      "engine": {"nodes": ..., "runtime_s": ..., "nodes_per_s": ..., "status": "optimal"}}
 
 Leaf t proves c x + offset >= offset + sum_i y_i (row_lower_i if y_i > 0 else row_upper_i)
 + sum_j min(r_j l_j, r_j u_j), r = c - A^T y, over the box of root bounds tightened along its path (by
 the branches and, in version 2, the derived bounds of every node on it; a leaf of kind "empty" has an
-empty box and no multipliers).
+empty box and no multipliers). In version 3, A has the symmetry rows after the model's own.
 """
 
 from __future__ import annotations
@@ -69,8 +74,11 @@ def proof_doc(model: StandardModel, tree: Tree) -> dict[str, Any]:
 
     derived = [[n.id, s.column, s.sense, s.value, row_of(s)] for n in tree.nodes for s in n.steps]
     extra = {"derived": derived, **({"duals": duals} if duals else {})} if derived else {}
+    if tree.symmetry is not None:
+        extra["symmetry"] = tree.symmetry.to_doc()
     return {
-        "format": FORMAT, "version": 2 if derived else 1, "model_sha256": model.fingerprint(),
+        "format": FORMAT, "version": 3 if tree.symmetry is not None else 2 if derived else 1,
+        "model_sha256": model.fingerprint(),
         "model_name": model.name,
         "sense": "min", "objective_integral": bool(model.objective_integral),
         "claimed_bound": tree.claimed_bound, "claimed_bound_exact": fraction_str(tree.claimed_exact),

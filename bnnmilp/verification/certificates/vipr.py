@@ -43,6 +43,11 @@ def _safe(name: str) -> str:
 
 
 def vipr_text(model: StandardModel, doc: dict[str, Any]) -> str:
+    if "symmetry" in doc:  # certify --format vipr proves without symmetry rows
+        from bnnmilp.errors import ModelFileError
+
+        raise ModelFileError(None, "symmetry", "VIPR has no rule for symmetry rows: prove without them "
+                                               "(certify(..., symmetry=False)) to export to VIPR")
     n = model.n_cols
     names = [_safe(s) for s in model.col_names()]
     out = ["VER 1.0", f"VAR {n}", *names]

@@ -26,6 +26,7 @@ from bnnmilp.milp.model import INF, ModelBuilder, StandardModel
 from bnnmilp.verification.certificates.bnb import branch_and_bound
 from bnnmilp.verification.certificates.check import check_proof
 from bnnmilp.verification.certificates.proof import proof_doc
+from bnnmilp.verification.certificates.symmetry import automorphisms
 from tests.conftest import grid_instance, make_spec
 from tests.oracles import brute_force_optimum
 
@@ -190,6 +191,23 @@ def _edit(draw, model: StandardModel, doc: dict, kind: str) -> tuple[StandardMod
             lf = d["leaves"][draw(st.integers(0, len(d["leaves"]) - 1))]
             lf["kind"], lf["y"] = "empty", []
         d["claimed_bound"] = float(d["claimed_bound"]) + draw(st.sampled_from([0.0, 1.0]))
+    elif kind.startswith("sym_") and d.get("symmetry", {}).get("generators"):  # lemma 13's record edited
+        sym = d["symmetry"]
+        gen = sym["generators"][draw(st.integers(0, len(sym["generators"]) - 1))]
+        pairs = gen["columns"] if kind in ("sym_column", "sym_swap_targets") else gen["rows"]
+        if kind == "sym_column" and pairs:
+            pairs[draw(st.integers(0, len(pairs) - 1))][1] = draw(st.integers(0, model.n_cols - 1))
+        elif kind in ("sym_swap_targets", "sym_row_targets") and len(pairs) > 1:
+            a, b = draw(st.integers(0, len(pairs) - 1)), draw(st.integers(0, len(pairs) - 1))
+            pairs[a][1], pairs[b][1] = pairs[b][1], pairs[a][1]
+        elif kind == "sym_terms":
+            gen["terms"] += draw(st.sampled_from([-1, 1, 5]))
+        elif kind == "sym_order":
+            sym["order"] = sym["order"][::-1]
+        elif kind == "sym_drop":
+            d.pop("symmetry")
+        d["claimed_bound"] = float(d["claimed_bound"]) + draw(st.sampled_from([0.0, 1.0]))
+        d.pop("claimed_bound_exact", None)
     elif kind == "leaf_duplicate" and d["leaves"]:
         d["leaves"].append(copy.deepcopy(d["leaves"][0]))
     elif kind == "node_cycle" and len(d["nodes"]) > 2:
@@ -262,28 +280,34 @@ BNN = [([2, 1], "ternary", "learned", "hamming", 4, 4), ([2, 1], "binary", "lear
 _BNN_CACHE: dict[int, tuple] = {}
 
 
-def _bnn(k: int):
-    if k not in _BNN_CACHE:
+def _bnn(k: int, symmetric: bool = False):
+    """(model, proof, optimum) of BNN[k]; ``symmetric``: with the hidden-unit swaps as symmetry rows (lemma 13)
+    where the network has a hidden layer."""
+    if (k, symmetric) not in _BNN_CACHE:
         layers, weights, thresholds, loss, m, seed = BNN[k]
         data = grid_instance(seed, layers, m)
         spec = make_spec(layers, weights, thresholds, loss)
         tm = formulations.get("theorem1").build(spec, data.features, data.targets(layers[-1]))
         opt = brute_force_optimum(layers, weights, thresholds, loss, data.features.tolist(),
                                   data.targets(layers[-1]).tolist(), 0.0625)
-        tree = branch_and_bound(tm.model, cutoff=opt, priority=tm.branching_priority())
+        sym = automorphisms(tm.model, *tm.unit_swaps()) if symmetric else None
+        tree = branch_and_bound(tm.model, cutoff=opt, priority=tm.branching_priority(), symmetry=sym)
         doc = proof_doc(tm.model, tree)
         assert check_proof(tm.model, doc).ok and _claim(doc) == opt
-        _BNN_CACHE[k] = (tm.model, doc, F(opt))
-    return _BNN_CACHE[k]
+        assert ("symmetry" in doc) == (symmetric and len(layers) > 2)
+        _BNN_CACHE[k, symmetric] = (tm.model, doc, F(opt))
+    return _BNN_CACHE[k, symmetric]
 
 
-PROOF_EDITS = [e for e in EDITS if e not in ("bound_widen", "coef_change", "rhs_change", "cost_change")]
+SYM_EDITS = ["sym_column", "sym_swap_targets", "sym_row_targets", "sym_terms", "sym_order", "sym_drop"]
+PROOF_EDITS = [e for e in EDITS if e not in ("bound_widen", "coef_change", "rhs_change", "cost_change")] + SYM_EDITS
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), k=st.integers(0, len(BNN) - 2), kind=st.sampled_from(PROOF_EDITS))
-def test_bnn_training_proofs_accepted_only_when_true(data, k, kind):
-    model, doc, opt = _bnn(k)
+@given(data=st.data(), k=st.integers(0, len(BNN) - 2), kind=st.sampled_from(PROOF_EDITS),
+       symmetric=st.booleans())
+def test_bnn_training_proofs_accepted_only_when_true(data, k, kind, symmetric):
+    model, doc, opt = _bnn(k, symmetric)
     edited_model, edited = _edit(data.draw, model, doc, kind)
     _sound(edited_model, edited, opt)
 
