@@ -90,7 +90,8 @@ def dual_function(model: StandardModel, row: int, b0: float, time_limit: float |
     at = with_rhs(model, row, b0)
     sol = highs.solve(at, SolveOptions(time_limit=time_limit, tight=True))
     cutoff = sol.objective if sol.status == "optimal" else None
-    tree = branch_and_bound(at, cutoff=cutoff, time_limit=time_limit, propagate=False)  # leaves valid for all b
+    tree = branch_and_bound(at, cutoff=cutoff, time_limit=time_limit, propagate=False,  # leaves valid for all b,
+                            splits=False)  # each an affine piece y.b + box part
     nodes = {n.id: n for n in tree.nodes}
     pieces = []
     for lf in tree.leaves:

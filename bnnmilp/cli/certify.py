@@ -39,7 +39,7 @@ def command(target: str, data: str | None, output: str | None, fmt: str, time_li
     output = output or default_output(target, fmt)
     one_stdout(as_json, output=output)
     check_output_path(output)
-    done = certify(target, data, time_limit, symmetry=fmt == "json")  # VIPR has no rule for symmetry rows
+    done = certify(target, data, time_limit, vipr=fmt == "vipr")  # VIPR has no rule for symmetry rows
     model, tree, doc = done.model, done.tree, done.proof
     if fmt == "json":
         write_json_atomic(output, doc)

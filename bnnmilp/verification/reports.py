@@ -216,7 +216,7 @@ class Certified:
 
 
 def certify(target: str | Path | StandardModel, data: str | Path | Dataset | None = None,
-            time_limit: float = 300.0, symmetry: bool = True) -> Certified:
+            time_limit: float = 300.0, vipr: bool = False) -> Certified:
     """Prove a lower bound on a MILP's optimum by branch and bound, as a proof anyone can check.
 
     Parameters
@@ -228,9 +228,9 @@ def certify(target: str | Path | StandardModel, data: str | Path | Dataset | Non
         The training data, for a run folder.
     time_limit : float
         Seconds for HiGHS's solve (the cutoff) and for the proof search each.
-    symmetry : bool
-        For a training MILP, swap its interchangeable hidden units: the proof (version 3) adds one
-        lexicographic row per swap that the checker verifies (lemma 13). VIPR has no rule for it.
+    vipr : bool
+        Prove with the rules VIPR has only. Otherwise the proof (version 3) may add, for a training MILP,
+        one lexicographic row per swap of two interchangeable hidden units (the checker's lemma 13).
 
     Returns
     -------
@@ -258,7 +258,7 @@ def certify(target: str | Path | StandardModel, data: str | Path | Dataset | Non
             raise SolverError(f"HiGHS could not solve the model to optimality ({sol.status}): nothing to certify")
         cutoff = round(sol.objective) if model.objective_integral else sol.objective
     priority = tm.branching_priority() if tm is not None else None
-    sym = automorphisms(model, *tm.unit_swaps()) if symmetry and tm is not None else None
+    sym = automorphisms(model, *tm.unit_swaps()) if not vipr and tm is not None else None
     tree = branch_and_bound(model, cutoff=cutoff, time_limit=time_limit, priority=priority, symmetry=sym)
     if tree.status != "optimal" or tree.claimed_exact is None:
         why = f": {tree.failure}" if tree.failure else ""

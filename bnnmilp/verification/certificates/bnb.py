@@ -38,7 +38,7 @@ from bnnmilp.verification.certificates.symmetry import Symmetry
 class Node:
     id: int
     parent: int | None
-    branch: tuple[int, str, float] | None  # (column, "<=" | ">=", value)
+    branch: tuple[int | Split, str, float] | None  # (column or disjunction pi, "<=" | ">=", value)
     lower: np.ndarray
     upper: np.ndarray
     estimate: float  # the parent's LP bound
@@ -56,6 +56,17 @@ def _children(node: Node, j: int, v: float) -> tuple[tuple[np.ndarray, np.ndarra
     return (lo_d, up_d), (lo_u, up_u)
 
 
+@dataclass(frozen=True)
+class Split:
+    """pi of a general disjunction pi x <= k | pi x >= k + 1 (integer coefficients on integer columns)."""
+
+    cols: tuple[int, ...]
+    coefs: tuple[int, ...]
+
+    def value(self, x: np.ndarray) -> float:
+        return float(np.dot(x[list(self.cols)], self.coefs))
+
+
 @dataclass
 class Leaf:
     node: int
@@ -63,6 +74,7 @@ class Leaf:
     y: np.ndarray  # row multipliers (dense; written sparse)
     bound: float  # floating-point value of the leaf bound (the checker recomputes it exactly)
     exact: dict[int, Fraction] | None = None  # exact multipliers, where reduced costs had to vanish exactly
+    split: tuple[Split, float, float] | None = None  # (pi, side, z): its disjunction's row, with multiplier z
 
 
 @dataclass
@@ -90,12 +102,18 @@ def reduced_costs(model: StandardModel, y: np.ndarray) -> np.ndarray:
     return r
 
 
-def leaf_bound(model: StandardModel, y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
-    """The Neumaier-Shcherbina bound in floating point (the engine's estimate; the checker is exact)."""
+def leaf_bound(model: StandardModel, y: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+               split: tuple[Split, float, float] | None = None) -> float:
+    """The Neumaier-Shcherbina bound in floating point (the engine's estimate; the checker is exact); ``split``
+    (pi, side, z) adds a disjunction's row with multiplier z."""
     r = reduced_costs(model, y)
     rows = np.where(y > 0, model.row_lower, model.row_upper)
     with np.errstate(invalid="ignore"):
         row_part = np.sum(np.where(y != 0, y * rows, 0.0))
+        if split is not None:
+            pi, side, z = split
+            row_part += z * side
+            r[list(pi.cols)] -= z * np.asarray(pi.coefs, dtype=np.float64)
         box = np.where(r > 0, r * lower, np.where(r < 0, r * upper, 0.0))
     return float(model.offset + row_part + np.sum(box))
 
@@ -177,11 +195,17 @@ class ExactModel:
     def reduced(self, y: dict[int, Fraction], j: int) -> Fraction:
         return self.c[j] - sum((y[i] * a for i, a in self.column(j) if i in y), Fraction(0))
 
-    def bound(self, y: dict[int, Fraction], lower: np.ndarray, upper: np.ndarray) -> Fraction | None:
+    def bound(self, y: dict[int, Fraction], lower: np.ndarray, upper: np.ndarray,
+              split: tuple[Split, float, float] | None = None) -> Fraction | None:
         """The exact Neumaier-Shcherbina bound over the box, or None when it is -infinity."""
         m = self.model
         r = self.c.copy()
         total = Fraction(float(m.offset))
+        if split is not None:
+            pi, side, z = split
+            total += Fraction(z) * Fraction(side)
+            for j, a in zip(pi.cols, pi.coefs, strict=True):
+                r[j] -= Fraction(z) * a
         for i, yi in y.items():
             if yi == 0:
                 continue
@@ -301,12 +325,14 @@ INFERENCE_WEIGHT = 1.0  # branching score: normalised pseudo-cost product + this
 INFERENCE_EMPTY = 100  # an emptied child counts as this many deduced bounds
 RC_FIXING = True  # reduced-cost fixing after each node LP, justified by the LP's multipliers (propagate.py)
 SB_PROPAGATE = True  # strong-branching children are propagated first (an empty child scores as infeasible)
+SPLIT_MAX_INTS = 64  # the root tries general disjunctions only on models with at most this many integer columns
+SPLIT_CANDIDATES = 256  # disjunctions e_a +- e_b tried at the root (two LPs each)
 
 
 def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_limit: float | None = None,
                      node_limit: int | None = None, priority: np.ndarray | None = None,
                      tight: bool = False, branching: str = "reliability", propagate: bool = True,
-                     symmetry: Symmetry | None = None) -> Tree:
+                     symmetry: Symmetry | None = None, splits: bool = True) -> Tree:
     """Solve (or, with ``cutoff``, prove a lower bound of) the MILP, recording the tree and leaf multipliers.
 
     ``cutoff``: an objective value known to be attainable (e.g. from a MIP solve); leaves whose bound
@@ -326,12 +352,15 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
     ``symmetry``: automorphisms of the model (``symmetry.automorphisms``); their lexicographic rows are
     appended to the model and the proof records them (the checker's lemma 13). Not with ``tight``: the
     rows hold for this model's right-hand sides only, not along a dual function's.
+    ``splits``: at the root of a small model, try general disjunctions (``closing_split``); the proof then
+    has version 3. Off with ``tight``, and for dual functions (whose pieces are y.b plus the box part).
     """
     t0 = time.perf_counter()
     if symmetry is not None and tight:
         raise ValueError("symmetry rows cut off optimal points: not with tight=True")
     if symmetry is not None:
         model = symmetry.augment(model)
+    splits = splits and not tight
     integral = model.objective_integral and not tight
     relaxed = replace(model, integrality=np.zeros(model.n_cols, dtype=bool))
     h = to_highs(relaxed)
@@ -340,7 +369,7 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
     elastic: _Elastic | None = None
     lo0 = model.col_lower.copy()
     up0 = model.col_upper.copy()
-    ints = model.integrality
+    ints = ints_mask = model.integrality
     lo0[ints], up0[ints] = np.ceil(lo0[ints] - 1e-9), np.floor(up0[ints] + 1e-9)
     tree = Tree(symmetry=symmetry)
     incumbent = cutoff if cutoff is not None else math.inf
@@ -391,6 +420,53 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
         """The propagation hypothesis: c x + offset <= ceil(incumbent) - 1 (integral objective only). The
         claim never exceeds the incumbent, so the checker's ceil(claim) - 1 is at most this."""
         return float(math.ceil(incumbent) - 1) if integral and math.isfinite(incumbent) else None
+
+    def closing_split(x: np.ndarray, node: Node) -> tuple[Split, list[tuple[str, float, np.ndarray, float,
+                                                                           float]]] | None:
+        """A general disjunction pi x <= k | pi x >= k + 1 with pi = e_a +- e_b (a fractional at the root LP's
+        x, b any other integer column) whose two sides the LP closes, each a leaf: (pi, [(sense, side,
+        multipliers, z, bound)] * 2). Branching on such disjunctions (Karamanov & Cornuejols 2011) settles
+        what no variable can: on Guzelsoy & Ralphs's example x1 - x2 <= 0 | x1 - x2 >= 1 closes the root,
+        where every variable disjunction leaves a side open (a tree of 5 nodes at least). Small models with
+        a finite box only (the leaf bounds are then plain sums)."""
+        ints = np.flatnonzero(ints_mask)
+        if ints.size > SPLIT_MAX_INTS or not (np.all(np.isfinite(node.lower)) and np.all(np.isfinite(node.upper))):
+            return None
+        hs = to_highs(relaxed)  # its own LP: a failed search leaves the engine's LP and its basis as they were
+        hs.setOptionValue("presolve", "off")
+        hs.setOptionValue("solver", "simplex")
+        hs.changeColsBounds(model.n_cols, cols, node.lower, node.upper)
+        tried = 0
+        for a in (int(j) for j in ints if abs(x[j] - round(x[j])) > 1e-6):
+            for b in (int(j) for j in ints if j != a):
+                for sgn in (1, -1):
+                    v = x[a] + sgn * x[b]
+                    if abs(v - round(v)) <= 1e-6:
+                        continue
+                    tried += 1
+                    if tried > SPLIT_CANDIDATES:
+                        return None
+                    order = sorted([(a, 1), (b, sgn)])
+                    pi = Split(tuple(o[0] for o in order), tuple(o[1] for o in order))
+                    sides = []
+                    for sense, side in (("<=", float(math.floor(v))), (">=", float(math.ceil(v)))):
+                        hs.addRow(-math.inf if sense == "<=" else side, side if sense == "<=" else math.inf, 2,
+                                  np.array(pi.cols, dtype=np.int32), np.array(pi.coefs, dtype=np.float64))
+                        hs.run()
+                        ok = hs.getModelStatus() == highspy.HighsModelStatus.kOptimal
+                        duals = np.asarray(hs.getSolution().row_dual, dtype=np.float64) if ok else None
+                        hs.deleteRows(1, np.array([model.n_rows], dtype=np.int32))
+                        if duals is None:
+                            break
+                        y = _clean(model, duals[:model.n_rows])
+                        z = min(float(duals[-1]), 0.0) if sense == "<=" else max(float(duals[-1]), 0.0)
+                        bound = leaf_bound(model, y, node.lower, node.upper, (pi, side, z))
+                        if not closes(bound):
+                            break
+                        sides.append((sense, side, y, z, bound))
+                    if len(sides) == 2:
+                        return pi, sides
+        return None
 
     inf_sum = np.zeros((2, model.n_cols))  # per side and column: bounds deduced after branching (inference)
     inf_cnt = np.zeros((2, model.n_cols))
@@ -544,6 +620,14 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
                 tree.incumbent, tree.incumbent_x = value, x.copy()
             tree.leaves.append(Leaf(nid, "integral", y, bound, yq))
             continue
+        got = closing_split(x, node) if nid == 0 and splits else None
+        if got is not None:  # two leaves under a general disjunction: the root is settled
+            pi, sides = got
+            for sense, side, ys, z, b in sides:
+                child = Node(len(tree.nodes), nid, (pi, sense, side), node.lower.copy(), node.upper.copy(), bound)
+                tree.nodes.append(child)
+                tree.leaves.append(Leaf(child.id, "bound", ys, b, None, (pi, side, z)))
+            continue
         v = x[j]
         for sense in ("<=", ">="):
             lo, up = node.lower.copy(), node.upper.copy()
@@ -612,7 +696,7 @@ def _claim(tree: Tree, model: StandardModel, integral: bool, exact: ExactModel, 
                 continue
             node = tree.nodes[lf.node]
             yq = lf.exact if lf.exact is not None else {int(i): Fraction(float(lf.y[i])) for i in np.flatnonzero(lf.y)}
-            b = exact.bound(yq, node.lower, node.upper)
+            b = exact.bound(yq, node.lower, node.upper, lf.split)
             if b is None:
                 tree.status, tree.failure = "failed", f"leaf {lf.node}: the exact bound is -infinity"
                 return

@@ -15,14 +15,18 @@ it only through the following lemmas, each applied in exact rational arithmetic.
    from 0). If every internal node has exactly two children that branch on the same integer column as
    x_j <= k and x_j >= k + 1 for an integer k, every integer point of a node's box lies in one
    child's box; by induction on the tree, the leaves' boxes (root box tightened along the path) cover
-   every integer-feasible point (lemma 4).
+   every integer-feasible point (lemma 4). A branch may also be a general disjunction (version 3): the
+   column field is a list of [column, coefficient] pairs pi with integer coefficients on integer columns,
+   and the children are pi x <= k and pi x >= k + 1; pi x is an integer at every integer point, so again
+   one child holds it. Such a branch leaves the box alone: its constraint joins the rows of its subtree.
 6. **Empty leaves.** A leaf whose box has l_j > u_j for some j holds no point: nothing to prove.
 7. **Weak duality (Neumaier & Shcherbina 2004).** For any rational multipliers y and r = c - A^T y,
    every x with L <= A x <= U in the leaf box satisfies
    c x + offset >= offset + sum_i y_i (L_i if y_i > 0 else U_i) + sum_j (r_j l_j if r_j > 0 else r_j u_j)
    (terms with y_i = 0 or r_j = 0 omitted), because y_i a_i x >= y_i L_i for y_i > 0, y_i a_i x >= y_i U_i
    for y_i < 0, and likewise r_j x_j over the box. If a needed side or bound is infinite the leaf
-   proves nothing (it is rejected).
+   proves nothing (it is rejected). A leaf's ``splits`` [[node, z], ...] are multipliers of the general
+   disjunctions on its path (lemma 5) taken as rows: z > 0 on a ">=" branch, z < 0 on a "<=" one.
 8. **Integral objective.** If the offset is an integer, every integer column has an integer cost and
    every continuous column cost 0, then c x + offset is an integer at every integer-feasible x. A leaf
    bound b > ceil(K) - 1 then gives c x + offset >= ceil(K) >= K. The checker verifies these
@@ -156,12 +160,19 @@ def exact_row_part(model: StandardModel, y: dict[int, Fraction]) -> Fraction | N
     return total
 
 
-def _exact_leaf_bound(model: StandardModel, y: dict[int, Fraction], lo: list, up: list) -> Fraction | None:
-    """Lemma 7: exact lower bound of c x + offset over the leaf box, or None when it is -infinity."""
+def _exact_leaf_bound(model: StandardModel, y: dict[int, Fraction], lo: list, up: list,
+                      splits: tuple = ()) -> Fraction | None:
+    """Lemma 7: exact lower bound of c x + offset over the leaf box, or None when it is -infinity.
+    ``splits``: (pi, side, z) of the path's general disjunctions used as rows, z of the side's sign."""
     total = exact_row_part(model, y)
     if total is None:
         return None
-    for j, rj in exact_reduced_costs(model, y).items():
+    r = exact_reduced_costs(model, y)
+    for pi, side, z in splits:
+        total += z * side
+        for j, a in pi:
+            r[j] = r.get(j, F(0)) - z * a
+    for j, rj in r.items():
         if rj == 0:
             continue
         b = lo[j] if rj > 0 else up[j]
@@ -260,6 +271,23 @@ def _with_symmetry(model: StandardModel, sym: Any, rep: CheckReport) -> Standard
                          objective_integral=model.objective_integral)
 
 
+def _disjunction(model: StandardModel, pairs: list, where: str) -> tuple[tuple[int, Fraction], ...]:
+    """Lemma 5: pi of a general disjunction, as sorted (column, coefficient) pairs: distinct integer columns,
+    nonzero integer coefficients, so that pi x is an integer at every integer point."""
+    pi: dict[int, Fraction] = {}
+    for pair in pairs:
+        if not isinstance(pair, list) or len(pair) != 2 or isinstance(pair[0], bool) or not isinstance(pair[0], int):
+            raise _MalformedError(f"{where}: a disjunction is a list of [column, coefficient] pairs")
+        j, a = pair[0], rational(pair[1], f"{where}: coefficient")
+        if not 0 <= j < model.n_cols or not model.integrality[j] or a == 0 or a.denominator != 1 or j in pi:
+            raise _MalformedError(f"{where}: a disjunction needs distinct integer columns with nonzero integer "
+                                  f"coefficients, got x{j} with {a}")
+        pi[j] = a
+    if not pi:
+        raise _MalformedError(f"{where}: an empty disjunction")
+    return tuple(sorted(pi.items()))
+
+
 def _tree(model: StandardModel, doc: dict[str, Any], rep: CheckReport):
     """Lemma 5: the nodes as {id: (parent, column, sense, value)} and the set of leaves, or None."""
     nodes: dict[int, tuple] = {}
@@ -279,8 +307,11 @@ def _tree(model: StandardModel, doc: dict[str, Any], rep: CheckReport):
             rep.fail(f"node {nid}: parent {parent!r} is not a node id")
             return None
         if parent is not None:
-            if isinstance(col, bool) or not isinstance(col, int) or sense not in ("<=", ">="):
-                rep.fail(f"node {nid}: expected a branch [column, '<=' or '>=', value]")
+            if isinstance(col, list):  # a general disjunction: pi as [[column, coefficient], ...]
+                col = _disjunction(model, col, f"node {nid}")
+            if isinstance(col, bool) or not isinstance(col, (int, tuple)) or sense not in ("<=", ">="):
+                rep.fail(f"node {nid}: expected a branch [column or [[column, coefficient], ...], '<=' or '>=', "
+                         "value]")
                 return None
             val = rational(val, f"node {nid}: branch value")
         nodes[nid] = (parent, col, sense, val)
@@ -311,8 +342,8 @@ def _tree(model: StandardModel, doc: dict[str, Any], rep: CheckReport):
             rep.fail(f"node {n} has {len(ch)} children; a disjunction needs exactly 2")
             continue
         (_, c1, s1, v1), (_, c2, s2, v2) = nodes[ch[0]], nodes[ch[1]]
-        if c1 != c2 or not 0 <= c1 < model.n_cols or not model.integrality[c1]:
-            rep.fail(f"node {n}: children must branch on the same integer column")
+        if c1 != c2 or (isinstance(c1, int) and not (0 <= c1 < model.n_cols and model.integrality[c1])):
+            rep.fail(f"node {n}: children must branch on the same integer column (or the same disjunction)")
             continue
         pair = {s1: v1, s2: v2}
         if set(pair) != {"<=", ">="} or pair[">="] != pair["<="] + 1 or pair["<="].denominator != 1:
@@ -401,16 +432,23 @@ def _check(model: StandardModel, doc: dict[str, Any], rep: CheckReport) -> None:
     weakest = None
     errors: list[tuple[int, str]] = []
     lo, up = list(lo0), list(up0)
+    active: dict[int, tuple] = {}  # the general disjunctions on the current path, by node
     stack: list[tuple[int, list | None]] = [(0, None)]
     while stack:  # depth first, undoing each node's tightenings on the way back (lemmas 5 and 10)
         n, undo = stack.pop()
         if undo is not None:
             for j, a, b in reversed(undo):
-                lo[j], up[j] = a, b
+                if j is None:  # a general disjunction leaves the path
+                    active.pop(n)
+                else:
+                    lo[j], up[j] = a, b
             continue
         log: list[tuple] = []
         parent, col, sense, q = nodes[n]
-        if parent is not None:
+        if isinstance(col, tuple):  # lemma 5: pi x <= q or pi x >= q, a row of this subtree
+            active[n] = (col, sense, q)
+            log.append((None, None, None))
+        elif parent is not None:
             log.append((col, lo[col], up[col]))
             if sense == "<=":
                 up[col] = q if up[col] is None else min(up[col], q)
@@ -449,7 +487,11 @@ def _check(model: StandardModel, doc: dict[str, Any], rep: CheckReport) -> None:
                 break
             y[i] = rational(v, f"leaf {n}: multiplier of row {i}")
         else:
-            b = _exact_leaf_bound(model, y, lo, up)
+            splits = _leaf_splits(given[n].get("splits", []), active, n)
+            if isinstance(splits, str):
+                errors.append((n, splits))
+                continue
+            b = _exact_leaf_bound(model, y, lo, up, splits)
             if b is None:
                 errors.append((n, f"leaf {n}: the bound is -infinity (a multiplier uses an infinite side or box)"))
                 continue
@@ -462,6 +504,23 @@ def _check(model: StandardModel, doc: dict[str, Any], rep: CheckReport) -> None:
     rep.leaves = len(leaves)
     rep.weakest_leaf_bound = weakest
     rep.claim = claim
+
+
+def _leaf_splits(records: Any, active: dict[int, tuple], leaf: int) -> tuple | str:
+    """Lemma 7's (pi, side, z) for a leaf's ``splits`` records, or why they are rejected."""
+    if not isinstance(records, list):
+        return f"leaf {leaf}: splits must be a list of [node, multiplier]"
+    out, seen = [], set()
+    for rec in records:
+        if not isinstance(rec, list) or len(rec) != 2 or rec[0] not in active or rec[0] in seen:
+            return f"leaf {leaf}: split multiplier {rec!r} does not name a general disjunction on its path (once)"
+        seen.add(rec[0])
+        pi, sense, side = active[rec[0]]
+        z = rational(rec[1], f"leaf {leaf}: split multiplier")
+        if z != 0 and (z > 0) != (sense == ">="):
+            return f"leaf {leaf}: the multiplier of node {rec[0]}'s {sense} disjunction has the wrong sign"
+        out.append((pi, side, z))
+    return tuple(out)
 
 
 def _steps(model: StandardModel, doc: dict[str, Any], nodes: dict, integral: bool, rep: CheckReport

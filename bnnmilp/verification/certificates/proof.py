@@ -7,10 +7,14 @@
      "claimed_bound_exact": "3",       # the same claim as an exact rational "p/q" (at least claimed_bound)
      "incumbent": 3.0,                 # best objective found (informative; not part of the proof)
      "nodes": [[0, null, null, null, null], [1, 0, 17, "<=", 0.0], [2, 0, 17, ">=", 1.0], ...],
-                                       # [id, parent, column, sense, bound]: the branching disjunctions
+                                       # [id, parent, column, sense, bound]: the branching disjunctions;
+                                       # version 3: column may be [[column, coefficient], ...], a general
+                                       # disjunction pi x <= k | pi x >= k + 1 (integer pi)
      "leaves": [{"node": 1, "kind": "bound", "y": [[row, multiplier], ...]}, ...],
                                        # a multiplier is a double, or an exact rational "p/q" where the
-                                       # engine had to make reduced costs vanish exactly (free columns)
+                                       # engine had to make reduced costs vanish exactly (free columns);
+                                       # version 3: "splits": [[node, z], ...], multipliers of the general
+                                       # disjunctions on the leaf's path
      "derived": [[node, column, "<=" | ">=", value, row], ...],
                                        # version 2: bounds derived by propagation at a node, in order;
                                        # row -1 is the hypothesis c x + offset <= ceil(claim) - 1; a probe
@@ -53,12 +57,21 @@ def _multipliers(lf: Leaf) -> list[list]:
     return [[int(i), float(lf.y[i])] for i in lf.y.nonzero()[0]]
 
 
+def _branch(branch: tuple) -> list:
+    """[column, sense, value], or for a general disjunction [[[column, coefficient], ...], sense, value]."""
+    col, sense, value = branch
+    if isinstance(col, int):
+        return [col, sense, value]
+    return [[[int(j), int(a)] for j, a in zip(col.cols, col.coefs, strict=True)], sense, value]
+
+
 def proof_doc(model: StandardModel, tree: Tree) -> dict[str, Any]:
     """The proof of a finished tree (``tree.status == "optimal"``: it has a claim)."""
     if tree.claimed_exact is None:
         raise ValueError("the tree has no claim to write")
-    nodes = [[n.id, n.parent, *(list(n.branch) if n.branch else [None, None, None])] for n in tree.nodes]
-    leaves = [{"node": lf.node, "kind": lf.kind, "y": _multipliers(lf)} for lf in tree.leaves]
+    nodes = [[n.id, n.parent, *(_branch(n.branch) if n.branch else [None, None, None])] for n in tree.nodes]
+    leaves = [{"node": lf.node, "kind": lf.kind, "y": _multipliers(lf),
+               **({"splits": [[lf.node, lf.split[2]]]} if lf.split is not None else {})} for lf in tree.leaves]
     duals: list[list] = []
     index: dict[int, int] = {}  # id of a node's multiplier vector -> its place in "duals"
 
@@ -77,7 +90,8 @@ def proof_doc(model: StandardModel, tree: Tree) -> dict[str, Any]:
     if tree.symmetry is not None:
         extra["symmetry"] = tree.symmetry.to_doc()
     return {
-        "format": FORMAT, "version": 3 if tree.symmetry is not None else 2 if derived else 1,
+        "format": FORMAT, "version": 3 if tree.symmetry is not None or any(lf.split for lf in tree.leaves) else
+        2 if derived else 1,
         "model_sha256": model.fingerprint(),
         "model_name": model.name,
         "sense": "min", "objective_integral": bool(model.objective_integral),

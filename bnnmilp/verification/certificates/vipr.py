@@ -43,11 +43,11 @@ def _safe(name: str) -> str:
 
 
 def vipr_text(model: StandardModel, doc: dict[str, Any]) -> str:
-    if "symmetry" in doc:  # certify --format vipr proves without symmetry rows
+    if "symmetry" in doc:  # certify --format vipr proves without them
         from bnnmilp.errors import ModelFileError
 
-        raise ModelFileError(None, "symmetry", "VIPR has no rule for symmetry rows: prove without them "
-                                               "(certify(..., symmetry=False)) to export to VIPR")
+        raise ModelFileError(None, "symmetry", "VIPR has no rule for symmetry rows: prove with certify(..., "
+                                               "vipr=True) to export to VIPR")
     n = model.n_cols
     names = [_safe(s) for s in model.col_names()]
     out = ["VER 1.0", f"VAR {n}", *names]
@@ -113,6 +113,8 @@ def vipr_text(model: StandardModel, doc: dict[str, Any]) -> str:
         return m + len(ders)
 
     hyp = None
+    split_asm: dict[int, int] = {}  # node of a general disjunction -> the index of its assumption
+
     def uses_hypothesis(i: int | list | tuple) -> bool:
         return isinstance(i, tuple) or (i == -1 if not isinstance(i, list) else any(t[3] == -1 for t in i))
 
@@ -142,7 +144,13 @@ def vipr_text(model: StandardModel, doc: dict[str, Any]) -> str:
         for i, yi in y.items():
             ci = row_g[i] if yi > 0 else row_l[i]
             terms[ci] = terms.get(ci, Fraction(0)) + yi
-        for j, rj in (exact_reduced_costs(model, y).items() if not empty else ()):
+        r = exact_reduced_costs(model, y) if not empty else {}
+        for node, zs in ([] if empty else leaves[k].get("splits", [])):  # a general disjunction's assumption
+            z = Fraction(zs)
+            terms[split_asm[node]] = terms.get(split_asm[node], Fraction(0)) + z
+            for j, a in nodes[node][2]:
+                r[j] = r.get(j, Fraction(0)) - z * Fraction(a)
+        for j, rj in r.items():
             if rj == 0:
                 continue
             ci = lo_src[j][0] if rj > 0 else up_src[j][0]
@@ -208,9 +216,13 @@ def vipr_text(model: StandardModel, doc: dict[str, Any]) -> str:
         for ch in sorted(children[k], key=lambda x: nodes[x][3] != "<="):
             _, _, col, sense, val = nodes[ch]
             a = idx()
-            ders.append(f"asm{ch} {'L' if sense == '<=' else 'G'} {q(Fraction(float(val)))} 1 {col} 1 {{ asm }} -1")
+            pi = f"1 {col} 1" if not isinstance(col, list) else _sparse({j: Fraction(v) for j, v in col})
+            ders.append(f"asm{ch} {'L' if sense == '<=' else 'G'} {q(Fraction(float(val)))} {pi} {{ asm }} -1")
             lo2, up2 = dict(lo_src), dict(up_src)
-            (up2 if sense == "<=" else lo2)[col] = (a, Fraction(float(val)))
+            if isinstance(col, list):  # a general disjunction: its assumption is a row of the subtree's leaves
+                split_asm[ch] = a
+            else:
+                (up2 if sense == "<=" else lo2)[col] = (a, Fraction(float(val)))
             got.append((visit(ch, lo2, up2), a))
         (d1, a1), (d2, a2) = got
         ders.append(f"uns{k} G {q(claimed)} {obj_coefs} {{ uns {d1} {a1} {d2} {a2} }} -1")

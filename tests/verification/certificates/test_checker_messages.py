@@ -20,7 +20,7 @@ from bnnmilp.verification.certificates.proof import proof_doc
 
 @pytest.fixture(scope="module")
 def proof(gr):
-    doc = proof_doc(gr, branch_and_bound(gr, propagate=False))
+    doc = proof_doc(gr, branch_and_bound(gr, propagate=False, splits=False))  # variable disjunctions only
     assert [n[:4] for n in doc["nodes"]] == [[0, None, None, None], [1, 0, 0, "<="], [2, 0, 0, ">="],
                                             [3, 2, 3, "<="], [4, 2, 3, ">="]]
     assert [lf["node"] for lf in doc["leaves"]] == [1, 3, 4]
@@ -40,6 +40,8 @@ def _node(i, row):
     return _set(["nodes", i], row)
 
 
+SAME = "node %d: children must branch on the same integer column (or the same disjunction)"
+BRANCH = "node 1: expected a branch [column or [[column, coefficient], ...], '<=' or '>=', value]"
 EDITS = [
     ("not a mapping", lambda d: d.clear() or d.update({"x": 1}), "the proof refers to another model (sha256 differs)"),
     ("sense", _set(["sense"], "max"), "only minimisation proofs are supported"),
@@ -63,9 +65,9 @@ EDITS = [
     ("repeated id", _node(1, [2, 0, 0, "<=", 0.0]), "node id 2 is not an integer or appears twice"),
     ("string parent", _node(1, [1, "0", 0, "<=", 0.0]), "node 1: parent '0' is not a node id"),
     ("bool parent", _node(1, [1, False, 0, "<=", 0.0]), "node 1: parent False is not a node id"),
-    ("string column", _node(1, [1, 0, "0", "<=", 0.0]), "node 1: expected a branch [column, '<=' or '>=', value]"),
-    ("bool column", _node(1, [1, 0, True, "<=", 0.0]), "node 1: expected a branch [column, '<=' or '>=', value]"),
-    ("sense", _node(1, [1, 0, 0, "<", 0.0]), "node 1: expected a branch [column, '<=' or '>=', value]"),
+    ("string column", _node(1, [1, 0, "0", "<=", 0.0]), BRANCH),
+    ("bool column", _node(1, [1, 0, True, "<=", 0.0]), BRANCH),
+    ("sense", _node(1, [1, 0, 0, "<", 0.0]), BRANCH),
     ("nan branch", _node(1, [1, 0, 0, "<=", float("nan")]), "node 1: branch value: expected a finite number, got nan"),
     ("two roots", _node(1, [1, None, 0, "<=", 0.0]), "the tree must have exactly one root, node 0, without a branch"),
     ("root branches", _node(0, [0, None, 0, "<=", 0.0]),
@@ -81,18 +83,18 @@ EDITS = [
      "needs exactly 2"),
     ("one child", lambda d: d["nodes"].__setitem__(4, [4, 3, 3, ">=", 1.0]),
      ["node 2 has 1 children; a disjunction needs exactly 2", "node 3 has 1 children; a disjunction needs exactly 2"]),
-    ("other columns", _node(4, [4, 2, 0, ">=", 1.0]), "node 2: children must branch on the same integer column"),
+    ("other columns", _node(4, [4, 2, 0, ">=", 1.0]), SAME % 2),
     ("continuous column", lambda d: (_node(3, [3, 2, 1, "<=", 0.0])(d), _node(4, [4, 2, 1, ">=", 1.0])(d)),
-     "node 2: children must branch on the same integer column"),
+     SAME % 2),
     ("column out of range", lambda d: (_node(3, [3, 2, 9, "<=", 0.0])(d), _node(4, [4, 2, 9, ">=", 1.0])(d)),
-     "node 2: children must branch on the same integer column"),
+     SAME % 2),
     ("negative column", lambda d: (_node(3, [3, 2, -1, "<=", 0.0])(d), _node(4, [4, 2, -1, ">=", 1.0])(d)),
-     "node 2: children must branch on the same integer column"),
+     SAME % 2),
     ("column one past the end", lambda d: (_node(3, [3, 2, 4, "<=", 0.0])(d), _node(4, [4, 2, 4, ">=", 1.0])(d)),
-     "node 2: children must branch on the same integer column"),
+     SAME % 2),
     ("two bad disjunctions", lambda d: (_node(1, [1, 0, 1, "<=", 0.0])(d), _node(3, [3, 2, 0, "<=", 0.0])(d)),
-     ["node 0: children must branch on the same integer column",
-      "node 2: children must branch on the same integer column"]),
+     [SAME % 0,
+      SAME % 2]),
     ("gap", _node(4, [4, 2, 3, ">=", 2.0]), "node 2: branches must be x <= k and x >= k + 1 for an integer k"),
     ("same sense", _node(4, [4, 2, 3, "<=", 1.0]), "node 2: branches must be x <= k and x >= k + 1 for an integer k"),
     ("fraction", lambda d: (_node(3, [3, 2, 3, "<=", 0.5])(d), _node(4, [4, 2, 3, ">=", 1.5])(d)),

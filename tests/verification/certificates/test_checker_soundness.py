@@ -123,7 +123,8 @@ EDITS = ["claim_tiny", "claim_small", "claim_one", "claim_exact", "claim_string_
          "multiplier_sign", "multiplier_drop", "multiplier_add", "branch_shift", "branch_sense", "branch_column",
          "drop_leaf", "drop_subtree", "bound_widen", "coef_change", "rhs_change", "integral_flag", "cost_change",
          "claim_nan", "claim_inf", "leaf_duplicate", "node_cycle", "derived_tighten", "derived_row", "derived_sense",
-         "derived_node", "derived_drop", "derived_empty", "duals_scale"]
+         "derived_node", "derived_drop", "derived_empty", "duals_scale", "split_coef", "split_multiplier",
+         "split_drop"]
 
 
 def _edit(draw, model: StandardModel, doc: dict, kind: str) -> tuple[StandardModel, dict]:
@@ -191,6 +192,21 @@ def _edit(draw, model: StandardModel, doc: dict, kind: str) -> tuple[StandardMod
             lf = d["leaves"][draw(st.integers(0, len(d["leaves"]) - 1))]
             lf["kind"], lf["y"] = "empty", []
         d["claimed_bound"] = float(d["claimed_bound"]) + draw(st.sampled_from([0.0, 1.0]))
+    elif kind.startswith("split_") and any(isinstance(n[2], list) for n in d["nodes"]):  # a general disjunction
+        general = [n for n in d["nodes"] if isinstance(n[2], list)]
+        node = general[draw(st.integers(0, len(general) - 1))]
+        with_split = [lf for lf in d["leaves"] if lf.get("splits")]
+        if kind == "split_coef":
+            pair = node[2][draw(st.integers(0, len(node[2]) - 1))]
+            pair[1] = draw(st.sampled_from([2, -1, 0.5, 0])) * pair[1]
+        elif with_split:
+            lf = with_split[draw(st.integers(0, len(with_split) - 1))]
+            if kind == "split_drop":
+                lf.pop("splits")
+            else:
+                lf["splits"][0][1] = float(F(lf["splits"][0][1]) * draw(st.sampled_from([-1, 2, F(1, 2)])))
+        d["claimed_bound"] = float(d["claimed_bound"]) + draw(st.sampled_from([0.0, 0.5, 1.0]))
+        d.pop("claimed_bound_exact", None)
     elif kind.startswith("sym_") and d.get("symmetry", {}).get("generators"):  # lemma 13's record edited
         sym = d["symmetry"]
         gen = sym["generators"][draw(st.integers(0, len(sym["generators"]) - 1))]
@@ -376,3 +392,57 @@ def test_a_non_integral_claim_is_compared_exactly(gr):
     assert rep.errors[0].endswith("does not reach the claimed 1001/1000 (~1.001)")
     d["claimed_bound_exact"] = "999999999999/1000000000000"
     assert check_proof(gr, d).ok is True  # a weaker claim than proven is still true
+
+
+def _split_proof(model: StandardModel, pi: list[list[int]], k: int) -> dict | None:
+    """A proof whose root branches on pi x <= k | pi x >= k + 1, each side a leaf with HiGHS's LP multipliers
+    (the engine uses such disjunctions only where they close both sides, rarely on random models), claiming
+    what the leaves prove; None where a side's LP is not optimal."""
+    import highspy
+
+    from bnnmilp.milp.backends.highs import to_highs
+
+    leaves = []
+    for node, (lo, up) in ((1, (-INF, k)), (2, (k + 1, INF))):
+        h = to_highs(replace(model, integrality=np.zeros(model.n_cols, dtype=bool)))
+        h.addRow(lo, up, len(pi), np.array([j for j, _ in pi], dtype=np.int32), np.array([a for _, a in pi], float))
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None
+        y = np.asarray(h.getSolution().row_dual, dtype=np.float64)
+        y[:-1][(y[:-1] > 0) & ~np.isfinite(model.row_lower)] = 0.0
+        y[:-1][(y[:-1] < 0) & ~np.isfinite(model.row_upper)] = 0.0
+        z = min(y[-1], 0.0) if node == 1 else max(y[-1], 0.0)
+        leaves.append({"node": node, "kind": "bound", "y": [[int(i), float(y[i])] for i in np.flatnonzero(y[:-1])],
+                       "splits": [[node, float(z)]]})
+    doc = {"format": "bnnmilp-proof", "version": 3, "model_sha256": model.fingerprint(), "sense": "min",
+           "objective_integral": False, "claimed_bound": -1e9, "leaves": leaves,
+           "nodes": [[0, None, None, None, None], [1, 0, pi, "<=", k], [2, 0, pi, ">=", k + 1]]}
+    rep = check_proof(model, doc)
+    if not rep.ok:  # e.g. a free column keeps a reduced cost: the leaf bound is -infinity
+        return None
+    w = rep.weakest_leaf_bound
+    doc["claimed_bound"] = float(w) if F(float(w)) <= w else -1e9
+    doc["claimed_bound_exact"] = f"{w.numerator}/{w.denominator}"
+    return doc
+
+
+@SETTINGS
+@given(data=st.data(), model=milps())
+def test_general_disjunction_proofs_accepted_only_when_true(data, model):
+    ints = np.flatnonzero(model.integrality).tolist()
+    assume(len(ints) >= 2)
+    opt = brute_force(model)
+    assume(opt is None or opt > -10**8)
+    pi = [[j, data.draw(st.integers(-2, 2))] for j in ints]
+    pi = [p for p in pi if p[1] != 0]
+    assume(pi)
+    doc = _split_proof(model, pi, data.draw(st.integers(-3, 3)))
+    assume(doc is not None)
+    assert check_proof(model, doc).ok
+    if opt is not None:
+        assert _claim(doc) <= opt  # the two sides' LP bounds, each a valid bound on its side
+    kind = data.draw(st.sampled_from(["split_coef", "split_multiplier", "split_drop", "claim_tiny", "claim_small",
+                                      "branch_shift", "branch_sense", "multiplier_scale", "multiplier_sign"]))
+    edited_model, edited = _edit(data.draw, model, doc, kind)
+    _sound(edited_model, edited, opt)
