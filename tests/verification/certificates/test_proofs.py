@@ -62,12 +62,13 @@ def random_milp(seed: int):
     return b.build()
 
 
+@pytest.mark.parametrize("dive", [False, True])
 @pytest.mark.parametrize("seed", range(8))
-def test_random_milps_search_and_prove(seed):
+def test_random_milps_search_and_prove(seed, dive):
     model = random_milp(seed)
     ref = highs.solve(model, SolveOptions(tight=True))
     assert ref.status == "optimal"
-    tree = branch_and_bound(model)  # no cutoff: the engine searches as well
+    tree = branch_and_bound(model, dive=dive)  # no cutoff: the engine searches as well
     assert abs(tree.incumbent - ref.objective) < 1e-6
     assert tree.claimed_bound <= ref.objective + 1e-6 and ref.objective - tree.claimed_bound < 1e-6
     rep = check_proof(model, proof_doc(model, tree))
@@ -126,3 +127,14 @@ def test_integral_claim_requires_an_integral_objective():
     doc["claimed_bound"] = float(np.ceil(tree.claimed_bound))
     rep = check_proof(model, doc)
     assert not rep.ok and "integral" in rep.errors[0]
+
+
+def test_a_dive_finds_an_incumbent_first_and_the_proof_still_matches_brute_force():
+    tm, data, *_ = bnn_proof(*BNN[0])
+    best = branch_and_bound(tm.model, priority=tm.branching_priority())
+    dived = branch_and_bound(tm.model, priority=tm.branching_priority(), dive=True)
+    opt = brute_force_optimum(*BNN[0][:4], data.features.tolist(), data.targets(1).tolist(), 0.0625)
+    assert best.claimed_bound == dived.claimed_bound == dived.incumbent == opt == 1
+    first = min(lf.node for lf in dived.leaves if lf.kind == "integral")  # the dive reaches a leaf early
+    assert first < min(lf.node for lf in best.leaves if lf.kind == "integral")
+    assert check_proof(tm.model, proof_doc(tm.model, dived)).ok
