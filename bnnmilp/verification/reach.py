@@ -441,26 +441,56 @@ class SearchTimeoutError(TimeoutError):
         self.done = done
 
 
+class Enumeration:
+    """The exhaustive search of one query, prepared once: its evaluator and, for L1, its pair plan. ``speedup``
+    tells the caller what the search will cost (to choose an engine) without building anything twice."""
+
+    def __init__(self, net: Network, reach: Reach, eps: float, norm: str) -> None:
+        self.net, self.reach, self.eps, self.norm = net, reach, eps, norm
+        self._ev: Evaluator | None = None
+        self._plan: _PairPlan | bool | None = False  # False: not made yet
+
+    @property
+    def ev(self) -> Evaluator:
+        if self._ev is None:
+            self._ev = Evaluator(self.net, self.reach)
+        return self._ev
+
+    @property
+    def plan(self) -> _PairPlan | None:
+        if self._plan is False:
+            r = self.reach
+            pairs = self.norm == "1" and r.max_features >= 2 and len(r.flips) >= 2  # else no plan: no evaluator
+            self._plan = _PairPlan.make(self.ev, r, self.eps, self.norm) if pairs else None
+        return self._plan
+
+    @property
+    def speedup(self) -> float:
+        """How much faster than the block enumeration the search will be on this query."""
+        return PAIR_SPEEDUP if self.plan is not None else 1.0
+
+    def search(self, x: np.ndarray, adversarial, deadline: float | None = None) -> np.ndarray | None:
+        """See :func:`search`."""
+        if self.plan is not None:
+            return self.plan.search(self.ev, x, adversarial, deadline)
+        done = 0
+        for F in choice_blocks(self.reach, self.eps, self.norm):
+            hit = self.ev.first_hit(F, adversarial)
+            if hit >= 0:
+                return self.ev.as_input(x, F[hit])
+            done += F.shape[0]
+            if deadline is not None and time.perf_counter() > deadline:
+                raise SearchTimeoutError(done)
+        return None
+
+
 def search(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adversarial,
            deadline: float | None = None) -> np.ndarray | None:
     """The first choice whose bits make ``adversarial(rest, bits)`` true, as an input x'; None when no admissible
     choice does (exhaustive). ``adversarial`` gets a suffix of the network and a batch of its input bit vectors
     (``Evaluator.first_hit``) and returns a boolean per row. Raises SearchTimeoutError at ``deadline``
     (time.perf_counter())."""
-
-    ev = Evaluator(net, reach)
-    plan = _PairPlan.make(ev, reach, eps, norm)
-    if plan is not None:
-        return plan.search(ev, x, adversarial, deadline)
-    done = 0
-    for F in choice_blocks(reach, eps, norm):
-        hit = ev.first_hit(F, adversarial)
-        if hit >= 0:
-            return ev.as_input(x, F[hit])
-        done += F.shape[0]
-        if deadline is not None and time.perf_counter() > deadline:
-            raise SearchTimeoutError(done)
-    return None
+    return Enumeration(net, reach, eps, norm).search(x, adversarial, deadline)
 
 
 PAIR_BLOCK = 1 << 21  # choices per numpy block of the pair enumeration
@@ -571,13 +601,6 @@ class _PairPlan:
 
 
 PAIR_SPEEDUP = 20  # how much faster the pair enumeration gets through choices (Sakai's networks: about 50x)
-
-
-def speedup(net: Network, reach: Reach, eps: float, norm: str) -> float:
-    """How much faster than the block enumeration ``search`` will be on this query (for time estimates)."""
-    if norm != "1" or reach.max_features < 2 or len(reach.flips) < 2:  # no plan: skip building the evaluator
-        return 1.0
-    return PAIR_SPEEDUP if _PairPlan.make(Evaluator(net, reach), reach, eps, norm) is not None else 1.0
 
 
 def _pack(B: np.ndarray) -> np.ndarray:

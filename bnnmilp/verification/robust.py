@@ -195,14 +195,15 @@ def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndar
 
     def exhaustive() -> tuple[str, np.ndarray | None, str, str]:
         try:
-            xp = reach.search(net, x, r, opts.eps, opts.norm, adversarial, deadline)
+            xp = prepared.search(x, adversarial, deadline)
         except reach.SearchTimeoutError as stop:
             return "unknown", None, f"enumeration stopped at the time limit after {stop.done} of {flips}", "enum"
         if xp is None:
             return "robust", None, f"exhaustive enumeration: {flips}, none adversarial", "enum"
         return "not_robust", xp, f"enumeration ({flips}): replayed exactly", "enum"
 
-    fast = reach.speedup(net, r, opts.eps, opts.norm) if opts.engine == "auto" else 1.0
+    prepared = reach.Enumeration(net, r, opts.eps, opts.norm)  # built once: for the estimate and the search
+    fast = prepared.speedup if opts.engine == "auto" else 1.0
     if opts.engine == "enum" or (opts.engine == "auto" and r.combinations <= ENUM_LIMIT * fast):
         return exhaustive()
     if opts.engine == "auto":
