@@ -102,8 +102,9 @@ def command(network: str, data: str, output: str, groups: str | int, time_limit:
 
         def run(groups: list[list[int]], limit: float):  # one progress bar per round
             with terminal.sample_progress(len(groups), "groups") as advance:
-                inner = job_runner(spec, path, tmp, workers, scheduler, on_done=advance) \
-                    if workers > 1 or scheduler else in_process(spec, ds, on_group=advance)
+                sym = not vipr_dir  # VIPR has no rule for symmetry rows
+                inner = job_runner(spec, path, tmp, workers, scheduler, on_done=advance, symmetry=sym) \
+                    if workers > 1 or scheduler else in_process(spec, ds, on_group=advance, symmetry=sym)
                 return inner(groups, limit)
 
         res = decomposition_bound(spec, ds, groups, time_limit, group_time_limit, run,

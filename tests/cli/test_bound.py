@@ -111,3 +111,39 @@ def test_a_run_folder_names_its_spec(xor, tmp_path):
     assert r.exit_code == 0 and "the run's exact loss is 1: optimal" in r.output
     assert run("verify", tmp_path / "run", data, "--certificate", tmp_path / "p.json").exit_code == 0
     assert run("verify", spec, data, "--certificate", tmp_path / "p.json").exit_code == 0
+
+
+PAIRS_SPEC = "network: {layers: [2, 2, 1], weights: binary, thresholds: learned}\n" \
+             "training: {loss: hamming, epsilon: 0.0625}\n"
+PAIRS_DATA = "features: [[0, 0], [0, 0], [1, 0], [1, 0], [0, 1], [0, 1]]\nlabels: [0, 1, 0, 1, 0, 1]\n"
+
+
+def test_group_proofs_use_symmetry_rows_except_for_vipr(tmp_path):
+    """Two hidden units: each group's proof adds the swap's row (lemma 13); with --vipr (also through the job
+    layer's workers) the groups are proven without it, and their VIPR derivations hold."""
+    from fractions import Fraction
+
+    from bnnmilp.data import load_data
+    from bnnmilp.spec import load_spec
+    from bnnmilp.verification.certificates.composite import group_model
+    from tests.verification.certificates.test_vipr import check_derivations, parse_vipr
+
+    (tmp_path / "s.yaml").write_text(PAIRS_SPEC)
+    (tmp_path / "d.yaml").write_text(PAIRS_DATA)
+    spec, data = tmp_path / "s.yaml", tmp_path / "d.yaml"
+    r = run("bound", spec, data, "-o", tmp_path / "a.json", "--groups", "2", "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert json.loads(r.stdout)["bound"] == "3" and all("symmetry" in g["proof"] for g in doc["groups"])
+    r = run("bound", spec, data, "-o", tmp_path / "b.json", "--groups", "2", "--vipr", tmp_path / "v",
+            "--workers", "2", "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "b.json").read_text())
+    assert json.loads(r.stdout)["bound"] == "3" and not any("symmetry" in g["proof"] for g in doc["groups"])
+    for i, g in enumerate(doc["groups"]):
+        v = parse_vipr((tmp_path / f"v/group_{i}.vipr").read_text())
+        check_derivations(v)
+        offset = group_model(load_spec(spec), load_data(data), g["samples"]).offset  # VIPR has no constant
+        assert g["proof"]["claimed_bound_exact"] == "1" and v["lb"] == 1 - Fraction(float(offset))
+    r = run("verify", spec, data, "--certificate", tmp_path / "a.json", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["claim_proven"] == "3"

@@ -11,7 +11,7 @@ import pytest
 
 from bnnmilp.data import Dataset
 from bnnmilp.verification.certificates.composite import check_composite
-from bnnmilp.verification.decomposition import conflict_groups, decomposition_bound
+from bnnmilp.verification.decomposition import conflict_groups, decomposition_bound, in_process
 from tests.conftest import grid_instance, make_spec
 from tests.oracles import brute_force_optimum
 
@@ -44,6 +44,17 @@ def test_conflicting_pairs_prove_the_whole_optimum():
     assert res.bound == 3 == optimum(layers, "binary", "learned", ds)
     rep = check_composite(make_spec(layers, "binary"), ds, res.proof)
     assert rep.ok and rep.claim == 3
+
+
+def test_group_proofs_use_the_hidden_unit_swaps_and_still_prove_the_optimum():
+    ds, spec = pairs(), make_spec([2, 2, 1], "binary")
+    with_rows = decomposition_bound(spec, ds, 2, time_limit=60, run=in_process(spec, ds))
+    without = decomposition_bound(spec, ds, 2, time_limit=60, run=in_process(spec, ds, symmetry=False))
+    assert [g.claim for g in with_rows.groups] == [g.claim for g in without.groups] == [1, 1, 1]
+    assert all("symmetry" in g.proof for g in with_rows.groups)  # each group's proof uses its swap row
+    assert not any("symmetry" in g.proof for g in without.groups)
+    assert sum(g.nodes for g in with_rows.groups) < sum(g.nodes for g in without.groups)
+    assert check_composite(spec, ds, with_rows.proof).claim == 3 == optimum([2, 2, 1], "binary", "learned", ds)
 
 
 @pytest.mark.parametrize(("seed", "layers", "weights", "thresholds", "size"),
