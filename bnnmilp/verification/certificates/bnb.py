@@ -63,9 +63,6 @@ class Split:
     cols: tuple[int, ...]
     coefs: tuple[int, ...]
 
-    def value(self, x: np.ndarray) -> float:
-        return float(np.dot(x[list(self.cols)], self.coefs))
-
 
 @dataclass
 class Leaf:
@@ -362,7 +359,7 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
     """
     t0 = time.perf_counter()
     if symmetry is not None and tight:
-        raise ValueError("symmetry rows cut off optimal points: not with tight=True")
+        raise ValueError("symmetry rows hold for this model's right-hand sides only: not with tight=True")
     if symmetry is not None:
         model = symmetry.augment(model)
     splits = splits and not tight
@@ -374,7 +371,7 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
     elastic: _Elastic | None = None
     lo0 = model.col_lower.copy()
     up0 = model.col_upper.copy()
-    ints = ints_mask = model.integrality
+    ints = model.integrality
     lo0[ints], up0[ints] = np.ceil(lo0[ints] - 1e-9), np.floor(up0[ints] + 1e-9)
     tree = Tree(symmetry=symmetry)
     incumbent = cutoff if cutoff is not None else math.inf
@@ -434,16 +431,16 @@ def branch_and_bound(model: StandardModel, cutoff: float | None = None, time_lim
         what no variable can: on Guzelsoy & Ralphs's example x1 - x2 <= 0 | x1 - x2 >= 1 closes the root,
         where every variable disjunction leaves a side open (a tree of 5 nodes at least). Small models with
         a finite box only (the leaf bounds are then plain sums)."""
-        ints = np.flatnonzero(ints_mask)
-        if ints.size > SPLIT_MAX_INTS or not (np.all(np.isfinite(node.lower)) and np.all(np.isfinite(node.upper))):
+        int_cols = np.flatnonzero(ints)
+        if int_cols.size > SPLIT_MAX_INTS or not (np.all(np.isfinite(node.lower)) and np.all(np.isfinite(node.upper))):
             return None
         hs = to_highs(relaxed)  # its own LP: a failed search leaves the engine's LP and its basis as they were
         hs.setOptionValue("presolve", "off")
         hs.setOptionValue("solver", "simplex")
         hs.changeColsBounds(model.n_cols, cols, node.lower, node.upper)
         tried = 0
-        for a in (int(j) for j in ints if abs(x[j] - round(x[j])) > 1e-6):
-            for b in (int(j) for j in ints if j != a):
+        for a in (int(j) for j in int_cols if abs(x[j] - round(x[j])) > 1e-6):
+            for b in (int(j) for j in int_cols if j != a):
                 for sgn in (1, -1):
                     v = x[a] + sgn * x[b]
                     if abs(v - round(v)) <= 1e-6:
