@@ -21,7 +21,9 @@ def command(target: str, data: str | None, output: str | None, fmt: str, time_li
 
     TARGET is an MPS/LP file, or a training run folder with its DATA (the training MILP is rebuilt).
     bnnmilp's own branch-and-bound over HiGHS LPs records its tree and the LP multipliers of every
-    leaf, cut off at HiGHS's optimum (or the run's exact loss), so it only has to prove, not search.
+    leaf, cut off at HiGHS's optimum (or the run's exact loss), so it only has to prove, not search. For a
+    training run, swaps of interchangeable hidden units become symmetry rows that the checker verifies
+    (proof version 3); --format vipr proves without them (VIPR has no rule for symmetry).
     Check the proof with `bnnmilp verify TARGET [DATA] --certificate PROOF`.
 
     \b

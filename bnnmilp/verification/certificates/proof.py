@@ -60,8 +60,8 @@ def _multipliers(lf: Leaf) -> list[list]:
 def _branch(branch: tuple) -> list:
     """[column, sense, value], or for a general disjunction [[[column, coefficient], ...], sense, value]."""
     col, sense, value = branch
-    if isinstance(col, int):
-        return [col, sense, value]
+    if not hasattr(col, "cols"):  # a column (bnb.Split is not imported here: writing a proof needs no solver)
+        return [int(col), sense, value]
     return [[[int(j), int(a)] for j, a in zip(col.cols, col.coefs, strict=True)], sense, value]
 
 
