@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -464,3 +465,29 @@ def test_the_pair_enumeration_reaches_every_pattern_of_the_ball(seed, eps):
         assert len(seen) == len(truth)
         checked += 1
     assert checked >= 2
+
+
+def test_an_enumeration_that_cannot_finish_in_time_still_runs_as_a_search(monkeypatch):
+    """auto, where the choices exceed what the time left allows (ENUM_RATE 0 here) and the quick search finds
+    nothing: the enumeration runs for part of the time left; on these small queries it finishes, so every answer
+    is the exhaustive one (engine enum), and each counterexample is genuine."""
+    from bnnmilp.verification import robust
+
+    rng = np.random.default_rng(9)
+    net = threshold_net(rng, 6, 1, [5], 3)
+    X = rng.integers(-3, 4, size=(10, 6)).astype(float)
+    opts = RobustOptions(eps=1, domain="integer", bounds=(-3, 3), output="argmax", time_limit=60)
+    exhaustive = verify_robust(net, X, np.zeros(10, dtype=int), replace(opts, engine="enum"))
+    monkeypatch.setattr(robust, "ENUM_LIMIT", 0)
+    monkeypatch.setattr(robust, "ENUM_RATE", 0)
+    monkeypatch.setattr(reach, "attack", lambda *a, **k: None)
+    res = verify_robust(net, X, np.zeros(10, dtype=int), opts)
+    assert [r.answer for r in res] == [r.answer for r in exhaustive]
+    assert {r.answer for r in res} == {"robust", "not_robust"}
+    assert [r.method for r in res].count("enum") == 8 and {r.method for r in res} == {"enum", "replay"}  # replay:
+    # the image itself is already a tie
+    for r in res:
+        if r.answer == "not_robust" and r.method == "enum":
+            x, xp = X[r.index], np.array(r.counterexample)
+            assert np.abs(xp - x).max() <= 1
+            assert net.argmax_predictions(xp[None, :])[0] != net.argmax_predictions(x[None, :])[0]
