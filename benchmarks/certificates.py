@@ -30,7 +30,7 @@ from bnnmilp.verification.certificates.bnb import branch_and_bound  # noqa: E402
 from bnnmilp.verification.certificates.check import check_proof  # noqa: E402
 from bnnmilp.verification.certificates.composite import group_training  # noqa: E402
 from bnnmilp.verification.certificates.proof import proof_doc  # noqa: E402
-from bnnmilp.verification.certificates.symmetry import automorphisms  # noqa: E402
+from bnnmilp.verification.certificates.symmetry import unit_symmetry  # noqa: E402
 from bnnmilp.verification.decomposition import conflict_groups  # noqa: E402
 
 
@@ -69,7 +69,7 @@ def main() -> None:
     for name, tm in instances():
         model = getattr(tm, "model", tm)
         prio = tm.branching_priority() if model is not tm else None
-        sym = automorphisms(model, *tm.unit_swaps()) if model is not tm else None
+        sym = unit_symmetry(tm) if model is not tm else None
         sol = highs.solve(model, SolveOptions(time_limit=120))
         cutoff = round(sol.objective) if model.objective_integral else sol.objective
         tree = branch_and_bound(model, cutoff=cutoff, priority=prio, time_limit=300, symmetry=sym)

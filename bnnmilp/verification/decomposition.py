@@ -108,12 +108,11 @@ def prove_group(spec: Spec, ds: Dataset, samples: list[int], time_limit: float, 
     from bnnmilp.verification.certificates.check import check_proof
     from bnnmilp.verification.certificates.composite import group_training
     from bnnmilp.verification.certificates.proof import proof_doc, trivial_proof
-    from bnnmilp.verification.certificates.symmetry import automorphisms
+    from bnnmilp.verification.certificates.symmetry import unit_symmetry
 
     t0 = time.perf_counter()
     tm = group_training(spec, ds, samples)
     model = tm.model
-    sym = automorphisms(model, *tm.unit_swaps()) if symmetry else None
     sol = highs.solve(model, SolveOptions(time_limit=time_limit))
     optimum = sol.objective if sol.status == "optimal" else None
     target = optimum if optimum is not None else (sol.bound if sol.bound is not None else 0.0)
@@ -126,7 +125,7 @@ def prove_group(spec: Spec, ds: Dataset, samples: list[int], time_limit: float, 
             # without propagation: on these groups it costs 2-6x the time for 5-25% fewer nodes, and the
             # decomposition works against a time budget (README, certificate benchmark)
             tree = branch_and_bound(model, cutoff=cutoff, time_limit=left, priority=tm.branching_priority(),
-                                    propagate=False, symmetry=sym)
+                                    propagate=False, symmetry=unit_symmetry(tm) if symmetry else None)
             nodes += len(tree.nodes)
             doc = proof_doc(model, tree) if tree.status == "optimal" and tree.claimed_exact is not None else None
         rep = check_proof(model, doc) if doc is not None else None

@@ -248,7 +248,7 @@ def certify(target: str | Path | StandardModel, data: str | Path | Dataset | Non
     from bnnmilp.verification.certificates.bnb import branch_and_bound
     from bnnmilp.verification.certificates.check import check_proof as check
     from bnnmilp.verification.certificates.proof import proof_doc
-    from bnnmilp.verification.certificates.symmetry import automorphisms
+    from bnnmilp.verification.certificates.symmetry import unit_symmetry
 
     model, tm, cutoff = _model(target, data)
     incumbent_by = "the run's exact loss" if cutoff is not None else "HiGHS (floating point, not checked)"
@@ -258,7 +258,7 @@ def certify(target: str | Path | StandardModel, data: str | Path | Dataset | Non
             raise SolverError(f"HiGHS could not solve the model to optimality ({sol.status}): nothing to certify")
         cutoff = round(sol.objective) if model.objective_integral else sol.objective
     priority = tm.branching_priority() if tm is not None else None
-    sym = automorphisms(model, *tm.unit_swaps()) if not vipr and tm is not None else None
+    sym = unit_symmetry(tm) if not vipr and tm is not None else None
     tree = branch_and_bound(model, cutoff=cutoff, time_limit=time_limit, priority=priority, symmetry=sym)
     if tree.status != "optimal" or tree.claimed_exact is None:
         why = f": {tree.failure}" if tree.failure else ""

@@ -58,7 +58,7 @@ def prove_run(wf: WeightsFile, ds: Dataset, bound: float | None, bound_scope: st
     from bnnmilp.verification.certificates.check import check_proof
     from bnnmilp.verification.certificates.models import training_model
     from bnnmilp.verification.certificates.proof import proof_doc, trivial_proof
-    from bnnmilp.verification.certificates.symmetry import automorphisms
+    from bnnmilp.verification.certificates.symmetry import unit_symmetry
 
     t0 = time.perf_counter()
     best: RunProof | None = None
@@ -73,7 +73,7 @@ def prove_run(wf: WeightsFile, ds: Dataset, bound: float | None, bound_scope: st
         if doc is None:
             tree = branch_and_bound(tm.model, cutoff=target, time_limit=time_limit, priority=tm.branching_priority(),
                                     propagate=False,  # a share of train's budget: time matters more than nodes
-                                    symmetry=automorphisms(tm.model, *tm.unit_swaps()))
+                                    symmetry=unit_symmetry(tm))
             doc = proof_doc(tm.model, tree) if tree.status == "optimal" and tree.claimed_exact is not None else None
         rep = check_proof(tm.model, doc) if doc is not None else None
         if rep is not None and rep.ok and rep.claim is not None and rep.claim >= target:

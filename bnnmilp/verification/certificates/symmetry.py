@@ -21,10 +21,14 @@ sample, the proof engine needs 315 nodes instead of 461 on the digits group of f
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bnnmilp.milp.model import StandardModel
+
+if TYPE_CHECKING:
+    from bnnmilp.formulations.theorem1 import TrainingModel
 
 MAX_TERMS = 12  # terms per row: coefficients up to 2^11, harmless to the LPs' floating point
 
@@ -85,17 +89,25 @@ def _row_keys(model: StandardModel, cols: np.ndarray) -> list[bytes]:
             for i in range(model.n_rows)]
 
 
-def row_permutation(model: StandardModel, sigma: np.ndarray) -> np.ndarray | None:
-    """pi with (sigma, pi) an automorphism of the model, or None where sigma is not one."""
+def _rows_by_key(model: StandardModel) -> dict[bytes, list[int]]:
+    """The model's rows grouped by their key (``_row_keys`` with the columns as they are)."""
+    where: dict[bytes, list[int]] = {}
+    for i, key in enumerate(_row_keys(model, np.arange(model.n_cols))):
+        where.setdefault(key, []).append(i)
+    return where
+
+
+def row_permutation(model: StandardModel, sigma: np.ndarray, rows: dict[bytes, list[int]] | None = None
+                    ) -> np.ndarray | None:
+    """pi with (sigma, pi) an automorphism of the model, or None where sigma is not one. ``rows``: the
+    model's ``_rows_by_key``, when several candidates are tested against one model."""
     n = model.n_cols
     if sigma.shape != (n,) or not np.array_equal(np.sort(sigma), np.arange(n)):
         return None
     for a in (model.c, model.col_lower, model.col_upper, model.integrality):
         if not np.array_equal(a[sigma], a):
             return None
-    where: dict[bytes, list[int]] = {}
-    for i, key in enumerate(_row_keys(model, np.arange(n))):
-        where.setdefault(key, []).append(i)
+    where = {k: list(v) for k, v in (rows if rows is not None else _rows_by_key(model)).items()}
     pi = np.empty(model.n_rows, dtype=np.int64)
     for i, key in enumerate(_row_keys(model, sigma)):
         found = where.get(key)
@@ -111,8 +123,9 @@ def automorphisms(model: StandardModel, candidates: list[np.ndarray], order: np.
     ``max_terms``) of the columns it moves in ``order``; None where none is."""
     binary = model.integrality & (model.col_lower >= 0) & (model.col_upper <= 1)
     kept: list[tuple[np.ndarray, np.ndarray, int]] = []
+    rows = _rows_by_key(model) if candidates else {}  # once for every candidate
     for sigma in candidates:
-        pi = row_permutation(model, sigma)
+        pi = row_permutation(model, sigma, rows)
         if pi is None:
             continue
         moved = order[sigma[order] != order][:max_terms]
@@ -124,3 +137,9 @@ def automorphisms(model: StandardModel, candidates: list[np.ndarray], order: np.
         return None
     return Symmetry([k[0] for k in kept], [k[1] for k in kept], np.asarray(order, dtype=np.int64),
                     [k[2] for k in kept])
+
+
+def unit_symmetry(tm: TrainingModel) -> Symmetry | None:
+    """The swaps of interchangeable hidden units of a training MILP (``TrainingModel.unit_swaps``) that are
+    automorphisms of its model: what ``certify``, ``bound`` and ``train`` hand the engine."""
+    return automorphisms(tm.model, *tm.unit_swaps())
