@@ -197,7 +197,7 @@ def test_a_mixing_first_layer_is_not_enumerated():
 def test_the_search_beyond_the_enumeration_limit_finds_genuine_counterexamples(monkeypatch):
     from bnnmilp.verification import robust
 
-    monkeypatch.setattr(robust, "ENUM_LIMIT", 4)
+    monkeypatch.setattr(robust, "ENUM_LIMIT", 0)  # with the tail enumeration's speed-up, still 0
     rng = np.random.default_rng(9)
     net = threshold_net(rng, 6, 1, [5], 3)
     X = rng.integers(-3, 4, size=(10, 6)).astype(float)
@@ -286,12 +286,21 @@ def test_an_enumeration_that_reaches_its_deadline_proves_nothing():
     r = reach.reachable(net, x, 2, "inf", np.full(6, -3.0), np.full(6, 3.0), reach.threshold_layer(net))
     with pytest.raises(reach.SearchTimeoutError) as stop:
         reach.search(net, x, r, 2, "inf", lambda rest, U: np.zeros(U.shape[0], bool), deadline=0.0)
-    assert stop.value.done == 1  # the first block (no flip) was evaluated, then the deadline had passed
+    assert len(r.flips) == 2 <= reach.TAIL_FLIPS  # the tails: every subset of the two flips, one block
+    assert stop.value.done == 2**2  # that first block was evaluated, then the deadline had passed
     X = rng.integers(-3, 4, size=(10, 6)).astype(float)
     res = verify_robust(net, X, np.zeros(10, dtype=int), RobustOptions(eps=2, domain="integer", bounds=(-3, 3),
                                                                        engine="enum", time_limit=1e-9))
     stopped = [q for q in res if q.method == "enum"]
-    assert stopped and all(q.answer == "unknown" and "stopped at the time limit" in q.note for q in stopped)
+    assert any(q.answer == "unknown" for q in stopped)
+    for q in stopped:  # nothing proven robust; a counterexample met in the first block is genuine
+        assert q.answer != "robust"
+        if q.answer == "unknown":
+            assert "stopped at the time limit" in q.note
+        else:
+            xp = np.array(q.counterexample)
+            assert np.abs(xp - X[q.index]).max() <= 2
+            assert not np.array_equal(net.predict_bits(xp[None, :]), net.predict_bits(X[q.index][None, :]))
 
 
 @pytest.mark.parametrize("norm", ["inf", "1"])
@@ -393,17 +402,33 @@ def l1_ball(x: np.ndarray, eps: int, lo: int, hi: int) -> np.ndarray:
     return np.array(pts, dtype=float)
 
 
-@pytest.mark.parametrize(("seed", "eps", "output"), list(itertools.product(range(1, 5), [2, 3, 4],
-                                                                          ["bits", "argmax"])))
-def test_the_pair_enumeration_matches_brute_force_and_the_block_enumeration(seed, eps, output, monkeypatch):
-    """L1 budgets of two or more flips go through ``_PairPlan`` (checked): the same answers as every point of
-    the ball through the network, and as the block enumeration; every counterexample is genuine."""
+def plan_ball(x: np.ndarray, eps: int, norm: str) -> np.ndarray:
+    """Every integer point of [-3, 3]^d within eps of x (independent of ``reach``)."""
+    return l1_ball(x, eps, -3, 3) if norm == "1" else np.array(list(ball(x, eps, "inf", -3, 3)))
+
+
+TAIL_CASES = [(seed, "1", eps) for seed in range(1, 5) for eps in (2, 3, 4)] + \
+    [(seed, "inf", eps) for seed in range(1, 5) for eps in (1, 2)]
+
+
+@pytest.mark.parametrize(("seed", "norm", "eps"), TAIL_CASES)
+@pytest.mark.parametrize("output", ["bits", "argmax"])
+@pytest.mark.parametrize("wide", [False, True])
+def test_the_tail_enumeration_matches_brute_force_and_the_block_enumeration(seed, norm, eps, output, wide,
+                                                                            monkeypatch):
+    """Both norms go through ``_TailPlan`` (checked), with keys of one word and, where the second layer is
+    wide (``wide``: more than 64 free units, checked), of several: the same answers as every point of the
+    ball through the network, and as the block enumeration; every counterexample is genuine. L-infinity with
+    tails of 3 flips, so that the prefixes are not empty."""
     rng = np.random.default_rng(1200 + seed)
-    net = sat_net(rng, 7, [6, 5], 3) if output == "argmax" else sat_net(rng, 7, [8, 6], 6)  # both answers occur
+    second = 150 if wide else None
+    net = sat_net(rng, 7, [second or 6, 5], 3) if output == "argmax" else sat_net(rng, 7, [second or 8, 6], 6)
     X = rng.integers(-3, 4, size=(6, 7)).astype(float)
     units = reach.threshold_layer(net)
-    applied = 0
+    monkeypatch.setattr(reach, "TAIL_FLIPS", 3)
+    applied, words = 0, set()
     for x in X:
+        pts = plan_ball(x, eps, norm)
         if output == "argmax":
             y = net.argmax_predictions(x[None, :])[0]
             if y < 0:
@@ -413,7 +438,6 @@ def test_the_pair_enumeration_matches_brute_force_and_the_block_enumeration(seed
                 sc = U @ reach.dense(last.weights[0]).T - last.thresholds[0]
                 return (np.delete(sc, y, axis=1) >= sc[:, [y]]).any(axis=1)
 
-            pts = l1_ball(x, eps, -3, 3)
             truth = bool(np.any(net.argmax_predictions(pts) != y))
         else:
             ref = net.predict_bits(x[None, :])[0]
@@ -421,38 +445,50 @@ def test_the_pair_enumeration_matches_brute_force_and_the_block_enumeration(seed
             def adversarial(rest, U, ref=ref):
                 return np.any((U if rest is None else rest.predict_bits(U)) != ref, axis=1)
 
-            pts = l1_ball(x, eps, -3, 3)
             truth = bool(np.any(np.any(net.predict_bits(pts) != ref, axis=1)))
-        r = reach.reachable(net, x, eps, "1", np.full(7, -3.0), np.full(7, 3.0), units)
-        ev = reach.Evaluator(net, r)
-        if reach._PairPlan.make(ev, r, eps, "1") is None:
+        r = reach.reachable(net, x, eps, norm, np.full(7, -3.0), np.full(7, 3.0), units)
+        plan = reach.Enumeration(net, r, eps, norm).plan
+        if plan is None:
             continue
         applied += 1
-        xp = reach.search(net, x, r, eps, "1", adversarial)
+        words.add(plan.words)
+        assert norm == "1" or plan.head == len(r.flips) - min(3, len(r.flips))
+        xp = reach.search(net, x, r, eps, norm, adversarial)
         assert (xp is not None) == truth, (seed, x)
         if xp is not None:
-            assert np.abs(xp - x).sum() <= eps and np.all(xp >= -3) and np.all(xp <= 3)
+            d = np.abs(xp - x)
+            assert (d.sum() if norm == "1" else d.max()) <= eps and np.all(xp >= -3) and np.all(xp <= 3)
             if output == "argmax":
                 assert net.argmax_predictions(xp[None, :])[0] != y
             else:
                 assert np.any(net.predict_bits(xp[None, :])[0] != ref)
         with monkeypatch.context() as m:  # the block enumeration: the same answer
-            m.setattr(reach._PairPlan, "make", staticmethod(lambda *a: None))
-            assert (reach.search(net, x, r, eps, "1", adversarial) is not None) == truth
-    assert applied >= 2  # the pair enumeration really ran on this seed's samples
+            m.setattr(reach._TailPlan, "make", staticmethod(lambda *a: None))
+            assert (reach.search(net, x, r, eps, norm, adversarial) is not None) == truth
+    assert applied >= 2  # the tail enumeration really ran on this seed's samples
+    assert (max(words) >= 2) if wide else words == {1}  # wide: keys of several words ran on some sample
 
 
-@pytest.mark.parametrize(("seed", "eps"), list(itertools.product(range(1, 4), [2, 3, 4])))
-def test_the_pair_enumeration_reaches_every_pattern_of_the_ball(seed, eps):
-    """Coverage, not just answers: with nothing adversarial the pair enumeration runs to the end, and it hands
+@pytest.mark.parametrize(("seed", "norm", "eps"), [(s, n, e) for s, n, e in TAIL_CASES if s < 4])
+@pytest.mark.parametrize("second", [8, 150, "copies"])
+@pytest.mark.parametrize("cache_bits", [24, 2])
+def test_the_tail_enumeration_reaches_every_pattern_of_the_ball(seed, norm, eps, second, cache_bits, monkeypatch):
+    """Coverage, not just answers: with nothing adversarial the tail enumeration runs to the end, and it hands
     the output rule as many distinct second-layer patterns (its free units; the others are constant over the
-    ball) as every point of the ball gives (a skipped choice would lose some)."""
+    ball) as every point of the ball gives (a skipped choice would lose some); keys of one word and of three;
+    with a cache of four slots (or two for keys of several words), where different keys keep meeting in one.
+    ``copies``: the first 70 second-layer units are one unit repeated, so that keys that differ in their later
+    words share the first one."""
     rng = np.random.default_rng(1300 + seed)
-    net = sat_net(rng, 7, [8], 3)  # the output layer reads the second layer: its patterns are the keys
+    net = sat_net(rng, 7, [150 if second == "copies" else second], 3)  # the output layer reads the second
+    if second == "copies":  # layer: its patterns are the keys
+        net.weights[1][:70], net.thresholds[1][:70] = net.weights[1][0], net.thresholds[1][0]
+    monkeypatch.setattr(reach, "TAIL_FLIPS", 3)
+    monkeypatch.setattr(reach, "CACHE_BITS", cache_bits)
     checked = 0
     for x in rng.integers(-3, 4, size=(12, 7)).astype(float):
-        r = reach.reachable(net, x, eps, "1", np.full(7, -3.0), np.full(7, 3.0), reach.threshold_layer(net))
-        if reach._PairPlan.make(reach.Evaluator(net, r), r, eps, "1") is None:
+        r = reach.reachable(net, x, eps, norm, np.full(7, -3.0), np.full(7, 3.0), reach.threshold_layer(net))
+        if reach.Enumeration(net, r, eps, norm).plan is None:
             continue
         seen: set[bytes] = set()
 
@@ -460,8 +496,8 @@ def test_the_pair_enumeration_reaches_every_pattern_of_the_ball(seed, eps):
             seen.update(row.tobytes() for row in U.astype(np.int8))
             return np.zeros(U.shape[0], dtype=bool)
 
-        assert reach.search(net, x, r, eps, "1", record) is None
-        truth = {row.tobytes() for row in net.forward(l1_ball(x, eps, -3, 3))[1].astype(np.int8)}
+        assert reach.search(net, x, r, eps, norm, record) is None
+        truth = {row.tobytes() for row in net.forward(plan_ball(x, eps, norm))[1].astype(np.int8)}
         assert len(seen) == len(truth)
         checked += 1
     assert checked >= 2
