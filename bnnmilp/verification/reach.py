@@ -540,7 +540,8 @@ class _TailPlan:
     @staticmethod
     def make(ev: Evaluator, reach: Reach, eps: float, norm: str) -> _TailPlan | None:
         """None where the plan does not apply: several patterns of one feature, fractional L1 costs or sums, no
-        free unit or more than 64 x MAX_WORDS, fewer than two flips (L1: in the budget), too many levels."""
+        free unit or more than 64 x MAX_WORDS (L1: 64), fewer than two flips (L1: in the budget), too many
+        levels."""
         if ev.fast is None or len(reach.flips) < 2 or (norm == "1" and reach.max_features < 2):
             return None
         feature, cost = reach.feature_of, reach.cost_of
@@ -549,8 +550,9 @@ class _TailPlan:
         Df, a0, lam, _ = ev.fast
         D, need = np.rint(Df[:-1]).astype(np.int64), np.rint(lam - a0).astype(np.int64)
         n, F = D.shape
-        if not (1 <= F <= 64 * MAX_WORDS) or np.any(Df[:-1] != D) or np.any(need != lam - a0):
-            return None
+        if not (1 <= F <= (64 if norm == "1" else 64 * MAX_WORDS)) or np.any(Df[:-1] != D) or \
+                np.any(need != lam - a0):  # L1 with wide keys: most keys are new, and the block enumeration
+            return None  # gets through them faster (Sakai's back 10 at budget 19: 0.28 against 0.18 million/s)
         Dz = np.vstack([D, np.zeros((1, F), dtype=np.int64)])  # row -1: no flip
         if norm == "1":
             c, budget = cost.astype(np.int64), math.floor(eps)

@@ -21,6 +21,7 @@ second solver before it is reported as ``robust``.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,17 +99,39 @@ def applicable(net: Network, reach: Reach, output: str) -> bool:
 def solve(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, output: str, target: np.ndarray | int,
           time_limit: float | None = None) -> SatAnswer | None:
     """Is some admissible choice of first-layer flips adversarial? (see the module docstring); None where the
-    encoding does not apply."""
+    encoding does not apply. ``time_limit`` covers encoding, loading and both solvers (``_Deadline``)."""
     if not applicable(net, reach, output):
         return None
     try:
-        return _solve(net, x, reach, eps, norm, output, target, time_limit)
+        return _solve(net, x, reach, eps, norm, output, target, _Deadline(time_limit))
     except TooLargeError:
         return SatAnswer("unknown", None, f"the encoding exceeds {MAX_CLAUSES} clauses")
+    except TimeoutError as stop:
+        return SatAnswer("unknown", None, f"time limit {stop}")
+
+
+LOAD_SECONDS = 1.5e-6  # per clause, handing the encoding to a solver (Sakai's back-image network: 2.9 million
+# clauses in 3.4 s); deleting the solver afterwards takes about FREE_SHARE of that
+FREE_SHARE = 0.5
+
+
+class _Deadline:
+    """The engine's time limit from its start: checked before each encoded unit and before a solver is
+    loaded (at LOAD_SECONDS per clause), so that encoding and loading cannot outlast it."""
+
+    def __init__(self, limit: float | None) -> None:
+        self.at = None if limit is None else time.perf_counter() + limit
+
+    def left(self) -> float:
+        return math.inf if self.at is None else self.at - time.perf_counter()
+
+    def check(self, what: str, need: float = 0.0) -> None:
+        if self.left() <= need:
+            raise TimeoutError(what)
 
 
 def _solve(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, output: str, target: np.ndarray | int,
-           time_limit: float | None) -> SatAnswer:
+           deadline: _Deadline) -> SatAnswer:
     cnf = _Cnf()
     base = reach.base_bits.astype(np.int64)
     n1 = base.size
@@ -143,6 +166,8 @@ def _solve(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, out
         cur: list[int | None] = []
         const = np.zeros(W.shape[0], np.int64)
         for k in range(W.shape[0]):
+            deadline.check(f"while encoding layer {depth + 2} ({cnf.top} variables, {len(cnf.clauses)} clauses "
+                           "so far)")
             if g_lo[k] >= 0 or g_hi[k] < 0:  # fixed by interval arithmetic
                 cur.append(None)
                 const[k] = 1 if g_lo[k] >= 0 else 0
@@ -181,7 +206,7 @@ def _solve(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, out
         if diff is None:
             return SatAnswer("not_robust", x.copy(), "an output bit is fixed to differ over the ball")
         cnf.clauses.append(diff)
-    return _run(cnf, x, reach, flip_of, time_limit)
+    return _run(cnf, x, reach, flip_of, deadline)
 
 
 def _bounds(net: Network, reach: Reach, steps: list, lo: np.ndarray, hi: np.ndarray, eps: float, norm: str
@@ -284,15 +309,21 @@ def _unit(cnf: _Cnf, w: np.ndarray, t: int, inputs: list, consts: np.ndarray, u:
         cnf.card(lits, need - 1, "atmost", u)
 
 
-def _run(cnf: _Cnf, x: np.ndarray, reach: Reach, flip_of: dict, time_limit: float | None) -> SatAnswer:
+def _run(cnf: _Cnf, x: np.ndarray, reach: Reach, flip_of: dict, deadline: _Deadline) -> SatAnswer:
     import threading
 
     from pysat.solvers import Solver
 
     answers = []
+    size = f"{cnf.top} variables, {len(cnf.clauses)} clauses"
     for name in SOLVERS:
+        free = FREE_SHARE * LOAD_SECONDS * len(cnf.clauses)  # what deleting the solver takes afterwards
+        deadline.check(f"before loading {name} ({size})", LOAD_SECONDS * len(cnf.clauses) + free)
         with Solver(name=name, bootstrap_with=cnf.clauses) as s:
-            timer = threading.Timer(time_limit, s.interrupt) if time_limit else None
+            left = deadline.left() - free
+            if left <= 0:
+                raise TimeoutError(f"while loading {name} ({size})")
+            timer = threading.Timer(left, s.interrupt) if math.isfinite(left) else None
             if timer:
                 timer.start()
             try:
@@ -301,8 +332,7 @@ def _run(cnf: _Cnf, x: np.ndarray, reach: Reach, flip_of: dict, time_limit: floa
                 if timer:
                     timer.cancel()
             if sat is None:
-                return SatAnswer("unknown", None, f"{name}: time limit ({cnf.top} variables, {len(cnf.clauses)} "
-                                                  "clauses)")
+                return SatAnswer("unknown", None, f"{name}: time limit ({size})")
             if sat:
                 model = {v for v in s.get_model() if v > 0}
                 xp = x.copy()

@@ -279,6 +279,24 @@ def test_sat_engine_matches_brute_force(seed, norm, eps, output):
             assert r.note.startswith(f"UNSAT by {sat.SOLVERS[0]} and {sat.SOLVERS[1]}")
 
 
+def test_the_sat_time_limit_covers_encoding_and_loading(monkeypatch):
+    """The SAT engine's time limit runs from its start: spent while encoding, or too short to load the solver
+    (at LOAD_SECONDS per clause), it answers unknown and says where it stopped, without solving."""
+    from bnnmilp.verification import sat
+
+    rng = np.random.default_rng(800)
+    net = sat_net(rng, 4, [5, 4], 3)
+    x = np.zeros(4)
+    r = reach.reachable(net, x, 2, "1", np.full(4, -3.0), np.full(4, 3.0), reach.threshold_layer(net))
+    y = int(net.argmax_predictions(x[None, :])[0])
+    assert sat.solve(net, x, r, 2, "1", "argmax", y, 60.0).answer != "unknown"  # in time: an answer
+    ans = sat.solve(net, x, r, 2, "1", "argmax", y, 1e-12)
+    assert ans.answer == "unknown" and ans.note.startswith("time limit while encoding layer 2")
+    monkeypatch.setattr(sat, "LOAD_SECONDS", 1e6)
+    ans = sat.solve(net, x, r, 2, "1", "argmax", y, 60.0)
+    assert ans.answer == "unknown" and ans.note.startswith(f"time limit before loading {sat.SOLVERS[0]}")
+
+
 def test_an_enumeration_that_reaches_its_deadline_proves_nothing():
     rng = np.random.default_rng(9)
     net = threshold_net(rng, 6, 1, [5], 3)
@@ -411,15 +429,15 @@ TAIL_CASES = [(seed, "1", eps) for seed in range(1, 5) for eps in (2, 3, 4)] + \
     [(seed, "inf", eps) for seed in range(1, 5) for eps in (1, 2)]
 
 
-@pytest.mark.parametrize(("seed", "norm", "eps"), TAIL_CASES)
+@pytest.mark.parametrize(("seed", "norm", "eps", "wide"), [(*c, False) for c in TAIL_CASES] +
+                         [(*c, True) for c in TAIL_CASES if c[1] == "inf"])
 @pytest.mark.parametrize("output", ["bits", "argmax"])
-@pytest.mark.parametrize("wide", [False, True])
 def test_the_tail_enumeration_matches_brute_force_and_the_block_enumeration(seed, norm, eps, output, wide,
                                                                             monkeypatch):
-    """Both norms go through ``_TailPlan`` (checked), with keys of one word and, where the second layer is
-    wide (``wide``: more than 64 free units, checked), of several: the same answers as every point of the
-    ball through the network, and as the block enumeration; every counterexample is genuine. L-infinity with
-    tails of 3 flips, so that the prefixes are not empty."""
+    """Both norms go through ``_TailPlan`` (checked), with keys of one word and, for L-infinity where the
+    second layer is wide (``wide``: more than 64 free units, checked), of several: the same answers as every
+    point of the ball through the network, and as the block enumeration; every counterexample is genuine.
+    L-infinity with tails of 3 flips, so that the prefixes are not empty."""
     rng = np.random.default_rng(1200 + seed)
     second = 150 if wide else None
     net = sat_net(rng, 7, [second or 6, 5], 3) if output == "argmax" else sat_net(rng, 7, [second or 8, 6], 6)
@@ -469,14 +487,14 @@ def test_the_tail_enumeration_matches_brute_force_and_the_block_enumeration(seed
     assert (max(words) >= 2) if wide else words == {1}  # wide: keys of several words ran on some sample
 
 
-@pytest.mark.parametrize(("seed", "norm", "eps"), [(s, n, e) for s, n, e in TAIL_CASES if s < 4])
-@pytest.mark.parametrize("second", [8, 150, "copies"])
+@pytest.mark.parametrize(("seed", "norm", "eps", "second"), [(s, n, e, w) for s, n, e in TAIL_CASES if s < 4
+                                                              for w in ([8] if n == "1" else [8, 150, "copies"])])
 @pytest.mark.parametrize("cache_bits", [24, 2])
 def test_the_tail_enumeration_reaches_every_pattern_of_the_ball(seed, norm, eps, second, cache_bits, monkeypatch):
     """Coverage, not just answers: with nothing adversarial the tail enumeration runs to the end, and it hands
     the output rule as many distinct second-layer patterns (its free units; the others are constant over the
-    ball) as every point of the ball gives (a skipped choice would lose some); keys of one word and of three;
-    with a cache of four slots (or two for keys of several words), where different keys keep meeting in one.
+    ball) as every point of the ball gives (a skipped choice would lose some); keys of one word and (L-infinity)
+    of three; with a cache of four slots (or two for keys of several words), where different keys keep meeting in one.
     ``copies``: the first 70 second-layer units are one unit repeated, so that keys that differ in their later
     words share the first one."""
     rng = np.random.default_rng(1300 + seed)
