@@ -464,7 +464,8 @@ class Enumeration:
     def plan(self) -> _TailPlan | None:
         if self._plan is False:
             r = self.reach
-            tails = len(r.flips) >= 2 and (self.norm == "inf" or r.max_features >= 2)  # else no evaluator either
+            tails = len(r.flips) >= 2 and (self.norm == "inf" or r.max_features >= 2) and \
+                r.combinations >= PLAN_MIN  # else no evaluator either; few choices: the blocks start sooner
             self._plan = _TailPlan.make(self.ev, r, self.eps, self.norm) if tails else None
         return self._plan
 
@@ -497,6 +498,7 @@ def search(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adv
     return Enumeration(net, reach, eps, norm).search(x, adversarial, deadline)
 
 
+PLAN_MIN = 1 << 16  # choices from which the tail plan pays for its making (up to 25 ms: Sakai's L-inf queries)
 PAIR_BLOCK = 1 << 22  # word operations per numpy block of the tail enumeration (its arrays stay in cache)
 CACHE_BITS = 24  # at most 2^24 words of its direct-mapped cache of second-layer patterns already evaluated
 MAX_WORDS = 4  # free second-layer units up to 256: keys of up to four 64-bit words

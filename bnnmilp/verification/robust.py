@@ -177,8 +177,9 @@ def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndar
     """(answer, counterexample, note, method) from the reachable first-layer bits (``reach``), or None where
     they do not apply (real inputs, a first layer that mixes features) or, with engine auto, nothing settled
     the query and the MILP should try. auto: exhaustive enumeration where the choices are few (ENUM_LIMIT);
-    else a quick search for a counterexample (greedy, random), the exhaustive enumeration where it may fit in the
-    time left (at ENUM_RATE, up to ENUM_STRETCH), else the enumeration for ENUM_SHARE of the time left (its
+    else a quick search for a counterexample (greedy, random), the exhaustive enumeration where the choices are
+    few for its speed (ENUM_LIMIT x speed-up) or it may fit in the time left (at ENUM_RATE, up to
+    ENUM_STRETCH), else the enumeration for ENUM_SHARE of the time left (its
     counterexamples are replayed like any other; if it finishes, it is exhaustive), SAT (10 s), branch and
     bound (20,000 nodes).
     ``robust`` only from an exhaustive enumeration, a confirmed UNSAT or a completed branch and bound;
@@ -208,14 +209,14 @@ def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndar
         return "not_robust", xp, f"enumeration ({flips}): replayed exactly", "enum"
 
     prepared = reach.Enumeration(net, r, opts.eps, opts.norm)  # built once: for the estimate and the search
-    fast = prepared.speedup if opts.engine == "auto" else 1.0
-    if opts.engine == "enum" or (opts.engine == "auto" and r.combinations <= ENUM_LIMIT * fast):
+    if opts.engine == "enum" or (opts.engine == "auto" and r.combinations <= ENUM_LIMIT):
         return exhaustive()
     if opts.engine == "auto":
         xp = reach.attack(net, x, r, opts.eps, opts.norm, adversarial, score)
         if xp is not None:
             return "not_robust", xp, f"search among {flips}: replayed exactly", "search"
-        if r.combinations <= ENUM_STRETCH * ENUM_RATE * fast * left():
+        fast = prepared.speedup  # makes the tail plan: only now that the quick search found nothing
+        if r.combinations <= max(ENUM_LIMIT * fast, ENUM_STRETCH * ENUM_RATE * fast * left()):
             return exhaustive()
         # it cannot finish in time: the enumeration as a search for part of it (on Sakai's mnist network, image
         # 1 at L1 budget 6, 5.5 billion choices, its first counterexample comes after 14 s)

@@ -304,8 +304,7 @@ def test_an_enumeration_that_reaches_its_deadline_proves_nothing():
     r = reach.reachable(net, x, 2, "inf", np.full(6, -3.0), np.full(6, 3.0), reach.threshold_layer(net))
     with pytest.raises(reach.SearchTimeoutError) as stop:
         reach.search(net, x, r, 2, "inf", lambda rest, U: np.zeros(U.shape[0], bool), deadline=0.0)
-    assert len(r.flips) == 2 <= reach.TAIL_FLIPS  # the tails: every subset of the two flips, one block
-    assert stop.value.done == 2**2  # that first block was evaluated, then the deadline had passed
+    assert stop.value.done == 1  # the first block (no flip) was evaluated, then the deadline had passed
     X = rng.integers(-3, 4, size=(10, 6)).astype(float)
     res = verify_robust(net, X, np.zeros(10, dtype=int), RobustOptions(eps=2, domain="integer", bounds=(-3, 3),
                                                                        engine="enum", time_limit=1e-9))
@@ -444,6 +443,7 @@ def test_the_tail_enumeration_matches_brute_force_and_the_block_enumeration(seed
     X = rng.integers(-3, 4, size=(6, 7)).astype(float)
     units = reach.threshold_layer(net)
     monkeypatch.setattr(reach, "TAIL_FLIPS", 3)
+    monkeypatch.setattr(reach, "PLAN_MIN", 0)  # on these small balls too
     applied, words = 0, set()
     for x in X:
         pts = plan_ball(x, eps, norm)
@@ -502,6 +502,7 @@ def test_the_tail_enumeration_reaches_every_pattern_of_the_ball(seed, norm, eps,
     if second == "copies":  # layer: its patterns are the keys
         net.weights[1][:70], net.thresholds[1][:70] = net.weights[1][0], net.thresholds[1][0]
     monkeypatch.setattr(reach, "TAIL_FLIPS", 3)
+    monkeypatch.setattr(reach, "PLAN_MIN", 0)  # on these small balls too
     monkeypatch.setattr(reach, "CACHE_BITS", cache_bits)
     checked = 0
     for x in rng.integers(-3, 4, size=(12, 7)).astype(float):
