@@ -179,11 +179,10 @@ def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndar
     the query and the MILP should try. auto: exhaustive enumeration where the choices are few (ENUM_LIMIT);
     else a quick search for a counterexample (greedy, random), the exhaustive enumeration where the choices are
     few for its speed (ENUM_LIMIT x speed-up) or it may fit in the time left (at ENUM_RATE, up to
-    ENUM_STRETCH), else the enumeration for ENUM_SHARE of the time left (its
-    counterexamples are replayed like any other; if it finishes, it is exhaustive), SAT (10 s), branch and
-    bound (20,000 nodes).
-    ``robust`` only from an exhaustive enumeration, a confirmed UNSAT or a completed branch and bound;
-    ``unknown`` when the deadline (time.perf_counter()) stops an enumeration that was the last resort."""
+    ENUM_STRETCH), else the enumeration for ENUM_SHARE of the time left (its counterexamples are replayed like
+    any other; if it finishes, it is exhaustive), SAT (10 s), branch and bound (20,000 nodes). ``robust`` only
+    from an exhaustive enumeration, a confirmed UNSAT or a completed branch and bound; ``unknown`` when the
+    deadline (time.perf_counter()) stops an enumeration that was the last resort."""
     from bnnmilp.verification import reach
 
     if opts.engine == "milp" or opts.domain != "integer" or opts.eps is None or opts.min_eps:

@@ -106,13 +106,17 @@ def solve(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, outp
         return _solve(net, x, reach, eps, norm, output, target, _Deadline(time_limit))
     except TooLargeError:
         return SatAnswer("unknown", None, f"the encoding exceeds {MAX_CLAUSES} clauses")
-    except TimeoutError as stop:
+    except _OutOfTimeError as stop:
         return SatAnswer("unknown", None, f"time limit {stop}")
 
 
 LOAD_SECONDS = 1.5e-6  # per clause, handing the encoding to a solver (Sakai's back-image network: 2.9 million
 # clauses in 3.4 s); deleting the solver afterwards takes about FREE_SHARE of that
 FREE_SHARE = 0.5
+
+
+class _OutOfTimeError(TimeoutError):
+    """The engine's time limit ran out before the solvers answered (the message says where)."""
 
 
 class _Deadline:
@@ -127,7 +131,7 @@ class _Deadline:
 
     def check(self, what: str, need: float = 0.0) -> None:
         if self.left() <= need:
-            raise TimeoutError(what)
+            raise _OutOfTimeError(what)
 
 
 def _solve(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, output: str, target: np.ndarray | int,
@@ -322,7 +326,7 @@ def _run(cnf: _Cnf, x: np.ndarray, reach: Reach, flip_of: dict, deadline: _Deadl
         with Solver(name=name, bootstrap_with=cnf.clauses) as s:
             left = deadline.left() - free
             if left <= 0:
-                raise TimeoutError(f"while loading {name} ({size})")
+                raise _OutOfTimeError(f"while loading {name} ({size})")
             timer = threading.Timer(left, s.interrupt) if math.isfinite(left) else None
             if timer:
                 timer.start()
