@@ -51,12 +51,13 @@ class Network:
         return [self.weights[0].shape[1]] + [w.shape[0] for w in self.weights]
 
     # ---- exact forward pass -------------------------------------------------
-    def _layer(self, l: int, inp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _layer(self, l: int, inp: np.ndarray, bits_in: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Bits of layer l (0-based) for inputs ``inp``, exact; also d = a - lambda in floating point and
-        the rigorous bound err on its rounding error (bits with |d| <= err are decided in rationals)."""
+        the rigorous bound err on its rounding error (bits with |d| <= err are decided in rationals).
+        ``bits_in``: the caller knows ``inp`` holds only 0 and 1 (a previous layer's bits)."""
         W, lam = self.weights[l], self.thresholds[l]
         a = matmul_t(inp, W)
-        if self._integral(l, inp):  # integers below 2^53 throughout: every float operation is exact
+        if self._integral(l, inp, bits_in):  # integers below 2^53 throughout: every float operation is exact
             err = np.zeros_like(a)
         else:
             err = dot_error_bound(inp, W, np.abs(a) + np.abs(lam))
@@ -69,9 +70,10 @@ class Network:
                 bits[i, k] = 1 if exact >= Fraction(float(lam[k])) else 0
         return bits, d, err
 
-    def _integral(self, l: int, inp: np.ndarray) -> bool:
+    def _integral(self, l: int, inp: np.ndarray, bits_in: bool = False) -> bool:
         """Whether layer l's weights and thresholds are integers and, on the integer inputs ``inp``, every
-        partial sum of W_k . inp - lambda_k stays below 2^53 in magnitude (so doubles compute it exactly)."""
+        partial sum of W_k . inp - lambda_k stays below 2^53 in magnitude (so doubles compute it exactly).
+        ``bits_in``: ``inp`` is known to hold only 0 and 1, so it is not scanned."""
         cache = self.__dict__.setdefault("_integral_rows", {})
         if l not in cache:
             W, lam = self.weights[l], self.thresholds[l]
@@ -82,15 +84,17 @@ class Network:
         ok, absrow, abslam = cache[l]
         if not ok or inp.size == 0:
             return ok
+        if bits_in:
+            return absrow + abslam < 2.0**52
         top = float(np.abs(inp).max())
         return absrow * top + abslam < 2.0**52 and bool(np.all(inp == np.round(inp)))
 
-    def forward(self, X: np.ndarray) -> list[np.ndarray]:
-        """Exact bits of every layer: a list of L int8 arrays of shape (m, d_l)."""
+    def forward(self, X: np.ndarray, depth: int | None = None) -> list[np.ndarray]:
+        """Exact bits of every layer (of the first ``depth``): a list of int8 arrays of shape (m, d_l)."""
         out = []
         inp = np.asarray(X, dtype=np.float64)
-        for l in range(len(self.weights)):
-            bits, _, _ = self._layer(l, inp)
+        for l in range(len(self.weights) if depth is None else depth):
+            bits, _, _ = self._layer(l, inp, bits_in=l > 0)
             out.append(bits)
             inp = bits.astype(np.float64)
         return out
@@ -100,11 +104,10 @@ class Network:
 
     def argmax_predictions(self, X: np.ndarray, bits: list[np.ndarray] | None = None) -> np.ndarray:
         """Class with the largest output score a^L_k - lambda^L_k, decided exactly; ties give -1 (wrong)."""
-        bits = self.forward(X) if bits is None else bits
-        inp = np.asarray(X, dtype=np.float64) if len(self.weights) == 1 else bits[-2].astype(np.float64)
         W, lam = self.weights[-1], self.thresholds[-1]
         if W.shape[0] == 1:
-            return bits[-1][:, 0].astype(np.int64)
+            return (self.forward(X) if bits is None else bits)[-1][:, 0].astype(np.int64)
+        inp = self._score_input(X, bits)
         score = matmul_t(inp, W) - lam
         err = dot_error_bound(inp, W, np.abs(score) + np.abs(lam))
         pred = np.argmax(score, axis=1).astype(np.int64)
@@ -129,7 +132,7 @@ class Network:
         best: tuple[Fraction, tuple[int, int, int]] | None = None
         inp = np.asarray(X, dtype=np.float64)
         for l in range(len(self.weights) if depth is None else depth):
-            bits, d, err = self._layer(l, inp)
+            bits, d, err = self._layer(l, inp, bits_in=l > 0)
             slack = np.where(bits == 1, d, -d - eps)
             e = err + 4 * _U * abs(eps)
             # the exact minimum lies in [min(slack - e), min(slack + e)]: only those entries can attain it
@@ -143,12 +146,18 @@ class Network:
         assert best is not None
         return best
 
+    def _score_input(self, X: np.ndarray, bits: list[np.ndarray] | None) -> np.ndarray:
+        """What the score layer reads: X itself for one layer, else the last hidden layer's bits (from ``bits``,
+        or an exact forward pass through the hidden layers only)."""
+        if len(self.weights) == 1:
+            return np.asarray(X, dtype=np.float64)
+        return (self.forward(X, len(self.weights) - 1) if bits is None else bits)[len(self.weights) - 2].astype(
+            np.float64)
+
     def score_margins(self, X: np.ndarray, labels: np.ndarray, bits: list[np.ndarray] | None = None) -> np.ndarray:
         """s_y - max_{k != y} s_k of every sample under an argmax output layer (floating point: for choosing
         which samples a MILP point or polishing treats as correct; exact claims use ``argmax_slack``)."""
-        bits = self.forward(X) if bits is None else bits
-        inp = np.asarray(X, dtype=np.float64) if len(self.weights) == 1 else bits[-2].astype(np.float64)
-        s = matmul_t(inp, self.weights[-1]) - self.thresholds[-1]
+        s = matmul_t(self._score_input(X, bits), self.weights[-1]) - self.thresholds[-1]
         rows = np.arange(len(labels))
         sy = s[rows, labels].copy()
         s[rows, labels] = -np.inf
@@ -163,7 +172,7 @@ class Network:
         ok = np.flatnonzero(pred == labels)
         if ok.size == 0:
             return None
-        inp = np.asarray(X, dtype=np.float64) if len(self.weights) == 1 else bits[-2].astype(np.float64)
+        inp = self._score_input(X, bits)
         W, lam = self.weights[-1], self.thresholds[-1]
         score = matmul_t(inp[ok], W) - lam
         err = dot_error_bound(inp[ok], W, np.abs(score) + np.abs(lam)).max(axis=1) * 2 + 4 * _U * abs(eps)

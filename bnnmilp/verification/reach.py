@@ -95,7 +95,7 @@ def reachable(net: Network, x: np.ndarray, eps: float, norm: str, lo: np.ndarray
     lam = net.thresholds[0]
     w = np.array([u[1] for u in units])
     feature = np.array([u[0] for u in units], dtype=np.int64)
-    base = net.forward(x[None, :])[0][0]
+    base = Network(net.weights[:1], net.thresholds[:1]).forward(x[None, :])[0][0]  # the first layer's bits
     r = math.floor(eps)
     flips: list[Flip] = []
     read = feature[feature >= 0]
@@ -148,18 +148,45 @@ def reachable(net: Network, x: np.ndarray, eps: float, norm: str, lo: np.ndarray
 
 def _at_least(w: np.ndarray, v: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """[w v >= lambda] exactly (int8), broadcast: the double product decides unless it lies so close to lambda
-    that its rounding (at most |w v| 2^-53, plus underflow) could change the comparison; those few are
-    decided in rationals."""
+    that its rounding (at most |w v| 2^-53, plus underflow) could change the comparison. Those are decided by
+    the product's exact rounding error (``_product_error``: w v = p + e exactly; there p - lambda is exact, by
+    Sterbenz's lemma, so w v >= lambda iff p - lambda >= -e); the few outside its safe range in rationals."""
     p = w * v
     d = p - lam  # correctly rounded: the sign of p - lambda
     bits = (d >= 0).astype(np.int8)
     unsure = np.abs(d) <= np.abs(p) * 2.0**-51 + 2.0**-1000
-    unsure &= p != 0  # w v = 0 exactly: d is exact
+    unsure &= (p != 0) | ((w != 0) & (v != 0))  # w or v zero: d is exact (a product that underflows to 0 is not)
     if unsure.any():
         W, V, L = np.broadcast_arrays(w, v, lam)
-        for idx in zip(*np.nonzero(unsure), strict=True):
-            bits[idx] = Fraction(float(W[idx])) * Fraction(float(V[idx])) >= Fraction(float(L[idx]))
+        idx = np.nonzero(unsure)
+        Wu, Vu, Lu, pu, du = W[idx], V[idx], L[idx], p[idx], d[idx]
+        # Dekker's product is exact without overflow or underflow in its parts; Sterbenz needs p, lambda
+        # within a factor 2 of each other (same sign)
+        safe = (np.abs(Wu) < 2.0**500) & (np.abs(Vu) < 2.0**500) & (np.abs(pu) > 2.0**-900) & (
+            np.where(pu > 0, (pu / 2 <= Lu) & (Lu <= 2 * pu), (2 * pu <= Lu) & (Lu <= pu / 2)))
+        out = bits[idx]
+        out[safe] = du[safe] >= -_product_error(Wu[safe], Vu[safe], pu[safe])
+        for k in np.flatnonzero(~safe):
+            out[k] = Fraction(float(Wu[k])) * Fraction(float(Vu[k])) >= Fraction(float(Lu[k]))
+        bits[idx] = out
     return bits
+
+
+_SPLIT = 134217729.0  # 2^27 + 1: Veltkamp's splitting constant for doubles
+
+
+def _product_error(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """e with a b = p + e exactly, where p = fl(a b) (Dekker's TwoProduct; exact when no part overflows or
+    underflows: |a|, |b| < 2^500 and |a b| > 2^-900 suffice)."""
+
+    def split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c = _SPLIT * x
+        hi = c - (c - x)
+        return hi, x - hi
+
+    ah, al = split(a)
+    bh, bl = split(b)
+    return ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
 
 def _count_l1(flips: list[Flip], eps: float) -> int:
@@ -328,13 +355,23 @@ class Evaluator:
     def first_hit_bits(self, U: np.ndarray, adversarial, distinct: bool = False) -> int:
         """The first row of U (bits the rest of the network reads) that ``adversarial`` accepts, or -1;
         ``distinct``: the rows of U are known to differ (not sorted out again)."""
-        rows = np.arange(U.shape[0])
         if self.rest is None:
             hit = np.flatnonzero(adversarial(None, U))
             return int(hit[0]) if hit.size else -1
+        rows, V, last = self.to_last(U, dedup=True, distinct=distinct)
+        hit = np.flatnonzero(adversarial(last, V))
+        return int(rows[hit[0]]) if hit.size else -1
+
+    def to_last(self, U: np.ndarray, dedup: bool = False, distinct: bool = False) -> tuple[np.ndarray, np.ndarray,
+                                                                                             Network]:
+        """(rows, V, last): the bits V that the rest's last layer ``last`` reads for rows ``rows`` of U (all of
+        them, or with ``dedup`` one per distinct pattern at each layer); so a test of the output, ``f(last,
+        V)``, equals ``f(rest, U[rows])``. Layers run in float32 where that is exact."""
+        assert self.rest is not None
+        rows = np.arange(U.shape[0])
         L = len(self.rest.weights)
         for l in range(L):
-            if l or not distinct:
+            if dedup and (l or not distinct):
                 U, keep = _distinct(U)
                 rows = rows[keep]
             if l == L - 1:
@@ -344,9 +381,7 @@ class Evaluator:
                 U = (U.astype(np.float32) @ Wt >= lam).astype(np.int8)
             else:
                 U = Network(self.rest.weights[l:l + 1], self.rest.thresholds[l:l + 1]).forward(U)[0]
-        last = Network(self.rest.weights[-1:], self.rest.thresholds[-1:])
-        hit = np.flatnonzero(adversarial(last, U))
-        return int(rows[hit[0]]) if hit.size else -1
+        return rows, U, Network(self.rest.weights[-1:], self.rest.thresholds[-1:])
 
     def as_input(self, x: np.ndarray, combo) -> np.ndarray:
         xp = x.copy()
@@ -675,16 +710,16 @@ def _pack(B: np.ndarray, words: int = 1) -> np.ndarray:
 def random_choices(reach: Reach, eps: float, norm: str, p: float, n: int, rng: np.random.Generator) -> np.ndarray:
     """n random admissible choices as a flip-index matrix: each feature flips with probability p to one of its
     patterns (uniformly); for L1, the flips are then kept in a random order while the budget lasts."""
-    flips = reach.flips
-    feats = sorted({f.feature for f in flips})
-    alts = [[i for i, f in enumerate(flips) if f.feature == j] for j in feats]
-    width = max(len(a) for a in alts)
-    table = np.array([a + [a[0]] * (width - len(a)) for a in alts])  # feature x alternative -> flip
-    count = np.array([len(a) for a in alts])
-    pick = (rng.random((n, len(feats))) * count).astype(np.int64)
-    F = np.where(rng.random((n, len(feats))) < p, table[np.arange(len(feats)), pick], -1)
+    _, group = np.unique(reach.feature_of, return_inverse=True)  # the features with a flip, in order
+    count = np.bincount(group)
+    order = np.argsort(group, kind="stable")  # each feature's flips, in flip order
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    table = np.repeat(order[start][:, None], count.max(), axis=1)  # feature x alternative -> flip; short rows
+    table[group[order], np.arange(order.size) - start[group[order]]] = order  # padded with their first flip
+    pick = (rng.random((n, count.size)) * count).astype(np.int64)
+    F = np.where(rng.random((n, count.size)) < p, table[np.arange(count.size), pick], -1)
     if norm == "1":
-        cost = np.array([f.cost for f in flips] + [0.0])
+        cost = np.append(reach.cost_of, 0.0)
         order = np.argsort(rng.random(F.shape), axis=1)
         Fo = np.take_along_axis(F, order, axis=1)
         keep = np.cumsum(cost[Fo], axis=1) <= eps
@@ -705,8 +740,14 @@ def attack(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adv
 
     def greedy() -> np.ndarray | None:
         """Add the flip that lowers ``score`` most, while it does and the budget allows."""
+        def tested(U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # (adversarial?, score) of each row of U
+            if ev.rest is None:
+                return np.asarray(adversarial(None, U), dtype=bool), score(None, U)
+            _, V, last = ev.to_last(U)
+            return np.asarray(adversarial(last, V), dtype=bool), score(last, V)
+
         combo: list[int] = []
-        current = float(score(ev.rest, ev.bits(np.full((1, 1), -1)))[0])
+        current = float(tested(ev.bits(np.full((1, 1), -1)))[1][0])
         spent = 0.0
         while True:
             ok = ~np.isin(feature, feature[combo]) if combo else np.ones(len(flips), bool)
@@ -717,11 +758,10 @@ def attack(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adv
                 return None
             F = np.concatenate([np.repeat(np.array(combo, dtype=np.int64)[None, :], cand.size, axis=0),
                                 cand[:, None]], axis=1)
-            U = ev.bits(F)
-            hit = np.flatnonzero(adversarial(ev.rest, U))
+            adv, sc = tested(ev.bits(F))
+            hit = np.flatnonzero(adv)
             if hit.size:
                 return ev.as_input(x, F[int(hit[0])])
-            sc = score(ev.rest, U)
             best = int(np.argmin(sc))
             if sc[best] >= current:
                 return None

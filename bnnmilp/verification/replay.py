@@ -28,7 +28,11 @@ def distance(xp: np.ndarray, x: np.ndarray, norm: str) -> Fraction:
     if xp.shape != x.shape:
         raise ValueError(f"shapes differ: {xp.shape} and {x.shape}")
     changed = np.flatnonzero(xp != x)  # equal doubles differ by exactly 0: only the others are summed
-    diffs = [abs(Fraction(float(xp[j])) - Fraction(float(x[j]))) for j in changed]
+    a, b = xp[changed], x[changed]
+    if np.all((a == np.round(a)) & (b == np.round(b)) & (np.abs(a) < 2.0**52) & (np.abs(b) < 2.0**52)):
+        diffs = [Fraction(d) for d in np.abs(a - b).astype(np.int64).tolist()]  # integers: a - b is exact
+    else:
+        diffs = [abs(Fraction(float(u)) - Fraction(float(v))) for u, v in zip(a.tolist(), b.tolist(), strict=True)]
     return max(diffs, default=Fraction(0)) if norm == "inf" else sum(diffs, Fraction(0))
 
 

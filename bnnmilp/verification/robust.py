@@ -645,7 +645,8 @@ def verify_robust(net: Network, X: np.ndarray, labels: np.ndarray, opts: RobustO
         replayed in exact arithmetic) or ``unknown`` (with a ``note``); ``method`` says which engine.
         The per-sample queries run in this process; ``bnnmilp verify --robust --workers`` runs them as jobs.
     """
-    key = hash((tuple(values(w).tobytes() for w in net.weights), tuple(t.tobytes() for t in net.thresholds), opts))
+    key = None if opts.output == "argmax" else hash((tuple(values(w).tobytes() for w in net.weights),
+                                                      tuple(t.tobytes() for t in net.thresholds), opts))
     results: list[SampleResult] = []
     for i in range(X.shape[0]):
         results.append(_task((net.weights, net.thresholds, X[i], int(labels[i]), i, opts, key)))

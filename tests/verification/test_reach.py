@@ -102,6 +102,28 @@ def test_reachable_decides_bits_exactly_where_the_double_product_rounds():
                                                                                 (1, 4.0, 2.0, [1, 0])]
 
 
+def test_at_least_agrees_with_rationals_at_ties_near_ties_and_extreme_magnitudes():
+    """[w v >= lambda] against Fractions where lambda is the rounded product itself and its neighbours (there
+    the product's rounding error decides), with factors beyond 2^500 and products below 2^-900 (where Dekker's
+    product could overflow or underflow: those go to rationals), zeros and both signs."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(5)
+    w = np.concatenate([rng.uniform(-3, 3, 400), 10.0 ** rng.uniform(-150, 150, 100) * rng.choice([-1, 1], 100),
+                        [0.0, 1e160, 1e-160, -1e-200, 3.0]])
+    v = np.concatenate([rng.integers(-255, 256, 400).astype(float), 10.0 ** rng.uniform(-150, 150, 100),
+                        [5.0, 1e-100, 1e-150, 1e-200, 1e170]])
+    p = w * v
+    lam = np.concatenate([p, np.nextafter(p, np.inf), np.nextafter(p, -np.inf), p * (1 + 2.0**-40), -p])
+    W, V = np.tile(w, 5), np.tile(v, 5)
+    got = reach._at_least(W, V, lam)
+    want = [int(Fraction(a) * Fraction(b) >= Fraction(c)) for a, b, c in zip(W.tolist(), V.tolist(), lam.tolist(),
+                                                                            strict=True)]
+    assert got.tolist() == want
+    rounds = sum(Fraction(a) * Fraction(b) != Fraction(a * b) for a, b in zip(w.tolist(), v.tolist(), strict=True))
+    assert rounds > 300  # most products round: at lambda = fl(w v) the error term, not the product, decides
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_reachable_lists_the_cheapest_value_of_every_pattern(seed):
     """Against brute force: every integer value of every feature in the ball, its first-layer pattern from the

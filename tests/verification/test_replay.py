@@ -22,6 +22,16 @@ def test_distances_are_exact():
     assert distance(a, b, "1") == Fraction(0.1) + Fraction(0.2)  # not the double 0.30000000000000004
     assert distance(b, b, "inf") == 0 and distance(np.array([]), np.array([]), "inf") == 0
     assert distance(np.array([-1.0, 3.0]), np.array([1.0, 0.0]), "1") == 5
+    big = 2.0**53  # integers from 2^52 on: their difference may not be a double (2^53 + 2 - (-1))
+    assert distance(np.array([big + 2, 7.0]), np.array([-1.0, 0.0]), "1") == 2**53 + 3 + 7
+    assert distance(np.array([big + 2, 7.0]), np.array([-1.0, 0.0]), "inf") == 2**53 + 3
+    rng = np.random.default_rng(0)  # integer vectors against the rational sum, one entry at a time
+    for _ in range(20):
+        a, b = rng.integers(-2**51, 2**51, 50).astype(float), rng.integers(-2**51, 2**51, 50).astype(float)
+        same = rng.random(50) < 0.3  # unchanged entries too
+        b[same] = a[same]
+        exact = [abs(Fraction(u) - Fraction(v)) for u, v in zip(a.tolist(), b.tolist(), strict=True)]
+        assert distance(a, b, "1") == sum(exact) and distance(a, b, "inf") == max(exact)
     for norm in ("inf", "1"):  # exact rationals even for empty vectors; vectors of different lengths are an error
         assert isinstance(distance(np.array([]), np.array([]), norm), Fraction)
         with pytest.raises(ValueError):
