@@ -162,7 +162,8 @@ def _at_least(w: np.ndarray, v: np.ndarray, lam: np.ndarray) -> np.ndarray:
         Wu, Vu, Lu, pu, du = W[idx], V[idx], L[idx], p[idx], d[idx]
         # Dekker's product is exact without overflow or underflow in its parts; Sterbenz needs p, lambda
         # within a factor 2 of each other (same sign)
-        safe = (np.abs(Wu) < 2.0**500) & (np.abs(Vu) < 2.0**500) & (np.abs(pu) > 2.0**-900) & (
+        aw, av = np.abs(Wu), np.abs(Vu)
+        safe = (aw < 2.0**500) & (av < 2.0**500) & (aw > 2.0**-500) & (av > 2.0**-500) & (np.abs(pu) > 2.0**-900) & (
             np.where(pu > 0, (pu / 2 <= Lu) & (Lu <= 2 * pu), (2 * pu <= Lu) & (Lu <= pu / 2)))
         out = bits[idx]
         out[safe] = du[safe] >= -_product_error(Wu[safe], Vu[safe], pu[safe])
@@ -177,7 +178,7 @@ _SPLIT = 134217729.0  # 2^27 + 1: Veltkamp's splitting constant for doubles
 
 def _product_error(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
     """e with a b = p + e exactly, where p = fl(a b) (Dekker's TwoProduct; exact when no part overflows or
-    underflows: |a|, |b| < 2^500 and |a b| > 2^-900 suffice)."""
+    underflows: 2^-500 < |a|, |b| < 2^500 and |a b| > 2^-900 suffice)."""
 
     def split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c = _SPLIT * x
