@@ -195,6 +195,15 @@ def test_batches_of_choices_evaluate_to_the_forward_pass(norm):
             want = np.flatnonzero(target[:, 0] == k % 2)
             got = ev.first_hit(F, lambda rest, V, k=k: rest.predict_bits(V)[:, 0] == k % 2)
             assert (got >= 0) == (want.size > 0) and (got < 0 or got in want)
+        # to_last: the output layer alone, on what it reads, decides as the whole rest does (every row, or one
+        # row per distinct pattern)
+        rows, V, last = ev.to_last(U)
+        assert rows.tolist() == list(range(300)) and len(last.weights) == 1
+        assert np.array_equal(last.argmax_predictions(V), net.argmax_predictions(X))
+        assert np.allclose(last.score_margins(V, np.zeros(300, int)), net.score_margins(X, np.zeros(300, int)))
+        rows, V, _ = ev.to_last(U, dedup=True)
+        assert rows.size < 300 and np.array_equal(last.predict_bits(V), net.predict_bits(X[rows]))
+        assert len({tuple(r) for r in net.forward(X)[-2].tolist()}) == V.shape[0]
 
 
 @pytest.mark.parametrize(("norm", "eps"), [("inf", 3), ("1", 1), ("1", 4)])
