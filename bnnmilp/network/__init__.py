@@ -31,6 +31,24 @@ def dot_error_bound(inp: np.ndarray, W: np.ndarray | Csr, values: np.ndarray) ->
     return 2.0 * gamma * matmul_t(np.abs(inp), elementwise(W, np.abs)) + 4 * _U * np.abs(values) + 2.0**-1000
 
 
+_SPLIT = 134217729.0  # 2^27 + 1: Veltkamp's splitting constant for doubles
+
+
+def product_error(a: np.ndarray, b: np.ndarray, p: np.ndarray | None = None) -> np.ndarray:
+    """e with a b = p + e exactly, where p = fl(a b) (Dekker's error-free product). Exact where no part
+    overflows or underflows: 2^-500 < |a|, |b| < 2^500 and |a b| > 2^-900 suffice."""
+
+    def split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c = _SPLIT * x
+        hi = c - (c - x)
+        return hi, x - hi
+
+    p = a * b if p is None else p
+    ah, al = split(a)
+    bh, bl = split(b)
+    return ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
 @dataclass
 class Network:
     """A BNN: weights and thresholds per layer, with an exact forward pass (u = [W u_prev >= lambda]).

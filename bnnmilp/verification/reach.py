@@ -31,7 +31,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from bnnmilp.network import Network
+from bnnmilp.network import Network, product_error
 from bnnmilp.network.sparse import Csr, dense
 
 BATCH = 4096
@@ -149,7 +149,7 @@ def reachable(net: Network, x: np.ndarray, eps: float, norm: str, lo: np.ndarray
 def _at_least(w: np.ndarray, v: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """[w v >= lambda] exactly (int8), broadcast: the double product decides unless it lies so close to lambda
     that its rounding (at most |w v| 2^-53, plus underflow) could change the comparison. Those are decided by
-    the product's exact rounding error (``_product_error``: w v = p + e exactly; there p - lambda is exact, by
+    the product's exact rounding error (``product_error``: w v = p + e exactly; there p - lambda is exact, by
     Sterbenz's lemma, so w v >= lambda iff p - lambda >= -e); the few outside its safe range in rationals."""
     p = w * v
     d = p - lam  # correctly rounded: the sign of p - lambda
@@ -166,28 +166,11 @@ def _at_least(w: np.ndarray, v: np.ndarray, lam: np.ndarray) -> np.ndarray:
         safe = (aw < 2.0**500) & (av < 2.0**500) & (aw > 2.0**-500) & (av > 2.0**-500) & (np.abs(pu) > 2.0**-900) & (
             np.where(pu > 0, (pu / 2 <= Lu) & (Lu <= 2 * pu), (2 * pu <= Lu) & (Lu <= pu / 2)))
         out = bits[idx]
-        out[safe] = du[safe] >= -_product_error(Wu[safe], Vu[safe], pu[safe])
+        out[safe] = du[safe] >= -product_error(Wu[safe], Vu[safe], pu[safe])
         for k in np.flatnonzero(~safe):
             out[k] = Fraction(float(Wu[k])) * Fraction(float(Vu[k])) >= Fraction(float(Lu[k]))
         bits[idx] = out
     return bits
-
-
-_SPLIT = 134217729.0  # 2^27 + 1: Veltkamp's splitting constant for doubles
-
-
-def _product_error(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """e with a b = p + e exactly, where p = fl(a b) (Dekker's TwoProduct; exact when no part overflows or
-    underflows: 2^-500 < |a|, |b| < 2^500 and |a b| > 2^-900 suffice)."""
-
-    def split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        c = _SPLIT * x
-        hi = c - (c - x)
-        return hi, x - hi
-
-    ah, al = split(a)
-    bh, bl = split(b)
-    return ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
 
 def _count_l1(flips: list[Flip], eps: float) -> int:

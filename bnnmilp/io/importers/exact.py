@@ -13,6 +13,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from bnnmilp.network import product_error
+
 
 def surd_nonneg(x: Fraction, y: Fraction, r: Fraction) -> bool:
     """Exactly: x + y sqrt(r) >= 0 (r >= 0)."""
@@ -66,13 +68,7 @@ def products_exact(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether every float64 product a * b is exact (the error term of Dekker's product is zero)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     p = a * b
-    split = 134217729.0  # 2^27 + 1
-    ah = a * split - (a * split - a)
-    al = a - ah
-    bh = b * split - (b * split - b)
-    bl = b - bh
-    err = ((ah * bh - p) + ah * bl + al * bh) + al * bl
-    return bool(np.all(err == 0) and np.all(np.isfinite(p)))
+    return bool(np.all(product_error(a, b, p) == 0) and np.all(np.isfinite(p)))
 
 
 def sums_exact(terms: np.ndarray, rows: np.ndarray) -> bool:
