@@ -104,8 +104,8 @@ def test_reachable_decides_bits_exactly_where_the_double_product_rounds():
 
 def test_at_least_agrees_with_rationals_at_ties_near_ties_and_extreme_magnitudes():
     """[w v >= lambda] against Fractions where lambda is the rounded product itself and its neighbours (there
-    the product's rounding error decides), with factors beyond 2^500 and products below 2^-900 (where Dekker's
-    product could overflow or underflow: those go to rationals), zeros and both signs."""
+    the product's rounding error decides), with factors beyond 2^500 or below 2^-500 and products below 2^-900
+    (where Dekker's product could overflow or underflow: those go to rationals), zeros and both signs."""
     from fractions import Fraction
 
     rng = np.random.default_rng(5)
