@@ -339,20 +339,24 @@ class Evaluator:
     def first_hit_bits(self, U: np.ndarray, adversarial, distinct: bool = False) -> int:
         """The first row of U (bits the rest of the network reads) that ``adversarial`` accepts, or -1;
         ``distinct``: the rows of U are known to differ (not sorted out again)."""
-        if self.rest is None:
-            hit = np.flatnonzero(adversarial(None, U))
-            return int(hit[0]) if hit.size else -1
         rows, V, last = self.to_last(U, dedup=True, distinct=distinct)
         hit = np.flatnonzero(adversarial(last, V))
         return int(rows[hit[0]]) if hit.size else -1
 
+    def judged(self, U: np.ndarray, adversarial, score) -> tuple[np.ndarray, np.ndarray]:
+        """(adversarial?, score) of every row of U, the later layers run once for both."""
+        _, V, last = self.to_last(U)
+        return np.asarray(adversarial(last, V), dtype=bool), np.asarray(score(last, V), dtype=np.float64)
+
     def to_last(self, U: np.ndarray, dedup: bool = False, distinct: bool = False) -> tuple[np.ndarray, np.ndarray,
-                                                                                             Network]:
+                                                                                             Network | None]:
         """(rows, V, last): the bits V that the rest's last layer ``last`` reads for rows ``rows`` of U (all of
         them, or with ``dedup`` one per distinct pattern at each layer); so a test of the output, ``f(last,
-        V)``, equals ``f(rest, U[rows])``. Layers run in float32 where that is exact."""
-        assert self.rest is not None
+        V)``, equals ``f(rest, U[rows])``. Layers run in float32 where that is exact. Without a rest (U is the
+        output itself): U and None."""
         rows = np.arange(U.shape[0])
+        if self.rest is None:
+            return rows, U, None
         L = len(self.rest.weights)
         for l in range(L):
             if dedup and (l or not distinct):
@@ -724,14 +728,8 @@ def attack(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adv
 
     def greedy() -> np.ndarray | None:
         """Add the flip that lowers ``score`` most, while it does and the budget allows."""
-        def tested(U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # (adversarial?, score) of each row of U
-            if ev.rest is None:
-                return np.asarray(adversarial(None, U), dtype=bool), score(None, U)
-            _, V, last = ev.to_last(U)
-            return np.asarray(adversarial(last, V), dtype=bool), score(last, V)
-
         combo: list[int] = []
-        current = float(tested(ev.bits(np.full((1, 1), -1)))[1][0])
+        current = float(ev.judged(ev.bits(np.full((1, 1), -1)), adversarial, score)[1][0])
         spent = 0.0
         while True:
             ok = ~np.isin(feature, feature[combo]) if combo else np.ones(len(flips), bool)
@@ -742,7 +740,7 @@ def attack(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adv
                 return None
             F = np.concatenate([np.repeat(np.array(combo, dtype=np.int64)[None, :], cand.size, axis=0),
                                 cand[:, None]], axis=1)
-            adv, sc = tested(ev.bits(F))
+            adv, sc = ev.judged(ev.bits(F), adversarial, score)
             hit = np.flatnonzero(adv)
             if hit.size:
                 return ev.as_input(x, F[int(hit[0])])
@@ -797,13 +795,12 @@ def beam(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adver
         else:
             U = ev.bits(Q)
         first, back = _patterns(U)  # rows share patterns: each is evaluated once
-        adv = np.asarray(adversarial(ev.rest, U[first]), dtype=bool)[back]
+        adv, sc = (a[back] for a in ev.judged(U[first], adversarial, score))
         if adv.any():
             i = np.flatnonzero(adv)[np.argmin(sq[adv])]
             best = Q[i]
             limit = float(sq[i]) - 1.0 if integral else float(np.nextafter(sq[i], -np.inf))
         keep = np.flatnonzero(~adv & (sq <= limit))
-        sc = np.asarray(score(ev.rest, U[first]), dtype=np.float64)[back]
         order = keep[np.lexsort((sq[keep], sc[keep]))[:width]]
         P, spent, hashed = Q[order], sq[order], hashed[r[order]] + key[j[order]]
         if A is not None:

@@ -320,9 +320,10 @@ def _run(cnf: _Cnf, x: np.ndarray, reach: Reach, flip_of: dict, deadline: _Deadl
 
     answers = []
     size = f"{cnf.top} variables, {len(cnf.clauses)} clauses"
+    load = LOAD_SECONDS * len(cnf.clauses)
+    free = FREE_SHARE * load  # what deleting the solver takes afterwards
     for name in SOLVERS:
-        free = FREE_SHARE * LOAD_SECONDS * len(cnf.clauses)  # what deleting the solver takes afterwards
-        deadline.check(f"before loading {name} ({size})", LOAD_SECONDS * len(cnf.clauses) + free)
+        deadline.check(f"before loading {name} ({size})", load + free)
         with Solver(name=name, bootstrap_with=cnf.clauses) as s:
             left = deadline.left() - free
             if left <= 0:
