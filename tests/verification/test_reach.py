@@ -351,33 +351,81 @@ def test_an_enumeration_that_reaches_its_deadline_proves_nothing():
             assert not np.array_equal(net.predict_bits(xp[None, :]), net.predict_bits(X[q.index][None, :]))
 
 
-@pytest.mark.parametrize("norm", ["inf", "1"])
-def test_beam_search_finds_genuine_counterexamples_never_cheaper_than_the_optimum(norm):
-    """Against brute force: every point the beam search returns changes the argmax, lies within the budget, and
-    is at least as far as the closest adversarial point of the ball; on these instances it finds some."""
+@pytest.mark.parametrize(("norm", "smooth", "polished"), [("inf", False, False), ("1", False, False),
+                                                       ("inf", True, True), ("1", True, True)])
+def test_beam_search_finds_genuine_counterexamples_never_cheaper_than_the_optimum(norm, smooth, polished):
+    """Against brute force: every point the beam search returns (ranked by the exact or the smoothed score,
+    polished or not) changes the argmax, lies within the budget, and is at least as far as the closest
+    adversarial point of the ball; on these instances it finds some."""
     rng = np.random.default_rng(41)
     found = 0
 
     def size(d: np.ndarray) -> float:
         return d.max(initial=0.0) if norm == "inf" else d.sum()
 
-    for _ in range(4):
-        net = threshold_net(rng, 4, 1, [5], 3)
+    for hidden in ([5], [5], [5], [5], [5, 4], [5, 4], [5, 4], [5, 4]):  # the smoothed score's layer loop too
+        net = threshold_net(rng, 4, 1, hidden, 3)
         for x in rng.integers(-3, 4, size=(6, 4)).astype(float):
             y = net.argmax_predictions(x[None, :])[0]
             if y < 0:
                 continue
             r = reach.reachable(net, x, 4, norm, np.full(4, -3.0), np.full(4, 3.0), reach.threshold_layer(net))
             xp = reach.beam(net, x, r, 4, norm, lambda rest, U, y=y: rest.argmax_predictions(U) != y,
-                            lambda rest, U, y=y: rest.score_margins(U, np.full(U.shape[0], y)), width=4)
-            dists = [size(np.abs(p - x)) for p in ball(x, 4, norm, -3, 3)
-                     if net.argmax_predictions(p[None, :])[0] != y]
+                            lambda rest, U, y=y: rest.score_margins(U, np.full(U.shape[0], y)), width=4,
+                            smooth=smooth, polished=polished)
             if xp is None:
                 continue
+            pts = np.array(list(ball(x, 4, norm, -3, 3)))
+            dists = [size(np.abs(p - x)) for p in pts[net.argmax_predictions(pts) != y]]
             found += 1
             assert net.argmax_predictions(xp[None, :])[0] != y
             assert min(dists) <= size(np.abs(xp - x)) <= 4 and np.all(xp == np.round(xp))
     assert found >= 5
+
+
+@pytest.mark.parametrize("norm", ["inf", "1"])
+def test_polish_ends_at_a_cheaper_adversarial_choice_that_no_move_improves(norm):
+    """``polish`` from every adversarial choice of small random networks (found by brute force over the
+    choices): its result changes the argmax of the whole network, costs at most the start, and no drop, swap
+    or two-for-one move from it (listed here independently) is both adversarial and cheaper. It must improve
+    some starts strictly."""
+    rng = np.random.default_rng(77)
+    improved = starts = 0
+    for _ in range(3):
+        net = threshold_net(rng, 6, 2, [8, 6], 3)  # two units per feature: some features have two patterns
+        for x in rng.integers(-3, 4, size=(4, 6)).astype(float):
+            y = int(net.argmax_predictions(x[None, :])[0])
+            if y < 0:
+                continue
+            r = reach.reachable(net, x, 6, norm, np.full(6, -3.0), np.full(6, 3.0), reach.threshold_layer(net))
+            ev = reach.Evaluator(net, r)
+            feat, cost = r.feature_of, r.cost_of
+
+            def size(c) -> float:
+                return float(sum(cost[list(c)])) if norm == "1" else float(max(cost[list(c)], default=0.0))
+
+            def admissible(c) -> bool:
+                return len({int(feat[i]) for i in c}) == len(c) and size(c) <= 6
+
+            def adversarial(c) -> bool:
+                return int(net.argmax_predictions(ev.as_input(x, list(c))[None, :])[0]) != y
+
+            for c in [c for k in range(1, 4) for c in itertools.combinations(range(len(feat)), k)]:
+                if not (admissible(c) and adversarial(c)):
+                    continue
+                starts += 1
+                out = reach.polish(ev, np.array(c), norm, lambda rest, U, y=y: rest.argmax_predictions(U) != y,
+                                   lambda rest, U, y=y: rest.score_margins(U, np.full(U.shape[0], y)))
+                t = [int(i) for i in out]
+                assert adversarial(t) and admissible(t) and size(t) <= size(c)
+                improved += size(t) < size(c)
+                others = [i for i in range(len(feat)) if i not in t]
+                near = [t[:a] + t[a + 1:] for a in range(len(t))]
+                near += [t[:a] + [k] + t[a + 1:] for a in range(len(t)) for k in others]
+                near += [[v for i, v in enumerate(t) if i not in (a, b)] + [k]
+                         for a, b in itertools.combinations(range(len(t)), 2) for k in others]
+                assert not any(admissible(m) and size(m) < size(t) and adversarial(m) for m in near)
+    assert starts >= 20 and improved >= 5
 
 
 @pytest.mark.parametrize("norm", ["inf", "1"])
