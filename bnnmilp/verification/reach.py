@@ -860,8 +860,12 @@ def polish(ev: Evaluator, combo: np.ndarray, norm: str, adversarial, score,
         return cost[F].sum(axis=1) if norm == "1" else cost[F].max(axis=1, initial=0.0)
 
     def judge(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        adv, sc = ev.judged(ev.bits(F), adversarial, score)
-        return adv, (sc if ev.fast is None else ev.smoothed(ev.pre(F), score))
+        """(adversarial?, rank): the pre-activations computed once, and no exact score where it is not the rank."""
+        if ev.fast is None:
+            return ev.judged(ev.bits(F), adversarial, score)
+        A = ev.pre(F)
+        _, V, last = ev.to_last((ev.fast[2] <= A).astype(np.int8))
+        return np.asarray(adversarial(last, V), dtype=bool), ev.smoothed(A, score)
 
     def moves(S: np.ndarray, swaps_only: bool) -> Iterator[np.ndarray]:
         """Choices one move from S (blocks of rows; -1 for a dropped flip), one feature per flip."""
