@@ -43,6 +43,10 @@ from bnnmilp.cli.common import (
               help="Seconds per sample query.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="--robust: queries on this many local processes (or Dask workers with --scheduler local).")
+@click.option("--split", type=click.IntRange(min=1), default=1, show_default=True,
+              help="--robust: share each query's exhaustive enumeration among this many processes on this machine "
+                   "(one hard query, e.g. --min-eps on one image, on several cores; forked, so Linux only, else "
+                   "one process). Multiplies with --workers.")
 @scheduler_option("--robust: run the queries on Dask: 'local' starts a LocalCluster, tcp://HOST:PORT joins a "
                   "cluster started with `dask scheduler` and `dask worker` (pip install 'bnnmilp[dask]'; workers "
                   "read WEIGHTS and DATA by their absolute paths).")
@@ -57,8 +61,8 @@ from bnnmilp.cli.common import (
 @json_option
 def command(weights: str, data: str | None, proof: str | None, robust: bool, eps: float | None, norm: str,
             domain: str, bounds: str | None, box: str | None, engine: str, against: str, min_eps: bool,
-            time_limit: float, workers: int, scheduler: str | None, out_dir: str | None, no_prune: bool,
-            reuse_model: bool, counterexamples: str | None, as_json: bool) -> None:
+            time_limit: float, workers: int, split: int, scheduler: str | None, out_dir: str | None,
+            no_prune: bool, reuse_model: bool, counterexamples: str | None, as_json: bool) -> None:
     """Check the claims of WEIGHTS (a weights.yaml or a run folder) on DATA, in exact arithmetic.
 
     WEIGHTS or DATA may be '-' (standard input).
@@ -90,6 +94,8 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
       bnnmilp verify mnist_net.npz images.npz --robust --eps 2 --norm 1 --domain integer --bounds 0:255
       bnnmilp verify mnist_net.npz images.npz --robust --eps 1 --domain integer --bounds 0:255 \\
           --workers 2 -o robust_out
+      bnnmilp verify mnist_net.npz one_image.npz --robust --min-eps --norm 1 --domain integer \\
+          --bounds 0:255 --split 2 --time-limit 600
       bnnmilp verify runs/k1 test.yaml --robust --eps 1 --domain integer --bounds 0:16 \\
           --counterexamples - | bnnmilp predict runs/k1 -
 
@@ -111,10 +117,10 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
     from bnnmilp.network.ensemble import EnsembleFile
 
     if isinstance(wf, EnsembleFile):
-        if box is not None or engine == "enum":
+        if box is not None or engine == "enum" or split > 1:
             from bnnmilp.errors import InputError
 
-            raise InputError(wf.path, "--box" if box is not None else "--engine",
+            raise InputError(wf.path, "--box" if box is not None else "--engine" if engine == "enum" else "--split",
                              "one network (per-feature boxes and enumeration are not available for ensembles)")
         if robust or min_eps:
             run = Runner(weights, data, workers, scheduler, out_dir)
@@ -124,7 +130,7 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
         return
     if robust or min_eps:
         one_stdout(as_json, counterexamples=counterexamples)
-        _robust(wf, ds, eps, norm, domain, parse_bounds(bounds), box, engine, against, min_eps, time_limit,
+        _robust(wf, ds, eps, norm, domain, parse_bounds(bounds), box, engine, against, min_eps, time_limit, split,
                 Runner(weights, data, workers, scheduler, out_dir), not no_prune, reuse_model, counterexamples, as_json)
         return
     from bnnmilp.verification.claims import verify_weights
@@ -189,8 +195,8 @@ class Runner:
             write_json_atomic(Path(self.out) / "robustness.json", doc)
 
 
-def _robust(wf, ds, eps, norm, domain, bounds, box, engine, against, min_eps, time_limit, run: Runner, prune, reuse,
-            cx_path, as_json):
+def _robust(wf, ds, eps, norm, domain, bounds, box, engine, against, min_eps, time_limit, split, run: Runner, prune,
+            reuse, cx_path, as_json):
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
     from bnnmilp.io.yamlio import write_yaml_atomic
@@ -206,7 +212,7 @@ def _robust(wf, ds, eps, norm, domain, bounds, box, engine, against, min_eps, ti
     per_feature = load_box_option(box, wf.spec.network.n_inputs)
     opts = RobustOptions(eps=eps, norm=norm, domain=domain, bounds=bounds, against=against, min_eps=min_eps,
                          time_limit=time_limit, prune=prune, reuse=reuse, output=wf.spec.network.output,
-                         engine=engine, box=per_feature)
+                         engine=engine, box=per_feature, split=split)
     results = run(ds.n_samples, opts, box)
     if "source" in wf.doc and wf.spec.network.output == "argmax":  # imported: also the model's own float semantics
         from bnnmilp.io.importers import float_predictions

@@ -341,12 +341,28 @@ class Evaluator:
         """The first row of F (in the order of distinct patterns) that ``adversarial`` accepts, or -1."""
         return self.first_hit_bits(self.bits(F), adversarial)
 
-    def first_hit_bits(self, U: np.ndarray, adversarial, distinct: bool = False) -> int:
+    def first_hit_bits(self, U: np.ndarray, adversarial, distinct: bool = False, seen: _Seen | None = None) -> int:
         """The first row of U (bits the rest of the network reads) that ``adversarial`` accepts, or -1;
-        ``distinct``: the rows of U are known to differ (not sorted out again)."""
-        rows, V, last = self.to_last(U, dedup=True, distinct=distinct)
+        ``distinct``: the rows of U are known to differ (not sorted out again). ``seen`` (``seen_cache``, one
+        per search and predicate): the patterns of the rest's first layer already evaluated in this search,
+        skipped (they were not adversarial, or the search would have stopped), the new ones added."""
+        if seen is None:
+            rows, V, last = self.to_last(U, dedup=True, distinct=distinct)
+        else:
+            U1 = self._layer(0, U)
+            keep = seen.fresh(_pack_rows(U1))
+            rows, V, last = self.to_last(U1[keep], dedup=True, start=1)
+            rows = keep[rows]
         hit = np.flatnonzero(adversarial(last, V))
         return int(rows[hit[0]]) if hit.size else -1
+
+    def seen_cache(self, slot_bits: int) -> _Seen | None:
+        """A cache for ``first_hit_bits`` of the patterns the rest's first layer outputs, or None where the rest
+        is a single layer (its output is the score itself)."""
+        if self.rest is None or len(self.rest.weights) < 2:
+            return None
+        width = dense(self.rest.weights[0]).shape[0]
+        return _Seen(-(-width // 64), width, max(10, slot_bits))
 
     def smoothed(self, A: np.ndarray, score) -> np.ndarray:
         """``score`` on a smoothed forward pass from the free second-layer pre-activations A (rows; needs
@@ -368,28 +384,32 @@ class Evaluator:
         _, V, last = self.to_last(U)
         return np.asarray(adversarial(last, V), dtype=bool), np.asarray(score(last, V), dtype=np.float64)
 
-    def to_last(self, U: np.ndarray, dedup: bool = False, distinct: bool = False) -> tuple[np.ndarray, np.ndarray,
-                                                                                             Network | None]:
+    def to_last(self, U: np.ndarray, dedup: bool = False, distinct: bool = False, start: int = 0
+                ) -> tuple[np.ndarray, np.ndarray, Network | None]:
         """(rows, V, last): the bits V that the rest's last layer ``last`` reads for rows ``rows`` of U (all of
         them, or with ``dedup`` one per distinct pattern at each layer); so a test of the output, ``f(last,
-        V)``, equals ``f(rest, U[rows])``. Layers run in float32 where that is exact. Without a rest (U is the
-        output itself): U and None."""
+        V)``, equals ``f(rest, U[rows])``. Layers run in float32 where that is exact. ``start``: U is the input of
+        the rest's layer ``start`` (the layers before it already run). Without a rest (U is the output itself): U
+        and None."""
         rows = np.arange(U.shape[0])
         if self.rest is None:
             return rows, U, None
         L = len(self.rest.weights)
-        for l in range(L):
-            if dedup and (l or not distinct):
+        for l in range(start, L):
+            if dedup and (l > start or not distinct):
                 U, keep = _distinct(U)
                 rows = rows[keep]
             if l == L - 1:
                 break
-            if self.f32[l] is not None:
-                Wt, lam = self.f32[l]
-                U = (U.astype(np.float32) @ Wt >= lam).astype(np.int8)
-            else:
-                U = Network(self.rest.weights[l:l + 1], self.rest.thresholds[l:l + 1]).forward(U)[0]
+            U = self._layer(l, U)
         return rows, U, Network(self.rest.weights[-1:], self.rest.thresholds[-1:])
+
+    def _layer(self, l: int, U: np.ndarray) -> np.ndarray:
+        """The bits of the rest's layer l from its input bits U: in float32 where that is exact."""
+        if self.f32[l] is not None:
+            Wt, lam = self.f32[l]
+            return (U.astype(np.float32) @ Wt >= lam).astype(np.int8)
+        return Network(self.rest.weights[l:l + 1], self.rest.thresholds[l:l + 1]).forward(U)[0]
 
     def as_input(self, x: np.ndarray, combo) -> np.ndarray:
         xp = x.copy()
@@ -496,6 +516,7 @@ class Enumeration:
         self.net, self.reach, self.eps, self.norm = net, reach, eps, norm
         self._ev: Evaluator | None = None
         self._plan: _TailPlan | bool | None = False  # False: not made yet
+        self.done = 0  # choices checked by the last search that finished (of its part)
 
     @property
     def ev(self) -> Evaluator:
@@ -517,19 +538,38 @@ class Enumeration:
         """How much faster than the block enumeration the search will be on this query."""
         return 1.0 if self.plan is None else TAIL_SPEEDUP if self.plan.words == 1 else WIDE_SPEEDUP
 
-    def search(self, x: np.ndarray, adversarial, deadline: float | None = None) -> np.ndarray | None:
-        """See :func:`search`."""
+    def search(self, x: np.ndarray, adversarial, deadline: float | None = None,
+               part: tuple[int, int] = (0, 1)) -> np.ndarray | None:
+        """See :func:`search`. ``part`` (i, n): only the i-th of n interleaved shares of the choices (every n-th
+        row of the blocks, or of the prefixes of the tail plan), so that n processes share one enumeration;
+        the n parts together are the whole enumeration."""
         if self.plan is not None:
-            return self.plan.search(self.ev, x, adversarial, deadline)
-        done = 0
-        for F in choice_blocks(self.reach, self.eps, self.norm):
+            xp, self.done = self.plan.search(self.ev, x, adversarial, deadline, part)
+            return xp
+        done, seen = 0, 0
+        for block in choice_blocks(self.reach, self.eps, self.norm):
+            F, seen = _share(block, seen, part)
+            if not F.shape[0]:
+                continue
             hit = self.ev.first_hit(F, adversarial)
             if hit >= 0:
                 return self.ev.as_input(x, F[hit])
             done += F.shape[0]
             if deadline is not None and time.perf_counter() > deadline:
                 raise SearchTimeoutError(done)
+        self.done = done
         return None
+
+
+def _share(rows: np.ndarray, seen: int, part: tuple[int, int], by: np.ndarray | None = None
+           ) -> tuple[np.ndarray, int]:
+    """Part i of n of a block of rows, counting rows across blocks (``seen`` before this one): the rows whose
+    running index is i modulo n, or with ``by`` (an integer key per row) those whose key is; and ``seen`` after
+    the block."""
+    i, n = part
+    if n == 1:
+        return rows, seen + rows.shape[0]
+    return (rows[by % n == i] if by is not None else rows[(i - seen) % n::n]), seen + rows.shape[0]
 
 
 def search(net: Network, x: np.ndarray, reach: Reach, eps: float, norm: str, adversarial,
@@ -627,29 +667,40 @@ class _TailPlan:
             np.zeros((0, words, len(tails)), dtype=np.uint64)
         return _TailPlan(D, need, c, budget, norm, head, tails, first, tc, levels, M, words, reach.combinations)
 
-    def search(self, ev: Evaluator, x: np.ndarray, adversarial, deadline: float | None) -> np.ndarray | None:
+    def search(self, ev: Evaluator, x: np.ndarray, adversarial, deadline: float | None,
+               part: tuple[int, int] = (0, 1)) -> tuple[np.ndarray | None, int]:
+        """(x' or None, choices checked); ``part``: as in ``Enumeration.search`` (the choices without a tail go
+        to part 0)."""
         n, F = self.D.shape
         W = self.words
         # the cache: at most 128 MiB (Sakai's mnist network: 2^22 slots make the search 1.3x slower, 2^26 1.3x)
         bits_w = max(1, min(CACHE_BITS, max(10, self.choices.bit_length())) - (W - 1).bit_length())
-        cache = np.full((W, 1 << bits_w), _ONES, dtype=np.uint64)
-        mix, shift = _MIX[:W], np.uint64(64 - bits_w)
+        cache = _Seen(W, F, bits_w)
+        later = ev.seen_cache(bits_w - 2)  # the third layer's patterns already evaluated
         done = 0
         budget = math.inf
         if self.norm == "1":  # no flip and single flips first: their patterns directly; then the prefixes are
             # the choices within the budget less the cheapest tail
-            alone = np.flatnonzero(self.cost <= self.budget)
-            U = (np.vstack([np.zeros((1, F), dtype=np.int64), self.D[alone]]) >= self.need).astype(np.int8)
-            hit = ev.first_hit_bits(U, adversarial)
-            if hit >= 0:
-                return ev.as_input(x, [] if hit == 0 else [int(alone[hit - 1])])
-            done, budget = U.shape[0], self.budget - int(self.tc.min())
+            if part[0] == 0:
+                alone = np.flatnonzero(self.cost <= self.budget)
+                U = (np.vstack([np.zeros((1, F), dtype=np.int64), self.D[alone]]) >= self.need).astype(np.int8)
+                hit = ev.first_hit_bits(U, adversarial)
+                if hit >= 0:
+                    return ev.as_input(x, [] if hit == 0 else [int(alone[hit - 1])]), done + U.shape[0]
+                done = U.shape[0]
+            budget = self.budget - int(self.tc.min())
         # flip j standing for feature j: the prefixes are choices among the head flips
         heads = Reach(np.zeros(0), [Flip(j, 0.0, float(c), np.zeros(0), np.zeros(0))
                                     for j, c in enumerate(self.cost[:self.head])], 0)
         starts = np.searchsorted(self.first, np.arange(-1, n), side="right")  # tails after flip m: [m + 1] on
         T = self.levels.size
-        for Pref in choice_blocks(heads, budget, self.norm):
+        seen = 0
+        for block in choice_blocks(heads, budget, self.norm):
+            by_last = (block[:, -1] if block.shape[1] else np.zeros(block.shape[0], np.int64)) \
+                if self.norm == "1" else None  # L1: parts by the last flip, so the runs below stay whole
+            Pref, seen = _share(block, seen, part, by_last)
+            if not Pref.shape[0]:
+                continue
             last = Pref[:, -1] if Pref.shape[1] and self.norm == "1" else np.full(Pref.shape[0], -1)
             spent = self.cost[Pref].sum(axis=1)
             v = self.need - self.D[Pref].sum(axis=1)
@@ -671,33 +722,25 @@ class _TailPlan:
                     Sr = S[:, :, rows, None]
                     keys = np.empty((W, rows.size, q.size), dtype=np.uint64)  # words x rows x tails
                     keys[...] = Sr[0]
-                    part = np.empty_like(keys)
+                    piece = np.empty_like(keys)
                     for t in range(1, T):
                         if Sr[t].any():  # some unit of these prefixes in class t
-                            np.bitwise_and(Mq[t - 1][:, None, :], Sr[t], out=part)
-                            keys |= part
+                            np.bitwise_and(Mq[t - 1][:, None, :], Sr[t], out=piece)
+                            keys |= piece
                     flat = keys.reshape(W, -1)
-                    h = flat[0] if W == 1 else (flat * mix[:, None]).sum(axis=0, dtype=np.uint64)
-                    slot = (h * _GOLDEN) >> shift
-                    differ = cache[0, slot] != flat[0]
-                    for w in range(1, W):
-                        differ |= cache[w, slot] != flat[w]
-                    new = np.flatnonzero(differ)
-                    cache[:, slot[new]] = flat[:, new]
+                    new = cache.fresh(flat)
                     done += flat.shape[1]
                     if new.size:
                         if W == 1:  # distinct already: the evaluator need not sort them again
                             new = new[np.unique(flat[0, new], return_index=True)[1]]
-                        bits = (flat[:, new].T[:, :, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)
-                        hit = ev.first_hit_bits(bits.reshape(new.size, 64 * W)[:, :F].astype(np.int8), adversarial,
-                                                distinct=W == 1)
+                        hit = ev.first_hit_bits(_unpack(flat[:, new].T, F), adversarial, distinct=W == 1, seen=later)
                         if hit >= 0:
                             r, k = divmod(int(new[hit]), q.size)
                             tail = [int(i) for i in self.tails[q[k]] if i >= 0]
-                            return ev.as_input(x, [*Pref[rows[r]].tolist(), *tail])
+                            return ev.as_input(x, [*Pref[rows[r]].tolist(), *tail]), done
                     if deadline is not None and time.perf_counter() > deadline:
                         raise SearchTimeoutError(done)
-        return None
+        return None, done
 
 
 # How much faster than the block enumeration the tail enumeration gets through choices: with keys of one word
@@ -713,6 +756,51 @@ def _pack(B: np.ndarray, words: int = 1) -> np.ndarray:
     pad = np.zeros((B.shape[0], 64 * words), dtype=np.uint64)
     pad[:, :B.shape[1]] = B
     return (pad.reshape(-1, words, 64) << np.arange(64, dtype=np.uint64)).sum(axis=2, dtype=np.uint64)
+
+
+def _unpack(P: np.ndarray, width: int) -> np.ndarray:
+    """The inverse of ``_pack``: rows x words uint64 back to rows x width bits (int8)."""
+    B = np.ascontiguousarray(P.astype("<u8", copy=False)).view(np.uint8)
+    return np.unpackbits(B, axis=1, count=width, bitorder="little").view(np.int8)
+
+
+def _pack_rows(U: np.ndarray) -> np.ndarray:
+    """Rows of a 0/1 int8 matrix as words x rows uint64 (column j as bit j % 64 of word j // 64), as
+    ``_pack`` but through numpy's packbits: the keys of ``_Seen``."""
+    P = np.packbits(U.view(np.uint8), axis=1, bitorder="little")
+    words = -(-U.shape[1] // 64)
+    Q = np.zeros((U.shape[0], 8 * words), dtype=np.uint8)
+    Q[:, :P.shape[1]] = P
+    return Q.view("<u8").T
+
+
+class _Seen:
+    """A direct-mapped cache of packed bit rows (words x rows of uint64) already handed to the evaluator, so
+    that a search evaluates a recurring pattern once. One slot per hash value; a row that lands on an occupied
+    slot evicts the one before, which is evaluated again if it recurs: a row is skipped only when it equals
+    the row its slot holds, word for word. Empty slots hold all ones in a word that no row fills (rows of
+    exactly 64 x words bits get a word more, always zero), so an empty slot never matches."""
+
+    def __init__(self, words: int, width: int, slot_bits: int) -> None:
+        self.words, self.pad = words, width % 64 == 0
+        self.table = np.full((words + self.pad, 1 << slot_bits), _ONES, dtype=np.uint64)
+        self.mix, self.shift = _MIX[:words], np.uint64(64 - slot_bits)
+
+    def fresh(self, flat: np.ndarray) -> np.ndarray:
+        """The columns of ``flat`` (words x rows) the cache does not hold, by index; it holds them afterwards."""
+        W = self.words
+        h = flat[0] if W == 1 else (flat * self.mix[:, None]).sum(axis=0, dtype=np.uint64)
+        slot = (h * _GOLDEN) >> self.shift
+        differ = self.table[0, slot] != flat[0]
+        for w in range(1, W):
+            differ |= self.table[w, slot] != flat[w]
+        if self.pad:
+            differ |= self.table[W, slot] != 0
+        new = np.flatnonzero(differ)
+        self.table[:W, slot[new]] = flat[:, new]
+        if self.pad:
+            self.table[W, slot[new]] = 0
+        return new
 
 
 def random_choices(reach: Reach, eps: float, norm: str, p: float, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -50,6 +50,7 @@ class RobustOptions:
     output: str = "bits"  # bits: any output bit differs; argmax: some class k != y scores s_k >= s_y
     engine: str = "auto"  # auto: enum where small, else search, sat, branch and bound, milp | enum | sat | milp
     box: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # per-feature lower and upper bounds
+    split: int = 1  # processes that share one query's exhaustive enumeration (``verification.split``)
 
 
 PRESOLVE_SHARE = 0.5  # of a solve's time for HiGHS with presolve on, then presolve off (``SolveOptions``)
@@ -183,7 +184,7 @@ def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndar
     any other; if it finishes, it is exhaustive), SAT (10 s), branch and bound (20,000 nodes). ``robust`` only
     from an exhaustive enumeration, a confirmed UNSAT or a completed branch and bound; ``unknown`` when the
     deadline (time.perf_counter()) stops an enumeration that was the last resort."""
-    from bnnmilp.verification import reach
+    from bnnmilp.verification import reach, split
 
     if opts.engine == "milp" or opts.domain != "integer" or opts.eps is None or opts.min_eps:
         return None
@@ -200,12 +201,13 @@ def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndar
 
     def exhaustive(until: float | None = deadline) -> tuple[str, np.ndarray | None, str, str]:
         try:
-            xp = prepared.search(x, adversarial, until)
+            xp = split.search(prepared, x, adversarial, until, opts.split)
         except reach.SearchTimeoutError as stop:
             return "unknown", None, f"enumeration stopped at the time limit after {stop.done} of {flips}", "enum"
+        on = f" on {opts.split} processes" if split.usable(opts.split, r.combinations) else ""
         if xp is None:
-            return "robust", None, f"exhaustive enumeration: {flips}, none adversarial", "enum"
-        return "not_robust", xp, f"enumeration ({flips}): replayed exactly", "enum"
+            return "robust", None, f"exhaustive enumeration{on}: {flips}, none adversarial", "enum"
+        return "not_robust", xp, f"enumeration{on} ({flips}): replayed exactly", "enum"
 
     prepared = reach.Enumeration(net, r, opts.eps, opts.norm)  # built once: for the estimate and the search
     if opts.engine == "enum" or (opts.engine == "auto" and r.combinations <= ENUM_LIMIT):
@@ -214,7 +216,8 @@ def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndar
         xp = reach.attack(net, x, r, opts.eps, opts.norm, adversarial, score)
         if xp is not None:
             return "not_robust", xp, f"search among {flips}: replayed exactly", "search"
-        fast = prepared.speedup  # makes the tail plan: only now that the quick search found nothing
+        fast = prepared.speedup * split.gain(opts.split, r.combinations)  # makes the tail plan: only now that
+        # the quick search found nothing
         if r.combinations <= max(ENUM_LIMIT * fast, ENUM_STRETCH * ENUM_RATE * fast * left()):
             return exhaustive()
         # it cannot finish in time: the enumeration as a search for part of it (on Sakai's mnist network, image

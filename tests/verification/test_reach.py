@@ -610,6 +610,74 @@ def test_the_tail_enumeration_reaches_every_pattern_of_the_ball(seed, norm, eps,
     assert checked >= 2
 
 
+@pytest.mark.parametrize(("seed", "norm", "eps"), [c for c in TAIL_CASES if c[0] < 3])
+@pytest.mark.parametrize("parts", [1, 3])
+@pytest.mark.parametrize("plan", [True, False])
+def test_the_parts_of_an_enumeration_reach_every_pattern_of_the_ball_once(seed, norm, eps, parts, plan, monkeypatch):
+    """The split of one enumeration among processes (``part``): with nothing adversarial, parts 0..n-1 together
+    check exactly ``reach.combinations`` choices (none twice, none left out) and hand the output rule every
+    pattern that the points of the ball give the last hidden layer. Two hidden layers after the threshold
+    layer, so the cache of third-layer patterns (``seen_cache``, two slots here: rows keep evicting each other)
+    is in the path; with the tail plan and with the block enumeration."""
+    rng = np.random.default_rng(1700 + seed)
+    net = sat_net(rng, 7, [8, 5], 3)
+    monkeypatch.setattr(reach, "TAIL_FLIPS", 3)
+    monkeypatch.setattr(reach, "PLAN_MIN", 0 if plan else 1 << 62)
+    monkeypatch.setattr(reach, "CACHE_BITS", 2)
+    checked = 0
+    for x in rng.integers(-3, 4, size=(10, 7)).astype(float):
+        r = reach.reachable(net, x, eps, norm, np.full(7, -3.0), np.full(7, 3.0), reach.threshold_layer(net))
+        enum = reach.Enumeration(net, r, eps, norm)
+        if (enum.plan is not None) != plan or r.combinations < 4:
+            continue
+        seen: set[bytes] = set()
+
+        def record(last, U, seen=seen):
+            seen.update(row.tobytes() for row in U.astype(np.int8))
+            return np.zeros(U.shape[0], dtype=bool)
+
+        done = 0
+        for i in range(parts):
+            assert enum.search(x, record, part=(i, parts)) is None
+            done += enum.done
+        assert done == r.combinations
+        truth = {row.tobytes() for row in net.forward(plan_ball(x, eps, norm))[2].astype(np.int8)}
+        assert seen == truth
+        checked += 1
+    assert checked >= 2
+
+
+@pytest.mark.parametrize("width", [5, 64, 100, 128])
+def test_seen_rows_are_skipped_only_when_their_slot_holds_them(width):
+    """``_Seen``, the direct-mapped cache of the searches: a row is reported as already seen only if the very
+    same row went in before (also the all-ones row of exactly 64 or 128 bits, which an empty slot must not
+    match), every row of a first batch is new, and with few slots rows that evict each other come back as
+    new. Keys made by ``_pack_rows``, unpacked by ``_unpack`` to the same bits."""
+    rng = np.random.default_rng(width)
+    words = -(-width // 64)
+    for slot_bits in (1, 12):
+        cache = reach._Seen(words, width, slot_bits)
+        held: set[bytes] = set()
+        evicted = 0
+        for batch in range(6):
+            U = rng.integers(0, 2, size=(40, width)).astype(np.int8)
+            U[:3] = 1  # the all-ones row, in every batch
+            U[20:30] = U[30:40] if batch % 2 else U[20:30]  # repeats within a batch
+            keys = reach._pack_rows(U)
+            assert keys.shape == (words, 40) and np.array_equal(reach._unpack(keys.T, width), U)
+            fresh = set(cache.fresh(keys).tolist())
+            if batch == 0:
+                assert fresh == set(range(40))
+            for k in range(40):
+                if k not in fresh:
+                    assert U[k].tobytes() in held  # skipped: the same row went in before
+                elif U[k].tobytes() in held:
+                    evicted += 1
+            held.update(row.tobytes() for row in U)
+        assert (evicted > 0) == (slot_bits == 1)
+        assert not set(cache.fresh(reach._pack_rows(np.ones((1, width), np.int8))).tolist()) or slot_bits == 1
+
+
 def test_an_enumeration_that_cannot_finish_in_time_still_runs_as_a_search(monkeypatch):
     """auto, where the choices exceed what the time left allows (ENUM_RATE 0 here) and the quick search finds
     nothing: the enumeration runs for part of the time left; on these small queries it finishes, so every answer

@@ -60,6 +60,30 @@ def test_sakais_known_answers(files, ds, idx, label, norm, eps, answer):
         assert res["method"] in ("enum", "interval", "milp")
 
 
+@pytest.mark.parametrize(("ds", "idx", "label", "norm", "eps", "answer"), ANSWERS)
+def test_sakais_known_answers_on_two_processes(files, ds, idx, label, norm, eps, answer, monkeypatch):
+    """``--split 2`` (every enumeration split, however small): the same answers, the enumerations on two
+    processes, the counterexamples at the optimum."""
+    from bnnmilp.verification import split
+
+    if not split.usable(2, split.SPLIT_MIN):
+        pytest.skip("needs fork (Linux)")
+    monkeypatch.setattr(split, "SPLIT_MIN", 0)
+    net, data, x = files[ds]
+    r = CliRunner().invoke(main, ["verify", str(net), str(data), "--robust", "--eps", str(eps), "--norm", norm,
+                                  "--domain", "integer", "--bounds", "0:255", "--against", "label", "--split", "2",
+                                  "--json"])
+    assert r.exit_code == (0 if answer == "robust" else 1), r.output
+    (res,) = json.loads(r.stdout)["results"]
+    assert res["answer"] == answer and res["method"] in ("enum", "search", "interval")
+    assert ("on 2 processes" in res["note"]) == (res["method"] == "enum")
+    if answer == "robust":
+        assert res["method"] == "enum"
+    if answer == "not_robust":
+        d = np.abs(np.array(res["counterexample"]) - x)
+        assert (d.max() if norm == "inf" else d.sum()) == eps
+
+
 @pytest.mark.parametrize(("ds", "norm", "smallest"), [("mnist_back_image", "inf", 2), ("mnist_back_image", "1", 4),
                                                       ("mnist_rot", "inf", 1), ("mnist_rot", "1", 3)])
 def test_smallest_perturbations(files, ds, norm, smallest):
