@@ -38,11 +38,12 @@ KNOWN = {("mnist_back_image", "bnn_mnist_back_image_32_label3.png"): {"inf": 2, 
          ("mnist_rot", "bnn_mnist_rot_8_label1.png"): {"inf": 1, "1": 3}}
 
 
-def query(path: Path, x: np.ndarray, label: int, norm: str, eps: float | None, engine: str, limit: float) -> dict:
+def query(path: Path, x: np.ndarray, label: int, norm: str, eps: float | None, engine: str, limit: float,
+          split: int = 1) -> dict:
     t0 = time.perf_counter()
     net = load_weights(path).network  # loading counts
     opts = RobustOptions(eps=eps, norm=norm, domain="integer", bounds=(0, 255), against="label", output="argmax",
-                         engine=engine, min_eps=eps is None, time_limit=limit)
+                         engine=engine, min_eps=eps is None, time_limit=limit, split=split)
     r = verify_robust(net, x[None, :], np.array([label]), opts)[0]
     return {"answer": r.answer, "method": r.method, "distance": r.distance, "bound": r.min_eps_bound,
             "time_s": round(time.perf_counter() - t0, 3)}

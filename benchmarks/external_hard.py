@@ -1,9 +1,10 @@
 """The queries that benchmarks/external.py left undecided, again with a longer time limit.
 
-    python benchmarks/external_hard.py [--time-limit 600] [--only mnist_0_ ...]
+    python benchmarks/external_hard.py [--time-limit 600] [--split 2] [--only mnist_0_ ...]
 
 Reads benchmarks/results/external.json, reruns every ``unknown`` row's --min-eps query (enumeration engine
-auto, the same code path) with --time-limit seconds, and writes benchmarks/results/external_hard.md and
+auto, the same code path) with --time-limit seconds (each exhaustive enumeration shared by --split processes),
+and writes benchmarks/results/external_hard.md and
 external_hard.json. Loading the network is included in every time.
 """
 
@@ -30,6 +31,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--time-limit", type=float, default=600.0)
     ap.add_argument("--only", nargs="*", default=None, help="rerun only images whose name contains one of these")
+    ap.add_argument("--split", type=int, default=1, help="processes per query (verify --robust --split)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/external_hard"))
     args = ap.parse_args()
     before = json.loads((ROOT / "benchmarks/results/external.json").read_text())
@@ -44,14 +46,16 @@ def main() -> None:
             paths[ds] = write_network(work / f"{ds}.npz", imp.network, imp.doc)
         X, names = images(ds)
         x, label = X[names.index(r["image"])], int(r["image"].split("label")[1].split(".")[0])
-        res = query(paths[ds], x, label, r["norm"], None, "auto", args.time_limit)
+        res = query(paths[ds], x, label, r["norm"], None, "auto", args.time_limit, args.split)
         rows.append({"net": ds, "image": r["image"], "norm": r["norm"], "before": r, **res})
         print(json.dumps(rows[-1]), flush=True)
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps({"machine": before["machine"], "time_limit": args.time_limit,
-                                                    "rows": rows}, indent=1))
+                                                    "split": args.split, "rows": rows}, indent=1))
     lines = [f"The queries external.py left undecided at {before.get('time_limit', 60):g} s, rerun with "
-             f"{args.time_limit:g} s each (--min-eps, engine auto; load included); {before['machine']}.", "",
+             f"{args.time_limit:g} s each (--min-eps, engine auto; load included"
+             f"{f'; every enumeration shared by {args.split} processes' if args.split > 1 else ''}); "
+             f"{before['machine']}.", "",
              "| network | image | norm | before: bracket | now: answer | smallest perturbation | proven lower bound "
              "| time (s) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
