@@ -540,9 +540,10 @@ class Enumeration:
 
     def search(self, x: np.ndarray, adversarial, deadline: float | None = None,
                part: tuple[int, int] = (0, 1)) -> np.ndarray | None:
-        """See :func:`search`. ``part`` (i, n): only the i-th of n interleaved shares of the choices (every n-th
-        row of the blocks, or of the prefixes of the tail plan), so that n processes share one enumeration;
-        the n parts together are the whole enumeration."""
+        """See :func:`search`. ``part`` (i, n): only the i-th of n shares of the choices (every n-th row of the
+        blocks, or of the tail plan's prefixes; with L1 tails, the prefixes whose last flip is i modulo n), so
+        that n processes share one enumeration; the n parts together are the whole enumeration. ``done`` then
+        holds the choices this part checked."""
         if self.plan is not None:
             xp, self.done = self.plan.search(self.ev, x, adversarial, deadline, part)
             return xp
