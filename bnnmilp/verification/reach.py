@@ -350,7 +350,7 @@ class Evaluator:
             rows, V, last = self.to_last(U, dedup=True, distinct=distinct)
         else:
             U1 = self._layer(0, U)
-            keep = seen.fresh(_pack_rows(U1))
+            keep = seen.fresh(_pack(U1).T)
             rows, V, last = self.to_last(U1[keep], dedup=True, start=1)
             rows = keep[rows]
         hit = np.flatnonzero(adversarial(last, V))
@@ -362,7 +362,7 @@ class Evaluator:
         if self.rest is None or len(self.rest.weights) < 2:
             return None
         width = dense(self.rest.weights[0]).shape[0]
-        return _Seen(-(-width // 64), width, max(10, slot_bits))
+        return _Seen(-(-width // 64), width, max(1, slot_bits))
 
     def smoothed(self, A: np.ndarray, score) -> np.ndarray:
         """``score`` on a smoothed forward pass from the free second-layer pre-activations A (rows; needs
@@ -751,28 +751,20 @@ TAIL_SPEEDUP = 20.0
 WIDE_SPEEDUP = 5.0
 
 
-def _pack(B: np.ndarray, words: int = 1) -> np.ndarray:
-    """Rows of a boolean matrix (at most 64 x words columns) as rows x words uint64, column j as bit j % 64 of
-    word j // 64."""
-    pad = np.zeros((B.shape[0], 64 * words), dtype=np.uint64)
-    pad[:, :B.shape[1]] = B
-    return (pad.reshape(-1, words, 64) << np.arange(64, dtype=np.uint64)).sum(axis=2, dtype=np.uint64)
+def _pack(B: np.ndarray, words: int | None = None) -> np.ndarray:
+    """Rows of a 0/1 matrix (at most 64 x words columns; words: as few as hold them) as rows x words uint64,
+    column j as bit j % 64 of word j // 64: the keys of the tail plan and of ``_Seen``."""
+    words = words or -(-B.shape[1] // 64)
+    P = np.packbits(B, axis=1, bitorder="little")
+    Q = np.zeros((B.shape[0], 8 * words), dtype=np.uint8)
+    Q[:, :P.shape[1]] = P
+    return Q.view("<u8")
 
 
 def _unpack(P: np.ndarray, width: int) -> np.ndarray:
     """The inverse of ``_pack``: rows x words uint64 back to rows x width bits (int8)."""
     B = np.ascontiguousarray(P.astype("<u8", copy=False)).view(np.uint8)
     return np.unpackbits(B, axis=1, count=width, bitorder="little").view(np.int8)
-
-
-def _pack_rows(U: np.ndarray) -> np.ndarray:
-    """Rows of a 0/1 int8 matrix as words x rows uint64 (column j as bit j % 64 of word j // 64), as
-    ``_pack`` but through numpy's packbits: the keys of ``_Seen``."""
-    P = np.packbits(U.view(np.uint8), axis=1, bitorder="little")
-    words = -(-U.shape[1] // 64)
-    Q = np.zeros((U.shape[0], 8 * words), dtype=np.uint8)
-    Q[:, :P.shape[1]] = P
-    return Q.view("<u8").T
 
 
 class _Seen:

@@ -48,7 +48,7 @@ def search(enum: Enumeration, x: np.ndarray, adversarial, deadline: float | None
     ``deadline`` with the choices done by all parts, and RuntimeError when a part fails."""
     if not usable(processes, enum.reach.combinations):
         return enum.search(x, adversarial, deadline)
-    enum.plan  # noqa: B018 -- made here, once, and inherited by the forked parts
+    enum.ev, enum.plan  # noqa: B018 -- made here, once, and inherited by the forked parts
     ctx = mp.get_context("fork")
     answers = ctx.Queue()
     parts = [ctx.Process(target=_part, args=(enum, x, adversarial, deadline, (i, processes), answers),

@@ -652,7 +652,7 @@ def test_seen_rows_are_skipped_only_when_their_slot_holds_them(width):
     """``_Seen``, the direct-mapped cache of the searches: a row is reported as already seen only if the very
     same row went in before (also the all-ones row of exactly 64 or 128 bits, which an empty slot must not
     match), every row of a first batch is new, and with few slots rows that evict each other come back as
-    new. Keys made by ``_pack_rows``, unpacked by ``_unpack`` to the same bits."""
+    new. Keys made by ``_pack``, unpacked by ``_unpack`` to the same bits."""
     rng = np.random.default_rng(width)
     words = -(-width // 64)
     for slot_bits in (1, 12):
@@ -663,7 +663,7 @@ def test_seen_rows_are_skipped_only_when_their_slot_holds_them(width):
             U = rng.integers(0, 2, size=(40, width)).astype(np.int8)
             U[:3] = 1  # the all-ones row, in every batch
             U[20:30] = U[30:40] if batch % 2 else U[20:30]  # repeats within a batch
-            keys = reach._pack_rows(U)
+            keys = reach._pack(U).T
             assert keys.shape == (words, 40) and np.array_equal(reach._unpack(keys.T, width), U)
             fresh = set(cache.fresh(keys).tolist())
             if batch == 0:
@@ -675,7 +675,7 @@ def test_seen_rows_are_skipped_only_when_their_slot_holds_them(width):
                     evicted += 1
             held.update(row.tobytes() for row in U)
         assert (evicted > 0) == (slot_bits == 1)
-        assert not set(cache.fresh(reach._pack_rows(np.ones((1, width), np.int8))).tolist()) or slot_bits == 1
+        assert not set(cache.fresh(reach._pack(np.ones((1, width), np.int8)).T).tolist()) or slot_bits == 1
 
 
 def test_an_enumeration_that_cannot_finish_in_time_still_runs_as_a_search(monkeypatch):
