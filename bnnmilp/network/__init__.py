@@ -172,12 +172,16 @@ class Network:
         return (self.forward(X, len(self.weights) - 1) if bits is None else bits)[len(self.weights) - 2].astype(
             np.float64)
 
-    def score_margins(self, X: np.ndarray, labels: np.ndarray, bits: list[np.ndarray] | None = None) -> np.ndarray:
-        """s_y - max_{k != y} s_k of every sample under an argmax output layer (floating point: for choosing
-        which samples a MILP point or polishing treats as correct; exact claims use ``argmax_slack``)."""
+    def score_margins(self, X: np.ndarray, labels: np.ndarray, bits: list[np.ndarray] | None = None,
+                      rival: int | None = None) -> np.ndarray:
+        """s_y - max_{k != y} s_k of every sample under an argmax output layer, or s_y - s_rival (floating point:
+        for choosing which samples a MILP point or polishing treats as correct and for steering searches;
+        exact claims use ``argmax_slack``)."""
         s = matmul_t(self._score_input(X, bits), self.weights[-1]) - self.thresholds[-1]
         rows = np.arange(len(labels))
         sy = s[rows, labels].copy()
+        if rival is not None:
+            return sy - s[:, rival]
         s[rows, labels] = -np.inf
         return sy - s.max(axis=1)
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
+from functools import partial
 
 import highspy
 import numpy as np
@@ -284,7 +285,8 @@ def _reduced_milp(net: Network, x: np.ndarray, r, opts: RobustOptions, target: n
 
 def smallest_by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, adversarial: Callable,
                             score: Callable | None = None, safe: Callable | None = None,
-                            target: np.ndarray | int | None = None) -> tuple[str, int, np.ndarray | None, str] | None:
+                            target: np.ndarray | int | None = None, rivals: Sequence[Callable] = ()
+                            ) -> tuple[str, int, np.ndarray | None, str] | None:
     """--min-eps for integer inputs: budgets e = 1, 2, ... each decided by ``by_enumeration``. Returns
     ("not_robust", e, x', note) when e is the smallest adversarial budget (every smaller one proven robust by
     exhaustive enumeration), ("robust", e, None, note) when no input of the domain is adversarial (e the
@@ -322,7 +324,7 @@ def smallest_by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, ad
                                                "replayed exactly", "search")
                 else:
                     beamed = True
-                    upper = _beam_upper(net, x, opts, e, top, adversarial, score, deadline)
+                    upper = _beam_upper(net, x, opts, e, top, adversarial, score, deadline, rivals)
                     if upper is not None and e >= upper[0]:
                         continue
         if found is None:
@@ -345,20 +347,27 @@ def smallest_by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, ad
     return "robust", top, None, f"no input of the domain changes the output (budgets up to {top} enumerated)"
 
 
-BEAM_SHARE = 0.25  # of the query's time limit (at most BEAM_SECONDS) for the beam searches of --min-eps
+BEAM_SHARE = 1 / 3  # of the query's time limit (at most BEAM_SECONDS) for the beam searches of --min-eps
 BEAM_SECONDS = 30.0
+BEAM_WIDTH = 256  # rows each beam keeps per step (the rankings by ``score``)
+RIVAL_WIDTH = 128  # and against one rival class each: narrower, so that all classes get their turn
 
 
 def _beam_upper(net: Network, x: np.ndarray, opts: RobustOptions, e: int, top: int, adversarial: Callable,
-                score: Callable, deadline: float | None) -> tuple[int, np.ndarray] | None:
+                score: Callable, deadline: float | None, rivals: Sequence[Callable] = ()
+                ) -> tuple[int, np.ndarray] | None:
     """(exact distance rounded up, x') of the cheapest counterexample the beam searches find (``reach.beam``,
     each choice cheapened by ``reach.polish``): an upper bound on the smallest perturbation once the caller
     has replayed it, or None if they find none in their share of the time. Budget e is the first one left
-    undecided so far. Each ranking (the exact score, then the smoothed one) starts afresh at budgets 4e, 5e,
-    6e, 8e, 12e and 16e in turn while its half of the time lasts, and after a counterexample at distance d
-    searches again below d: a smaller budget leaves fewer flips, a narrower search. Measured on Sakai's
-    networks (the brackets in README): each ranking, each start and the polish find counterexamples the
-    others miss (mnist image 21 at L1: 12 from budget 16, 7 from budget 20)."""
+    undecided so far. Three phases, each until its fraction of the share: ``score`` exact (a quarter), then
+    smoothed (to half, or to the end without rivals), then each of ``rivals`` (argmax outputs: s_y - s_k for
+    one class k), smoothed and exact, in narrower beams. In each phase every ranking starts afresh at budgets
+    4e, 5e, 6e, 8e, 12e and 16e in turn, and after a counterexample at distance d searches again below d: a
+    smaller budget leaves fewer flips, a narrower search. Measured on Sakai's networks (the brackets in
+    README): each ranking, each start and the polish find counterexamples the others miss (mnist image 21 at
+    L1: 12 from budget 16, 7 from budget 20); s_y - max_k s_k steers towards the nearest class, which may be
+    the hardest to reach (image 10: the nearest class is 9, nothing below 23 from either untargeted ranking,
+    10 against class 4)."""
     from bnnmilp.verification import reach
 
     units = reach.threshold_layer(net)
@@ -367,25 +376,30 @@ def _beam_upper(net: Network, x: np.ndarray, opts: RobustOptions, e: int, top: i
     stop = now + share if deadline is None else min(deadline, now + share)
     best: tuple[int, np.ndarray] | None = None
     starts = sorted({min(top, m * e) for m in (4, 5, 6, 8, 12, 16)})
-    for smooth, until in ((False, now + (stop - now) / 2), (True, stop)):
+    plan = [([(score, False)], BEAM_WIDTH, 0.25), ([(score, True)], BEAM_WIDTH, 0.5 if rivals else 1.0)]
+    if rivals:
+        plan.append(([(s, smooth) for s in rivals for smooth in (True, False)], RIVAL_WIDTH, 1.0))
+    for rankings, width, part in plan:  # each phase until its fraction of the share
+        until = now + part * (stop - now)
         for start in starts:
-            cap = start
-            while cap >= e and time.perf_counter() < until:
-                if best is not None and best[0] <= e + 1:  # only budget e could be cheaper: its enumeration,
-                    return best  # needed to prove e + 1 anyway, finds that; more search here is wasted
-                at = replace(opts, eps=float(cap), min_eps=False)
-                lo, hi = search_box(x, at)
-                r = reach.reachable(net, x, cap, opts.norm, lo, hi, units)
-                xp = reach.beam(net, x, r, cap, opts.norm, adversarial, score, deadline=until, smooth=smooth,
-                                polished=True)
-                if xp is None:
-                    break
-                inside, dist = in_perturbation_set(xp, x, at, lo, hi)  # the output is replayed by the caller
-                if not inside:
-                    break
-                if best is None or math.ceil(dist) < best[0]:
-                    best = (math.ceil(dist), xp)
-                cap = best[0] - 1
+            for rank, smooth in rankings:
+                cap = start
+                while cap >= e and time.perf_counter() < until:
+                    if best is not None and best[0] <= e + 1:  # only budget e could be cheaper: its enumeration,
+                        return best  # needed to prove e + 1 anyway, finds that; more search here is wasted
+                    at = replace(opts, eps=float(cap), min_eps=False)
+                    lo, hi = search_box(x, at)
+                    r = reach.reachable(net, x, cap, opts.norm, lo, hi, units)
+                    xp = reach.beam(net, x, r, cap, opts.norm, adversarial, rank, width=width, deadline=until,
+                                    smooth=smooth, polished=True)
+                    if xp is None:
+                        break
+                    inside, dist = in_perturbation_set(xp, x, at, lo, hi)  # the output is replayed by the caller
+                    if not inside:
+                        break
+                    if best is None or math.ceil(dist) < best[0]:
+                        best = (math.ceil(dist), xp)
+                    cap = best[0] - 1
     return best
 
 
@@ -578,8 +592,8 @@ def verify_argmax_sample(net: Network, x: np.ndarray, label: int, index: int, op
     def beaten(rest, U) -> np.ndarray:
         return rest.argmax_predictions(U) != y
 
-    def margin(rest, U) -> np.ndarray:  # s_y - max_k s_k in floating point: only steers the search
-        return rest.score_margins(U, np.full(U.shape[0], y))
+    def margin(rest, U, rival: int | None = None) -> np.ndarray:  # s_y - max_k s_k (or s_y - s_rival) in
+        return rest.score_margins(U, np.full(U.shape[0], y), rival=rival)  # floating point: only steers searches
 
     def y_wins(later: Network, lo_bits: np.ndarray, hi_bits: np.ndarray) -> bool:
         """Rigorously: s_k < s_y for every k != y and every bit vector in [lo, hi] (interval arithmetic)."""
@@ -592,7 +606,8 @@ def verify_argmax_sample(net: Network, x: np.ndarray, label: int, index: int, op
         return bool(np.all(up < 0))
 
     if opts.min_eps:
-        best = smallest_by_enumeration(net, x, opts, beaten, margin, y_wins, y)
+        rivals = [partial(margin, rival=k) for k in range(net.weights[-1].shape[0]) if k != y]
+        best = smallest_by_enumeration(net, x, opts, beaten, margin, y_wins, y, rivals)
         if best is None:
             return done("unknown", "none", note="--min-eps on argmax outputs needs integer inputs and a threshold "
                                                 "input layer (enumeration)")

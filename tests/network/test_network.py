@@ -201,6 +201,8 @@ def test_score_margins_by_hand():
     net = Network([np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])], [np.array([0.0, 0.25, 0.0])])
     X = np.array([[1.0, 0.0], [0.0, 1.0]])  # scores [1, -0.25, 0.5] and [0, 0.75, 0.5]
     assert net.score_margins(X, np.array([0, 2])).tolist() == [0.5, -0.25]
+    assert net.score_margins(X, np.array([0, 2]), rival=1).tolist() == [1.25, -0.25]  # s_y - s_1
+    assert net.score_margins(X, np.array([0, 2]), rival=2).tolist() == [0.5, 0.0]  # s_2 - s_2 on the second
     assert net.argmax_predictions(X).tolist() == [0, 1]
     assert net.argmax_slack(X, np.array([0, 1]), 0.125) == (Fraction(1, 8), (1, 1, 2))
     assert net.argmax_slack(X, np.array([2, 2]), 0.125) is None

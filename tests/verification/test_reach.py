@@ -437,6 +437,52 @@ def test_polish_ends_at_a_cheaper_adversarial_choice_that_no_move_improves(norm)
     assert starts >= 20 and improved >= 5
 
 
+def test_beams_against_single_rival_classes_find_counterexamples_the_margin_ranking_misses(monkeypatch):
+    """``_beam_upper`` with one ranking per rival class k (s_y - s_k) after the two by s_y - max_k s_k, all with
+    beams of width 1 and no polish (so the ranking alone picks the path): every point either returns changes
+    the argmax and its distance is exact and at least brute force's optimum; the rivals never make the bound
+    worse (they run after the same phases) and here make it better. The seed shows that in a small sample:
+    of 20 seeds with 12 points each, 2 do."""
+    from functools import partial
+
+    from bnnmilp.verification import robust
+
+    monkeypatch.setattr(robust, "BEAM_WIDTH", 1)
+    monkeypatch.setattr(robust, "RIVAL_WIDTH", 1)
+    monkeypatch.setattr(reach, "polish", lambda ev, combo, *args, **kw: np.asarray(combo))
+    rng = np.random.default_rng(18)
+    box = np.array(list(itertools.product(range(-3, 4), repeat=6)), dtype=float)
+    opts = RobustOptions(eps=None, norm="1", domain="integer", bounds=(-3, 3), min_eps=True, output="argmax",
+                         time_limit=None)
+    checked = better = 0
+    net = threshold_net(rng, 6, 1, [8, 6], 5)
+    pred = net.argmax_predictions(box)
+    for x in rng.integers(-3, 4, size=(2, 6)).astype(float):
+        y = int(net.argmax_predictions(x[None, :])[0])
+        assert y >= 0 and np.any(pred != y)
+        optimum = np.abs(box[pred != y] - x).sum(axis=1).min()
+
+        def margin(rest, U, rival=None, y=y):
+            return rest.score_margins(U, np.full(U.shape[0], y), rival=rival)
+
+        def beaten(rest, U, y=y):
+            return rest.argmax_predictions(U) != y
+
+        top = int(np.maximum(x + 3, 3 - x).sum())
+        plain = robust._beam_upper(net, x, opts, 1, top, beaten, margin, None)
+        both = robust._beam_upper(net, x, opts, 1, top, beaten, margin, None,
+                                  [partial(margin, rival=k) for k in range(5) if k != y])
+        for got in (plain, both):
+            if got is not None:
+                checked += 1
+                assert net.argmax_predictions(got[1][None, :])[0] != y
+                assert got[0] == np.abs(got[1] - x).sum() >= optimum
+        if plain is not None:
+            assert both is not None and both[0] <= plain[0]
+        better += both is not None and (plain is None or both[0] < plain[0])
+    assert checked >= 3 and better >= 1
+
+
 @pytest.mark.parametrize("norm", ["inf", "1"])
 def test_min_eps_with_the_beam_search_first_still_matches_brute_force(norm, monkeypatch):
     """With every budget 'expensive' the beam search runs first; its counterexample ends the ascent only at its
