@@ -174,17 +174,19 @@ ENUM_STRETCH = 2.0  # an enumeration estimated to need at most this much of the 
 
 def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndarray, hi: np.ndarray,
                    adversarial: Callable, score: Callable | None = None, safe: Callable | None = None,
-                   target: np.ndarray | int | None = None, deadline: float | None = None
-                   ) -> tuple[str, np.ndarray | None, str, str] | None:
+                   target: np.ndarray | int | None = None, deadline: float | None = None,
+                   rivals: Sequence[Callable] | None = None) -> tuple[str, np.ndarray | None, str, str] | None:
     """(answer, counterexample, note, method) from the reachable first-layer bits (``reach``), or None where
     they do not apply (real inputs, a first layer that mixes features) or, with engine auto, nothing settled
     the query and the MILP should try. auto: exhaustive enumeration where the choices are few (ENUM_LIMIT);
     else a quick search for a counterexample (greedy, random), the exhaustive enumeration where the choices are
     few for its speed (ENUM_LIMIT x speed-up) or it may fit in the time left (at ENUM_RATE, up to
-    ENUM_STRETCH), else the enumeration for ENUM_SHARE of the time left (its counterexamples are replayed like
-    any other; if it finishes, it is exhaustive), SAT (10 s), branch and bound (20,000 nodes). ``robust`` only
-    from an exhaustive enumeration, a confirmed UNSAT or a completed branch and bound; ``unknown`` when the
-    deadline (time.perf_counter()) stops an enumeration that was the last resort."""
+    ENUM_STRETCH), else, given ``rivals`` (None: the caller runs its own, as --min-eps does) and ``score``, the
+    beam searches of ``_beam_upper`` at the budget itself, then the enumeration for ENUM_SHARE of the time
+    left (its counterexamples are replayed like any other; if it finishes, it is exhaustive), SAT (10 s),
+    branch and bound (20,000 nodes). ``robust`` only from an exhaustive enumeration, a confirmed UNSAT or a
+    completed branch and bound; ``unknown`` when the deadline (time.perf_counter()) stops an enumeration that
+    was the last resort."""
     from bnnmilp.verification import reach, split
 
     if opts.engine == "milp" or opts.domain != "integer" or opts.eps is None or opts.min_eps:
@@ -221,11 +223,17 @@ def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndar
         # the quick search found nothing
         if r.combinations <= max(ENUM_LIMIT * fast, ENUM_STRETCH * ENUM_RATE * fast * left()):
             return exhaustive()
-        # it cannot finish in time: the enumeration as a search for part of it (on Sakai's mnist network, image
-        # 1 at L1 budget 6, 5.5 billion choices, its first counterexample comes after 14 s)
-        partial = exhaustive(time.perf_counter() + ENUM_SHARE * left())
-        if partial[0] != "unknown":
-            return partial
+        # it cannot finish in time: beam searches (mnist image 10 at L1 budget 12: 10 from the one against class
+        # 4), then the enumeration as a search for part of it (image 1 at L1 budget 6, 5.5 billion choices, its
+        # first counterexample comes after 14 s)
+        if rivals is not None and score is not None:
+            e = math.floor(opts.eps)
+            got = _beam_upper(net, x, opts, e, e, adversarial, score, deadline, rivals)
+            if got is not None:
+                return "not_robust", got[1], f"beam search among {flips}: replayed exactly", "search"
+        searched = exhaustive(time.perf_counter() + ENUM_SHARE * left())
+        if searched[0] != "unknown":
+            return searched
     from bnnmilp.verification import sat
 
     limit = min(left(), opts.time_limit or math.inf, math.inf if opts.engine == "sat" else 10.0)
@@ -605,8 +613,8 @@ def verify_argmax_sample(net: Network, x: np.ndarray, label: int, index: int, op
         up[y] = -np.inf
         return bool(np.all(up < 0))
 
+    rivals = [partial(margin, rival=k) for k in range(net.weights[-1].shape[0]) if k != y]
     if opts.min_eps:
-        rivals = [partial(margin, rival=k) for k in range(net.weights[-1].shape[0]) if k != y]
         best = smallest_by_enumeration(net, x, opts, beaten, margin, y_wins, y, rivals)
         if best is None:
             return done("unknown", "none", note="--min-eps on argmax outputs needs integer inputs and a threshold "
@@ -615,7 +623,7 @@ def verify_argmax_sample(net: Network, x: np.ndarray, label: int, index: int, op
                                lambda xp: int(net.argmax_predictions(xp[None, :])[0]) != y)
 
     found = by_enumeration(net, x, opts, lo, hi, beaten, margin, y_wins, y,
-                           None if opts.time_limit is None else t0 + opts.time_limit)
+                           None if opts.time_limit is None else t0 + opts.time_limit, rivals)
     if found is not None:
         answer, xp, note, how = found
         if answer != "not_robust":

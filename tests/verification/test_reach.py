@@ -484,6 +484,37 @@ def test_beams_against_single_rival_classes_find_counterexamples_the_margin_rank
 
 
 @pytest.mark.parametrize("norm", ["inf", "1"])
+def test_a_fixed_budget_too_large_to_enumerate_in_time_tries_the_beam_searches_first(norm, monkeypatch):
+    """Where the enumeration cannot finish in the time left and the quick search finds nothing, the beam
+    searches (all rankings, rivals included) run at the budget itself before the partial enumeration: their
+    counterexamples are genuine (brute force), and every answer, by whatever engine, matches brute force."""
+    from bnnmilp.verification import robust
+
+    monkeypatch.setattr(robust, "ENUM_LIMIT", 0)
+    monkeypatch.setattr(robust, "ENUM_RATE", 0)  # every enumeration 'cannot finish'
+    monkeypatch.setattr(reach, "attack", lambda *args, **kw: None)
+    rng = np.random.default_rng(52)
+    beamed = 0
+    for _ in range(5):
+        net = threshold_net(rng, 3, 1, [4], 3)
+        X = rng.integers(-3, 4, size=(8, 3)).astype(float)
+        res = verify_robust(net, X, np.zeros(8, dtype=int),
+                            RobustOptions(eps=3, norm=norm, domain="integer", bounds=(-3, 3), output="argmax",
+                                          time_limit=30))
+        for x, r in zip(X, res, strict=True):
+            y = net.argmax_predictions(x[None, :])[0]
+            if y < 0:
+                continue
+            pts = np.array(list(ball(x, 3, norm, -3, 3)))
+            adversarial = bool(np.any(net.argmax_predictions(pts) != y))
+            assert r.answer == ("not_robust" if adversarial else "robust"), r.note
+            if "beam search" in r.note:
+                beamed += 1
+                assert r.method == "search" and net.argmax_predictions(np.array([r.counterexample]))[0] != y
+    assert beamed >= 5
+
+
+@pytest.mark.parametrize("norm", ["inf", "1"])
 def test_min_eps_with_the_beam_search_first_still_matches_brute_force(norm, monkeypatch):
     """With every budget 'expensive' the beam search runs first; its counterexample ends the ascent only at its
     own distance, after every smaller budget was proven robust, so the answers are brute force's."""
@@ -725,9 +756,9 @@ def test_seen_rows_are_skipped_only_when_their_slot_holds_them(width):
 
 
 def test_an_enumeration_that_cannot_finish_in_time_still_runs_as_a_search(monkeypatch):
-    """auto, where the choices exceed what the time left allows (ENUM_RATE 0 here) and the quick search finds
-    nothing: the enumeration runs for part of the time left; on these small queries it finishes, so every answer
-    is the exhaustive one (engine enum), and each counterexample is genuine."""
+    """auto, where the choices exceed what the time left allows (ENUM_RATE 0 here) and the quick search and the
+    beam searches find nothing: the enumeration runs for part of the time left; on these small queries it
+    finishes, so every answer is the exhaustive one (engine enum), and each counterexample is genuine."""
     from bnnmilp.verification import robust
 
     rng = np.random.default_rng(9)
@@ -738,6 +769,7 @@ def test_an_enumeration_that_cannot_finish_in_time_still_runs_as_a_search(monkey
     monkeypatch.setattr(robust, "ENUM_LIMIT", 0)
     monkeypatch.setattr(robust, "ENUM_RATE", 0)
     monkeypatch.setattr(reach, "attack", lambda *a, **k: None)
+    monkeypatch.setattr(robust, "_beam_upper", lambda *a, **k: None)  # and the beam searches before it, too
     res = verify_robust(net, X, np.zeros(10, dtype=int), opts)
     assert [r.answer for r in res] == [r.answer for r in exhaustive]
     assert {r.answer for r in res} == {"robust", "not_robust"}
