@@ -355,7 +355,7 @@ def smallest_by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, ad
     return "robust", top, None, f"no input of the domain changes the output (budgets up to {top} enumerated)"
 
 
-BEAM_SHARE = 1 / 3  # of the query's time limit (at most BEAM_SECONDS) for the beam searches of --min-eps
+BEAM_SHARE = 1 / 3  # of the query's time limit (at most BEAM_SECONDS) for the beam searches (``_beam_upper``)
 BEAM_SECONDS = 30.0
 BEAM_WIDTH = 256  # rows each beam keeps per step (the rankings by ``score``)
 RIVAL_WIDTH = 128  # and against one rival class each: narrower, so that all classes get their turn
@@ -367,15 +367,15 @@ def _beam_upper(net: Network, x: np.ndarray, opts: RobustOptions, e: int, top: i
     """(exact distance rounded up, x') of the cheapest counterexample the beam searches find (``reach.beam``,
     each choice cheapened by ``reach.polish``): an upper bound on the smallest perturbation once the caller
     has replayed it, or None if they find none in their share of the time. Budget e is the first one left
-    undecided so far. Three phases, each until its fraction of the share: ``score`` exact (a quarter), then
-    smoothed (to half, or to the end without rivals), then each of ``rivals`` (argmax outputs: s_y - s_k for
-    one class k), smoothed and exact, in narrower beams. In each phase every ranking starts afresh at budgets
-    4e, 5e, 6e, 8e, 12e and 16e in turn, and after a counterexample at distance d searches again below d: a
-    smaller budget leaves fewer flips, a narrower search. Measured on Sakai's networks (the brackets in
-    README): each ranking, each start and the polish find counterexamples the others miss (mnist image 21 at
-    L1: 12 from budget 16, 7 from budget 20); s_y - max_k s_k steers towards the nearest class, which may be
-    the hardest to reach (image 10: the nearest class is 9, nothing below 23 from either untargeted ranking,
-    10 against class 4)."""
+    undecided so far (``by_enumeration``: the query's budget, with top = e). Three phases, each until its
+    fraction of the share: ``score`` exact (a quarter), then smoothed (to half, or to the end without rivals),
+    then each of ``rivals`` (argmax outputs: s_y - s_k for one class k), smoothed and exact, in narrower
+    beams. In each phase every ranking starts afresh at budgets 4e, 5e, 6e, 8e, 12e and 16e in turn, and after
+    a counterexample at distance d searches again below d: a smaller budget leaves fewer flips, a narrower
+    search. Measured on Sakai's networks (the brackets in README): each ranking, each start and the polish
+    find counterexamples the others miss (mnist image 21 at L1: 12 from budget 16, 7 from budget 20);
+    s_y - max_k s_k steers towards the nearest class, which may be the hardest to reach (image 10: the
+    nearest class is 9, nothing below 23 from either untargeted ranking, 10 against class 4)."""
     from bnnmilp.verification import reach
 
     units = reach.threshold_layer(net)
