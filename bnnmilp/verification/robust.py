@@ -182,11 +182,12 @@ def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndar
     else a quick search for a counterexample (greedy, random), the exhaustive enumeration where the choices are
     few for its speed (ENUM_LIMIT x speed-up) or it may fit in the time left (at ENUM_RATE, up to
     ENUM_STRETCH), else, given ``rivals`` (None: the caller runs its own, as --min-eps does) and ``score``, the
-    beam searches of ``_beam_upper`` at the budget itself, then the enumeration for ENUM_SHARE of the time
-    left (its counterexamples are replayed like any other; if it finishes, it is exhaustive), SAT (10 s),
-    branch and bound (20,000 nodes). ``robust`` only from an exhaustive enumeration, a confirmed UNSAT or a
-    completed branch and bound; ``unknown`` when the deadline (time.perf_counter()) stops an enumeration that
-    was the last resort."""
+    beam searches of ``_beam_upper`` from the budget and from 2 and 4 times it (a counterexample found further
+    out is cheapened by the local search; only one within the budget counts), then the enumeration for
+    ENUM_SHARE of the time left (its counterexamples are replayed like any other; if it finishes, it is
+    exhaustive), SAT (10 s), branch and bound (20,000 nodes). ``robust`` only from an exhaustive enumeration,
+    a confirmed UNSAT or a completed branch and bound; ``unknown`` when the deadline (time.perf_counter())
+    stops an enumeration that was the last resort."""
     from bnnmilp.verification import reach, split
 
     if opts.engine == "milp" or opts.domain != "integer" or opts.eps is None or opts.min_eps:
@@ -224,12 +225,12 @@ def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndar
         if r.combinations <= max(ENUM_LIMIT * fast, ENUM_STRETCH * ENUM_RATE * fast * left()):
             return exhaustive()
         # it cannot finish in time: beam searches (mnist image 10 at L1 budget 12: 10 from the one against class
-        # 4), then the enumeration as a search for part of it (image 1 at L1 budget 6, 5.5 billion choices, its
-        # first counterexample comes after 14 s)
+        # 4; back 12 at L1 budget 80: 72, from a start beyond the budget), then the enumeration as a search for
+        # part of it (image 1 at L1 budget 6, 5.5 billion choices, its first counterexample comes after 14 s)
         if rivals is not None and score is not None:
             e = math.floor(opts.eps)
-            got = _beam_upper(net, x, opts, e, e, adversarial, score, deadline, rivals)
-            if got is not None:
+            got = _beam_upper(net, x, opts, e, 4 * e, adversarial, score, deadline, rivals, (1, 2, 4), enough=e)
+            if got is not None and got[0] <= e:
                 return "not_robust", got[1], f"beam search among {flips}: replayed exactly", "search"
         searched = exhaustive(time.perf_counter() + ENUM_SHARE * left())
         if searched[0] != "unknown":
@@ -362,20 +363,23 @@ RIVAL_WIDTH = 128  # and against one rival class each: narrower, so that all cla
 
 
 def _beam_upper(net: Network, x: np.ndarray, opts: RobustOptions, e: int, top: int, adversarial: Callable,
-                score: Callable, deadline: float | None, rivals: Sequence[Callable] = ()
+                score: Callable, deadline: float | None, rivals: Sequence[Callable] = (),
+                starts: Sequence[int] = (4, 5, 6, 8, 12, 16), enough: int | None = None
                 ) -> tuple[int, np.ndarray] | None:
     """(exact distance rounded up, x') of the cheapest counterexample the beam searches find (``reach.beam``,
     each choice cheapened by ``reach.polish``): an upper bound on the smallest perturbation once the caller
     has replayed it, or None if they find none in their share of the time. Budget e is the first one left
-    undecided so far (``by_enumeration``: the query's budget, with top = e). Three phases, each until its
-    fraction of the share: ``score`` exact (a quarter), then smoothed (to half, or to the end without rivals),
-    then each of ``rivals`` (argmax outputs: s_y - s_k for one class k), smoothed and exact, in narrower
-    beams. In each phase every ranking starts afresh at budgets 4e, 5e, 6e, 8e, 12e and 16e in turn, and after
-    a counterexample at distance d searches again below d: a smaller budget leaves fewer flips, a narrower
-    search. Measured on Sakai's networks (the brackets in README): each ranking, each start and the polish
-    find counterexamples the others miss (mnist image 21 at L1: 12 from budget 16, 7 from budget 20);
-    s_y - max_k s_k steers towards the nearest class, which may be the hardest to reach (image 10: the
-    nearest class is 9, nothing below 23 from either untargeted ranking, 10 against class 4)."""
+    undecided so far. Three phases, each until its fraction of the share: ``score`` exact (a quarter), then
+    smoothed (to half, or to the end without rivals), then each of ``rivals`` (argmax outputs: s_y - s_k for
+    one class k), smoothed and exact, in narrower beams. In each phase every ranking starts afresh at budgets
+    m * e for m in ``starts`` (at most ``top``) in turn, and after a counterexample at distance d searches
+    again below d: a smaller budget leaves fewer flips, a narrower search; the search ends once d is at most
+    ``enough`` (default e + 1). ``by_enumeration`` asks for one budget e: starts 1, 2 and 4, enough e, and only
+    a counterexample within e answers its query. Measured on Sakai's networks (the brackets in README): each
+    ranking, each start and the polish find counterexamples the others miss (mnist image 21 at L1: 12 from
+    budget 16, 7 from budget 20; back 12 at L1 eps 80: 72 with starts 1, 2 and 4, none with the budget alone);
+    s_y - max_k s_k steers towards the nearest class, which may be the hardest to reach (image 10: the nearest
+    class is 9, nothing below 23 from either untargeted ranking, 10 against class 4)."""
     from bnnmilp.verification import reach
 
     units = reach.threshold_layer(net)
@@ -383,18 +387,19 @@ def _beam_upper(net: Network, x: np.ndarray, opts: RobustOptions, e: int, top: i
     share = BEAM_SECONDS if opts.time_limit is None else min(BEAM_SECONDS, BEAM_SHARE * opts.time_limit)
     stop = now + share if deadline is None else min(deadline, now + share)
     best: tuple[int, np.ndarray] | None = None
-    starts = sorted({min(top, m * e) for m in (4, 5, 6, 8, 12, 16)})
+    caps = sorted({min(top, m * e) for m in starts})
     plan = [([(score, False)], BEAM_WIDTH, 0.25), ([(score, True)], BEAM_WIDTH, 0.5 if rivals else 1.0)]
     if rivals:
         plan.append(([(s, smooth) for s in rivals for smooth in (True, False)], RIVAL_WIDTH, 1.0))
     for rankings, width, part in plan:  # each phase until its fraction of the share
         until = now + part * (stop - now)
-        for start in starts:
+        for start in caps:
             for rank, smooth in rankings:
                 cap = start
                 while cap >= e and time.perf_counter() < until:
-                    if best is not None and best[0] <= e + 1:  # only budget e could be cheaper: its enumeration,
-                        return best  # needed to prove e + 1 anyway, finds that; more search here is wasted
+                    if best is not None and best[0] <= (e + 1 if enough is None else enough):  # --min-eps: only
+                        return best  # budget e could be cheaper, and its enumeration, needed to prove e + 1
+                        # anyway, finds that; more search here is wasted
                     at = replace(opts, eps=float(cap), min_eps=False)
                     lo, hi = search_box(x, at)
                     r = reach.reachable(net, x, cap, opts.norm, lo, hi, units)
