@@ -21,6 +21,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,24 @@ def query(path: Path, x: np.ndarray, label: int, norm: str, eps: float | None, e
     r = verify_robust(net, x[None, :], np.array([label]), opts)[0]
     return {"answer": r.answer, "method": r.method, "distance": r.distance, "bound": r.min_eps_bound,
             "time_s": round(time.perf_counter() - t0, 3)}
+
+
+def undecided(before: dict, only: list[str] | None = None) -> Iterator[tuple[dict, Path, np.ndarray, int]]:
+    """(row, network file, image, label) of every ``unknown`` row of a results/external.json (``before``), the
+    networks imported once into a temporary folder; ``only``: images whose name contains one of these."""
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="bnnmilp_external_"))
+    paths: dict[str, Path] = {}
+    for r in before["rows"]:
+        if r["answer"] != "unknown" or (only and not any(o in r["image"] for o in only)):
+            continue
+        ds = r["net"]
+        if ds not in paths:
+            imp = import_model(SAKAI / f"models/{ds}.npz", "chainer-npz")
+            paths[ds] = write_network(work / f"{ds}.npz", imp.network, imp.doc)
+        X, names = images(ds)
+        yield r, paths[ds], X[names.index(r["image"])], int(r["image"].split("label")[1].split(".")[0])
 
 
 REPEAT_BELOW = 5.0  # seconds: a side-by-side query shorter than this is run three times and its median time kept

@@ -13,18 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from external import SAKAI, query  # noqa: E402
-
-from bnnmilp.io.importers import import_model  # noqa: E402
-from bnnmilp.io.runs import write_network  # noqa: E402
-from tests.io.importers.test_chainer import images  # noqa: E402
+from external import query, undecided  # noqa: E402
 
 
 def main() -> None:
@@ -35,19 +30,10 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/external_hard"))
     args = ap.parse_args()
     before = json.loads((ROOT / "benchmarks/results/external.json").read_text())
-    work = Path(tempfile.mkdtemp(prefix="bnnmilp_external_hard_"))
-    paths, rows = {}, []
-    for r in before["rows"]:
-        if r["answer"] != "unknown" or (args.only and not any(o in r["image"] for o in args.only)):
-            continue
-        ds = r["net"]
-        if ds not in paths:
-            imp = import_model(SAKAI / f"models/{ds}.npz", "chainer-npz")
-            paths[ds] = write_network(work / f"{ds}.npz", imp.network, imp.doc)
-        X, names = images(ds)
-        x, label = X[names.index(r["image"])], int(r["image"].split("label")[1].split(".")[0])
-        res = query(paths[ds], x, label, r["norm"], None, "auto", args.time_limit, args.split)
-        rows.append({"net": ds, "image": r["image"], "norm": r["norm"], "before": r, **res})
+    rows = []
+    for r, path, x, label in undecided(before, args.only):
+        res = query(path, x, label, r["norm"], None, "auto", args.time_limit, args.split)
+        rows.append({"net": r["net"], "image": r["image"], "norm": r["norm"], "before": r, **res})
         print(json.dumps(rows[-1]), flush=True)
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps({"machine": before["machine"], "time_limit": args.time_limit,
