@@ -9,6 +9,7 @@ nothing within its share of the time, or loops past it: ``guarded``); whatever c
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -391,28 +392,35 @@ def _beam_upper(net: Network, x: np.ndarray, opts: RobustOptions, e: int, top: i
     plan = [([(score, False)], BEAM_WIDTH, 0.25), ([(score, True)], BEAM_WIDTH, 0.5 if rivals else 1.0)]
     if rivals:
         plan.append(([(s, smooth) for s in rivals for smooth in (True, False)], RIVAL_WIDTH, 1.0))
+    enough = e + 1 if enough is None else enough  # --min-eps: only budget e could be cheaper, and its
+    # enumeration, needed to prove e + 1 anyway, finds that; more search here is wasted
+    balls: dict[int, tuple] = {}  # cap -> (options, box, reachable patterns): every ranking starts at the same caps
+
+    def ball(cap: int) -> tuple:
+        if cap not in balls:
+            at = replace(opts, eps=float(cap), min_eps=False)
+            lo, hi = search_box(x, at)
+            balls[cap] = at, lo, hi, reach.reachable(net, x, cap, opts.norm, lo, hi, units)
+        return balls[cap]
+
     for rankings, width, part in plan:  # each phase until its fraction of the share
         until = now + part * (stop - now)
-        for start in caps:
-            for rank, smooth in rankings:
-                cap = start
-                while cap >= e and time.perf_counter() < until:
-                    if best is not None and best[0] <= (e + 1 if enough is None else enough):  # --min-eps: only
-                        return best  # budget e could be cheaper, and its enumeration, needed to prove e + 1
-                        # anyway, finds that; more search here is wasted
-                    at = replace(opts, eps=float(cap), min_eps=False)
-                    lo, hi = search_box(x, at)
-                    r = reach.reachable(net, x, cap, opts.norm, lo, hi, units)
-                    xp = reach.beam(net, x, r, cap, opts.norm, adversarial, rank, width=width, deadline=until,
-                                    smooth=smooth, polished=True)
-                    if xp is None:
-                        break
-                    inside, dist = in_perturbation_set(xp, x, at, lo, hi)  # the output is replayed by the caller
-                    if not inside:
-                        break
-                    if best is None or math.ceil(dist) < best[0]:
-                        best = (math.ceil(dist), xp)
-                    cap = best[0] - 1
+        for start, (rank, smooth) in itertools.product(caps, rankings):
+            cap = start
+            while cap >= e and time.perf_counter() < until:
+                if best is not None and best[0] <= enough:
+                    return best
+                at, lo, hi, r = ball(cap)
+                xp = reach.beam(net, x, r, cap, opts.norm, adversarial, rank, width=width, deadline=until,
+                                smooth=smooth, polished=True)
+                if xp is None:
+                    break
+                inside, dist = in_perturbation_set(xp, x, at, lo, hi)  # the output is replayed by the caller
+                if not inside:
+                    break
+                if best is None or math.ceil(dist) < best[0]:
+                    best = (math.ceil(dist), xp)
+                cap = best[0] - 1
     return best
 
 
