@@ -226,7 +226,7 @@ def by_enumeration(net: Network, x: np.ndarray, opts: RobustOptions, lo: np.ndar
         if r.combinations <= max(ENUM_LIMIT * fast, ENUM_STRETCH * ENUM_RATE * fast * left()):
             return exhaustive()
         # it cannot finish in time: beam searches (mnist image 10 at L1 budget 12: 10 from the one against class
-        # 4; back 12 at L1 budget 80: 72, from a start beyond the budget), then the enumeration as a search for
+        # 4; they are time-boxed, so what they find can move between runs), then the enumeration as a search for
         # part of it (image 1 at L1 budget 6, 5.5 billion choices, its first counterexample comes after 14 s)
         if rivals is not None and score is not None:
             e = math.floor(opts.eps)
@@ -378,7 +378,7 @@ def _beam_upper(net: Network, x: np.ndarray, opts: RobustOptions, e: int, top: i
     ``enough`` (default e + 1). ``by_enumeration`` asks for one budget e: starts 1, 2 and 4, enough e, and only
     a counterexample within e answers its query. Measured on Sakai's networks (the brackets in README): each
     ranking, each start and the polish find counterexamples the others miss (mnist image 21 at L1: 12 from
-    budget 16, 7 from budget 20; back 12 at L1 eps 80: 72 with starts 1, 2 and 4, none with the budget alone);
+    budget 16, 7 from budget 20; benchmarks/external_beyond.py: fixed budgets where HiGHS settles nothing);
     s_y - max_k s_k steers towards the nearest class, which may be the hardest to reach (image 10: the nearest
     class is 9, nothing below 23 from either untargeted ranking, 10 against class 4)."""
     from bnnmilp.verification import reach
