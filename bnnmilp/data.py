@@ -12,7 +12,6 @@ validation, and the fingerprint is of the numbers, not of the file.
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from bnnmilp.errors import DataError
 from bnnmilp.io.yamlio import read_input, read_yaml, sniff
+from bnnmilp.limits import finite_number, shown, too_many
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,9 @@ def _is_number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+LABEL_MAX = 2**31 - 1  # class labels index outputs: far beyond any network's width, far inside int64
+
+
 def parse_data(doc: dict, path: str | None = None) -> Dataset:
     """Validate a data mapping (as read from YAML) into a :class:`Dataset`.
 
@@ -124,13 +127,13 @@ def parse_data(doc: dict, path: str | None = None) -> Dataset:
         elif len(row) != width:
             raise DataError(path, f"features[{i}]", f"expected {width} numbers like features[0], got {len(row)}")
         for j, v in enumerate(row):
-            if not _is_number(v) or not math.isfinite(v):
-                raise DataError(path, f"features[{i}][{j}]", f"expected a finite number, got {v!r}")
+            if not finite_number(v):
+                raise DataError(path, f"features[{i}][{j}]", f"expected a finite number, got {shown(v)}")
     if len(labels) != len(feats):
         raise DataError(path, "labels", f"expected {len(feats)} labels (one per row of features), got {len(labels)}")
     for i, v in enumerate(labels):
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise DataError(path, f"labels[{i}]", f"expected an integer, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= LABEL_MAX:
+            raise DataError(path, f"labels[{i}]", f"expected an integer class label in 0..{LABEL_MAX}, got {shown(v)}")
     return Dataset(np.asarray(feats, dtype=np.float64), np.asarray(labels, dtype=np.int64), path)
 
 
@@ -164,7 +167,14 @@ def _load_csv(p: Path) -> Dataset:
     import csv
     import io
 
-    rows = [r for r in csv.reader(io.StringIO(_read_bytes(p))) if r and any(f.strip() for f in r)]
+    reader = csv.reader(io.StringIO(_read_bytes(p)))
+    try:
+        rows = [r for r in reader if r and any(f.strip() for f in r)]
+    except csv.Error as exc:  # a field over csv.field_size_limit() (131,072 characters), a NUL byte
+        raise DataError(str(p), f"line {reader.line_num}", f"not valid CSV: {exc}") from None
+    msg = too_many(sum(map(len, rows)), "the CSV file")
+    if msg:
+        raise DataError(str(p), None, msg)
     if rows and rows[0] and rows[0][-1].strip().lower() == "label":
         rows = rows[1:]
     if not rows:
@@ -178,26 +188,22 @@ def _load_csv(p: Path) -> Dataset:
             try:
                 v = float(field)
             except ValueError:
-                raise DataError(str(p), f"row {i + 1}, column {j + 1}", f"expected a number, got {field!r}") from None
+                raise DataError(str(p), f"row {i + 1}, column {j + 1}",
+                                f"expected a number, got {shown(field)}") from None
             vals.append(v)
         try:
             labels.append(int(row[-1]))
         except ValueError:
-            raise DataError(str(p), f"row {i + 1}, label", f"expected an integer, got {row[-1]!r}") from None
+            raise DataError(str(p), f"row {i + 1}, label", f"expected an integer, got {shown(row[-1])}") from None
         feats.append(vals)
     return parse_data({"features": feats, "labels": labels}, str(p))
 
 
 def _load_npz(p: Path) -> Dataset:
     """NPZ: arrays X (m x d0 numbers) and y (m integers); nothing is unpickled."""
-    import io
-    import zipfile
+    from bnnmilp.io.npz import read_npz
 
-    try:
-        with np.load(io.BytesIO(_read_bytes(p, "rb")), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(str(p), None, f"not an NPZ file with arrays X and y ({exc.__class__.__name__})") from None
+    arrays = read_npz(p, DataError, "an NPZ file with arrays X and y")
     for k in ("X", "y"):
         if k not in arrays:
             raise DataError(str(p), k, f"missing array (found: {', '.join(sorted(arrays)) or 'none'})")
@@ -225,16 +231,11 @@ def data_to_doc(ds: Dataset, meta: dict | None = None) -> dict:
 def load_box(path: str | Path, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature input bounds: a YAML/JSON mapping or an NPZ file with ``lower`` and ``upper`` (n_inputs numbers
     each; ``.inf`` / ``-.inf`` for no bound, or one number for every feature), lower <= upper."""
-    import io
-    import zipfile
+    from bnnmilp.io.npz import read_npz
 
     p = Path(path)
     if p.suffix.lower() == ".npz":
-        try:
-            with np.load(io.BytesIO(_read_bytes(p, "rb")), allow_pickle=False) as npz:
-                doc = {k: npz[k] for k in npz.files}
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError):
-            raise DataError(str(p), None, "not an NPZ file with arrays lower and upper") from None
+        doc = read_npz(p, DataError, "an NPZ file with arrays lower and upper")
     else:
         doc = read_yaml(p, DataError)
     if not isinstance(doc, dict) or set(doc) != {"lower", "upper"}:

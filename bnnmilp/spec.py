@@ -6,7 +6,7 @@ what was expected, so the CLI can print it as one line.
 
 from __future__ import annotations
 
-import math
+import itertools
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any
 
 from bnnmilp.errors import SpecError
 from bnnmilp.io.yamlio import read_yaml
+from bnnmilp.limits import MAX_THREADS, finite_number, shown, too_many
 
 WEIGHT_DOMAINS = ("continuous", "binary", "ternary")
 SOLVER_NAMES = ("highs", "scip", "cbc", "glpk", "gurobi", "highs-pyomo")  # highs embedded, the rest via Pyomo
@@ -210,18 +211,19 @@ class _Reader:
         v = sec.get(key, default)
         if v is None and allow_null:
             return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise self.fail(f"{prefix}.{key}", f"expected a finite number, got {v!r}")
+        if not finite_number(v):
+            raise self.fail(f"{prefix}.{key}", f"expected a finite number, got {shown(v)}")
         if positive and v <= 0:
             raise self.fail(f"{prefix}.{key}", f"expected a number > 0, got {v!r}")
         if nonneg and v < 0:
             raise self.fail(f"{prefix}.{key}", f"expected a number >= 0, got {v!r}")
         return float(v)
 
-    def integer(self, sec: dict[str, Any], prefix: str, key: str, default: int, minimum: int) -> int:
+    def integer(self, sec: dict[str, Any], prefix: str, key: str, default: int, minimum: int,
+                maximum: int = 2**63 - 1) -> int:
         v = sec.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            raise self.fail(f"{prefix}.{key}", f"expected an integer >= {minimum}, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or not minimum <= v <= maximum:
+            raise self.fail(f"{prefix}.{key}", f"expected an integer in {minimum}..{maximum}, got {shown(v)}")
         return v
 
 
@@ -285,7 +287,10 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
         raise r.fail("network.layers", "expected a list of at least two layer widths [d0, ..., dL]")
     for i, d in enumerate(layers):
         if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-            raise r.fail(f"network.layers[{i}]", f"expected a positive integer, got {d!r}")
+            raise r.fail(f"network.layers[{i}]", f"expected a positive integer, got {shown(d)}")
+    msg = too_many(sum(a * b for a, b in itertools.pairwise(layers)), f"a network of widths {shown(layers)}")
+    if msg:
+        raise r.fail("network.layers", msg)
     network = NetworkSpec(
         layers=tuple(layers),
         weights=r.choice(net, "network", "weights", WEIGHT_DOMAINS, "continuous"),
@@ -331,7 +336,7 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
         budget=r.number(so, "solver", "budget", None, positive=True, allow_null=True),
         time_limit=r.number(so, "solver", "time_limit", 60.0, positive=True, allow_null=True),
         mip_gap=r.number(so, "solver", "mip_gap", 0.0, nonneg=True),
-        threads=r.integer(so, "solver", "threads", 1, 1),
+        threads=r.integer(so, "solver", "threads", 1, 1, MAX_THREADS),
         node_limit=None if so.get("node_limit") is None else r.integer(so, "solver", "node_limit", 1, 1),
     )
     return Spec(network=network, training=training, solver=solver, path=path)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from bnnmilp.cli.common import OUTPUT_DIR, OUTPUT_FILE, POSITIVE, json_option, one_stdout, scheduler_option
+from bnnmilp.cli.common import OUTPUT_DIR, OUTPUT_FILE, PARALLEL, POSITIVE, json_option, one_stdout, scheduler_option
 
 
 class GroupsType(click.ParamType):
@@ -38,7 +38,7 @@ class GroupsType(click.ParamType):
               help="Seconds for each group's HiGHS solve and for its proof, at most.")
 @click.option("--vipr", "vipr_dir", callback=OUTPUT_DIR, type=click.Path(file_okay=False),
               help="Also write each group's proof as DIR/group_<i>.vipr (VIPR, for viprchk).")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--workers", type=PARALLEL, default=1, show_default=True,
               help="Groups proven on this many local processes (or Dask workers with --scheduler local).")
 @scheduler_option("Prove the groups on Dask: 'local' starts a LocalCluster, tcp://HOST:PORT joins a cluster "
                   "started with `dask scheduler` and `dask worker` (pip install 'bnnmilp[dask]').")

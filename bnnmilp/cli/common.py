@@ -6,6 +6,8 @@ import math
 
 import click
 
+from bnnmilp.limits import MAX_THREADS
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
 
 
@@ -53,6 +55,7 @@ class Finite(click.ParamType):
         return v
 
 
+PARALLEL = click.IntRange(min=1, max=MAX_THREADS)  # threads, processes, parts of a search
 POSITIVE = Finite(min=0, min_open=True)
 NONNEGATIVE = Finite(min=0)
 NUMBER = Finite()

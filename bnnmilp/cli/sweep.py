@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import click
 
-from bnnmilp.cli.common import OUTPUT_DIR, json_option, scheduler_option
+from bnnmilp.cli.common import OUTPUT_DIR, PARALLEL, json_option, scheduler_option
 
 
 @click.command("sweep")
 @click.argument("sweep_file", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, callback=OUTPUT_DIR, type=click.Path(file_okay=False),
               help="Results folder.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--workers", type=PARALLEL, default=1, show_default=True,
               help="Local worker processes (or Dask workers with --scheduler local).")
 @scheduler_option("Dask: 'local' starts a LocalCluster, tcp://HOST:PORT joins a cluster "
                                   "(pip install 'bnnmilp[dask]').")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_DIR, POSITIVE, json_option, load_inputs, scheduler_option
+from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_DIR, PARALLEL, POSITIVE, json_option, load_inputs, scheduler_option
 from bnnmilp.spec import METHODS, POLISH, SOLVER_NAMES, WARM_STARTS
 
 
@@ -21,7 +21,7 @@ from bnnmilp.spec import METHODS, POLISH, SOLVER_NAMES, WARM_STARTS
               help="Branch-and-bound nodes per solver stage (solver.node_limit): a limit that gives the same result "
                    "on every machine; the best network so far is written, labelled node_limit.")
 @click.option("--mip-gap", type=NONNEGATIVE, help="Relative gap at which to stop (default 0).")
-@click.option("--threads", type=click.IntRange(min=1), help="Solver threads.")
+@click.option("--threads", type=PARALLEL, help="Solver threads.")
 @click.option("--polish", type=click.Choice(list(POLISH)), default=None,
               help="Margin polishing of the solution: min (the smallest margin), sum (every row's), neuron "
                    "(each unit's own smallest margin), none; auto (the default): min after a MILP, none after "
@@ -41,7 +41,7 @@ from bnnmilp.spec import METHODS, POLISH, SOLVER_NAMES, WARM_STARTS
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the STE heuristic.")
 @click.option("--ensemble", type=click.Choice(["ovo"]), default=None,
               help="ovo: one small BNN (one output bit) per pair of classes, majority vote (ties: lowest class).")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--workers", type=PARALLEL, default=1, show_default=True,
               help="With --ensemble: members trained in parallel processes.")
 @scheduler_option("With --ensemble: Dask scheduler ('local' or tcp://HOST:PORT).")
 @click.option("--force", is_flag=True, help="Replace an earlier run in RUN_DIR (its weights, certificate, proofs).")

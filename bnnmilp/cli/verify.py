@@ -6,6 +6,7 @@ from bnnmilp.cli.common import (
     NONNEGATIVE,
     OUTPUT_DIR,
     OUTPUT_FILE,
+    PARALLEL,
     POSITIVE,
     json_option,
     load_box_option,
@@ -41,9 +42,9 @@ from bnnmilp.cli.common import (
 @click.option("--min-eps", is_flag=True, help="Find the smallest perturbation that changes the output bits.")
 @click.option("--time-limit", type=POSITIVE, default=60.0, show_default=True,
               help="Seconds per sample query.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--workers", type=PARALLEL, default=1, show_default=True,
               help="--robust: queries on this many local processes (or Dask workers with --scheduler local).")
-@click.option("--split", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--split", type=PARALLEL, default=1, show_default=True,
               help="--robust: share each query's exhaustive enumeration among this many processes on this machine "
                    "(one hard query, e.g. --min-eps on one image, on several cores; forked, so Linux only, else "
                    "one process). Multiplies with --workers.")

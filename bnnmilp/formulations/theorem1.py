@@ -41,6 +41,7 @@ Strengthenings that keep the optimum (tested against brute force):
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -338,6 +339,21 @@ def _argmax_rows(b: ModelBuilder, Y: np.ndarray, a_cols: np.ndarray, a_coef: np.
 
 
 @register("theorem1")
+def check_size(spec: Spec, m: int) -> None:
+    """Refuse, before any array is allocated, a MILP whose nonzeros exceed the element limit: about 2 per
+    first-layer weight and sample (two big-M rows) and 14 per later-layer product s and sample (four
+    linearisation rows, the sums)."""
+    from bnnmilp.errors import SpecError
+    from bnnmilp.limits import too_many
+
+    layers = spec.network.layers
+    nonzeros = 2 * m * layers[0] * layers[1] + 14 * m * sum(a * b for a, b in itertools.pairwise(layers))
+    msg = too_many(nonzeros, f"the training MILP of {m:,} samples and layers {list(layers)} (its nonzeros)")
+    if msg:
+        raise SpecError(spec.path, "network.layers", f"{msg}; fewer samples per MILP (training.method: lns or ste) "
+                                                     "or narrower layers")
+
+
 class Theorem1:
     """The paper's formulation (see the module docstring for the equations)."""
 
@@ -350,6 +366,7 @@ class Theorem1:
         given units only), outside the objective."""
         net, tr = spec.network, spec.training
         m = X.shape[0]
+        check_size(spec, m)
         if tr.epsilon_auto and (net.weights == "continuous" or not np.all(np.round(X) == X)):
             from bnnmilp.errors import SpecError
 

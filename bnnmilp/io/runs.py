@@ -209,23 +209,16 @@ def write_network(path: str | Path, net: Network, header: dict[str, Any]) -> Pat
 
 def read_weights_npz(p: Path) -> dict[str, Any]:
     """The weights document of an NPZ file (nothing is unpickled)."""
-    import io
-    import json
-    import zipfile
+    from bnnmilp.io.npz import read_npz
+    from bnnmilp.io.yamlio import loads_json
 
-    import numpy as np
-
-    from bnnmilp.io.yamlio import read_input
-
-    raw = read_input(p, WeightsError)
-    try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        header = json.loads(str(arrays.pop("header")))
-    except KeyError:
-        raise WeightsError(str(p), "header", "missing array") from None
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError):
-        raise WeightsError(str(p), None, "not a bnnmilp weights NPZ file") from None
+    arrays = read_npz(p, WeightsError, "a bnnmilp weights NPZ file")
+    if "header" not in arrays:
+        raise WeightsError(str(p), "header", "missing array")
+    text = arrays.pop("header")
+    if text.shape != () or text.dtype.kind != "U":
+        raise WeightsError(str(p), "header", "expected one JSON text")
+    header = loads_json(str(text), f"{p} (header)", WeightsError, "JSON")
     if not isinstance(header, dict):
         raise WeightsError(str(p), "header", "expected a JSON object")
     layers, used = [], 0
@@ -318,6 +311,9 @@ def weights_file(p: Path, doc: dict[str, Any], where: str = "") -> WeightsFile:
     for key in ("network", "layers"):
         if key not in doc:
             raise WeightsError(str(p), f"{where}{key}", "missing required key")
+    if isinstance(doc.get("version", 1), bool) or doc.get("version", 1) != 1:
+        raise WeightsError(str(p), f"{where}version", f"expected 1 (the only weights format version), got "
+                                                      f"{doc.get('version')!r}")
     spec = parse_spec({"network": doc["network"], "training": doc.get("training", {})}, str(p))
     net = Network.from_layers_doc(doc["layers"], str(p), list(spec.network.layers))
     return WeightsFile(str(p), spec, net, doc)

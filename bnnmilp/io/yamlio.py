@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from bnnmilp.errors import InputError, OutputError
+from bnnmilp.limits import MAX_JSON_DEPTH, max_elements, measure, too_many
 
 
 class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -38,8 +39,51 @@ Loader.add_implicit_resolver(
 )
 
 
+def _int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    """YAML's integers, with the error for one too long to convert (Python's 4,300-digit guard) at its line."""
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+    except ValueError:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"an integer of {len(node.value):,} characters (at most 4,300 digits)", node.start_mark
+        ) from None
+
+
+Loader.add_constructor("tag:yaml.org,2002:int", _int)
+
+
 def loads_yaml(text: str) -> Any:
     return yaml.load(text, Loader=Loader)
+
+
+def check_size(doc: Any, path: str | Path, error: type[InputError] = InputError, kind: str = "document") -> Any:
+    """Refuse a document that nests deeper than bnnmilp's formats ever do, or whose nodes, counted at every use
+    of a shared (aliased) part, exceed the element limit: an alias bomb is refused before anything expands it."""
+    limit = max_elements()
+    nodes, depth = measure(doc, limit)
+    if depth > MAX_JSON_DEPTH:
+        raise error(str(path), None, f"{kind} nested more than {MAX_JSON_DEPTH} levels deep (or containing itself)")
+    msg = too_many(nodes, kind)
+    if msg:
+        raise error(str(path), None, msg)
+    return doc
+
+
+def loads_json(text: str | bytes, path: str | Path, error: type[InputError] = InputError, kind: str = "JSON") -> Any:
+    """Strict JSON (no NaN or infinities), any nesting or size refused by :func:`check_size`; errors name the
+    file and the line."""
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    try:
+        doc = json.loads(text, parse_constant=constant)
+    except json.JSONDecodeError as exc:
+        raise error(str(path), None, f"not valid {kind} at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise error(str(path), None, f"{kind} nested more than {MAX_JSON_DEPTH} levels deep") from None
+    except ValueError as exc:  # the 4,300-digit guard, NaN / Infinity
+        raise error(str(path), None, f"not valid {kind}: {exc}") from None
+    return check_size(doc, path, error, kind)
 
 
 STDIO = "-"  # as an input path: standard input; as an output path: standard output
@@ -96,10 +140,14 @@ def read_yaml(path: str | Path, error: type[InputError] = InputError) -> dict[st
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise error(str(p), None, f"not valid YAML{where}") from None
+        problem = getattr(exc, "problem", None)
+        why = f": {problem}" if isinstance(exc, yaml.constructor.ConstructorError) and problem else ""
+        raise error(str(p), None, f"not valid YAML{where}{why}") from None
+    except RecursionError:
+        raise error(str(p), None, f"not valid YAML: nested more than {MAX_JSON_DEPTH} levels deep") from None
     if not isinstance(doc, dict):
         raise error(str(p), None, "expected a YAML mapping at the top level")
-    return doc
+    return check_size(doc, p, error, "YAML document")
 
 
 def _special(p: Path) -> bool:

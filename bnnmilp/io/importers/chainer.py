@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bnnmilp.errors import ModelFileError
+from bnnmilp.io.npz import read_npz
 from bnnmilp.network import Network
 
 BN_EPS = Fraction(2, 100000)  # Chainer's batch-norm eps, 2e-5
@@ -86,13 +87,7 @@ def _step_rows(W: np.ndarray, value_of, lo: np.ndarray, hi: np.ndarray, bn: dict
 def load_chainer_npz(path: str | Path) -> tuple[Network, ImportReport]:
     """Sakai's 784-200-100-100-100-10 layout (any widths) as a bnnmilp network with an argmax output."""
     p = Path(path)
-    try:
-        with np.load(p, allow_pickle=False) as npz:
-            arr = {k: npz[k] for k in npz.files}
-    except FileNotFoundError:
-        raise ModelFileError(str(p), None, "file not found") from None
-    except (ValueError, OSError, EOFError):
-        raise ModelFileError(str(p), None, "not a Chainer .npz file") from None
+    arr = read_npz(p, ModelFileError, "a Chainer .npz file")
     blocks = sorted({int(k.split("/")[1]) for k in arr if k.startswith("blocks/")})
     need = ["input_bn/gamma", "input_bn/beta", "input_bn/avg_mean", "input_bn/avg_var", "output_lin/W",
             "output_lin/b"] + [f"blocks/{i}/{part}" for i in blocks for part in

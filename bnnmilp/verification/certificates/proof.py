@@ -135,18 +135,20 @@ def write_proof(path: str | Path, model: StandardModel, tree: Tree) -> Path:
     return write_json_atomic(path, proof_doc(model, tree))
 
 
+VERSIONS = {FORMAT: (1, 2, 3), COMPOSITE: (1,)}
+
+
 def read_proof(path: str | Path) -> dict[str, Any]:
-    import json
+    from bnnmilp.io.yamlio import loads_json, read_input
 
     p = Path(path)
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelFileError(str(p), None, "file not found") from None
-    except (OSError, ValueError):
-        raise ModelFileError(str(p), None, "not a JSON proof file") from None
+    doc = loads_json(read_input(p, ModelFileError), p, ModelFileError, "JSON proof")
     if not isinstance(doc, dict) or doc.get("format") not in (FORMAT, COMPOSITE):
         raise ModelFileError(str(p), "format", f"expected {FORMAT!r} or {COMPOSITE!r}")
+    version = doc.get("version")
+    if isinstance(version, bool) or version not in VERSIONS[doc["format"]]:
+        raise ModelFileError(str(p), "version", f"expected one of {', '.join(map(str, VERSIONS[doc['format']]))} "
+                                                f"for {doc['format']}, got {version!r}")
     keys = ("model_sha256", "claimed_bound", "nodes", "leaves", "objective_integral") if doc["format"] == FORMAT \
         else ("claimed_bound", "claimed_bound_exact", "data_sha256", "groups")
     for key in keys:
