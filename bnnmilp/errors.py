@@ -76,3 +76,9 @@ class InfeasibleError(BnnMilpError, RuntimeError):
     """The training problem has no solution (e.g. with the epsilon margin and fixed thresholds)."""
 
     exit_code = EXIT_CLAIM_FALSE
+
+
+class UnboundedError(BnnMilpError, ArithmeticError):
+    """The model's objective has no lower bound (or no finite optimum at all): nothing to prove or differentiate."""
+
+    exit_code = EXIT_CLAIM_FALSE

@@ -14,6 +14,7 @@ import os
 DEFAULT_MAX_ELEMENTS = 100_000_000  # numbers in one array or document: 800 MB as float64
 MAX_THREADS = 1024  # solver threads: no machine bnnmilp runs on has more cores
 MAX_STEPS = 100_000  # points of a value-function sweep (each one a MILP solve)
+MAX_JOBS = 10_000  # grid points of a sweep (each one a training run)
 MAX_JSON_DEPTH = 200  # nesting of a JSON or YAML document (ours are at most 5 deep)
 ENV = "BNNMILP_MAX_ELEMENTS"
 
@@ -46,14 +47,16 @@ def finite_number(v: object) -> bool:
         return False
 
 
-def too_many(count: int, what: str) -> str | None:
-    """None when ``count`` elements are allowed, else the message naming both sizes and how to raise the limit
-    (a count just above the limit is one that was capped while counting: "more than")."""
-    limit = max_elements()
+def too_many(count: int, what: str, cost: int = 1) -> str | None:
+    """None when ``count`` elements are allowed, else the message naming both sizes and how to raise the limit.
+    ``cost``: elements that each one stands for (an ONNX input element carries several exact rationals), so
+    the limit is the element limit divided by it. A count just above the limit is one capped while counting."""
+    limit = max_elements() // cost
     if count <= limit:
         return None
     found = f"more than {limit:,}" if count == limit + 1 else f"{count:,}"
-    return f"{what} has {found} elements; at most {limit:,} are allowed (set {ENV} to allow more)"
+    how = f"{ENV} / {cost}; set {ENV} to allow more" if cost > 1 else f"set {ENV} to allow more"
+    return f"{what} has {found} elements; at most {limit:,} are allowed ({how})"
 
 
 def measure(doc: object, limit: int) -> tuple[int, int]:

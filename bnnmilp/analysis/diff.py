@@ -23,6 +23,7 @@ import numpy as np
 
 from bnnmilp.errors import SolverError
 from bnnmilp.milp.backends import SolveOptions, highs
+from bnnmilp.milp.backends.base import require_optimal
 from bnnmilp.milp.model import StandardModel
 from bnnmilp.verification.certificates.bnb import Tree, branch_and_bound
 
@@ -108,9 +109,8 @@ def value_and_grad(model: StandardModel, time_limit: float | None = None, priori
     returned and ``kink`` is set. The same probe along a random direction of c detects several optimal
     solutions (a kink with respect to the objective), which also sets ``kink``.
     """
-    sol = highs.solve(model, SolveOptions(time_limit=time_limit, tight=True))
-    if sol.status != "optimal" or sol.x is None:
-        raise SolverError(f"HiGHS did not solve the MILP to optimality ({sol.status}); try a longer --time-limit")
+    sol = require_optimal(highs.solve(model, SolveOptions(time_limit=time_limit, tight=True)), "the MILP",
+                          "; try a longer --time-limit")
     z = float(sol.objective)
     tree = branch_and_bound(model, cutoff=z, time_limit=time_limit, priority=priority, tight=True)
     if tree.status != "optimal":

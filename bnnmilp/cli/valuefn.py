@@ -3,6 +3,7 @@ from __future__ import annotations
 import click
 
 from bnnmilp.cli.common import NUMBER, OUTPUT_FILE, PLOT_FILE, json_option, one_stdout
+from bnnmilp.limits import MAX_STEPS
 
 
 @click.command("value-function")
@@ -10,7 +11,8 @@ from bnnmilp.cli.common import NUMBER, OUTPUT_FILE, PLOT_FILE, json_option, one_
 @click.option("--row", required=True, help="Name of the row whose right-hand side b varies.")
 @click.option("--from", "start", type=NUMBER, required=True)
 @click.option("--to", "stop", type=NUMBER, required=True)
-@click.option("--steps", type=click.IntRange(min=2), default=41, show_default=True)
+@click.option("--steps", type=click.IntRange(min=2, max=MAX_STEPS), default=41, show_default=True,
+              help=f"Values of b in [--from, --to], each one MILP solve (at most {MAX_STEPS:,}).")
 @click.option("--dual-function", is_flag=True, help="Also evaluate the dual function F of one tree built at --at.")
 @click.option("--at", "b0", type=NUMBER, help="Where the tree is built (default: the row's right-hand side).")
 @click.option("-o", "--output", callback=OUTPUT_FILE, type=click.Path(dir_okay=False),

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from pathlib import Path
 from typing import Any
 
 from bnnmilp.errors import SpecError
 from bnnmilp.execution.jobs import Job
 from bnnmilp.io.yamlio import read_yaml, write_text_atomic
+from bnnmilp.limits import MAX_JOBS
 from bnnmilp.spec import parse_spec
 
 
@@ -41,6 +43,10 @@ def load_sweep(path: str | Path) -> tuple[list[Job], list[dict[str, Any]]]:
             raise SpecError(str(p), f"grid.{k}", "expected a non-empty list of values")
         if "." in k and k.split(".", 1)[0] not in ("network", "training", "solver"):
             raise SpecError(str(p), f"grid.{k}", "dotted names must start with network., training. or solver.")
+    points_total = math.prod(len(v) for v in grid.values())
+    if points_total > MAX_JOBS:
+        raise SpecError(str(p), "grid", f"{points_total:,} grid points (training runs); at most {MAX_JOBS:,} are "
+                                        "allowed: split the sweep")
     base_dir = p.parent
     base = read_yaml(base_dir / doc["spec"], SpecError)
     names = list(grid)

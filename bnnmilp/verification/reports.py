@@ -245,6 +245,7 @@ def certify(target: str | Path | StandardModel, data: str | Path | Dataset | Non
     """
     from bnnmilp.errors import SolverError
     from bnnmilp.milp.backends import SolveOptions, highs
+    from bnnmilp.milp.backends.base import require_optimal
     from bnnmilp.verification.certificates.bnb import branch_and_bound
     from bnnmilp.verification.certificates.check import check_proof as check
     from bnnmilp.verification.certificates.proof import proof_doc
@@ -253,9 +254,8 @@ def certify(target: str | Path | StandardModel, data: str | Path | Dataset | Non
     model, tm, cutoff = _model(target, data)
     incumbent_by = "the run's exact loss" if cutoff is not None else "HiGHS (floating point, not checked)"
     if cutoff is None:
-        sol = highs.solve(model, SolveOptions(time_limit=time_limit))
-        if sol.status != "optimal" or sol.objective is None:
-            raise SolverError(f"HiGHS could not solve the model to optimality ({sol.status}): nothing to certify")
+        sol = require_optimal(highs.solve(model, SolveOptions(time_limit=time_limit)), "the model",
+                              ": nothing to certify")
         cutoff = round(sol.objective) if model.objective_integral else sol.objective
     priority = tm.branching_priority() if tm is not None else None
     sym = unit_symmetry(tm) if not vipr and tm is not None else None

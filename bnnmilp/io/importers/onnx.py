@@ -25,6 +25,7 @@ last layer is evaluated on its possible values. MaxPool on bits is an OR unit; t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -40,8 +41,11 @@ from bnnmilp.io.importers.exact import (
     sums_exact,
     surd_nonneg,
 )
+from bnnmilp.limits import too_many
 from bnnmilp.network import Network
 from bnnmilp.network.sparse import Csr, compact
+
+INPUT_COST = 100  # an input element is tracked as a sparse row and six exact rationals: ~100 elements' memory
 
 F0, F1 = Fraction(0), Fraction(1)
 STEPS = {"Sign", "Greater", "GreaterOrEqual", "Less", "LessOrEqual"}
@@ -386,17 +390,18 @@ class _Importer:
     # ---- graph ---------------------------------------------------------------------------------------
     def run(self, model) -> tuple[Network, OnnxReport]:
         import onnx
-        from onnx import numpy_helper
 
         g = model.graph
-        env: dict[str, object] = {t.name: numpy_helper.to_array(t).astype(np.float64)
-                                  if t.data_type in (1, 10, 11) else numpy_helper.to_array(t) for t in g.initializer}
+        env: dict[str, object] = self.initializers(g)
         inputs = [i for i in g.input if i.name not in env]
         if len(inputs) != 1:
             raise ModelFileError(self.path, "graph.input", f"expected one input, got {len(inputs)}")
         dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
                 for d in inputs[0].type.tensor_type.shape.dim]
         shape = tuple([1, *dims[1:]]) if len(dims) >= 2 else (1, dims[0] if dims else 1)
+        msg = too_many(math.prod(shape), f"input {inputs[0].name!r} of shape {shape}", INPUT_COST)
+        if msg:
+            raise ModelFileError(self.path, "graph.input", msg)
         self.width0 = int(np.prod(shape))
         self.report = OnnxReport(layers=[self.width0], output="bits", input_shape=list(shape[1:]))
         n = self.width0
@@ -426,6 +431,28 @@ class _Importer:
         if not isinstance(out, Sym):
             raise ModelFileError(self.path, "graph.output", "the output does not depend on the input")
         return self.finish(out, argmax), self.report
+
+    def initializers(self, g) -> dict[str, object]:
+        """The graph's constant tensors, each checked before it is expanded: a declared size within the element
+        limit, and data that fill it (a tensor may declare dims [100000, 100000] and carry nothing)."""
+        from onnx import numpy_helper
+
+        env: dict[str, object] = {}
+        total = 0
+        for t in g.initializer:
+            count = math.prod(int(d) for d in t.dims)
+            total += count
+            msg = too_many(count, f"dims {list(t.dims)}") or \
+                too_many(total, "the initializers together")
+            if msg:
+                raise ModelFileError(self.path, f"initializer {t.name!r}", msg)
+            try:
+                arr = numpy_helper.to_array(t)
+            except (ValueError, TypeError, OSError) as exc:  # data missing or of another size; external data
+                raise ModelFileError(self.path, f"initializer {t.name!r}", f"data that do not fill dims "
+                                     f"{list(t.dims)} ({exc.__class__.__name__})") from None
+            env[t.name] = arr.astype(np.float64) if t.data_type in (1, 10, 11) else arr
+        return env
 
     def constant(self, node, ins: list, attrs: dict) -> list[np.ndarray]:
         """Nodes on constants only (weights quantised in the graph, shape arithmetic), in numpy."""

@@ -14,6 +14,7 @@ STATUSES = {  # every status a solve or a training run reports, and what it mean
     "interrupted": "stopped by Ctrl-C, SIGTERM or SIGHUP: the best point so far",
     "infeasible": "no point satisfies the rows",
     "unbounded": "the objective has no lower bound",
+    "infeasible_or_unbounded": "no finite optimum; which of the two was not settled within the time limit",
     "error": "the solver failed",
     "heuristic": "no solve: the STE heuristic alone (training.method: ste)",
     "stalled": "a local search stopped where its neighbourhoods found nothing better",
@@ -65,3 +66,19 @@ class Solution:
 
 
 ProgressFn = Callable[[Progress], None]
+
+
+def require_optimal(sol: Solution, what: str, hint: str = "") -> Solution:
+    """``sol`` if optimal with a point, else the error its status means: no finite optimum (infeasible,
+    unbounded: exit 1) or no result within the limits (exit 3, with ``hint``)."""
+    from bnnmilp.errors import InfeasibleError, SolverError, UnboundedError
+
+    if sol.status == "optimal" and sol.objective is not None:
+        return sol
+    if sol.status == "infeasible":
+        raise InfeasibleError(f"{what} is infeasible: no point satisfies its rows and bounds")
+    if sol.status == "unbounded":
+        raise UnboundedError(f"{what} is unbounded: its objective has no lower bound")
+    if sol.status == "infeasible_or_unbounded":
+        raise UnboundedError(f"{what} has no finite optimum (infeasible or unbounded; not settled in time)")
+    raise SolverError(f"HiGHS did not solve {what} to optimality ({sol.status}){hint}")

@@ -29,7 +29,7 @@ _STATUS = {
     "kInterrupt": "interrupted",
     "kInfeasible": "infeasible",
     "kUnbounded": "unbounded",
-    "kUnboundedOrInfeasible": "infeasible",
+    "kUnboundedOrInfeasible": "infeasible_or_unbounded",
 }
 
 
@@ -147,6 +147,32 @@ def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None 
     is left running, the Solution says ``info["abandoned"]`` and carries no point from the solver (``h`` must
     not be used again). With ``options.presolve_share`` a presolve-on attempt gets that share of the time
     limit and, where it ends with neither a point nor a proof, presolve off gets the rest."""
+    t0 = time.perf_counter()
+    sol = _solve_shared(model, options, start, progress, h, on_incumbent)
+    if sol.status != "infeasible_or_unbounded":
+        return sol
+    if h is not None:  # the caller's instance may hold other bounds than ``model``: its old reading
+        sol.status = "infeasible"
+        return sol
+    return _settle(model, options, sol, t0)
+
+
+def _settle(model: StandardModel, options: SolveOptions, sol: Solution, t0: float) -> Solution:
+    """HiGHS's "infeasible or unbounded" (its presolve does not say which), settled by a second solve of the
+    rows alone (objective 0) in the time left: a feasible point means unbounded, none means infeasible."""
+    left = None if options.time_limit is None else max(0.01, float(options.time_limit) - (time.perf_counter() - t0))
+    rows_only = replace(model, c=np.zeros_like(model.c), offset=0.0)
+    feas = _solve(rows_only, replace(options, time_limit=left, presolve=False, presolve_share=None), None, None,
+                  None, None)
+    sol.status = {"optimal": "unbounded", "infeasible": "infeasible"}.get(feas.status, sol.status)
+    sol.x, sol.objective, sol.runtime_s = None, None, time.perf_counter() - t0
+    return sol
+
+
+def _solve_shared(model: StandardModel, options: SolveOptions, start: np.ndarray | None,
+                  progress: ProgressFn | None, h: highspy.Highs | None,
+                  on_incumbent: Callable[[np.ndarray], None] | None) -> Solution:
+    """``options.presolve_share`` of the time limit with presolve, the rest without (see :func:`solve`)."""
     share = options.presolve_share
     if share is None or not options.presolve or options.time_limit is None:
         return _solve(model, options, start, progress, h, on_incumbent)
@@ -290,6 +316,23 @@ def _solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None
     return Solution(status, x, obj, bound, gap, nodes, runtime, "highs", ver, extra)
 
 
+def _check_finite(path: str, lp: highspy.HighsLp, value: np.ndarray) -> None:
+    """Objective and matrix coefficients must be finite (a reader turns 1e400 into infinity), and no bound may
+    exclude every value (a lower bound of +inf)."""
+    from bnnmilp.errors import ModelFileError
+
+    cost = np.asarray(lp.col_cost_, dtype=np.float64)
+    for what, arr in (("objective coefficient", cost), ("constraint coefficient", value)):
+        bad = np.flatnonzero(~np.isfinite(arr) | (np.abs(arr) >= highspy.kHighsInf))
+        if bad.size:
+            raise ModelFileError(path, None, f"{what} {arr[bad[0]]} is not a finite number (at most 1e20 in size)")
+    for what, lower, upper in (("column", lp.col_lower_, lp.col_upper_), ("row", lp.row_lower_, lp.row_upper_)):
+        lo, up = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+        bad = np.flatnonzero(np.isnan(lo) | np.isnan(up) | (lo >= highspy.kHighsInf) | (up <= -highspy.kHighsInf))
+        if bad.size:
+            raise ModelFileError(path, f"{what} {bad[0]}", f"bounds [{lo[bad[0]]}, {up[bad[0]]}] admit no value")
+
+
 def read(path: str | Path) -> StandardModel:
     """Read an MPS or LP file (HiGHS' reader) into the standard-form arrays; maximisation is negated."""
     from bnnmilp.errors import ModelFileError
@@ -315,8 +358,12 @@ def read(path: str | Path) -> StandardModel:
         raise ModelFileError(str(path), None, "not a model file HiGHS can read (MPS or LP)")
     lp = h.getLp()
     n, m = lp.num_col_, lp.num_row_
+    if n == 0:
+        raise ModelFileError(str(path), None, "a model with no variables (an empty or truncated MPS/LP file)")
     a = lp.a_matrix_
-    start, index, value = np.asarray(a.start_), np.asarray(a.index_), np.asarray(a.value_)
+    start, index = np.asarray(a.start_, dtype=np.int64), np.asarray(a.index_, dtype=np.int64)
+    value = np.asarray(a.value_, dtype=np.float64)
+    _check_finite(str(path), lp, value)
     if a.format_ == highspy.MatrixFormat.kColwise:  # transpose to rows
         cols = np.repeat(np.arange(n), np.diff(start))
         order = np.lexsort((cols, index))
