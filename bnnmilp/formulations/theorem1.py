@@ -338,7 +338,6 @@ def _argmax_rows(b: ModelBuilder, Y: np.ndarray, a_cols: np.ndarray, a_coef: np.
     return E
 
 
-@register("theorem1")
 def check_size(spec: Spec, m: int) -> None:
     """Refuse, before any array is allocated, a MILP whose nonzeros exceed the element limit: about 2 per
     first-layer weight and sample (two big-M rows) and 14 per later-layer product s and sample (four
@@ -347,13 +346,14 @@ def check_size(spec: Spec, m: int) -> None:
     from bnnmilp.limits import too_many
 
     layers = spec.network.layers
-    nonzeros = 2 * m * layers[0] * layers[1] + 14 * m * sum(a * b for a, b in itertools.pairwise(layers))
+    nonzeros = 2 * m * layers[0] * layers[1] + 14 * m * sum(a * b for a, b in itertools.pairwise(layers[1:]))
     msg = too_many(nonzeros, f"the training MILP of {m:,} samples and layers {list(layers)} (its nonzeros)")
     if msg:
         raise SpecError(spec.path, "network.layers", f"{msg}; fewer samples per MILP (training.method: lns or ste) "
                                                      "or narrower layers")
 
 
+@register("theorem1")
 class Theorem1:
     """The paper's formulation (see the module docstring for the equations)."""
 

@@ -42,8 +42,8 @@ def read_npz(path: str | Path, error: type[InputError], expected: str) -> dict[s
     try:
         zf = zipfile.ZipFile(io.BytesIO(raw))
         members = zf.infolist()
-    except _UNREADABLE as exc:
-        raise error(p, None, f"not {expected} ({exc.__class__.__name__})") from None
+    except _UNREADABLE:
+        raise error(p, None, f"not {expected} (not a zip archive)") from None
     total = 0
     for info in members:
         if not info.filename.endswith(".npy"):

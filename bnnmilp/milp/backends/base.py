@@ -19,7 +19,7 @@ STATUSES = {  # every status a solve or a training run reports, and what it mean
     "heuristic": "no solve: the STE heuristic alone (training.method: ste)",
     "stalled": "a local search stopped where its neighbourhoods found nothing better",
 }
-FAILED = ("unbounded", "error")  # statuses that leave no usable result
+FAILED = ("unbounded", "infeasible_or_unbounded", "error")  # statuses that leave no usable result
 
 
 @dataclass(frozen=True)
