@@ -14,6 +14,7 @@ import os
 DEFAULT_MAX_ELEMENTS = 100_000_000  # numbers in one array or document: 800 MB as float64
 MAX_THREADS = 1024  # solver threads: no machine bnnmilp runs on has more cores
 MAX_STEPS = 100_000  # points of a value-function sweep (each one a MILP solve)
+MAX_MARGIN = 1e6  # epsilon, margin caps and radii: pre-activations of 784 pixels of 0..255 stay below 2e5
 MAX_JOBS = 10_000  # grid points of a sweep (each one a training run)
 MAX_JSON_DEPTH = 200  # nesting of a JSON or YAML document (ours are at most 5 deep)
 ENV = "BNNMILP_MAX_ELEMENTS"

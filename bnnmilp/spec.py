@@ -14,7 +14,7 @@ from typing import Any
 
 from bnnmilp.errors import SpecError
 from bnnmilp.io.yamlio import read_yaml
-from bnnmilp.limits import MAX_THREADS, finite_number, shown, too_many
+from bnnmilp.limits import MAX_MARGIN, MAX_THREADS, finite_number, shown, too_many
 
 WEIGHT_DOMAINS = ("continuous", "binary", "ternary")
 SOLVER_NAMES = ("highs", "scip", "cbc", "glpk", "gurobi", "highs-pyomo")  # highs embedded, the rest via Pyomo
@@ -207,12 +207,16 @@ class _Reader:
         return v
 
     def number(self, sec: dict[str, Any], prefix: str, key: str, default: float | None, *,
-               positive: bool = False, nonneg: bool = False, allow_null: bool = False) -> float | None:
+               positive: bool = False, nonneg: bool = False, allow_null: bool = False,
+               maximum: float | None = None) -> float | None:
         v = sec.get(key, default)
         if v is None and allow_null:
             return None
         if not finite_number(v):
             raise self.fail(f"{prefix}.{key}", f"expected a finite number, got {shown(v)}")
+        if maximum is not None and v > maximum:
+            raise self.fail(f"{prefix}.{key}", f"expected a number <= {maximum:g} (a margin or radius beyond it only "
+                                               f"makes the MILP's big-M values meaningless), got {shown(v)}")
         if positive and v <= 0:
             raise self.fail(f"{prefix}.{key}", f"expected a number > 0, got {v!r}")
         if nonneg and v < 0:
@@ -308,16 +312,18 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
         tr = {**tr, "epsilon": 1.0}
     training = TrainingSpec(
         loss=r.choice(tr, "training", "loss", LOSSES, "error" if network.output == "argmax" else "hamming"),
-        epsilon=r.number(tr, "training", "epsilon", 0.0625, positive=True),
+        epsilon=r.number(tr, "training", "epsilon", 0.0625, positive=True, maximum=MAX_MARGIN),
         big_m=r.choice(tr, "training", "big_m", BIG_M, "tight"),
         polish=r.choice(tr, "training", "polish", POLISH, "auto"),
-        polish_radius=r.number(tr, "training", "polish_radius", None, positive=True, allow_null=True),
+        polish_radius=r.number(tr, "training", "polish_radius", None, positive=True, allow_null=True,
+                               maximum=MAX_MARGIN),
         objective=parse_objective(tr.get("objective", "loss"), r.fail),
-        margin_cap=r.number(tr, "training", "margin_cap", 4.0, positive=True),
+        margin_cap=r.number(tr, "training", "margin_cap", 4.0, positive=True, maximum=MAX_MARGIN),
         method=r.choice(tr, "training", "method", METHODS, "lns"),
         warm_start=r.choice(tr, "training", "warm_start", WARM_STARTS, "none"),
         seed=r.integer(tr, "training", "seed", 0, 0),
-        trust_region=r.number(tr, "training", "trust_region", None, positive=True, allow_null=True),
+        trust_region=r.number(tr, "training", "trust_region", None, positive=True, allow_null=True,
+                              maximum=MAX_MARGIN),
         trust_region_scope=r.choice(tr, "training", "trust_region_scope", ("after_loss", "all"), "after_loss"),
         symmetry=r.choice(tr, "training", "symmetry", ("none", "order"), "none"),
         fix_unused=_flag(r, tr, "fix_unused", True),

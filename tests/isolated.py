@@ -65,7 +65,7 @@ def _case(args: list[str], cwd: str, env: dict[str, str], out: str, err: str, re
         main.main(args, prog_name="bnnmilp")
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException as exc:  # noqa: BLE001 - reported to the test as what it is
+    except BaseException as exc:
         sys.stderr.write(f"Traceback (escaped the CLI): {exc.__class__.__name__}: {exc}\n")
         code = 98
     sys.stdout.flush()

@@ -277,7 +277,7 @@ def _certificate(target: str, data: str | None, proof: str | None, as_json: bool
                            f"({rep.leaves} leaves checked exactly in {dt:.3f}s)")
     else:
         for e in rep.errors[:20]:
-            terminal.status(f"[red]FALSE[/] {e}")
+            terminal.status(f"[red]FALSE[/] {proof}: {e}")
     if not rep.ok:
         raise SystemExit(1)
 

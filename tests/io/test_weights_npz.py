@@ -78,4 +78,5 @@ def test_a_file_that_is_no_npz(tmp_path):
     p = tmp_path / "w.npz"
     p.write_text("weights")
     r = CliRunner().invoke(main, ["verify", str(p), "x.yaml"])
-    assert r.exit_code == 2 and r.stderr.strip() == f"bnnmilp: error: {p}: not a bnnmilp weights NPZ file (not a zip archive)"
+    assert r.exit_code == 2
+    assert r.stderr.strip() == f"bnnmilp: error: {p}: not a bnnmilp weights NPZ file (not a zip archive)"
