@@ -148,18 +148,28 @@ def exact_start(spec: Spec, net: Network, data: Dataset, source: str) -> Candida
     return choose(cands)  # type: ignore[return-value]
 
 
-def ste_networks(spec: Spec, data: Dataset) -> list[Network]:
-    from bnnmilp.training.heuristics.ste import SteOptions, ste_train
+STE_SHARE = 0.5  # of the time left of solver.budget that the STE grids may take (the method and checks: the rest)
 
-    return ste_train(spec, data.features, data.targets(spec.network.n_outputs), SteOptions(seed=spec.training.seed))
+
+def ste_options(spec: Spec, share: float = STE_SHARE):
+    """STE's options: the spec's seed and, under a budget, a deadline at ``share`` of the time left."""
+    from bnnmilp.training.heuristics.ste import SteOptions
+
+    left = spec.solver.remaining()
+    return SteOptions(seed=spec.training.seed, deadline=None if left is None else time.monotonic() + share * left)
+
+
+def ste_networks(spec: Spec, data: Dataset, share: float = STE_SHARE) -> list[Network]:
+    from bnnmilp.training.heuristics.ste import ste_train
+
+    return ste_train(spec, data.features, data.targets(spec.network.n_outputs), ste_options(spec, share))
 
 
 def search_networks(spec: Spec, data: Dataset) -> tuple[list[Network], Network]:
     """STE's starts for ``method: lns`` (the noisy grid's first) and the plain grid's best (``search_starts``)."""
-    from bnnmilp.training.heuristics.ste import SteOptions, search_starts
+    from bnnmilp.training.heuristics.ste import search_starts
 
-    return search_starts(spec, data.features, data.targets(spec.network.n_outputs),
-                         SteOptions(seed=spec.training.seed))
+    return search_starts(spec, data.features, data.targets(spec.network.n_outputs), ste_options(spec))
 
 
 def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: Network | None = None,
@@ -315,7 +325,7 @@ def _at_floor(run: Run, floor: int) -> TrainResult:
 def _ste(run: Run) -> TrainResult:
     """The baseline: STE's own weights, evaluated exactly, untouched."""
     t0 = time.perf_counter()
-    best = evaluate(run.spec, ste_networks(run.spec, run.data)[0], run.data, "ste")
+    best = evaluate(run.spec, ste_networks(run.spec, run.data, share=1.0 - FINISH_SHARE)[0], run.data, "ste")
     sol = Solution("heuristic", None, None, None, None, 0, time.perf_counter() - t0, "ste", "bnnmilp")
     run.clock.lap("ste")
     return TrainResult(run.spec, run.data, sol, best, start=best)

@@ -138,7 +138,7 @@ def nearest_feasible(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], net: 
     """
     fixed = net if spec.network.weights != "continuous" else None
     b, W, lam = _margin_lp(spec, X, pattern, fixed, "one", tmin, near=net)
-    sol = highs.solve(b.build(), SolveOptions())
+    sol = highs.solve(b.build(), SolveOptions(time_limit=spec.solver.stage_limit()))  # within the budget
     if sol.status != "optimal" or sol.x is None:
         return None
     return snap_thresholds(spec, X, pattern, network_at(sol.x, spec, W, lam))

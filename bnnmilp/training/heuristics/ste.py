@@ -11,7 +11,8 @@ Loss on the +-1 targets t of the output pre-activations z = a - lambda, positive
 (one-hot targets would otherwise pull every bit to 0): hinge relu(1 - t z) or squared (t - z)^2; argmax
 outputs: the multiclass hinge sum_{k != y} relu(1 - (z_y - z_k)) or the same squared loss.
 Full-batch Adam; every run keeps its epoch with the lowest training loss (later epochs win ties: larger
-margins; ``patience`` stops the grid early once no run has improved for that many epochs, off by default).
+margins; ``patience`` stops the grid early once no run has improved for that many epochs, off by default;
+``deadline`` stops it at a time, checked every epoch: of two grids, the first gets half the time left).
 The grid (issue 18's reference STE: learning rates {0.003, 0.01, 0.03} x {hinge, squared} x 2 seeds, 500
 epochs) runs as one batched computation; the caller ranks the runs by exact training loss.
 Where that grid fits the data exactly, the same grid runs again with Gaussian input noise (sigma = 0.1 of
@@ -25,6 +26,7 @@ standard errors), and made no difference on average at 20 and 50 (where its fits
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -43,6 +45,15 @@ class SteOptions:
     restarts: int = 2  # seeds per (learning rate, loss)
     seed: int = 0
     noise: float = 0.1  # input noise of the second grid, run once the first fits (sigma / max|x|; 0: none)
+    deadline: float | None = None  # time.monotonic() at which the grid stops with its best epochs so far
+
+
+def _halfway(opts: SteOptions) -> SteOptions:
+    """The options for the first of two grids: half of the time left until the deadline."""
+    if opts.deadline is None:
+        return opts
+    now = time.monotonic()
+    return replace(opts, deadline=now + max(0.0, opts.deadline - now) / 2)
 
 
 def _quantise(w: np.ndarray, domain: str) -> np.ndarray:
@@ -101,6 +112,8 @@ def _grid(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions) -> list[Ne
     best_W = [np.zeros_like(W) for W in Ws]
     best_l = [np.zeros_like(t) for t in lams]
     for epoch in range(1, opts.epochs + 1):
+        if opts.deadline is not None and epoch > 1 and time.monotonic() >= opts.deadline:
+            break  # the budget: every run keeps its best epoch so far
         Wq = [_quantise(W, net.weights) for W in Ws]
         inputs, pre = _forward(np.broadcast_to(Xs, (R, m, layers[0])), Wq, lams)
         if argmax:
@@ -167,7 +180,7 @@ def ste_train(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions | None 
     fits the data exactly (loss 0), the grid trained on noisy inputs runs too, and its networks that also
     fit exactly come first (a margin regulariser that only ever replaces a fit by another fit)."""
     opts = opts or SteOptions()
-    plain = ranked_grid(spec, X, Y, replace(opts, noise=0.0))
+    plain = ranked_grid(spec, X, Y, replace(_halfway(opts), noise=0.0))
     if opts.noise > 0.0 and plain[0][0] == 0:
         plain = [p for p in ranked_grid(spec, X, Y, opts) if p[0] == 0] + plain
     return [n for _, n in plain]
@@ -182,6 +195,6 @@ def search_starts(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions | N
     better than one from the plain grid's (held-out validation digits at 50 images per class, 10 seeds:
     +2.1 +- 0.9 points of exact match, both at loss 0)."""
     opts = opts or SteOptions()
-    plain = [n for _, n in ranked_grid(spec, X, Y, replace(opts, noise=0.0))]
+    plain = [n for _, n in ranked_grid(spec, X, Y, replace(_halfway(opts), noise=0.0))]
     noisy = [n for _, n in ranked_grid(spec, X, Y, opts)] if opts.noise > 0.0 else []
     return noisy + plain, plain[0]
