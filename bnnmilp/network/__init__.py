@@ -83,9 +83,11 @@ class Network:
         bits = (d >= 0).astype(np.int8)
         unsure = np.abs(d) <= err
         if unsure.any() and err.any():  # err = 0: d is exact, a tie d = 0 is bit 1
-            for i, k in zip(*np.nonzero(unsure), strict=True):
-                exact = _exact_row(inp[i], W, k)
-                bits[i, k] = 1 if exact >= Fraction(float(lam[k])) else 0
+            ii, kk = np.nonzero(unsure)
+            first, inverse = distinct_pairs(inp, ii, kk)
+            decided = np.array([_exact_row(inp[ii[j]], W, kk[j]) >= Fraction(float(lam[kk[j]])) for j in first],
+                               dtype=np.int8)
+            bits[ii, kk] = decided[inverse]
         return bits, d, err
 
     def _integral(self, l: int, inp: np.ndarray, bits_in: bool = False) -> bool:
@@ -154,7 +156,9 @@ class Network:
             slack = np.where(bits == 1, d, -d - eps)
             e = err + 4 * _U * abs(eps)
             # the exact minimum lies in [min(slack - e), min(slack + e)]: only those entries can attain it
-            for i, k in np.argwhere(slack - e <= np.min(slack + e)):
+            ii, kk = np.nonzero(slack - e <= np.min(slack + e))
+            for j in distinct_pairs(inp, ii, kk)[0]:  # the same input row and neuron: the same slack
+                i, k = ii[j], kk[j]
                 a = _exact_row(inp[i], self.weights[l], k)
                 lam = Fraction(float(self.thresholds[l][k]))
                 s = a - lam if bits[i, k] == 1 else lam - Fraction(eps) - a
@@ -277,9 +281,24 @@ def exact_preactivation(W: np.ndarray, inp: np.ndarray, mask: np.ndarray, which:
     sign = 1.0 if which == "max" else -1.0
     s = np.where(mask, sign * a, -np.inf)
     best_low = np.max(np.where(mask, s - err, -np.inf))
-    cand = np.argwhere(mask & (s + err >= best_low))
-    vals = [_exact_dot(inp[i], W[k]) for i, k in cand]
+    ii, kk = np.nonzero(mask & (s + err >= best_low))
+    vals = [_exact_dot(inp[ii[j]], W[kk[j]]) for j in distinct_pairs(inp, ii, kk)[0]]
     return max(vals) if which == "max" else min(vals)
+
+
+def distinct_pairs(inp: np.ndarray, ii: np.ndarray, kk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices j of the distinct (input row inp[ii[j]], neuron kk[j]) pairs, each pair's first, in order, and
+    for every pair the position of its first among them: data sets repeat rows (200,000 samples on a grid of
+    289 points), and each distinct pair needs its exact sum once."""
+    if len(ii) <= 1:
+        return np.arange(len(ii)), np.zeros(len(ii), dtype=np.int64)
+    _, row_id = np.unique(inp[ii], axis=0, return_inverse=True)
+    _, first, inverse = np.unique(row_id.ravel() * (int(kk.max()) + 1) + kk, return_index=True,
+                                  return_inverse=True)
+    order = np.argsort(first)  # in the order the pairs come: the first of equal minima stays the first found
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return first[order], rank[inverse.ravel()]
 
 
 def _exact_row(x: np.ndarray, W: np.ndarray | Csr, k: int) -> Fraction:

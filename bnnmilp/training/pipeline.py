@@ -19,6 +19,7 @@ from bnnmilp.data import Dataset
 from bnnmilp.milp.backends.base import ProgressFn, Solution
 from bnnmilp.network import Network, training_loss, training_slack
 from bnnmilp.spec import Spec
+from bnnmilp.training.heuristics.ste import SteInterrupted
 from bnnmilp.training.objectives import StageResult, in_trust_region, solve_stages, trust_box
 from bnnmilp.training.polish import nearest_feasible, pattern_of, polish, snap_thresholds
 
@@ -132,6 +133,9 @@ def choose(cands: list[Candidate], prefer_solver: bool = False) -> Candidate | N
     return min(cands, key=lambda c: (c.loss, not c.epsilon_feasible, -c.min_slack, rank[c.source]))
 
 
+START_SHARE = 0.1  # of the budget left that the LP of one start (``exact_start``) may take
+
+
 def exact_start(spec: Spec, net: Network, data: Dataset, source: str) -> Candidate:
     """A heuristic network made feasible for the MILP (epsilon margin) without changing its bits.
 
@@ -143,12 +147,13 @@ def exact_start(spec: Spec, net: Network, data: Dataset, source: str) -> Candida
     snapped = evaluate(spec, snap_thresholds(spec, X, pattern, net), data, source)
     if snapped.epsilon_feasible:
         return snapped
-    near = nearest_feasible(spec, X, pattern, net)
+    left = spec.solver.remaining()  # a start's LP is a tenth of what is left of the budget: three starts are made
+    near = nearest_feasible(spec, X, pattern, net, time_limit=None if left is None else START_SHARE * left)
     cands = [snapped] + ([evaluate(spec, near, data, source)] if near is not None else [])
     return choose(cands)  # type: ignore[return-value]
 
 
-STE_SHARE = 0.5  # of the time left of solver.budget that the STE grids may take (the method and checks: the rest)
+STE_SHARE = 0.35  # of the time left of solver.budget that the STE grids may take (the method and checks: the rest)
 
 
 def ste_options(spec: Spec, share: float = STE_SHARE):
@@ -250,6 +255,7 @@ class Run:
     start: Candidate | None = None
     given: Candidate | None = None
     fallback: Candidate | None = None  # lns: the plain STE grid's best, which the result must not lose to
+    finish_s: float = 0.0  # seconds the exact checks after a search take, as measured on the starts
 
 
 MethodFn = Callable[[Run], TrainResult]
@@ -285,12 +291,17 @@ def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Networ
     if start is not None:
         run.start, run.given = exact_start(spec, start, data, "start"), evaluate(spec, start, data, "start")
     elif tr.warm_start == "ste" or tr.method in ("decompose", "lns"):
-        if tr.method == "lns":  # the search fits the rest: from the noisy grid, the plain grid's best to beat
-            nets, plain = search_networks(spec, data)
-            run.fallback = evaluate(spec, plain, data, "ste")
-        else:
-            nets = ste_networks(spec, data)
+        try:
+            if tr.method == "lns":  # the search fits the rest: from the noisy grid, the plain grid's best to beat
+                nets, plain = search_networks(spec, data)
+                run.fallback = evaluate(spec, plain, data, "ste")
+            else:
+                nets = ste_networks(spec, data)
+        except SteInterrupted as exc:
+            return _stopped_in_ste(run, exc.networks[0])
+        t0 = time.perf_counter()
         made = [(exact_start(spec, n, data, "ste"), n) for n in nets[:STE_STARTS]]
+        run.finish_s = FINISH_CHECKS * (time.perf_counter() - t0) / max(1, len(made))
         first = min(range(len(made)), key=lambda i: (made[i][0].loss, not made[i][0].epsilon_feasible, i))
         run.start = made[first][0]  # ties: STE's own order (its noisy-grid fits first), not the larger margin
         run.given = evaluate(spec, made[first][1], data, "ste")
@@ -321,11 +332,23 @@ def _at_floor(run: Run, floor: int) -> TrainResult:
     return TrainResult(run.spec, run.data, sol, selected(run, [run.start]), start=run.start)
 
 
+def _stopped_in_ste(run: Run, net: Network) -> TrainResult:
+    """Ctrl-C or a signal during STE: its best network so far, evaluated exactly, labelled ``interrupted``."""
+    best = evaluate(run.spec, net, run.data, "ste")
+    run.clock.lap("ste")
+    sol = Solution("interrupted", None, None, None, None, 0, 0.0, "ste", "bnnmilp", {"stopped_in": "ste"})
+    return TrainResult(run.spec, run.data, sol, best, start=best)
+
+
 @method("ste")
 def _ste(run: Run) -> TrainResult:
     """The baseline: STE's own weights, evaluated exactly, untouched."""
     t0 = time.perf_counter()
-    best = evaluate(run.spec, ste_networks(run.spec, run.data, share=1.0 - FINISH_SHARE)[0], run.data, "ste")
+    try:
+        nets = ste_networks(run.spec, run.data, share=1.0 - FINISH_SHARE)
+    except SteInterrupted as exc:
+        return _stopped_in_ste(run, exc.networks[0])
+    best = evaluate(run.spec, nets[0], run.data, "ste")
     sol = Solution("heuristic", None, None, None, None, 0, time.perf_counter() - t0, "ste", "bnnmilp")
     run.clock.lap("ste")
     return TrainResult(run.spec, run.data, sol, best, start=best)
@@ -445,6 +468,7 @@ def unless_no_better(spec: Spec, data: Dataset, best: Candidate, given: Candidat
 
 
 FINISH_SHARE = 0.03  # of solver.budget kept after the search for the exact checks of its result (0.5 s at k = 100)
+FINISH_CHECKS = 4  # ... or the time of this many starts' exact checks, where more (200,000 samples: seconds each)
 
 
 def _searched(run: Run) -> TrainResult:
@@ -457,7 +481,7 @@ def _searched(run: Run) -> TrainResult:
                                                                run.progress, run.clock, run.checkpoint)
     assert start_c is not None
     budget_end = None if spec.solver.deadline is None else \
-        spec.solver.deadline - FINISH_SHARE * (spec.solver.budget or 0.0)  # time to choose, check and round
+        spec.solver.deadline - max(FINISH_SHARE * (spec.solver.budget or 0.0), run.finish_s)  # to check and round
     ends = [t for t in (budget_end, None if spec.solver.time_limit is None
                         else time.monotonic() + spec.solver.time_limit) if t is not None]
     search = spec.with_solver(deadline=min(ends)) if ends else spec
@@ -501,7 +525,8 @@ def nearest(spec: Spec, data: Dataset, net: Network, towards: Network, source: s
     """``net``'s activation pattern on the weights nearest (L1) to ``towards`` that realise it with the margin
     (none when there are none): the bits a solver found, on what the start network learned."""
     X = data.features
-    near = nearest_feasible(spec, X, pattern_of(spec, net, X, data.labels), towards)
+    near = nearest_feasible(spec, X, pattern_of(spec, net, X, data.labels), towards,
+                            time_limit=spec.solver.stage_limit())
     return [] if near is None else [evaluate(spec, near, data, source)]
 
 

@@ -130,15 +130,16 @@ def polish(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], start: Network,
 
 
 def nearest_feasible(spec: Spec, X: np.ndarray, pattern: list[np.ndarray], net: Network,
-                     tmin: float = 1e-5) -> Network | None:
+                     tmin: float = 1e-5, time_limit: float | None = None) -> Network | None:
     """The weights nearest to ``net`` (L1) realising ``pattern`` with the epsilon margin and slack ``tmin``.
 
     For heuristic networks (STE) that miss the margin somewhere: unlike max-min polishing, this keeps
-    what the heuristic learned, which is what generalises. Discrete weights stay fixed.
+    what the heuristic learned, which is what generalises. Discrete weights stay fixed. None also when the LP
+    is not solved within ``time_limit``.
     """
     fixed = net if spec.network.weights != "continuous" else None
     b, W, lam = _margin_lp(spec, X, pattern, fixed, "one", tmin, near=net)
-    sol = highs.solve(b.build(), SolveOptions(time_limit=spec.solver.stage_limit()))  # within the budget
+    sol = highs.solve(b.build(), SolveOptions(time_limit=time_limit))
     if sol.status != "optimal" or sol.x is None:
         return None
     return snap_thresholds(spec, X, pattern, network_at(sol.x, spec, W, lam))

@@ -25,6 +25,7 @@ standard errors), and made no difference on average at 20 and 50 (where its fits
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from dataclasses import dataclass, replace
@@ -111,58 +112,78 @@ def _grid(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions) -> list[Ne
     last_gain = np.zeros(R, dtype=np.int64)
     best_W = [np.zeros_like(W) for W in Ws]
     best_l = [np.zeros_like(t) for t in lams]
-    for epoch in range(1, opts.epochs + 1):
-        if opts.deadline is not None and epoch > 1 and time.monotonic() >= opts.deadline:
-            break  # the budget: every run keeps its best epoch so far
-        Wq = [_quantise(W, net.weights) for W in Ws]
-        inputs, pre = _forward(np.broadcast_to(Xs, (R, m, layers[0])), Wq, lams)
-        if argmax:
-            loss = np.sum(np.argmax(pre[-1], axis=2) != labels[None, :], axis=1)
-        elif spec.training.loss == "hamming":
-            loss = np.sum(inputs[-1] != Y[None], axis=(1, 2))
-        else:
-            loss = np.array([loss_value(spec.training.loss, inputs[-1][r].astype(np.int8), Y.astype(np.int8))
-                             for r in range(R)])
-        if sigma > 0.0:  # the gradient step sees the inputs with fresh noise (shared by the runs of an epoch)
-            inputs, pre = _forward((Xs + noise_rng.normal(0.0, sigma, size=Xs.shape))[None], Wq, lams)
-        last_gain = np.where(loss < best_loss, epoch, last_gain)
-        if opts.patience is not None and epoch - last_gain.max() > opts.patience:
-            break
-        better = loss <= best_loss  # ties: later epochs have larger margins
-        if better.any():
-            best_loss = np.where(better, loss, best_loss)
-            for l in range(L):
-                best_W[l][better] = Wq[l][better]
-                best_l[l][better] = lams[l][better]
-        z = pre[-1]
-        if argmax:  # multiclass hinge sum_k relu(1 - (z_y - z_k)), or the squared loss on +-1 targets
-            active = (1.0 - (z[:, rows, labels][:, :, None] - z) > 0) & (Y[None] == 0)
-            hinge = active.astype(np.float64)
-            hinge[:, rows, labels] = -active.sum(axis=2)
-            g = np.where(squared, 2.0 * (z - T), hinge)
-        else:
-            g = weight * np.where(squared, 2.0 * (z - T), -T * (T * z < 1.0))
-        g = g / m
-        grads_w, grads_l = [None] * L, [None] * L
-        for l in range(L - 1, -1, -1):
-            grads_w[l] = g.transpose(0, 2, 1) @ inputs[l]
-            gl = -g.sum(axis=1, keepdims=True)
-            grads_l[l] = gl.sum(axis=2, keepdims=True) if width[l] == 1 else gl
-            if l > 0:
-                g = (g @ Wq[l]) * (np.abs(pre[l - 1]) <= window[l - 1])
-        grads = grads_w + (grads_l if learn_lam else [])
-        for i, gr in enumerate(grads):
-            m1[i] = 0.9 * m1[i] + 0.1 * gr
-            m2[i] = 0.999 * m2[i] + 0.001 * gr * gr
-            step = (m1[i] / (1 - 0.9**epoch)) / (np.sqrt(m2[i] / (1 - 0.999**epoch)) + 1e-8)
-            params[i] -= lr.reshape((R,) + (1,) * (params[i].ndim - 1)) * step  # in place: one of Ws or lams
-            np.clip(params[i], -1.0, 1.0, out=params[i])
+    stopped: KeyboardInterrupt | None = None
+    try:
+        for epoch in range(1, opts.epochs + 1):
+            if opts.deadline is not None and epoch > 1 and time.monotonic() >= opts.deadline:
+                break  # the budget: every run keeps its best epoch so far
+            Wq = [_quantise(W, net.weights) for W in Ws]
+            inputs, pre = _forward(np.broadcast_to(Xs, (R, m, layers[0])), Wq, lams)
+            if argmax:
+                loss = np.sum(np.argmax(pre[-1], axis=2) != labels[None, :], axis=1)
+            elif spec.training.loss == "hamming":
+                loss = np.sum(inputs[-1] != Y[None], axis=(1, 2))
+            else:
+                loss = np.array([loss_value(spec.training.loss, inputs[-1][r].astype(np.int8), Y.astype(np.int8))
+                                 for r in range(R)])
+            if sigma > 0.0:  # the gradient step sees the inputs with fresh noise (shared by the runs of an epoch)
+                inputs, pre = _forward((Xs + noise_rng.normal(0.0, sigma, size=Xs.shape))[None], Wq, lams)
+            last_gain = np.where(loss < best_loss, epoch, last_gain)
+            if opts.patience is not None and epoch - last_gain.max() > opts.patience:
+                break
+            better = loss <= best_loss  # ties: later epochs have larger margins
+            if better.any():  # one assignment: a signal between two statements cannot leave a half-updated best
+                best_loss, best_W, best_l = np.where(better, loss, best_loss), _take(better, Wq, best_W), \
+                    _take(better, lams, best_l)
+            z = pre[-1]
+            if argmax:  # multiclass hinge sum_k relu(1 - (z_y - z_k)), or the squared loss on +-1 targets
+                active = (1.0 - (z[:, rows, labels][:, :, None] - z) > 0) & (Y[None] == 0)
+                hinge = active.astype(np.float64)
+                hinge[:, rows, labels] = -active.sum(axis=2)
+                g = np.where(squared, 2.0 * (z - T), hinge)
+            else:
+                g = weight * np.where(squared, 2.0 * (z - T), -T * (T * z < 1.0))
+            g = g / m
+            grads_w, grads_l = [None] * L, [None] * L
+            for l in range(L - 1, -1, -1):
+                grads_w[l] = g.transpose(0, 2, 1) @ inputs[l]
+                gl = -g.sum(axis=1, keepdims=True)
+                grads_l[l] = gl.sum(axis=2, keepdims=True) if width[l] == 1 else gl
+                if l > 0:
+                    g = (g @ Wq[l]) * (np.abs(pre[l - 1]) <= window[l - 1])
+            grads = grads_w + (grads_l if learn_lam else [])
+            for i, gr in enumerate(grads):
+                m1[i] = 0.9 * m1[i] + 0.1 * gr
+                m2[i] = 0.999 * m2[i] + 0.001 * gr * gr
+                step = (m1[i] / (1 - 0.9**epoch)) / (np.sqrt(m2[i] / (1 - 0.999**epoch)) + 1e-8)
+                params[i] -= lr.reshape((R,) + (1,) * (params[i].ndim - 1)) * step  # in place: one of Ws or lams
+                np.clip(params[i], -1.0, 1.0, out=params[i])
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: every run keeps its best epoch so far
+        stopped = exc
     nets = []
     for r in range(R):
         W = [best_W[l][r].copy() for l in range(L)]
         W[0] = W[0] * scale  # a power of two: exact, and within [-1, 1]
         nets.append(Network(W, [np.broadcast_to(best_l[l][r, 0], (layers[l + 1],)).copy() for l in range(L)]))
+    if stopped is not None:
+        raise SteInterrupted([nets[r] for r in np.argsort(best_loss, kind="stable")], stopped)
     return nets
+
+
+def _take(better: np.ndarray, new: list[np.ndarray], old: list[np.ndarray]) -> list[np.ndarray]:
+    """Per layer, the runs' new parameters where ``better`` (one flag per run, the stacks' first axis), else the
+    old ones: new arrays, never views of parameters that the next step changes in place."""
+    return [np.where(better.reshape((-1,) + (1,) * (n.ndim - 1)), n, o) for n, o in zip(new, old, strict=True)]
+
+
+class SteInterrupted(KeyboardInterrupt):
+    """Ctrl-C or a signal stopped the grid: ``networks``, every run's best epoch so far (lowest loss first, in
+    floating point: no time for the exact ranking), and the interrupt it came from (``signum``, if a signal)."""
+
+    def __init__(self, networks: list[Network], cause: KeyboardInterrupt) -> None:
+        super().__init__()
+        self.networks, self.cause = networks, cause
+        self.signum = getattr(cause, "signum", None)
 
 
 def ranked_grid(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions) -> list[tuple[int, Network]]:
@@ -170,8 +191,11 @@ def ranked_grid(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions) -> l
     trains on noisy inputs where ``opts.noise`` > 0."""
     nets = _grid(spec, np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64), opts)
     labels = Y.argmax(axis=1) if Y.shape[1] > 1 else Y[:, 0]
-    losses = [training_loss(n, X, labels, Y.astype(np.int8), spec.training.loss, spec.network.output)
-              for n in nets]
+    try:
+        losses = [training_loss(n, X, labels, Y.astype(np.int8), spec.training.loss, spec.network.output)
+                  for n in nets]
+    except KeyboardInterrupt as exc:
+        raise SteInterrupted(nets, exc) from None
     return sorted(zip(losses, nets, strict=True), key=lambda p: p[0])
 
 
@@ -182,8 +206,18 @@ def ste_train(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions | None 
     opts = opts or SteOptions()
     plain = ranked_grid(spec, X, Y, replace(_halfway(opts), noise=0.0))
     if opts.noise > 0.0 and plain[0][0] == 0:
-        plain = [p for p in ranked_grid(spec, X, Y, opts) if p[0] == 0] + plain
+        with _after([n for _, n in plain]):
+            plain = [p for p in ranked_grid(spec, X, Y, opts) if p[0] == 0] + plain
     return [n for _, n in plain]
+
+
+@contextlib.contextmanager
+def _after(first: list[Network]):
+    """A second grid interrupted: the first grid's networks (ranked exactly) come before its partial ones."""
+    try:
+        yield
+    except SteInterrupted as exc:
+        raise SteInterrupted(first + exc.networks, exc.cause) from None
 
 
 def search_starts(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions | None = None
@@ -196,5 +230,6 @@ def search_starts(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions | N
     +2.1 +- 0.9 points of exact match, both at loss 0)."""
     opts = opts or SteOptions()
     plain = [n for _, n in ranked_grid(spec, X, Y, replace(_halfway(opts), noise=0.0))]
-    noisy = [n for _, n in ranked_grid(spec, X, Y, opts)] if opts.noise > 0.0 else []
+    with _after(plain):
+        noisy = [n for _, n in ranked_grid(spec, X, Y, opts)] if opts.noise > 0.0 else []
     return noisy + plain, plain[0]
