@@ -369,11 +369,11 @@ def _check(model: StandardModel, doc: dict[str, Any], rep: CheckReport) -> None:
     if not isinstance(doc, dict):
         rep.fail("expected a JSON object")
         return
-    if isinstance(doc.get("version"), bool) or doc.get("version") not in (1, 2, 3):
-        rep.fail(f"unknown proof version {doc.get('version')!r} (this checker reads versions 1, 2 and 3)")
-        return
     if doc.get("model_sha256") != model.fingerprint():  # lemma 2
         rep.fail("the proof refers to another model (sha256 differs)")
+        return
+    if isinstance(doc.get("version"), bool) or doc.get("version") not in (1, 2, 3):
+        rep.fail(f"unknown proof version {doc.get('version')!r} (this checker reads versions 1, 2 and 3)")
         return
     if doc.get("sense", "min") != "min":
         rep.fail("only minimisation proofs are supported")

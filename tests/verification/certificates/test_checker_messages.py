@@ -44,6 +44,8 @@ SAME = "node %d: children must branch on the same integer column (or the same di
 BRANCH = "node 1: expected a branch [column or [[column, coefficient], ...], '<=' or '>=', value]"
 EDITS = [
     ("not a mapping", lambda d: d.clear() or d.update({"x": 1}), "the proof refers to another model (sha256 differs)"),
+    ("version 99", _set(["version"], 99), "unknown proof version 99 (this checker reads versions 1, 2 and 3)"),
+    ("version true", _set(["version"], True), "unknown proof version True (this checker reads versions 1, 2 and 3)"),
     ("sense", _set(["sense"], "max"), "only minimisation proofs are supported"),
     ("no claim", _set(["claimed_bound"], None), "no claimed bound"),
     ("bool claim", _set(["claimed_bound"], True), "claimed_bound: expected a number, got True"),
