@@ -71,12 +71,12 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
 
     from bnnmilp.cli import terminal
     from bnnmilp.errors import EXIT_CLAIM_FALSE, SolverError
-    from bnnmilp.io.runs import FINISHED, discard_checkpoints, loss_note, prepare_run_dir, write_run
+    from bnnmilp.io.runs import FINISHED, discard_checkpoints, loss_note, owned_run_dir, write_run
     from bnnmilp.training.pipeline import train
 
     started = time.monotonic()  # the budget counts from the command's start
     spec, ds = load_inputs(network, data)
-    prepare_run_dir(run_dir, force)
+    created = click.get_current_context().with_resource(owned_run_dir(run_dir, force))  # locked to the end
     spec = spec.with_solver(name=solver, time_limit=stage_time_limit, node_limit=node_limit, mip_gap=mip_gap,
                             threads=threads)
     if ensemble:  # members run as separate jobs: the limit is each member's
@@ -100,7 +100,6 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
                         f"{spec.network.thresholds} thresholds, {spec.training.loss} loss) on {ds.n_samples} "
                         f"samples with {spec.solver.name}")
     t0 = time.perf_counter()
-    created = not Path(run_dir).exists()
     with terminal.solve_progress("solving", spec.solver.budget or spec.solver.time_limit) as progress:
         res = train(spec, ds, progress=progress, checkpoint=lambda r: write_run(r, run_dir), announce=terminal.note)
     sol, best = res.solution, res.best

@@ -8,6 +8,9 @@ solver's bound, so ``verify`` needs nothing else.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,8 +24,11 @@ from bnnmilp.io.yamlio import (
     check_output_path,
     fraction_str,
     read_yaml,
+    strict_json,
     write_json_atomic,
+    write_together,
     write_yaml_atomic,
+    yaml_text,
 )
 from bnnmilp.network import Network
 from bnnmilp.network.sparse import Csr, is_sparse
@@ -49,18 +55,60 @@ def _stage_doc(st: StageResult) -> dict[str, Any]:
             "nodes": s.nodes, "runtime_s": round(s.runtime_s, 6), "kept_value": st.value}
 
 
-def prepare_run_dir(run_dir: str | Path, force: bool = False) -> Path:
-    """Check (before any solving) that the run folder can be written and holds no earlier run.
+LOCK = ".bnnmilp.lock"  # in a run folder while a command writes it: holds the writer's process id
+_HELD: dict[str, int] = {}  # run folder -> the open descriptor of its lock (released when the process ends)
+
+
+def lock_run_dir(p: Path) -> None:
+    """Take the run folder's lock (an exclusive flock on RUN/.bnnmilp.lock, kept until this process ends): a
+    second writer of the same folder is refused at once, naming the process that holds it."""
+    import fcntl
+
+    key = os.path.realpath(p)
+    if key in _HELD:
+        return
+    try:
+        fd = os.open(p / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise OutputError(str(p), f"cannot create its lock file ({exc.strerror})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise OutputError(str(p), f"is being written by process {holder}: wait for it to end, or choose another "
+                                  "folder") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _HELD[key] = fd
+
+
+def release_run_dir(p: Path) -> None:
+    """Give the lock back and remove its file (after a failure that leaves the folder as it was)."""
+    fd = _HELD.pop(os.path.realpath(p), None)
+    if fd is not None:
+        (p / LOCK).unlink(missing_ok=True)
+        os.close(fd)
+
+
+def prepare_run_dir(run_dir: str | Path, force: bool = False) -> bool:
+    """Check (before any solving) that the run folder can be written and holds no earlier run, and lock it for
+    this process. Returns whether the folder was created here (so that a failure can remove it again).
 
     A folder with files refuses unless ``force``, which first removes the files bnnmilp writes there
     (``jobs/`` alone is kept without it: an interrupted ensemble resumes from it)."""
     import shutil
 
     p = check_output_path(run_dir, folder=True)
-    if not p.exists():
-        return p
-    present = sorted(x.name for x in p.iterdir() if x.name != "jobs" or force)
+    created = not p.exists()
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(str(p), f"cannot create it ({exc.strerror})") from None
+    lock_run_dir(p)
+    present = sorted(x.name for x in p.iterdir() if x.name != LOCK and (x.name != "jobs" or force))
     if present and not force:
+        release_run_dir(p)
         shown = ", ".join(present[:4]) + (", ..." if len(present) > 4 else "")
         raise OutputError(str(p), f"not empty ({shown}): choose a new folder, or --force to replace the files "
                                   "bnnmilp wrote there")
@@ -70,7 +118,23 @@ def prepare_run_dir(run_dir: str | Path, force: bool = False) -> Path:
             shutil.rmtree(q)
         elif q.exists() or q.is_symlink():
             q.unlink()
-    return p
+    return created
+
+
+@contextlib.contextmanager
+def owned_run_dir(run_dir: str | Path, force: bool = False) -> Iterator[bool]:
+    """:func:`prepare_run_dir` for the length of a command: yields whether the folder was created; at the end,
+    whatever happened, the lock is given back, and a folder this command created and left without a result
+    (no weights, no certificate: bad input found late, a failure, a signal before the first checkpoint) is
+    removed again."""
+    created = prepare_run_dir(run_dir, force)
+    p = Path(run_dir)
+    try:
+        yield created
+    finally:
+        release_run_dir(p)
+        if created and p.is_dir() and not any(p.iterdir()):
+            p.rmdir()
 
 
 def loss_note(res: TrainResult) -> str | None:
@@ -157,26 +221,59 @@ def discard_checkpoints(run_dir: str | Path, created: bool) -> None:
     out = Path(run_dir)
     for name in ("weights.yaml", "weights.npz", "certificate.json"):
         (out / name).unlink(missing_ok=True)
+    release_run_dir(out)
     if created and out.is_dir() and not any(out.iterdir()):
         out.rmdir()
 
 
 def write_run(res: TrainResult, run_dir: str | Path, fmt: str | None = None) -> dict[str, Path]:
     """Write the run folder; the weights only when a network exists, as weights.yaml or, for networks with
-    more than NPZ_ABOVE parameters (or ``fmt="npz"``), weights.npz."""
+    more than NPZ_ABOVE parameters (or ``fmt="npz"``), weights.npz. The certificate carries the weights'
+    fingerprint, and both files are written together (neither replaced unless both could be written)."""
+    import json
+
     out = Path(run_dir)
-    paths = {"certificate": write_json_atomic(out / "certificate.json", certificate_doc(res))}
+    cert = certificate_doc(res)
+    items: list[tuple[Path, Any]] = []
     if res.best is not None:
-        size = sum(w.size + t.size for w, t in zip(res.best.network.weights, res.best.network.thresholds,
-                                                   strict=True))
+        cert["weights_sha256"] = res.best.network.sha256()
+        net = res.best.network
+        size = sum(w.size + t.size for w, t in zip(net.weights, net.thresholds, strict=True))
+        doc = weights_doc(res)
         if (fmt or ("npz" if size > NPZ_ABOVE else "yaml")) == "npz":
-            paths["weights"] = write_weights_npz(out / "weights.npz", weights_doc(res))
+            items.append((out / "weights.npz", lambda tmp: tmp.write_bytes(weights_npz_bytes(doc))))
         else:
-            paths["weights"] = write_yaml_atomic(out / "weights.yaml", weights_doc(res))
-    return paths
+            items.append((out / "weights.yaml", lambda tmp: tmp.write_text(yaml_text(doc), encoding="utf-8")))
+    text = json.dumps(strict_json(cert), indent=2, allow_nan=False) + "\n"
+    items.append((out / "certificate.json", lambda tmp: tmp.write_text(text, encoding="utf-8")))
+    written = write_together(items)
+    return {"weights": written[0], "certificate": written[1]} if len(written) == 2 else {"certificate": written[0]}
+
+
+def check_bound(p: Path, net: Network) -> None:
+    """A run folder's weights and certificate must be of one run: the certificate's ``weights_sha256`` (when it
+    has one) is the fingerprint of these weights. Files of two runs (two writers, a copy, a half-failed write)
+    are refused."""
+    from bnnmilp.io.yamlio import loads_json, read_input
+
+    cert = p.parent / "certificate.json"
+    if p.name not in ("weights.yaml", "weights.npz") or not cert.is_file():
+        return
+    doc = loads_json(read_input(cert, WeightsError), cert, WeightsError)
+    said = doc.get("weights_sha256") if isinstance(doc, dict) else None
+    if said is not None and said != net.sha256():
+        raise WeightsError(str(p.parent), None, f"{p.name} and certificate.json are not of the same run (weights "
+                                                f"fingerprint {net.sha256()[:12]}, the certificate's {str(said)[:12]})"
+                                                ": train again into an empty folder")
 
 
 def write_weights_npz(path: str | Path, doc: dict[str, Any]) -> Path:
+    """A weights document as NPZ (:func:`weights_npz_bytes`), written atomically."""
+    data = weights_npz_bytes(doc)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def weights_npz_bytes(doc: dict[str, Any]) -> bytes:
     """A weights document as NPZ: the header (every key but ``layers``) as JSON, then one float64 array per
     layer's weights and thresholds (``W0``, ``t0``, ...; a sparse layer as ``W0.indptr``, ``W0.indices``,
     ``W0.data``, ``W0.shape``): exact doubles, loaded without YAML parsing."""
@@ -197,7 +294,7 @@ def write_weights_npz(path: str | Path, doc: dict[str, Any]) -> Path:
         arrays[f"t{l}"] = np.asarray(layer["thresholds"], dtype=np.float64)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    return atomic_write(path, lambda tmp: tmp.write_bytes(buf.getvalue()))
+    return buf.getvalue()
 
 
 def write_network(path: str | Path, net: Network, header: dict[str, Any]) -> Path:
@@ -316,6 +413,8 @@ def weights_file(p: Path, doc: dict[str, Any], where: str = "") -> WeightsFile:
                                                       f"{doc.get('version')!r}")
     spec = parse_spec({"network": doc["network"], "training": doc.get("training", {})}, str(p))
     net = Network.from_layers_doc(doc["layers"], str(p), list(spec.network.layers))
+    if not where:
+        check_bound(p, net)
     return WeightsFile(str(p), spec, net, doc)
 
 

@@ -231,6 +231,34 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return target
 
 
+def write_together(items: list[tuple[str | Path, Callable[[Path], None]]]) -> list[Path]:
+    """Write several files that belong together: each to a temporary file beside its target first, and only
+    when every one is written (a full disk fails here, leaving the previous files untouched) renamed into
+    place, in the order given. Regular files only (a run folder's)."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, write in items:
+            real = Path(os.path.realpath(path))
+            real.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=real.suffix, dir=real.parent)
+            os.close(fd)
+            staged.append((Path(tmp), real))
+            write(Path(tmp))
+            os.chmod(tmp, (stat.S_IMODE(os.stat(real).st_mode) if real.exists() else 0o666 & ~_umask()))
+    except OSError as exc:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise OutputError(str(items[len(staged) - 1][0]), f"cannot write ({exc.strerror or exc.__class__.__name__})"
+                          ) from exc
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, real in staged:
+        os.replace(tmp, real)
+    return [real for _, real in staged]
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -245,8 +273,12 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def yaml_text(doc: Any) -> str:
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120)
+
+
 def write_yaml_atomic(path: str | Path, doc: Any) -> Path:
-    return write_text_atomic(path, yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120))
+    return write_text_atomic(path, yaml_text(doc))
 
 
 def fraction_str(q: Fraction) -> str:

@@ -68,6 +68,19 @@ class Network:
     def layers(self) -> list[int]:
         return [self.weights[0].shape[1]] + [w.shape[0] for w in self.weights]
 
+    def sha256(self) -> str:
+        """Fingerprint of the exact numbers (shapes, weights, thresholds; a sparse layer's non-zeros): binds a run
+        folder's certificate to the weights it was written with."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for W, lam in zip(self.weights, self.thresholds, strict=True):
+            parts = (W.indptr, W.indices, W.data) if isinstance(W, Csr) else (W,)
+            h.update(np.asarray(W.shape, dtype="<i8").tobytes())
+            for part in (*parts, lam):
+                h.update(np.ascontiguousarray(part, dtype="<f8").tobytes())
+        return h.hexdigest()
+
     # ---- exact forward pass -------------------------------------------------
     def _layer(self, l: int, inp: np.ndarray, bits_in: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Bits of layer l (0-based) for inputs ``inp``, exact; also d = a - lambda in floating point and

@@ -1,0 +1,116 @@
+"""A run folder is one run's, whole: one writer at a time, weights and certificate bound together, and a write
+that fails (a full disk) or a kill -9 leaves the previous files, a labelled checkpoint or nothing, never a mix."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from bnnmilp.cli import main
+from tests.cli.test_honest_failures import _in_private_mount
+
+ROOT = Path(__file__).resolve().parents[2]
+XOR = [str(ROOT / "configs/xor.yaml"), str(ROOT / "samples/xor.yaml")]
+DIGITS = [str(ROOT / "configs/digits.yaml"), str(ROOT / "samples/digits_k10.yaml")]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _start(args: list[str]) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "bnnmilp", "--progress", "plain", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # the folder is locked before training starts
+        if "STE heuristic" in line or "solving" in line:
+            break
+    return proc
+
+
+def test_a_second_writer_is_refused_naming_the_first(tmp_path):
+    first = _start(["train", *DIGITS, "-o", str(tmp_path / "run"), "--time-limit", "30"])
+    try:
+        r = run("train", *XOR, "-o", tmp_path / "run")
+        assert r.exit_code == 2
+        assert r.stderr.strip() == (f"bnnmilp: error: {tmp_path / 'run'}: is being written by process {first.pid}: "
+                                    "wait for it to end, or choose another folder")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["certificate.json", "weights.yaml"]
+    assert run("verify", tmp_path / "run", DIGITS[1]).exit_code == 0
+
+
+def test_files_of_two_runs_are_refused(tmp_path):
+    for name, seed in (("a", "0"), ("b", "1")):
+        assert run("train", *XOR, "-o", tmp_path / name, "--seed", seed, "--time-limit", "10").exit_code == 0
+    a, b = (yaml.safe_load((tmp_path / n / "weights.yaml").read_text())["layers"] for n in "ab")
+    assert a != b  # two different networks
+    shutil.copy(tmp_path / "b/certificate.json", tmp_path / "a/certificate.json")
+    for command in ("verify", "predict"):
+        r = run(command, tmp_path / "a", XOR[1])
+        assert r.exit_code == 2
+        assert "weights.yaml and certificate.json are not of the same run" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert run("verify", tmp_path / "b", XOR[1]).exit_code == 0
+
+
+def test_the_certificate_names_the_weights_it_was_written_with(tmp_path):
+    from bnnmilp.io.runs import load_weights
+
+    assert run("train", *XOR, "-o", tmp_path / "r", "--time-limit", "10").exit_code == 0
+    cert = json.loads((tmp_path / "r/certificate.json").read_text())
+    assert cert["weights_sha256"] == load_weights(tmp_path / "r").network.sha256()
+
+
+def test_a_full_disk_leaves_no_run(tmp_path):
+    """Room for one file of the run but not both: neither is put in place, and the folder is removed."""
+    script = (f"mount -t tmpfs -o size=4k tmpfs disk && {sys.executable} -m bnnmilp train {XOR[0]} {XOR[1]} "
+              f"-o disk/run --time-limit 10; echo \"exit $?\"; ls -A disk")
+    (tmp_path / "disk").mkdir()
+    p = _in_private_mount(script, tmp_path)
+    lines = p.stdout.split()
+    assert lines == ["exit", "2"], p.stdout + p.stderr
+    err = [ln for ln in p.stderr.splitlines() if ln.startswith("bnnmilp")]
+    assert len(err) == 1 and "No space left on device" in err[0], p.stderr
+
+
+def _state(folder: Path, data: str) -> str:
+    """absent, checkpoint or complete; anything else (a mix, a file without its partner) fails the test."""
+    if not folder.exists():
+        return "absent"
+    names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    if not names:
+        return "absent"
+    assert {"weights.yaml", "certificate.json"} <= set(names), names
+    assert not [p for p in folder.iterdir() if p.name.startswith(".") and p.name != ".bnnmilp.lock"], \
+        "temporary files left"
+    r = run("verify", folder, data)
+    assert r.exit_code == 0, r.stderr
+    doc = yaml.safe_load((folder / "weights.yaml").read_text())
+    return "checkpoint" if doc["training_loss"].get("checkpoint") else "complete"
+
+
+@pytest.mark.slow
+def test_kill_9_at_ten_random_points_of_train_never_leaves_a_mix(tmp_path):
+    rng = random.Random(35)
+    seen = set()
+    for i in range(10):
+        out = tmp_path / f"run{i}"
+        proc = subprocess.Popen([sys.executable, "-m", "bnnmilp", "train", *DIGITS, "-o", str(out),
+                                 "--time-limit", "8"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, 9.0))
+        proc.kill()
+        proc.wait()
+        seen.add(_state(out, DIGITS[1]))
+    assert seen <= {"absent", "checkpoint", "complete"}
