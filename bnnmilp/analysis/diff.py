@@ -109,7 +109,7 @@ def value_and_grad(model: StandardModel, time_limit: float | None = None, priori
     returned and ``kink`` is set. The same probe along a random direction of c detects several optimal
     solutions (a kink with respect to the objective), which also sets ``kink``.
     """
-    sol = require_optimal(highs.solve(model, SolveOptions(time_limit=time_limit, tight=True)), "the MILP",
+    sol = require_optimal(highs.solve_or_stop(model, SolveOptions(time_limit=time_limit, tight=True)), "the MILP",
                           "; try a longer --time-limit")
     z = float(sol.objective)
     tree = branch_and_bound(model, cutoff=z, time_limit=time_limit, priority=priority, tight=True)
@@ -136,7 +136,8 @@ def value_and_grad(model: StandardModel, time_limit: float | None = None, priori
         if lf is home or lf.bound > z + scale or any(np.allclose(lf.y, c, atol=1e-9) for c in cands):
             continue
         n = nodes[lf.node]
-        other = highs.solve(_box_model(model, n.lower, n.upper), SolveOptions(time_limit=time_limit, tight=True))
+        other = highs.solve_or_stop(_box_model(model, n.lower, n.upper),
+                                    SolveOptions(time_limit=time_limit, tight=True))
         if other.status == "optimal" and other.objective is not None and other.objective <= z + scale:
             add(lf.y)
     d = np.random.default_rng(seed).standard_normal(model.n_rows)
@@ -145,8 +146,8 @@ def value_and_grad(model: StandardModel, time_limit: float | None = None, priori
     h = 1e-5
     add(_leaf_duals(_shift(model, h * d), n.lower, n.upper))
     add(_leaf_duals(_shift(model, -h * d), n.lower, n.upper))
-    zp = highs.solve(_shift(model, h * d), SolveOptions(time_limit=time_limit, tight=True))
-    zm = highs.solve(_shift(model, -h * d), SolveOptions(time_limit=time_limit, tight=True))
+    zp = highs.solve_or_stop(_shift(model, h * d), SolveOptions(time_limit=time_limit, tight=True))
+    zm = highs.solve_or_stop(_shift(model, -h * d), SolveOptions(time_limit=time_limit, tight=True))
     # the pieces on either side: the leaves holding the optima at b +- h d, with their LP duals there
     for side, sgn in ((zp, 1.0), (zm, -1.0)):
         if side.x is not None:
@@ -164,8 +165,8 @@ def value_and_grad(model: StandardModel, time_limit: float | None = None, priori
     # the objective: x* is the gradient where the optimal solution is unique; probe along a random e
     e = np.random.default_rng(seed + 1).standard_normal(model.n_cols)
     e /= np.linalg.norm(e)
-    cp = highs.solve(replace(model, c=model.c + h * e), SolveOptions(time_limit=time_limit, tight=True))
-    cm = highs.solve(replace(model, c=model.c - h * e), SolveOptions(time_limit=time_limit, tight=True))
+    cp = highs.solve_or_stop(replace(model, c=model.c + h * e), SolveOptions(time_limit=time_limit, tight=True))
+    cm = highs.solve_or_stop(replace(model, c=model.c - h * e), SolveOptions(time_limit=time_limit, tight=True))
     x_cands = [x] + [s.x for s in (cp, cm) if s.x is not None and not np.allclose(s.x, x, atol=1e-7)]
     kink_obj = True
     if cp.status == cm.status == "optimal":

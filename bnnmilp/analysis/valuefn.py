@@ -51,7 +51,7 @@ def value_function(model: StandardModel, row: int, betas: np.ndarray, time_limit
     """
     out: list[float | None] = []
     for b in betas:
-        sol = highs.solve(with_rhs(model, row, float(b)), SolveOptions(time_limit=time_limit, tight=True))
+        sol = highs.solve_or_stop(with_rhs(model, row, float(b)), SolveOptions(time_limit=time_limit, tight=True))
         out.append(sol.objective if sol.status == "optimal" else None)
     return out
 
@@ -88,7 +88,7 @@ def dual_function(model: StandardModel, row: int, b0: float, time_limit: float |
         bound from the tree's leaf multipliers).
     """
     at = with_rhs(model, row, b0)
-    sol = highs.solve(at, SolveOptions(time_limit=time_limit, tight=True))
+    sol = highs.solve_or_stop(at, SolveOptions(time_limit=time_limit, tight=True))
     cutoff = sol.objective if sol.status == "optimal" else None
     tree = branch_and_bound(at, cutoff=cutoff, time_limit=time_limit, propagate=False,  # leaves valid for all b,
                             splits=False)  # each an affine piece y.b + box part

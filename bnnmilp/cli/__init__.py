@@ -46,6 +46,17 @@ def _on_signal(signum: int, frame: object) -> None:
     raise Terminated(signum)
 
 
+def _interrupt_of(exc: KeyboardInterrupt) -> tuple[str, int]:
+    """The word and exit status of an interrupt: a signal's own, also when the library absorbed the signal's
+    exception (a solver stopped by it) and raised a plain KeyboardInterrupt on its behalf."""
+    signum = getattr(exc, "signum", None)
+    if signum is not None:
+        return CAUGHT[signal.Signals(signum)]
+    if SIGNALS["terminated"]:
+        return next(w for w, c in CAUGHT.values() if c == SIGNALS["code"]), int(SIGNALS["code"])
+    return "interrupted", EXIT_INTERRUPTED
+
+
 def exit_code_of_interrupt() -> int:
     """130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP."""
     return int(SIGNALS["code"])
@@ -144,8 +155,7 @@ class App(click.Group):
         except KeyboardInterrupt as exc:
             if _debug(ctx):
                 raise
-            word, code = CAUGHT[signal.Signals(exc.signum)] if isinstance(exc, Terminated) else \
-                ("interrupted", EXIT_INTERRUPTED)
+            word, code = _interrupt_of(exc)
             self._fail(ctx, f"bnnmilp: {word}", code)
         except Exception as exc:
             if _debug(ctx):

@@ -74,13 +74,33 @@ def lock_run_dir(p: Path) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
         os.close(fd)
-        raise OutputError(str(p), f"is being written by process {holder}: wait for it to end, or choose another "
-                                  "folder") from None
+        _refuse_held(p)  # names the holder
+        raise OutputError(str(p), "is being written by another process") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     _HELD[key] = fd
+
+
+def _refuse_held(p: Path) -> None:
+    """Refuse a folder whose lock another process holds (probing it changes nothing in the folder)."""
+    import fcntl
+
+    if os.path.realpath(p) in _HELD:
+        return
+    try:
+        fd = os.open(p / LOCK, os.O_RDWR)
+    except OSError:
+        return  # no lock file: nobody writes here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+        raise OutputError(str(p), f"is being written by process {holder}: wait for it to end, or choose another "
+                                  "folder") from None
+    finally:
+        os.close(fd)
 
 
 def release_run_dir(p: Path) -> None:
@@ -101,17 +121,19 @@ def prepare_run_dir(run_dir: str | Path, force: bool = False) -> bool:
 
     p = check_output_path(run_dir, folder=True)
     created = not p.exists()
+    if not created and not force:
+        _refuse_earlier_run(p)  # before the lock: a folder that holds a run is refused untouched
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(str(p), f"cannot create it ({exc.strerror})") from None
     lock_run_dir(p)
-    present = sorted(x.name for x in p.iterdir() if x.name != LOCK and (x.name != "jobs" or force))
-    if present and not force:
-        release_run_dir(p)
-        shown = ", ".join(present[:4]) + (", ..." if len(present) > 4 else "")
-        raise OutputError(str(p), f"not empty ({shown}): choose a new folder, or --force to replace the files "
-                                  "bnnmilp wrote there")
+    if not force:
+        try:  # again under the lock: another writer may have filled it meanwhile
+            _refuse_earlier_run(p)
+        except OutputError:
+            release_run_dir(p)
+            raise
     for name in OWNED:
         q = p / name
         if q.is_dir() and not q.is_symlink():
@@ -119,6 +141,15 @@ def prepare_run_dir(run_dir: str | Path, force: bool = False) -> bool:
         elif q.exists() or q.is_symlink():
             q.unlink()
     return created
+
+
+def _refuse_earlier_run(p: Path) -> None:
+    _refuse_held(p)
+    present = sorted(x.name for x in p.iterdir() if x.name not in (LOCK, "jobs"))
+    if present:
+        shown = ", ".join(present[:4]) + (", ..." if len(present) > 4 else "")
+        raise OutputError(str(p), f"not empty ({shown}): choose a new folder, or --force to replace the files "
+                                  "bnnmilp wrote there")
 
 
 @contextlib.contextmanager

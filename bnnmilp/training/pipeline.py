@@ -500,8 +500,9 @@ def _searched(run: Run) -> TrainResult:
               anchor=None if given is None else given.network)
     clock.lap("lns")
     stage = StageResult("lns", res.solution, float(res.best.loss))
-    pattern = pattern_of(spec, res.best.network, data.features, data.labels)
-    cands = [start_c, res.best, *refined(run, res.best.network, pattern, "lns", exact=True)]
+    stopped = res.solution.status == "interrupted"  # a signal: write what is there, no more solves
+    pattern = None if stopped else pattern_of(spec, res.best.network, data.features, data.labels)
+    cands = [start_c, res.best, *([] if stopped else refined(run, res.best.network, pattern, "lns", exact=True))]
     clock.lap("polish")
     best = selected(run, cands)
     stats = {"lns_steps": res.steps, "lns_improved": res.improved}

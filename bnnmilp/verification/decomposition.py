@@ -113,7 +113,7 @@ def prove_group(spec: Spec, ds: Dataset, samples: list[int], time_limit: float, 
     t0 = time.perf_counter()
     tm = group_training(spec, ds, samples)
     model = tm.model
-    sol = highs.solve(model, SolveOptions(time_limit=time_limit))
+    sol = highs.solve_or_stop(model, SolveOptions(time_limit=time_limit))
     optimum = sol.objective if sol.status == "optimal" else None
     target = optimum if optimum is not None else (sol.bound if sol.bound is not None else 0.0)
     target = max(0.0, float(round(target) if optimum is not None else math.ceil(target - 1e-6)))

@@ -254,7 +254,7 @@ def certify(target: str | Path | StandardModel, data: str | Path | Dataset | Non
     model, tm, cutoff = _model(target, data)
     incumbent_by = "the run's exact loss" if cutoff is not None else "HiGHS (floating point, not checked)"
     if cutoff is None:
-        sol = require_optimal(highs.solve(model, SolveOptions(time_limit=time_limit)), "the model",
+        sol = require_optimal(highs.solve_or_stop(model, SolveOptions(time_limit=time_limit)), "the model",
                               ": nothing to certify")
         cutoff = round(sol.objective) if model.objective_integral else sol.objective
     priority = tm.branching_priority() if tm is not None else None

@@ -114,7 +114,7 @@ class QuerySession:
                 lower, upper = {"tpos": (-x[j], inf), "tneg": (x[j], inf), "rlo": (x[j], inf),
                                 "rhi": (-inf, x[j])}[k]
                 h.changeRowBounds(start + j, float(lower), float(upper))
-        sol = highs.solve(self.model, guarded(time_limit) if presolve is None else
+        sol = highs.solve_or_stop(self.model, guarded(time_limit) if presolve is None else
                           SolveOptions(time_limit=time_limit, presolve=presolve), h=h)
         self.broken = bool(sol.info.get("abandoned"))
         return sol
@@ -272,13 +272,13 @@ def _reduced_milp(net: Network, x: np.ndarray, r, opts: RobustOptions, target: n
                      opts.norm, np.zeros(1) if label is not None else np.asarray(target), label)
     model = get("reduced_robustness").build(q)
     t0 = time.perf_counter()
-    sol = highs.solve(model, guarded(limit))
+    sol = highs.solve_or_stop(model, guarded(limit))
     what = f"reduced MILP over {flips}, {D.shape[1]} free second-layer units"
     if sol.status == "infeasible":
         if not opts.cross_check:
             return "robust", None, f"{what}: solver proof of infeasibility (not cross-checked)", "milp"
         presolve, one, other = checking(sol)
-        again = highs.solve(model, SolveOptions(time_limit=max(0.01, limit - (time.perf_counter() - t0)),
+        again = highs.solve_or_stop(model, SolveOptions(time_limit=max(0.01, limit - (time.perf_counter() - t0)),
                                                 presolve=presolve))
         if again.status == "infeasible":
             return "robust", None, f"{what}: solver proof of infeasibility, confirmed with presolve {other}", "milp"
@@ -497,24 +497,25 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
             return session.solve(x, ref, lo, hi, presolve=presolve, time_limit=left())
     else:
         model = get("robustness").build(q)
-        sol = highs.solve(model, guarded(left()) if sol is None else SolveOptions(time_limit=left(), presolve=False))
+        sol = highs.solve_or_stop(model, guarded(left()) if sol is None else
+                                  SolveOptions(time_limit=left(), presolve=False))
 
         def again(presolve: bool):
-            return highs.solve(model, SolveOptions(time_limit=left(), presolve=presolve))
+            return highs.solve_or_stop(model, SolveOptions(time_limit=left(), presolve=presolve))
     if sol.x is not None and not replay(net, _candidate(sol.x, x.shape[0], opts, lo, hi), x, ref, opts, lo, hi)[0]:
         # a tie, or a point within solver tolerance of a threshold: first ask for a counterexample that keeps
         # a clear margin from every inexact threshold (an under-approximation: any point it finds is genuine)
-        under = highs.solve(get("robustness").build(replace(q, margin=1e-5)), guarded(left()))
+        under = highs.solve_or_stop(get("robustness").build(replace(q, margin=1e-5)), guarded(left()))
         if under.x is not None:
             sol = under
         elif q.delta[0] == 0.0 and not opts.min_eps:
             # real-valued first layer: maximise the slack of its strict rows; s* = 0 means only ties remain
             model = get("robustness").build(replace(q, strict=True))
-            sol = highs.solve(model, guarded(left()))
+            sol = highs.solve_or_stop(model, guarded(left()))
             if sol.status == "optimal" and sol.objective is not None and -sol.objective <= 1e-9:
                 if opts.cross_check:
                     presolve, _, other = checking(sol)
-                    chk = highs.solve(model, SolveOptions(time_limit=left(), presolve=presolve))
+                    chk = highs.solve_or_stop(model, SolveOptions(time_limit=left(), presolve=presolve))
                     if chk.status != "optimal" or chk.objective is None or -chk.objective > 1e-9:
                         return done("unknown", "milp", note=f"strict-slack optimum differs with presolve {other}")
                 return done("robust", "milp", note="only ties change the output: the solver's maximal strict "
@@ -822,20 +823,30 @@ def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: Rob
     def left() -> float | None:  # one time limit for the whole query
         return None if opts.time_limit is None else max(0.01, opts.time_limit - (time.perf_counter() - t0))
 
-    for rival in range(ens.n_classes):
-        if rival == ref:
-            continue
+    found = falsify_ensemble(ens, x, ref, opts, lo, hi, np.random.default_rng([FALSIFY_SEED, index]))
+    if found is not None:
+        xp, dist, winner = found
+        return done("not_robust", "sampling", counterexample=xp.tolist(), distance=fraction_str(dist),
+                    note=f"class {winner} wins at a sampled point; replayed exactly")
+    bits = member_bit_ranges([n for n, _ in exact], lo, hi)
+    gaps = {r: vote_gap_bound(bits, ens.classes, r, ref) for r in range(ens.n_classes) if r != ref}
+    rivals = sorted((r for r, g in gaps.items() if g > 0 or (g == 0 and r < ref)), key=lambda r: -gaps[r])
+    # the rival with the most room first: a counterexample ends the query before the others' proofs
+    if not rivals:
+        return done("robust", "interval", note="interval arithmetic: no rival class can collect more votes than "
+                                               f"class {ref} anywhere in the box")
+    for rival in rivals:
         q = EnsembleQuery([n for n, _ in exact], ens.classes, x.astype(np.float64), ref, rival, lo, hi, opts.eps,
                           opts.norm, opts.domain == "integer", [d for _, d in exact])
         model = get("ensemble_robustness").build(q)
-        sol = highs.solve(model, guarded(left()))
+        sol = highs.solve_or_stop(model, guarded(left()))
         if sol.status == "infeasible":
-            if opts.cross_check and highs.solve(model, SolveOptions(time_limit=left(), presolve=checking(sol)[0])
-                                                ).status != "infeasible":
+            if opts.cross_check and highs.solve_or_stop(
+                    model, SolveOptions(time_limit=left(), presolve=checking(sol)[0])).status != "infeasible":
                 unsettled.append(rival)
             continue
         for margin in (0.0, 1e-5):  # then a clear margin from every inexact threshold (ties, tolerances)
-            attempt = sol if margin == 0.0 else highs.solve(
+            attempt = sol if margin == 0.0 else highs.solve_or_stop(
                 get("ensemble_robustness").build(replace(q, margin=margin)), guarded(left()))
             if attempt.x is None:
                 continue
@@ -849,6 +860,64 @@ def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: Rob
         return done("unknown", "milp", note=f"rivals not settled: {unsettled}")
     return done("robust", "milp", note="no rival class can win (solver proofs"
                 + (", each confirmed with the other presolve setting)" if opts.cross_check else ")"))
+
+
+FALSIFY_SEED = 35
+FALSIFY_POINTS = 2048  # sampled points per query: one exact vote of every member on each, in one batch
+
+
+def falsify_ensemble(ens, x: np.ndarray, ref: int, opts: RobustOptions, lo: np.ndarray, hi: np.ndarray,
+                     rng: np.random.Generator) -> tuple[np.ndarray, Fraction, int] | None:
+    """A point of the perturbation set where the vote is not ``ref``, from random points (the box's corners and
+    its inside for L-infinity; a few coordinates moved by the budget for L1), each checked exactly: most
+    non-robust queries end here in milliseconds, before any MILP. None when no sampled point changes the vote."""
+    d = x.shape[0]
+    flo, fhi = np.where(np.isfinite(lo), lo, x - 1.0), np.where(np.isfinite(hi), hi, x + 1.0)
+    n = FALSIFY_POINTS // 2
+    if opts.norm == "inf":
+        corners = np.where(rng.random((n, d)) < 0.5, flo, fhi)
+        inner = flo + rng.random((n, d)) * (fhi - flo)
+        pts = np.vstack([corners, inner])
+    else:
+        pts = np.repeat(x[None, :].astype(np.float64), 2 * n, axis=0)
+        k = rng.integers(1, max(2, min(d, int(opts.eps or 1)) + 1), size=2 * n)
+        for i in range(2 * n):
+            cols = rng.choice(d, size=k[i], replace=False)
+            step = float(opts.eps or 0.0) / k[i]
+            pts[i, cols] += np.where(rng.random(k[i]) < 0.5, -step, step)
+        pts = np.clip(pts, flo, fhi)
+    if opts.domain == "integer":
+        pts = np.clip(np.where(pts > x, np.floor(pts), np.ceil(pts)), np.ceil(flo), np.floor(fhi))
+    votes_won = ens.predict(pts)
+    for i in np.flatnonzero(votes_won != ref):
+        inside, dist = in_perturbation_set(pts[i], x, opts, lo, hi)
+        if inside:
+            return pts[i].copy(), dist, int(votes_won[i])
+    return None
+
+
+def member_bit_ranges(nets: list[Network], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(members, 2): the lowest and highest output bit each one-bit member can give on the box, by rigorous
+    interval arithmetic (a member whose bit cannot change has equal ends)."""
+    out = np.zeros((len(nets), 2), dtype=np.int64)
+    for i, net in enumerate(nets):
+        g_lo, g_hi = ibp_bounds(net, lo, hi)[-1]
+        out[i] = int(g_lo[0] >= 0), int(g_hi[0] >= 0)
+    return out
+
+
+def vote_gap_bound(bits: np.ndarray, classes: Sequence[tuple[int, int]], rival: int, ref: int) -> int:
+    """The most votes ``rival`` can have over ``ref`` when each member chooses its bit within ``bits`` on its
+    own: below 0 (or 0 with ``ref`` the lower class: ties go to the lowest index) proves that the rival cannot
+    win the vote anywhere in the box; anything else proves nothing."""
+    best = 0
+    for (b_lo, b_hi), (a, b) in zip(bits, classes, strict=True):
+        gains = []
+        for bit in range(b_lo, b_hi + 1):  # member (a, b) votes a with bit 1, b with bit 0
+            voted = a if bit == 1 else b
+            gains.append((voted == rival) - (voted == ref))
+        best += max(gains)
+    return best
 
 
 def verify_robust_ensemble(ens, X: np.ndarray, labels: np.ndarray, opts: RobustOptions,

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from bnnmilp.cli import main
 from tests.cli.test_honest_failures import _in_private_mount
+from tests.conftest import wait_until_solving
 
 ROOT = Path(__file__).resolve().parents[2]
 XOR = [str(ROOT / "configs/xor.yaml"), str(ROOT / "samples/xor.yaml")]
@@ -29,11 +30,11 @@ def run(*args):
 
 
 def _start(args: list[str]) -> subprocess.Popen:
+    """A training run, once its solver works (the folder is locked from the start; by then its first
+    checkpoint is written too)."""
     proc = subprocess.Popen([sys.executable, "-m", "bnnmilp", "--progress", "plain", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    for line in proc.stderr:  # the folder is locked before training starts
-        if "STE heuristic" in line or "solving" in line:
-            break
+    wait_until_solving(proc)
     return proc
 
 

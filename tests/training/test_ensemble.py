@@ -102,3 +102,97 @@ def test_ensemble_robustness_runs_as_jobs_on_a_pool(tiny, tmp_path):
     got = json.loads(r.stdout)["results"]
     assert [(g["answer"], g["counterexample"]) for g in got] == [(e.answer, e.counterexample) for e in ref]
     assert len(list((tmp_path / "out/jobs").glob("*.json"))) == len(X)
+
+
+def _random_member(rng, d0: int):
+    from bnnmilp.network import Network
+
+    return Network([rng.integers(-1, 2, size=(3, d0)).astype(float), rng.integers(-1, 2, size=(1, 3)).astype(float)],
+                   [rng.integers(-2, 3, size=3).astype(float) + 0.5, rng.integers(-1, 2, size=1).astype(float) + 0.5])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_vote_gap_bound_never_rules_out_a_rival_that_can_win(seed):
+    """Brute force over a small integer box: wherever the bound says a rival cannot win, it wins nowhere; and
+    where every member's bit is fixed on the box, the bound is the exact vote difference."""
+    from bnnmilp.network.ensemble import votes
+    from bnnmilp.verification.robust import member_bit_ranges, vote_gap_bound
+
+    rng = np.random.default_rng(seed)
+    classes = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+    nets = [_random_member(rng, 3) for _ in classes]
+    lo, hi = np.zeros(3), np.full(3, 2.0)
+    pts = np.array(list(itertools.product(range(3), repeat=3)), float)
+    v = votes(nets, classes, pts, 4)
+    won = vote_predictions(v)
+    bits = member_bit_ranges(nets, lo, hi)
+    for ref in range(4):
+        for rival in range(4):
+            if rival == ref:
+                continue
+            gap = vote_gap_bound(bits, classes, rival, ref)
+            assert gap >= int((v[:, rival] - v[:, ref]).max())  # an upper bound on the true difference
+            if gap < 0 or (gap == 0 and rival > ref):  # ruled out: the rival wins at no point of the box
+                assert not np.any(won == rival)
+    point = np.array([[1.0, 1.0, 1.0]])
+    fixed = member_bit_ranges(nets, point[0], point[0])
+    assert np.array_equal(fixed[:, 0], fixed[:, 1])
+    pv = votes(nets, classes, point, 4)[0]
+    assert all(vote_gap_bound(fixed, classes, r, q) == pv[r] - pv[q] for r in range(4) for q in range(4) if r != q)
+
+
+def test_sampled_counterexamples_are_genuine(tiny, tmp_path):
+    from bnnmilp.verification.replay import in_perturbation_set
+    from bnnmilp.verification.robust import falsify_ensemble, search_box
+
+    train_ens(tiny, tmp_path / "run")
+    ens = load_weights(tmp_path / "run")
+    X = np.array(yaml.safe_load((tiny / "data.yaml").read_text())["features"], float)
+    found = 0
+    for norm, eps in (("inf", 1), ("1", 2)):
+        opts = RobustOptions(eps=eps, norm=norm, domain="integer", bounds=(0, 3))
+        for i, x in enumerate(X):
+            lo, hi = search_box(x, opts)
+            ref = int(ens.predict(x[None])[0])
+            got = falsify_ensemble(ens, x, ref, opts, lo, hi, np.random.default_rng(i))
+            if got is not None:
+                xp, _, winner = got
+                assert in_perturbation_set(xp, x, opts, lo, hi)[0]
+                assert int(ens.predict(xp[None])[0]) == winner != ref
+                found += 1
+    assert found > 0
+
+
+@pytest.mark.slow
+def test_sigterm_ends_an_ensemble_robustness_run_and_keeps_its_finished_queries(repo_root, tmp_path):
+    """SIGTERM was ignored here (each solver took the signal and the next rival's solve went on): now the run
+    ends with 143, the finished queries stay in OUT/jobs, and a rerun resumes from them."""
+    import signal
+    import subprocess
+    import sys
+
+    doc = yaml.safe_load((repo_root / "samples/digits_k10.yaml").read_text())
+    keep = [i for i, y in enumerate(doc["labels"]) if y < 4]
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump({"features": [doc["features"][i] for i in keep],
+                                                     "labels": [doc["labels"][i] for i in keep]}))
+    (tmp_path / "net.yaml").write_text(yaml.safe_dump({"network": {"layers": [64, 16, 4]},
+                                                       "training": {"epsilon": 0.015625}}))
+    r = CliRunner().invoke(main, ["train", str(tmp_path / "net.yaml"), str(tmp_path / "d.yaml"), "-o",
+                                  str(tmp_path / "ens"), "--ensemble", "ovo", "--time-limit", "3"])
+    assert r.exit_code == 0, r.stderr
+    args = [sys.executable, "-m", "bnnmilp", "--progress", "plain", "verify", str(tmp_path / "ens"),
+            str(tmp_path / "d.yaml"), "--robust", "--eps", "3", "--time-limit", "60", "-o", str(tmp_path / "out")]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if "verifying: 2/" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "bnnmilp: terminated"
+    assert not (tmp_path / "out/robustness.json").exists()
+    kept = len(list((tmp_path / "out/jobs").glob("*.json")))
+    assert 2 <= kept < len(keep)
+    again = subprocess.run(args, capture_output=True, text=True, timeout=900, check=False)
+    assert again.returncode in (0, 1), again.stderr
+    assert len(json.loads((tmp_path / "out/robustness.json").read_text())["results"]) == len(keep)

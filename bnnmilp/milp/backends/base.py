@@ -75,6 +75,8 @@ def require_optimal(sol: Solution, what: str, hint: str = "") -> Solution:
 
     if sol.status == "optimal" and sol.objective is not None:
         return sol
+    if sol.info.get("interrupted_by_user"):  # Ctrl-C or a signal that the solver took: the command ends with it
+        raise KeyboardInterrupt
     if sol.status == "infeasible":
         raise InfeasibleError(f"{what} is infeasible: no point satisfies its rows and bounds")
     if sol.status == "unbounded":

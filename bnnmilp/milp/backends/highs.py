@@ -157,6 +157,17 @@ def solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None 
     return _settle(model, options, sol, t0)
 
 
+def solve_or_stop(model: StandardModel, options: SolveOptions, start: np.ndarray | None = None,
+                  progress: ProgressFn | None = None, h: highspy.Highs | None = None) -> Solution:
+    """:func:`solve` for callers that cannot use a point found before Ctrl-C or a signal (proofs, queries,
+    value functions): the interrupt the solver took is raised again, so the command ends instead of going on
+    to its next solve. Training keeps such points and calls :func:`solve`."""
+    sol = solve(model, options, start, progress, h)
+    if sol.info.get("interrupted_by_user"):
+        raise KeyboardInterrupt
+    return sol
+
+
 def _settle(model: StandardModel, options: SolveOptions, sol: Solution, t0: float) -> Solution:
     """HiGHS's "infeasible or unbounded" (its presolve does not say which), settled by a second solve of the
     rows alone (objective 0) in the time left: a feasible point means unbounded, none means infeasible."""

@@ -138,7 +138,7 @@ def lns(spec: Spec, data: Dataset, start: Candidate, options: LnsOptions = LnsOp
     history = [(0.0, start.loss)]
     moves = _moves(spec, rng, options)
     losses, pattern = sample_losses(spec, cur.network, data), pattern_of(spec, cur.network, X, labels)
-    while cur.loss > 0:
+    while cur.loss > 0 and status != "interrupted":
         left = spec.solver.remaining()
         if fails >= options.patience or (left is not None and left < 0.5):
             status = "time_limit" if fails < options.patience else "stalled"
@@ -152,10 +152,16 @@ def lns(spec: Spec, data: Dataset, start: Candidate, options: LnsOptions = LnsOp
             B = _batch(rng, X, losses, min(options.batch, X.shape[0]))
         tm = _step_model(form, step, X, Y, cur.network, B, free, pattern)
         limit = options.step_time if left is None else min(options.step_time, left)
-        sol = solve(tm.model, replace(step.solver, time_limit=limit), start=tm.solution_from(cur.network),
-                    progress=progress)
+        try:
+            sol = solve(tm.model, replace(step.solver, time_limit=limit), start=tm.solution_from(cur.network),
+                        progress=progress)
+        except KeyboardInterrupt:  # Ctrl-C or a signal outside the solver's own handling: the search ends here
+            status = "interrupted"
+            break
+        if sol.status == "interrupted":  # the solver took the signal: its point is considered, then the search ends
+            status = "interrupted"
         cand = None
-        if sol.x is not None:
+        if sol.x is not None and status != "interrupted":
             target = [p.copy() for p in pattern]
             for p, q in zip(target, tm.pattern_from(sol.x)):
                 p[B] = q
@@ -176,6 +182,7 @@ def lns(spec: Spec, data: Dataset, start: Candidate, options: LnsOptions = LnsOp
         else:
             fails += 1
     runtime = time.perf_counter() - t0
-    summary = Solution(status if cur.loss > 0 else "optimal", None, float(cur.loss), None, None, 0, runtime,
+    summary = Solution(status if cur.loss > 0 or status == "interrupted" else "optimal", None, float(cur.loss), None,
+                       None, 0, runtime,
                        spec.solver.name, "", {"steps": steps, "improved": improved, "local": True})
     return LnsResult(cur, steps, improved, summary, history)
