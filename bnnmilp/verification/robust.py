@@ -636,6 +636,12 @@ def verify_argmax_sample(net: Network, x: np.ndarray, label: int, index: int, op
         return _min_eps_result(done, net, x, opts, best,
                                lambda xp: int(net.argmax_predictions(xp[None, :])[0]) != y)
 
+    if opts.eps is not None:
+        hit = falsify(net.argmax_predictions, x, y, opts, lo, hi, np.random.default_rng([FALSIFY_SEED, index]))
+        if hit is not None:
+            return done("not_robust", "sampling", counterexample=hit[0].tolist(), distance=fraction_str(hit[1]),
+                        note=f"class {hit[2]} wins at a sampled point; replayed exactly" if hit[2] >= 0 else
+                        "a tie at a sampled point; replayed exactly")
     found = by_enumeration(net, x, opts, lo, hi, beaten, margin, y_wins, y,
                            None if opts.time_limit is None else t0 + opts.time_limit, rivals)
     if found is not None:
@@ -647,16 +653,16 @@ def verify_argmax_sample(net: Network, x: np.ndarray, label: int, index: int, op
             return done("not_robust", how, counterexample=xp.tolist(), distance=fraction_str(dist), note=note)
     bits_opts = replace(opts, against="prediction", output="bits")
     open_rivals, methods = [], set()
-    for k in range(net.weights[-1].shape[0]):
-        if k == y:
-            continue
+    others = [k for k in range(net.weights[-1].shape[0]) if k != y]
+    for turn, k in enumerate(others):
         rival = rival_network(net, y, k)
         spent = time.perf_counter() - t0
         if rival is None or (opts.time_limit is not None and spent >= opts.time_limit):
             open_rivals.append(k)
             continue
-        r = verify_sample(rival, x, 0, index, replace(bits_opts, time_limit=None if opts.time_limit is None
-                                                      else opts.time_limit - spent))
+        # an equal share of what is left for each rival still to come: the first cannot take every rival's time
+        share = None if opts.time_limit is None else (opts.time_limit - spent) / (len(others) - turn)
+        r = verify_sample(rival, x, 0, index, replace(bits_opts, time_limit=share))
         methods.add(r.method)
         if r.answer == "not_robust" and r.counterexample is not None:
             xp = np.asarray(r.counterexample, dtype=np.float64)
@@ -866,34 +872,48 @@ FALSIFY_SEED = 35
 FALSIFY_POINTS = 2048  # sampled points per query: one exact vote of every member on each, in one batch
 
 
-def falsify_ensemble(ens, x: np.ndarray, ref: int, opts: RobustOptions, lo: np.ndarray, hi: np.ndarray,
-                     rng: np.random.Generator) -> tuple[np.ndarray, Fraction, int] | None:
-    """A point of the perturbation set where the vote is not ``ref``, from random points (the box's corners and
-    its inside for L-infinity; a few coordinates moved by the budget for L1), each checked exactly: most
-    non-robust queries end here in milliseconds, before any MILP. None when no sampled point changes the vote."""
+def sample_points(x: np.ndarray, opts: RobustOptions, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator,
+                  n: int = FALSIFY_POINTS) -> np.ndarray:
+    """``n`` random points for a falsifier: the box's corners and its inside for L-infinity; for L1, a few
+    coordinates moved by the budget; rounded inwards to integers for an integer domain. Not all need lie in the
+    perturbation set (the caller checks each point it uses)."""
     d = x.shape[0]
     flo, fhi = np.where(np.isfinite(lo), lo, x - 1.0), np.where(np.isfinite(hi), hi, x + 1.0)
-    n = FALSIFY_POINTS // 2
+    half = n // 2
     if opts.norm == "inf":
-        corners = np.where(rng.random((n, d)) < 0.5, flo, fhi)
-        inner = flo + rng.random((n, d)) * (fhi - flo)
-        pts = np.vstack([corners, inner])
+        corners = np.where(rng.random((half, d)) < 0.5, flo, fhi)
+        pts = np.vstack([corners, flo + rng.random((n - half, d)) * (fhi - flo)])
     else:
-        pts = np.repeat(x[None, :].astype(np.float64), 2 * n, axis=0)
-        k = rng.integers(1, max(2, min(d, int(opts.eps or 1)) + 1), size=2 * n)
-        for i in range(2 * n):
+        pts = np.repeat(x[None, :].astype(np.float64), n, axis=0)
+        k = rng.integers(1, max(2, min(d, int(opts.eps or 1)) + 1), size=n)
+        for i in range(n):
             cols = rng.choice(d, size=k[i], replace=False)
             step = float(opts.eps or 0.0) / k[i]
             pts[i, cols] += np.where(rng.random(k[i]) < 0.5, -step, step)
         pts = np.clip(pts, flo, fhi)
     if opts.domain == "integer":
         pts = np.clip(np.where(pts > x, np.floor(pts), np.ceil(pts)), np.ceil(flo), np.floor(fhi))
-    votes_won = ens.predict(pts)
-    for i in np.flatnonzero(votes_won != ref):
+    return pts
+
+
+def falsify(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, ref: int, opts: RobustOptions,
+            lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, Fraction, int] | None:
+    """A point of the perturbation set where ``predict`` (exact: the class per row, -1 for a tie) is not ``ref``,
+    among :func:`sample_points`: most non-robust queries end here in milliseconds, before any search or MILP.
+    None when no sampled point changes the answer."""
+    pts = sample_points(x, opts, lo, hi, rng)
+    got = predict(pts)
+    for i in np.flatnonzero(got != ref):
         inside, dist = in_perturbation_set(pts[i], x, opts, lo, hi)
         if inside:
-            return pts[i].copy(), dist, int(votes_won[i])
+            return pts[i].copy(), dist, int(got[i])
     return None
+
+
+def falsify_ensemble(ens, x: np.ndarray, ref: int, opts: RobustOptions, lo: np.ndarray, hi: np.ndarray,
+                     rng: np.random.Generator) -> tuple[np.ndarray, Fraction, int] | None:
+    """:func:`falsify` with the ensemble's exact vote."""
+    return falsify(ens.predict, x, ref, opts, lo, hi, rng)
 
 
 def member_bit_ranges(nets: list[Network], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
