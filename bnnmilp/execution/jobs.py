@@ -196,7 +196,7 @@ def check_scheduler(scheduler: str | None) -> str | None:
 
 def _run_dask(pending: list[Job], scheduler: str, workers: int, retries: int, done: Callable) -> None:
     try:
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, LocalCluster
     except ImportError:
         from bnnmilp.errors import SolverUnavailableError
 
@@ -218,7 +218,7 @@ def _run_dask(pending: list[Job], scheduler: str, workers: int, retries: int, do
     try:
         futures = {client.submit(run_job, job, key=f"bnnmilp-{job.key}", retries=retries, pure=False): job
                    for job in pending}
-        for fut in as_completed(list(futures)):
+        for fut in _as_completed_while_workers(client, list(futures), scheduler):
             job = futures[fut]
             try:
                 done(job, fut.result(), None, 1)
@@ -228,3 +228,35 @@ def _run_dask(pending: list[Job], scheduler: str, workers: int, retries: int, do
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+NO_WORKERS_GRACE = 10.0  # seconds a Dask cluster may be without workers (one restarting, one joining) mid-run
+
+
+def _as_completed_while_workers(client, futures: list, scheduler: str):
+    """Dask futures as they finish, watching the cluster: a job lost with its worker is rescheduled by Dask on
+    another one; with no worker left for NO_WORKERS_GRACE seconds the run fails (SolverError, exit 3) instead
+    of waiting for ever, its finished jobs' records kept for a rerun to resume from."""
+    from distributed import wait
+
+    from bnnmilp.errors import SolverError
+
+    remaining, alone_since = set(futures), None
+    while remaining:
+        try:
+            finished = wait(list(remaining), timeout=1.0, return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            finished = set()
+        yield from (f for f in futures if f in finished)
+        remaining -= finished
+        if not remaining or finished:
+            alone_since = None
+            continue
+        if client.scheduler_info().get("workers"):
+            alone_since = None
+        elif alone_since is None:
+            alone_since = time.monotonic()
+        elif time.monotonic() - alone_since > NO_WORKERS_GRACE:
+            raise SolverError(f"the Dask scheduler {scheduler} has had no workers for {NO_WORKERS_GRACE:g} s: "
+                              f"{len(remaining)} of {len(futures)} jobs not finished (the finished ones are kept: "
+                              "rerun with the same output folder to resume)")
