@@ -636,7 +636,7 @@ def verify_argmax_sample(net: Network, x: np.ndarray, label: int, index: int, op
         return _min_eps_result(done, net, x, opts, best,
                                lambda xp: int(net.argmax_predictions(xp[None, :])[0]) != y)
 
-    if opts.eps is not None:
+    if opts.eps is not None and opts.engine == "auto":  # an engine the user named runs alone
         hit = falsify(net.argmax_predictions, x, y, opts, lo, hi, np.random.default_rng([FALSIFY_SEED, index]))
         if hit is not None:
             return done("not_robust", "sampling", counterexample=hit[0].tolist(), distance=fraction_str(hit[1]),
@@ -901,6 +901,8 @@ def falsify(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, ref: int
     """A point of the perturbation set where ``predict`` (exact: the class per row, -1 for a tie) is not ``ref``,
     among :func:`sample_points`: most non-robust queries end here in milliseconds, before any search or MILP.
     None when no sampled point changes the answer."""
+    if FALSIFY_POINTS <= 0:
+        return None
     pts = sample_points(x, opts, lo, hi, rng)
     got = predict(pts)
     for i in np.flatnonzero(got != ref):

@@ -229,6 +229,7 @@ def test_the_search_beyond_the_enumeration_limit_finds_genuine_counterexamples(m
     from bnnmilp.verification import robust
 
     monkeypatch.setattr(robust, "ENUM_LIMIT", 0)  # with the tail enumeration's speed-up, still 0
+    monkeypatch.setattr(robust, "FALSIFY_POINTS", 0)  # the search, not the sampled points
     rng = np.random.default_rng(9)
     net = threshold_net(rng, 6, 1, [5], 3)
     X = rng.integers(-3, 4, size=(10, 6)).astype(float)
@@ -493,6 +494,7 @@ def test_a_fixed_budget_too_large_to_enumerate_in_time_tries_the_beam_searches_f
     monkeypatch.setattr(robust, "ENUM_LIMIT", 0)
     monkeypatch.setattr(robust, "ENUM_RATE", 0)  # every enumeration 'cannot finish'
     monkeypatch.setattr(reach, "attack", lambda *args, **kw: None)
+    monkeypatch.setattr(robust, "FALSIFY_POINTS", 0)
     rng = np.random.default_rng(52)
     beamed = 0
     for _ in range(5):
@@ -769,6 +771,7 @@ def test_an_enumeration_that_cannot_finish_in_time_still_runs_as_a_search(monkey
     monkeypatch.setattr(robust, "ENUM_LIMIT", 0)
     monkeypatch.setattr(robust, "ENUM_RATE", 0)
     monkeypatch.setattr(reach, "attack", lambda *a, **k: None)
+    monkeypatch.setattr(robust, "FALSIFY_POINTS", 0)
     monkeypatch.setattr(robust, "_beam_upper", lambda *a, **k: None)  # and the beam searches before it, too
     res = verify_robust(net, X, np.zeros(10, dtype=int), opts)
     assert [r.answer for r in res] == [r.answer for r in exhaustive]

@@ -68,7 +68,10 @@ def test_sakais_known_answers_on_two_processes(files, ds, idx, label, norm, eps,
 
     if not split.usable(2, split.SPLIT_MIN):
         pytest.skip("needs fork (Linux)")
+    from bnnmilp.verification import robust
+
     monkeypatch.setattr(split, "SPLIT_MIN", 0)
+    monkeypatch.setattr(robust, "FALSIFY_POINTS", 0)  # the enumeration, not the sampled points
     net, data, x = files[ds]
     r = CliRunner().invoke(main, ["verify", str(net), str(data), "--robust", "--eps", str(eps), "--norm", norm,
                                   "--domain", "integer", "--bounds", "0:255", "--against", "label", "--split", "2",

@@ -1,0 +1,114 @@
+"""Time budgets: every command with --time-limit, on an input made to exceed it, timed from outside.
+
+    python benchmarks/budgets.py
+
+Each case runs the command line as a user would (a fresh process; the wall clock includes Python's start,
+reading the inputs, every stage and writing the results) and compares the wall time with the limit. A
+budget holds when the wall time is at most the limit plus 5% plus 2 s. verify's --time-limit is per query:
+its cases ask one query. Writes benchmarks/results/budgets.json and budgets.md.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES, CONFIGS = ROOT / "samples", ROOT / "configs"
+
+
+def slack(limit: float) -> float:
+    return 0.05 * limit + 2.0
+
+
+def inputs(tmp: Path) -> dict[str, str]:
+    """The inputs the cases need, written into tmp: MNIST-shaped data, many rows, an ensemble, MILP files."""
+    rng = np.random.default_rng(0)
+    X = (rng.random((100, 784)) < 0.2) * rng.integers(0, 256, (100, 784))
+    np.savez(tmp / "mnist_like.npz", X=X.astype(np.int64), y=np.arange(100) % 10)
+    (tmp / "mnist_net.yaml").write_text(yaml.safe_dump({"network": {"layers": [784, 16, 10], "output": "argmax"}}))
+    X2 = rng.integers(-8, 9, (200_001, 2)) / 8
+    np.savez(tmp / "rows.npz", X=X2, y=(X2[:, 0] * X2[:, 1] > 0).astype(np.int64))
+    (tmp / "narrow.yaml").write_text(yaml.safe_dump({"network": {"layers": [64, 2, 10]},
+                                                     "training": {"epsilon": 0.015625}}))
+    test = yaml.safe_load((SAMPLES / "digits_test.yaml").read_text())
+    (tmp / "one.yaml").write_text(yaml.safe_dump({"features": test["features"][:1], "labels": test["labels"][:1]}))
+    run([sys.executable, "-m", "bnnmilp", "train", str(CONFIGS / "digits_argmax.yaml"),
+         str(SAMPLES / "digits_k10.yaml"), "-o", str(tmp / "argmax"), "--time-limit", "20"])
+    (tmp / "ovo.yaml").write_text(yaml.safe_dump({"network": {"layers": [64, 16, 10]},
+                                                  "training": {"epsilon": 0.015625}}))
+    run([sys.executable, "-m", "bnnmilp", "train", str(tmp / "ovo.yaml"), str(SAMPLES / "digits_k10.yaml"), "-o",
+         str(tmp / "ens"), "--ensemble", "ovo", "--time-limit", "3", "--workers", "2"])
+    run([sys.executable, "-m", "bnnmilp", "encode", str(CONFIGS / "digits.yaml"), str(SAMPLES / "digits_k5.yaml"),
+         "-o", str(tmp / "digits_k5.mps"), "--writer", "highs"])
+    return {"tmp": str(tmp)}
+
+
+def run(args: list[str]) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    p = subprocess.run(args, capture_output=True, text=True, check=False)
+    return p.returncode, time.perf_counter() - t0
+
+
+def cases(tmp: Path) -> list[tuple[str, list[str], float]]:
+    b = [sys.executable, "-m", "bnnmilp"]
+    return [
+        ("train: 784 inputs, 100 images (STE grid)", [*b, "train", str(tmp / "mnist_net.yaml"),
+                                                      str(tmp / "mnist_like.npz"), "-o", str(tmp / "r1")], 10.0),
+        ("train: 200,001 rows of 2 features", [*b, "train", str(CONFIGS / "xor.yaml"), str(tmp / "rows.npz"),
+                                                "-o", str(tmp / "r2")], 20.0),
+        ("train: digits k=10, the paper's MILP", [*b, "train", str(CONFIGS / "digits.yaml"),
+                                                  str(SAMPLES / "digits_k10.yaml"), "-o", str(tmp / "r3")], 10.0),
+        ("train: ovo ensemble, 45 members (per member)", [*b, "train", str(tmp / "ovo.yaml"),
+                                                          str(SAMPLES / "digits_k10.yaml"), "-o", str(tmp / "r4"),
+                                                          "--ensemble", "ovo"], 1.0),
+        ("certify: digits k=5 training MILP", [*b, "certify", str(tmp / "digits_k5.mps"), "-o",
+                                               str(tmp / "p.json")], 10.0),
+        ("grad: digits k=5 training MILP", [*b, "grad", str(tmp / "digits_k5.mps")], 10.0),
+        ("bound: digits [64, 2, 10], k=10", [*b, "bound", str(tmp / "narrow.yaml"), str(SAMPLES / "digits_k10.yaml"),
+                                             "-o", str(tmp / "b.json")], 10.0),
+        ("verify --robust: argmax net, eps 4, one query", [*b, "verify", str(tmp / "argmax"), str(tmp / "one.yaml"),
+                                                           "--robust", "--eps", "4"], 5.0),
+        ("verify --robust: ovo ensemble, eps 2, one query", [*b, "verify", str(tmp / "ens"), str(tmp / "one.yaml"),
+                                                             "--robust", "--eps", "2"], 5.0),
+    ]
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bnnmilp_budgets_") as d:
+        tmp = Path(d)
+        inputs(tmp)
+        rows = []
+        for name, args, limit in cases(tmp):
+            code, wall = run([*args, "--time-limit", f"{limit:g}"])
+            members = 45 if "ensemble, 45" in name else 1  # --time-limit is per member there: 45 on 2 workers
+            budget = limit * members / (2 if members > 1 else 1)
+            rows.append({"command": name, "limit_s": limit, "budget_s": budget, "wall_s": round(wall, 2),
+                         "overrun_s": round(wall - budget, 2), "ratio": round(wall / budget, 3), "exit": code,
+                         "holds": wall <= budget + slack(budget)})
+            print(rows[-1], flush=True)
+    meta = {"machine": platform.machine(), "python": platform.python_version(),
+            "command": "python benchmarks/budgets.py", "rule": "wall <= budget + 5% + 2 s"}
+    out = ROOT / "benchmarks/results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "budgets.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    lines = [f"{meta['machine']}, Python {meta['python']}; `{meta['command']}`. Budget: the limit (an ensemble's "
+             "is per member, 45 members on 2 workers); holds: wall <= budget + 5% + 2 s. Ratio: wall / budget.", "",
+             "| command | --time-limit (s) | budget (s) | wall (s) | overrun (s) | ratio | exit | holds |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['command']} | {r['limit_s']:g} | {r['budget_s']:g} | {r['wall_s']:.2f} | {r['overrun_s']:+.2f} "
+              f"| {r['ratio']:.2f} | {r['exit']} | {'yes' if r['holds'] else 'NO'} |" for r in rows]
+    (out / "budgets.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
