@@ -97,6 +97,10 @@ def conflict_groups(labels: np.ndarray, size: int) -> list[list[int]]:
     return [order[a:a + size] for a in range(0, len(order), size)]
 
 
+MIN_PROOF_SECONDS = 0.05  # a group with less time left gets the trivial bound (its proof needs no search)
+FINISH = 0.9  # of the time left that the groups of a round share: the rest checks the composite proof exactly
+
+
 def prove_group(spec: Spec, ds: Dataset, samples: list[int], time_limit: float, symmetry: bool = True) -> Group:
     """HiGHS solves the group's MILP (its optimum, or its bound at the time limit, is the target), then bnnmilp's
     branch and bound proves it, cut off there; if that proof does not finish, the trivial bound 0 is proven
@@ -120,8 +124,10 @@ def prove_group(spec: Spec, ds: Dataset, samples: list[int], time_limit: float, 
     nodes = 0
     for cutoff in dict.fromkeys([target, 0.0]):  # the target, else the trivial bound
         doc = trivial_proof(model) if cutoff == 0 else None  # the column box: no LP needed
+        left = time_limit - (time.perf_counter() - t0)
+        if doc is None and left < MIN_PROOF_SECONDS:
+            continue  # no time for a search: the trivial bound (the group's share of the budget is spent)
         if doc is None:
-            left = max(1.0, time_limit - (time.perf_counter() - t0))
             # without propagation: on these groups it costs 2-6x the time for 5-25% fewer nodes, and the
             # decomposition works against a time budget (README, certificate benchmark)
             tree = branch_and_bound(model, cutoff=cutoff, time_limit=left, priority=tm.branching_priority(),
@@ -244,7 +250,7 @@ def decomposition_bound(spec: Spec, ds: Dataset, groups: str | int = "auto", tim
         parts = conflict_groups(ds.labels, sz)
         waves = math.ceil(len(parts) / max(1, parallel))  # groups proven one after another per worker
         t = time.perf_counter()
-        got = run(parts, min(group_time_limit, max(1.0, left() / waves)))
+        got = run(parts, min(group_time_limit, max(MIN_PROOF_SECONDS, FINISH * left() / waves)))
         return got, time.perf_counter() - t
 
     cap = capacity_group(spec, ds)

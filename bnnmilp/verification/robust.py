@@ -825,10 +825,6 @@ def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: Rob
         return done("not_robust", "replay", counterexample=x.tolist(), distance="0", note="misclassified already")
     exact = [on_lattice(net, opts.domain == "integer") for net in ens.networks]
     unsettled = []
-
-    def left() -> float | None:  # one time limit for the whole query
-        return None if opts.time_limit is None else max(0.01, opts.time_limit - (time.perf_counter() - t0))
-
     found = falsify_ensemble(ens, x, ref, opts, lo, hi, np.random.default_rng([FALSIFY_SEED, index]))
     if found is not None:
         xp, dist, winner = found
@@ -841,19 +837,25 @@ def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: Rob
     if not rivals:
         return done("robust", "interval", note="interval arithmetic: no rival class can collect more votes than "
                                                f"class {ref} anywhere in the box")
-    for rival in rivals:
+    for turn, rival in enumerate(rivals):
+        spent = time.perf_counter() - t0
+        if opts.time_limit is not None and spent >= opts.time_limit:  # no solve past the query's limit
+            unsettled += rivals[turn:]
+            break
+        # an equal share of what is left for each rival still to come: the first cannot take every rival's time
+        end = None if opts.time_limit is None else t0 + spent + (opts.time_limit - spent) / (len(rivals) - turn)
         q = EnsembleQuery([n for n, _ in exact], ens.classes, x.astype(np.float64), ref, rival, lo, hi, opts.eps,
                           opts.norm, opts.domain == "integer", [d for _, d in exact])
         model = get("ensemble_robustness").build(q)
-        sol = highs.solve_or_stop(model, guarded(left()))
+        sol = highs.solve_or_stop(model, guarded(_until(end)))
         if sol.status == "infeasible":
             if opts.cross_check and highs.solve_or_stop(
-                    model, SolveOptions(time_limit=left(), presolve=checking(sol)[0])).status != "infeasible":
+                    model, SolveOptions(time_limit=_until(end), presolve=checking(sol)[0])).status != "infeasible":
                 unsettled.append(rival)
             continue
         for margin in (0.0, 1e-5):  # then a clear margin from every inexact threshold (ties, tolerances)
             attempt = sol if margin == 0.0 else highs.solve_or_stop(
-                get("ensemble_robustness").build(replace(q, margin=margin)), guarded(left()))
+                get("ensemble_robustness").build(replace(q, margin=margin)), guarded(_until(end)))
             if attempt.x is None:
                 continue
             xp = _candidate(attempt.x, x.shape[0], opts, lo, hi)
@@ -866,6 +868,11 @@ def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: Rob
         return done("unknown", "milp", note=f"rivals not settled: {unsettled}")
     return done("robust", "milp", note="no rival class can win (solver proofs"
                 + (", each confirmed with the other presolve setting)" if opts.cross_check else ")"))
+
+
+def _until(end: float | None) -> float | None:
+    """Seconds from now to ``end`` (time.perf_counter), at least 0.01; None without an end."""
+    return None if end is None else max(0.01, end - time.perf_counter())
 
 
 FALSIFY_SEED = 35
