@@ -115,6 +115,19 @@ def _debug(ctx: click.Context) -> bool:
     return bool(ctx.find_root().params.get("debug"))
 
 
+def _exit(code: int) -> None:
+    """sys.exit, except after a HiGHS solve that ignored its time limit and cancellation and was left running
+    (milp.backends.highs._ABANDONED): the interpreter's shutdown would destroy the solver under its thread and
+    abort the process (SIGABRT, after the results were written); the output is flushed and the process ends
+    at once with its own status instead."""
+    highs = sys.modules.get("bnnmilp.milp.backends.highs")
+    if highs is not None and getattr(highs, "_ABANDONED", None):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 class App(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
         """click's main, with every usage error as one line on stderr (exit 2) instead of a usage block."""
@@ -141,7 +154,7 @@ class App(click.Group):
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        sys.exit(rv if isinstance(rv, int) else 0)
+        _exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context):
         try:

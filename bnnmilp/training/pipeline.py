@@ -299,9 +299,8 @@ def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Networ
                 nets = ste_networks(spec, data)
         except SteInterrupted as exc:
             return _stopped_in_ste(run, exc.networks[0])
-        t0 = time.perf_counter()
-        made = [(exact_start(spec, n, data, "ste"), n) for n in nets[:STE_STARTS]]
-        run.finish_s = FINISH_CHECKS * (time.perf_counter() - t0) / max(1, len(made))
+        made, per_start = starts_in_budget(spec, data, nets[:STE_STARTS])
+        run.finish_s = FINISH_CHECKS * per_start
         first = min(range(len(made)), key=lambda i: (made[i][0].loss, not made[i][0].epsilon_feasible, i))
         run.start = made[first][0]  # ties: STE's own order (its noisy-grid fits first), not the larger margin
         run.given = evaluate(spec, made[first][1], data, "ste")
@@ -312,6 +311,21 @@ def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Networ
             announce(f"the start's exact loss {run.start.loss} is the capacity bound: optimal, nothing to search")
             return _at_floor(run, floor)
     return _METHODS[tr.method](run)
+
+
+def starts_in_budget(spec: Spec, data: Dataset, nets: list[Network]) -> tuple[list[tuple[Candidate, Network]], float]:
+    """The first of ``nets`` made into a start (``exact_start``), and the others while the budget left allows
+    the search and its exact checks after them (a start on 200,000 samples takes seconds); with the seconds
+    one start took."""
+    made: list[tuple[Candidate, Network]] = []
+    t0 = time.perf_counter()
+    for n in nets:
+        per = (time.perf_counter() - t0) / max(1, len(made))
+        left = spec.solver.remaining()
+        if made and left is not None and per * (1 + FINISH_CHECKS) > STE_SHARE * left:
+            break
+        made.append((exact_start(spec, n, data, "ste"), n))
+    return made, (time.perf_counter() - t0) / max(1, len(made))
 
 
 def capacity_floor(spec: Spec, data: Dataset) -> int:
