@@ -25,7 +25,6 @@ from bnnmilp.io.yamlio import (
     fraction_str,
     read_yaml,
     strict_json,
-    write_json_atomic,
     write_together,
     write_yaml_atomic,
     yaml_text,
@@ -261,20 +260,34 @@ def write_run(res: TrainResult, run_dir: str | Path, fmt: str | None = None) -> 
     """Write the run folder; the weights only when a network exists, as weights.yaml or, for networks with
     more than NPZ_ABOVE parameters (or ``fmt="npz"``), weights.npz. The certificate carries the weights'
     fingerprint, and both files are written together (neither replaced unless both could be written)."""
+    out = Path(run_dir)
+    cert, doc = run_documents(res)
+    npz = False
+    if res.best is not None:
+        net = res.best.network
+        npz = (fmt or ("npz" if sum(w.size + t.size for w, t in zip(net.weights, net.thresholds, strict=True))
+                       > NPZ_ABOVE else "yaml")) == "npz"
+    return write_pair(out, cert, doc, npz)
+
+
+def run_documents(res: TrainResult) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A run's certificate (with the fingerprint of its weights) and weights documents (None: no network)."""
+    cert = certificate_doc(res)
+    if res.best is None:
+        return cert, None
+    cert["weights_sha256"] = res.best.network.sha256()
+    return cert, weights_doc(res)
+
+
+def write_pair(out: Path, cert: dict[str, Any], doc: dict[str, Any] | None, npz: bool = False) -> dict[str, Path]:
+    """A run folder's weights (YAML, or NPZ) and certificate, written together (``write_together``)."""
     import json
 
-    out = Path(run_dir)
-    cert = certificate_doc(res)
     items: list[tuple[Path, Any]] = []
-    if res.best is not None:
-        cert["weights_sha256"] = res.best.network.sha256()
-        net = res.best.network
-        size = sum(w.size + t.size for w, t in zip(net.weights, net.thresholds, strict=True))
-        doc = weights_doc(res)
-        if (fmt or ("npz" if size > NPZ_ABOVE else "yaml")) == "npz":
-            items.append((out / "weights.npz", lambda tmp: tmp.write_bytes(weights_npz_bytes(doc))))
-        else:
-            items.append((out / "weights.yaml", lambda tmp: tmp.write_text(yaml_text(doc), encoding="utf-8")))
+    if doc is not None and npz:
+        items.append((out / "weights.npz", lambda tmp: tmp.write_bytes(weights_npz_bytes(doc))))
+    elif doc is not None:
+        items.append((out / "weights.yaml", lambda tmp: tmp.write_text(yaml_text(doc), encoding="utf-8")))
     text = json.dumps(strict_json(cert), indent=2, allow_nan=False) + "\n"
     items.append((out / "certificate.json", lambda tmp: tmp.write_text(text, encoding="utf-8")))
     written = write_together(items)
@@ -458,9 +471,8 @@ def write_ensemble(run_dir: str | Path, spec: Spec, data_path: str, records: lis
         a, b = res.get("classes") or rec["payload"]["classes"]
         folder = out / "members" / f"{a}_{b}"
         if res.get("certificate"):
-            write_json_atomic(folder / "certificate.json", res["certificate"])
+            write_pair(folder, res["certificate"], res.get("weights"))
         if res.get("weights"):
-            write_yaml_atomic(folder / "weights.yaml", res["weights"])
             members.append({"classes": [a, b], "folder": f"members/{a}_{b}", "weights": res["weights"]})
     doc = {"format": "bnnmilp-ensemble", "version": 1, "kind": "ovo", "n_classes": spec.network.n_outputs,
            "tie_break": "lowest class index among the most votes", "data": data_path,

@@ -39,16 +39,15 @@ def member_spec_doc(spec: Spec) -> dict[str, Any]:
 def train_member(payload: dict[str, Any]) -> dict[str, Any]:
     """Job body: train member (a, b); returns its weights and certificate documents."""
     from bnnmilp.data import load_data
-    from bnnmilp.io.runs import certificate_doc, weights_doc
+    from bnnmilp.io.runs import run_documents
     from bnnmilp.training.pipeline import train
 
     spec = parse_spec(payload["spec"])
     a, b = payload["classes"]
     data = member_data(load_data(payload["data"]), a, b)
     res = train(spec, data)
-    out = {"status": res.status, "certificate": certificate_doc(res), "classes": [a, b]}
-    out["weights"] = weights_doc(res) if res.best is not None else None
-    return out
+    cert, weights = run_documents(res)
+    return {"status": res.status, "certificate": cert, "classes": [a, b], "weights": weights}
 
 
 def member_jobs(spec: Spec, data_path: str | Path) -> list:
