@@ -115,3 +115,67 @@ def test_kill_9_at_ten_random_points_of_train_never_leaves_a_mix(tmp_path):
         proc.wait()
         seen.add(_state(out, DIGITS[1]))
     assert seen <= {"absent", "checkpoint", "complete"}
+
+
+def _killed_at(args: list[str], seconds: float) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "bnnmilp", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    time.sleep(seconds)
+    proc.kill()
+    proc.wait()
+
+
+def _json_or_absent(path: Path) -> dict | None:
+    """A file a killed command wrote: absent, or whole (valid JSON), never half."""
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+@pytest.mark.slow
+def test_kill_9_at_ten_random_points_of_verify_robust_and_bound_never_leaves_half_a_file(tmp_path):
+    rng = random.Random(36)
+    assert run("train", *DIGITS, "-o", tmp_path / "net", "--time-limit", "10").exit_code == 0
+    (tmp_path / "narrow.yaml").write_text(yaml.safe_dump({"network": {"layers": [64, 2, 10]},
+                                                          "training": {"epsilon": 0.015625}}))
+    test = str(ROOT / "samples/digits_test.yaml")
+    for i in range(10):
+        out = tmp_path / f"rob{i}"
+        _killed_at(["verify", str(tmp_path / "net"), test, "--robust", "--eps", "1", "--engine", "milp",
+                    "-o", str(out)], rng.uniform(0.5, 8.0))
+        assert not [p for p in out.rglob(".*") if p.is_file()], "temporary files left"
+        for job in (out / "jobs").glob("*.json") if (out / "jobs").exists() else []:
+            assert json.loads(job.read_text())["ok"] in (True, False)
+        doc = _json_or_absent(out / "robustness.json")
+        assert doc is None or len(doc["results"]) == 500
+        proof = tmp_path / f"bound{i}.json"
+        _killed_at(["bound", str(tmp_path / "narrow.yaml"), DIGITS[1], "-o", str(proof), "--time-limit", "6"],
+                   rng.uniform(0.5, 7.0))
+        if _json_or_absent(proof) is not None:
+            r = run("verify", tmp_path / "narrow.yaml", DIGITS[1], "--certificate", proof)
+            assert r.exit_code == 0, r.stderr
+
+
+@pytest.mark.slow
+def test_kill_9_at_ten_random_points_of_an_ensemble_run_never_leaves_a_mix(tmp_path):
+    """A killed ensemble run leaves member folders that are whole (weights and certificate of one run) or
+    absent, and RUN/weights.yaml only when every member is there; a rerun finishes from the job records."""
+    rng = random.Random(37)
+    (tmp_path / "net.yaml").write_text(yaml.safe_dump({"network": {"layers": [64, 16, 10]},
+                                                       "training": {"epsilon": 0.015625}}))
+    for i in range(10):
+        out = tmp_path / f"ens{i}"
+        _killed_at(["train", str(tmp_path / "net.yaml"), DIGITS[1], "-o", str(out), "--ensemble", "ovo",
+                    "--time-limit", "0.5"], rng.uniform(0.5, 15.0))
+        for member in (out / "members").iterdir() if (out / "members").exists() else []:
+            names = sorted(p.name for p in member.iterdir() if not p.name.startswith("."))
+            assert names in ([], ["certificate.json", "weights.yaml"]), names
+            if names:
+                assert run("predict", member, DIGITS[1]).exit_code == 0
+        if (out / "weights.yaml").exists():
+            assert len(list((out / "members").iterdir())) == 45
+            assert run("verify", out, DIGITS[1]).exit_code == 0
+    r = run("train", tmp_path / "net.yaml", DIGITS[1], "-o", tmp_path / "ens9", "--ensemble", "ovo", "--time-limit",
+            "0.5", "--force")
+    assert r.exit_code == 0, r.stderr
+    assert run("verify", tmp_path / "ens9", DIGITS[1]).exit_code == 0
