@@ -302,11 +302,14 @@ def exact_preactivation(W: np.ndarray, inp: np.ndarray, mask: np.ndarray, which:
 def distinct_pairs(inp: np.ndarray, ii: np.ndarray, kk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Indices j of the distinct (input row inp[ii[j]], neuron kk[j]) pairs, each pair's first, in order, and
     for every pair the position of its first among them: data sets repeat rows (200,000 samples on a grid of
-    289 points), and each distinct pair needs its exact sum once."""
+    289 points), and each distinct pair needs its exact sum once. Rows are told apart by their bytes, each
+    distinct row index once (sorting wide rows themselves costs minutes)."""
     if len(ii) <= 1:
         return np.arange(len(ii)), np.zeros(len(ii), dtype=np.int64)
-    _, row_id = np.unique(inp[ii], axis=0, return_inverse=True)
-    _, first, inverse = np.unique(row_id.ravel() * (int(kk.max()) + 1) + kk, return_index=True,
+    rows, row_of = np.unique(ii, return_inverse=True)
+    ids: dict[bytes, int] = {}
+    content = np.array([ids.setdefault(inp[r].tobytes(), len(ids)) for r in rows], dtype=np.int64)
+    _, first, inverse = np.unique(content[row_of.ravel()] * (int(kk.max()) + 1) + kk, return_index=True,
                                   return_inverse=True)
     order = np.argsort(first)  # in the order the pairs come: the first of equal minima stays the first found
     rank = np.empty_like(order)

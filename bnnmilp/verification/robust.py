@@ -31,7 +31,7 @@ from bnnmilp.formulations.robustness import (
 from bnnmilp.io.yamlio import fraction_str
 from bnnmilp.milp.backends import SolveOptions, highs
 from bnnmilp.network import Network
-from bnnmilp.network.sparse import dense, is_sparse, values
+from bnnmilp.network.sparse import dense, is_sparse, matmul_t, values
 from bnnmilp.verification.replay import in_perturbation_set, replay
 
 
@@ -637,7 +637,8 @@ def verify_argmax_sample(net: Network, x: np.ndarray, label: int, index: int, op
                                lambda xp: int(net.argmax_predictions(xp[None, :])[0]) != y)
 
     if opts.eps is not None and opts.engine == "auto":  # an engine the user named runs alone
-        hit = falsify(net.argmax_predictions, x, y, opts, lo, hi, np.random.default_rng([FALSIFY_SEED, index]))
+        hit = falsify(partial(float_argmax, net), net.argmax_predictions, x, y, opts, lo, hi,
+                      np.random.default_rng([FALSIFY_SEED, index]))
         if hit is not None:
             return done("not_robust", "sampling", counterexample=hit[0].tolist(), distance=fraction_str(hit[1]),
                         note=f"class {hit[2]} wins at a sampled point; replayed exactly" if hit[2] >= 0 else
@@ -903,26 +904,59 @@ def sample_points(x: np.ndarray, opts: RobustOptions, lo: np.ndarray, hi: np.nda
     return pts
 
 
-def falsify(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, ref: int, opts: RobustOptions,
-            lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, Fraction, int] | None:
+SCREENED = 32  # sampled points that the floating-point screen flags and the exact forward pass then checks
+
+
+def falsify(screen: Callable[[np.ndarray], np.ndarray], predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
+            ref: int, opts: RobustOptions, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator
+            ) -> tuple[np.ndarray, Fraction, int] | None:
     """A point of the perturbation set where ``predict`` (exact: the class per row, -1 for a tie) is not ``ref``,
-    among :func:`sample_points`: most non-robust queries end here in milliseconds, before any search or MILP.
-    None when no sampled point changes the answer."""
+    among :func:`sample_points`: ``screen`` (the same in floating point: fast, may err) picks the candidates,
+    the exact ``predict`` decides. Most non-robust queries end here in milliseconds, before any search or MILP.
+    None when no sampled point is found to change the answer."""
     if FALSIFY_POINTS <= 0:
         return None
     pts = sample_points(x, opts, lo, hi, rng)
-    got = predict(pts)
-    for i in np.flatnonzero(got != ref):
+    cand = np.flatnonzero(screen(pts) != ref)[:SCREENED]
+    if cand.size == 0:
+        return None
+    got = predict(pts[cand])
+    for j, i in enumerate(cand):
         inside, dist = in_perturbation_set(pts[i], x, opts, lo, hi)
-        if inside:
-            return pts[i].copy(), dist, int(got[i])
+        if inside and got[j] != ref:
+            return pts[i].copy(), dist, int(got[j])
     return None
+
+
+def float_argmax(net: Network, P: np.ndarray) -> np.ndarray:
+    """The class per row of P in plain floating point (bits a >= lambda, then the largest score): a screen."""
+    inp = np.asarray(P, dtype=np.float64)
+    for W, lam in zip(net.weights[:-1], net.thresholds[:-1], strict=True):
+        inp = (matmul_t(inp, W) - lam >= 0).astype(np.float64)
+    return np.argmax(matmul_t(inp, net.weights[-1]) - net.thresholds[-1], axis=1)
+
+
+def float_vote(ens, P: np.ndarray) -> np.ndarray:
+    """The ensemble's vote per row of P with every member's bit in plain floating point: a screen."""
+    v = np.zeros((P.shape[0], ens.n_classes), dtype=np.int64)
+    for net, (a, b) in zip(ens.networks, ens.classes, strict=True):
+        bit = _float_bit(net, P)
+        v[:, a] += bit
+        v[:, b] += 1 - bit
+    return np.argmax(v, axis=1)
+
+
+def _float_bit(net: Network, P: np.ndarray) -> np.ndarray:
+    inp = np.asarray(P, dtype=np.float64)
+    for W, lam in zip(net.weights, net.thresholds, strict=True):
+        inp = (matmul_t(inp, W) - lam >= 0).astype(np.float64)
+    return inp[:, 0].astype(np.int64)
 
 
 def falsify_ensemble(ens, x: np.ndarray, ref: int, opts: RobustOptions, lo: np.ndarray, hi: np.ndarray,
                      rng: np.random.Generator) -> tuple[np.ndarray, Fraction, int] | None:
-    """:func:`falsify` with the ensemble's exact vote."""
-    return falsify(ens.predict, x, ref, opts, lo, hi, rng)
+    """:func:`falsify` with the ensemble's vote (screened in floating point, decided exactly)."""
+    return falsify(partial(float_vote, ens), ens.predict, x, ref, opts, lo, hi, rng)
 
 
 def member_bit_ranges(nets: list[Network], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

@@ -139,7 +139,13 @@ def float_predictions(source: dict[str, Any], X: np.ndarray) -> tuple[np.ndarray
     inp = sess.get_inputs()[0]
     dtype = np.float64 if "double" in inp.type else np.float32
     shape = [X.shape[0], *source.get("input_shape", [X.shape[1]])]
-    out = sess.run(None, {inp.name: X.reshape(shape).astype(dtype)})[0]
+    batch = inp.shape[0] if inp.shape else None
+    if isinstance(batch, int) and batch > 0 and batch != X.shape[0]:  # a fixed batch size: that many rows a run
+        runs = [sess.run(None, {inp.name: X[i:i + batch].reshape([batch, *shape[1:]]).astype(dtype)})[0]
+                for i in range(0, X.shape[0], batch)]
+        out = np.concatenate(runs)
+    else:
+        out = sess.run(None, {inp.name: X.reshape(shape).astype(dtype)})[0]
     if out.ndim == 1 and out.dtype.kind in "iu":
         return out.astype(np.int64), f"onnxruntime ({inp.type})"
     if out.ndim == 2 and out.shape[1] > 1:

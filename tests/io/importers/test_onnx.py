@@ -250,3 +250,23 @@ def test_import_check_compares_with_onnxruntime(tmp_path):
     assert out["rounded_thresholds"] == 108 and out["sparse_layers"] == [1, 3]
     net = load_weights(tmp_path / "n.npz").network
     assert net.layers == [36, 108, 64, 16, 5]
+
+
+def test_the_float_check_runs_a_model_whose_batch_size_is_fixed(tmp_path):
+    """Exported models often fix the batch dimension at 1 (VNN-COMP's do): the model's own float predictions
+    run row by row there, instead of failing inside onnxruntime (an internal error after every query)."""
+    from bnnmilp.io.importers import float_predictions
+
+    rng = np.random.default_rng(12)
+    model = larq_conv_model(rng)
+    model.graph.input[0].type.tensor_type.shape.dim[0].ClearField("dim_param")
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    onnx.save(model, str(tmp_path / "one.onnx"))
+    r = CliRunner().invoke(main, ["import", str(tmp_path / "one.onnx"), "-o", str(tmp_path / "n.npz")])
+    assert r.exit_code == 0, r.output
+    X = rng.normal(size=(7, 36))
+    got, name = float_predictions(load_weights(tmp_path / "n.npz").doc["source"], X)
+    sess = ort.InferenceSession(str(tmp_path / "one.onnx"))
+    one_by_one = [int(np.argmax(sess.run(None, {"x": X[i:i + 1].reshape(1, 1, 6, 6).astype(np.float32)})[0]))
+                  for i in range(7)]
+    assert got.tolist() == one_by_one and name == "onnxruntime (tensor(float))"
