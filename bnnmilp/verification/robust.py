@@ -955,8 +955,51 @@ def _float_bit(net: Network, P: np.ndarray) -> np.ndarray:
 
 def falsify_ensemble(ens, x: np.ndarray, ref: int, opts: RobustOptions, lo: np.ndarray, hi: np.ndarray,
                      rng: np.random.Generator) -> tuple[np.ndarray, Fraction, int] | None:
-    """:func:`falsify` with the ensemble's vote (screened in floating point, decided exactly)."""
-    return falsify(partial(float_vote, ens), ens.predict, x, ref, opts, lo, hi, rng)
+    """:func:`falsify` with the ensemble's vote (screened in floating point, decided exactly): random points,
+    then (L-infinity) corners aimed at each rival class (:func:`aimed_corners`)."""
+    screen = partial(float_vote, ens)
+    found = falsify(screen, ens.predict, x, ref, opts, lo, hi, rng)
+    if found is not None or opts.norm != "inf" or opts.eps is None or FALSIFY_POINTS <= 0:
+        return found
+    pts = np.vstack([aimed_corners(ens, x, ref, r, lo, hi, float(opts.eps), rng) for r in range(ens.n_classes)
+                     if r != ref])
+    if opts.domain == "integer":
+        pts = np.clip(np.where(pts > x, np.floor(pts), np.ceil(pts)), np.ceil(lo), np.floor(hi))
+    cand = np.flatnonzero(screen(pts) != ref)[:SCREENED]
+    got = ens.predict(pts[cand]) if cand.size else np.zeros(0, dtype=np.int64)
+    for j, i in enumerate(cand):
+        inside, dist = in_perturbation_set(pts[i], x, opts, lo, hi)
+        if inside and got[j] != ref:
+            return pts[i].copy(), dist, int(got[j])
+    return None
+
+
+AIMED = 64  # corners per rival class in ``aimed_corners``
+
+
+def aimed_corners(ens, x: np.ndarray, ref: int, rival: int, lo: np.ndarray, hi: np.ndarray, eps: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Corners x + eps * sign(g) of the L-infinity ball (cut to [lo, hi]) for directions g that push the
+    first-layer units able to flip in the ball towards the flips that move a member's vote from ``ref`` to
+    ``rival`` (straight through the later layer: a unit counts with the weight of its output), with random
+    weights per unit for variety. Members of more than two layers are left out; a screen, not a proof."""
+    d = x.shape[0]
+    g = np.zeros((AIMED, d))
+    for net, (a, b) in zip(ens.networks, ens.classes, strict=True):
+        want = (a == rival) - (a == ref) - (b == rival) + (b == ref)  # +1: bit 1 helps the rival; -1: bit 0
+        if want == 0 or len(net.weights) != 2:
+            continue
+        W1, lam1, w2 = dense(net.weights[0]), net.thresholds[0], dense(net.weights[1])[0]
+        pre = W1 @ x - lam1
+        flippable = np.abs(pre) <= eps * np.abs(W1).sum(axis=1)
+        on = pre >= 0
+        push = np.where(on, -1.0, 1.0) * (np.sign(w2) * want * np.where(on, -1.0, 1.0) > 0)  # the helpful flips
+        units = np.flatnonzero(flippable & (push != 0))
+        if units.size:
+            weight = np.abs(w2[units]) * rng.random((AIMED, units.size))
+            g += (weight * push[units]) @ np.sign(W1[units])
+    pts = x + eps * np.where(g == 0, rng.choice([-1.0, 1.0], size=g.shape), np.sign(g))
+    return np.clip(pts, lo, hi)
 
 
 def member_bit_ranges(nets: list[Network], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
