@@ -916,11 +916,16 @@ def falsify(screen: Callable[[np.ndarray], np.ndarray], predict: Callable[[np.nd
     None when no sampled point is found to change the answer."""
     if FALSIFY_POINTS <= 0:
         return None
-    pts = sample_points(x, opts, lo, hi, rng)
+    return first_counterexample(sample_points(x, opts, lo, hi, rng), screen, predict, x, ref, opts, lo, hi)
+
+
+def first_counterexample(pts: np.ndarray, screen: Callable[[np.ndarray], np.ndarray],
+                         predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, ref: int, opts: RobustOptions,
+                         lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, Fraction, int] | None:
+    """The first of ``pts`` (at most SCREENED flagged by ``screen``) in the perturbation set on which the exact
+    ``predict`` is not ``ref``: (point, exact distance, its class); None if none is."""
     cand = np.flatnonzero(screen(pts) != ref)[:SCREENED]
-    if cand.size == 0:
-        return None
-    got = predict(pts[cand])
+    got = predict(pts[cand]) if cand.size else np.zeros(0, dtype=np.int64)
     for j, i in enumerate(cand):
         inside, dist = in_perturbation_set(pts[i], x, opts, lo, hi)
         if inside and got[j] != ref:
@@ -965,13 +970,7 @@ def falsify_ensemble(ens, x: np.ndarray, ref: int, opts: RobustOptions, lo: np.n
                      if r != ref])
     if opts.domain == "integer":
         pts = np.clip(np.where(pts > x, np.floor(pts), np.ceil(pts)), np.ceil(lo), np.floor(hi))
-    cand = np.flatnonzero(screen(pts) != ref)[:SCREENED]
-    got = ens.predict(pts[cand]) if cand.size else np.zeros(0, dtype=np.int64)
-    for j, i in enumerate(cand):
-        inside, dist = in_perturbation_set(pts[i], x, opts, lo, hi)
-        if inside and got[j] != ref:
-            return pts[i].copy(), dist, int(got[j])
-    return None
+    return first_counterexample(pts, screen, ens.predict, x, ref, opts, lo, hi)
 
 
 AIMED = 64  # corners per rival class in ``aimed_corners``
