@@ -125,7 +125,8 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
                              "one network (per-feature boxes and enumeration are not available for ensembles)")
         if robust or min_eps:
             run = Runner(weights, data, workers, scheduler, out_dir)
-            _robust_ensemble(wf, ds, eps, norm, domain, parse_bounds(bounds), against, time_limit, run, as_json)
+            _robust_ensemble(wf, ds, eps, norm, domain, parse_bounds(bounds), against, time_limit, engine, run,
+                             as_json)
         else:
             _verify_ensemble(wf, ds, as_json)
         return
@@ -307,14 +308,15 @@ def _verify_ensemble(ens, ds, as_json: bool) -> None:
         raise SystemExit(1)
 
 
-def _robust_ensemble(ens, ds, eps, norm, domain, bounds, against, time_limit, run: Runner, as_json) -> None:
+def _robust_ensemble(ens, ds, eps, norm, domain, bounds, against, time_limit, engine, run: Runner, as_json) -> None:
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
     from bnnmilp.verification.robust import RobustOptions, summary
 
     if eps is None:
         raise InputError(None, "--eps", "expected a radius (--min-eps is not available for ensembles)")
-    opts = RobustOptions(eps=eps, norm=norm, domain=domain, bounds=bounds, against=against, time_limit=time_limit)
+    opts = RobustOptions(eps=eps, norm=norm, domain=domain, bounds=bounds, against=against, time_limit=time_limit,
+                         engine=engine)
     results = run(ds.n_samples, opts)
     summ = summary(results, ds.labels, ens.predict(ds.features))
     doc = {"ensemble": ens.path, "summary": summ, "results": [r.to_dict() for r in results]}

@@ -121,6 +121,9 @@ def execute(jobs: Iterable[Job], out_dir: str | Path, workers: int = 1, schedule
     jobs = list(jobs)
     records: dict[str, dict] = {}
     pending = []
+    if (out / "jobs").is_dir():  # temporary files of records whose writer was killed (kill -9): never a record
+        for stale in (out / "jobs").glob(".*.json.*"):
+            stale.unlink(missing_ok=True)
     for job in jobs:
         f = out / "jobs" / f"{job.key}.json"
         if f.exists():

@@ -826,7 +826,8 @@ def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: Rob
         return done("not_robust", "replay", counterexample=x.tolist(), distance="0", note="misclassified already")
     exact = [on_lattice(net, opts.domain == "integer") for net in ens.networks]
     unsettled = []
-    found = falsify_ensemble(ens, x, ref, opts, lo, hi, np.random.default_rng([FALSIFY_SEED, index]))
+    found = None if opts.engine != "auto" else \
+        falsify_ensemble(ens, x, ref, opts, lo, hi, np.random.default_rng([FALSIFY_SEED, index]))
     if found is not None:
         xp, dist, winner = found
         return done("not_robust", "sampling", counterexample=xp.tolist(), distance=fraction_str(dist),

@@ -143,11 +143,16 @@ def test_kill_9_at_ten_random_points_of_verify_robust_and_bound_never_leaves_hal
         out = tmp_path / f"rob{i}"
         _killed_at(["verify", str(tmp_path / "net"), test, "--robust", "--eps", "1", "--engine", "milp",
                     "-o", str(out)], rng.uniform(0.5, 8.0))
-        assert not [p for p in out.rglob(".*") if p.is_file()], "temporary files left"
+        hidden = [p.name for p in out.rglob(".*") if p.is_file()]  # kill -9 can leave a record's temporary file
+        assert all(n.startswith(".") and ".json." in n for n in hidden), hidden
         for job in (out / "jobs").glob("*.json") if (out / "jobs").exists() else []:
             assert json.loads(job.read_text())["ok"] in (True, False)
         doc = _json_or_absent(out / "robustness.json")
         assert doc is None or len(doc["results"]) == 500
+        if hidden:  # the next run into the folder removes them
+            r = run("verify", tmp_path / "net", test, "--robust", "--eps", "1", "--engine", "milp", "-o", out)
+            assert r.exit_code in (0, 1), r.stderr
+            assert not [p for p in out.rglob(".*") if p.is_file()]
         proof = tmp_path / f"bound{i}.json"
         _killed_at(["bound", str(tmp_path / "narrow.yaml"), DIGITS[1], "-o", str(proof), "--time-limit", "6"],
                    rng.uniform(0.5, 7.0))

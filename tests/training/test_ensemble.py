@@ -181,7 +181,8 @@ def test_sigterm_ends_an_ensemble_robustness_run_and_keeps_its_finished_queries(
                                   str(tmp_path / "ens"), "--ensemble", "ovo", "--time-limit", "3"])
     assert r.exit_code == 0, r.stderr
     args = [sys.executable, "-m", "bnnmilp", "--progress", "plain", "verify", str(tmp_path / "ens"),
-            str(tmp_path / "d.yaml"), "--robust", "--eps", "3", "--time-limit", "60", "-o", str(tmp_path / "out")]
+            str(tmp_path / "d.yaml"), "--robust", "--eps", "3", "--engine", "milp", "--time-limit", "60", "-o",
+            str(tmp_path / "out")]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
         if "verifying: 2/" in line:
