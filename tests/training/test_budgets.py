@@ -113,3 +113,27 @@ def test_sigterm_during_ste_writes_ste_best_so_far(tmp_path):
     doc = yaml.safe_load((tmp_path / "run/weights.yaml").read_text())
     assert doc["training_loss"]["best_so_far"] is True and doc["training_loss"]["source"] == "ste"
     assert CliRunner().invoke(main, ["verify", str(tmp_path / "run"), data]).exit_code == 0
+
+
+@pytest.mark.slow
+def test_sigterm_during_the_search_ends_it_and_keeps_its_best(tmp_path, repo_root):
+    """The search (method lns) used to take SIGTERM inside a step's solve and go on to the next step until its
+    time limit (28.5 s in one trial): now the step's solve ends the search, and the best network is written."""
+    (tmp_path / "net.yaml").write_text(yaml.safe_dump({"network": {"layers": [64, 4, 10]},
+                                                       "training": {"epsilon": 0.015625}}))
+    data = str(repo_root / "samples/digits_k20.yaml")
+    proc = subprocess.Popen([sys.executable, "-m", "bnnmilp", "--progress", "plain", "train",
+                             str(tmp_path / "net.yaml"), data, "-o", str(tmp_path / "run"), "--time-limit", "300",
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "solving:" in line and "nodes" in line and sum("solving:" in s for s in seen) >= 2:
+            break  # a few seconds into the search's steps
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)  # not the 300 s budget
+    assert proc.returncode == 143, "".join(seen) + err
+    assert json.loads(out)["status"] == "interrupted"
+    doc = yaml.safe_load((tmp_path / "run/weights.yaml").read_text())
+    assert doc["training_loss"]["best_so_far"] is True
+    assert CliRunner().invoke(main, ["verify", str(tmp_path / "run"), data]).exit_code == 0
