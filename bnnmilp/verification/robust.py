@@ -826,16 +826,18 @@ def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: Rob
         return done("not_robust", "replay", counterexample=x.tolist(), distance="0", note="misclassified already")
     exact = [on_lattice(net, opts.domain == "integer") for net in ens.networks]
     unsettled = []
+    near = np.full(ens.n_classes, -np.inf)  # the sampled points' best vote margin of each class over ref
     found = None if opts.engine != "auto" else \
-        falsify_ensemble(ens, x, ref, opts, lo, hi, np.random.default_rng([FALSIFY_SEED, index]))
+        falsify_ensemble(ens, x, ref, opts, lo, hi, np.random.default_rng([FALSIFY_SEED, index]), near)
     if found is not None:
         xp, dist, winner = found
         return done("not_robust", "sampling", counterexample=xp.tolist(), distance=fraction_str(dist),
                     note=f"class {winner} wins at a sampled point; replayed exactly")
     bits = member_bit_ranges([n for n, _ in exact], lo, hi)
     gaps = {r: vote_gap_bound(bits, ens.classes, r, ref) for r in range(ens.n_classes) if r != ref}
-    rivals = sorted((r for r, g in gaps.items() if g > 0 or (g == 0 and r < ref)), key=lambda r: -gaps[r])
-    # the rival with the most room first: a counterexample ends the query before the others' proofs
+    rivals = sorted((r for r, g in gaps.items() if g > 0 or (g == 0 and r < ref)), key=lambda r: (-near[r], -gaps[r]))
+    # the rival that came closest at the sampled points first, then the one with the most room: a counterexample
+    # ends the query before the others' proofs
     if not rivals:
         return done("robust", "interval", note="interval arithmetic: no rival class can collect more votes than "
                                                f"class {ref} anywhere in the box")
@@ -942,14 +944,14 @@ def float_argmax(net: Network, P: np.ndarray) -> np.ndarray:
     return np.argmax(matmul_t(inp, net.weights[-1]) - net.thresholds[-1], axis=1)
 
 
-def float_vote(ens, P: np.ndarray) -> np.ndarray:
-    """The ensemble's vote per row of P with every member's bit in plain floating point: a screen."""
+def float_votes(ens, P: np.ndarray) -> np.ndarray:
+    """The ensemble's vote counts (rows of P, classes) with every member's bit in plain floating point."""
     v = np.zeros((P.shape[0], ens.n_classes), dtype=np.int64)
     for net, (a, b) in zip(ens.networks, ens.classes, strict=True):
         bit = _float_bit(net, P)
         v[:, a] += bit
         v[:, b] += 1 - bit
-    return np.argmax(v, axis=1)
+    return v
 
 
 def _float_bit(net: Network, P: np.ndarray) -> np.ndarray:
@@ -960,10 +962,17 @@ def _float_bit(net: Network, P: np.ndarray) -> np.ndarray:
 
 
 def falsify_ensemble(ens, x: np.ndarray, ref: int, opts: RobustOptions, lo: np.ndarray, hi: np.ndarray,
-                     rng: np.random.Generator) -> tuple[np.ndarray, Fraction, int] | None:
+                     rng: np.random.Generator, near: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, Fraction, int] | None:
     """:func:`falsify` with the ensemble's vote (screened in floating point, decided exactly): random points,
-    then (L-infinity) corners aimed at each rival class (:func:`aimed_corners`)."""
-    screen = partial(float_vote, ens)
+    then (L-infinity) corners aimed at each rival class (:func:`aimed_corners`). ``near`` (one number per
+    class) receives the most votes each class had over ``ref`` at any screened point: which rivals came close."""
+    def screen(P: np.ndarray) -> np.ndarray:
+        v = float_votes(ens, P)
+        if near is not None and len(P):
+            np.maximum(near, (v - v[:, [ref]]).max(axis=0), out=near)
+        return np.argmax(v, axis=1)
+
     found = falsify(screen, ens.predict, x, ref, opts, lo, hi, rng)
     if found is not None or opts.norm != "inf" or opts.eps is None or FALSIFY_POINTS <= 0:
         return found
