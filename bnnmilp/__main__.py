@@ -1,3 +1,3 @@
-from bnnmilp.cli import main
+from bnnmilp.cli import run
 
-main()
+run()

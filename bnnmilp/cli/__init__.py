@@ -115,17 +115,26 @@ def _debug(ctx: click.Context) -> bool:
     return bool(ctx.find_root().params.get("debug"))
 
 
-def _exit(code: int) -> None:
-    """sys.exit, except after a HiGHS solve that ignored its time limit and cancellation and was left running
-    (milp.backends.highs._ABANDONED): the interpreter's shutdown would destroy the solver under its thread and
-    abort the process (SIGABRT, after the results were written); the output is flushed and the process ends
-    at once with its own status instead."""
-    highs = sys.modules.get("bnnmilp.milp.backends.highs")
-    if highs is not None and getattr(highs, "_ABANDONED", None):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+def run() -> None:
+    """The console entry point (``bnnmilp``, ``python -m bnnmilp``): :data:`main`, then the process ends with its
+    status at once (``os._exit``, output flushed) once HiGHS was loaded. Its threads (a solve stopped by a
+    signal, one abandoned past its time limit, the global task scheduler) can still be alive, and the
+    interpreter's shutdown under them aborts the process ("terminate called without an active exception",
+    SIGABRT) after the results were written. Library users and tests call :data:`main` and exit as usual."""
+    try:
+        main()
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
+    status = code if isinstance(code, int) else (0 if code is None else 1)
+    if not isinstance(code, int) and code is not None:
+        print(code, file=sys.stderr)
+    if "highspy" in sys.modules:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # a closed pipe (| head) or stream
+                stream.flush()
+        os._exit(status)
+    sys.exit(status)
 
 
 class App(click.Group):
@@ -154,7 +163,7 @@ class App(click.Group):
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        _exit(rv if isinstance(rv, int) else 0)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context):
         try:
