@@ -139,12 +139,21 @@ def prepare_run_dir(run_dir: str | Path, force: bool = False) -> bool:
             shutil.rmtree(q)
         elif q.exists() or q.is_symlink():
             q.unlink()
+    for q in p.iterdir():
+        if stale_temporary(q.name) and q.is_file():
+            q.unlink()
     return created
+
+
+def stale_temporary(name: str) -> bool:
+    """A temporary file of one of the run's files (``.weights.yaml.x1y2.yaml``): what a kill -9 during a write
+    leaves; never read as output, removed by the next run into the folder."""
+    return name.startswith(".") and any(name[1:].startswith(f"{owned}.") for owned in OWNED)
 
 
 def _refuse_earlier_run(p: Path) -> None:
     _refuse_held(p)
-    present = sorted(x.name for x in p.iterdir() if x.name not in (LOCK, "jobs"))
+    present = sorted(x.name for x in p.iterdir() if x.name not in (LOCK, "jobs") and not stale_temporary(x.name))
     if present:
         shown = ", ".join(present[:4]) + (", ..." if len(present) > 4 else "")
         raise OutputError(str(p), f"not empty ({shown}): choose a new folder, or --force to replace the files "
