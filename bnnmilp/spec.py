@@ -266,7 +266,7 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
     ----------
     doc : dict
         ``{"network": {"layers": [...], ...}, "training": {...}, "solver": {...}}``; only ``network.layers``
-        is required (see the README's settings table for every key and its default).
+        is required (see docs/model.md's settings table for every key and its default).
     path : str, optional
         The file it came from, named in errors.
 

@@ -129,7 +129,7 @@ def prove_group(spec: Spec, ds: Dataset, samples: list[int], time_limit: float, 
             continue  # no time for a search: the trivial bound (the group's share of the budget is spent)
         if doc is None:
             # without propagation: on these groups it costs 2-6x the time for 5-25% fewer nodes, and the
-            # decomposition works against a time budget (README, certificate benchmark)
+            # decomposition works against a time budget (docs/certificates.md, certificate benchmark)
             tree = branch_and_bound(model, cutoff=cutoff, time_limit=left, priority=tm.branching_priority(),
                                     propagate=False, symmetry=unit_symmetry(tm) if symmetry else None)
             nodes += len(tree.nodes)
