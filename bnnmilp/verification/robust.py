@@ -376,7 +376,7 @@ def _beam_upper(net: Network, x: np.ndarray, opts: RobustOptions, e: int, top: i
     m * e for m in ``starts`` (at most ``top``) in turn, and after a counterexample at distance d searches
     again below d: a smaller budget leaves fewer flips, a narrower search; the search ends once d is at most
     ``enough`` (default e + 1). ``by_enumeration`` asks for one budget e: starts 1, 2 and 4, enough e, and only
-    a counterexample within e answers its query. Measured on Sakai's networks (the brackets in README): each
+    a counterexample within e answers its query. Measured on Sakai's networks (the brackets in docs/robustness.md): each
     ranking, each start and the polish find counterexamples the others miss (mnist image 21 at L1: 12 from
     budget 16, 7 from budget 20; benchmarks/external_beyond.py: fixed budgets where HiGHS settles nothing);
     s_y - max_k s_k steers towards the nearest class, which may be the hardest to reach (image 10: the nearest
@@ -936,12 +936,17 @@ def first_counterexample(pts: np.ndarray, screen: Callable[[np.ndarray], np.ndar
     return None
 
 
-def float_argmax(net: Network, P: np.ndarray) -> np.ndarray:
-    """The class per row of P in plain floating point (bits a >= lambda, then the largest score): a screen."""
+def _float_scores(net: Network, P: np.ndarray) -> np.ndarray:
+    """The last layer's a - lambda per row of P, every earlier bit a >= lambda in plain floating point."""
     inp = np.asarray(P, dtype=np.float64)
     for W, lam in zip(net.weights[:-1], net.thresholds[:-1], strict=True):
         inp = (matmul_t(inp, W) - lam >= 0).astype(np.float64)
-    return np.argmax(matmul_t(inp, net.weights[-1]) - net.thresholds[-1], axis=1)
+    return matmul_t(inp, net.weights[-1]) - net.thresholds[-1]
+
+
+def float_argmax(net: Network, P: np.ndarray) -> np.ndarray:
+    """The class per row of P in plain floating point (the largest score): a screen."""
+    return np.argmax(_float_scores(net, P), axis=1)
 
 
 def float_votes(ens, P: np.ndarray) -> np.ndarray:
@@ -955,10 +960,7 @@ def float_votes(ens, P: np.ndarray) -> np.ndarray:
 
 
 def _float_bit(net: Network, P: np.ndarray) -> np.ndarray:
-    inp = np.asarray(P, dtype=np.float64)
-    for W, lam in zip(net.weights, net.thresholds, strict=True):
-        inp = (matmul_t(inp, W) - lam >= 0).astype(np.float64)
-    return inp[:, 0].astype(np.int64)
+    return (_float_scores(net, P)[:, 0] >= 0).astype(np.int64)
 
 
 def falsify_ensemble(ens, x: np.ndarray, ref: int, opts: RobustOptions, lo: np.ndarray, hi: np.ndarray,
