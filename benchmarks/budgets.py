@@ -23,6 +23,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES, CONFIGS = ROOT / "samples", ROOT / "configs"
+sys.path.insert(0, str(ROOT))
+
+from tests.onnx_models import two_conv_bnn  # noqa: E402
 
 
 def slack(limit: float) -> float:
@@ -50,6 +53,7 @@ def inputs(tmp: Path) -> dict[str, str]:
     run([sys.executable, "-m", "bnnmilp", "encode", str(CONFIGS / "digits.yaml"), str(SAMPLES / "digits_k5.yaml"),
          "-o", str(tmp / "digits_k5.mps"), "--writer", "highs"])
     conv_bnn(tmp, rng)
+    two_conv_bnn(tmp / "big_conv.onnx", channels=32, side=64)
     run([sys.executable, "-m", "bnnmilp", "import", str(tmp / "conv.onnx"), "-o", str(tmp / "conv.npz")])
     return {"tmp": str(tmp)}
 
@@ -112,6 +116,10 @@ def cases(tmp: Path) -> list[tuple[str, list[str], float]]:
         ("grad: digits k=5 training MILP", [*b, "grad", str(tmp / "digits_k5.mps")], 10.0),
         ("bound: digits [64, 2, 10], k=10", [*b, "bound", str(tmp / "narrow.yaml"), str(SAMPLES / "digits_k10.yaml"),
                                              "-o", str(tmp / "b.json")], 10.0),
+        ("import: conv BNN, 3x64x64 real inputs, 32 channels", [*b, "import", str(tmp / "big_conv.onnx"), "-o",
+                                                                str(tmp / "big_conv.npz")], 5.0),
+        ("encode: 784 inputs, 100 images, LP", [*b, "encode", str(tmp / "mnist_net.yaml"), str(tmp / "mnist_like.npz"),
+                                                "-o", str(tmp / "m.lp")], 2.0),
         ("verify --robust: argmax net, eps 4, one query", [*b, "verify", str(tmp / "argmax"), str(tmp / "one.yaml"),
                                                            "--robust", "--eps", "4"], 5.0),
         ("verify --robust: ovo ensemble, eps 2, one query", [*b, "verify", str(tmp / "ens"), str(tmp / "one.yaml"),

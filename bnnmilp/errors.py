@@ -82,3 +82,14 @@ class UnboundedError(BnnMilpError, ArithmeticError):
     """The model's objective has no lower bound (or no finite optimum at all): nothing to prove or differentiate."""
 
     exit_code = EXIT_CLAIM_FALSE
+
+
+class TimeLimitError(BnnMilpError, TimeoutError):
+    """A command's --time-limit ran out in a stage that has no partial result to keep (importing, encoding):
+    nothing was written."""
+
+    exit_code = EXIT_SOLVER
+
+    def __init__(self, seconds: float, what: str) -> None:
+        self.seconds, self.what = seconds, what
+        super().__init__(f"the time limit of {seconds:g} s ran out while {what}; nothing was written")

@@ -8,8 +8,12 @@ and the size allowed. The element limit is the one a real user may need to raise
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
+import threading
+from collections.abc import Iterator
 
 DEFAULT_MAX_ELEMENTS = 100_000_000  # numbers in one array or document: 800 MB as float64
 MAX_THREADS = 1024  # solver threads: no machine bnnmilp runs on has more cores
@@ -89,3 +93,27 @@ def measure(doc: object, limit: int) -> tuple[int, int]:
         stack.append((obj, True))
         stack.extend((c, False) for c in children(obj) if isinstance(c, (list, dict)) and id(c) not in seen)
     return seen.get(id(doc), (1, 0))
+
+
+@contextlib.contextmanager
+def wall_clock(seconds: float | None, what: str) -> Iterator[None]:
+    """Bound a stage that has no partial result (an import, an encoding) by ``seconds`` of wall clock: past it,
+    :class:`~bnnmilp.errors.TimeLimitError` is raised at the next Python bytecode, so the stage's temporary
+    files are removed on the way out. A real-time timer (SIGALRM), so it works only in the main thread; with
+    ``seconds`` None, or elsewhere, the stage runs unbounded."""
+    from bnnmilp.errors import TimeLimitError
+
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeLimitError(seconds, what)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

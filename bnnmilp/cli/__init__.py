@@ -117,10 +117,13 @@ def _debug(ctx: click.Context) -> bool:
 
 def run() -> None:
     """The console entry point (``bnnmilp``, ``python -m bnnmilp``): :data:`main`, then the process ends with its
-    status at once (``os._exit``, output flushed) once HiGHS was loaded. Its threads (a solve stopped by a
+    status at once (``os._exit``, output flushed). Once HiGHS was loaded its threads (a solve stopped by a
     signal, one abandoned past its time limit, the global task scheduler) can still be alive, and the
     interpreter's shutdown under them aborts the process ("terminate called without an active exception",
-    SIGABRT) after the results were written. Library users and tests call :data:`main` and exit as usual."""
+    SIGABRT) after the results were written; and tearing down a large model object by object takes seconds
+    (a second and more after an encoding stopped by its time limit) that the budget does not have. Every
+    file is closed and every temporary folder removed by then. Library users and tests call :data:`main`
+    and exit as usual."""
     try:
         main()
         code: object = 0
@@ -129,12 +132,10 @@ def run() -> None:
     status = code if isinstance(code, int) else (0 if code is None else 1)
     if not isinstance(code, int) and code is not None:
         print(code, file=sys.stderr)
-    if "highspy" in sys.modules:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError):  # a closed pipe (| head) or stream
-                stream.flush()
-        os._exit(status)
-    sys.exit(status)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (| head) or stream
+            stream.flush()
+    os._exit(status)
 
 
 class App(click.Group):

@@ -11,6 +11,13 @@ from bnnmilp.limits import MAX_THREADS
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
 
 
+def time_limit_option(stages: str):
+    """--time-limit for a command whose work has no partial result: past it, exit 3 and nothing written."""
+    return click.option("--time-limit", type=Finite(min=0, min_open=True), default=None,
+                        help=f"Seconds of wall clock for {stages}; past them the command stops with exit status 3 "
+                             "and writes nothing [default: no limit].")
+
+
 def load_inputs(network: str, data: str):
     """Read and validate a spec and a data set that must fit it."""
     from bnnmilp.data import load_data

@@ -4,7 +4,15 @@ from pathlib import Path
 
 import click
 
-from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_FILE, json_option, load_box_option, load_inputs, one_stdout
+from bnnmilp.cli.common import (
+    NONNEGATIVE,
+    OUTPUT_FILE,
+    json_option,
+    load_box_option,
+    load_inputs,
+    one_stdout,
+    time_limit_option,
+)
 
 
 @click.command("encode")
@@ -28,10 +36,11 @@ from bnnmilp.cli.common import NONNEGATIVE, OUTPUT_FILE, json_option, load_box_o
               help="Per-feature input bounds: a YAML or NPZ file with lower and upper.")
 @click.option("--against", type=click.Choice(["prediction", "label"]), default="prediction", show_default=True)
 @click.option("--min-eps", is_flag=True)
+@time_limit_option("reading, building and writing")
 @json_option
 def command(network: str, data: str, output: str, fmt: str | None, writer: str, robust: bool, sample: int,
             eps: float | None, norm: str, domain: str, bounds: str | None, box: str | None, against: str,
-            min_eps: bool, as_json: bool) -> None:
+            min_eps: bool, time_limit: float | None, as_json: bool) -> None:
     """Write the training MILP of NETWORK (spec YAML) on DATA (YAML) as an MPS or LP file.
 
     Variables are named w_l_k_j (weights), lam_l / lam_l_k (thresholds),
@@ -46,20 +55,39 @@ def command(network: str, data: str, output: str, fmt: str | None, writer: str, 
       bnnmilp encode configs/paper.yaml samples/xor.yaml -o xor.lp
       bnnmilp encode configs/paper.yaml - -o - --format mps < samples/xor.yaml | gzip > xor.mps.gz
     """
-    from bnnmilp import formulations
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
-    from bnnmilp.io.yamlio import atomic_write
+    from bnnmilp.limits import wall_clock
 
     one_stdout(as_json, output=output)
     fmt = fmt or Path(output).suffix.lower().lstrip(".")
     if fmt not in ("mps", "lp"):
         raise InputError(output, None, "cannot tell the format: use a .mps or .lp extension, or --format")
-    if robust:
-        model = _robust_model(network, data, sample, eps, norm, domain, bounds, box, against, min_eps)
+    with wall_clock(time_limit, "encoding"):
+        model = _model(network, data, robust, sample, eps, norm, domain, bounds, box, against, min_eps)
+        _write(model, output, fmt, writer)
+    stats = {"file": output, "format": fmt, **model.stats(), "model_sha256": model.fingerprint()}
+    if as_json:
+        terminal.emit_json(stats)
     else:
-        spec, ds = load_inputs(network, data)
-        model = formulations.get("theorem1").build(spec, ds.features, ds.targets(spec.network.n_outputs)).model
+        where = "standard output" if output == "-" else output
+        terminal.table(f"wrote {where}", [(k, v) for k, v in stats.items() if k not in ("file",)])
+
+
+def _model(network, data, robust, sample, eps, norm, domain, bounds, box, against, min_eps):
+    """The standard-form model to write: the training MILP, or a robustness query."""
+    from bnnmilp import formulations
+
+    if robust:
+        return _robust_model(network, data, sample, eps, norm, domain, bounds, box, against, min_eps)
+    spec, ds = load_inputs(network, data)
+    return formulations.get("theorem1").build(spec, ds.features, ds.targets(spec.network.n_outputs)).model
+
+
+def _write(model, output: str, fmt: str, writer: str) -> None:
+    """Write atomically: a failure or the time limit leaves no file."""
+    from bnnmilp.io.yamlio import atomic_write
+
     if writer == "pyomo":
         from bnnmilp.milp.backends import pyomo
 
@@ -77,12 +105,6 @@ def command(network: str, data: str, output: str, fmt: str | None, writer: str, 
                 raise
 
         atomic_write(output, write)
-    stats = {"file": output, "format": fmt, **model.stats(), "model_sha256": model.fingerprint()}
-    if as_json:
-        terminal.emit_json(stats)
-    else:
-        where = "standard output" if output == "-" else output
-        terminal.table(f"wrote {where}", [(k, v) for k, v in stats.items() if k not in ("file",)])
 
 
 def _robust_model(weights, data, sample, eps, norm, domain, bounds, box, against, min_eps):

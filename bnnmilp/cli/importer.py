@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from bnnmilp.cli.common import OUTPUT_FILE, json_option
+from bnnmilp.cli.common import OUTPUT_FILE, json_option, time_limit_option
 
 FORMATS = {".onnx": "onnx", ".npz": "chainer-npz"}
 
@@ -21,9 +21,10 @@ FORMATS = {".onnx": "onnx", ".npz": "chainer-npz"}
 @click.option("--check", "check_data", type=click.Path(dir_okay=False),
               help="A data file (YAML, CSV, NPZ): compare the imported network's exact predictions with the model's "
                    "own (Chainer float32, or onnxruntime if installed) and list the samples where they differ.")
+@time_limit_option("reading, translating, checking and writing")
 @json_option
 def command(model: str, output: str, fmt: str | None, integer_inputs: bool, check_data: str | None,
-            as_json: bool) -> None:
+            time_limit: float | None, as_json: bool) -> None:
     """Import a BNN trained elsewhere (ONNX from Larq or PyTorch; Sakai's Chainer npz) as a bnnmilp network,
     exactly.
 
@@ -50,14 +51,16 @@ def command(model: str, output: str, fmt: str | None, integer_inputs: bool, chec
     from bnnmilp.cli import terminal
     from bnnmilp.io.importers import import_model
     from bnnmilp.io.runs import write_network
+    from bnnmilp.limits import wall_clock
 
     fmt = fmt or FORMATS.get(Path(model).suffix.lower())
     if fmt is None:
         raise click.UsageError(f"cannot tell the format of {model!r} from its extension: pass --from onnx or "
                                "--from chainer-npz")
-    imported = import_model(model, fmt, integer_inputs)
-    checked = _check(imported, check_data) if check_data else {}
-    write_network(output, imported.network, imported.doc)
+    with wall_clock(time_limit, "importing"):
+        imported = import_model(model, fmt, integer_inputs)
+        checked = _check(imported, check_data) if check_data else {}
+        write_network(output, imported.network, imported.doc)
     out = {"weights": str(output), **imported.summary, **checked}
     if as_json:
         terminal.emit_json(out)

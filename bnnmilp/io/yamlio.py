@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from bnnmilp.errors import InputError, OutputError
+from bnnmilp.errors import BnnMilpError, InputError, OutputError
 from bnnmilp.limits import MAX_JSON_DEPTH, max_elements, measure, too_many
 
 
@@ -207,6 +207,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
                 write(tmp)
                 with open(tmp, "rb") as src, open(target, "wb") as out:
                     shutil.copyfileobj(src, out)
+        except BnnMilpError:
+            raise
         except OSError as exc:
             raise OutputError(str(target), f"cannot write ({exc.strerror or exc.__class__.__name__})") from exc
         return target
@@ -220,6 +222,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         write(tmp_path)
         os.chmod(tmp_path, (stat.S_IMODE(os.stat(real).st_mode) if real.exists() else 0o666 & ~_umask()))
         os.replace(tmp_path, real)
+    except BnnMilpError:  # a time limit (a TimeoutError) or bad input while writing: not a write failure
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
+        raise
     except OSError as exc:
         if tmp_path is not None:
             tmp_path.unlink(missing_ok=True)

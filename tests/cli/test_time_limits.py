@@ -11,6 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from bnnmilp.cli import main
+from tests.onnx_models import two_conv_bnn
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES, CONFIGS = ROOT / "samples", ROOT / "configs"
@@ -81,3 +82,30 @@ def test_an_ensemble_query_beyond_its_limit_is_unknown_with_its_open_rivals(tmp_
     assert res.answer in ("unknown", "not_robust")
     if res.answer == "unknown":
         assert res.note.startswith("rivals not settled: [")
+
+
+@pytest.mark.parametrize("command", ["import", "encode"])
+def test_import_and_encode_beyond_the_limit_stop_with_exit_3_and_write_nothing(tmp_path, command):
+    """Neither has a partial result to keep: past --time-limit, one line, exit 3, no file (not even a temporary
+    one); with room to finish, the same command writes its file."""
+    if command == "import":
+        two_conv_bnn(tmp_path / "conv.onnx", channels=16, side=32)
+        args, out = ["import", tmp_path / "conv.onnx", "-o"], tmp_path / "net.npz"
+        what = "importing"
+    else:
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        X = (rng.random((100, 784)) < 0.2) * rng.integers(0, 256, (100, 784))
+        np.savez(tmp_path / "mnist_like.npz", X=X, y=np.arange(100) % 10)
+        (tmp_path / "net.yaml").write_text(yaml.safe_dump({"network": {"layers": [784, 16, 10], "output": "argmax"}}))
+        args, out = ["encode", tmp_path / "net.yaml", tmp_path / "mnist_like.npz", "-o"], tmp_path / "m.lp"
+        what = "encoding"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    r = run(*args, out, "--time-limit", "0.5")
+    assert r.exit_code == 3
+    assert r.stderr == f"bnnmilp: error: the time limit of 0.5 s ran out while {what}; nothing was written\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    r = run(*args, out, "--time-limit", "300")
+    assert r.exit_code == 0, r.stderr
+    assert out.stat().st_size > 0

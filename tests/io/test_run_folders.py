@@ -4,6 +4,7 @@ that fails (a full disk) or a kill -9 leaves the previous files, a labelled chec
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import signal
@@ -110,7 +111,8 @@ def test_kill_9_at_ten_random_points_of_train_never_leaves_a_mix(tmp_path):
     for i in range(10):
         out = tmp_path / f"run{i}"
         proc = subprocess.Popen([sys.executable, "-m", "bnnmilp", "train", *DIGITS, "-o", str(out),
-                                 "--time-limit", "8"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                 "--time-limit", "8"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=_private_tmp(tmp_path))
         time.sleep(rng.uniform(0.3, 9.0))
         proc.kill()
         proc.wait()
@@ -122,9 +124,16 @@ def test_kill_9_at_ten_random_points_of_train_never_leaves_a_mix(tmp_path):
         assert not [p for p in (tmp_path / f"run{i}").iterdir() if stale_temporary(p.name)]
 
 
-def _killed_at(args: list[str], seconds: float) -> None:
+def _private_tmp(tmp_path: Path) -> dict[str, str]:
+    """The environment of a process about to be killed: its temporary folders go under the test's own, since
+    kill -9 leaves them behind."""
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    return {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+
+
+def _killed_at(args: list[str], seconds: float, tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "bnnmilp", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, env=_private_tmp(tmp_path))
     time.sleep(seconds)
     proc.kill()
     proc.wait()
@@ -147,7 +156,7 @@ def test_kill_9_at_ten_random_points_of_verify_robust_and_bound_never_leaves_hal
     for i in range(10):
         out = tmp_path / f"rob{i}"
         _killed_at(["verify", str(tmp_path / "net"), test, "--robust", "--eps", "1", "--engine", "milp",
-                    "-o", str(out)], rng.uniform(0.5, 8.0))
+                    "-o", str(out)], rng.uniform(0.5, 8.0), tmp_path)
         hidden = [p.name for p in out.rglob(".*") if p.is_file()]  # kill -9 can leave a record's temporary file
         assert all(n.startswith(".") and ".json." in n for n in hidden), hidden
         for job in (out / "jobs").glob("*.json") if (out / "jobs").exists() else []:
@@ -160,7 +169,7 @@ def test_kill_9_at_ten_random_points_of_verify_robust_and_bound_never_leaves_hal
             assert not [p for p in out.rglob(".*") if p.is_file()]
         proof = tmp_path / f"bound{i}.json"
         _killed_at(["bound", str(tmp_path / "narrow.yaml"), DIGITS[1], "-o", str(proof), "--time-limit", "6"],
-                   rng.uniform(0.5, 7.0))
+                   rng.uniform(0.5, 7.0), tmp_path)
         if _json_or_absent(proof) is not None:
             r = run("verify", tmp_path / "narrow.yaml", DIGITS[1], "--certificate", proof)
             assert r.exit_code == 0, r.stderr
@@ -176,7 +185,7 @@ def test_kill_9_at_ten_random_points_of_an_ensemble_run_never_leaves_a_mix(tmp_p
     for i in range(10):
         out = tmp_path / f"ens{i}"
         _killed_at(["train", str(tmp_path / "net.yaml"), DIGITS[1], "-o", str(out), "--ensemble", "ovo",
-                    "--time-limit", "0.5"], rng.uniform(0.5, 15.0))
+                    "--time-limit", "0.5"], rng.uniform(0.5, 15.0), tmp_path)
         for member in (out / "members").iterdir() if (out / "members").exists() else []:
             names = sorted(p.name for p in member.iterdir() if not p.name.startswith("."))
             assert names in ([], ["certificate.json", "weights.yaml"]), names
