@@ -311,6 +311,7 @@ class EnsembleQuery:
     integer: bool
     deltas: list[tuple[float, ...]]
     margin: float = 0.0
+    fixed: list[int | None] | None = None  # a member's bit where it is proven constant over the box, else None
 
 
 @register("ensemble_robustness")
@@ -324,16 +325,20 @@ class EnsembleRobustness:
         lo, hi = q.box_lo.astype(np.float64), q.box_hi.astype(np.float64)
         xp = b.add_vars("x", (d0,), lo, hi, q.integer)
         cols, coefs, const = [], [], 0.0
-        for net, (a, c2), dl in zip(q.networks, q.classes, q.deltas, strict=True):
-            if q.rival not in (a, c2) and q.reference not in (a, c2):
-                continue
-            out = add_network(b, net, xp, lo, hi, dl, q.margin, prefix=f"m{a}_{c2}_")[-1][0]
+        fixed = q.fixed or [None] * len(q.networks)
+        for net, (a, c2), dl, bit in zip(q.networks, q.classes, q.deltas, fixed, strict=True):
             # member votes a with its bit u, c2 with 1 - u
             w = (a == q.rival) - (a == q.reference) - ((c2 == q.rival) - (c2 == q.reference))
             const += (c2 == q.rival) - (c2 == q.reference)
-            if w:
-                cols.append(out)
-                coefs.append(float(w))
+            if not w:
+                continue
+            if bit is not None:
+                const += w * bit
+                continue
+            cols.append(add_network(b, net, xp, lo, hi, dl, q.margin, prefix=f"m{a}_{c2}_")[-1][0])
+            coefs.append(float(w))
+        if not cols:  # every member is a constant here: a row of one zero coefficient keeps the test
+            cols, coefs = [xp[0]], [0.0]
         need = (0.0 if q.rival < q.reference else 1.0) - const
         b.add_rows("beats", (), np.array([cols]), np.array([coefs]), need, INF)
         add_ball(b, xp, q.x, q.norm, q.eps, None)

@@ -814,8 +814,6 @@ def summary(results: list[SampleResult], labels: np.ndarray, predictions: np.nda
 
 def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: RobustOptions) -> SampleResult:
     """One-vs-one ensembles: one query per rival class; robust only if no rival can win anywhere in the ball."""
-    from bnnmilp.formulations.robustness import EnsembleQuery
-
     t0 = time.perf_counter()
     pred = int(ens.predict(x[None, :])[0])
     ref = label if opts.against == "label" else pred
@@ -825,7 +823,6 @@ def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: Rob
     if pred != ref:
         return done("not_robust", "replay", counterexample=x.tolist(), distance="0", note="misclassified already")
     exact = [on_lattice(net, opts.domain == "integer") for net in ens.networks]
-    unsettled = []
     near = np.full(ens.n_classes, -np.inf)  # the sampled points' best vote margin of each class over ref
     found = None if opts.engine != "auto" else \
         falsify_ensemble(ens, x, ref, opts, lo, hi, np.random.default_rng([FALSIFY_SEED, index]), near)
@@ -834,44 +831,180 @@ def verify_ensemble_sample(ens, x: np.ndarray, label: int, index: int, opts: Rob
         return done("not_robust", "sampling", counterexample=xp.tolist(), distance=fraction_str(dist),
                     note=f"class {winner} wins at a sampled point; replayed exactly")
     bits = member_bit_ranges([n for n, _ in exact], lo, hi)
-    gaps = {r: vote_gap_bound(bits, ens.classes, r, ref) for r in range(ens.n_classes) if r != ref}
-    rivals = sorted((r for r, g in gaps.items() if g > 0 or (g == 0 and r < ref)), key=lambda r: (-near[r], -gaps[r]))
-    # the rival that came closest at the sampled points first, then the one with the most room: a counterexample
-    # ends the query before the others' proofs
+    rivals = _open_rivals(bits, ens, ref, near)
     if not rivals:
         return done("robust", "interval", note="interval arithmetic: no rival class can collect more votes than "
                                                f"class {ref} anywhere in the box")
-    for turn, rival in enumerate(rivals):
-        spent = time.perf_counter() - t0
-        if opts.time_limit is not None and spent >= opts.time_limit:  # no solve past the query's limit
-            unsettled += rivals[turn:]
-            break
-        # an equal share of what is left for each rival still to come: the first cannot take every rival's time
-        end = None if opts.time_limit is None else t0 + spent + (opts.time_limit - spent) / (len(rivals) - turn)
-        q = EnsembleQuery([n for n, _ in exact], ens.classes, x.astype(np.float64), ref, rival, lo, hi, opts.eps,
-                          opts.norm, opts.domain == "integer", [d for _, d in exact])
-        model = get("ensemble_robustness").build(q)
-        sol = highs.solve_or_stop(model, guarded(_until(end)))
-        if sol.status == "infeasible":
-            if opts.cross_check and highs.solve_or_stop(
-                    model, SolveOptions(time_limit=_until(end), presolve=checking(sol)[0])).status != "infeasible":
-                unsettled.append(rival)
-            continue
-        for margin in (0.0, 1e-5):  # then a clear margin from every inexact threshold (ties, tolerances)
-            attempt = sol if margin == 0.0 else highs.solve_or_stop(
-                get("ensemble_robustness").build(replace(q, margin=margin)), guarded(_until(end)))
-            if attempt.x is None:
-                continue
-            xp = _candidate(attempt.x, x.shape[0], opts, lo, hi)
-            inside, dist = in_perturbation_set(xp, x, opts, lo, hi)
-            if inside and int(ens.predict(xp[None, :])[0]) != ref:
-                return done("not_robust", "milp", counterexample=xp.tolist(),
-                            distance=fraction_str(dist), note=f"class {rival} wins; replayed exactly")
-        unsettled.append(rival)
+    member_end = None if opts.time_limit is None else t0 + MEMBER_SHARE * opts.time_limit
+    flips: dict[int, np.ndarray] = {}
+    asked = member_ranges(ens, x, opts, bits, ref, rivals, member_end, flips)
+    rivals = _open_rivals(bits, ens, ref, near)
+    found = mixed_flips(ens, x, ref, rivals, flips, opts, lo, hi, np.random.default_rng([FALSIFY_SEED, index]))
+    if found is not None:
+        xp, dist, winner = found
+        return done("not_robust", "members", counterexample=xp.tolist(), distance=fraction_str(dist),
+                    note=f"class {winner} wins at a mix of members' own counterexamples; replayed exactly")
+    if not rivals:
+        return done("robust", "members", note=f"no rival class can collect enough votes: each member's vote over "
+                                              f"the box proven on its own ({asked} member queries, the rest by "
+                                              "interval arithmetic)")
+    unsettled = _joint_queries(ens, exact, x, ref, rivals, bits, lo, hi, opts, t0)
+    if isinstance(unsettled, SampleResult):
+        return replace(unsettled, index=index, reference=[ref], time_s=time.perf_counter() - t0)
     if unsettled:
         return done("unknown", "milp", note=f"rivals not settled: {unsettled}")
-    return done("robust", "milp", note="no rival class can win (solver proofs"
+    return done("robust", "milp", note="no rival class can win (member-wise proofs, then joint solver proofs"
                 + (", each confirmed with the other presolve setting)" if opts.cross_check else ")"))
+
+
+MEMBER_SHARE = 0.25  # of a query's time for proving members' votes one at a time, before the joint MILPs
+
+
+def _open_rivals(bits: np.ndarray, ens, ref: int, near: np.ndarray) -> list[int]:
+    """The classes that could still win the vote with each member's bit in its range, the one that came
+    closest at the sampled points first, then the one with the most room: a counterexample ends the query
+    before the others' proofs."""
+    gaps = {r: vote_gap_bound(bits, ens.classes, r, ref) for r in range(ens.n_classes) if r != ref}
+    return sorted((r for r, g in gaps.items() if g > 0 or (g == 0 and r < ref)), key=lambda r: (-near[r], -gaps[r]))
+
+
+def member_ranges(ens, x: np.ndarray, opts: RobustOptions, bits: np.ndarray, ref: int, rivals: list[int],
+                  end: float | None, flips: dict[int, np.ndarray]) -> int:
+    """Narrow ``bits`` in place: each member that votes for ``ref`` or an open rival and whose bit interval
+    arithmetic leaves open is asked on its own whether its bit can change in the box (a one-output robustness
+    query with every engine; a small model, milliseconds). A member proven robust keeps its bit at x; one
+    that can change puts its counterexample into ``flips``. Returns the number of member queries asked. Sound
+    on its own: a member that cannot change alone cannot change in the joint query either; only the joint
+    MILP sees which changes can happen together."""
+    involved = {ref, *rivals}
+    todo = [m for m, (a, c) in enumerate(ens.classes) if bits[m, 0] != bits[m, 1] and {a, c} & involved]
+    for turn, m in enumerate(todo):
+        left = _until(end)
+        if left is not None and left <= 0.01:
+            return turn
+        share = None if left is None else left / (len(todo) - turn)
+        res = verify_sample(ens.networks[m], x, 0, m, replace(opts, time_limit=share, against="prediction",
+                                                              min_eps=False, split=1))
+        if res.answer == "robust":
+            bits[m] = res.reference[0]
+        elif res.answer == "not_robust" and res.counterexample is not None:
+            flips[m] = np.asarray(res.counterexample, dtype=np.float64)
+    return len(todo)
+
+
+MIXES = 256  # candidate points per rival class in ``mixed_flips``
+
+
+def mixed_flips(ens, x: np.ndarray, ref: int, rivals: list[int], flips: dict[int, np.ndarray], opts: RobustOptions,
+                lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, Fraction, int] | None:
+    """A counterexample for the whole vote made from members' own ones: for each open rival, the members whose
+    change of vote helps it lend their counterexamples' directions; random subsets of them are mixed as
+    weighted averages (inside the ball for any norm: it is convex) and, for L-infinity, as the corners their
+    summed signs point to. Screened in floating point, decided exactly; a screen, not a proof."""
+    out = []
+    for rival in rivals:
+        helping = []
+        for m, (a, b) in enumerate(ens.classes):
+            if m not in flips:
+                continue
+            now = a if int(ens.networks[m].predict_bits(x[None, :])[0, 0]) == 1 else b
+            then = b if now == a else a
+            if ((then == rival) - (then == ref)) > ((now == rival) - (now == ref)):
+                helping.append(flips[m] - x)
+        if not helping:
+            continue
+        D = np.array(helping)
+        W = rng.random((MIXES, len(D))) * (rng.random((MIXES, len(D))) < MIX_KEEP)
+        pts = [x + (W @ D) / np.maximum(W.sum(axis=1, keepdims=True), 1e-12)]
+        if opts.norm == "inf" and opts.eps is not None:
+            pts.append(x + float(opts.eps) * np.sign(W @ np.sign(D)))
+        out.append(np.clip(np.vstack(pts), lo, hi))
+    if not out:
+        return None
+    pts = np.vstack(out)
+    if opts.domain == "integer":
+        pts = np.clip(np.where(pts > x, np.floor(pts), np.ceil(pts)), np.ceil(lo), np.floor(hi))
+    return first_counterexample(pts, lambda P: np.argmax(float_votes(ens, P), axis=1), ens.predict, x, ref, opts,
+                                lo, hi)
+
+
+MIX_KEEP = 0.6  # the chance that a helping member's counterexample takes part in a mix
+
+
+def _joint_queries(ens, exact: list, x: np.ndarray, ref: int, rivals: list[int], bits: np.ndarray, lo: np.ndarray,
+                   hi: np.ndarray, opts: RobustOptions, t0: float) -> list[int] | SampleResult:
+    """One MILP per open rival over the members that can still change (the others are constants): the
+    rivals left unsettled, or the not-robust result of a counterexample replayed exactly. Two passes: each
+    rival first gets at most FIRST_TRY seconds, so one hard rival does not hold up an easy counterexample;
+    those that ran out share what is left."""
+    from bnnmilp.formulations.robustness import EnsembleQuery
+
+    fixed = [int(b_lo) if b_lo == b_hi else None for b_lo, b_hi in bits]
+    unsettled: list[int] = []
+    todo = list(rivals)
+    for first in (True, False):
+        again: list[int] = []
+        for turn, rival in enumerate(todo):
+            spent = time.perf_counter() - t0
+            if opts.time_limit is not None and spent >= opts.time_limit:  # no solve past the query's limit
+                return unsettled + again + todo[turn:]
+            # an equal share of what is left for each rival still to come: the first cannot take every rival's
+            share = None if opts.time_limit is None else (opts.time_limit - spent) / (len(todo) - turn)
+            if first:
+                share = FIRST_TRY if share is None else min(share, FIRST_TRY)
+            q = EnsembleQuery([n for n, _ in exact], ens.classes, x.astype(np.float64), ref, rival, lo, hi,
+                              opts.eps, opts.norm, opts.domain == "integer", [d for _, d in exact], fixed=fixed)
+            outcome = _joint_rival(ens, q, opts, None if share is None else time.perf_counter() + share)
+            if isinstance(outcome, SampleResult):
+                return outcome
+            if outcome == "out of time" and first:
+                again.append(rival)
+            elif outcome != "robust":
+                unsettled.append(rival)
+        todo = again
+    return unsettled
+
+
+FIRST_TRY = 0.5  # seconds of a joint MILP per rival in the first pass
+
+
+def _joint_rival(ens, q, opts: RobustOptions, end: float | None) -> str | SampleResult:
+    """One rival's joint MILP: "robust" (infeasible, cross-checked), a replayed counterexample, "out of time"
+    (no point found in time) or "unknown". A point the solver finds may sit on a threshold (a tie its
+    tolerances allow): its bits are then pinned and the model with a clear margin solved as an LP, and only
+    where that fails the whole margin model."""
+    x, lo, hi = q.x, q.box_lo, q.box_hi
+    model = get("ensemble_robustness").build(q)
+    sol = highs.solve_or_stop(model, guarded(_until(end)))
+    if sol.status == "infeasible":
+        if opts.cross_check and highs.solve_or_stop(
+                model, SolveOptions(time_limit=_until(end), presolve=checking(sol)[0])).status != "infeasible":
+            return "unknown"
+        return "robust"
+    if sol.x is None:
+        return "out of time" if sol.status == "time_limit" else "unknown"
+    clear = get("ensemble_robustness").build(replace(q, margin=1e-5))
+    attempts = (lambda: sol, lambda: highs.solve_or_stop(_pinned(clear, sol.x, x.shape[0]), guarded(_until(end))),
+                lambda: highs.solve_or_stop(clear, guarded(_until(end))))
+    for attempt in attempts:
+        found = attempt()
+        if found.x is None:
+            continue
+        xp = _candidate(found.x, x.shape[0], opts, lo, hi)
+        inside, dist = in_perturbation_set(xp, x, opts, lo, hi)
+        if inside and int(ens.predict(xp[None, :])[0]) != q.reference:
+            return SampleResult(0, "not_robust", "milp", 0.0, counterexample=xp.tolist(), distance=fraction_str(dist),
+                                note=f"class {q.rival} wins; replayed exactly")
+    return "unknown"
+
+
+def _pinned(model, x_sol: np.ndarray, d0: int):
+    """``model`` with its integer columns past the first ``d0`` (the input's) fixed at ``x_sol``'s values."""
+    lower, upper = model.col_lower.copy(), model.col_upper.copy()
+    cols = np.flatnonzero(model.integrality)
+    cols = cols[cols >= d0]
+    lower[cols] = upper[cols] = np.round(x_sol[cols])
+    return replace(model, col_lower=lower, col_upper=upper)
 
 
 def _until(end: float | None) -> float | None:
