@@ -100,17 +100,30 @@ def test_group_proofs_export_to_vipr_and_their_derivations_hold(xor, tmp_path):
 
 def test_a_run_folder_names_its_spec(xor, tmp_path):
     spec, data = xor
-    assert run("train", spec, data, "-o", tmp_path / "run").exit_code == 0
+    assert run("train", spec, data, "-o", tmp_path / "run", "--method", "milp").exit_code == 0
     r = run("bound", tmp_path / "run", data, "-o", tmp_path / "p.json", "--json")
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["bound"] == "1"
-    # the trained network meets the margin and its exact loss is the proven bound: optimal, gap 0
+    # the MILP's network meets the margin and its exact loss is the proven bound: optimal, gap 0
     assert out["run"] == {"exact_loss": 1, "meets_margin": True, "gap": "0", "optimal": True}
     r = run("bound", tmp_path / "run", data, "-o", tmp_path / "p2.json")
     assert r.exit_code == 0 and "the run's exact loss is 1: optimal" in r.output
     assert run("verify", tmp_path / "run", data, "--certificate", tmp_path / "p.json").exit_code == 0
     assert run("verify", spec, data, "--certificate", tmp_path / "p.json").exit_code == 0
+
+
+def test_a_run_off_the_margin_is_not_called_optimal_by_the_bound(xor, tmp_path):
+    """The bound is over networks meeting the epsilon margin: a network of the same loss that misses it (STE's
+    here: 1 - 1 on the first unit, its threshold between) is not proven optimal by it."""
+    spec, data = xor
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run/weights.yaml").write_text(
+        "format: bnnmilp-weights\nversion: 1\n" + XOR_SPEC +
+        "layers:\n- weights: [[1.0, -1.0]]\n  thresholds: [0.03]\n- weights: [[1.0]]\n  thresholds: [1.0]\n")
+    r = run("bound", tmp_path / "run", data, "-o", tmp_path / "p.json", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["run"] == {"exact_loss": 1, "meets_margin": False, "gap": None, "optimal": False}
 
 
 PAIRS_SPEC = "network: {layers: [2, 2, 1], weights: binary, thresholds: learned}\n" \

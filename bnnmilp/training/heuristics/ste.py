@@ -57,11 +57,19 @@ def _halfway(opts: SteOptions) -> SteOptions:
     return replace(opts, deadline=now + max(0.0, opts.deadline - now) / 2)
 
 
+TERNARY_DELTA = 0.7  # ternary weight networks' threshold: a latent weight beyond 0.7 mean|w| is +-1
+
+
 def _quantise(w: np.ndarray, domain: str) -> np.ndarray:
+    """Every run's weights (runs on the first axis) in the domain. Ternary: the data-derived threshold of
+    ternary weight networks (Li et al. 2016), 0.7 times the run's mean |latent weight| in the layer; a fixed
+    threshold of 0.5 left every weight 0 for the first tens of epochs (latent weights start near 0) and, on
+    MNIST at 10 images per class, 7 points of held-out accuracy behind."""
     if domain == "binary":
         return np.where(w >= 0, 1.0, -1.0)
     if domain == "ternary":
-        return np.where(w > 0.5, 1.0, np.where(w < -0.5, -1.0, 0.0))
+        delta = TERNARY_DELTA * np.mean(np.abs(w), axis=tuple(range(1, w.ndim)), keepdims=True)
+        return np.where(w > delta, 1.0, np.where(w < -delta, -1.0, 0.0))
     return w
 
 
