@@ -116,7 +116,7 @@ def test_a_run_folder_names_its_spec(xor, tmp_path):
 def test_a_run_off_the_margin_is_not_called_optimal_by_the_bound(xor, tmp_path):
     """The bound is over networks meeting the epsilon margin: a network of the same loss that misses it (STE's
     here: 1 - 1 on the first unit, its threshold between) is not proven optimal by it."""
-    spec, data = xor
+    _, data = xor
     (tmp_path / "run").mkdir()
     (tmp_path / "run/weights.yaml").write_text(
         "format: bnnmilp-weights\nversion: 1\n" + XOR_SPEC +
