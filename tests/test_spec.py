@@ -73,3 +73,14 @@ def test_one_list_of_statuses_each_explained():
 
     assert tuple(s for s in STATUSES if s not in FAILED) == FINISHED
     assert all(isinstance(v, str) and len(v) > 10 for v in STATUSES.values())
+
+
+@pytest.mark.parametrize(("weights", "output", "expected"), [
+    ("ternary", "argmax", "per_neuron"), ("binary", "argmax", "per_neuron"), ("continuous", "argmax", "learned"),
+    ("ternary", "bits", "learned"), ("continuous", "bits", "learned")])
+def test_threshold_default_breaks_ties_of_integer_scores(weights, output, expected):
+    spec = parse_spec({"network": {"layers": [4, 3, 2], "weights": weights, "output": output}})
+    assert spec.network.thresholds == expected
+    named = parse_spec({"network": {"layers": [4, 3, 2], "weights": weights, "output": output,
+                                    "thresholds": "zero"}})
+    assert named.network.thresholds == "zero"

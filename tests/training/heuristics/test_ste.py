@@ -7,7 +7,7 @@ import pytest
 
 from bnnmilp.network import training_loss
 from bnnmilp.spec import parse_spec
-from bnnmilp.training.heuristics.ste import SteOptions, input_scale, ste_train
+from bnnmilp.training.heuristics.ste import SteOptions, _quantise, input_scale, ste_train
 
 
 def spec_of(layers, weights="continuous", thresholds="learned", output="bits"):
@@ -69,7 +69,8 @@ def test_the_noisy_grid_only_replaces_a_fit_by_another_fit(output):
 
 
 @pytest.mark.parametrize(("weights", "thresholds"), [("continuous", "learned"), ("continuous", "per_neuron"),
-                                                     ("binary", "learned"), ("ternary", "zero")])
+                                                     ("binary", "learned"), ("ternary", "zero"),
+                                                     ("ternary", "per_neuron"), ("binary", "per_neuron")])
 def test_the_networks_stay_in_the_domain(weights, thresholds):
     X, y = teacher_data(4, [5, 4, 2], 30)
     spec = spec_of([5, 4, 2], weights, thresholds)
@@ -91,3 +92,22 @@ def test_the_input_scale_is_a_power_of_two_folded_into_the_first_layer():
     assert input_scale(X) == 1 / 16 and input_scale(X * 3) == 1 / 64 and input_scale(np.zeros((2, 2))) == 1.0
     nets = ste_train(spec_of([4, 3, 2]), X, np.eye(2, dtype=np.int8)[y], SteOptions(epochs=40))
     assert all(np.abs(n.weights[0]).max() <= 1 / 16 for n in nets)  # trained on x / 16, weights in [-1, 1]
+
+
+def test_ternary_weights_use_the_ternary_weight_networks_threshold():
+    """0.7 times the mean |latent weight| of each run's layer: runs on the first axis get their own."""
+    w = np.array([[[0.1, -0.2, 0.3, -0.4]], [[1.0, 0.0, 0.0, -0.05]]])  # means 0.25 and 0.2625
+    # thresholds 0.175 (run 0) and 0.18375 (run 1)
+    assert _quantise(w, "ternary").tolist() == [[[0.0, -1.0, 1.0, -1.0]], [[1.0, 0.0, 0.0, 0.0]]]
+    assert _quantise(w, "binary").tolist() == [[[1.0, -1.0, 1.0, -1.0]], [[1.0, 1.0, 1.0, -1.0]]]
+
+
+@pytest.mark.parametrize("weights", ["binary", "ternary"])
+def test_discrete_grids_are_deterministic_per_seed(weights):
+    X, y = teacher_data(6, [6, 4, 3], 30, "argmax")
+    spec = spec_of([6, 4, 3], weights, "per_neuron", "argmax")
+    Y = np.eye(3, dtype=np.int8)[y]
+    runs = [ste_train(spec, X, Y, SteOptions(epochs=50, seed=s)) for s in (3, 3, 4)]
+    same = [all(np.array_equal(a, b) for p, q in zip(runs[0], r, strict=True)
+                for a, b in zip(p.weights + p.thresholds, q.weights + q.thresholds, strict=True)) for r in runs[1:]]
+    assert same == [True, False]
