@@ -137,6 +137,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--time-limit", type=float, default=600.0, help="per run (per member for the ensemble)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--merge", action="store_true", help="keep the rows of results/mnist.json that this run does "
+                                                         "not redo (more k or seeds added to an earlier run)")
     a = ap.parse_args()
     data = np.load(ROOT / "samples/mnist.npz")
     X, y = data["X"], data["y"]
@@ -151,12 +153,19 @@ def main() -> None:
                     limit = a.time_limit if "ensemble" not in name else max(1.0, a.time_limit / 45 * 2)
                     rows.append(run_one(tmp, name, k, seed, limit))
                     print(rows[-1], flush=True)
-    cmd = "python benchmarks/mnist.py " + " ".join(sys.argv[1:])
-    meta = {"machine": platform.machine(), "python": platform.python_version(), "command": cmd.strip()}
+    cmd = ("python benchmarks/mnist.py " + " ".join(sys.argv[1:])).strip()
+    meta = {"machine": platform.machine(), "python": platform.python_version(), "command": cmd}
     out = ROOT / "benchmarks/results"
+    ks = a.k
+    if a.merge and (out / "mnist.json").exists():
+        old = json.loads((out / "mnist.json").read_text())
+        done = {(r["variant"], r["k"], r["seed"]) for r in rows}
+        rows = [r for r in old["rows"] if (r["variant"], r["k"], r["seed"]) not in done] + rows
+        meta["command"] = f"{old['meta']['command']}; then {cmd}"
+        ks = sorted({r["k"] for r in rows})
     (out / "mnist.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    (out / "mnist.md").write_text("\n".join(table(rows, a.k, meta)) + "\n")
-    print("\n".join(table(rows, a.k, meta)))
+    (out / "mnist.md").write_text("\n".join(table(rows, ks, meta)) + "\n")
+    print("\n".join(table(rows, ks, meta)))
 
 
 if __name__ == "__main__":
