@@ -62,4 +62,6 @@ def command(weights: str, data: str, output: str | None, as_json: bool) -> None:
     else:
         if not output:  # the table is the data: CSV on stdout
             click.echo("\n".join(lines))
-        terminal.status(f"{ds.n_samples} samples: accuracy {acc_exact:.4f} (exact match), {acc_arg:.4f} (argmax)")
+        readings = [(acc_exact, "exact match"), (acc_arg, "argmax")]  # the network's own rule first
+        first, other = readings[::-1] if rule == "argmax" else readings
+        terminal.status(f"{ds.n_samples} samples: accuracy {first[0]:.4f} ({first[1]}), {other[0]:.4f} ({other[1]})")

@@ -172,6 +172,9 @@ def test_argmax_output_train_predict_verify(tmp_path, repo_root):
     out = json.loads(r.stdout)
     assert out["output"] == "argmax" and out["predictions"] == out["argmax_predictions"]
     assert out["predictions"] == [0, 1, 1, 0, 0, 1, 1, 0] and out["accuracy"] == 1.0
+    r = run("predict", tmp_path / "run", data, "-o", tmp_path / "p.csv")  # the network's own rule leads
+    assert r.stderr.strip().endswith(f"8 samples: accuracy 1.0000 (argmax), {out['accuracy_exact_match']:.4f} "
+                                     "(exact match)")
     r = run("verify", tmp_path / "run", data, "--json")
     rep = json.loads(r.stdout)
     assert r.exit_code == 0 and rep["ok"] and rep["errors"] == 0  # the margin, of STE's own weights, recomputed
