@@ -51,9 +51,10 @@ from bnnmilp.cli.common import (
 @scheduler_option("--robust: run the queries on Dask: 'local' starts a LocalCluster, tcp://HOST:PORT joins a "
                   "cluster started with `dask scheduler` and `dask worker` (pip install 'bnnmilp[dask]'; workers "
                   "read WEIGHTS and DATA by their absolute paths).")
-@click.option("-o", "--out", "out_dir", callback=OUTPUT_DIR, type=click.Path(file_okay=False),
-              help="--robust: write each query's result to OUT/jobs/KEY.json as it finishes and the report to "
-                   "OUT/robustness.json; a rerun with the same OUT skips finished queries (resumes).")
+@click.option("-o", "--output", "out_dir", callback=OUTPUT_DIR, type=click.Path(file_okay=False),
+              help="--robust: write each query's result to OUTPUT/jobs/KEY.json as it finishes and the report to "
+                   "OUTPUT/robustness.json; a rerun with the same OUTPUT skips finished queries (resumes).")
+@click.option("--out", "out_alias", callback=OUTPUT_DIR, type=click.Path(file_okay=False), hidden=True)
 @click.option("--no-prune", is_flag=True, help="Skip interval-arithmetic pruning (every sample gets a MILP).")
 @click.option("--reuse-model", is_flag=True, help="One MILP for all samples (needs --bounds), changed by bounds per "
                                                   "sample, instead of a model built per sample.")
@@ -63,6 +64,7 @@ from bnnmilp.cli.common import (
 def command(weights: str, data: str | None, proof: str | None, robust: bool, eps: float | None, norm: str,
             domain: str, bounds: str | None, box: str | None, engine: str, against: str, min_eps: bool,
             time_limit: float, workers: int, split: int, scheduler: str | None, out_dir: str | None,
+            out_alias: str | None,
             no_prune: bool, reuse_model: bool, counterexamples: str | None, as_json: bool) -> None:
     """Check the claims of WEIGHTS (a weights.yaml or a run folder) on DATA, in exact arithmetic.
 
@@ -107,6 +109,11 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
     from bnnmilp.data import load_data
     from bnnmilp.errors import InputError
     from bnnmilp.io.runs import load_weights
+
+    if out_dir and out_alias:
+        raise InputError(None, "--output and --out",
+                         "give one of them, not both (--out is the older spelling of --output)")
+    out_dir = out_dir or out_alias
 
     if proof is not None:
         _certificate(weights, data, proof or None, as_json)

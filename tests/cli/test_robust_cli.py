@@ -135,3 +135,18 @@ def test_a_query_that_fails_is_unknown_and_named(trained, tmp_path, monkeypatch)
     assert r.exit_code == 1
     res = json.loads(r.stdout)["results"][4]
     assert (res["answer"], res["method"]) == ("unknown", "error") and "RuntimeError: disk on fire" in res["note"]
+
+
+def test_output_is_spelled_as_elsewhere_and_the_old_out_still_works(trained, tmp_path):
+    run_dir, data = trained
+    args = ["verify", run_dir, data, "--robust", "--eps", "1", "--json"]
+    new, old = run(*args, "--output", tmp_path / "a"), run(*args, "--out", tmp_path / "b")
+    assert new.exit_code in (0, 1) and old.exit_code == new.exit_code, (new.stderr, old.stderr)
+    answers = [[(q["answer"], q["counterexample"]) for q in json.loads((tmp_path / f"{d}/robustness.json")
+                                                                       .read_text())["results"]] for d in "ab"]
+    assert answers[0] == answers[1] and len(answers[0]) == 10
+    both = run(*args, "--output", tmp_path / "c", "--out", tmp_path / "d")
+    assert both.exit_code == 2
+    assert both.stderr == "bnnmilp: error: --output and --out: give one of them, not both (--out is the older " \
+                          "spelling of --output)\n"
+    assert "--out " not in run("verify", "--help").output
