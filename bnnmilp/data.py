@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bnnmilp.errors import DataError
+from bnnmilp.errors import DataError, unknown
 from bnnmilp.io.yamlio import read_input, read_yaml, sniff
 from bnnmilp.limits import finite_number, shown, too_many
 
@@ -107,9 +107,12 @@ def parse_data(doc: dict, path: str | None = None) -> Dataset:
     DataError
         Naming the file, the key and what was expected (also a ValueError).
     """
+    if "features" not in doc and "network" in doc:
+        raise DataError(path, None, "this is a spec (network), not a data file: the data come second "
+                                    "(bnnmilp train SPEC DATA)")
     for k in doc:
         if k not in ("features", "labels", "meta"):
-            raise DataError(path, k, "unknown key (allowed: features, labels, meta)")
+            raise DataError(path, k, unknown("key", k, ("features", "labels", "meta")))
     for k in ("features", "labels"):
         if k not in doc:
             raise DataError(path, k, "missing required key")

@@ -7,6 +7,8 @@ from the built-in it resembles, so library users can catch ``ValueError`` or
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 EXIT_OK = 0
 EXIT_CLAIM_FALSE = 1
 EXIT_BAD_INPUT = 2
@@ -14,6 +16,17 @@ EXIT_SOLVER = 3
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 EXIT_HANGUP = 129
+
+
+def unknown(kind: str, name: object, allowed: Iterable[str]) -> str:
+    """The message for an unknown key or section: the allowed names, and the closest one where a typo is
+    likely ("did you mean 'weights'?"), as click does for options."""
+    import difflib
+
+    allowed = sorted(allowed)
+    close = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown {kind} ({hint}allowed: {', '.join(allowed)})"
 
 
 class BnnMilpError(Exception):

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bnnmilp.errors import SpecError
+from bnnmilp.errors import SpecError, unknown
 from bnnmilp.io.yamlio import read_yaml
 from bnnmilp.limits import MAX_MARGIN, MAX_THREADS, finite_number, shown, too_many
 
@@ -192,7 +192,7 @@ class _Reader:
     def __init__(self, path: str | None) -> None:
         self.path = path
 
-    def fail(self, key: str, expected: str) -> SpecError:
+    def fail(self, key: str | None, expected: str) -> SpecError:
         return SpecError(self.path, key, expected)
 
     def section(self, doc: dict[str, Any], key: str, allowed: set[str], required: bool) -> dict[str, Any]:
@@ -205,7 +205,7 @@ class _Reader:
             raise self.fail(key, "expected a mapping")
         for k in sec:
             if k not in allowed:
-                raise self.fail(f"{key}.{k}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+                raise self.fail(f"{key}.{k}", unknown("key", k, allowed))
         return sec
 
     def choice(self, sec: dict[str, Any], prefix: str, key: str, choices: tuple[str, ...], default: str) -> str:
@@ -288,9 +288,12 @@ def parse_spec(doc: dict[str, Any], path: str | None = None) -> Spec:
         Naming the key path and what was expected (also a ValueError).
     """
     r = _Reader(path)
+    if "network" not in doc and ({"features", "labels"} & set(doc)):
+        raise r.fail(None, "this is a data file (features, labels), not a spec: the spec comes first "
+                           "(bnnmilp train SPEC DATA)")
     for k in doc:
         if k not in ("network", "training", "solver"):
-            raise r.fail(k, "unknown section (allowed: network, training, solver)")
+            raise r.fail(k, unknown("section", k, ("network", "training", "solver")))
     net = r.section(doc, "network", {"layers", "weights", "thresholds", "output"}, required=True)
     if "layers" not in net:
         raise r.fail("network.layers", "missing required key (a list of layer widths [d0, d1, ..., dL])")

@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bnnmilp.errors import SpecError
+from bnnmilp.errors import SpecError, unknown
 from bnnmilp.execution.jobs import Job
 from bnnmilp.io.yamlio import read_yaml, write_text_atomic
 from bnnmilp.limits import MAX_JOBS
@@ -31,7 +31,7 @@ def load_sweep(path: str | Path) -> tuple[list[Job], list[dict[str, Any]]]:
     doc = read_yaml(p, SpecError)
     for k in doc:
         if k not in ("spec", "data", "test", "grid"):
-            raise SpecError(str(p), k, "unknown key (allowed: spec, data, test, grid)")
+            raise SpecError(str(p), k, unknown("key", k, ("spec", "data", "test", "grid")))
     for k in ("spec", "data", "grid"):
         if k not in doc:
             raise SpecError(str(p), k, "missing required key")

@@ -167,3 +167,32 @@ def test_non_finite_data_is_refused(tmp_path, value):
     data = write(tmp_path, "data.yaml", f"features:\n- [0.5, {value}]\n- [1, 2]\nlabels: [0, 1]\n")
     out = tmp_path / "run"
     _check(CliRunner().invoke(main, ["train", net, data, "-o", str(out)]), data, "features[0][1]", out)
+
+
+@pytest.mark.parametrize(("doc", "where", "line"), [
+    ({"network": {"layers": [2, 2, 1], "wieghts": "binary"}}, "net",
+     "network.wieghts: unknown key (did you mean 'weights'? allowed: layers, output, thresholds, weights)"),
+    ({"network": {"layers": [2, 2, 1]}, "traning": {}}, "net",
+     "traning: unknown section (did you mean 'training'? allowed: network, solver, training)"),
+    ({"network": {"layers": [2, 2, 1]}, "zzz": {}}, "net", "zzz: unknown section (allowed: network, solver, training)"),
+    ({**GOOD_DATA, "lables": [0, 1]}, "data",
+     "lables: unknown key (did you mean 'labels'? allowed: features, labels, meta)"),
+])
+def test_a_typo_gets_the_name_it_was_probably_meant_to_be(tmp_path, doc, where, line):
+    files = {"net": write(tmp_path, "net.yaml", GOOD_NET), "data": write(tmp_path, "data.yaml", GOOD_DATA)}
+    files[where] = write(tmp_path, f"{where}.yaml", doc)
+    r = CliRunner().invoke(main, ["train", files["net"], files["data"], "-o", str(tmp_path / "run")])
+    assert r.exit_code == 2
+    assert r.stderr == f"bnnmilp: error: {files[where]}: {line}\n"
+
+
+def test_swapped_arguments_are_named_as_such(tmp_path):
+    net, data = write(tmp_path, "net.yaml", GOOD_NET), write(tmp_path, "data.yaml", GOOD_DATA)
+    r = CliRunner().invoke(main, ["train", data, net, "-o", str(tmp_path / "run")])
+    assert r.exit_code == 2
+    assert r.stderr == f"bnnmilp: error: {data}: this is a data file (features, labels), not a spec: the spec " \
+                       "comes first (bnnmilp train SPEC DATA)\n"
+    r = CliRunner().invoke(main, ["train", net, net, "-o", str(tmp_path / "run")])
+    assert r.stderr == f"bnnmilp: error: {net}: this is a spec (network), not a data file: the data come second " \
+                       "(bnnmilp train SPEC DATA)\n"
+    assert not (tmp_path / "run").exists()
