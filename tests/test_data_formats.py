@@ -34,6 +34,14 @@ def test_every_format_reads_the_same_numbers(tmp_path):
         assert ds.sha256() == sets[0].sha256()
 
 
+def test_a_file_without_a_known_extension_is_read_by_its_content(tmp_path):
+    for p in _write_all(tmp_path):
+        bare = p.with_name(p.stem + "_" + p.suffix[1:])  # d_npz, d_csv, plain_csv, d_yaml
+        bare.write_bytes(p.read_bytes())
+        ds = load_data(bare)
+        assert ds.features.tolist() == X and ds.labels.tolist() == Y
+
+
 def test_train_and_verify_accept_csv_and_npz(tmp_path, repo_root):
     src = load_data(repo_root / "samples/xor.yaml")
     np.savez(tmp_path / "xor.npz", X=src.features, y=src.labels)

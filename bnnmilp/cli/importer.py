@@ -12,7 +12,8 @@ FORMATS = {".onnx": "onnx", ".npz": "chainer-npz"}
 @click.command("import")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
-              help="The bnnmilp network to write: NET.npz (sparse layers kept sparse) or NET.yaml (small networks).")
+              help="The bnnmilp network to write: NET.yaml or NET.yml (readable; small networks), any other name "
+                   "NPZ (sparse layers kept sparse; loads in milliseconds).")
 @click.option("--from", "fmt", type=click.Choice(["onnx", "chainer-npz"]), default=None,
               help="The model's format [default: from the extension: .onnx, .npz].")
 @click.option("--integer-inputs", is_flag=True,

@@ -23,6 +23,7 @@ from bnnmilp.io.yamlio import (
     atomic_write,
     check_output_path,
     fraction_str,
+    is_stdio,
     read_yaml,
     strict_json,
     write_together,
@@ -351,10 +352,13 @@ def weights_npz_bytes(doc: dict[str, Any]) -> bytes:
 
 
 def write_network(path: str | Path, net: Network, header: dict[str, Any]) -> Path:
-    """A network with its file header: NET.npz (sparse layers kept sparse) or, for any other name, YAML."""
-    if Path(path).suffix.lower() == ".npz":
-        return write_weights_npz(path, {**header, "layers": net.to_layers_doc(sparse=True)})
-    return write_yaml_atomic(path, {**header, "layers": net.to_layers_doc()})
+    """A network with its file header: YAML for NET.yaml, NET.yml and standard output; NPZ (sparse layers
+    kept sparse) for any other name. Readers tell the two apart by their content, and a name without the
+    extension ("-o net") must not cost every later command the YAML parse of a large network (an imported
+    MNIST network: 12 s to load as YAML, 5 ms as NPZ)."""
+    if is_stdio(path) or Path(path).suffix.lower() in (".yaml", ".yml"):
+        return write_yaml_atomic(path, {**header, "layers": net.to_layers_doc()})
+    return write_weights_npz(path, {**header, "layers": net.to_layers_doc(sparse=True)})
 
 
 def read_weights_npz(p: Path) -> dict[str, Any]:

@@ -118,12 +118,18 @@ def read_input(path: str | Path, error: type[InputError] = InputError, text: boo
 
 
 def sniff(path: str | Path) -> str:
-    """The format of an input by its extension, or for ``-`` by its first bytes: "npz" (a zip archive),
-    "csv" (a first line of comma-separated fields) or "yaml"."""
+    """The format of an input by its extension (.npz, .csv; .yaml, .yml, .json), or for ``-`` and any other
+    name by its first bytes: "npz" (a zip archive), "csv" (a first line of comma-separated fields) or "yaml"."""
     if not is_stdio(path):
         suffix = Path(path).suffix.lower()
-        return suffix[1:] if suffix in (".npz", ".csv") else "yaml"
-    head = read_input(path)[:4096]
+        if suffix in (".npz", ".csv"):
+            return suffix[1:]
+        if suffix in (".yaml", ".yml", ".json") or not Path(path).is_file():
+            return "yaml"
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    else:
+        head = read_input(path)[:4096]
     if head.startswith(b"PK\x03\x04"):
         return "npz"
     first = head.split(b"\n", 1)[0].strip()

@@ -80,3 +80,21 @@ def test_a_file_that_is_no_npz(tmp_path):
     r = CliRunner().invoke(main, ["verify", str(p), "x.yaml"])
     assert r.exit_code == 2
     assert r.stderr.strip() == f"bnnmilp: error: {p}: not a bnnmilp weights NPZ file (not a zip archive)"
+
+
+@pytest.mark.parametrize(("name", "kind"), [("net", "npz"), ("net.bin", "npz"), ("net.yaml", "yaml"),
+                                            ("net.yml", "yaml"), ("net.npz", "npz")])
+def test_a_network_is_written_as_npz_unless_named_yaml_and_read_back_by_content(tmp_path, name, kind):
+    """"-o net" without an extension: the fast format, which every reader recognises by its content."""
+    from bnnmilp.network import Network
+
+    net = Network([np.array([[1.0, -1.0], [0.5, 0.25]]), np.array([[1.0, -1.0]])],
+                  [np.array([0.5, -0.25]), np.array([0.75])])
+    header = {"format": "bnnmilp-weights", "version": 1,
+              "network": {"layers": [2, 2, 1], "weights": "continuous", "thresholds": "per_neuron",
+                          "output": "bits"}}
+    runs.write_network(tmp_path / name, net, header)
+    assert (tmp_path / name).read_bytes().startswith(b"PK\x03\x04") == (kind == "npz")
+    got = runs.load_weights(tmp_path / name).network
+    assert [w.tolist() for w in got.weights] == [w.tolist() for w in net.weights]
+    assert [t.tolist() for t in got.thresholds] == [t.tolist() for t in net.thresholds]
