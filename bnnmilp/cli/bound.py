@@ -42,9 +42,12 @@ class GroupsType(click.ParamType):
               help="Groups proven on this many local processes (or Dask workers with --scheduler local).")
 @scheduler_option("Prove the groups on Dask: 'local' starts a LocalCluster, tcp://HOST:PORT joins a cluster "
                   "started with `dask scheduler` and `dask worker` (pip install 'bnnmilp[dask]').")
+@click.option("--stop-after", type=click.Choice(["capacity"]), default=None,
+              help="capacity: where the capacity bound is positive, write it and prove no group (it takes "
+                   "milliseconds; the groups take up to --time-limit). Where it is 0 the groups are proven.")
 @json_option
 def command(network: str, data: str, output: str, groups: str | int, time_limit: float, group_time_limit: float,
-            vipr_dir: str | None, workers: int, scheduler: str | None, as_json: bool) -> None:
+            vipr_dir: str | None, workers: int, scheduler: str | None, stop_after: str | None, as_json: bool) -> None:
     """Prove a lower bound on the training loss of NETWORK on DATA by decomposition, with a checkable proof.
 
     NETWORK is a spec YAML (no weights are needed for a lower bound) or a run folder (its recorded
@@ -109,7 +112,8 @@ def command(network: str, data: str, output: str, groups: str | int, time_limit:
 
         res = decomposition_bound(spec, ds, groups, time_limit, group_time_limit, run,
                                   parallel=workers if (workers > 1 or scheduler) else 1,
-                                  on_round=lambda h: terminal.status(_round_line(h)))
+                                  on_round=lambda h: terminal.status(_round_line(h)),
+                                  stop_after_capacity=stop_after == "capacity")
     write_json_atomic(output, res.proof)
     from bnnmilp.verification.certificates.capacity import is_capacity
 

@@ -204,7 +204,8 @@ def job_runner(spec: Spec, data: str, out_dir: str, workers: int = 1, scheduler:
 
 def decomposition_bound(spec: Spec, ds: Dataset, groups: str | int = "auto", time_limit: float = 300.0,
                         group_time_limit: float = GROUP_TIME_LIMIT, run: Runner | None = None,
-                        parallel: int = 1, on_round: Callable[[dict[str, Any]], None] | None = None) -> BoundResult:
+                        parallel: int = 1, on_round: Callable[[dict[str, Any]], None] | None = None,
+                        stop_after_capacity: bool = False) -> BoundResult:
     """A proven lower bound on the training MILP's optimum: the sum of the groups' proven bounds.
 
     Parameters
@@ -225,6 +226,9 @@ def decomposition_bound(spec: Spec, ds: Dataset, groups: str | int = "auto", tim
     parallel : int
         How many groups ``run`` proves at once (its workers): each group's time limit is what is left over
         the number of waves.
+    stop_after_capacity : bool
+        Where the capacity bound is positive, take it and prove no group (it is instant; the groups take the
+        time limit). Where it is 0, the groups are proven as usual.
 
     Returns
     -------
@@ -257,13 +261,16 @@ def decomposition_bound(spec: Spec, ds: Dataset, groups: str | int = "auto", tim
     if cap is not None and on_round:
         on_round({"round": "capacity", "group_size": ds.n_samples, "bound": float(cap.claim), "groups": 1,
                   "codes": cap.proof["codes"], "time_s": round(time.perf_counter() - t0, 3)})
-    current, spent = attempt(size)
-    history = [{"round": 0, "group_size": size, "bound": float(total(current)), "groups": len(current),
-                "time_s": round(time.perf_counter() - t0, 3)}]
-    if on_round:
-        on_round(history[-1])
-    rounds, best_size = 0, size
-    interrupted = False
+    rounds, interrupted, history = 0, False, []
+    if stop_after_capacity and cap is not None and cap.claim > 0:
+        current, size, groups = [cap], ds.n_samples, "capacity"
+    else:
+        current, spent = attempt(size)
+        history = [{"round": 0, "group_size": size, "bound": float(total(current)), "groups": len(current),
+                    "time_s": round(time.perf_counter() - t0, 3)}]
+        if on_round:
+            on_round(history[-1])
+    best_size = size
     while groups == "auto" and size < ds.n_samples:
         if any(g.optimum is None for g in current if len(g.samples) >= size):
             break  # groups of this size already time out: bigger ones will not be proven
@@ -288,7 +295,7 @@ def decomposition_bound(spec: Spec, ds: Dataset, groups: str | int = "auto", tim
     size = best_size
     current.sort(key=lambda g: g.samples[0])
     by, split = "decomposition", total(current)
-    if cap is not None and cap.claim > split:
+    if cap is not None and (cap.claim > split or current == [cap]):
         current, by = [cap], "capacity"
     engine = {"grouping": str(groups), "group_size": size, "rounds": rounds, "history": history, "by": by,
               "capacity": None if cap is None else cap.proof["claimed_bound_exact"],

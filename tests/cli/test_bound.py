@@ -160,3 +160,29 @@ def test_group_proofs_use_symmetry_rows_except_for_vipr(tmp_path):
         assert g["proof"]["claimed_bound_exact"] == "1" and v["lb"] == 1 - Fraction(float(offset))
     r = run("verify", spec, data, "--certificate", tmp_path / "a.json", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["claim_proven"] == "3"
+
+
+def test_stop_after_capacity_writes_the_capacity_bound_alone(tmp_path, repo_root):
+    """Two hidden units cannot give ten classes their own codes: the capacity bound is positive, and with
+    --stop-after capacity it is the whole proof (no group solved); the full run records the same capacity."""
+    (tmp_path / "narrow.yaml").write_text("network: {layers: [64, 2, 10]}\ntraining: {epsilon: 0.015625}\n")
+    data = repo_root / "samples/digits_k2.yaml"
+    r = run("bound", tmp_path / "narrow.yaml", data, "-o", tmp_path / "cap.json", "--stop-after", "capacity", "--json")
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert (out["by"], out["rounds"], [g["kind"] for g in out["groups"]]) == ("capacity", 0, ["capacity"])
+    full = run("bound", tmp_path / "narrow.yaml", data, "-o", tmp_path / "full.json", "--groups", "2", "--json")
+    engine = json.loads((tmp_path / "full.json").read_text())["engine"]
+    assert full.exit_code == 0 and out["bound"] == engine["capacity"]
+    # by hand: 4 codes for 10 classes; 3 classes keep their own, the other 7 share one output, so each of
+    # their 14 samples has a wrong bit somewhere
+    assert out["bound"] == "14"
+    assert run("verify", tmp_path / "narrow.yaml", data, "--certificate", tmp_path / "cap.json").exit_code == 0
+
+
+def test_stop_after_capacity_proves_groups_where_capacity_is_zero(xor, tmp_path):
+    spec, data = xor
+    r = run("bound", spec, data, "-o", tmp_path / "p.json", "--stop-after", "capacity", "--json")
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert (out["bound"], out["by"]) == ("1", "decomposition")
