@@ -87,8 +87,24 @@ def table(title: str, rows: list[tuple[str, Any]]) -> None:
     t.add_column(style="bold")
     t.add_column()
     for k, v in rows:
-        t.add_row(k, str(v))
+        t.add_row(k, cell(v))
     err.print(t)
+
+
+def cell(v: Any) -> str:
+    """A value as people read it in a table (``--json`` keeps the full values): floats to 6 significant
+    digits, mappings as "milp 455, interval 45", lists of names without quotes, None as "-"."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return _fmt(float(f"{v:.6g}"))
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {cell(x)}" for k, x in v.items()) or "-"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(cell(x) for x in v) + "]"
+    return str(v)
 
 
 def _fmt(v: float) -> str:

@@ -185,3 +185,11 @@ def test_argmax_output_train_predict_verify(tmp_path, repo_root):
     assert len(res) == 8 and all(x["answer"] in ("robust", "not_robust") for x in res)
     r = run("verify", tmp_path / "run", data, "--robust", "--min-eps", "--bounds", "-1:1")
     assert r.exit_code == 2 and "network.output" in r.stderr
+
+
+def test_tables_show_values_as_people_read_them():
+    from bnnmilp.cli.terminal import cell
+
+    assert [cell(v) for v in (0.5654136157900016, 1e-9, {"milp": 455, "interval": 45}, ["loss", "margin"],
+                              [784, 16, 10], None, True, 3, "x")] == \
+        ["0.565414", "1e-09", "milp 455, interval 45", "[loss, margin]", "[784, 16, 10]", "-", "yes", "3", "x"]
