@@ -120,6 +120,11 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
         if (Path(run_dir) / "proof.json").exists():
             paths["proof"] = Path(run_dir) / "proof.json"
     cert = json.loads(paths["certificate"].read_text())
+    correct = None
+    if best is not None:
+        from bnnmilp.network import predictions
+
+        correct = int((predictions(best.network, ds.features, spec.network.output) == ds.labels).sum())
     summary = {
         "status": res.status,
         "objective": best.loss if best else None,
@@ -134,6 +139,7 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
         "stages": [st.name for st in res.stages],
         "source": best.source if best else None,
         "min_slack": float(best.min_slack) if best else None,
+        "training_accuracy": None if correct is None else correct / ds.n_samples,  # the output rule's, exact
         "weights": str(paths["weights"]) if "weights" in paths else None,
         "certificate": str(paths["certificate"]),
         "proof": str(paths["proof"]) if "proof" in paths else None,
@@ -147,6 +153,8 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
         label = "" if res.status in ("optimal", "heuristic", "stalled") else "  (best found so far)"
         rows = [("status", res.status), ("stages", ", ".join(summary["stages"]) or spec.training.method),
                 (f"{spec.training.loss} loss (exact)", f"{summary['objective']}{label}"),
+                *([("training accuracy (exact)", f"{correct}/{ds.n_samples} = {correct / ds.n_samples:.4f}")]
+                  if correct is not None else []),
                 ("solver bound (reported)", summary["bound"] if not res.local_search else
                  "none: a local search (trust region or fixed hidden pattern)"),
                 ("gap (reported)", summary["gap"] if not res.local_search else "-"),

@@ -193,3 +193,13 @@ def test_tables_show_values_as_people_read_them():
     assert [cell(v) for v in (0.5654136157900016, 1e-9, {"milp": 455, "interval": 45}, ["loss", "margin"],
                               [784, 16, 10], None, True, 3, "x")] == \
         ["0.565414", "1e-09", "milp 455, interval 45", "[loss, margin]", "[784, 16, 10]", "-", "yes", "3", "x"]
+
+
+@pytest.mark.parametrize("config", ["digits.yaml", "digits_argmax.yaml"])
+def test_train_reports_the_training_accuracy_that_predict_finds(repo_root, tmp_path, config):
+    data = repo_root / "samples/digits_k2.yaml"
+    r = run("train", repo_root / "configs" / config, data, "-o", tmp_path / "run", "--method", "ste", "--json")
+    assert r.exit_code == 0, r.stderr
+    acc = json.loads(r.stdout)["training_accuracy"]
+    p = run("predict", tmp_path / "run", data, "--json")
+    assert acc == json.loads(p.stdout)["accuracy"]
