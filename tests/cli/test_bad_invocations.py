@@ -211,3 +211,20 @@ def test_outputs_follow_the_umask(fx, tmp_path):
         os.umask(old)
     assert r.exit_code == 0
     assert (tmp_path / "m.lp").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "configs/xor.yaml", "samples/xor.yaml", "-o", "/proc/nope"],
+    ["verify", "configs/xor.yaml", "samples/xor.yaml", "--robust", "--eps", "1", "-o", "/proc/nope"],
+    ["encode", "configs/xor.yaml", "samples/xor.yaml", "-o", "/proc/nope.lp"],
+])
+def test_an_output_the_file_system_refuses_is_found_before_any_work(repo_root, args, monkeypatch):
+    """/proc's permission bits let root write; the file system does not: the probe asks it (as another user,
+    the permission bits already say no)."""
+    monkeypatch.chdir(repo_root)
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2
+    why = "cannot create anything in /proc (No such file or directory)" if os.geteuid() == 0 else \
+        "cannot write into /proc (permission denied or a read-only file system)"
+    assert why in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
