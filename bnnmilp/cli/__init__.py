@@ -233,8 +233,21 @@ def main(debug: bool, progress: str, quiet: bool) -> None:
     terminal.configure(progress, quiet)
 
 
-from bnnmilp.cli import bound, certify, encode, explain, grad, importer, predict, sweep, train, valuefn, verify  # noqa: E402
+from bnnmilp.cli import (  # noqa: E402
+    bound,
+    certify,
+    encode,
+    explain,
+    grad,
+    importer,
+    predict,
+    show,
+    sweep,
+    train,
+    valuefn,
+    verify,
+)
 
-for _mod in (encode, train, verify, predict, certify, bound, valuefn, grad, explain, sweep, importer):
+for _mod in (encode, train, verify, predict, show, certify, bound, valuefn, grad, explain, sweep, importer):
     main.add_command(_mod.command)
 main.add_command(importer.export_command)

@@ -91,6 +91,23 @@ def table(title: str, rows: list[tuple[str, Any]]) -> None:
     err.print(t)
 
 
+LAYER_COLUMNS = [("layer", "layer"), ("in", "inputs"), ("out", "outputs"), ("kind", "kind"), ("stored", "stored"),
+                 ("non-zeros", "nonzeros"), ("density", "density"), ("thresholds", "thresholds"),
+                 ("operations", "operations"), ("op", "operation"), ("weight bytes", "weight_bytes")]
+
+
+def layers_table(title: str, summary: dict[str, Any]) -> None:
+    """A network's layers (``analysis.summary``) as a table on standard output: the command's data."""
+    t = Table(title=title, title_justify="left")
+    for head, _ in LAYER_COLUMNS:
+        t.add_column(head, justify="right" if head not in ("kind", "stored", "thresholds", "op") else "left")
+    for r in summary["per_layer"]:
+        t.add_row(*(cell(r[key]) for _, key in LAYER_COLUMNS))
+    t.caption = (f"parameters {summary['parameters']:,}; non-zero weights {summary['nonzeros']:,}; operations "
+                 f"{summary['operations']:,}; memory {summary['memory_bytes']:,.0f} bytes")
+    Console(highlight=False, soft_wrap=True, width=200 if not sys.stdout.isatty() else None).print(t)
+
+
 def cell(v: Any) -> str:
     """A value as people read it in a table (``--json`` keeps the full values): floats to 6 significant
     digits, mappings as "milp 455, interval 45", lists of names without quotes, None as "-"."""
