@@ -2,7 +2,7 @@
 
     python benchmarks/bounds.py [--time-limit 60] [--ks 2 5 10] [--shapes 64,2,10 64,4,10]
 
-Digits (configs/digits.yaml with the layers changed), k images per class, clean labels and labels with 10%
+Digits (configs/digits_milp.yaml with the layers changed), k images per class, clean labels and labels with 10%
 noise (a seeded 10% of the images get another class). For each instance, in this one process, 1 thread:
 HiGHS on the whole training MILP (--time-limit s): its incumbent, its bound at the end and when it first
 reported a positive bound; the capacity bound (the narrowest hidden layer's 2^w codes; integers, no solver)
@@ -73,7 +73,7 @@ def main() -> None:
     ap.add_argument("--shapes", nargs="+", default=["64,2,10", "64,4,10"])
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/bounds"))
     args = ap.parse_args()
-    base = load_spec(ROOT / "configs/digits.yaml")
+    base = load_spec(ROOT / "configs/digits_milp.yaml")
     rows = []
     for shape in args.shapes:
         layers = [int(v) for v in shape.split(",")]
@@ -114,9 +114,9 @@ def main() -> None:
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps({"machine": machine, "time_limit": args.time_limit, "rows": rows},
                                                    indent=1))
-    lines = [f"Digits, configs/digits.yaml with narrow hidden layers; {args.time_limit:g} s for HiGHS on the whole "
-             f"MILP and {args.time_limit:g} s for the decomposition (auto groups, proven one after another), in one "
-             f"process, 1 thread; {machine}. Best loss: the lowest of HiGHS's incumbent, bnnmilp's default "
+    lines = [f"Digits, configs/digits_milp.yaml with narrow hidden layers; {args.time_limit:g} s for HiGHS on the "
+             f"whole MILP and {args.time_limit:g} s for the decomposition (auto groups, proven one after another), in "
+             f"one process, 1 thread; {machine}. Best loss: the lowest of HiGHS's incumbent, bnnmilp's default "
              "training (lns from STE) and its training from the class codes (lns, warm_start: codes), all exact "
              f"({args.time_limit / 3:g} s budget each; the columns name which found it and give the codes start's "
              "own loss and the time of that training run). bnnmilp bound writes the larger of the capacity and "

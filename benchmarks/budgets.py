@@ -50,7 +50,7 @@ def inputs(tmp: Path) -> dict[str, str]:
                                                   "training": {"epsilon": 0.015625}}))
     run([sys.executable, "-m", "bnnmilp", "train", str(tmp / "ovo.yaml"), str(SAMPLES / "digits_k10.yaml"), "-o",
          str(tmp / "ens"), "--ensemble", "ovo", "--time-limit", "3", "--workers", "2"])
-    run([sys.executable, "-m", "bnnmilp", "encode", str(CONFIGS / "digits.yaml"), str(SAMPLES / "digits_k5.yaml"),
+    run([sys.executable, "-m", "bnnmilp", "encode", str(CONFIGS / "digits_milp.yaml"), str(SAMPLES / "digits_k5.yaml"),
          "-o", str(tmp / "digits_k5.mps"), "--writer", "highs"])
     conv_bnn(tmp, rng)
     two_conv_bnn(tmp / "big_conv.onnx", channels=32, side=64)
@@ -106,7 +106,7 @@ def cases(tmp: Path) -> list[tuple[str, list[str], float]]:
                                                       str(tmp / "mnist_like.npz"), "-o", str(tmp / "r1")], 10.0),
         ("train: 200,001 rows of 2 features", [*b, "train", str(CONFIGS / "xor.yaml"), str(tmp / "rows.npz"),
                                                 "-o", str(tmp / "r2")], 20.0),
-        ("train: digits k=10, the paper's MILP", [*b, "train", str(CONFIGS / "digits.yaml"),
+        ("train: digits k=10, the paper's MILP", [*b, "train", str(CONFIGS / "digits_milp.yaml"),
                                                   str(SAMPLES / "digits_k10.yaml"), "-o", str(tmp / "r3")], 10.0),
         ("train: ovo ensemble, 45 members (per member)", [*b, "train", str(tmp / "ovo.yaml"),
                                                           str(SAMPLES / "digits_k10.yaml"), "-o", str(tmp / "r4"),

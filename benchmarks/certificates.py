@@ -4,7 +4,7 @@ multipliers, cut off at HiGHS's optimum) and the exact check, on the same instan
     python benchmarks/certificates.py
 
 Instances: tiny random BNN training MILPs (as in the tests), two groups of the decomposition bound (digits
-k=2, [64, 2, 10]), the digits k=1 and k=2 samples (configs/digits.yaml), and the Guzelsoy-Ralphs example.
+k=2, [64, 2, 10]), the digits k=1 and k=2 samples (configs/digits_milp.yaml), and the Guzelsoy-Ralphs example.
 Each is proven by the engine (with the hidden-unit swaps as symmetry rows where they are automorphisms, as
 `certify` does) and, as baselines, by the engine without symmetry and without propagation.
 Writes benchmarks/results/certificates.md/.json.
@@ -51,7 +51,7 @@ def instances():
         d = grid(seed, layers, m)
         tm = formulations.get("theorem1").build(spec, d.features, d.targets(layers[-1]))
         yield f"{'-'.join(map(str, layers))} {w} {t} {loss} m={m} seed={seed}", tm
-    spec = load_spec(ROOT / "configs/digits.yaml")
+    spec = load_spec(ROOT / "configs/digits_milp.yaml")
     narrow = replace(spec, network=replace(spec.network, layers=(64, 2, 10)))
     d = load_data(ROOT / "samples/digits_k2.yaml")
     for size in (5, 6):  # decomposition groups (bnnmilp bound): loss 2 and 3 are optimal, 0 is not

@@ -2,7 +2,7 @@
 
     python benchmarks/margins.py [--time-limit 30] [--seeds 0 1 ... 9] [--ks 1 2 5 10]
 
-Every method trains configs/digits.yaml ([64, 16, 10], continuous weights, learned thresholds, Hamming
+Every method trains configs/digits_milp.yaml ([64, 16, 10], continuous weights, learned thresholds, Hamming
 loss) on samples/digits_k{k}.yaml and is evaluated on samples/digits_test.yaml (500 held-out images),
 all in this one process on this machine. Accuracy by exact match of the 10 output bits and by argmax of
 the output scores (ties wrong). Writes benchmarks/results/margins.md and margins.json.
@@ -72,7 +72,7 @@ def main() -> None:
         doc = json.loads(Path(args.out).with_suffix(".json").read_text())
         write(doc["rows"], args)
         return
-    base = load_spec(ROOT / "configs/digits.yaml").with_solver(time_limit=args.time_limit, threads=1)
+    base = load_spec(ROOT / "configs/digits_milp.yaml").with_solver(time_limit=args.time_limit, threads=1)
     test = load_data(ROOT / "samples/digits_test.yaml")
     rows = []
     for k in args.ks:

@@ -2,7 +2,7 @@
 
     python benchmarks/robustness.py [--k 5] [--samples 100] [--eps 1 2 4]
 
-Trains configs/digits.yaml on samples/digits_k{k}.yaml (STE, seed 0: fast and reproducible), then verifies
+Trains configs/digits_milp.yaml on samples/digits_k{k}.yaml (STE, seed 0: fast and reproducible), then verifies
 the first --samples images of samples/digits_test.yaml for each E (L-infinity, integer pixels in 0..16),
 with and without interval pruning, each configuration in a fresh process of its own (1 worker). Writes
 benchmarks/results/robustness.md and robustness.json.
@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--eps", type=float, nargs="+", default=[1, 2, 4])
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/robustness"))
     args = ap.parse_args()
-    spec = load_spec(ROOT / "configs/digits.yaml")
+    spec = load_spec(ROOT / "configs/digits_milp.yaml")
     spec = replace(spec, training=replace(spec.training, method="ste"))
     net = train(spec, load_data(ROOT / f"samples/digits_k{args.k}.yaml")).best.network
     test = load_data(ROOT / "samples/digits_test.yaml")

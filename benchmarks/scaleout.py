@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--ks", type=int, nargs="+", default=[2, 5])
     ap.add_argument("--member-time-limit", type=float, default=5.0)
     args = ap.parse_args()
-    spec = load_spec(ROOT / "configs/digits.yaml").with_solver(time_limit=args.member_time_limit, threads=1)
+    spec = load_spec(ROOT / "configs/digits_milp.yaml").with_solver(time_limit=args.member_time_limit, threads=1)
     test = load_data(ROOT / "samples/digits_test.yaml")
     lines = [f"{platform.machine()}, 2 cores, Python {platform.python_version()}; members: "
              f"{list(member_spec_doc(spec)['network']['layers'])}, time limit {args.member_time_limit:g} s each.",

@@ -2,7 +2,7 @@
 
     python benchmarks/ste.py [--ks 1 2 5 10 20 50 100] [--seeds 10]
 
-configs/digits.yaml ([64, 16, 10], continuous weights, one learned threshold per layer, Hamming loss) on
+configs/digits_milp.yaml ([64, 16, 10], continuous weights, one learned threshold per layer, Hamming loss) on
 samples/digits_k{k}.yaml (k images per class), evaluated on samples/digits_test.yaml (500 held-out images).
 For each seed: the reference (benchmarks/reference_ste.py, plain numpy written apart from bnnmilp, its grid
 seeded 2 s and 2 s + 1) and `bnnmilp train --method ste` (training.seed s). Every network is evaluated by
@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/ste"))
     args = ap.parse_args()
-    spec = load_spec(ROOT / "configs/digits.yaml")
+    spec = load_spec(ROOT / "configs/digits_milp.yaml")
     test = load_data(ROOT / "samples/digits_test.yaml")
     rows = []
     for k in args.ks:
@@ -85,8 +85,8 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     machine = f"{platform.machine()}, Python {platform.python_version()}"
-    lines = [f"configs/digits.yaml on the digits (k images per class; test: 500 held-out images); {args.seeds} seeds "
-             f"per k; means over seeds; differences paired by seed (bnnmilp - reference, +- 2 standard errors); "
+    lines = [f"configs/digits_milp.yaml on the digits (k images per class; test: 500 held-out images); {args.seeds} "
+             f"seeds per k; means over seeds; differences paired by seed (bnnmilp - reference, +- 2 standard errors); "
              f"{machine}.", "",
              "| k | images | reference: train loss | exact match | argmax | time (s) | bnnmilp STE: train loss | "
              "exact match | argmax | time (s) | difference: train loss | exact match (points) |",

@@ -52,7 +52,7 @@ def main() -> None:
     if args.table_only:
         write(json.loads(out.with_suffix(".json").read_text()), args, out)
         return
-    base = load_spec(ROOT / "configs/digits.yaml").with_solver(time_limit=args.time_limit, threads=1)
+    base = load_spec(ROOT / "configs/digits_milp.yaml").with_solver(time_limit=args.time_limit, threads=1)
     test = load_data(ROOT / "samples/digits_test.yaml")
     rows = []
     for shape in args.shapes:

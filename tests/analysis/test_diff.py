@@ -160,7 +160,7 @@ def test_cli_explain_tiny_run(tmp_path):
 def test_cli_explain_png_on_digits(repo_root, tmp_path):
     pytest.importorskip("matplotlib")
     data = repo_root / "samples/digits_k1.yaml"
-    assert CliRunner().invoke(main, ["train", str(repo_root / "configs/digits.yaml"), str(data), "-o",
+    assert CliRunner().invoke(main, ["train", str(repo_root / "configs/digits_milp.yaml"), str(data), "-o",
                                      str(tmp_path / "run")]).exit_code == 0
     r = CliRunner().invoke(main, ["explain", str(tmp_path / "run"), str(data), "--png", str(tmp_path / "h.svg")])
     assert r.exit_code == 0, r.output

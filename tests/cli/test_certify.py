@@ -15,7 +15,7 @@ def run(*args):
 
 def test_certify_a_digits_run_and_check_it(repo_root, tmp_path):
     data = repo_root / "samples/digits_k1.yaml"
-    assert run("train", repo_root / "configs/digits.yaml", data, "-o", tmp_path / "run").exit_code == 0
+    assert run("train", repo_root / "configs/digits_milp.yaml", data, "-o", tmp_path / "run").exit_code == 0
     r = run("certify", tmp_path / "run", data, "--json")
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)

@@ -124,8 +124,8 @@ def test_node_limited_run_is_labelled_and_valid(tmp_path):
 def test_ctrl_c_keeps_best_so_far(repo_root, tmp_path):
     """SIGINT during a long solve: HiGHS is cancelled, the best weights are written and labelled."""
     out = tmp_path / "run"
-    args = ["train", str(repo_root / "configs/digits.yaml"), str(repo_root / "samples/digits_k10.yaml"), "-o", str(out),
-            "--time-limit", "120", "--json", "--progress", "plain"]
+    args = ["train", str(repo_root / "configs/digits_milp.yaml"), str(repo_root / "samples/digits_k10.yaml"), "-o",
+            str(out), "--time-limit", "120", "--json", "--progress", "plain"]
     # `python -m bnnmilp ARGS`, with Python's Ctrl-C handler installed even if this suite runs as a shell's
     # background job (which inherits SIGINT ignored, and Python then keeps ignoring it)
     boot = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
@@ -195,7 +195,7 @@ def test_tables_show_values_as_people_read_them():
         ["0.565414", "1e-09", "milp 455, interval 45", "[loss, margin]", "[784, 16, 10]", "-", "yes", "3", "x"]
 
 
-@pytest.mark.parametrize("config", ["digits.yaml", "digits_argmax.yaml"])
+@pytest.mark.parametrize("config", ["digits_milp.yaml", "digits_argmax.yaml"])
 def test_train_reports_the_training_accuracy_that_predict_finds(repo_root, tmp_path, config):
     data = repo_root / "samples/digits_k2.yaml"
     r = run("train", repo_root / "configs" / config, data, "-o", tmp_path / "run", "--method", "ste", "--json")

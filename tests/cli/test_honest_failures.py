@@ -47,7 +47,7 @@ def test_verify_rejects_a_run_whose_solve_failed(repo_root, tmp_path):
 
 def test_unpolished_weights_that_lose_what_the_solver_won_are_flagged(repo_root, tmp_path):
     data = repo_root / "samples/digits_k1.yaml"
-    r = run("train", repo_root / "configs/digits.yaml", data, "-o", tmp_path / "run", "--polish", "none",
+    r = run("train", repo_root / "configs/digits_milp.yaml", data, "-o", tmp_path / "run", "--polish", "none",
             "--time-limit", "30", "--json")
     assert r.exit_code == 0
     s = json.loads(r.stdout)
@@ -100,7 +100,7 @@ BNNMILP = f"{sys.executable} -m bnnmilp"
 def test_a_full_disk_is_one_line_and_leaves_nothing(repo_root, tmp_path, writer, ext):
     """HiGHS's writer reports no failed write (it leaves a truncated file): bnnmilp must notice."""
     (tmp_path / "disk").mkdir()
-    script = (f"mount -t tmpfs -o size=64k tmpfs disk && {BNNMILP} encode {repo_root}/configs/digits.yaml "
+    script = (f"mount -t tmpfs -o size=64k tmpfs disk && {BNNMILP} encode {repo_root}/configs/digits_milp.yaml "
               f"{repo_root}/samples/digits_k1.yaml -o disk/m.{ext} --writer {writer}; echo \"status $?\"; ls -A disk")
     p = _in_private_mount(script, tmp_path)
     lines = p.stdout.split()
@@ -112,7 +112,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(repo_root, tmp_path, writer,
 
 def test_a_read_only_place_is_refused_before_solving(repo_root, tmp_path):
     (tmp_path / "ro").mkdir()
-    script = (f"mount -t tmpfs -o ro,size=64k tmpfs ro && {BNNMILP} train {repo_root}/configs/digits.yaml "
+    script = (f"mount -t tmpfs -o ro,size=64k tmpfs ro && {BNNMILP} train {repo_root}/configs/digits_milp.yaml "
               f"{repo_root}/samples/digits_k1.yaml -o ro/run; echo \"status $?\"")
     p = _in_private_mount(script, tmp_path)
     assert p.stdout.split() == ["status", "2"], (p.stdout, p.stderr)
@@ -126,7 +126,7 @@ def test_sigterm_and_sighup_keep_the_best_network(repo_root, tmp_path, signum, c
     """SIGTERM (timeout, schedulers, docker stop) and SIGHUP (a closed terminal or ssh session) are handled
     like Ctrl-C: the best network so far, exit 143 or 129."""
     data = repo_root / "samples/digits_k10.yaml"
-    proc = subprocess.Popen([sys.executable, "-m", "bnnmilp", "train", str(repo_root / "configs/digits.yaml"),
+    proc = subprocess.Popen([sys.executable, "-m", "bnnmilp", "train", str(repo_root / "configs/digits_milp.yaml"),
                              str(data), "-o", str(tmp_path / "run"), "--time-limit", "120", "--json", "--progress",
                              "plain"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = wait_until_solving(proc)
@@ -159,7 +159,7 @@ def test_sigkill_leaves_the_last_checkpointed_incumbent(repo_root, tmp_path):
     """kill -9 (or an out-of-memory kill) cannot be handled: the incumbent written while the solver ran stays,
     labelled as a checkpoint, and its claims check."""
     data = repo_root / "samples/digits_k10.yaml"
-    proc = subprocess.Popen([sys.executable, "-m", "bnnmilp", "train", str(repo_root / "configs/digits.yaml"),
+    proc = subprocess.Popen([sys.executable, "-m", "bnnmilp", "train", str(repo_root / "configs/digits_milp.yaml"),
                              str(data), "-o", str(tmp_path / "run"), "--time-limit", "120"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     weights = tmp_path / "run/weights.yaml"

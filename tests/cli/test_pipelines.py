@@ -124,8 +124,8 @@ def test_tables_are_csv_on_stdout_and_tee_and_timeout_work(repo_root, tmp_path):
            f"2>/dev/null", tmp_path)
     assert p.stdout.splitlines()[0] == "b,z" and len(p.stdout.splitlines()) == 4
     # timeout -s TERM ends a long run like Ctrl-C: exit 124 from timeout, the best network kept and labelled
-    p = sh(f"timeout -s TERM 8 {BNNMILP} train {repo_root}/configs/digits.yaml {repo_root}/samples/digits_k10.yaml "
-           f"-o long --time-limit 120 2>/dev/null; echo $?", tmp_path)
+    p = sh(f"timeout -s TERM 8 {BNNMILP} train {repo_root}/configs/digits_milp.yaml "
+           f"{repo_root}/samples/digits_k10.yaml -o long --time-limit 120 2>/dev/null; echo $?", tmp_path)
     assert p.stdout.split()[-1] == "124"
     assert "best_so_far: true" in (tmp_path / "long/weights.yaml").read_text()
 

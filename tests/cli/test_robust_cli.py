@@ -23,7 +23,7 @@ def trained(tmp_path_factory):
 
     root = Path(__file__).resolve().parents[2]
     out = tmp_path_factory.mktemp("robust") / "run"
-    r = run("train", root / "configs/digits.yaml", root / "samples/digits_k1.yaml", "-o", out, "--method", "ste")
+    r = run("train", root / "configs/digits_milp.yaml", root / "samples/digits_k1.yaml", "-o", out, "--method", "ste")
     assert r.exit_code == 0, r.output
     return out, root / "samples/digits_k1.yaml"
 

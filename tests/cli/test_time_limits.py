@@ -25,7 +25,7 @@ def run(*args):
 def hard_milp(tmp_path_factory) -> Path:
     """The digits training MILP at 5 images per class: HiGHS needs minutes for it."""
     out = tmp_path_factory.mktemp("budgets") / "digits_k5.mps"
-    r = run("encode", CONFIGS / "digits.yaml", SAMPLES / "digits_k5.yaml", "-o", out, "--writer", "highs")
+    r = run("encode", CONFIGS / "digits_milp.yaml", SAMPLES / "digits_k5.yaml", "-o", out, "--writer", "highs")
     assert r.exit_code == 0, r.stderr
     return out
 

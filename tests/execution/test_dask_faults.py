@@ -53,7 +53,7 @@ def test_a_killed_worker_ends_the_run_cleanly_and_a_rerun_resumes(repo_root, tmp
     """A sweep of 8 training jobs of about 3 s each on one worker, killed once the first jobs are done (it used
     to wait for ever: "Couldn't gather 1 keys, rescheduling", then silence)."""
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump({
-        "spec": str(repo_root / "configs/digits.yaml"), "data": str(repo_root / "samples/digits_k2.yaml"),
+        "spec": str(repo_root / "configs/digits_milp.yaml"), "data": str(repo_root / "samples/digits_k2.yaml"),
         "grid": {"training.seed": list(range(8)), "solver.time_limit": [3]}}))
     args = [sys.executable, "-m", "bnnmilp", "--progress", "plain", "sweep", str(tmp_path / "sweep.yaml"),
             "--scheduler", scheduler, "-o", str(tmp_path / "out")]

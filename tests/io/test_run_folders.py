@@ -24,7 +24,7 @@ from tests.conftest import wait_until_solving
 
 ROOT = Path(__file__).resolve().parents[2]
 XOR = [str(ROOT / "configs/xor.yaml"), str(ROOT / "samples/xor.yaml")]
-DIGITS = [str(ROOT / "configs/digits.yaml"), str(ROOT / "samples/digits_k10.yaml")]
+DIGITS = [str(ROOT / "configs/digits_milp.yaml"), str(ROOT / "samples/digits_k10.yaml")]
 
 
 def run(*args):

@@ -65,7 +65,7 @@ def test_warm_start_is_never_beaten_by_a_worse_result(repo_root):
     from bnnmilp.data import load_data
     from bnnmilp.spec import load_spec
 
-    spec = load_spec(repo_root / "configs/digits.yaml").with_solver(time_limit=1.0)
+    spec = load_spec(repo_root / "configs/digits_milp.yaml").with_solver(time_limit=1.0)
     data = load_data(repo_root / "samples/digits_k10.yaml")
     from bnnmilp.training.pipeline import ste_networks
 
