@@ -106,3 +106,59 @@ def accuracy_against_time(path: str | Path, points: Sequence[tuple[float, float,
     ax.set_ylabel("test exact-match accuracy (%)")
     ax.set_title("Sweep: accuracy against training time")
     return save(fig, path)
+
+
+def image_shape(source: dict[str, Any] | None, d0: int) -> tuple[int, ...] | None:
+    """How the d0 inputs form an image: an imported model's input shape (H, W; C, H, W; or H, W, C, with C 1
+    or 3) or, for any network, a square of side sqrt(d0); None when they do not."""
+    shape = list((source or {}).get("input_shape") or [])
+    if len(shape) == 2 or (len(shape) == 3 and (shape[0] in (1, 3) or shape[-1] in (1, 3))):
+        return tuple(int(s) for s in shape)
+    side = round(d0**0.5)
+    return (side, side) if side * side == d0 and side > 1 else None
+
+
+def _as_image(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A flattened input (C order) as H x W or H x W x 3, channels last."""
+    img = x.reshape(shape)
+    if img.ndim == 3:
+        img = np.moveaxis(img, 0, -1) if shape[0] in (1, 3) and shape[-1] not in (1, 3) else img
+        img = img[..., 0] if img.shape[-1] == 1 else img
+    return img
+
+
+COUNTEREXAMPLES_SHOWN = 12
+
+
+def counterexamples(path: str | Path, originals: np.ndarray, perturbed: np.ndarray, titles: Sequence[str],
+                    shape: tuple[int, ...]) -> Path:
+    """One row per counterexample (at most COUNTEREXAMPLES_SHOWN): the original input, the counterexample,
+    and the change x' - x on a symmetric colour scale (unchanged pixels white), with a colour bar."""
+    plt = pyplot()
+    n = min(len(originals), COUNTEREXAMPLES_SHOWN)
+    fig, axes = plt.subplots(n, 3, figsize=(6.6, 2.1 * n + 0.6), squeeze=False, layout="constrained")
+    lo, hi = float(min(originals[:n].min(), perturbed[:n].min())), float(max(originals[:n].max(),
+                                                                              perturbed[:n].max()))
+    span = (hi - lo) or 1.0
+    change = perturbed[:n] - originals[:n]
+    lim = float(np.abs(change).max()) or 1.0
+    image = None
+    for i in range(n):
+        for j, (x, name) in enumerate(((originals[i], "original"), (perturbed[i], "counterexample"))):
+            img = _as_image(x, shape)
+            ax = axes[i, j]
+            if img.ndim == 3:
+                ax.imshow((img - lo) / span)
+            else:
+                ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
+            ax.set_title(f"{titles[i]}: {name}", fontsize=7)
+        diff = _as_image(change[i], shape)
+        diff = diff.sum(axis=-1) if diff.ndim == 3 else diff
+        image = axes[i, 2].imshow(diff, cmap="coolwarm", vmin=-lim, vmax=lim)
+        axes[i, 2].set_title(f"changed: {int(np.count_nonzero(change[i]))} inputs", fontsize=7)
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.colorbar(image, ax=axes[:, 2].tolist(), shrink=0.8, label="x' - x")
+    fig.suptitle(f"Counterexamples ({n} of {len(originals)} shown)", fontsize=10)
+    return save(fig, path)

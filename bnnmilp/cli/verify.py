@@ -7,6 +7,7 @@ from bnnmilp.cli.common import (
     OUTPUT_DIR,
     OUTPUT_FILE,
     PARALLEL,
+    PLOT_FILE,
     POSITIVE,
     json_option,
     load_box_option,
@@ -60,12 +61,15 @@ from bnnmilp.cli.common import (
                                                   "sample, instead of a model built per sample.")
 @click.option("--counterexamples", callback=OUTPUT_FILE, type=click.Path(dir_okay=False),
               help="Write counterexamples as a data YAML ('-': standard output).")
+@click.option("--plot", callback=PLOT_FILE, type=click.Path(dir_okay=False),
+              help="--robust on image inputs: draw each counterexample (original, perturbed, the change) into a "
+                   ".png, .svg or .pdf file (needs matplotlib: pip install 'bnnmilp[plot]').")
 @json_option
 def command(weights: str, data: str | None, proof: str | None, robust: bool, eps: float | None, norm: str,
             domain: str, bounds: str | None, box: str | None, engine: str, against: str, min_eps: bool,
             time_limit: float, workers: int, split: int, scheduler: str | None, out_dir: str | None,
             out_alias: str | None,
-            no_prune: bool, reuse_model: bool, counterexamples: str | None, as_json: bool) -> None:
+            no_prune: bool, reuse_model: bool, counterexamples: str | None, plot: str | None, as_json: bool) -> None:
     """Check the claims of WEIGHTS (a weights.yaml or a run folder) on DATA, in exact arithmetic.
 
     WEIGHTS or DATA may be '-' (standard input).
@@ -124,6 +128,7 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
     ds = load_data(data)
     from bnnmilp.network.ensemble import EnsembleFile
 
+    drawing = _drawing(plot, wf, robust or min_eps)
     if isinstance(wf, EnsembleFile):
         if box is not None or engine == "enum" or split > 1:
             from bnnmilp.errors import InputError
@@ -133,14 +138,15 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
         if robust or min_eps:
             run = Runner(weights, data, workers, scheduler, out_dir)
             _robust_ensemble(wf, ds, eps, norm, domain, parse_bounds(bounds), against, time_limit, engine, run,
-                             as_json)
+                             as_json, drawing)
         else:
             _verify_ensemble(wf, ds, as_json)
         return
     if robust or min_eps:
         one_stdout(as_json, counterexamples=counterexamples)
         _robust(wf, ds, eps, norm, domain, parse_bounds(bounds), box, engine, against, min_eps, time_limit, split,
-                Runner(weights, data, workers, scheduler, out_dir), not no_prune, reuse_model, counterexamples, as_json)
+                Runner(weights, data, workers, scheduler, out_dir), not no_prune, reuse_model, counterexamples, as_json,
+                drawing)
         return
     from bnnmilp.verification.claims import verify_weights
     from bnnmilp.verification.run_proofs import proof_check
@@ -204,8 +210,45 @@ class Runner:
             write_json_atomic(Path(self.out) / "robustness.json", doc)
 
 
+def _drawing(plot: str | None, wf, robust: bool) -> tuple[str, tuple[int, ...]] | None:
+    """--plot's file and the image shape of the inputs, checked before any query: (path, shape) or None."""
+    if plot is None:
+        return None
+    from bnnmilp.analysis.plots import image_shape, pyplot
+    from bnnmilp.errors import InputError
+    from bnnmilp.network.ensemble import EnsembleFile
+
+    if not robust:
+        raise InputError(None, "--plot", "draws the counterexamples of --robust (or --min-eps)")
+    first = wf.members[0] if isinstance(wf, EnsembleFile) else wf
+    d0 = first.spec.network.n_inputs
+    shape = image_shape(first.doc.get("source"), d0)
+    if shape is None:
+        raise InputError(wf.path, "--plot", f"inputs that form an image; these are {d0} features (not a square, "
+                                            "and no input shape recorded)")
+    pyplot()  # matplotlib missing: say so now, not after the queries
+    return plot, shape
+
+
+def _draw(drawing: tuple[str, tuple[int, ...]] | None, ds, results) -> None:
+    import numpy as np
+
+    from bnnmilp.analysis.plots import counterexamples
+    from bnnmilp.cli import terminal
+
+    cxs = [r for r in results if r.counterexample is not None]
+    if drawing is None:
+        return
+    if not cxs:
+        terminal.status(f"no counterexample to draw: {drawing[0]} not written")
+        return
+    counterexamples(drawing[0], ds.features[[r.index for r in cxs]], np.array([r.counterexample for r in cxs]),
+                    [f"sample {r.index}" for r in cxs], drawing[1])
+    terminal.status(f"counterexamples drawn in {drawing[0]}")
+
+
 def _robust(wf, ds, eps, norm, domain, bounds, box, engine, against, min_eps, time_limit, split, run: Runner, prune,
-            reuse, cx_path, as_json):
+            reuse, cx_path, as_json, drawing=None):
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
     from bnnmilp.io.yamlio import write_yaml_atomic
@@ -246,6 +289,7 @@ def _robust(wf, ds, eps, norm, domain, bounds, box, engine, against, min_eps, ti
         if cx_path != "-":  # stdout carries one table: the counterexamples, when they go there
             terminal.emit_csv([robust_row(r) for r in results])
         terminal.table("robustness", [(k, v) for k, v in summ.items()])
+    _draw(drawing, ds, results)
     if summ["robust"] != summ["samples"]:
         raise SystemExit(1)
 
@@ -315,7 +359,8 @@ def _verify_ensemble(ens, ds, as_json: bool) -> None:
         raise SystemExit(1)
 
 
-def _robust_ensemble(ens, ds, eps, norm, domain, bounds, against, time_limit, engine, run: Runner, as_json) -> None:
+def _robust_ensemble(ens, ds, eps, norm, domain, bounds, against, time_limit, engine, run: Runner, as_json,
+                     drawing=None) -> None:
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
     from bnnmilp.verification.robust import RobustOptions, summary
@@ -333,6 +378,7 @@ def _robust_ensemble(ens, ds, eps, norm, domain, bounds, against, time_limit, en
     else:
         terminal.emit_csv([robust_row(r) for r in results])
         terminal.table("ensemble robustness", list(summ.items()))
+    _draw(drawing, ds, results)
     if summ["robust"] != summ["samples"]:
         raise SystemExit(1)
 

@@ -150,3 +150,34 @@ def test_output_is_spelled_as_elsewhere_and_the_old_out_still_works(trained, tmp
     assert both.stderr == "bnnmilp: error: --output and --out: give one of them, not both (--out is the older " \
                           "spelling of --output)\n"
     assert "--out " not in run("verify", "--help").output
+
+
+def test_plot_draws_the_counterexamples_of_image_inputs(trained, tmp_path, repo_root):
+    pytest.importorskip("matplotlib")
+    import matplotlib.image as mpimg
+
+    run_dir, data = trained
+    r = run("verify", run_dir, data, "--robust", "--eps", "3", "--domain", "integer", "--bounds", "0:16",
+            "--plot", tmp_path / "cx.png", "--json")
+    assert r.exit_code == 1, r.stderr  # digits at eps 3 have counterexamples
+    shown = sum(q["counterexample"] is not None for q in json.loads(r.stdout)["results"])
+    assert shown > 0 and mpimg.imread(tmp_path / "cx.png").ndim == 3
+    plain = run("verify", run_dir, data, "--plot", tmp_path / "y.png")
+    assert plain.exit_code == 2 and "--plot: draws the counterexamples of --robust" in plain.stderr
+    assert run("train", repo_root / "configs/xor.yaml", repo_root / "samples/xor.yaml", "-o", tmp_path / "xor",
+               "--method", "ste").exit_code == 0
+    two = run("verify", tmp_path / "xor", repo_root / "samples/xor.yaml", "--robust", "--eps", "0.1", "--plot",
+              tmp_path / "x.png")
+    assert two.exit_code == 2 and "--plot: inputs that form an image; these are 2 features" in two.stderr
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+
+
+def test_image_shapes_come_from_the_import_or_a_square():
+    from bnnmilp.analysis.plots import _as_image, image_shape
+
+    assert image_shape(None, 64) == (8, 8) and image_shape(None, 63) is None and image_shape({}, 2) is None
+    assert image_shape({"input_shape": [3, 4, 5]}, 60) == (3, 4, 5)
+    assert image_shape({"input_shape": [4, 5, 3]}, 60) == (4, 5, 3)
+    x = np.arange(60.0)
+    assert _as_image(x, (3, 4, 5)).shape == (4, 5, 3) and _as_image(x, (3, 4, 5))[1, 2, 0] == 7.0  # C order
+    assert _as_image(x, (4, 5, 3)).shape == (4, 5, 3) and _as_image(x, (4, 5, 3))[1, 2, 0] == 21.0
