@@ -56,3 +56,14 @@ def test_a_tampered_claim_is_reported_with_its_reason(repo_root, tmp_path):
     proof = bnnmilp.certify(tmp_path, data).proof
     proof["claimed_bound_exact"] = "1"
     assert not bnnmilp.check_proof(tmp_path, data, proof).ok
+
+
+def test_the_docs_home_page_gives_the_readme_quick_start(repo_root):
+    import re
+
+    def commands(text: str) -> list[str]:
+        part = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+        return re.findall(r"```bash\n(.*?)\n```", part, re.S)
+
+    quick = commands((repo_root / "README.md").read_text())
+    assert len(quick) == 2 and commands((repo_root / "docs/index.md").read_text()) == quick
