@@ -156,25 +156,30 @@ def exact_start(spec: Spec, net: Network, data: Dataset, source: str) -> Candida
 STE_SHARE = 0.35  # of the time left of solver.budget that the STE grids may take (the method and checks: the rest)
 
 
-def ste_options(spec: Spec, share: float = STE_SHARE):
-    """STE's options: the spec's seed and, under a budget, a deadline at ``share`` of the time left."""
+def ste_options(spec: Spec, share: float = STE_SHARE, report: Callable[[str], None] | None = None):
+    """STE's options: the spec's seed and, under a budget, a deadline at ``share`` of the time left; ``report``
+    receives a progress line every few seconds."""
     from bnnmilp.training.heuristics.ste import SteOptions
 
     left = spec.solver.remaining()
-    return SteOptions(seed=spec.training.seed, deadline=None if left is None else time.monotonic() + share * left)
+    return SteOptions(seed=spec.training.seed, deadline=None if left is None else time.monotonic() + share * left,
+                      report=report)
 
 
-def ste_networks(spec: Spec, data: Dataset, share: float = STE_SHARE) -> list[Network]:
+def ste_networks(spec: Spec, data: Dataset, share: float = STE_SHARE,
+                 report: Callable[[str], None] | None = None) -> list[Network]:
     from bnnmilp.training.heuristics.ste import ste_train
 
-    return ste_train(spec, data.features, data.targets(spec.network.n_outputs), ste_options(spec, share))
+    return ste_train(spec, data.features, data.targets(spec.network.n_outputs), ste_options(spec, share, report))
 
 
-def search_networks(spec: Spec, data: Dataset) -> tuple[list[Network], Network]:
+def search_networks(spec: Spec, data: Dataset, report: Callable[[str], None] | None = None
+                    ) -> tuple[list[Network], Network]:
     """STE's starts for ``method: lns`` (the noisy grid's first) and the plain grid's best (``search_starts``)."""
     from bnnmilp.training.heuristics.ste import search_starts
 
-    return search_starts(spec, data.features, data.targets(spec.network.n_outputs), ste_options(spec))
+    return search_starts(spec, data.features, data.targets(spec.network.n_outputs),
+                         ste_options(spec, report=report))
 
 
 def train(spec: Spec, data: Dataset, progress: ProgressFn | None = None, start: Network | None = None,
@@ -293,10 +298,10 @@ def _train(spec: Spec, data: Dataset, progress: ProgressFn | None, start: Networ
     elif tr.warm_start == "ste" or tr.method in ("decompose", "lns"):
         try:
             if tr.method == "lns":  # the search fits the rest: from the noisy grid, the plain grid's best to beat
-                nets, plain = search_networks(spec, data)
+                nets, plain = search_networks(spec, data, announce)
                 run.fallback = evaluate(spec, plain, data, "ste")
             else:
-                nets = ste_networks(spec, data)
+                nets = ste_networks(spec, data, report=announce)
         except SteInterrupted as exc:
             return _stopped_in_ste(run, exc.networks[0])
         made, per_start = starts_in_budget(spec, data, nets[:STE_STARTS])

@@ -28,7 +28,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -47,6 +48,10 @@ class SteOptions:
     seed: int = 0
     noise: float = 0.1  # input noise of the second grid, run once the first fits (sigma / max|x|; 0: none)
     deadline: float | None = None  # time.monotonic() at which the grid stops with its best epochs so far
+    report: Callable[[str], None] | None = field(default=None, compare=False)  # a progress line every REPORT_EVERY s
+
+
+REPORT_EVERY = 5.0  # seconds between two progress lines of a grid
 
 
 def _halfway(opts: SteOptions) -> SteOptions:
@@ -129,6 +134,7 @@ def _grid(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions) -> list[Ne
     best_W = [np.zeros_like(W) for W in Ws]
     best_l = [np.zeros_like(t) for t in lams]
     stopped: KeyboardInterrupt | None = None
+    said = time.monotonic()
     try:
         for epoch in range(1, opts.epochs + 1):
             if opts.deadline is not None and epoch > 1 and time.monotonic() >= opts.deadline:
@@ -151,6 +157,10 @@ def _grid(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions) -> list[Ne
             if better.any():  # one assignment: a signal between two statements cannot leave a half-updated best
                 best_loss, best_W, best_l = np.where(better, loss, best_loss), _take(better, Wq, best_W), \
                     _take(better, lams, best_l)
+            if opts.report is not None and time.monotonic() - said >= REPORT_EVERY:
+                said = time.monotonic()
+                opts.report(f"STE{' on noisy inputs' if sigma > 0 else ''}: epoch {epoch}/{opts.epochs} of {R} runs, "
+                            f"lowest training loss so far {int(best_loss.min())}")
             z = pre[-1]
             if argmax:  # multiclass hinge sum_k relu(1 - (z_y - z_k)), or the squared loss on +-1 targets
                 active = (1.0 - (z[:, rows, labels][:, :, None] - z) > 0) & (Y[None] == 0)

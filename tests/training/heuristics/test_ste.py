@@ -111,3 +111,19 @@ def test_discrete_grids_are_deterministic_per_seed(weights):
     same = [all(np.array_equal(a, b) for p, q in zip(runs[0], r, strict=True)
                 for a, b in zip(p.weights + p.thresholds, q.weights + q.thresholds, strict=True)) for r in runs[1:]]
     assert same == [True, False]
+
+
+def test_a_grid_reports_its_progress(monkeypatch):
+    """A line every REPORT_EVERY seconds (0 here: every epoch after the first) with the epoch and the lowest
+    training loss so far; the networks are the same as without reporting."""
+    from bnnmilp.training.heuristics import ste
+
+    monkeypatch.setattr(ste, "REPORT_EVERY", 0.0)
+    X, y = teacher_data(4, [5, 4, 2], 30)
+    spec, Y = spec_of([5, 4, 2]), np.eye(2, dtype=np.int8)[y]
+    lines: list[str] = []
+    quiet = ste_train(spec, X, Y, SteOptions(epochs=20, noise=0.0))
+    told = ste_train(spec, X, Y, SteOptions(epochs=20, noise=0.0, report=lines.append))
+    assert len(lines) == 20 and lines[0].startswith("STE: epoch 1/20 of 12 runs, lowest training loss so far ")
+    assert all(np.array_equal(a, b) for p, q in zip(quiet, told, strict=True)
+               for a, b in zip(p.weights + p.thresholds, q.weights + q.thresholds, strict=True))
