@@ -125,5 +125,7 @@ def test_a_grid_reports_its_progress(monkeypatch):
     quiet = ste_train(spec, X, Y, SteOptions(epochs=20, noise=0.0))
     told = ste_train(spec, X, Y, SteOptions(epochs=20, noise=0.0, report=lines.append))
     assert len(lines) == 20 and lines[0].startswith("STE: epoch 1/20 of 12 runs, lowest training loss so far ")
+    losses = [int(line.rsplit(" ", 1)[1]) for line in lines]
+    assert losses == sorted(losses, reverse=True) and losses[0] <= 30 * 2  # never above 2 wrong bits per sample
     assert all(np.array_equal(a, b) for p, q in zip(quiet, told, strict=True)
                for a, b in zip(p.weights + p.thresholds, q.weights + q.thresholds, strict=True))
