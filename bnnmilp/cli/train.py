@@ -152,11 +152,11 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     else:
         label = "" if res.status in ("optimal", "heuristic", "stalled") else "  (best found so far)"
         rows = [("status", res.status), ("stages", ", ".join(summary["stages"]) or spec.training.method),
+                ("network written by", WRITTEN_BY.get(summary["source"], summary["source"]) or "-"),
                 (f"{spec.training.loss} loss (exact)", f"{summary['objective']}{label}"),
                 *([("training accuracy (exact)", f"{correct}/{ds.n_samples} = {correct / ds.n_samples:.4f}")]
                   if correct is not None else []),
-                ("solver bound (reported)", summary["bound"] if not res.local_search else
-                 "none: a local search (trust region or fixed hidden pattern)"),
+                ("solver bound (reported)", summary["bound"] if not res.local_search else res.bound_scope),
                 ("gap (reported)", summary["gap"] if not res.local_search else "-"),
                 ("nodes", summary["nodes"]), ("time", f"{summary['runtime_s']:.2f}s" + (
                     f" of a {spec.solver.budget:g}s budget" if spec.solver.budget else "") + (
@@ -212,6 +212,11 @@ def _ensemble(spec, ds, data_path: str, run_dir: str, workers: int, scheduler: s
         terminal.table("ensemble", list(summary.items()))
     if failed:
         raise SystemExit(1)
+
+
+WRITTEN_BY = {"ste": "the STE heuristic", "lns": "the large-neighbourhood search", "solver": "the MILP solver",
+              "polished": "margin polishing of the solver's network", "start": "the start network",
+              "codes": "the class-code construction"}
 
 
 def _margin_text(best, epsilon) -> str:
