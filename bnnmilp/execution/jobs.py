@@ -23,18 +23,31 @@ from typing import Any
 
 from bnnmilp.io.yamlio import write_json_atomic
 
+_KINDS: dict[str, str] = {}  # job kind -> "module:function" of its body, filled by the modules that make the jobs
+
+
+def job_kind(kind: str) -> Callable[[Callable[[dict[str, Any]], dict[str, Any]]], Callable]:
+    """Register the decorated function as the body of jobs of ``kind``. The execution layer imports nothing
+    it runs: each job carries its body's name, and a worker imports that module by name."""
+    def register(body: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable:
+        _KINDS[kind] = f"{body.__module__}:{body.__qualname__}"
+        return body
+
+    return register
+
 
 @dataclass(frozen=True)
 class Job:
     kind: str
     payload: dict[str, Any] = field(hash=False)
     key: str = ""
+    body: str = field(default="", compare=False)  # "module:function" (not part of the key: records stay valid)
 
     @staticmethod
     def make(kind: str, payload: dict[str, Any]) -> Job:
         files = {name: fingerprint(payload[name]) for name in ("data", "test", "weights", "box") if payload.get(name)}
         blob = json.dumps({"kind": kind, "payload": payload, "files": files}, sort_keys=True)
-        return Job(kind, payload, hashlib.sha256(blob.encode()).hexdigest()[:20])
+        return Job(kind, payload, hashlib.sha256(blob.encode()).hexdigest()[:20], _KINDS.get(kind, ""))
 
 
 _PRINTS: dict[tuple, str] = {}
@@ -59,52 +72,24 @@ def fingerprint(path: str | Path) -> str:
 
 
 def run_job(job: Job) -> dict[str, Any]:
-    """Execute one job (on whatever worker); returns a JSON-serialisable result."""
+    """Execute one job (on whatever worker): import its body by name and call it on the payload; returns a
+    JSON-serialisable result."""
+    import importlib
+
     from bnnmilp.milp.backends.highs import new_highs
 
     new_highs()  # keep HiGHS' banner off stdout in worker processes too
-    if job.kind == "train":
-        return _train_job(job.payload)
-    if job.kind == "robust":
-        from bnnmilp.verification.robust import run_query
-
-        return run_query(job.payload)
-    if job.kind == "bound-group":
-        from bnnmilp.verification.decomposition import run_group_job
-
-        return run_group_job(job.payload)
-    if job.kind == "member":
-        from bnnmilp.training.ensemble import train_member
-
-        return train_member(job.payload)
-    if job.kind == "sleep":  # for tests of the execution layer: sleeps, then echoes its payload
-        time.sleep(float(job.payload.get("seconds", 0)))
-        return {"echo": job.payload}
-    raise ValueError(f"unknown job kind {job.kind!r}")
+    module, _, name = (job.body or _KINDS.get(job.kind, "")).partition(":")
+    if not module:
+        raise ValueError(f"unknown job kind {job.kind!r}")
+    return getattr(importlib.import_module(module), name)(job.payload)
 
 
-def _train_job(p: dict[str, Any]) -> dict[str, Any]:
-    import numpy as np
-
-    from bnnmilp.data import load_data
-    from bnnmilp.network import exact_match_predictions
-    from bnnmilp.spec import parse_spec
-    from bnnmilp.training.pipeline import train
-
-    spec = parse_spec(p["spec"])
-    data = load_data(p["data"])
-    t0 = time.perf_counter()
-    res = train(spec, data)
-    out: dict[str, Any] = {"status": res.status, "time_s": round(time.perf_counter() - t0, 3),
-                           "train_loss": res.best.loss if res.best else None, "bound": res.loss_bound}
-    if p.get("test") and res.best is not None:
-        test = load_data(p["test"])
-        bits = res.best.network.forward(test.features)
-        out["test_exact"] = float(np.mean(exact_match_predictions(bits[-1]) == test.labels))
-        out["test_argmax"] = float(np.mean(res.best.network.argmax_predictions(test.features, bits) == test.labels))
-    if res.best is not None:
-        out["layers"] = res.best.network.to_layers_doc()
-    return out
+@job_kind("sleep")
+def sleep_job(payload: dict[str, Any]) -> dict[str, Any]:
+    """For tests of the execution layer: sleeps, then echoes its payload."""
+    time.sleep(float(payload.get("seconds", 0)))
+    return {"echo": payload}
 
 
 def _record(out_dir: Path, job: Job, result: dict[str, Any] | None, error: str | None, attempts: int) -> dict:

@@ -15,14 +15,41 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import time
 from pathlib import Path
 from typing import Any
 
 from bnnmilp.errors import SpecError, unknown
-from bnnmilp.execution.jobs import Job
+from bnnmilp.execution.jobs import Job, job_kind
 from bnnmilp.io.yamlio import read_yaml, write_text_atomic
 from bnnmilp.limits import MAX_JOBS
 from bnnmilp.spec import parse_spec
+
+
+@job_kind("train")
+def train_job(p: dict[str, Any]) -> dict[str, Any]:
+    """One grid point of a sweep: train, then test where a test set is given."""
+    import numpy as np
+
+    from bnnmilp.data import load_data
+    from bnnmilp.network import exact_match_predictions
+    from bnnmilp.spec import parse_spec
+    from bnnmilp.training.pipeline import train
+
+    spec = parse_spec(p["spec"])
+    data = load_data(p["data"])
+    t0 = time.perf_counter()
+    res = train(spec, data)
+    out: dict[str, Any] = {"status": res.status, "time_s": round(time.perf_counter() - t0, 3),
+                           "train_loss": res.best.loss if res.best else None, "bound": res.loss_bound}
+    if p.get("test") and res.best is not None:
+        test = load_data(p["test"])
+        bits = res.best.network.forward(test.features)
+        out["test_exact"] = float(np.mean(exact_match_predictions(bits[-1]) == test.labels))
+        out["test_argmax"] = float(np.mean(res.best.network.argmax_predictions(test.features, bits) == test.labels))
+    if res.best is not None:
+        out["layers"] = res.best.network.to_layers_doc()
+    return out
 
 
 def load_sweep(path: str | Path) -> tuple[list[Job], list[dict[str, Any]]]:

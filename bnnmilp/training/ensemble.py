@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from bnnmilp.data import Dataset
+from bnnmilp.execution.jobs import job_kind
 from bnnmilp.spec import Spec, parse_spec
 
 FORMAT = "bnnmilp-ensemble"
@@ -36,6 +37,7 @@ def member_spec_doc(spec: Spec) -> dict[str, Any]:
     return doc
 
 
+@job_kind("member")
 def train_member(payload: dict[str, Any]) -> dict[str, Any]:
     """Job body: train member (a, b); returns its weights and certificate documents."""
     from bnnmilp.data import load_data

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bnnmilp.execution.jobs import job_kind
+
 if TYPE_CHECKING:
     from bnnmilp.data import Dataset
     from bnnmilp.spec import Spec
@@ -151,6 +153,7 @@ def capacity_group(spec: Spec, ds: Dataset) -> Group | None:
     return Group(list(range(ds.n_samples)), "capacity", None, doc, round(time.perf_counter() - t0, 3), 0)
 
 
+@job_kind("bound-group")
 def run_group_job(payload: dict[str, Any]) -> dict[str, Any]:
     """The ``bound-group`` job of the execution layer: payload {spec, data, samples, time_limit[, symmetry]}."""
     from bnnmilp.data import load_data

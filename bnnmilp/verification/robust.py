@@ -20,6 +20,7 @@ from functools import partial
 import highspy
 import numpy as np
 
+from bnnmilp.execution.jobs import job_kind
 from bnnmilp.formulations import get
 from bnnmilp.formulations.robustness import (
     RobustnessQuery,
@@ -757,6 +758,7 @@ def _loaded(weights: str, data: str, box: str | None) -> tuple:
     return _LOADED[stamp]
 
 
+@job_kind("robust")
 def run_query(payload: dict) -> dict:
     """Execute one ``query_jobs`` job; the SampleResult as a dict."""
     from bnnmilp.network.ensemble import EnsembleFile

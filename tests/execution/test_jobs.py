@@ -123,3 +123,27 @@ def test_bad_sweep_files_are_bad_input(tmp_path, repo_root):
                                  "data": str(repo_root / "samples/xor.yaml"), "grid": {"network.weights": ["real"]}}))
     r = CliRunner().invoke(main, ["sweep", str(p), "-o", str(tmp_path / "o")])
     assert r.exit_code == 2 and "network.weights" in r.stderr
+
+
+def test_jobs_carry_their_body_by_name_and_a_fresh_worker_imports_it():
+    """The execution layer imports none of the work it runs: the modules that make jobs register their
+    bodies, each job carries the body's name, and a worker process imports it (checked in a new process
+    that has imported nothing of bnnmilp's work)."""
+    import subprocess
+    import sys
+
+    import bnnmilp.execution.sweep
+    import bnnmilp.training.ensemble
+    import bnnmilp.verification.decomposition
+    import bnnmilp.verification.robust  # noqa: F401
+    from bnnmilp.execution.jobs import _KINDS
+
+    assert _KINDS == {"sleep": "bnnmilp.execution.jobs:sleep_job", "train": "bnnmilp.execution.sweep:train_job",
+                      "member": "bnnmilp.training.ensemble:train_member",
+                      "bound-group": "bnnmilp.verification.decomposition:run_group_job",
+                      "robust": "bnnmilp.verification.robust:run_query"}
+    code = ("import sys; from bnnmilp.execution.jobs import Job, run_job; "
+            "r = run_job(Job('any', {'seconds': 0}, 'k', 'bnnmilp.execution.jobs:sleep_job')); "
+            "print(r, sorted(m for m in sys.modules if m.startswith(('bnnmilp.training', 'bnnmilp.verification'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "{'echo': {'seconds': 0}} []"
