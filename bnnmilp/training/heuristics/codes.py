@@ -45,8 +45,8 @@ from bnnmilp.errors import SpecError
 from bnnmilp.milp.backends import SolveOptions, highs
 from bnnmilp.milp.model import ModelBuilder
 from bnnmilp.network import Network
+from bnnmilp.network.capacity import MAX_TARGETS, block_costs, cost_kind, target_counts
 from bnnmilp.spec import Spec
-from bnnmilp.verification.certificates.capacity import MAX_TARGETS, block_costs, cost_kind, target_counts
 
 BEAM = 32  # partial code assignments kept per hidden unit
 LP_TOLERANCE = 1e-6  # a separating margin counts only this far above epsilon / 2 (the LP's tolerances are 1e-7)

@@ -13,13 +13,9 @@ from click.testing import CliRunner
 
 from bnnmilp.cli import main
 from bnnmilp.data import Dataset, load_data
+from bnnmilp.network.capacity import block_costs, min_partition
 from bnnmilp.spec import parse_spec
-from bnnmilp.verification.certificates.capacity import (
-    block_costs,
-    capacity_proof,
-    check_capacity,
-    min_partition,
-)
+from bnnmilp.verification.certificates.capacity import capacity_proof, check_capacity
 from bnnmilp.verification.certificates.composite import check_composite
 from bnnmilp.verification.decomposition import decomposition_bound
 from tests.conftest import grid_instance, make_spec
