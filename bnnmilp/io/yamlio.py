@@ -189,10 +189,11 @@ def check_output_path(path: str | Path, folder: bool = False) -> Path:
         raise OutputError(str(p), f"cannot create it: {anc} is not a folder")
     if not os.access(anc, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
         raise OutputError(str(p), f"cannot write into {anc} (permission denied or a read-only file system)")
-    try:  # the permission bits can say yes where the file system says no (/proc, /sys): ask it
-        os.rmdir(tempfile.mkdtemp(prefix=".bnnmilp_probe_", dir=anc))
-    except OSError as exc:
-        raise OutputError(str(p), f"cannot create anything in {anc} ({exc.strerror or exc})") from None
+    if not p.exists():  # the permission bits can say yes where the file system says no (/proc, /sys): ask it
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".bnnmilp_probe_", dir=anc))
+        except OSError as exc:
+            raise OutputError(str(p), f"cannot create anything in {anc} ({exc.strerror or exc})") from None
     return p
 
 
