@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -154,7 +155,7 @@ def main() -> None:
                     limit = a.time_limit if "ensemble" not in name else max(1.0, a.time_limit / 45 * 2)
                     rows.append(run_one(tmp, name, k, seed, limit))
                     print(rows[-1], flush=True)
-    cmd = ("python benchmarks/mnist.py " + " ".join(sys.argv[1:])).strip()
+    cmd = ("python benchmarks/mnist.py " + shlex.join(sys.argv[1:])).strip()
     meta = {"machine": platform.machine(), "python": platform.python_version(), "command": cmd}
     out = ROOT / "benchmarks/results"
     ks = a.k
