@@ -60,6 +60,10 @@ class ModelFileError(InputError):
     """A model or certificate file cannot be read."""
 
 
+class QueryError(InputError):
+    """A VNN-LIB query cannot be read, or asks for what bnnmilp does not support."""
+
+
 class OutputError(BnnMilpError, OSError):
     """An output path that cannot be written (a file in the way, no permission, a full disk)."""
 

@@ -29,6 +29,32 @@ def surd_float(p: Fraction, q: Fraction, r: Fraction) -> float:
     return float(p) + float(q) * math.sqrt(float(r))
 
 
+def surd_sign(terms: dict[Fraction, Fraction], digits: int = 80) -> int | None:
+    """The sign of sum_r c_r sqrt(r) (r >= 0), exactly where at most one r is irrational; otherwise from
+    ``digits`` correctly rounded digits of each root with a rigorous error bound (None where that cannot tell)."""
+    rational = sum((c * rational_sqrt(r) for r, c in terms.items() if c and rational_sqrt(r) is not None), Fraction(0))
+    surds = {r: c for r, c in terms.items() if c and rational_sqrt(r) is None}
+    if not surds:
+        return (rational > 0) - (rational < 0)
+    if len(surds) == 1:
+        (r, c), = surds.items()
+        return 1 if not surd_nonneg(-rational, -c, r) else -1 if not surd_nonneg(rational, c, r) else 0
+    from decimal import Context
+
+    ctx = Context(prec=digits)
+    err = Fraction(0)
+    for r, c in surds.items():  # each root within a relative 10^-(digits - 2) of sqrt(r)
+        root = ctx.sqrt(ctx.divide(ctx.create_decimal(r.numerator), ctx.create_decimal(r.denominator)))
+        term = Fraction(root) * c
+        err += abs(term) * Fraction(1, 10 ** (digits - 4))
+        rational += term
+    if rational > err:
+        return 1
+    if rational < -err:
+        return -1
+    return None
+
+
 def ceil_on_lattice(p: Fraction, q: Fraction, r: Fraction, g: Fraction) -> Fraction:
     """The smallest n g (n integer) with n g >= p + q sqrt(r)."""
     n = math.ceil(surd_float(p, q, r) / float(g)) if math.isfinite(surd_float(p, q, r) / float(g)) else 0

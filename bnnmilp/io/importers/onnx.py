@@ -50,6 +50,7 @@ INPUT_COST = 100  # an input element is tracked as a sparse row and six exact ra
 F0, F1 = Fraction(0), Fraction(1)
 STEPS = {"Sign", "Greater", "GreaterOrEqual", "Less", "LessOrEqual"}
 IDENTITY = {"Identity", "Dropout", "Cast", "Softmax", "LogSoftmax"}
+INDEXING = {"Gather", "Slice", "Expand"}  # ops that pick (or repeat) elements: a permutation of rows
 
 
 def _fr(values: np.ndarray) -> np.ndarray:
@@ -115,9 +116,10 @@ class OnnxReport:
 
 
 class _Importer:
-    def __init__(self, path: str, integer_inputs: bool) -> None:
+    def __init__(self, path: str, integer_inputs: bool, input_shape: tuple[int, ...] | None = None) -> None:
         self.path = path
         self.integer_inputs = integer_inputs
+        self.input_shape = input_shape  # the shape a query declares (else: the model's, with batch size 1)
         self.layers: list[tuple[Csr, np.ndarray]] = []  # finished step layers
         self.strict_units: dict[int, list[int]] = {}  # layer -> units [z > t] added for Sign(0) = 0 (maybe unused)
         self.width0 = 0
@@ -389,6 +391,14 @@ class _Importer:
 
     # ---- graph ---------------------------------------------------------------------------------------
     def run(self, model) -> tuple[Network, OnnxReport]:
+        out, argmax = self.evaluate(model)
+        if not isinstance(out, Sym):
+            raise ModelFileError(self.path, "graph.output", "the output does not depend on the input")
+        return self.finish(out, argmax), self.report
+
+    def evaluate(self, model) -> tuple[Sym | np.ndarray, bool]:
+        """The graph's output tensor, exactly (a constant array where it does not depend on the input), and
+        whether an ArgMax ends the graph."""
         import onnx
 
         g = model.graph
@@ -399,6 +409,13 @@ class _Importer:
         dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
                 for d in inputs[0].type.tensor_type.shape.dim]
         shape = tuple([1, *dims[1:]]) if len(dims) >= 2 else (1, dims[0] if dims else 1)
+        if self.input_shape is not None:
+            fixed = [d.dim_value if d.HasField("dim_value") else 0 for d in inputs[0].type.tensor_type.shape.dim]
+            if len(fixed) != len(self.input_shape) or any(f and f != s for f, s in zip(fixed, self.input_shape,
+                                                                                       strict=True)):
+                raise ModelFileError(self.path, "graph.input", f"the model's input has shape {dims}; the query "
+                                                               f"declares {list(self.input_shape)}")
+            shape = tuple(self.input_shape)
         msg = too_many(math.prod(shape), f"input {inputs[0].name!r} of shape {shape}", INPUT_COST)
         if msg:
             raise ModelFileError(self.path, "graph.input", msg)
@@ -423,14 +440,13 @@ class _Importer:
                 outs = [np.array(ins[0].shape, np.int64)]
             elif all(not isinstance(x, Sym) for x in ins):
                 outs = self.constant(node, ins, attrs)
+            elif node.op_type == "Split":
+                outs = self.split(node, ins, attrs)
             else:
                 outs = [self.symbolic(node, ins, attrs)]
             for name, val in zip(node.output, outs, strict=False):
                 env[name] = val
-        out = env.get(g.output[0].name)
-        if not isinstance(out, Sym):
-            raise ModelFileError(self.path, "graph.output", "the output does not depend on the input")
-        return self.finish(out, argmax), self.report
+        return env.get(g.output[0].name), argmax
 
     def initializers(self, g) -> dict[str, object]:
         """The graph's constant tensors, each checked before it is expanded: a declared size within the element
@@ -469,7 +485,16 @@ class _Importer:
             for k in ("value_floats", "value_ints"):
                 if k in attrs:
                     return [np.array(list(attrs[k]))]
+        if op == "ConstantOfShape":
+            from onnx import numpy_helper
+
+            fill = numpy_helper.to_array(attrs["value"]).ravel()[0] if "value" in attrs else 0.0
+            return [np.full([int(v) for v in np.asarray(ins[0]).ravel()], fill)]
         x = ins[0]
+        if op == "Expand":
+            return [x * np.ones([int(v) for v in np.asarray(ins[1]).ravel()])]
+        if op == "Slice":
+            return [x[self.slices(node, x.shape, ins, attrs)]]
         binary = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
                   "Greater": np.greater, "GreaterOrEqual": np.greater_equal, "Less": np.less,
                   "LessOrEqual": np.less_equal}
@@ -525,7 +550,15 @@ class _Importer:
         if op in IDENTITY:
             if x is None:
                 raise self.fail(node, "expected the network's tensor as the first input")
+            if op == "Cast" and attrs.get("to") not in (1, 10, 11, 16):
+                raise self.fail(node, "a cast to a type that is not floating point (it would round)")
             return replace(x, kind="scores") if op in ("Softmax", "LogSoftmax") else x
+        if op in INDEXING:
+            return self.indexing(node, op, x, ins, attrs)
+        if op in ("ReduceSum", "ReduceMean"):
+            return self.reduce(node, op, x, ins, attrs)
+        if op == "Concat":
+            return self.concat(node, ins, int(attrs.get("axis", 0)))
         if op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
             shape = self.new_shape(node, x.shape, ins, attrs)
             if int(np.prod(shape)) != x.n:
@@ -578,6 +611,9 @@ class _Importer:
             if op == "Div":
                 raise self.fail(node, "division by the network's tensor")
             x, y = y, x
+        full = np.broadcast_shapes(x.shape, np.shape(y)) if np.ndim(y) else x.shape
+        if tuple(full) != tuple(x.shape):  # the constant repeats the tensor's elements
+            x = x.take(np.broadcast_to(np.arange(x.n).reshape(x.shape), full).ravel(), tuple(full))
         v = self.broadcast(node, x, y)
         if op in ("Add", "Sub"):
             return replace(x, b1=x.b1 + _fr(v if op == "Add" else -v), kind="real")
@@ -614,6 +650,86 @@ class _Importer:
                 a[k], b2[k], b1[k], r[k] = a[k] * s, inner * s, beta[j], R
         return replace(x, a=a, b1=b1, b2=b2, r=r, kind="real")
 
+    def slices(self, node, shape: tuple[int, ...], ins: list, attrs: dict) -> tuple[slice, ...]:
+        """Slice's starts, ends, axes and steps (inputs from opset 10, attributes before) as Python slices."""
+        def arg(i: int, name: str):
+            if len(ins) > i and ins[i] is not None:
+                if isinstance(ins[i], Sym):
+                    raise self.fail(node, f"expected constant {name}")
+                return [int(v) for v in np.asarray(ins[i]).ravel()]
+            return attrs.get(name)
+
+        starts, ends = arg(1, "starts"), arg(2, "ends")
+        axes = arg(3, "axes") or list(range(len(starts)))
+        steps = arg(4, "steps") or [1] * len(starts)
+        out = [slice(None)] * len(shape)
+        for a, b, e, st in zip(axes, starts, ends, steps, strict=True):
+            out[a % len(shape)] = slice(b, e, st)
+        return tuple(out)
+
+    def indexing(self, node, op: str, x: Sym, ins: list, attrs: dict) -> Sym:
+        """Gather, Slice and Expand pick elements: the same rows, taken by index."""
+        if x is None or any(isinstance(v, Sym) for v in ins[1:]):
+            raise self.fail(node, "expected constant indices, sizes or shapes")
+        idx = np.arange(x.n).reshape(x.shape)
+        if op == "Gather":
+            idx = np.take(idx, np.asarray(ins[1]).astype(np.int64), axis=int(attrs.get("axis", 0)))
+        elif op == "Slice":
+            idx = idx[self.slices(node, x.shape, ins, attrs)]
+        else:
+            idx = idx * np.ones([int(v) for v in np.asarray(ins[1]).ravel()], np.int64)
+        return x.take(np.asarray(idx).ravel(), tuple(np.shape(idx)))
+
+    def split(self, node, ins: list, attrs: dict) -> list[Sym]:
+        x = ins[0]
+        axis = int(attrs.get("axis", 0)) % len(x.shape)
+        sizes = [int(v) for v in np.asarray(ins[1]).ravel()] if len(ins) > 1 and ins[1] is not None \
+            else attrs.get("split") or [x.shape[axis] // len(node.output)] * len(node.output)
+        idx = np.arange(x.n).reshape(x.shape)
+        parts = np.split(idx, np.cumsum(sizes)[:-1], axis=axis)
+        return [x.take(p.ravel(), tuple(p.shape)) for p in parts]
+
+    def reduce(self, node, op: str, x: Sym, ins: list, attrs: dict) -> Sym:
+        """ReduceSum and ReduceMean over constant axes: a linear map (the mean's 1/n kept as a rational)."""
+        axes = attrs.get("axes")
+        if axes is None and len(ins) > 1 and ins[1] is not None:
+            axes = [int(v) for v in np.asarray(ins[1]).ravel()]
+        if not axes:
+            if attrs.get("noop_with_empty_axes", 0):
+                return x
+            axes = list(range(len(x.shape)))
+        axes = sorted(a % len(x.shape) for a in axes)
+        keep = bool(attrs.get("keepdims", 1))
+        idx = np.arange(x.n).reshape(x.shape)
+        moved = np.moveaxis(idx, axes, list(range(len(x.shape) - len(axes), len(x.shape))))
+        groups = moved.reshape(-1, int(np.prod([x.shape[a] for a in axes])))
+        shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape)) if keep else \
+            tuple(d for i, d in enumerate(x.shape) if i not in axes)
+        M = Csr.from_coo(np.repeat(np.arange(groups.shape[0]), groups.shape[1]), groups.ravel(),
+                         np.ones(groups.size), (groups.shape[0], x.n))
+        out = self.linear(x, M, np.zeros(groups.shape[0]), shape, node)
+        if op == "ReduceMean":
+            f = _full(out.n, Fraction(1, groups.shape[1]))
+            out = replace(out, a=out.a * f, b1=out.b1 * f, b2=out.b2 * f)
+        return out
+
+    def concat(self, node, ins: list, axis: int) -> Sym:
+        """Tensors (and constants) of one layer side by side: their rows stacked, then put in order."""
+        syms = [v for v in ins if isinstance(v, Sym)]
+        base = syms[0].base
+        if any(v.base != base for v in syms):
+            raise self.fail(node, "a concatenation of tensors of different layers")
+        parts = [v if isinstance(v, Sym) else self.const_sym(base, np.asarray(v, np.float64)) for v in ins]
+        ndim = len(parts[0].shape)
+        axis %= ndim
+        offsets = np.cumsum([0] + [p.n for p in parts[:-1]])
+        idx = np.concatenate([np.arange(p.n).reshape(p.shape) + o for p, o in zip(parts, offsets, strict=True)],
+                             axis=axis)
+        cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+        whole = Sym(base, (int(sum(p.n for p in parts)),), _stack_rows([p.A for p in parts]), cat("c"), cat("a"),
+                    cat("b1"), cat("b2"), cat("r"))
+        return whole.take(idx.ravel(), tuple(idx.shape))
+
     def matmul(self, node, op: str, ins: list, attrs: dict) -> Sym:
         x, w = ins[0], ins[1]
         if not isinstance(x, Sym) or isinstance(w, Sym):
@@ -624,27 +740,46 @@ class _Importer:
                 raise self.fail(node, "transA is not supported")
             w = w.T if attrs.get("transB", 0) else w
             w = w * float(attrs.get("alpha", 1.0))
-        if x.shape[0] != 1 or len(x.shape) != 2 or w.ndim != 2 or w.shape[0] != x.shape[1]:
-            raise self.fail(node, f"expected a (1, n) tensor times an (n, m) matrix, got {x.shape} and {w.shape}")
-        bias = np.zeros(w.shape[1])
+        if not x.shape or w.ndim != 2 or w.shape[0] != x.shape[-1] or (op == "Gemm" and len(x.shape) != 2):
+            raise self.fail(node, f"expected a (..., n) tensor times an (n, m) matrix, got {x.shape} and {w.shape}")
+        rows, (n, m) = int(np.prod(x.shape[:-1])), w.shape
+        shape = (*x.shape[:-1], m)
+        bias = np.zeros(shape)
         if op == "Gemm" and len(ins) > 2 and ins[2] is not None:
-            bias = np.broadcast_to(np.asarray(ins[2], np.float64) * float(attrs.get("beta", 1.0)), (w.shape[1],))
-        return self.linear(x, Csr.from_dense(w.T), bias, (1, w.shape[1]), node)
+            bias = np.broadcast_to(np.asarray(ins[2], np.float64) * float(attrs.get("beta", 1.0)), shape)
+        # each of the leading rows times w: block-diagonal, one block w^T per row
+        i, j = np.nonzero(w)
+        r = np.repeat(np.arange(rows), i.size)
+        M = Csr.from_coo(r * m + np.tile(j, rows), r * n + np.tile(i, rows), np.tile(w[i, j], rows), (rows * m, x.n))
+        return self.linear(x, M, np.ravel(bias), shape, node)
 
     def conv(self, node, ins: list, attrs: dict) -> Sym:
         """A 2-d convolution (NCHW, zero padding, strides, dilations, groups) as a sparse matrix."""
         x, K = ins[0], ins[1]
-        if not isinstance(x, Sym) or isinstance(K, Sym) or len(x.shape) != 4:
-            raise self.fail(node, "expected an NCHW tensor convolved with constant weights")
+        if not isinstance(x, Sym) or isinstance(K, Sym) or len(x.shape) not in (3, 4):
+            raise self.fail(node, "expected an NCHW (or NCW) tensor convolved with constant weights")
         K = np.asarray(K, np.float64)
+        one_d = len(x.shape) == 3
+        if one_d:  # NCW as NC1W
+            x, K = replace(x, shape=(x.shape[0], x.shape[1], 1, x.shape[2])), K[:, :, None, :]
+            attrs = {**attrs, **{k: [1 if k != "pads" else 0, *attrs[k]] for k in ("strides", "dilations")
+                                 if k in attrs}}
+            if "pads" in attrs:
+                attrs["pads"] = [0, attrs["pads"][0], 0, attrs["pads"][1]]
+            if "kernel_shape" in attrs:
+                attrs["kernel_shape"] = [1, *attrs["kernel_shape"]]
         _, C, H, Wd = x.shape
         O, Cg, kh, kw = K.shape
         groups = int(attrs.get("group", 1))
         sh, sw = attrs.get("strides", [1, 1])
         dh, dw = attrs.get("dilations", [1, 1])
         pads = list(attrs.get("pads", [0, 0, 0, 0]))
-        if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-            raise self.fail(node, "auto_pad is not supported (export with explicit pads)")
+        auto = attrs.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            pads = _same_pads((H, Wd), (kh, kw), (sh, sw), (dh, dw), auto == "SAME_UPPER")
+        elif auto not in ("NOTSET", "VALID"):
+            raise self.fail(node, f"auto_pad {auto} is not supported")
         if Cg * groups != C:
             raise self.fail(node, f"weights for {Cg * groups} channels on a tensor with {C}")
         Ho = (H + pads[0] + pads[2] - dh * (kh - 1) - 1) // sh + 1
@@ -659,7 +794,7 @@ class _Importer:
         vals = K[o[ok], c[ok], i[ok], j[ok]]
         M = Csr.from_coo(rows, cols, vals, (O * Ho * Wo, x.n))
         bias = np.zeros(O) if len(ins) < 3 or ins[2] is None else np.asarray(ins[2], np.float64)
-        return self.linear(x, M, np.repeat(bias, Ho * Wo), (1, O, Ho, Wo), node)
+        return self.linear(x, M, np.repeat(bias, Ho * Wo), (1, O, Wo) if one_d else (1, O, Ho, Wo), node)
 
     def maxpool(self, node, x: Sym, attrs: dict) -> Sym:
         """Max of bits over each window: one OR unit (sum of the window's bits >= 1) per output element."""
@@ -790,6 +925,26 @@ class _Importer:
         return net
 
 
+def _same_pads(size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
+               upper: bool) -> list[int]:
+    """ONNX's SAME_UPPER / SAME_LOWER padding: output size ceil(in / stride), the odd pixel at the end (upper)."""
+    begin, end = [], []
+    for n, k, st, d in zip(size, kernel, stride, dilation, strict=True):
+        total = max((-(-n // st) - 1) * st + (k - 1) * d + 1 - n, 0)
+        small, big = total // 2, total - total // 2
+        begin.append(small if upper else big)
+        end.append(big if upper else small)
+    return [*begin, *end]
+
+
+def _stack_rows(parts: list[Csr]) -> Csr:
+    """Matrices of one width, one under the other."""
+    counts = np.concatenate([np.diff(p.indptr) for p in parts])
+    return Csr((int(sum(p.shape[0] for p in parts)), parts[0].shape[1]),
+               np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+               np.concatenate([p.indices for p in parts]).astype(np.int64), np.concatenate([p.data for p in parts]))
+
+
 def _drop_columns(W: Csr, drop: np.ndarray) -> Csr:
     keep = np.ones(W.shape[1], bool)
     keep[drop] = False
@@ -806,9 +961,56 @@ def _stack(rows: list[Csr], width: int) -> Csr:
                np.concatenate([r.data for r in rows]) if rows else np.zeros(0))
 
 
-def load_onnx(path: str | Path, integer_inputs: bool = False) -> tuple[Network, OnnxReport]:
-    """An ONNX BNN as a bnnmilp network (see the module docstring); ``integer_inputs``: thresholds of the first
-    layer may be moved to the integer lattice (valid only for integer inputs)."""
+@dataclass
+class AffineOutput:
+    """The model's output exactly (flattened in C order): Y_k = sqrt(r_k) (a_k M_k v + c_k) + b_k, v the bits of
+    the last step layer of ``hidden`` (or the model input when ``hidden`` is None); r_k = 1 and b_k = 0 except
+    after a batch norm whose sqrt(var + eps) is irrational. What a query on the raw outputs needs."""
+
+    hidden: Network | None
+    M: Csr  # exact in doubles
+    a: np.ndarray  # rationals (Fractions): each row's scale
+    c: np.ndarray  # rationals
+    root: np.ndarray  # rationals r_k
+    outer: np.ndarray  # rationals b_k
+    shape: tuple[int, ...]
+    report: OnnxReport
+
+    def exact(self, v: list[Fraction]) -> list:
+        """Y at the basis values v: a Fraction per element, or {r: c} for sqrt(r) (M_k v + c_k) + b_k."""
+        out: list = []
+        for k in range(self.M.shape[0]):
+            cols, vals = self.M.row(k)
+            p = self.c[k] + self.a[k] * sum((Fraction(float(w)) * v[j] for j, w in zip(cols.tolist(), vals.tolist(),
+                                                                                        strict=True)), Fraction(0))
+            out.append(p if self.root[k] == 1 else {Fraction(1): self.outer[k], self.root[k]: p})
+        return out
+
+    def float_map(self) -> tuple[Csr, np.ndarray]:
+        """(M', c') with Y ~ M' v + c' in doubles (for searches and the MILP; never for a verdict)."""
+        s = np.sqrt(np.array([float(r) for r in self.root]))
+        c = s * np.array([float(v) for v in self.c]) + np.array([float(v) for v in self.outer])
+        scale = s * np.array([float(v) for v in self.a])
+        return self.M.with_data(self.M.data * scale[self.M.row_of]), c
+
+
+def _affine_output(imp: _Importer, out: Sym | np.ndarray) -> AffineOutput:
+    """Y_k = sqrt(r_k) (a_k (A_k v + c_k) + b2_k) + b1_k."""
+    if not isinstance(out, Sym):
+        out = imp.const_sym(len(imp.layers), np.asarray(out, np.float64))
+    if out.kind == "scores":
+        raise ModelFileError(imp.path, "graph.output", "a Softmax output: its values are not linear in the bits "
+                                                       "(a query on the logits or the class can be answered)")
+    if out.base != len(imp.layers):
+        raise ModelFileError(imp.path, "graph.output", "the output uses bits of an earlier layer")
+    rational = np.array([r == 1 for r in out.r])
+    c = out.a * out.c + out.b2 + np.where(rational, out.b1, _full(out.n, F0))
+    outer = np.where(rational, _full(out.n, F0), out.b1)
+    hidden = imp.network() if imp.layers else None
+    return AffineOutput(hidden, out.A, out.a.copy(), c, out.r.copy(), outer, tuple(out.shape), imp.report)
+
+
+def _read_onnx(path: str | Path):
     try:
         import onnx
     except ImportError:
@@ -820,6 +1022,22 @@ def load_onnx(path: str | Path, integer_inputs: bool = False) -> tuple[Network, 
         raise ModelFileError(str(p), None, "file not found") from None
     except Exception:  # protobuf raises its own DecodeError
         raise ModelFileError(str(p), None, "not an ONNX model") from None
-    imp = _Importer(str(p), integer_inputs)
-    net = imp.run(model)[0]
+    return model
+
+
+def load_onnx(path: str | Path, integer_inputs: bool = False) -> tuple[Network, OnnxReport]:
+    """An ONNX BNN as a bnnmilp network (see the module docstring); ``integer_inputs``: thresholds of the first
+    layer may be moved to the integer lattice (valid only for integer inputs)."""
+    imp = _Importer(str(path), integer_inputs)
+    net = imp.run(_read_onnx(path))[0]
     return net, imp.report
+
+
+def load_onnx_affine(path: str | Path, integer_inputs: bool = False,
+                     input_shape: tuple[int, ...] | None = None) -> AffineOutput:
+    """An ONNX model whose output is an affine function of its last step layer's bits (or of its input, for a
+    network with no step): the hidden step layers as a Network and the output map, both exact. ``input_shape``:
+    the input's shape as a query declares it (batch dimension included)."""
+    imp = _Importer(str(path), integer_inputs, input_shape)
+    out, _ = imp.evaluate(_read_onnx(path))
+    return _affine_output(imp, out)

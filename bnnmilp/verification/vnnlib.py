@@ -1,0 +1,306 @@
+"""Answering a VNN-LIB query on an ONNX model: sat (with a point replayed exactly and in onnxruntime), unsat,
+unknown or timed-out.
+
+Stages, sharing one deadline:
+
+1. the model imported exactly (``load_onnx_affine``: step layers, and the output as an affine map of the last
+   layer's bits or of the input), cached by the file's hash for the process;
+2. a falsifier: the box's centre, corners and random points, screened in floating point and replayed exactly;
+3. one MILP for the whole query (``formulations.linear_query``: all disjuncts in one model, one selector
+   each), maximising the smallest slack: its point is replayed exactly; its proven optimum below zero is unsat.
+
+What is proven and what is reported: a ``sat`` point satisfies every assertion in exact rational arithmetic
+on the imported network (which equals the ONNX graph's real-valued semantics except inside [t, lambda) of a
+threshold rounded up to a double, counted in ``rounded``) and, where onnxruntime is installed, in the model's
+own floating point within ``ORT_TOLERANCE``. An ``unsat`` rests on HiGHS's proof in floating point (with its
+tolerances) that no point satisfies the constraints with a slack above -``UNSAT_MARGIN``: reported, not
+re-proven.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from bnnmilp.errors import ModelFileError, QueryError
+from bnnmilp.formulations.linear_query import LinearQuery, Row
+from bnnmilp.formulations.registry import get
+from bnnmilp.formulations.robustness import on_lattice
+from bnnmilp.io.importers.onnx import AffineOutput, load_onnx_affine
+from bnnmilp.io.vnnlib import Linear, Query
+from bnnmilp.milp.backends import highs
+from bnnmilp.milp.backends.base import SolveOptions
+
+UNSAT_MARGIN = 1e-6  # normalised slack below which the solver's optimum counts as unsat
+ORT_TOLERANCE = 1e-4  # onnxruntime's float32 outputs may miss a constraint by this much (relative)
+SAMPLES = 256
+_CACHE: dict[tuple, AffineOutput] = {}
+
+
+@dataclass
+class Answer:
+    result: str  # sat | unsat | unknown | timed-out
+    method: str = ""
+    time_s: float = 0.0
+    x: np.ndarray | None = None  # the satisfying input (flattened), when sat
+    y: list | None = None  # its exact outputs (Fractions, or {r: c} sums of surds)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"result": self.result, "method": self.method, "time_s": round(self.time_s, 4),
+                "x": None if self.x is None else self.x.tolist(),
+                "y": None if self.y is None else [exact_float(v) for v in self.y], "notes": self.notes}
+
+
+def exact_float(v) -> float:
+    """The double nearest an exact output (a Fraction, or a sum {r: c} of c sqrt(r))."""
+    if isinstance(v, dict):
+        return float(sum(float(c) * float(r) ** 0.5 for r, c in v.items()))
+    return float(v)
+
+
+def model_for(path: str | Path, integer: bool, shape: tuple[int, ...]) -> AffineOutput:
+    """The imported model, once per file content (the VNN-COMP harness asks many queries of one model)."""
+    try:
+        key = (hashlib.sha256(Path(path).read_bytes()).hexdigest(), integer, shape)
+    except FileNotFoundError:
+        raise ModelFileError(str(path), None, "file not found") from None
+    if key not in _CACHE:
+        _CACHE[key] = load_onnx_affine(path, integer_inputs=integer, input_shape=shape)
+    return _CACHE[key]
+
+
+# ---- the query in numbers ----------------------------------------------------------------------------------
+@dataclass
+class Problem:
+    query: Query
+    model: AffineOutput
+    lo: np.ndarray  # the box as doubles inside the query's bounds (candidates are drawn from it)
+    hi: np.ndarray
+    outer_lo: np.ndarray  # the box as doubles around the query's bounds (the MILP's relaxation)
+    outer_hi: np.ndarray
+    M: object  # the output map in doubles (Csr): Y ~ M v + c
+    c: np.ndarray
+
+    @property
+    def dtype(self):
+        return np.float32 if self.query.input.dtype in ("float32", "float16", "bfloat16") else np.float64
+
+
+def problem(query: Query, model: AffineOutput) -> Problem:
+    n = query.input.size
+    width = model.hidden.layers[0] if model.hidden is not None else model.M.shape[1]
+    if width != n:
+        raise QueryError(query.path, f"input {query.input.name}", f"{n} elements declared; the model takes "
+                                                                  f"{model.report.layers[0]}")
+    if model.M.shape[0] != query.output.size:
+        raise QueryError(query.path, f"output {query.output.name}", f"{query.output.size} elements declared; the "
+                                                                    f"model gives {model.M.shape[0]}")
+    lo, hi = [Fraction(-10**30)] * n, [Fraction(10**30)] * n
+    bounded = np.zeros((2, n), bool)
+    for a in query.assertions:
+        if len(a) != 1:
+            continue
+        for lin in a[0]:
+            if lin.kinds() == {"x"} and len(lin.coefs) == 1 and lin.sense in ("<=", "<", "=="):
+                (_, i), coef = lin.coefs[0]
+                bound = -lin.const / coef
+                if coef > 0 or lin.sense == "==":
+                    hi[i], bounded[1, i] = min(hi[i], bound), True
+                if coef < 0 or lin.sense == "==":
+                    lo[i], bounded[0, i] = max(lo[i], bound), True
+    if not bounded.all():
+        i = int(np.argmin(bounded.all(axis=0)))
+        raise QueryError(query.path, f"input {query.input.name}", f"element {i} has no finite lower and upper "
+                                                                  "bound (bnnmilp needs a bounded input box)")
+    in_lo, out_lo = _doubles(lo, up=True), _doubles(lo, up=False)
+    in_hi, out_hi = _doubles(hi, up=False), _doubles(hi, up=True)
+    M, c = model.float_map()
+    return Problem(query, model, in_lo, in_hi, out_lo, out_hi, M, c)
+
+
+def _doubles(values: list[Fraction], up: bool) -> np.ndarray:
+    """Each rational as the nearest double on one side (up: the smallest double >= it)."""
+    out = np.array([float(v) for v in values])
+    wrong = np.array([(Fraction(float(d)) < v) if up else (Fraction(float(d)) > v) for d, v in zip(out, values,
+                                                                                                  strict=True)])
+    out[wrong] = np.nextafter(out[wrong], np.inf if up else -np.inf)
+    return out
+
+
+def to_dtype(p: Problem, x: np.ndarray) -> np.ndarray:
+    """The point in the input's element type (float32 for float32 inputs), moved into the box if rounding left it."""
+    x = np.clip(np.asarray(x, np.float64), p.lo, p.hi)
+    if p.dtype is np.float64:
+        return x
+    x32 = x.astype(np.float32)
+    low, high = x32.astype(np.float64) < p.lo, x32.astype(np.float64) > p.hi
+    x32[low] = np.nextafter(x32[low], np.float32(np.inf))
+    x32[high] = np.nextafter(x32[high], np.float32(-np.inf))
+    return x32.astype(np.float64)
+
+
+# ---- exact replay ------------------------------------------------------------------------------------------
+def outputs_exact(model: AffineOutput, x: np.ndarray) -> list:
+    """Y exactly, from the exact bits of the last step layer (or x itself)."""
+    if model.hidden is None:
+        return model.exact([Fraction(float(e)) for e in x])
+    return model.exact([Fraction(int(b)) for b in model.hidden.forward(x[None, :])[-1][0]])
+
+
+def replay(p: Problem, x: np.ndarray) -> list | None:
+    """The exact outputs at x when x satisfies the whole query exactly, else None."""
+    y = outputs_exact(p.model, x)
+    return y if p.query.holds([Fraction(float(e)) for e in x], y) else None
+
+
+def outputs_float(p: Problem, X: np.ndarray) -> np.ndarray:
+    V = X if p.model.hidden is None else p.model.hidden.forward(X)[-1].astype(np.float64)
+    return p.M.matmul_t(V) + p.c
+
+
+def _value(lin: Linear, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    v = np.full(X.shape[0], float(lin.const))
+    for (k, i), a in lin.coefs:
+        v += float(a) * (X[:, i] if k == "x" else Y[:, i])
+    return v
+
+
+def screen(p: Problem, X: np.ndarray, Y: np.ndarray, tol: float = 1e-9) -> np.ndarray:
+    """Rows of X whose outputs Y satisfy the query in floating point (within tol): worth an exact replay."""
+    ok = np.ones(X.shape[0], bool)
+    for a in p.query.assertions:
+        some = np.zeros(X.shape[0], bool)
+        for conj in a:
+            every = np.ones(X.shape[0], bool)
+            for lin in conj:
+                v = _value(lin, X, Y)
+                every &= np.abs(v) <= tol if lin.sense == "==" else v <= tol
+            some |= every
+        ok &= some
+    return ok
+
+
+# ---- onnxruntime ---------------------------------------------------------------------------------------------
+def ort_check(p: Problem, model_path: str | Path, x: np.ndarray) -> str | None:
+    """None when onnxruntime's outputs at x satisfy the query within ORT_TOLERANCE (or onnxruntime is not
+    installed: then a note says so); else what failed."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return "skipped: onnxruntime is not installed"
+    sess = ort.InferenceSession(str(model_path))
+    inp = sess.get_inputs()[0]
+    dtype = np.float64 if "double" in inp.type else np.float32
+    shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+    if int(np.prod(shape)) != x.size:
+        shape = list(p.query.input.shape)
+    y = np.asarray(sess.run(None, {inp.name: x.reshape(shape).astype(dtype)})[0], np.float64).ravel()
+    if y.size != p.query.output.size:
+        return f"onnxruntime gives {y.size} outputs, the query declares {p.query.output.size}"
+    scale = 1.0 + float(np.abs(y).max(initial=0.0))
+    if not screen(p, x[None, :], y[None, :], ORT_TOLERANCE * scale)[0]:
+        return "onnxruntime's outputs at the point do not satisfy the query"
+    return None
+
+
+# ---- the search --------------------------------------------------------------------------------------------
+def falsify(p: Problem, rng: np.random.Generator, deadline: float | None) -> np.ndarray | None:
+    """Centre, corners and random points of the box, screened in floating point, replayed exactly."""
+    n = p.lo.size
+    corners = np.where(rng.random((32, n)) < 0.5, p.lo, p.hi)
+    pts = np.vstack([(p.lo + p.hi) / 2, p.lo, p.hi, corners, p.lo + rng.random((SAMPLES, n)) * (p.hi - p.lo)])
+    for chunk in np.array_split(pts, max(1, pts.shape[0] // 64)):
+        if deadline is not None and time.perf_counter() > deadline:
+            return None
+        X = np.vstack([to_dtype(p, x) for x in chunk])
+        for i in np.nonzero(screen(p, X, outputs_float(p, X)))[0]:
+            if replay(p, X[i]) is not None:
+                return X[i]
+    return None
+
+
+def _row(p: Problem, lin: Linear) -> Row:
+    """A constraint over x and y as a row over x and the output basis v (y = M v + c), in doubles."""
+    xs: dict[int, float] = {}
+    vs: dict[int, float] = {}
+    const = float(lin.const)
+    for (k, i), a in lin.coefs:
+        if k == "x":
+            xs[i] = xs.get(i, 0.0) + float(a)
+            continue
+        cols, vals = p.M.row(i)
+        for j, w in zip(cols.tolist(), vals.tolist(), strict=True):
+            vs[j] = vs.get(j, 0.0) + float(a) * w
+        const += float(a) * p.c[i]
+    xi, vi = np.array(sorted(xs), np.int64), np.array(sorted(vs), np.int64)
+    return Row(xi, np.array([xs[i] for i in xi.tolist()]), vi, np.array([vs[j] for j in vi.tolist()]), const,
+               lin.sense)
+
+
+def linear_query(p: Problem) -> LinearQuery:
+    integer = p.query.input.integer
+    hidden, deltas = on_lattice(p.model.hidden, integer) if p.model.hidden is not None else (None, ())
+    lo, hi = (np.ceil(p.outer_lo), np.floor(p.outer_hi)) if integer else (p.outer_lo, p.outer_hi)
+    q = LinearQuery(hidden, deltas, lo, hi, integer)
+    for a in p.query.assertions:
+        if len(a) == 1:
+            q.hard.extend(_row(p, lin) for lin in a[0])
+        else:
+            q.clauses.append([[_row(p, lin) for lin in conj] for conj in a])
+    return q
+
+
+def by_milp(p: Problem, deadline: float | None) -> tuple[str, np.ndarray | None, str]:
+    """(result, point, note) from the one MILP of the query."""
+    model = get("linear_query").build(linear_query(p))
+    limit = None if deadline is None else max(deadline - time.perf_counter(), 0.01)
+    sol = highs.solve_or_stop(model, SolveOptions(time_limit=limit))
+    if sol.status == "infeasible":
+        return "unsat", None, "the MILP is infeasible (HiGHS)"
+    if sol.x is None:
+        return ("timed-out" if sol.status == "time_limit" else "unknown"), None, f"MILP status {sol.status}"
+    w = -float(sol.objective)
+    if sol.status == "optimal" and w < -UNSAT_MARGIN:
+        return "unsat", None, f"the largest slack is {w:.3g} < 0 (HiGHS, optimal)"
+    x = to_dtype(p, sol.x[model.cols("x")])
+    if replay(p, x) is not None:
+        return "sat", x, f"MILP point (slack {w:.3g}), replayed exactly"
+    if sol.status != "optimal":
+        return "timed-out", None, f"MILP stopped ({sol.status}) with a point that does not replay"
+    return "unknown", None, f"the MILP's point (slack {w:.3g}) does not satisfy the query exactly"
+
+
+def verify_query(query: Query, model_path: str | Path, time_limit: float | None = None,
+                 seed: int = 0) -> Answer:
+    """Answer the query on the ONNX model; see the module docstring."""
+    t0 = time.perf_counter()
+    deadline = None if time_limit is None else t0 + time_limit
+    model = model_for(model_path, query.input.integer, query.input.shape)
+    p = problem(query, model)
+    notes = []
+    if model.report.rounded:
+        notes.append(f"{model.report.rounded} thresholds rounded up to doubles (decisions differ only inside "
+                     "[t, lambda))")
+    x = falsify(p, np.random.default_rng(seed), deadline)
+    method, note = "sampling", "a sampled point, replayed exactly"
+    result = "sat" if x is not None else ""
+    if x is None:
+        result, x, note = by_milp(p, deadline)
+        method = "milp"
+    notes.append(note)
+    ans = Answer(result, method, notes=notes)
+    if result == "sat":
+        failed = ort_check(p, model_path, x)
+        if failed is not None and not failed.startswith("skipped"):
+            ans = Answer("unknown", method, notes=[*notes, failed])
+        else:
+            ans.x, ans.y = x, outputs_exact(model, x)
+            ans.notes.append(failed or "onnxruntime agrees")
+    ans.time_s = time.perf_counter() - t0
+    return ans
