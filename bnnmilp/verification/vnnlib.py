@@ -304,3 +304,36 @@ def verify_query(query: Query, model_path: str | Path, time_limit: float | None 
             ans.notes.append(failed or "onnxruntime agrees")
     ans.time_s = time.perf_counter() - t0
     return ans
+
+
+def answer_within(query: Query, model_path: str | Path, timeout: float | None) -> Answer:
+    """verify_query held to ``timeout`` seconds of wall clock, the import included: the search gets 90% of it,
+    and a stage still running at the end is stopped (``timed-out``)."""
+    from bnnmilp.errors import TimeLimitError
+    from bnnmilp.limits import wall_clock
+
+    t0 = time.perf_counter()
+    try:
+        with wall_clock(timeout, "answering the query"):
+            return verify_query(query, model_path, None if timeout is None else 0.9 * timeout)
+    except TimeLimitError:
+        return Answer("timed-out", "none", time.perf_counter() - t0, notes=[f"the {timeout:g} s ran out"])
+
+
+def assignment_block(query: Query, ans: Answer) -> str:
+    """The satisfying assignment in the VNN-LIB 2.0 section 5.3.1 format: per declared variable a header
+    (name, declared type, [dims]) and its values in row-major order, one per line."""
+    lines = []
+    for decl, values in ((query.input, [float(v) for v in ans.x]), (query.output, [exact_float(v) for v in ans.y])):
+        lines.append(f"{decl.name} {decl.dtype} [{','.join(str(d) for d in decl.shape)}]")
+        lines.extend(_number_text(v, decl.dtype) for v in values)
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _number_text(v: float, dtype: str) -> str:
+    """The shortest text that reads back as the same value of the declared type."""
+    if dtype.startswith(("int", "uint")):
+        return str(int(v))
+    if dtype in ("float32", "float16"):
+        return str(np.float32(v)) if dtype == "float32" else str(np.float16(v))
+    return repr(float(v))
