@@ -25,7 +25,7 @@ from bnnmilp.io.importers.exact import surd_sign
 SENSES = ("<=", "<", "==")
 
 
-class _Unsupported(ValueError):
+class _UnsupportedError(ValueError):
     """Raised inside an assertion; reported with the file and the assertion's number."""
 
 
@@ -176,7 +176,7 @@ def _query(tree, path: str, version: str) -> Query:
     for k, a in enumerate(tree.assertions, start=1):
         try:
             q.assertions.append(_dnf(a.expr, roles))
-        except _Unsupported as exc:
+        except _UnsupportedError as exc:
             raise QueryError(path, f"assertion {k}", str(exc)) from None
     return q
 
@@ -194,7 +194,7 @@ def _dnf(expr, roles: dict) -> list[Conjunction]:
         parts: list[list[Linear]] = [[]]
         for comp in conj:
             alts = _comparison(comp, roles)
-            parts = [p + [a] for p in parts for a in alts]  # != splits into < or >
+            parts = [[*p, a] for p in parts for a in alts]  # != splits into < or >
         out.extend(tuple(p) for p in parts)
     return out
 
@@ -217,7 +217,7 @@ def _comparison(comp, roles: dict) -> list[Linear]:
         return [_make(diff, "==")]
     if kind == "NotEqual":
         return [_make(diff, "<"), _make(flip, "<")]
-    raise _Unsupported(f"unsupported comparison {kind}")
+    raise _UnsupportedError(f"unsupported comparison {kind}")
 
 
 Affine = tuple[dict[tuple[str, int], Fraction], Fraction]
@@ -245,11 +245,11 @@ def _linear(node, roles: dict) -> Affine:
     if kind == "Var":
         role = roles.get(node.name)
         if role is None:
-            raise _Unsupported(f"variable {node.name} is not the network's declared input or output")
+            raise _UnsupportedError(f"variable {node.name} is not the network's declared input or output")
         letter, decl = role
         idx = list(node.indices)
         if len(idx) != len(decl.shape) or any(not 0 <= i < s for i, s in zip(idx, decl.shape, strict=True)):
-            raise _Unsupported(f"{node.name}{idx} is outside the declared shape {list(decl.shape)}")
+            raise _UnsupportedError(f"{node.name}{idx} is outside the declared shape {list(decl.shape)}")
         flat = 0
         for i, s in zip(idx, decl.shape, strict=True):
             flat = flat * s + i
@@ -273,10 +273,10 @@ def _linear(node, roles: dict) -> Affine:
         for arg in node.args:
             f = _linear(arg, roles)
             if acc[0] and f[0]:
-                raise _Unsupported("a product of two variables (only linear constraints are supported)")
+                raise _UnsupportedError("a product of two variables (only linear constraints are supported)")
             acc = _scale(f, acc[1]) if f[0] else _scale(acc, f[1])
         return acc
-    raise _Unsupported(f"unsupported expression {kind}")
+    raise _UnsupportedError(f"unsupported expression {kind}")
 
 
 def _number(node) -> Fraction:
