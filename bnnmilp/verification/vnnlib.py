@@ -20,8 +20,9 @@ re-proven.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -243,6 +244,35 @@ def _row(p: Problem, lin: Linear) -> Row:
                lin.sense)
 
 
+def on_bit_lattice(p: Problem, lin: Linear, row: Row) -> Row:
+    """A constraint on outputs only, over bits, as the exact non-strict row on the lattice its values lie on:
+    with rational coefficients b on bits (dyadic, denominators 2^k), b.v lies in 2^-k Z, so b.v + c < 0 iff
+    b.v <= 2^-k (ceil(-c 2^k) - 1), and b.v + c <= 0 iff b.v <= 2^-k floor(-c 2^k). The MILP's optimum then
+    decides a strict constraint that can only just fail (slack exactly 0) instead of leaving it open."""
+    m = p.model
+    if m.hidden is None or lin.sense == "==" or "x" in lin.kinds() or row.v_idx.size == 0:
+        return row
+    coefs: dict[int, Fraction] = {}
+    const = lin.const
+    for (_, i), a in lin.coefs:
+        if m.root[i] != 1:
+            return row
+        cols, vals = m.M.row(i)
+        for j, w in zip(cols.tolist(), vals.tolist(), strict=True):
+            coefs[j] = coefs.get(j, Fraction(0)) + a * m.a[i] * Fraction(w)
+        const += a * m.c[i]
+    dens = [v.denominator for v in coefs.values() if v]
+    if not dens or any(d & (d - 1) for d in dens) or max(dens) > 2**20:
+        return row
+    g = Fraction(1, max(dens))
+    top = (math.ceil(-const / g) - 1) if lin.sense == "<" else math.floor(-const / g)
+    idx = np.array(sorted(coefs), np.int64)
+    vals = [coefs[j] for j in idx.tolist()]
+    if any(Fraction(float(v)) != v for v in vals) or Fraction(float(top * g)) != top * g:
+        return row
+    return Row(np.zeros(0, np.int64), np.zeros(0), idx, np.array([float(v) for v in vals]), -float(top * g), "<=")
+
+
 def linear_query(p: Problem) -> LinearQuery:
     integer = p.query.input.integer
     hidden, deltas = on_lattice(p.model.hidden, integer) if p.model.hidden is not None else (None, ())
@@ -250,17 +280,16 @@ def linear_query(p: Problem) -> LinearQuery:
     q = LinearQuery(hidden, deltas, lo, hi, integer)
     for a in p.query.assertions:
         if len(a) == 1:
-            q.hard.extend(_row(p, lin) for lin in a[0])
+            q.hard.extend(on_bit_lattice(p, lin, _row(p, lin)) for lin in a[0])
         else:
-            q.clauses.append([[_row(p, lin) for lin in conj] for conj in a])
+            q.clauses.append([[on_bit_lattice(p, lin, _row(p, lin)) for lin in conj] for conj in a])
     return q
 
 
 def by_milp(p: Problem, deadline: float | None) -> tuple[str, np.ndarray | None, str]:
     """(result, point, note) from the one MILP of the query."""
     model = get("linear_query").build(linear_query(p))
-    limit = None if deadline is None else max(deadline - time.perf_counter(), 0.01)
-    sol = highs.solve_or_stop(model, SolveOptions(time_limit=limit))
+    sol = highs.solve_or_stop(model, SolveOptions(time_limit=_left(deadline)))
     if sol.status == "infeasible":
         return "unsat", None, "the MILP is infeasible (HiGHS)"
     if sol.x is None:
@@ -273,7 +302,35 @@ def by_milp(p: Problem, deadline: float | None) -> tuple[str, np.ndarray | None,
         return "sat", x, f"MILP point (slack {w:.3g}), replayed exactly"
     if sol.status != "optimal":
         return "timed-out", None, f"MILP stopped ({sol.status}) with a point that does not replay"
+    if "s" in model.col_blocks and w <= UNSAT_MARGIN:
+        return strictly_below(p, model, deadline)
     return "unknown", None, f"the MILP's point (slack {w:.3g}) does not satisfy the query exactly"
+
+
+def strictly_below(p: Problem, model, deadline: float | None) -> tuple[str, np.ndarray | None, str]:
+    """The largest slack is 0 only where some first-layer unit sits on its threshold with bit 0, which the step
+    rule (z >= t gives 1) does not allow. Ask instead for the largest such slack s with every constraint met
+    (t >= 0): a point that meets the query has s > 0, so s* = 0 means there is none."""
+    t, s = int(model.cols("t")), int(model.cols("s"))
+    lower = model.col_lower.copy()
+    lower[t] = 0.0
+    c = np.zeros(model.n_cols)
+    c[s] = -1.0
+    second = replace(model.with_objective(c, 0.0, False), col_lower=lower)
+    sol = highs.solve_or_stop(second, SolveOptions(time_limit=_left(deadline)))
+    if sol.status == "infeasible" or (sol.status == "optimal" and -float(sol.objective) <= UNSAT_MARGIN):
+        return "unsat", None, "every point meeting the constraints puts a first-layer unit on its threshold on the " \
+                              "wrong side (HiGHS, optimal)"
+    if sol.x is None:
+        return ("timed-out" if sol.status == "time_limit" else "unknown"), None, f"MILP status {sol.status}"
+    x = to_dtype(p, sol.x[second.cols("x")])
+    if replay(p, x) is not None:
+        return "sat", x, "MILP point strictly off every threshold, replayed exactly"
+    return "unknown", None, "the MILP's points do not satisfy the query exactly"
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(deadline - time.perf_counter(), 0.01)
 
 
 def verify_query(query: Query, model_path: str | Path, time_limit: float | None = None,

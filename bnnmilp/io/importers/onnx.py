@@ -100,6 +100,18 @@ class Sym:
 
 
 @dataclass
+class Pooled:
+    """A MaxPool of a real-valued tensor, kept open until a step: for a step of an increasing element-wise map g,
+    step(g(max_i z_i)) = max_i step(g(z_i)), so the step is taken before the pool, which then pools bits."""
+
+    x: Sym  # the tensor before the pool (element-wise ops after the pool are applied to it)
+    out_idx: np.ndarray  # per window entry, the pooled element
+    in_idx: np.ndarray  # per window entry, the element of x
+    shape: tuple[int, ...]  # the pooled tensor's shape
+    a0: np.ndarray  # x's scale when pooled: the map since then is increasing where a / a0 > 0
+
+
+@dataclass
 class Layer:
     rows: list[Csr] = field(default_factory=list)
     lam: list[float] = field(default_factory=list)
@@ -438,7 +450,7 @@ class _Importer:
                 continue
             if node.op_type == "Shape" and isinstance(ins[0], Sym):
                 outs = [np.array(ins[0].shape, np.int64)]
-            elif all(not isinstance(x, Sym) for x in ins):
+            elif all(not isinstance(x, (Sym, Pooled)) for x in ins):
                 outs = self.constant(node, ins, attrs)
             elif node.op_type == "Split":
                 outs = self.split(node, ins, attrs)
@@ -544,8 +556,10 @@ class _Importer:
             out.insert(a, 1)
         return tuple(out)
 
-    def symbolic(self, node, ins: list, attrs: dict) -> Sym:
+    def symbolic(self, node, ins: list, attrs: dict) -> Sym | Pooled:
         op = node.op_type
+        if any(isinstance(v, Pooled) for v in ins):
+            return self.on_pooled(node, ins, attrs)
         x = ins[0] if isinstance(ins[0], Sym) else None
         if op in IDENTITY:
             if x is None:
@@ -581,14 +595,53 @@ class _Importer:
         if op == "MaxPool":
             return self.maxpool(node, x, attrs)
         if op in STEPS:
-            if op != "Sign":
-                if isinstance(ins[1], Sym) or x is None:
-                    raise self.fail(node, "expected a comparison of the network's tensor with a constant")
-                x = self.elementwise(node, "Sub", [x, ins[1]])
-            if op in ("Less", "LessOrEqual"):  # T < C  <=>  -(T - C) > 0
-                x, op = self.scale(x, np.full(x.n, -1.0)), {"Less": "Greater", "LessOrEqual": "GreaterOrEqual"}[op]
+            x, op = self.step_input(node, op, x, ins)
             return self.step(x, node, op)
         raise self.fail(node, "not supported (see 'bnnmilp import --help' for the supported ops)")
+
+    def step_input(self, node, op: str, x: Sym | None, ins: list) -> tuple[Sym, str]:
+        """A step op as Sign, GreaterOrEqual or Greater of one tensor: T >= C is T - C >= 0, T < C is -(T - C) > 0."""
+        if op != "Sign":
+            if isinstance(ins[1], Sym) or x is None:
+                raise self.fail(node, "expected a comparison of the network's tensor with a constant")
+            x = self.elementwise(node, "Sub", [x, ins[1]])
+        if op in ("Less", "LessOrEqual"):
+            x, op = self.scale(x, np.full(x.n, -1.0)), {"Less": "Greater", "LessOrEqual": "GreaterOrEqual"}[op]
+        return x, op
+
+    def on_pooled(self, node, ins: list, attrs: dict) -> Sym | Pooled:
+        """Ops after a MaxPool of real values: element-wise ops with per-channel constants and batch norms go to
+        the tensor before the pool; a step is taken there, where the map since the pool is increasing (every
+        scale positive), and the pool then pools its bits. Anything else is refused."""
+        op = node.op_type
+        p = next(v for v in ins if isinstance(v, Pooled))
+        if op not in STEPS and op not in ("Add", "Sub", "Mul", "Div", "Neg", "BatchNormalization", "Identity",
+                                          "Dropout"):
+            raise self.fail(node, "after a MaxPool of real values only element-wise ops, batch norms and a step are "
+                                  "supported (the pool is moved after the step, which is exact for increasing maps)")
+        if isinstance(ins[0], Pooled) and op == "BatchNormalization":
+            lifted = [p.x, *ins[1:]]
+        else:
+            lifted = [p.x if isinstance(v, Pooled) else self.per_channel(node, v, p) for v in ins]
+        if op not in STEPS:
+            out = self.symbolic(node, lifted, attrs)
+            return replace(p, x=out)
+        x, op2 = self.step_input(node, op, lifted[0] if isinstance(lifted[0], Sym) else None, lifted)
+        ratio = [a * a0 for a, a0 in zip(x.a[p.in_idx], p.a0[p.in_idx], strict=True)]
+        if not all(r > 0 for r in ratio):
+            raise self.fail(node, "a step after a MaxPool of real values through a decreasing map (a negative "
+                                  "batch-norm scale): the pool cannot be moved after the step")
+        bits = self.step(x, node, op2)
+        return self.pool_values(node, bits, p.out_idx, p.in_idx, p.shape)
+
+    def per_channel(self, node, v, p: Pooled):
+        """A constant on the pooled tensor as one on the tensor before the pool: it must not vary within a channel."""
+        if v is None:
+            return None
+        arr = np.broadcast_to(np.asarray(v, np.float64), p.shape)
+        if len(p.shape) != 4 or np.any(arr != arr[:, :, :1, :1]):
+            raise self.fail(node, "a constant that varies within a channel after a MaxPool of real values")
+        return np.ascontiguousarray(arr[:, :, :1, :1])
 
     def broadcast(self, node, sym: Sym, v: np.ndarray) -> np.ndarray:
         try:
@@ -796,15 +849,11 @@ class _Importer:
         bias = np.zeros(O) if len(ins) < 3 or ins[2] is None else np.asarray(ins[2], np.float64)
         return self.linear(x, M, np.repeat(bias, Ho * Wo), (1, O, Wo) if one_d else (1, O, Ho, Wo), node)
 
-    def maxpool(self, node, x: Sym, attrs: dict) -> Sym:
-        """Max of bits over each window: one OR unit (sum of the window's bits >= 1) per output element."""
+    def maxpool(self, node, x: Sym, attrs: dict) -> Sym | Pooled:
+        """Max over each window: of bits, one OR unit per output element; of Sign's three values -1, 0, 1, an OR
+        of the [z >= t] units and an AND of the [z <= t] units; of real values, kept open until a step."""
         if len(x.shape) != 4:
             raise self.fail(node, "expected an NCHW tensor")
-        lo_hi = self.binary_values(x)
-        if lo_hi is None:
-            raise self.fail(node, "MaxPool on a tensor that is not binary: put it after a step (Sign) whose ties "
-                                  "cannot occur, or use Sign(Sign(x) + c)")
-        (lo, hi), bit_col, bit_neg = lo_hi
         _, C, H, Wd = x.shape
         kh, kw = attrs["kernel_shape"]
         sh, sw = attrs.get("strides", [1, 1])
@@ -819,17 +868,77 @@ class _Importer:
         ok = (yi >= 0) & (yi < H) & (xi >= 0) & (xi < Wd)
         out_idx = ((c * Ho + yo) * Wo + xo)[ok]
         in_idx = ((c * H + yi) * Wd + xi)[ok]
-        # sum over the window of b_e >= 1, with b_e = u (or 1 - u for a negated element)
-        neg = bit_neg[in_idx]
-        W = Csr.from_coo(out_idx, bit_col[in_idx], np.where(neg, -1.0, 1.0), (C * Ho * Wo, x.A.shape[1]))
-        lam = 1.0 - np.bincount(out_idx, weights=neg.astype(float), minlength=C * Ho * Wo)
+        shape = (1, C, Ho, Wo)
+        if x.kind != "step" and not x.pointwise:
+            return Pooled(x, out_idx, in_idx, shape, x.a.copy())
+        return self.pool_values(node, x, out_idx, in_idx, shape)
+
+    def pool_values(self, node, x: Sym, out_idx: np.ndarray, in_idx: np.ndarray, shape: tuple[int, ...]) -> Sym:
+        """The window maxima of a step's output, as a new layer of OR (and AND) units."""
         if x.base != len(self.layers):
             raise self.fail(node, "MaxPool on bits of an earlier layer")
-        self.layers.append((W, lam))
-        n = C * Ho * Wo
-        A = Csr.from_coo(np.arange(n), np.arange(n), np.full(n, float(hi - lo)), (n, n))
-        return Sym(x.base + 1, (1, C, Ho, Wo), A, _full(n, lo), _full(n, F1), _full(n, F0), _full(n, F0),
+        n = int(np.prod(shape))
+        lo_hi = self.binary_values(x)
+        if lo_hi is not None:
+            (lo, hi), bit_col, bit_neg = lo_hi
+            # sum over the window of b_e >= 1, with b_e = u (or 1 - u for a negated element)
+            neg = bit_neg[in_idx]
+            W = Csr.from_coo(out_idx, bit_col[in_idx], np.where(neg, -1.0, 1.0), (n, x.A.shape[1]))
+            lam = 1.0 - np.bincount(out_idx, weights=neg.astype(float), minlength=n)
+            self.layers.append((W, lam))
+            A = Csr.from_coo(np.arange(n), np.arange(n), np.full(n, float(hi - lo)), (n, n))
+            return Sym(x.base + 1, shape, A, _full(n, lo), _full(n, F1), _full(n, F0), _full(n, F0), _full(n, F1),
+                       kind="step")
+        three = self.ternary_values(x)
+        if three is None:
+            raise self.fail(node, "MaxPool on a tensor that is neither bits nor Sign's -1, 0, 1 of one layer")
+        (v01, v11, v10), p_col, w_col, w_neg = three
+        # max_i v(p_i, w_i) = v01 + (v11 - v01) OR_i p_i + (v10 - v11) (1 - AND_i w_i)   (p_i >= 1 - w_i)
+        size = np.bincount(out_idx, minlength=n).astype(float)
+        neg = w_neg[in_idx]  # w = 1 - p: the AND row reads -p and its threshold drops by one
+        W = _stack_rows([Csr.from_coo(out_idx, p_col[in_idx], np.ones(in_idx.size), (n, x.A.shape[1])),
+                         Csr.from_coo(out_idx, w_col[in_idx], np.where(neg, -1.0, 1.0), (n, x.A.shape[1]))])
+        and_lam = size - np.bincount(out_idx, weights=neg.astype(float), minlength=n)
+        self.layers.append((W, np.concatenate([np.ones(n), and_lam])))
+        coefs = (v11 - v01, -(v10 - v11))
+        if any(Fraction(float(v)) != v for v in coefs):
+            raise self.fail(node, "MaxPool of values whose differences are not doubles")
+        A = Csr.from_coo(np.concatenate([np.arange(n), np.arange(n)]), np.arange(2 * n),
+                         np.concatenate([np.full(n, float(coefs[0])), np.full(n, float(coefs[1]))]), (n, 2 * n))
+        return Sym(x.base + 1, shape, A, _full(n, v01 + v10 - v11), _full(n, F1), _full(n, F0), _full(n, F0),
                    _full(n, F1), kind="step")
+
+    def ternary_values(self, x: Sym):
+        """((v01, v11, v10), p columns, w columns, w negated) when every element is the same increasing function of
+        a Sign's units: p = [z >= t] and w = [z <= t] where the tie z = t is reachable, v01 (z < t) <= v11 (z = t)
+        <= v10 (z > t); where it is not, p alone, with w = 1 - p."""
+        if x.base == 0 or not x.rational() or np.any(np.diff(x.A.indptr) > 2):
+            return None
+        low_high, ties, p_col, w_col, w_neg = set(), set(), [], [], []
+        for k in range(x.n):
+            cols, vals = x.A.row(k)
+            fv = [Fraction(float(v)) for v in vals]
+
+            def val(bits: tuple[int, ...], k=k, fv=fv) -> Fraction:
+                return x.a[k] * (sum((f * b for f, b in zip(fv, bits, strict=True)), F0) + x.c[k]) + x.b2[k] \
+                    + x.b1[k]
+
+            if cols.size == 2 and self.pair(cols):
+                low_high.add((val((0, 1)), val((1, 0))))
+                ties.add(val((1, 1)))
+                p_col.append(int(cols[0])), w_col.append(int(cols[1])), w_neg.append(False)
+            elif cols.size == 1 and val((1,)) > val((0,)):
+                low_high.add((val((0,)), val((1,))))
+                p_col.append(int(cols[0])), w_col.append(int(cols[0])), w_neg.append(True)
+            else:
+                return None
+        if len(low_high) != 1 or len(ties) > 1:
+            return None
+        lo, hi = low_high.pop()
+        tie = ties.pop() if ties else lo
+        if not lo <= tie <= hi:
+            return None
+        return (lo, tie, hi), np.array(p_col, np.int64), np.array(w_col, np.int64), np.array(w_neg)
 
     def binary_values(self, x: Sym):
         """((lo, hi), column, negated) when every element is lo + (hi - lo) b with b a unit or its complement."""
