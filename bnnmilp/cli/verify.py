@@ -25,6 +25,10 @@ from bnnmilp.cli.common import (
                    "may then be an MPS/LP file, or for a decomposition bound a spec file. Without a value: "
                    "WEIGHTS/proof.json.")
 @click.option("--robust", is_flag=True, help="Verify robustness of each sample instead of the training claims.")
+@click.option("--vnnlib", "query", type=click.Path(dir_okay=False),
+              help="Answer a VNN-LIB query (2.0, or 1.0 as VNN-COMP wrote them) on WEIGHTS, an ONNX model: sat "
+                   "(with the satisfying assignment), unsat, unknown or timed-out on stdout; --time-limit bounds "
+                   "the whole answer. Exit status 0 unsat, 1 sat, 3 unknown or timed-out.")
 @click.option("--eps", type=NONNEGATIVE,
               help="Perturbation radius E (with --min-eps: the largest radius searched).")
 @click.option("--norm", type=click.Choice(["inf", "1"]), default="inf", show_default=True)
@@ -65,7 +69,8 @@ from bnnmilp.cli.common import (
               help="--robust on image inputs: draw each counterexample (original, perturbed, the change) into a "
                    ".png, .svg or .pdf file (needs matplotlib: pip install 'bnnmilp[plot]').")
 @json_option
-def command(weights: str, data: str | None, proof: str | None, robust: bool, eps: float | None, norm: str,
+def command(weights: str, data: str | None, proof: str | None, robust: bool, query: str | None, eps: float | None,
+            norm: str,
             domain: str, bounds: str | None, box: str | None, engine: str, against: str, min_eps: bool,
             time_limit: float, workers: int, split: int, scheduler: str | None, out_dir: str | None,
             out_alias: str | None,
@@ -105,6 +110,7 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
           --bounds 0:255 --split 2 --time-limit 600
       bnnmilp verify runs/k1 test.yaml --robust --eps 1 --domain integer --bounds 0:16 \\
           --counterexamples - | bnnmilp predict runs/k1 -
+      bnnmilp verify model.onnx --vnnlib property.vnnlib --time-limit 60
 
     Exit status 0 when every claim holds (or, with --robust, every sample is robust), 1 otherwise,
     2 on bad input.
@@ -121,6 +127,9 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
 
     if proof is not None:
         _certificate(weights, data, proof or None, as_json)
+        return
+    if query is not None:
+        _vnnlib(weights, query, time_limit, as_json)
         return
     if data is None:
         raise InputError(None, "DATA", "missing: verify WEIGHTS DATA (or MODEL.mps --certificate PROOF)")
@@ -163,6 +172,28 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, eps
         terminal.status("[green]all claims hold[/]" if report["ok"] else "[red]a claim is false[/]")
     if not report["ok"]:
         raise SystemExit(1)
+
+
+def _vnnlib(model: str, query: str, time_limit: float, as_json: bool) -> None:
+    """The answer on stdout as the VNN-LIB standard prints it (or as JSON), notes on stderr."""
+    import sys
+
+    from bnnmilp.cli import terminal
+    from bnnmilp.errors import EXIT_SOLVER
+    from bnnmilp.io.vnnlib import read_query
+    from bnnmilp.verification.vnnlib import answer_within, assignment_block
+
+    q = read_query(query)
+    ans = answer_within(q, model, time_limit)
+    if as_json:
+        terminal.emit_json({"query": query, "model": model, **ans.to_dict()})
+    else:
+        for note in ans.notes:
+            terminal.status(note, markup=False)
+        terminal.status(f"{ans.result} by {ans.method or 'none'} in {ans.time_s:.2f} s")
+        sys.stdout.write(f"{ans.result}\n" + (assignment_block(q, ans) if ans.result == "sat" else ""))
+    if ans.result != "unsat":
+        raise SystemExit(1 if ans.result == "sat" else EXIT_SOLVER)
 
 
 def robust_row(r) -> dict:

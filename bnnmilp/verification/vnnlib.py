@@ -65,7 +65,7 @@ def exact_float(v) -> float:
     return float(v)
 
 
-def model_for(path: str | Path, integer: bool, shape: tuple[int, ...]) -> AffineOutput:
+def model_for(path: str | Path, integer: bool, shape: tuple[int, ...] | None) -> AffineOutput:
     """The imported model, once per file content (the VNN-COMP harness asks many queries of one model)."""
     try:
         key = (hashlib.sha256(Path(path).read_bytes()).hexdigest(), integer, shape)
@@ -338,7 +338,8 @@ def verify_query(query: Query, model_path: str | Path, time_limit: float | None 
     """Answer the query on the ONNX model; see the module docstring."""
     t0 = time.perf_counter()
     deadline = None if time_limit is None else t0 + time_limit
-    model = model_for(model_path, query.input.integer, query.input.shape)
+    # a 1.0 query indexes the flattened input: the model keeps its own shape (batch size 1)
+    model = model_for(model_path, query.input.integer, None if query.version == "1.0" else query.input.shape)
     p = problem(query, model)
     notes = []
     if model.report.rounded:
