@@ -22,7 +22,7 @@ BNNMILP = [sys.executable, "-m", "bnnmilp"]
 
 
 def solver(*args, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*SOLVER, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*SOLVER, *map(str, args)], capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def linear_model(path: Path) -> None:
@@ -140,7 +140,7 @@ def test_the_timeout_bounds_the_import_too(tmp_path) -> None:
 
 def test_bnnmilp_verify_vnnlib_exit_status_and_json(case) -> None:
     model, query = case
-    run = lambda *a: subprocess.run([*BNNMILP, *map(str, a)], capture_output=True, text=True, timeout=120)  # noqa: E731
+    run = lambda *a: subprocess.run([*BNNMILP, *map(str, a)], capture_output=True, text=True, timeout=120, check=False)  # noqa: E731
     r = run("verify", model, "--vnnlib", query("1.8"))
     assert (r.returncode, r.stdout) == (0, "unsat\n"), r.stderr
     r = run("verify", model, "--vnnlib", query("1.6"), "--json")
@@ -161,7 +161,7 @@ def test_vnnlib_satisfactory_passes_every_case_of_the_claimed_operators(tmp_path
     wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} -c 'from bnnmilp.cli.vnnlib import run; run()' \"$@\"\n")
     wrapper.chmod(0o755)
     r = subprocess.run([exe, "run", "--solver", str(wrapper), "--timeout", "60"], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=1800)
+                       text=True, timeout=1800, check=False)
     report = json.loads((tmp_path / ".vnnlib-satisfactory" / "report.json").read_text())
     s = report["summary"]
     assert (s["failed"], s["errored"]) == (0, 0), r.stdout[-3000:]

@@ -83,12 +83,12 @@ def test_surd_outputs_are_decided_exactly() -> None:
     ("(declare-const Z_0 Real)\n(assert (>= Z_0 1.0))", "expected declare-const X_i and Y_j"),
 ])
 def test_bad_queries_say_where_and_what(text: str, where: str) -> None:
-    with pytest.raises(QueryError, match="q.vnnlib") as info:
+    with pytest.raises(QueryError, match=r"q\.vnnlib") as info:
         parse_query(text, "q.vnnlib")
     assert where in str(info.value)
     assert "\n" not in str(info.value)
 
 
 def test_a_missing_file_is_named(tmp_path) -> None:
-    with pytest.raises(QueryError, match="nope.vnnlib: file not found"):
+    with pytest.raises(QueryError, match=r"nope\.vnnlib: file not found"):
         read_query(tmp_path / "nope.vnnlib")
