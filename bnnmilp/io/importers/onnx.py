@@ -34,8 +34,10 @@ import numpy as np
 
 from bnnmilp.errors import ModelFileError
 from bnnmilp.io.importers.exact import (
+    _small_integers,
     ceil_on_lattice,
     double_at_least,
+    fraction_bits,
     products_exact,
     rational_sqrt,
     sums_exact,
@@ -163,6 +165,25 @@ class _Importer:
     def linear(self, sym: Sym, M: Csr, const: np.ndarray, shape: tuple[int, ...], node) -> Sym:
         """M T + const, exactly (M acts on T's flattened elements)."""
         A, c = self.affine(sym, node)
+        one = np.diff(A.indptr) == 1
+        if one.all() and (A.nnz < 2 or np.all(np.diff(A.indices) > 0) or np.unique(A.indices).size == A.nnz):
+            # each element one unit, in order (a step's bits): M A is M with its columns renamed and scaled, done
+            # in M's own arrays (a 64-filter convolution of bits has 35 million entries)
+            scale = A.data[0] if A.nnz and np.all(A.data == A.data[0]) else None
+            av = A.data[M.indices] if scale is None else np.array([scale])
+            if not products_exact(M.data, av):
+                raise self.fail(node, "products of weights are not exact in doubles")
+            shift = self.matvec(M, c, node) + _fr(const)  # M c, before M becomes M A
+            if scale is None:
+                M.data[:] = M.data * av
+            elif scale != 1.0:
+                M.data[:] *= scale
+            increasing = A.nnz < 2 or bool(np.all(np.diff(A.indices) > 0))
+            np.take(A.indices, M.indices, out=M.indices, mode="clip")
+            newA = Csr((M.shape[0], A.shape[1]), M.indptr, M.indices, M.data)
+            newA = newA if increasing else _sorted_rows(newA)
+            return Sym(sym.base, shape, newA, shift, _full(M.shape[0], F1),
+                       _full(M.shape[0], F0), _full(M.shape[0], F0), _full(M.shape[0], F1), pointwise=False)
         # (M A): expand M's entries by the rows of A they hit
         counts = np.diff(A.indptr)[M.indices]
         k = np.repeat(M.row_of, counts)
@@ -186,6 +207,13 @@ class _Importer:
         out = _full(M.shape[0], F0)
         keys: dict[Fraction, int] = {}
         code = np.array([keys.setdefault(v, len(keys)) for v in c.tolist()], dtype=np.int64)
+        if len(keys) == 1:  # one value for every element (a step's output): v times the row sums, no copies
+            v = next(iter(keys))
+            if v == 0:
+                return out
+            longest = int(np.diff(M.indptr).max(initial=0))
+            if _small_integers(M.data, np.array([float(longest)])):  # every row sum an exact integer
+                return v * _fr(_row_sums(M.data, M.indptr))
         cv = code[M.indices]
         rows_all = M.row_of
         for v, u in keys.items():
@@ -227,35 +255,91 @@ class _Importer:
     def lattice(self, base: int) -> bool:
         return base > 0 or self.integer_inputs
 
-    def unit_row(self, sym: Sym, k: int, s: int) -> Csr:
-        cols, vals = sym.A.row(k)
-        return Csr((1, sym.A.shape[1]), np.array([0, cols.size]), cols.copy(), s * vals)
-
-    def z_range(self, row: Csr, base: int) -> tuple[float, float]:
+    def row_stats(self, A: Csr, base: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per row of A: the bits k of its lattice 2^-k Z (on a lattice base) and the range [lo, hi] of A_k v over
+        bits (-inf, inf on real inputs)."""
+        n = A.shape[0]
         if base == 0:
-            return -np.inf, np.inf
-        return float(np.minimum(row.data, 0).sum()), float(np.maximum(row.data, 0).sum())
+            return np.zeros(n, np.int64), np.full(n, -np.inf), np.full(n, np.inf)
+        bits = np.zeros(n, np.int64)
+        nonempty = np.diff(A.indptr) > 0
+        starts = np.minimum(A.indptr[:-1], max(A.nnz - 1, 0))
+        if A.nnz and not _small_integers(A.data, np.ones(1)):  # integers lie on Z: bits 0
+            fb = np.maximum(fraction_bits(A.data), 0)
+            bits = np.where(nonempty, np.maximum.reduceat(fb, starts), 0)
+        total = _row_sums(A.data, A.indptr)
+        size = _row_sums(A.data, A.indptr, np.abs)
+        return bits, (total - size) / 2, (total + size) / 2
 
-    def place(self, row: Csr, base: int, p: Fraction, q: Fraction, r: Fraction) -> tuple[float, bool]:
-        """(lambda, tie): [row v >= lambda] equals [row v >= p + q sqrt(r)] on the base's domain (on real inputs:
-        except inside [t, lambda), counted in ``rounded``); tie: whether row v = t may be reachable."""
+    def place(self, base: int, p: Fraction, q: Fraction, r: Fraction, bits: int, lo: float,
+              hi: float) -> tuple[float, bool, bool]:
+        """(lambda, tie, rounded): [z >= lambda] equals [z >= p + q sqrt(r)] on the base's domain, z on the lattice
+        2^-bits Z within [lo, hi] (on real inputs: except inside [t, lambda), then rounded is True); tie: whether
+        z = t may be reachable."""
         exact = q == 0 and Fraction(float(p)) == p
         if self.lattice(base):
-            g = Fraction(2) ** -max((Fraction(float(v)).denominator.bit_length() - 1 for v in np.unique(row.data)),
-                                    default=0)
+            g = Fraction(1, 2**bits)
             lam = ceil_on_lattice(p, q, r, g)
-            lo, hi = self.z_range(row, base)
             tie = q == 0 and (p / g).denominator == 1 and lo <= p <= hi
             if exact:
-                return float(p), tie
+                return float(p), tie, False
             if float(lam) != lam:
                 raise ModelFileError(self.path, None, f"threshold {lam} is not a double")
-            return float(lam), tie
+            return float(lam), tie, False
         if exact:
-            return float(p), True
-        self.report.rounded += 1
+            return float(p), True, False
         dyadic = q == 0 and p.denominator & (p.denominator - 1) == 0
-        return double_at_least(p, q, r), dyadic
+        return double_at_least(p, q, r), dyadic, True
+
+    def units(self, sym: Sym, node, op: str) -> tuple[list, list, list, list, np.ndarray]:
+        """Per element of ``sym``: its units as (row of sym.A or -1 for a constant unit, sign, lambda), the output
+        columns they give, and constants where no unit is needed. Thresholds and their placement are computed
+        once per distinct (scale, offsets, lattice, range): a channel of a convolution shares them."""
+        src, sign, lam, out_cols = [], [], [], []
+        consts = np.empty(sym.n, dtype=object)
+        bits, lo, hi = self.row_stats(sym.A, sym.base)
+        th_memo: dict = {}
+        place_memo: dict = {}
+
+        def placed(*key) -> tuple[float, bool, bool]:
+            if key not in place_memo:
+                place_memo[key] = self.place(sym.base, *key)
+            return place_memo[key]
+
+        ge_needed = op in ("GreaterOrEqual", "Sign")
+        for k in range(sym.n):
+            # by value, as integer pairs (hashing a Fraction is slow): a channel's elements share their numbers
+            key = tuple(v for f in (sym.a[k], sym.c[k], sym.b1[k], sym.b2[k], sym.r[k])
+                        for v in (f.numerator, f.denominator))
+            th = th_memo[key] if key in th_memo else th_memo.setdefault(key, self.threshold(sym, k, node))
+            if th is None:  # a = 0: the constant sqrt(r) b2 + b1
+                b1, b2, r = sym.b1[k], sym.b2[k], sym.r[k]
+                nonneg, zero = surd_nonneg(b1, b2, r), surd_nonneg(b1, b2, r) and surd_nonneg(-b1, -b2, r)
+                if op == "Sign" and zero:  # Sign(0) = 0: a constant, no unit
+                    consts[k] = F0
+                    out_cols.append([])
+                    continue
+                on = nonneg if op in ("Sign", "GreaterOrEqual") else nonneg and not zero
+                src.append(-1), sign.append(1.0), lam.append(0.0 if on else 1.0)
+                out_cols.append([(len(src) - 1, 1.0)])
+                continue
+            s, p, q, r = th
+            z_lo, z_hi = (lo[k], hi[k]) if s > 0 else (-hi[k], -lo[k])
+            lam_ge, tie, rounded = placed(p, q, r, int(bits[k]), z_lo, z_hi)
+            self.report.rounded += rounded
+            cols = []
+            if ge_needed:
+                src.append(k), sign.append(float(s)), lam.append(lam_ge)
+                cols.append((len(src) - 1, 1.0))
+            if op == "Greater" or (op == "Sign" and tie):  # [z > t] = 1 - [-z >= -t]
+                lam_gt, _, rounded = placed(-p, -q, r, int(bits[k]), -z_hi, -z_lo)
+                self.report.rounded += rounded
+                src.append(k), sign.append(-float(s)), lam.append(lam_gt)
+                cols.append((len(src) - 1, -1.0))
+                if op == "Sign":
+                    self.strict_units.setdefault(len(self.layers), []).append(len(src) - 1)
+            out_cols.append(cols)
+        return src, sign, lam, out_cols, consts
 
     def step(self, sym: Sym, node, op: str) -> Sym:
         """A new layer of step units from the elements of ``sym``; returns the op's output tensor."""
@@ -268,50 +352,21 @@ class _Importer:
         folded = self.fold(sym, op) if top > 0 else None
         if folded is not None:
             return folded
-        rows, lam = [], []
-        out_cols: list[list[tuple[int, float]]] = []
-        consts = np.empty(sym.n, dtype=object)
-        width = sym.A.shape[1]
-        for k in range(sym.n):
-            th = self.threshold(sym, k, node)
-            if th is None:  # a = 0: the constant sqrt(r) b2 + b1
-                b1, b2, r = sym.b1[k], sym.b2[k], sym.r[k]
-                nonneg, zero = surd_nonneg(b1, b2, r), surd_nonneg(b1, b2, r) and surd_nonneg(-b1, -b2, r)
-                if op == "Sign" and zero:  # Sign(0) = 0: a constant, no unit
-                    consts[k] = F0
-                    out_cols.append([])
-                    continue
-                on = nonneg if op in ("Sign", "GreaterOrEqual") else nonneg and not zero
-                rows.append(Csr((1, width), np.zeros(2, np.int64), np.zeros(0, np.int64), np.zeros(0)))
-                lam.append(0.0 if on else 1.0)
-                out_cols.append([(len(rows) - 1, 1.0)])
-                consts[k] = None
-                continue
-            s, p, q, r = th
-            row = self.unit_row(sym, k, s)
-            lam_ge, tie = self.place(row, sym.base, p, q, r)
-            strict_needed = op in ("Greater", "Less") or (op == "Sign" and tie)
-            ge_needed = op in ("GreaterOrEqual", "LessOrEqual") or op == "Sign"
-            cols = []
-            if ge_needed:
-                rows.append(row)
-                lam.append(lam_ge)
-                cols.append((len(rows) - 1, 1.0))
-            if strict_needed:  # [z > t] = 1 - [-z >= -t]
-                neg = row.with_data(-row.data)
-                lam_gt, _ = self.place(neg, sym.base, -p, -q, r)
-                rows.append(neg)
-                lam.append(lam_gt)
-                cols.append((len(rows) - 1, -1.0))
-            out_cols.append(cols)
-            consts[k] = None
-            if op == "Sign" and tie:
-                self.strict_units.setdefault(top, []).append(len(rows) - 1)
-        if not rows:
+        src, sign, lam, out_cols, consts = self.units(sym, node, op)
+        if not src:
             return self.const_sym(top, np.array([float(x) for x in consts]).reshape(sym.shape))
-        W = _stack(rows, width)
+        src_a, sign_a = np.array(src, np.int64), np.array(sign)
+        if src_a.size == sym.n and np.array_equal(src_a, np.arange(sym.n)) and np.all(sign_a == 1):
+            self.layers.append((sym.A, np.array(lam)))  # the rows as they are: no copy of a large layer
+            return self.output_of(op, out_cols, consts, len(src), sym.shape, top + 1, node)
+        real = src_a >= 0
+        A = sym.A.take_rows(np.where(real, src_a, 0))
+        keep = np.repeat(real, np.diff(A.indptr))  # a constant unit's row is empty
+        counts = np.diff(A.indptr) * real
+        W = Csr(A.shape, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), A.indices[keep],
+                (A.data * np.repeat(sign_a, np.diff(A.indptr)))[keep])
         self.layers.append((W, np.array(lam)))
-        return self.output_of(op, out_cols, consts, len(rows), sym.shape, top + 1, node)
+        return self.output_of(op, out_cols, consts, len(src), sym.shape, top + 1, node)
 
     @staticmethod
     def value(op: str, pos: bool, zero: bool) -> Fraction:
@@ -688,19 +743,22 @@ class _Importer:
         gamma, beta, mean, var = (_fr(np.asarray(p, np.float64).reshape(chan)) for p in params)
         e = Fraction(eps)
         a, b1, b2, r = x.a.copy(), x.b1.copy(), x.b2.copy(), x.r.copy()
-        for k in range(x.n):
-            j = int(ch[k])
+        per_channel = []
+        for j in range(chan):
             R = var[j] + e
             if R <= 0:
                 raise self.fail(node, "variance + epsilon is not positive")
-            inner = b2[k] + b1[k] - mean[j]  # T - mean = a (z + c) + inner
-            root = rational_sqrt(R)
-            if root is not None:
-                s = gamma[j] / root
-                a[k], b2[k], b1[k], r[k] = a[k] * s, inner * s, beta[j], F1
-            else:  # gamma / sqrt(R) = (gamma / R) sqrt(R)
-                s = gamma[j] / R
-                a[k], b2[k], b1[k], r[k] = a[k] * s, inner * s, beta[j], R
+            root = rational_sqrt(R)  # gamma / sqrt(R), or (gamma / R) sqrt(R) where sqrt(R) is irrational
+            per_channel.append((gamma[j] / root, F1) if root is not None else (gamma[j] / R, R))
+        memo: dict = {}  # elements of a channel share their numbers (by identity): computed once, shared
+        for k in range(x.n):
+            j = int(ch[k])
+            key = (j, id(a[k]), id(b1[k]), id(b2[k]))
+            if key not in memo:
+                sc, rr = per_channel[j]
+                inner = b2[k] + b1[k] - mean[j]  # T - mean = a (z + c) + inner
+                memo[key] = (a[k] * sc, inner * sc, beta[j], rr)
+            a[k], b2[k], b1[k], r[k] = memo[key]
         return replace(x, a=a, b1=b1, b2=b2, r=r, kind="real")
 
     def slices(self, node, shape: tuple[int, ...], ins: list, attrs: dict) -> tuple[slice, ...]:
@@ -837,15 +895,7 @@ class _Importer:
             raise self.fail(node, f"weights for {Cg * groups} channels on a tensor with {C}")
         Ho = (H + pads[0] + pads[2] - dh * (kh - 1) - 1) // sh + 1
         Wo = (Wd + pads[1] + pads[3] - dw * (kw - 1) - 1) // sw + 1
-        o, yo, xo, c, i, j = np.meshgrid(np.arange(O), np.arange(Ho), np.arange(Wo), np.arange(Cg), np.arange(kh),
-                                         np.arange(kw), indexing="ij")
-        yi, xi = yo * sh - pads[0] + i * dh, xo * sw - pads[1] + j * dw
-        cin = (o // (O // groups)) * Cg + c
-        ok = (yi >= 0) & (yi < H) & (xi >= 0) & (xi < Wd)
-        rows = ((o * Ho + yo) * Wo + xo)[ok]
-        cols = ((cin * H + yi) * Wd + xi)[ok]
-        vals = K[o[ok], c[ok], i[ok], j[ok]]
-        M = Csr.from_coo(rows, cols, vals, (O * Ho * Wo, x.n))
+        M = _conv_matrix(K, (C, H, Wd), (Ho, Wo), groups, (sh, sw), (dh, dw), pads, x.n)
         bias = np.zeros(O) if len(ins) < 3 or ins[2] is None else np.asarray(ins[2], np.float64)
         return self.linear(x, M, np.repeat(bias, Ho * Wo), (1, O, Wo) if one_d else (1, O, Ho, Wo), node)
 
@@ -888,7 +938,7 @@ class _Importer:
             self.layers.append((W, lam))
             A = Csr.from_coo(np.arange(n), np.arange(n), np.full(n, float(hi - lo)), (n, n))
             return Sym(x.base + 1, shape, A, _full(n, lo), _full(n, F1), _full(n, F0), _full(n, F0), _full(n, F1),
-                       kind="step")
+                       kind="step", pointwise=True)
         three = self.ternary_values(x)
         if three is None:
             raise self.fail(node, "MaxPool on a tensor that is neither bits nor Sign's -1, 0, 1 of one layer")
@@ -945,17 +995,19 @@ class _Importer:
         if x.base == 0 or not x.rational() or np.any(np.diff(x.A.indptr) != 1):
             return None
         vals = x.A.data
-        a = x.a
-        lo_set, hi_set = set(), set()
+        seen: dict = {}
+        neg = np.empty(x.n, bool)
         for k in range(x.n):
-            v0 = a[k] * x.c[k] + x.b2[k] + x.b1[k]
-            v1 = v0 + a[k] * Fraction(float(vals[k]))
-            lo_set.add(min(v0, v1))
-            hi_set.add(max(v0, v1))
-        if len(lo_set) != 1 or len(hi_set) != 1:
+            key = (x.a[k], x.c[k], x.b2[k], x.b1[k], float(vals[k]))
+            if key not in seen:
+                v0 = x.a[k] * x.c[k] + x.b2[k] + x.b1[k]
+                v1 = v0 + x.a[k] * Fraction(key[4])
+                seen[key] = (min(v0, v1), max(v0, v1), v1 < v0)
+            neg[k] = seen[key][2]
+        if len({v[:2] for v in seen.values()}) != 1:
             return None
-        neg = np.array([float(vals[k]) * (1 if a[k] > 0 else -1) < 0 for k in range(x.n)])
-        return (lo_set.pop(), hi_set.pop()), x.A.indices, neg
+        lo, hi, _ = next(iter(seen.values()))
+        return (lo, hi), x.A.indices, neg
 
     # ---- output ----------------------------------------------------------------------------------------
     def finish(self, out: Sym, argmax: bool) -> Network:
@@ -1034,6 +1086,68 @@ class _Importer:
         return net
 
 
+def _sorted_rows(M: Csr) -> Csr:
+    """The same matrix with the columns of each row in increasing order."""
+    key = M.row_of * np.int64(M.shape[1]) + M.indices
+    order = np.argsort(key, kind="stable")
+    del key
+    return Csr(M.shape, M.indptr, M.indices[order], M.data[order])
+
+
+def _row_sums(values: np.ndarray, indptr: np.ndarray, f=None, block: int = 1 << 22) -> np.ndarray:
+    """Per CSR row, the sum of its values (of f(values), taken a block of rows at a time: no full-size
+    temporaries), 0 for an empty row."""
+    n = indptr.size - 1
+    out = np.zeros(n)
+    r0 = 0
+    while r0 < n:
+        r1 = int(np.searchsorted(indptr, indptr[r0] + block, side="right")) - 1
+        r1 = min(max(r1, r0 + 1), n)
+        lo, hi = int(indptr[r0]), int(indptr[r1])
+        if hi > lo:
+            part = values[lo:hi] if f is None else f(values[lo:hi])
+            starts = np.minimum(indptr[r0:r1] - lo, hi - lo - 1)
+            out[r0:r1] = np.where(np.diff(indptr[r0:r1 + 1]) > 0, np.add.reduceat(part, starts), 0.0)
+        r0 = r1
+    return out
+
+
+def _conv_matrix(K: np.ndarray, in_shape: tuple[int, int, int], out_shape: tuple[int, int], groups: int,
+                 stride: tuple[int, int], dilation: tuple[int, int], pads: list[int], width: int) -> Csr:
+    """A convolution as a sparse matrix, built row by row in order: the entries of output (o, y, x) come out of
+    the index arithmetic sorted by input channel, then row, then column, so no sort is needed. int32 indices
+    while they are built: a 64-filter 5x5 layer has 16 million entries."""
+    C, H, Wd = in_shape
+    Ho, Wo = out_shape
+    O, Cg, kh, kw = K.shape
+    per = O // groups
+    yi = (np.arange(Ho, dtype=np.int32)[:, None] * stride[0] - pads[0]
+          + np.arange(kh, dtype=np.int32)[None, :] * dilation[0])  # (Ho, kh)
+    xi = (np.arange(Wo, dtype=np.int32)[:, None] * stride[1] - pads[1]
+          + np.arange(kw, dtype=np.int32)[None, :] * dilation[1])  # (Wo, kw)
+    # one output position's entries, as (Ho, Wo, Cg, kh, kw) offsets within a group of input channels
+    ok = ((yi >= 0) & (yi < H))[:, None, None, :, None] & ((xi >= 0) & (xi < Wd))[None, :, None, None, :]
+    ok = np.broadcast_to(ok, (Ho, Wo, Cg, kh, kw))
+    pos = ((np.arange(Cg, dtype=np.int64)[None, None, :, None, None] * H + yi[:, None, None, :, None]) * Wd
+           + xi[None, :, None, None, :])
+    pos = np.broadcast_to(pos, ok.shape)[ok]  # per (o's group), entries of all Ho*Wo rows, in row order
+    tap = np.broadcast_to(np.arange(Cg * kh * kw).reshape(1, 1, Cg, kh, kw), ok.shape)[ok]
+    per_row = ok.reshape(Ho * Wo, -1).sum(axis=1)
+    flatK = K.reshape(O, -1)
+    cols_a = np.empty(O * pos.size, np.int64)
+    data_a = np.empty(O * pos.size, np.float64)
+    for o in range(O):
+        cols_a[o * pos.size:(o + 1) * pos.size] = pos + (o // per) * Cg * H * Wd
+        data_a[o * pos.size:(o + 1) * pos.size] = flatK[o][tap]
+    counts = np.tile(per_row, O)
+    keep = data_a != 0
+    if not keep.all():
+        counts = np.bincount(np.repeat(np.arange(O * Ho * Wo), counts)[keep], minlength=O * Ho * Wo)
+        cols_a, data_a = cols_a[keep], data_a[keep]
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return Csr((O * Ho * Wo, width), indptr, cols_a, data_a)
+
+
 def _same_pads(size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
                upper: bool) -> list[int]:
     """ONNX's SAME_UPPER / SAME_LOWER padding: output size ceil(in / stride), the odd pixel at the end (upper)."""
@@ -1088,12 +1202,28 @@ class AffineOutput:
     def exact(self, v: list[Fraction]) -> list:
         """Y at the basis values v: a Fraction per element, or {r: c} for sqrt(r) (M_k v + c_k) + b_k."""
         out: list = []
+        dots = self._integer_dots(v)
         for k in range(self.M.shape[0]):
-            cols, vals = self.M.row(k)
-            p = self.c[k] + self.a[k] * sum((Fraction(float(w)) * v[j] for j, w in zip(cols.tolist(), vals.tolist(),
-                                                                                        strict=True)), Fraction(0))
+            if dots is not None:
+                dot = Fraction(int(dots[k]))
+            else:
+                cols, vals = self.M.row(k)
+                dot = sum((Fraction(float(w)) * v[j] for j, w in zip(cols.tolist(), vals.tolist(), strict=True)),
+                          Fraction(0))
+            p = self.c[k] + self.a[k] * dot
             out.append(p if self.root[k] == 1 else {Fraction(1): self.outer[k], self.root[k]: p})
         return out
+
+    def _integer_dots(self, v: list[Fraction]) -> np.ndarray | None:
+        """M v in integers when M and v are integers small enough for exact sums in doubles (bits times +-1
+        weights), else None."""
+        if any(f.denominator != 1 for f in v):
+            return None
+        vi = np.array([int(f) for f in v], dtype=np.float64)
+        if not _small_integers(self.M.data, vi) or self.M.nnz * float(np.abs(self.M.data).max(initial=0)) \
+                * float(np.abs(vi).max(initial=0)) >= 2.0**53:
+            return None
+        return self.M.matmul_t(vi[None, :])[0]
 
     def float_map(self) -> tuple[Csr, np.ndarray]:
         """(M', c') with Y ~ M' v + c' in doubles (for searches and the MILP; never for a verdict)."""
