@@ -1117,7 +1117,7 @@ def _conv_matrix(K: np.ndarray, in_shape: tuple[int, int, int], out_shape: tuple
     """A convolution as a sparse matrix, built row by row in order: the entries of output (o, y, x) come out of
     the index arithmetic sorted by input channel, then row, then column, so no sort is needed. int32 indices
     while they are built: a 64-filter 5x5 layer has 16 million entries."""
-    C, H, Wd = in_shape
+    _, H, Wd = in_shape
     Ho, Wo = out_shape
     O, Cg, kh, kw = K.shape
     per = O // groups
