@@ -40,6 +40,7 @@ from bnnmilp.milp.backends.base import SolveOptions
 UNSAT_MARGIN = 1e-6  # normalised slack below which the solver's optimum counts as unsat
 ORT_TOLERANCE = 1e-4  # onnxruntime's float32 outputs may miss a constraint by this much (relative)
 SAMPLES = 256
+SEARCH_SHARE = 0.25  # of the time limit for attacks and sampling before the MILP
 _CACHE: dict[tuple, AffineOutput] = {}
 
 
@@ -161,7 +162,13 @@ def replay(p: Problem, x: np.ndarray) -> list | None:
 
 
 def outputs_float(p: Problem, X: np.ndarray) -> np.ndarray:
-    V = X if p.model.hidden is None else p.model.hidden.forward(X)[-1].astype(np.float64)
+    """Y in floating point (bits decided in doubles without the exact fallback): only steers searches."""
+    from bnnmilp.network.sparse import matmul_t
+
+    V = X
+    if p.model.hidden is not None:
+        for W, lam in zip(p.model.hidden.weights, p.model.hidden.thresholds, strict=True):
+            V = (matmul_t(V, W) - lam >= 0).astype(np.float64)
     return p.M.matmul_t(V) + p.c
 
 
@@ -211,18 +218,135 @@ def ort_check(p: Problem, model_path: str | Path, x: np.ndarray) -> str | None:
 
 
 # ---- the search --------------------------------------------------------------------------------------------
-def falsify(p: Problem, rng: np.random.Generator, deadline: float | None) -> np.ndarray | None:
-    """Centre, corners and random points of the box, screened in floating point, replayed exactly."""
+def falsify(p: Problem, rng: np.random.Generator, deadline: float | None, rounds: int | None = 1
+            ) -> np.ndarray | None:
+    """Centre, corners and random points of the box, screened in floating point, replayed exactly: ``rounds``
+    rounds of SAMPLES points (None: until the deadline; a box's corners are the likeliest points to change
+    a step network's bits, so half are corners)."""
     n = p.lo.size
-    corners = np.where(rng.random((32, n)) < 0.5, p.lo, p.hi)
-    pts = np.vstack([(p.lo + p.hi) / 2, p.lo, p.hi, corners, p.lo + rng.random((SAMPLES, n)) * (p.hi - p.lo)])
-    for chunk in np.array_split(pts, max(1, pts.shape[0] // 64)):
+    k = 0
+    while rounds is None or k < rounds:
+        half = SAMPLES // 2
+        pts = np.vstack([(p.lo + p.hi) / 2, p.lo, p.hi, np.where(rng.random((half, n)) < 0.5, p.lo, p.hi),
+                         p.lo + rng.random((half, n)) * (p.hi - p.lo)])
+        for chunk in np.array_split(pts, max(1, pts.shape[0] // 64)):
+            if deadline is not None and time.perf_counter() > deadline:
+                return None
+            X = np.vstack([to_dtype(p, x) for x in chunk])
+            for i in np.nonzero(screen(p, X, outputs_float(p, X)))[0]:
+                if replay(p, X[i]) is not None:
+                    return X[i]
+        k += 1
+        if deadline is None and rounds is None:
+            return None
+    return None
+
+
+# ---- an attack through the network with straight-through gradients ------------------------------------------
+@dataclass
+class Score:
+    """The query's slack in floating point: min over assertions of max over disjuncts of min over constraints of
+    -value / scale (>= 0 where every assertion holds), with the active constraint's coefficients per point."""
+
+    parts: list  # per assertion (not a bound of the box): per disjunct, per constraint (y dense, x dense, c, eq)
+
+    @classmethod
+    def of(cls, p: Problem) -> Score:
+        parts = []
+        m, n = p.query.output.size, p.query.input.size
+        for a in p.query.assertions:
+            if len(a) == 1 and all(lin.kinds() == {"x"} and len(lin.coefs) == 1 for lin in a[0]):
+                continue  # bounds: kept by clipping to the box
+            disj = []
+            for conj in a:
+                cons = []
+                for lin in conj:
+                    gy, gx = np.zeros(m), np.zeros(n)
+                    for (k, i), coef in lin.coefs:
+                        (gy if k == "y" else gx)[i] += float(coef)
+                    sc = max(np.abs(gy).max(initial=0), np.abs(gx).max(initial=0)) or 1.0
+                    cons.append((gy / sc, gx / sc, float(lin.const) / sc, lin.sense == "=="))
+                disj.append(cons)
+            parts.append(disj)
+        return cls(parts)
+
+    def __call__(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(slack per point, d slack / d Y, d slack / d X) at the active constraint."""
+        B = X.shape[0]
+        total = np.full(B, np.inf)
+        gy_t, gx_t = np.zeros_like(Y), np.zeros_like(X)
+        for disj in self.parts:
+            best = np.full(B, -np.inf)
+            gy_b, gx_b = np.zeros_like(Y), np.zeros_like(X)
+            for cons in disj:
+                worst = np.full(B, np.inf)
+                gy_w, gx_w = np.zeros_like(Y), np.zeros_like(X)
+                for gy, gx, c, eq in cons:
+                    v = Y @ gy + X @ gx + c
+                    slack, sign = (-np.abs(v), -np.sign(v)) if eq else (-v, -np.ones(B))
+                    pick = slack < worst
+                    worst = np.where(pick, slack, worst)
+                    gy_w[pick], gx_w[pick] = sign[pick, None] * gy, sign[pick, None] * gx
+                pick = worst > best
+                best = np.where(pick, worst, best)
+                gy_b[pick], gx_b[pick] = gy_w[pick], gx_w[pick]
+            pick = best < total
+            total = np.where(pick, best, total)
+            gy_t[pick], gx_t[pick] = gy_b[pick], gx_b[pick]
+        return total, gy_t, gx_t
+
+
+def _back(G: np.ndarray, W) -> np.ndarray:
+    """G @ W for a dense or sparse layer, from the rows G touches."""
+    from bnnmilp.network.sparse import is_sparse
+
+    if not is_sparse(W):
+        return G @ W
+    out = np.zeros((G.shape[0], W.shape[1]))
+    for b in range(G.shape[0]):
+        rows = np.nonzero(G[b])[0]
+        if rows.size:
+            sub = W.take_rows(rows)
+            out[b] = np.bincount(sub.indices, weights=sub.data * np.repeat(G[b, rows], np.diff(sub.indptr)),
+                                 minlength=W.shape[1])
+    return out
+
+
+def ste_attack(p: Problem, rng: np.random.Generator, deadline: float | None, starts: int = 8,
+               steps: int = 12) -> np.ndarray | None:
+    """Signed steps along straight-through gradients of the query's slack (each step function's derivative
+    taken as 1 within the middle half of its pre-activations' spread), from the box's centre and random
+    corners; every point whose slack is not negative in floating point is replayed exactly."""
+    from bnnmilp.network.sparse import matmul_t
+
+    net, score = p.model.hidden, Score.of(p)
+    if net is None or not score.parts:
+        return None
+    n = p.lo.size
+    X = np.vstack([(p.lo + p.hi) / 2, np.where(rng.random((starts - 1, n)) < 0.5, p.lo, p.hi)])
+    alpha = (p.hi - p.lo) / 2
+    for _ in range(steps):
         if deadline is not None and time.perf_counter() > deadline:
             return None
-        X = np.vstack([to_dtype(p, x) for x in chunk])
-        for i in np.nonzero(screen(p, X, outputs_float(p, X)))[0]:
+        X = np.vstack([to_dtype(p, x) for x in X])
+        acts, inp = [], X
+        for W, lam in zip(net.weights, net.thresholds, strict=True):
+            a = matmul_t(inp, W) - lam
+            acts.append(a)
+            inp = (a >= 0).astype(np.float64)
+        slack, gy, gx = score(X, p.M.matmul_t(inp) + p.c)
+        for i in np.argsort(-slack):
+            if slack[i] < -1e-9:
+                break
             if replay(p, X[i]) is not None:
                 return X[i]
+        G = _back(gy, p.M)  # d slack / d bits of the last layer
+        for (W, _), a in zip(reversed(list(zip(net.weights, net.thresholds, strict=True))), reversed(acts),
+                             strict=True):
+            width = np.median(np.abs(a), axis=1, keepdims=True) + 1e-12
+            G = _back(G * (np.abs(a) <= width), W)
+        X = np.clip(X + alpha * np.sign(G + gx), p.lo, p.hi)
+        alpha = alpha * 0.6
     return None
 
 
@@ -286,6 +410,20 @@ def linear_query(p: Problem) -> LinearQuery:
     return q
 
 
+def search(p: Problem, rng: np.random.Generator, end: float | None) -> tuple[np.ndarray | None, str, str]:
+    """Attacks from fresh random corners and rounds of sampling, in turn, until one finds a point or ``end``
+    (once each without a deadline)."""
+    while True:
+        x = ste_attack(p, rng, end)
+        if x is not None:
+            return x, "attack", "a point found along straight-through gradients, replayed exactly"
+        x = falsify(p, rng, end)
+        if x is not None:
+            return x, "sampling", "a sampled point, replayed exactly"
+        if end is None or time.perf_counter() > end:
+            return None, "", ""
+
+
 def by_milp(p: Problem, deadline: float | None) -> tuple[str, np.ndarray | None, str]:
     """(result, point, note) from the one MILP of the query."""
     model = get("linear_query").build(linear_query(p))
@@ -300,11 +438,45 @@ def by_milp(p: Problem, deadline: float | None) -> tuple[str, np.ndarray | None,
     x = to_dtype(p, sol.x[model.cols("x")])
     if replay(p, x) is not None:
         return "sat", x, f"MILP point (slack {w:.3g}), replayed exactly"
+    if p.model.hidden is not None and w > UNSAT_MARGIN:
+        x = centred(p, sol.x[model.cols("x")], np.round(sol.x[model.cols("u1")]), deadline)
+        if x is not None and replay(p, x) is not None:
+            return "sat", x, f"MILP point (slack {w:.3g}) moved off the first layer's thresholds, replayed exactly"
     if sol.status != "optimal":
         return "timed-out", None, f"MILP stopped ({sol.status}) with a point that does not replay"
     if "s" in model.col_blocks and w <= UNSAT_MARGIN:
         return strictly_below(p, model, deadline)
     return "unknown", None, f"the MILP's point (slack {w:.3g}) does not satisfy the query exactly"
+
+
+def centred(p: Problem, x0: np.ndarray, bits: np.ndarray, deadline: float | None) -> np.ndarray | None:
+    """A point with the MILP's first-layer bits as far from their thresholds as the box allows (an LP): the
+    solver's point may sit within its tolerance on the wrong side of a threshold, and rounding to float32 moves
+    it further; deeper layers and the output depend on these bits only."""
+    from bnnmilp.formulations.robustness import ibp_bounds
+    from bnnmilp.milp.model import INF, ModelBuilder
+    from bnnmilp.network.sparse import Csr, is_sparse
+
+    net = p.model.hidden
+    W, lam = net.weights[0], net.thresholds[0]
+    g_lo, g_hi = ibp_bounds(net, p.lo, p.hi)[0]
+    free = np.nonzero((g_lo < 0) & (g_hi >= 0))[0]  # units the box does not fix
+    b = ModelBuilder("centre")
+    xp = b.add_vars("x", (p.lo.size,), p.lo, p.hi)
+    mu = b.add_vars("mu", (), 0.0, INF)
+    if free.size:
+        pc, pv = (W.take_rows(free) if is_sparse(W) else Csr.from_dense(W[free])).padded()
+        sign = np.where(bits[free] > 0.5, 1.0, -1.0)
+        norm = np.maximum(np.abs(pv).sum(axis=1), 1e-300)
+        cols = np.concatenate([xp[pc], np.full((free.size, 1), int(mu))], axis=1)
+        coefs = np.concatenate([sign[:, None] * pv / norm[:, None], -np.ones((free.size, 1))], axis=1)
+        b.add_rows("margin", (free.size,), cols, coefs, sign * lam[free] / norm, INF)
+    b.set_objective(np.array([mu]), -np.ones(1))
+    model = b.build()
+    sol = highs.solve_or_stop(model, SolveOptions(time_limit=_left(deadline)))
+    if sol.x is None or sol.status not in ("optimal", "time_limit"):
+        return None
+    return to_dtype(p, sol.x[model.cols("x")])
 
 
 def strictly_below(p: Problem, model, deadline: float | None) -> tuple[str, np.ndarray | None, str]:
@@ -345,8 +517,9 @@ def verify_query(query: Query, model_path: str | Path, time_limit: float | None 
     if model.report.rounded:
         notes.append(f"{model.report.rounded} thresholds rounded up to doubles (decisions differ only inside "
                      "[t, lambda))")
-    x = falsify(p, np.random.default_rng(seed), deadline)
-    method, note = "sampling", "a sampled point, replayed exactly"
+    rng = np.random.default_rng(seed)
+    search_end = None if deadline is None else t0 + SEARCH_SHARE * (deadline - t0)
+    x, method, note = search(p, rng, search_end)
     result = "sat" if x is not None else ""
     if x is None:
         result, x, note = by_milp(p, deadline)
