@@ -11,7 +11,8 @@ class scores at least the network's own class at the image (VNN-COMP's form, wri
 - milp: the query's MILP (the same formulation) given to HiGHS alone, with the same limit after the import;
 - random: 2,000 points of the box (centre, corners, uniform) replayed exactly: sat or unknown.
 
-Answers must not contradict each other (sat in one, unsat in another). Writes benchmarks/results/vnnlib_queries.{json,md}
+Answers must not contradict each other (sat in one, unsat in another). Writes
+benchmarks/results/vnnlib_queries.{json,md}
 with per-instance rows and a table per shape and eps: answered, sat, unsat, median seconds.
 """
 
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bnnmilp.io.vnnlib import read_query  # noqa: E402
-from bnnmilp.verification import vnnlib as V  # noqa: E402
+from bnnmilp.verification import vnnlib as vq  # noqa: E402
 from tests.onnx_models import traffic_sign_bnn  # noqa: E402
 
 
@@ -73,13 +74,13 @@ def run_milp(model: Path, query: Path, timeout: float) -> dict:
 
     t0 = time.perf_counter()
     q = read_query(query, network="N")
-    p = V.problem(q, V.model_for(model, False, None))
-    m = get("linear_query").build(V.linear_query(p))
+    p = vq.problem(q, vq.model_for(model, False, None))
+    m = get("linear_query").build(vq.linear_query(p))
     sol = highs.solve_or_stop(m, SolveOptions(time_limit=max(timeout - (time.perf_counter() - t0), 1.0)))
     answer = "unknown"
-    if sol.status == "infeasible" or (sol.status == "optimal" and -float(sol.objective) < -V.UNSAT_MARGIN):
+    if sol.status == "infeasible" or (sol.status == "optimal" and -float(sol.objective) < -vq.UNSAT_MARGIN):
         answer = "unsat"
-    elif sol.x is not None and V.replay(p, V.to_dtype(p, sol.x[m.cols("x")])) is not None:
+    elif sol.x is not None and vq.replay(p, vq.to_dtype(p, sol.x[m.cols("x")])) is not None:
         answer = "sat"
     elif sol.status == "time_limit":
         answer = "timed-out"
@@ -89,15 +90,15 @@ def run_milp(model: Path, query: Path, timeout: float) -> dict:
 def run_random(model: Path, query: Path, points: int = 2000) -> dict:
     t0 = time.perf_counter()
     q = read_query(query, network="N")
-    p = V.problem(q, V.model_for(model, False, None))
+    p = vq.problem(q, vq.model_for(model, False, None))
     rng = np.random.default_rng(0)
     n = p.lo.size
     pts = np.vstack([(p.lo + p.hi) / 2, np.where(rng.random((points // 2, n)) < 0.5, p.lo, p.hi),
                      p.lo + rng.random((points // 2, n)) * (p.hi - p.lo)])
     for chunk in np.array_split(pts, max(1, len(pts) // 64)):
-        X = np.vstack([V.to_dtype(p, x) for x in chunk])
-        for i in np.nonzero(V.screen(p, X, V.outputs_float(p, X)))[0]:
-            if V.replay(p, X[i]) is not None:
+        X = np.vstack([vq.to_dtype(p, x) for x in chunk])
+        for i in np.nonzero(vq.screen(p, X, vq.outputs_float(p, X)))[0]:
+            if vq.replay(p, X[i]) is not None:
                 return {"answer": "sat", "time_s": round(time.perf_counter() - t0, 3), "note": ""}
     return {"answer": "unknown", "time_s": round(time.perf_counter() - t0, 3), "note": f"{points} points"}
 
@@ -138,7 +139,7 @@ def main() -> None:
                         model, query, label = make_instance(tmp, arch, seed, image, eps)
                         if (arch, seed) not in t_import:
                             t0 = time.perf_counter()
-                            V.model_for(model, False, None)
+                            vq.model_for(model, False, None)
                             t_import[(arch, seed)] = round(time.perf_counter() - t0, 2)
                         row = {"arch": arch, "seed": seed, "image": image, "eps": eps, "label": label,
                                "bnnmilp": run_bnnmilp(model, query, args.timeout),
