@@ -177,46 +177,38 @@ def value_and_grad(model: StandardModel, time_limit: float | None = None, priori
 
 
 class MilpLayer:
-    """The optimal value of a MILP as a layer: forward solves, backward returns vector-Jacobian products.
+    """The optimal value of a MILP as a layer, one instance at a time with exact gradients and kink flags: a
+    thin front to :class:`bnnmilp.analysis.layer.BatchMilp` (``exact=True``), which also says which side of a
+    row b moves and flags jumps. For batches and PyTorch: :mod:`bnnmilp.torch`.
 
-    ``forward(b=None, c=None)`` overrides the right-hand sides (both sides of equality rows, the finite
-    side otherwise) and/or the objective; ``backward(g)`` returns {"b": g * dz/db, "c": g * dz/dc,
-    "A": g * dz/dA (aligned with model.data)} for the last forward.
+    ``forward(b=None, c=None)`` solves; ``backward(g)`` returns {"b": g dz/db, "c": g dz/dc, "A": g dz/dA
+    (aligned with model.data), "kink": ..., "jump": per row} for the last forward.
     """
 
     def __init__(self, model: StandardModel, time_limit: float | None = None) -> None:
-        self.model = model
-        self.time_limit = time_limit
-        self._last: tuple[StandardModel, ValueAndGrad] | None = None
+        from bnnmilp.analysis.layer import BatchMilp
 
-    def _with(self, b: np.ndarray | None, c: np.ndarray | None) -> StandardModel:
-        m = self.model
-        if b is not None:
-            lo, up = m.row_lower.copy(), m.row_upper.copy()
-            b = np.asarray(b, dtype=np.float64)
-            use_lo = np.isfinite(lo)
-            use_up = np.isfinite(up) & (~use_lo | (lo == up))
-            lo[use_lo], up[use_up] = b[use_lo], b[use_up]
-            m = replace(m, row_lower=lo, row_upper=up)
-        if c is not None:
-            m = replace(m, c=np.asarray(c, dtype=np.float64))
-        return m
+        self.model = model
+        self.solver = BatchMilp(model, time_limit, workers=1, exact=True)
+        self._last = None
 
     def forward(self, b: np.ndarray | None = None, c: np.ndarray | None = None) -> float:
-        m = self._with(b, c)
-        vg = value_and_grad(m, self.time_limit)
-        self._last = (m, vg)
-        return vg.value
+        b = None if b is None else np.asarray(b, np.float64)
+        self._last = self.solver.solve_one(b, c, None, True)
+        return self._last.z
 
     def backward(self, g: float = 1.0) -> dict[str, np.ndarray | bool]:
         if self._last is None:
             raise RuntimeError("backward() before forward()")
-        m, vg = self._last
-        return {"b": g * vg.grad_rhs, "c": g * vg.grad_obj, "A": g * vg.grad_matrix(m), "kink": vg.kink}
+        s = self._last
+        rows = np.repeat(np.arange(self.model.n_rows), np.diff(self.model.indptr))
+        return {"b": g * s.y, "c": g * s.x, "A": -g * s.y[rows] * s.x[self.model.indices], "kink": s.kink,
+                "jump": s.jump}
 
 
 def torch_function():
-    """A torch.autograd.Function computing z(b, c) with this module's gradients (torch imported lazily).
+    """A torch.autograd.Function computing z(b, c) of a :class:`MilpLayer` (torch imported lazily); the batched
+    layer is :class:`bnnmilp.torch.MilpLayer`.
 
     Usage: ``MilpValue = torch_function(); z = MilpValue.apply(layer, b_tensor, c_tensor)``.
     """

@@ -54,6 +54,11 @@ def new_highs() -> highspy.Highs:
     else:
         h = highspy.Highs()
     h.setOptionValue("output_flag", False)
+    # HiGHS has one thread scheduler per process, sized by the first solve: every instance asks for the count
+    # in use (one, unless a solve asked for more through _use_threads), so none meets a scheduler of another size
+    global _threads_in_use
+    _threads_in_use = _threads_in_use or 1
+    h.setOptionValue("threads", _threads_in_use)
     return h
 
 

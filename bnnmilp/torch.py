@@ -1,0 +1,88 @@
+"""A MILP's optimal value as a PyTorch layer, batched (torch is an optional extra: pip install 'bnnmilp[torch]').
+
+    from bnnmilp.torch import MilpLayer
+    layer = MilpLayer(model)              # a StandardModel, or an MPS/LP path
+    z = layer(c=C)                        # C of shape (B, n): z of shape (B,)
+    z, x = layer(c=C, b=Bv, solution=True)
+    z.sum().backward()                    # dz/dc = x*, dz/db = y, dz/dA = -y x* (on A's non-zeros)
+
+Each of ``c`` (n or B x n), ``b`` (m or B x m) and ``A`` (nnz or B x nnz, aligned with the model's stored
+non-zeros) may be given per instance, once for all, or left out (the model's own). Instances are solved on
+``workers`` threads (HiGHS releases the GIL). Gradients come back on the inputs' device and dtype; which side
+of a row b moves, and what ``exact`` changes, is in :mod:`bnnmilp.analysis.layer`. After a forward pass,
+``layer.kink`` (B,) holds whether z is at a kink (None unless ``exact=True``) and ``layer.jump`` (B, m)
+whether z may jump at an instance's b_i.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bnnmilp.analysis.layer import BatchMilp
+from bnnmilp.milp.model import StandardModel
+
+
+def _np(t: torch.Tensor | None) -> np.ndarray | None:
+    return None if t is None else t.detach().to("cpu", torch.float64).numpy()
+
+
+class _MilpValue(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, layer: MilpLayer, c, b, A):  # type: ignore[override]
+        need_y = (b is not None and b.requires_grad) or (A is not None and A.requires_grad)
+        out = layer.solver.solve(_np(b), _np(c), _np(A), duals=need_y)
+        ref = next(t for t in (c, b, A, layer.anchor) if t is not None)
+        z = torch.tensor([s.z for s in out], dtype=ref.dtype, device=ref.device)
+        x = torch.tensor(np.stack([s.x for s in out]), dtype=ref.dtype, device=ref.device)
+        y = torch.tensor(np.stack([s.y for s in out]), dtype=ref.dtype, device=ref.device) if need_y else None
+        layer.kink = [s.kink for s in out]
+        layer.jump = np.stack([s.jump for s in out])
+        ctx.batched = any(t is not None and t.dim() == 2 for t in (c, b, A))
+        ctx.shapes = [None if t is None else t.dim() for t in (c, b, A)]
+        ctx.save_for_backward(x, y if y is not None else torch.empty(0))
+        ctx.has_y = need_y
+        ctx.rows = torch.as_tensor(layer.rows, device=ref.device)
+        ctx.cols = torch.as_tensor(layer.solver.model.indices, device=ref.device)
+        ctx.mark_non_differentiable(x)
+        return (z if ctx.batched else z[0]), (x if ctx.batched else x[0])
+
+    @staticmethod
+    def backward(ctx, gz, gx):  # type: ignore[override]
+        x, y = ctx.saved_tensors
+        g = gz.reshape(-1, 1)
+        grads = [None, None, None]
+        if ctx.needs_input_grad[1]:
+            grads[0] = g * x
+        if ctx.has_y and ctx.needs_input_grad[2]:
+            grads[1] = g * y
+        if ctx.has_y and ctx.needs_input_grad[3]:
+            grads[2] = -g * y[:, ctx.rows] * x[:, ctx.cols]
+        for k, dim in enumerate(ctx.shapes):
+            if grads[k] is not None and dim == 1:
+                grads[k] = grads[k].sum(dim=0)  # one value shared by the batch
+        return (None, *grads)
+
+
+class MilpLayer(torch.nn.Module):
+    """z(b, c, A) = min { c x : L <= A x <= U, bounds, integrality } for a batch; see the module docstring."""
+
+    def __init__(self, model: StandardModel | str | Path, time_limit: float | None = None,
+                 workers: int | None = None, exact: bool = False) -> None:
+        super().__init__()
+        if not isinstance(model, StandardModel):
+            from bnnmilp.milp.backends import highs
+
+            model = highs.read(model)
+        self.solver = BatchMilp(model, time_limit, workers, exact)
+        self.rows = np.repeat(np.arange(model.n_rows), np.diff(model.indptr))
+        self.anchor = torch.zeros(())
+        self.kink: list[bool | None] = []
+        self.jump = np.zeros((0, model.n_rows), bool)
+
+    def forward(self, c: torch.Tensor | None = None, b: torch.Tensor | None = None, A: torch.Tensor | None = None,
+                solution: bool = False):
+        z, x = _MilpValue.apply(self, c, b, A)
+        return (z, x) if solution else z
