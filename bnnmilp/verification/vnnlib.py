@@ -41,6 +41,8 @@ UNSAT_MARGIN = 1e-6  # normalised slack below which the solver's optimum counts 
 ORT_TOLERANCE = 1e-4  # onnxruntime's float32 outputs may miss a constraint by this much (relative)
 SAMPLES = 256
 SEARCH_SHARE = 0.25  # of the time limit for attacks and sampling before the MILP
+LARGE_SEARCH_SHARE = 0.6  # where the MILP has more than LARGE step units (a 48x48 or 64x64 conv BNN), which
+LARGE = 50_000  # HiGHS does not settle within a minute: the search is the likelier way to an answer
 _CACHE: dict[tuple, AffineOutput] = {}
 
 
@@ -518,7 +520,9 @@ def verify_query(query: Query, model_path: str | Path, time_limit: float | None 
         notes.append(f"{model.report.rounded} thresholds rounded up to doubles (decisions differ only inside "
                      "[t, lambda))")
     rng = np.random.default_rng(seed)
-    search_end = None if deadline is None else t0 + SEARCH_SHARE * (deadline - t0)
+    units = 0 if model.hidden is None else sum(model.hidden.layers[1:])
+    share = LARGE_SEARCH_SHARE if units > LARGE else SEARCH_SHARE
+    search_end = None if deadline is None else t0 + share * (deadline - t0)
     x, method, note = search(p, rng, search_end)
     result = "sat" if x is not None else ""
     if x is None:
