@@ -41,8 +41,9 @@ UNSAT_MARGIN = 1e-6  # normalised slack below which the solver's optimum counts 
 ORT_TOLERANCE = 1e-4  # onnxruntime's float32 outputs may miss a constraint by this much (relative)
 SAMPLES = 256
 SEARCH_SHARE = 0.25  # of the time limit for attacks and sampling before the MILP
-LARGE_SEARCH_SHARE = 0.6  # where the MILP has more than LARGE step units (a 48x48 or 64x64 conv BNN), which
+LARGE_SEARCH_SHARE = 0.8  # where the MILP has more than LARGE step units (a 48x48 or 64x64 conv BNN), which
 LARGE = 50_000  # HiGHS does not settle within a minute: the search is the likelier way to an answer
+ATTACK_NNZ = 10_000_000  # weights beyond which a gradient step costs more than a round of sampling finds
 _CACHE: dict[tuple, AffineOutput] = {}
 
 
@@ -414,9 +415,12 @@ def linear_query(p: Problem) -> LinearQuery:
 
 def search(p: Problem, rng: np.random.Generator, end: float | None) -> tuple[np.ndarray | None, str, str]:
     """Attacks from fresh random corners and rounds of sampling, in turn, until one finds a point or ``end``
-    (once each without a deadline)."""
+    (once each without a deadline); on networks of over ATTACK_NNZ weights sampling alone."""
+    net = p.model.hidden
+    cheap = net is not None and sum(int(np.count_nonzero(W)) if isinstance(W, np.ndarray) else W.nnz
+                                    for W in net.weights) <= ATTACK_NNZ
     while True:
-        x = ste_attack(p, rng, end)
+        x = ste_attack(p, rng, end) if cheap else None
         if x is not None:
             return x, "attack", "a point found along straight-through gradients, replayed exactly"
         x = falsify(p, rng, end)
