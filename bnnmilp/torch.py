@@ -86,3 +86,46 @@ class MilpLayer(torch.nn.Module):
                 solution: bool = False):
         z, x = _MilpValue.apply(self, c, b, A)
         return (z, x) if solution else z
+
+
+# ---- surrogate losses for the argmin (piecewise constant in c), on the same batched solver ------------------
+def spo_plus(layer: MilpLayer, c_hat: torch.Tensor, c: torch.Tensor, x_true: torch.Tensor,
+             z_true: torch.Tensor) -> torch.Tensor:
+    """SPO+ (Elmachtoub and Grigas 2022) for min c x: max_x (c - 2 c_hat) x + 2 c_hat x*(c) - z*(c), i.e.
+    -z(2 c_hat - c) + 2 c_hat . x_true - z_true, per instance; its gradient in c_hat is
+    2 (x_true - x*(2 c_hat - c))."""
+    return -layer(c=2 * c_hat - c) + 2 * (c_hat * x_true).sum(dim=-1) - z_true
+
+
+def perturbed_fy(layer: MilpLayer, theta: torch.Tensor, x_true: torch.Tensor, samples: int = 8,
+                 sigma: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The Fenchel-Young loss of the perturbed minimiser (Berthet et al. 2020) for min c x, with Gaussian noise:
+    theta . x_true - E[z(theta + sigma Z)], estimated with ``samples`` draws; its gradient in theta is
+    x_true - E[x*(theta + sigma Z)], the perturbed optimiser's deviation from the target."""
+    batched = theta.dim() == 2
+    th = theta if batched else theta[None]
+    noise = torch.randn((samples, *th.shape), generator=generator, dtype=th.dtype, device=th.device)
+    z = layer(c=(th[None] + sigma * noise).reshape(-1, th.shape[-1])).reshape(samples, th.shape[0])
+    loss = (th * (x_true if batched else x_true[None])).sum(dim=-1) - z.mean(dim=0)
+    return loss if batched else loss[0]
+
+
+class _Blackbox(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, layer: MilpLayer, c, lam: float):  # type: ignore[override]
+        _, x = layer(c=c.detach(), solution=True)
+        ctx.layer, ctx.lam = layer, lam
+        ctx.save_for_backward(c.detach(), x)
+        return x
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        c, x = ctx.saved_tensors
+        _, x_lam = ctx.layer(c=c + ctx.lam * g, solution=True)
+        return None, -(x - x_lam) / ctx.lam, None
+
+
+def blackbox_argmin(layer: MilpLayer, c: torch.Tensor, lam: float = 10.0) -> torch.Tensor:
+    """x*(c) with the gradient of Vlastelica et al. (2020, differentiation of blackbox combinatorial solvers):
+    backward solves again at c + lam * dL/dx and returns -(x*(c) - x*(c + lam dL/dx)) / lam."""
+    return _Blackbox.apply(layer, c, lam)

@@ -3,6 +3,8 @@ inputs, dtype and device round trips, a model read from a file."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -71,3 +73,70 @@ def test_cuda_round_trip() -> None:
     c = torch.tensor(m.c, device="cuda", requires_grad=True)
     MilpLayer(m)(c=c).backward()
     assert c.grad.device.type == "cuda"
+
+
+def tiny() -> tuple:
+    """min c x over x in {0, 1}^3 with x0 + x1 + x2 <= 2: enumerable."""
+    from bnnmilp.milp.model import INF, ModelBuilder
+
+    b = ModelBuilder()
+    x = b.add_vars("x", (3,), 0, 1, True)
+    b.add_rows("r", (), x[None, :], np.ones((1, 3)), -INF, 2.0)
+    b.set_objective(x, np.ones(3))
+    points = [np.array(p, float) for p in itertools.product([0, 1], repeat=3) if sum(p) <= 2]
+    return b.build(), points
+
+
+def argmin(c: np.ndarray, points: list) -> np.ndarray:
+    return min(points, key=lambda p: float(c @ p))
+
+
+def test_spo_plus_equals_its_definition_and_gradient() -> None:
+    from bnnmilp.torch import spo_plus
+
+    m, pts = tiny()
+    layer = MilpLayer(m, workers=1)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        c, c_hat = rng.normal(size=3), rng.normal(size=3)
+        x_true = argmin(c, pts)
+        ch = torch.tensor(c_hat, requires_grad=True)
+        loss = spo_plus(layer, ch, torch.tensor(c), torch.tensor(x_true),
+                        torch.tensor(float(c @ x_true), dtype=torch.float64))
+        expected = max(float((c - 2 * c_hat) @ p) for p in pts) + 2 * float(c_hat @ x_true) - float(c @ x_true)
+        assert loss.item() == pytest.approx(expected, abs=1e-9)
+        loss.backward()
+        assert np.allclose(ch.grad.numpy(), 2 * (x_true - argmin(2 * c_hat - c, pts)))
+
+
+def test_perturbed_fenchel_young_loss_and_gradient_match_their_estimators() -> None:
+    from bnnmilp.torch import perturbed_fy
+
+    m, pts = tiny()
+    layer = MilpLayer(m, workers=2)
+    theta = torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64, requires_grad=True)
+    x_true = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
+    loss = perturbed_fy(layer, theta, x_true, samples=16, sigma=0.5, generator=torch.Generator().manual_seed(3))
+    loss.backward()
+    noise = torch.randn((16, 1, 3), generator=torch.Generator().manual_seed(3), dtype=torch.float64)[:, 0]
+    draws = [theta.detach().numpy() + 0.5 * z for z in noise.numpy()]
+    z_mean = np.mean([min(float(d @ p) for p in pts) for d in draws])
+    x_mean = np.mean([argmin(d, pts) for d in draws], axis=0)
+    assert loss.item() == pytest.approx(float(theta.detach().numpy() @ x_true.numpy()) - z_mean, abs=1e-9)
+    assert np.allclose(theta.grad.numpy(), x_true.numpy() - x_mean)
+
+
+def test_blackbox_argmin_gives_vlastelicas_gradient() -> None:
+    from bnnmilp.torch import blackbox_argmin
+
+    m, pts = tiny()
+    layer = MilpLayer(m, workers=1)
+    c = torch.tensor([-1.0, -0.5, 0.2], dtype=torch.float64, requires_grad=True)
+    x = blackbox_argmin(layer, c, lam=2.0)
+    assert np.array_equal(x.detach().numpy(), argmin(c.detach().numpy(), pts))
+    target = torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64)
+    loss = ((x - target) ** 2).sum()
+    loss.backward()
+    g = 2 * (x.detach().numpy() - target.numpy())
+    x_lam = argmin(c.detach().numpy() + 2.0 * g, pts)
+    assert np.allclose(c.grad.numpy(), -(x.detach().numpy() - x_lam) / 2.0)

@@ -132,7 +132,8 @@ class BatchMilp:
         if status != "kOptimal":
             raise SolverError(f"HiGHS did not solve the MILP to optimality ({status})")
         x = np.asarray(h.getSolution().col_value, np.float64)
-        z = float(h.getInfo().objective_function_value)
+        x[m.integrality] = np.round(x[m.integrality])  # integers as integers: z and dz/dc agree with each other
+        z = float(m.c @ x + m.offset)
         y = self._duals(m, x) if duals else None
         return self._finish(m, z, x, y, None)
 
