@@ -81,6 +81,7 @@ class BatchMilp:
         self.workers = workers or min(4, os.cpu_count() or 1)
         self.exact = exact
         self.moves_lo, self.moves_up = moved_sides(model)
+        self.steps = integer_rows(model, model.data)  # rows over integers only, for the model's own A
         self._local = threading.local()
 
     # ---- one instance ----------------------------------------------------------------------------------
@@ -160,7 +161,7 @@ class BatchMilp:
         tol = 1e-6 * (1.0 + np.abs(act))
         at_lo, at_up = np.abs(act - m.row_lower) <= tol, np.abs(act - m.row_upper) <= tol
         binding = np.where(self.moves_lo, at_lo, False) | np.where(self.moves_up, at_up, False)
-        steps = integer_rows(m, m.data)
+        steps = self.steps if m.data is self.model.data else integer_rows(m, m.data)
         jump = steps & binding
         if y is not None:
             y = np.where(binding & ~steps, y, 0.0)  # the moved side's multiplier; 0 where z moves in steps

@@ -315,14 +315,14 @@ def _back(G: np.ndarray, W) -> np.ndarray:
     return out
 
 
-def ste_attack(p: Problem, rng: np.random.Generator, deadline: float | None, starts: int = 8,
+def ste_attack(p: Problem, score: Score, rng: np.random.Generator, deadline: float | None, starts: int = 8,
                steps: int = 12) -> np.ndarray | None:
     """Signed steps along straight-through gradients of the query's slack (each step function's derivative
     taken as 1 within the middle half of its pre-activations' spread), from the box's centre and random
     corners; every point whose slack is not negative in floating point is replayed exactly."""
     from bnnmilp.network.sparse import matmul_t
 
-    net, score = p.model.hidden, Score.of(p)
+    net = p.model.hidden
     if net is None or not score.parts:
         return None
     n = p.lo.size
@@ -419,8 +419,9 @@ def search(p: Problem, rng: np.random.Generator, end: float | None) -> tuple[np.
     net = p.model.hidden
     cheap = net is not None and sum(int(np.count_nonzero(W)) if isinstance(W, np.ndarray) else W.nnz
                                     for W in net.weights) <= ATTACK_NNZ
+    score = Score.of(p)  # once per query: the attacks from fresh corners share it
     while True:
-        x = ste_attack(p, rng, end) if cheap else None
+        x = ste_attack(p, score, rng, end) if cheap else None
         if x is not None:
             return x, "attack", "a point found along straight-through gradients, replayed exactly"
         x = falsify(p, rng, end)

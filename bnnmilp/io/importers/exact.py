@@ -90,7 +90,7 @@ def fraction_bits(v: np.ndarray) -> np.ndarray:
     return np.where(v == 0, 0, 53 - e - np.log2(low).astype(np.int64))
 
 
-def _small_integers(a: np.ndarray, b: np.ndarray, chunk: int = 1 << 22) -> bool:
+def small_integers(a: np.ndarray, b: np.ndarray, chunk: int = 1 << 22) -> bool:
     """Both integer-valued, with max|a| max|b| below 2^53 (so every product and small sum is exact); checked in
     chunks, so a layer of tens of millions of weights needs no full-size temporaries."""
     if a.size == 0 or b.size == 0:
@@ -106,7 +106,7 @@ def _small_integers(a: np.ndarray, b: np.ndarray, chunk: int = 1 << 22) -> bool:
 def products_exact(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether every float64 product a * b is exact (the error term of Dekker's product is zero)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if _small_integers(a, b):  # integers whose products stay below 2^53: exact (the common +-1 weights)
+    if small_integers(a, b):  # integers whose products stay below 2^53: exact (the common +-1 weights)
         return True
     p = a * b
     return bool(np.all(product_error(a, b, p) == 0) and np.all(np.isfinite(p)))
@@ -118,7 +118,7 @@ def sums_exact(terms: np.ndarray, rows: np.ndarray) -> bool:
     if terms.size == 0:
         return True
     n = int(rows.max()) + 1
-    if _small_integers(terms, np.ones(1)) and np.bincount(rows, weights=np.abs(terms), minlength=n).max() < 2.0**53:
+    if small_integers(terms, np.ones(1)) and np.bincount(rows, weights=np.abs(terms), minlength=n).max() < 2.0**53:
         return True  # integer terms: every partial sum is an integer below the total magnitude
     size = np.bincount(rows, minlength=n)
     q = np.full(n, -(2**30), dtype=np.int64)

@@ -34,12 +34,12 @@ import numpy as np
 
 from bnnmilp.errors import ModelFileError
 from bnnmilp.io.importers.exact import (
-    _small_integers,
     ceil_on_lattice,
     double_at_least,
     fraction_bits,
     products_exact,
     rational_sqrt,
+    small_integers,
     sums_exact,
     surd_nonneg,
 )
@@ -212,7 +212,7 @@ class _Importer:
             if v == 0:
                 return out
             longest = int(np.diff(M.indptr).max(initial=0))
-            if _small_integers(M.data, np.array([float(longest)])):  # every row sum an exact integer
+            if small_integers(M.data, np.array([float(longest)])):  # every row sum an exact integer
                 return v * _fr(_row_sums(M.data, M.indptr))
         cv = code[M.indices]
         rows_all = M.row_of
@@ -264,7 +264,7 @@ class _Importer:
         bits = np.zeros(n, np.int64)
         nonempty = np.diff(A.indptr) > 0
         starts = np.minimum(A.indptr[:-1], max(A.nnz - 1, 0))
-        if A.nnz and not _small_integers(A.data, np.ones(1)):  # integers lie on Z: bits 0
+        if A.nnz and not small_integers(A.data, np.ones(1)):  # integers lie on Z: bits 0
             fb = np.maximum(fraction_bits(A.data), 0)
             bits = np.where(nonempty, np.maximum.reduceat(fb, starts), 0)
         total = _row_sums(A.data, A.indptr)
@@ -1220,7 +1220,7 @@ class AffineOutput:
         if any(f.denominator != 1 for f in v):
             return None
         vi = np.array([int(f) for f in v], dtype=np.float64)
-        if not _small_integers(self.M.data, vi) or self.M.nnz * float(np.abs(self.M.data).max(initial=0)) \
+        if not small_integers(self.M.data, vi) or self.M.nnz * float(np.abs(self.M.data).max(initial=0)) \
                 * float(np.abs(vi).max(initial=0)) >= 2.0**53:
             return None
         return self.M.matmul_t(vi[None, :])[0]
