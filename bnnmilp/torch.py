@@ -129,3 +129,39 @@ def blackbox_argmin(layer: MilpLayer, c: torch.Tensor, lam: float = 10.0) -> tor
     """x*(c) with the gradient of Vlastelica et al. (2020, differentiation of blackbox combinatorial solvers):
     backward solves again at c + lam * dL/dx and returns -(x*(c) - x*(c + lam dL/dx)) / lam."""
     return _Blackbox.apply(layer, c, lam)
+
+
+# ---- a BNN's worst-case margin over an input box, differentiable in its weights ----------------------------
+class WorstMargin(torch.nn.Module):
+    """z = min over the box x0 +- eps of s_y - s_r for a one-hidden-layer argmax BNN (hidden bits
+    u = [W x >= lambda], scores s = V u - mu), per instance (image, class y, rival r), through the MILP of
+    :mod:`bnnmilp.formulations.margin`. z > 0 proves the rival cannot reach y's score in the box.
+
+    Gradients: dz/dV_y = u* and dz/dV_r = -u* (the worst hidden pattern: Danskin's theorem, the value
+    function's gradient in c); dz/dmu from the offset; W and lambda enter the rows (A and b), where the
+    objective holds only bits, so z is piecewise constant in them: their gradient is 0 (the multipliers of
+    the LP with the bits fixed), and z jumps where a hidden pattern becomes reachable or unreachable."""
+
+    def __init__(self, n_inputs: int, n_hidden: int, eps: float, workers: int | None = None,
+                 time_limit: float | None = None) -> None:
+        from bnnmilp.formulations.margin import worst_margin_model
+
+        super().__init__()
+        self.n_inputs, self.n_hidden, self.eps = n_inputs, n_hidden, float(eps)
+        self.layer = MilpLayer(worst_margin_model(n_inputs, n_hidden, eps), time_limit, workers)
+
+    def forward(self, W: torch.Tensor, lam: torch.Tensor, V: torch.Tensor, mu: torch.Tensor, X: torch.Tensor,
+                y: torch.Tensor, r: torch.Tensor, solution: bool = False):
+        """W (H, n), lam (H,), V (K, H), mu (K,); X (B, n) images, y and r (B,) class and rival indices."""
+        B, n = X.shape
+        g = X @ W.T - lam  # (B, H): the pre-activations at the image, minus the thresholds
+        spread = self.eps * W.abs().sum(dim=1)
+        low = (torch.clamp(g - spread, max=0.0) - 1.0).detach()  # L < 0 below g + W d over the box: big-M only
+        high = (torch.clamp(g + spread, min=0.0) + 1.0).detach()
+        Wb = W.expand(B, *W.shape)
+        A = torch.cat([torch.cat([Wb, low[..., None]], dim=2), torch.cat([Wb, -high[..., None]], dim=2)], dim=1)
+        b = torch.cat([low - g, -g], dim=1)
+        c = torch.cat([X.new_zeros(B, n), V[y] - V[r]], dim=1)
+        z, x = self.layer(c=c, b=b, A=A.reshape(B, -1), solution=True)
+        z = z - (mu[y] - mu[r])
+        return (z, x[:, n:]) if solution else z

@@ -4,6 +4,7 @@ inputs, dtype and device round trips, a model read from a file."""
 from __future__ import annotations
 
 import itertools
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -140,3 +141,100 @@ def test_blackbox_argmin_gives_vlastelicas_gradient() -> None:
     g = 2 * (x.detach().numpy() - target.numpy())
     x_lam = argmin(c.detach().numpy() + 2.0 * g, pts)
     assert np.allclose(c.grad.numpy(), -(x.detach().numpy() - x_lam) / 2.0)
+
+
+# ---- WorstMargin: a BNN's worst-case margin over a box --------------------------------------------------------
+def _worst_by_enumeration(w, lam, v, x0, eps) -> Fraction:
+    """min over x in [x0 - eps, x0 + eps] of min over the bits a tie allows of v u, for one input: every point
+    where a neuron's bit can change and a point between each pair of them, in rationals."""
+    w, lam, v = ([Fraction(float(t)) for t in a] for a in (w, lam, v))
+    lo, hi = Fraction(float(x0)) - Fraction(float(eps)), Fraction(float(x0)) + Fraction(float(eps))
+    pts = sorted({lo, hi, *(l / wk for wk, l in zip(w, lam) if wk != 0 and lo <= l / wk <= hi)})
+    pts += [(p + q) / 2 for p, q in itertools.pairwise(pts)]
+    best = None
+    for x in pts:
+        total = Fraction(0)
+        for wk, lk, vk in zip(w, lam, v):
+            g = wk * x - lk
+            total += min(vk, 0) if g == 0 else (vk if g > 0 else 0)
+        best = total if best is None else min(best, total)
+    return best
+
+
+def test_worst_margin_equals_enumeration_on_one_input() -> None:
+    from bnnmilp.torch import WorstMargin
+
+    rng = np.random.default_rng(3)
+    H, K, B = 5, 3, 40
+    wm = WorstMargin(1, H, 0.5, workers=2)
+    for _ in range(3):
+        W, lam = rng.normal(size=(H, 1)), rng.normal(size=H)
+        V, mu = rng.normal(size=(K, H)), rng.normal(size=K)
+        X = rng.uniform(-2, 2, (B, 1))
+        y = rng.integers(0, K, B)
+        r = (y + 1 + rng.integers(0, K - 1, B)) % K
+        t = [torch.tensor(a) for a in (W, lam, V, mu, X)]
+        z = wm(*t, torch.tensor(y), torch.tensor(r))
+        for i in range(B):
+            exact = _worst_by_enumeration(W[:, 0], lam, V[y[i]] - V[r[i]], X[i, 0], 0.5)
+            exact -= Fraction(float(mu[y[i]])) - Fraction(float(mu[r[i]]))
+            assert z[i].item() == pytest.approx(float(exact), abs=1e-9)
+
+
+def test_worst_margin_decides_robustness_as_the_verifier_does(repo_root) -> None:
+    """z > 0 for every rival iff bnnmilp's exact robustness query answers robust (continuous inputs, the
+    unclipped box), on a digits-sized network with random weights."""
+    from bnnmilp.data import load_data
+    from bnnmilp.network import Network
+    from bnnmilp.torch import WorstMargin
+    from bnnmilp.verification.robust import RobustOptions, verify_argmax_sample
+
+    rng = np.random.default_rng(1)
+    data = load_data(repo_root / "samples/digits_k2.yaml")
+    X = data.features.astype(float)
+    H, n = 8, X.shape[1]
+    grid = lambda a: np.round(a * 1024) / 1024  # noqa: E731  (differences of classes exact: the verifier's rule)
+    W, lam = grid(rng.normal(size=(H, n)) / 8), grid(rng.normal(size=H) * 4)
+    V, mu = grid(rng.normal(size=(10, H))), grid(rng.normal(size=10) / 4)
+    net = Network([W, V], [lam, mu])
+    pred = net.argmax_predictions(X)  # against the network's own class: some images robust, some not
+    eps = 0.25
+    y = np.repeat(pred, 9)
+    r = np.array([k for c in pred for k in range(10) if k != c])
+    wm = WorstMargin(n, H, eps, workers=2)
+    z = wm(*(torch.tensor(a) for a in (W, lam, V, mu, np.repeat(X, 9, axis=0))), torch.tensor(y),
+           torch.tensor(r)).reshape(len(pred), 9)
+    opts = RobustOptions(eps=eps, output="argmax", time_limit=30)
+    answers = [verify_argmax_sample(net, X[i], int(pred[i]), i, opts).answer for i in range(len(pred))]
+    assert sorted(set(answers)) == ["not_robust", "robust"]
+    assert [bool((z[i] > 0).all()) for i in range(len(pred))] == [a == "robust" for a in answers]
+
+
+def test_worst_margin_gradients() -> None:
+    """dz/dV is the worst pattern's (finite differences agree away from kinks), dz/dmu the offset's, and the
+    rows' weights get 0: z is piecewise constant in them."""
+    from bnnmilp.torch import WorstMargin
+
+    rng = np.random.default_rng(5)
+    H, K, n, B = 6, 4, 3, 12
+    W, lam = rng.normal(size=(H, n)), rng.normal(size=H)
+    V, mu = rng.normal(size=(K, H)), rng.normal(size=K)
+    X = rng.uniform(-1, 1, (B, n))
+    y = rng.integers(0, K, B)
+    r = (y + 1 + rng.integers(0, K - 1, B)) % K
+    wm = WorstMargin(n, H, 0.3, workers=2)
+    t = [torch.tensor(a, requires_grad=True) for a in (W, lam, V, mu)]
+    z, u = wm(*t, torch.tensor(X), torch.tensor(y), torch.tensor(r), solution=True)
+    z.sum().backward()
+    assert float(t[0].grad.abs().sum()) == 0.0 and float(t[1].grad.abs().sum()) == 0.0
+    expect_v = np.zeros((K, H))
+    np.add.at(expect_v, y, u.numpy())
+    np.add.at(expect_v, r, -u.numpy())
+    assert np.array_equal(t[2].grad.numpy(), expect_v)
+    assert np.array_equal(t[3].grad.numpy(), np.bincount(r, minlength=K) - np.bincount(y, minlength=K))
+    h = 1e-7
+    for k, j in [(0, 0), (1, 2), (3, 5)]:
+        Vh = V.copy()
+        Vh[k, j] += h
+        zh = wm(*(torch.tensor(a) for a in (W, lam, Vh, mu, X)), torch.tensor(y), torch.tensor(r))
+        assert float((zh - z.detach()).sum()) / h == pytest.approx(expect_v[k, j], abs=1e-5)
