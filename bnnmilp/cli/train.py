@@ -15,7 +15,8 @@ from bnnmilp.spec import METHODS, POLISH, SOLVER_NAMES, WARM_STARTS
               help="highs (embedded, default) or scip, cbc, glpk, gurobi, highs-pyomo via Pyomo.")
 @click.option("--time-limit", type=POSITIVE,
               help="The command's wall-clock budget in seconds: STE, building, every solver stage and polishing "
-                   "share it (overrides solver.budget; with --ensemble: seconds per member).")
+                   "share it (overrides solver.budget; with --ensemble the members share it, each taking its part "
+                   "of the time left when it starts).")
 @click.option("--stage-time-limit", type=POSITIVE, help="Seconds per solver stage (overrides solver.time_limit).")
 @click.option("--node-limit", type=click.IntRange(min=1), default=None,
               help="Branch-and-bound nodes per solver stage (solver.node_limit): a limit that gives the same result "
@@ -79,12 +80,9 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     created = click.get_current_context().with_resource(owned_run_dir(run_dir, force))  # locked to the end
     spec = spec.with_solver(name=solver, time_limit=stage_time_limit, node_limit=node_limit, mip_gap=mip_gap,
                             threads=threads)
-    if ensemble:  # members run as separate jobs: the limit is each member's
-        spec = spec.with_solver(time_limit=time_limit)
-    else:
-        spec = spec.with_solver(budget=time_limit)
-        if spec.solver.budget is not None:
-            spec = spec.with_solver(deadline=started + spec.solver.budget)
+    spec = spec.with_solver(budget=time_limit)
+    if spec.solver.budget is not None and not ensemble:
+        spec = spec.with_solver(deadline=started + spec.solver.budget)
     obj = None
     if objective is not None:
         from bnnmilp.spec import parse_objective
@@ -93,7 +91,7 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
                               else objective.split(","))
     spec = spec.with_training(polish=polish, objective=obj, method=method, warm_start=warm_start, seed=seed)
     if ensemble:
-        _ensemble(spec, ds, data, run_dir, workers, scheduler, as_json)
+        _ensemble(spec, ds, data, run_dir, workers, scheduler, as_json, started)
         return
     if not as_json:
         terminal.status(f"training {list(spec.network.layers)} ({spec.network.weights} weights, "
@@ -181,14 +179,15 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
         raise SystemExit(exit_code_of_interrupt())
 
 
-def _ensemble(spec, ds, data_path: str, run_dir: str, workers: int, scheduler: str | None, as_json: bool) -> None:
+def _ensemble(spec, ds, data_path: str, run_dir: str, workers: int, scheduler: str | None, as_json: bool,
+              started: float) -> None:
 
     import numpy as np
 
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
     from bnnmilp.io.runs import load_weights
-    from bnnmilp.training.ensemble import member_spec_doc, pairs, train_ensemble
+    from bnnmilp.training.ensemble import ensemble_deadline, member_spec_doc, pairs, train_ensemble
 
     n = spec.network.n_outputs
     if n < 2:
@@ -198,7 +197,9 @@ def _ensemble(spec, ds, data_path: str, run_dir: str, workers: int, scheduler: s
         terminal.status(f"training {n_jobs} one-vs-one members {list(member_spec_doc(spec)['network']['layers'])} "
                         f"with {workers} worker(s){' on Dask' if scheduler else ''}")
     with terminal.sample_progress(n_jobs, "jobs") as advance:
-        records, paths = train_ensemble(spec, data_path, run_dir, workers, scheduler, advance)
+        budget = spec.solver.budget
+        deadline = None if budget is None else ensemble_deadline(budget, started)
+        records, paths = train_ensemble(spec, data_path, run_dir, workers, scheduler, advance, deadline)
     failed = [r for r in records if not r["ok"] or not (r.get("result") or {}).get("weights")]
     statuses = {(r.get("result") or {}).get("status") for r in records}
     ens = load_weights(paths["weights"])

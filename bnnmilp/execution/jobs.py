@@ -36,6 +36,9 @@ def job_kind(kind: str) -> Callable[[Callable[[dict[str, Any]], dict[str, Any]]]
     return register
 
 
+UNKEYED = ("budget",)  # payload fields that leave a job the same job (a rerun with a new deadline resumes it)
+
+
 @dataclass(frozen=True)
 class Job:
     kind: str
@@ -46,7 +49,8 @@ class Job:
     @staticmethod
     def make(kind: str, payload: dict[str, Any]) -> Job:
         files = {name: fingerprint(payload[name]) for name in ("data", "test", "weights", "box") if payload.get(name)}
-        blob = json.dumps({"kind": kind, "payload": payload, "files": files}, sort_keys=True)
+        keyed = {k: v for k, v in payload.items() if k not in UNKEYED}
+        blob = json.dumps({"kind": kind, "payload": keyed, "files": files}, sort_keys=True)
         return Job(kind, payload, hashlib.sha256(blob.encode()).hexdigest()[:20], _KINDS.get(kind, ""))
 
 

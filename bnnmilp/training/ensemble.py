@@ -9,6 +9,7 @@ votes; ties go to the lowest class index (deterministic). Members are independen
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,24 @@ from bnnmilp.execution.jobs import job_kind
 from bnnmilp.spec import Spec, parse_spec
 
 FORMAT = "bnnmilp-ensemble"
+RESERVE_S, RESERVE_SHARE = 1.0, 0.03  # of the command's budget, kept for writing and checking the ensemble
+
+
+def member_budget(budget: dict[str, Any] | None, now: float | None = None) -> float | None:
+    """Seconds for a member that starts now: the time left to the command's wall-clock deadline, shared by the
+    members still to start (this one included), ``workers`` of them at a time. None without a budget."""
+    if not budget:
+        return None
+    left = budget["deadline"] - (time.time() if now is None else now)
+    to_go = max(int(budget["count"]) - int(budget["index"]), 1)
+    return max(left * min(int(budget["workers"]), to_go) / to_go, 0.05)
+
+
+def ensemble_deadline(budget_s: float, started_monotonic: float) -> float:
+    """The members' wall-clock deadline (``time.time()``: processes and Dask workers share it, not a monotonic
+    clock) for a command that started at ``started_monotonic`` with ``budget_s`` seconds, less the reserve."""
+    end = started_monotonic + budget_s * (1 - RESERVE_SHARE) - RESERVE_S
+    return time.time() + (end - time.monotonic())
 
 
 def pairs(n_classes: int) -> list[tuple[int, int]]:
@@ -34,6 +53,7 @@ def member_spec_doc(spec: Spec) -> dict[str, Any]:
     doc = spec.to_dict()
     doc["network"]["layers"] = [*doc["network"]["layers"][:-1], 1]
     doc["network"]["output"] = "bits"  # a member is one bit (class a vs b); the vote is the ensemble's output rule
+    doc["solver"].pop("budget", None)  # the ensemble's budget is shared out as members start (``member_budget``)
     return doc
 
 
@@ -45,6 +65,9 @@ def train_member(payload: dict[str, Any]) -> dict[str, Any]:
     from bnnmilp.training.pipeline import train
 
     spec = parse_spec(payload["spec"])
+    limit = member_budget(payload.get("budget"))
+    if limit is not None:
+        spec = spec.with_solver(budget=limit, deadline=time.monotonic() + limit)
     a, b = payload["classes"]
     data = member_data(load_data(payload["data"]), a, b)
     res = train(spec, data)
@@ -52,22 +75,31 @@ def train_member(payload: dict[str, Any]) -> dict[str, Any]:
     return {"status": res.status, "certificate": cert, "classes": [a, b], "weights": weights}
 
 
-def member_jobs(spec: Spec, data_path: str | Path) -> list:
-    """One job per pair of classes (kind ``member``) for the execution layer."""
+def member_jobs(spec: Spec, data_path: str | Path, deadline: float | None = None, workers: int = 1) -> list:
+    """One job per pair of classes (kind ``member``) for the execution layer; with a wall-clock ``deadline``
+    each member takes its share of the time left when it starts (``member_budget``)."""
     from bnnmilp.execution.jobs import Job
 
     doc = member_spec_doc(spec)
-    return [Job.make("member", {"spec": doc, "data": str(Path(data_path).resolve()), "classes": [a, b]})
-            for a, b in pairs(spec.network.n_outputs)]
+    todo = pairs(spec.network.n_outputs)
+    jobs = []
+    for i, (a, b) in enumerate(todo):
+        payload: dict[str, Any] = {"spec": doc, "data": str(Path(data_path).resolve()), "classes": [a, b]}
+        if deadline is not None:
+            payload["budget"] = {"deadline": deadline, "index": i, "count": len(todo), "workers": workers}
+        jobs.append(Job.make("member", payload))
+    return jobs
 
 
 def train_ensemble(spec: Spec, data_path: str | Path, run_dir: str | Path, workers: int = 1,
-                   scheduler: str | None = None, on_done: Any = None) -> tuple[list[dict], dict[str, Path]]:
+                   scheduler: str | None = None, on_done: Any = None, deadline: float | None = None
+                   ) -> tuple[list[dict], dict[str, Path]]:
     """Train every member as a job (in process, a process pool or Dask; resumable from ``run_dir/jobs``) and
-    write the ensemble file and its members' folders. Returns the job records and the written paths."""
+    write the ensemble file and its members' folders. Returns the job records and the written paths.
+    ``deadline`` (wall clock, ``ensemble_deadline``) bounds the members together."""
     from bnnmilp.execution.jobs import execute
     from bnnmilp.io.runs import write_ensemble
 
-    records = execute(member_jobs(spec, data_path), Path(run_dir) / "jobs", workers=workers, scheduler=scheduler,
-                      on_done=on_done)
+    records = execute(member_jobs(spec, data_path, deadline, workers), Path(run_dir) / "jobs", workers=workers,
+                      scheduler=scheduler, on_done=on_done)
     return records, write_ensemble(run_dir, spec, str(data_path), records)

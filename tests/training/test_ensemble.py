@@ -201,3 +201,27 @@ def test_sigterm_ends_an_ensemble_robustness_run_and_keeps_its_finished_queries(
     again = subprocess.run(args, capture_output=True, text=True, timeout=900, check=False)
     assert again.returncode in (0, 1), again.stderr
     assert len(json.loads((tmp_path / "out/robustness.json").read_text())["results"]) == len(keep)
+
+
+def test_a_member_takes_its_share_of_the_time_left():
+    from bnnmilp.training.ensemble import member_budget
+
+    b = {"deadline": 100.0, "count": 45, "workers": 2}
+    assert member_budget({**b, "index": 0}, now=40.0) == 60.0 * 2 / 45
+    assert member_budget({**b, "index": 43}, now=70.0) == 30.0  # the last two run side by side
+    assert member_budget({**b, "index": 44}, now=70.0) == 30.0
+    assert member_budget({**b, "index": 10}, now=101.0) == 0.05  # past the deadline: a token budget, labelled
+    assert member_budget(None) is None
+
+
+def test_a_deadline_leaves_the_members_jobs_the_same(tiny):
+    """A rerun with another --time-limit resumes the members already trained: the budget is not in the key."""
+    from bnnmilp.spec import load_spec
+    from bnnmilp.training.ensemble import member_jobs
+
+    spec, path = load_spec(tiny / "net.yaml"), tiny / "data.yaml"
+    plain = member_jobs(spec, path)
+    timed = member_jobs(spec.with_solver(budget=5.0), path, deadline=1e9, workers=2)
+    assert [j.key for j in plain] == [j.key for j in timed]
+    assert [j.payload["budget"]["index"] for j in timed] == list(range(len(timed)))
+    assert all("budget" not in j.payload for j in plain)
