@@ -186,7 +186,7 @@ def _ensemble(spec, ds, data_path: str, run_dir: str, workers: int, scheduler: s
 
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
-    from bnnmilp.io.runs import load_weights
+    from bnnmilp.io.runs import ensemble_doc, load_ensemble
     from bnnmilp.training.ensemble import ensemble_deadline, member_spec_doc, pairs, train_ensemble
 
     n = spec.network.n_outputs
@@ -202,7 +202,7 @@ def _ensemble(spec, ds, data_path: str, run_dir: str, workers: int, scheduler: s
         records, paths = train_ensemble(spec, data_path, run_dir, workers, scheduler, advance, deadline)
     failed = [r for r in records if not r["ok"] or not (r.get("result") or {}).get("weights")]
     statuses = {(r.get("result") or {}).get("status") for r in records}
-    ens = load_weights(paths["weights"])
+    ens = load_ensemble(paths["weights"], ensemble_doc(spec, data_path, records))  # as written, not parsed again
     acc = float(np.mean(ens.predict(ds.features) == ds.labels))
     summary = {"status": "optimal" if statuses == {"optimal"} else ",".join(sorted(map(str, statuses))),
                "members": len(records), "failed": len(failed), "train_accuracy": acc,

@@ -475,21 +475,27 @@ def weights_file(p: Path, doc: dict[str, Any], where: str = "") -> WeightsFile:
     return WeightsFile(str(p), spec, net, doc)
 
 
-def write_ensemble(run_dir: str | Path, spec: Spec, data_path: str, records: list[dict]) -> dict[str, Path]:
-    """Members' folders (weights.yaml, certificate.json) and the combined RUN_DIR/weights.yaml."""
-    out = Path(run_dir)
+def ensemble_doc(spec: Spec, data_path: str, records: list[dict]) -> dict[str, Any]:
+    """The ensemble file's document: every finished member's classes, folder and weights."""
     members = []
     for rec in records:
         res = rec.get("result") or {}
         a, b = res.get("classes") or rec["payload"]["classes"]
-        folder = out / "members" / f"{a}_{b}"
-        if res.get("certificate"):
-            write_pair(folder, res["certificate"], res.get("weights"))
         if res.get("weights"):
             members.append({"classes": [a, b], "folder": f"members/{a}_{b}", "weights": res["weights"]})
-    doc = {"format": "bnnmilp-ensemble", "version": 1, "kind": "ovo", "n_classes": spec.network.n_outputs,
-           "tie_break": "lowest class index among the most votes", "data": data_path,
-           "members": members}
+    return {"format": "bnnmilp-ensemble", "version": 1, "kind": "ovo", "n_classes": spec.network.n_outputs,
+            "tie_break": "lowest class index among the most votes", "data": data_path, "members": members}
+
+
+def write_ensemble(run_dir: str | Path, spec: Spec, data_path: str, records: list[dict]) -> dict[str, Path]:
+    """Members' folders (weights.yaml, certificate.json) and the combined RUN_DIR/weights.yaml."""
+    out = Path(run_dir)
+    for rec in records:
+        res = rec.get("result") or {}
+        a, b = res.get("classes") or rec["payload"]["classes"]
+        if res.get("certificate"):
+            write_pair(out / "members" / f"{a}_{b}", res["certificate"], res.get("weights"))
+    doc = ensemble_doc(spec, data_path, records)
     return {"weights": write_yaml_atomic(out / "weights.yaml", doc), "members": out / "members"}
 
 

@@ -290,8 +290,43 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+LONG_LIST = 64  # numeric lists at least this long are formatted here, not scalar by scalar by the YAML representer
+
+
+def _number_text(v: int | float) -> str:
+    """A number as PyYAML writes it (a YAML 1.1 reader sees a float where a float was written)."""
+    if isinstance(v, int):
+        return str(v)
+    if v != v:
+        return ".nan"
+    if v in (math.inf, -math.inf):
+        return ".inf" if v > 0 else "-.inf"
+    t = repr(v).lower()
+    return t.replace("e", ".0e", 1) if "." not in t and "e" in t else t
+
+
 def yaml_text(doc: Any) -> str:
-    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120)
+    """The document as YAML, leaf lists in flow style. Long lists of numbers (weights) are written as flow
+    sequences directly: the representer's cost per scalar made an ensemble of 45 MNIST members take 12 s."""
+    lists: dict[str, list] = {}
+    tag = f"bnnmilp_list_{os.getpid()}_{id(lists)}_"
+
+    def swap(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: swap(v) for k, v in node.items()}
+        if isinstance(node, (list, tuple)):
+            if len(node) >= LONG_LIST and all(type(v) in (int, float) for v in node):
+                key = f"{tag}{len(lists)}"
+                lists[key] = node
+                return key
+            return [swap(v) for v in node]
+        return node
+
+    text = yaml.dump(swap(doc), Dumper=_DUMPER, sort_keys=False, default_flow_style=None, width=120)
+    if lists:
+        text = re.sub(tag + r"\d+", lambda m: "[" + ", ".join(map(_number_text, lists[m.group(0)])) + "]", text)
+    return text
 
 
 def write_yaml_atomic(path: str | Path, doc: Any) -> Path:
