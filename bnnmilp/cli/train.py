@@ -40,8 +40,10 @@ from bnnmilp.spec import METHODS, POLISH, SOLVER_NAMES, WARM_STARTS
                    "milp) from the class-code construction instead of STE (one hidden layer, continuous "
                    "weights: each hidden unit a separable bipartition of the classes, found by LPs).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the STE heuristic.")
-@click.option("--ensemble", type=click.Choice(["ovo"]), default=None,
-              help="ovo: one small BNN (one output bit) per pair of classes, majority vote (ties: lowest class).")
+@click.option("--ensemble", type=click.Choice(["auto", "ovo", "none"]), default="auto", show_default=True,
+              help="ovo: one small BNN (one output bit) per pair of classes, majority vote (ties: lowest class); "
+                   "none: one network; auto: ovo where it was measured best (weights ternary or binary, three or "
+                   "more one-hot classes, at least 256 inputs, no --method), else one network.")
 @click.option("--workers", type=PARALLEL, default=1, show_default=True,
               help="With --ensemble: members trained in parallel processes.")
 @scheduler_option("With --ensemble: Dask scheduler ('local' or tcp://HOST:PORT).")
@@ -75,8 +77,19 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     from bnnmilp.io.runs import FINISHED, discard_checkpoints, loss_note, owned_run_dir, write_run
     from bnnmilp.training.pipeline import train
 
+    from bnnmilp.training.ensemble import default_ensemble
+
     started = time.monotonic()  # the budget counts from the command's start
     spec, ds = load_inputs(network, data)
+    chosen = ensemble == "auto"
+    if chosen:
+        ensemble = default_ensemble(spec) if method is None and data != "-" else None
+    elif ensemble == "none":
+        ensemble = None
+    if chosen and ensemble and not as_json:
+        terminal.status(f"{spec.network.weights} weights, {spec.network.n_outputs} classes, "
+                        f"{spec.network.n_inputs} inputs: a one-vs-one ensemble (measured best at this scale; "
+                        "--ensemble none trains one network)")
     created = click.get_current_context().with_resource(owned_run_dir(run_dir, force))  # locked to the end
     spec = spec.with_solver(name=solver, time_limit=stage_time_limit, node_limit=node_limit, mip_gap=mip_gap,
                             threads=threads)

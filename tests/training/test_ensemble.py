@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from bnnmilp.cli import main
 from bnnmilp.io.runs import load_weights
 from bnnmilp.network.ensemble import vote_predictions
+from bnnmilp.spec import parse_spec
 from bnnmilp.verification.robust import RobustOptions, verify_robust_ensemble
 
 
@@ -225,3 +226,33 @@ def test_a_deadline_leaves_the_members_jobs_the_same(tiny):
     assert [j.key for j in plain] == [j.key for j in timed]
     assert [j.payload["budget"]["index"] for j in timed] == list(range(len(timed)))
     assert all("budget" not in j.payload for j in plain)
+
+
+@pytest.mark.parametrize(("network", "expected"), [
+    ({"layers": [784, 16, 10], "weights": "ternary"}, "ovo"),
+    ({"layers": [256, 4, 3], "weights": "binary"}, "ovo"),
+    ({"layers": [255, 4, 3], "weights": "ternary"}, None),  # below the measured scale
+    ({"layers": [784, 16, 2], "weights": "ternary"}, None),  # two classes: one member is the network
+    ({"layers": [784, 16, 10], "weights": "continuous"}, None),
+    ({"layers": [784, 16, 10], "weights": "ternary", "output": "argmax"}, None),  # asked for one network
+])
+def test_the_default_picks_the_ensemble_where_it_was_measured_best(network, expected):
+    from bnnmilp.training.ensemble import default_ensemble
+
+    assert default_ensemble(parse_spec({"network": network})) == expected
+
+
+def test_a_spec_naming_only_a_ternary_mnist_network_trains_an_ensemble(tmp_path):
+    rng = np.random.default_rng(0)
+    X = (rng.random((12, 784)) < 0.2) * rng.integers(0, 256, (12, 784))
+    np.savez(tmp_path / "d.npz", X=X.astype(np.int64), y=np.arange(12) % 3)
+    (tmp_path / "net.yaml").write_text(yaml.safe_dump({"network": {"layers": [784, 4, 3], "weights": "ternary"}}))
+    args = ["train", str(tmp_path / "net.yaml"), str(tmp_path / "d.npz"), "--time-limit", "20", "--json"]
+    r = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "auto")])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["members"] == 3
+    assert yaml.safe_load((tmp_path / "auto/weights.yaml").read_text())["format"] == "bnnmilp-ensemble"
+    r = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "one"), "--ensemble", "none"])
+    assert r.exit_code == 0, r.stderr
+    assert "members" not in json.loads(r.stdout)
+    assert yaml.safe_load((tmp_path / "one/weights.yaml").read_text())["format"] == "bnnmilp-weights"
