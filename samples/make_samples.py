@@ -10,6 +10,14 @@
 - digits_k{1,2,5,10,20,50,100}.yaml: the first k images per class of scikit-learn's bundled copy of the
   UCI optdigits 8x8 set after a seeded shuffle; digits_test.yaml: 500 held-out images
   disjoint from every training subset.
+- rot8.npz: image 8 (label 1) of Sakai's mnist_rot test images (tests/data/sakai-bnn, MIT; the PNG is
+  stored transposed), for the import example in docs/importing.md.
+- conv_bnn.onnx, conv_bnn.vnnlib: a small convolutional BNN on a 3 x 8 x 8 real-valued input (two +-1
+  convolutions with signs, a dense layer to 10 classes) and a VNN-LIB 1.0 robustness query around an
+  image of it (L-infinity 0.01 in [0, 1]: can another class score at least the network's class there?), for the VNN-LIB
+  example in docs/robustness.md.
+
+narrow.yaml (a [64, 2, 10] spec for the lower-bound examples) is written by hand.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import numpy as np
 import yaml
 
 HERE = Path(__file__).parent
+ROOT = HERE.parent
 SEED = 20240101
 
 
@@ -72,7 +81,40 @@ def mnist() -> None:
         np.savez_compressed(HERE / f"mnist_k{k}.npz", X=X[idx], y=y[idx])
 
 
+def rot8() -> None:
+    from PIL import Image
+
+    png = ROOT / "tests/data/sakai-bnn/images/bnn_mnist_rot_8_label1.png"
+    x = np.array(Image.open(png)).T.reshape(1, -1).astype(np.int64)
+    np.savez_compressed(HERE / "rot8.npz", X=x, y=np.array([1]))
+
+
+def conv_bnn() -> None:
+    """The ONNX model and a query whose answer the docs' example shows (exit 0 for unsat, 1 for sat)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from tests.onnx_models import two_conv_bnn
+
+    import onnxruntime
+
+    two_conv_bnn(HERE / "conv_bnn.onnx", channels=4, side=8, seed=8)
+    x = np.random.default_rng(SEED).uniform(0, 1, 3 * 8 * 8).round(2)
+    scores = onnxruntime.InferenceSession(str(HERE / "conv_bnn.onnx")).run(
+        None, {"x": x.reshape(1, 3, 8, 8).astype(np.float32)})[0][0]
+    c = int(np.argmax(scores))  # the network's class at the image
+    lines = [f"(declare-const X_{i} Real)" for i in range(x.size)]
+    lines += [f"(declare-const Y_{j} Real)" for j in range(10)]
+    for i, v in enumerate(x):
+        lines += [f"(assert (>= X_{i} {max(v - 0.01, 0.0):.2f}))", f"(assert (<= X_{i} {min(v + 0.01, 1.0):.2f}))"]
+    lines.append("(assert (or " + " ".join(f"(and (>= Y_{j} Y_{c}))" for j in range(10) if j != c) + "))")
+    (HERE / "conv_bnn.vnnlib").write_text(f"; can another class score at least class {c}'s near the image?\n"
+                                          + "\n".join(lines) + "\n")
+
+
 if __name__ == "__main__":
     xor()
     digits()
     mnist()
+    rot8()
+    conv_bnn()
