@@ -94,9 +94,9 @@ def conv_bnn() -> None:
     import sys
 
     sys.path.insert(0, str(ROOT))
-    from tests.onnx_models import two_conv_bnn
-
     import onnxruntime
+
+    from tests.onnx_models import two_conv_bnn
 
     two_conv_bnn(HERE / "conv_bnn.onnx", channels=4, side=8, seed=8)
     x = np.random.default_rng(SEED).uniform(0, 1, 3 * 8 * 8).round(2)

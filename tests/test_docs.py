@@ -68,15 +68,48 @@ def test_the_collector_finds_the_quick_start_and_the_shown_outputs():
     assert any(out and out[-1].startswith("0,robust,enum,") for out in shown.values())
 
 
+def run_all(cmds: list[tuple[str, list[str]]], where: str, sandbox: Path) -> None:
+    """Run the commands in order in the sandbox; a verify may answer "no" (exit 1); shown output must appear."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "NO_COLOR": "1", "COLUMNS": "200"}
+    for cmd, shown in cmds:
+        r = subprocess.run(["bash", "-c", cmd], cwd=sandbox, env=env, capture_output=True, text=True, timeout=600,
+                           check=False)
+        allowed = (0, 1) if cmd.startswith(NEGATIVE_ANSWER) else (0,)
+        assert r.returncode in allowed, f"{where}: {cmd}\n{r.stderr[-2000:]}"
+        said = squeeze(r.stdout + r.stderr)
+        for part in squeeze(" ".join(shown)).split("..."):
+            assert part in said, f"{where}: {cmd}\nshown: {part}\ngot: {(r.stdout + r.stderr)[-2000:]}"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("page", [p for p in PAGES if commands(p.read_text())], ids=lambda p: p.name)
 def test_every_command_on_the_page_runs(page: Path, sandbox: Path):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "NO_COLOR": "1", "COLUMNS": "200"}
-    for cmd, shown in commands(page.read_text()):
-        r = subprocess.run(["bash", "-c", cmd], cwd=sandbox, env=env, capture_output=True, text=True, timeout=600)
-        allowed = (0, 1) if cmd.startswith(NEGATIVE_ANSWER) else (0,)
-        assert r.returncode in allowed, f"{page.name}: {cmd}\n{r.stderr[-2000:]}"
-        said = squeeze(r.stdout + r.stderr)
-        for part in squeeze(" ".join(shown)).split("..."):
-            assert part in said, f"{page.name}: {cmd}\nshown: {part}\ngot: {(r.stdout + r.stderr)[-2000:]}"
+    run_all(commands(page.read_text()), page.name, sandbox)
+
+
+def help_examples() -> list[tuple[str, list[str]]]:
+    """Every command's --help examples, train's and import's first (the others use their outputs)."""
+    import click
+
+    from bnnmilp.cli import main
+
+    ctx = click.Context(main, info_name="bnnmilp")
+    out = []
+    for name in sorted(main.commands, key=lambda n: (n not in ("train", "import"), n != "train", n)):
+        text = main.commands[name].get_help(click.Context(main.commands[name], info_name=name, parent=ctx))
+        if m := re.search(r"Examples?:\n(.*?)(?:\n\n|\Z)", text, re.S):
+            block = m.group(1).replace("\\\n", " ")
+            out += [(re.sub(r"\s+", " ", line.strip()), []) for line in block.splitlines() if line.strip()]
+    return out
+
+
+def test_help_examples_are_collected():
+    cmds = [c for c, _ in help_examples()]
+    assert cmds[0].startswith("bnnmilp train") and len(cmds) >= 30
+    assert any(c.startswith("bnnmilp verify samples/conv_bnn.onnx --vnnlib") for c in cmds)
+
+
+@pytest.mark.slow
+def test_every_help_example_runs(sandbox: Path):
+    run_all(help_examples(), "--help", sandbox)

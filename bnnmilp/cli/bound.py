@@ -67,10 +67,10 @@ def command(network: str, data: str, output: str, groups: str | int, time_limit:
 
     \b
     Examples:
-      bnnmilp bound narrow.yaml samples/digits_k2.yaml -o bound.json
-      bnnmilp bound narrow.yaml samples/digits_k2.yaml -o bound.json --groups 5 --workers 2 --json
-      bnnmilp bound narrow.yaml samples/digits_k2.yaml -o - | gzip > bound.json.gz
-      bnnmilp verify narrow.yaml samples/digits_k2.yaml --certificate bound.json
+      bnnmilp bound samples/narrow.yaml samples/digits_k2.yaml -o bound.json
+      bnnmilp bound samples/narrow.yaml samples/digits_k2.yaml -o bound.json --groups 5 --workers 2 --json
+      bnnmilp bound samples/narrow.yaml samples/digits_k2.yaml -o - | gzip > bound.json.gz
+      bnnmilp verify samples/narrow.yaml samples/digits_k2.yaml --certificate bound.json
 
     Exit status 0 when the proof is written, 2 on bad input, 3 when no group could be proven.
     """

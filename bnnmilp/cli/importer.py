@@ -44,10 +44,10 @@ def command(model: str, output: str, fmt: str | None, integer_inputs: bool, chec
 
     \b
     Examples:
-      bnnmilp import model.onnx -o net.npz --json | python -m json.tool
-      bnnmilp import mnist.npz -o mnist_net.npz          # Sakai's Chainer layout
-      bnnmilp predict net.npz images.npz
-      bnnmilp verify net.npz images.npz --robust --eps 1 --domain integer --bounds 0:255
+      bnnmilp import samples/conv_bnn.onnx -o net.npz --json | python -m json.tool
+      bnnmilp import tests/data/sakai-bnn/models/mnist_rot.npz -o rot.npz    # Sakai's Chainer layout
+      bnnmilp predict rot.npz samples/rot8.npz
+      bnnmilp verify rot.npz samples/rot8.npz --robust --eps 1 --domain integer --bounds 0:255
     """
     from bnnmilp.cli import terminal
     from bnnmilp.io.importers import import_model

@@ -21,7 +21,7 @@ def command(weights: str, data: str, output: str | None, as_json: bool) -> None:
 
     \b
     Example:
-      gunzip -c images.yaml.gz | bnnmilp predict runs/k1 - -o - | cut -d, -f3 | sort | uniq -c
+      bnnmilp predict runs/k1 - -o - < samples/digits_test.yaml | cut -d, -f3 | sort | uniq -c
     """
     import numpy as np
 

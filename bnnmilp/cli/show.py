@@ -19,7 +19,7 @@ def command(network: str, as_json: bool) -> None:
     \b
     Examples:
       bnnmilp show runs/k1
-      bnnmilp show net.npz --json | python -m json.tool
+      bnnmilp show rot.npz --json | python -m json.tool
     """
     from bnnmilp.analysis.summary import network_summary
     from bnnmilp.cli import terminal

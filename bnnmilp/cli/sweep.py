@@ -24,7 +24,7 @@ def command(sweep_file: str, output: str, workers: int, scheduler: str | None, r
     OUTPUT/results.csv, results.md and plot.png (test accuracy against training time).
 
     \b
-    Example sweep file:
+    Example sweep file (samples/sweep_k.yaml):
       spec: ../configs/digits.yaml
       data: ../samples/digits_k{k}.yaml
       test: ../samples/digits_test.yaml
@@ -32,7 +32,7 @@ def command(sweep_file: str, output: str, workers: int, scheduler: str | None, r
 
     \b
     Example:
-      bnnmilp sweep sweeps/k.yaml -o out --workers 2 --json | python -m json.tool
+      bnnmilp sweep samples/sweep_k.yaml -o out --workers 2 --json | python -m json.tool
     """
     from pathlib import Path
 

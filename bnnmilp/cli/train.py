@@ -66,7 +66,7 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     \b
     Example:
       bnnmilp train configs/digits.yaml samples/digits_k1.yaml -o runs/k1 --time-limit 30
-      gunzip -c data.yaml.gz | bnnmilp train configs/digits.yaml - -o runs/d --json | python -m json.tool
+      bnnmilp train configs/digits.yaml - -o runs/d --json < samples/digits_k1.yaml | python -m json.tool
     """
     import json
     import time
@@ -75,9 +75,8 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     from bnnmilp.cli import terminal
     from bnnmilp.errors import EXIT_CLAIM_FALSE, SolverError
     from bnnmilp.io.runs import FINISHED, discard_checkpoints, loss_note, owned_run_dir, write_run
-    from bnnmilp.training.pipeline import train
-
     from bnnmilp.training.ensemble import default_ensemble
+    from bnnmilp.training.pipeline import train
 
     started = time.monotonic()  # the budget counts from the command's start
     spec, ds = load_inputs(network, data)

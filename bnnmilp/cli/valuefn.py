@@ -32,7 +32,7 @@ def command(model: str, row: str, start: float, stop: float, steps: int, dual_fu
     \b
     Example:
       bnnmilp value-function samples/guzelsoy_ralphs.lp --row b --from -2 --to 2 --dual-function --at 0.5
-      bnnmilp value-function samples/guzelsoy_ralphs.lp --row b --from -2 --to 2 -o - | column -t -s,
+      bnnmilp value-function samples/guzelsoy_ralphs.lp --row b --from -2 --to 2 -o - | head -5
     """
 
     import numpy as np

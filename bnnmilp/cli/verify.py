@@ -103,14 +103,14 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, que
     Examples:
       bnnmilp verify runs/k1 samples/digits_k1.yaml
       bnnmilp verify runs/k1 samples/digits_test.yaml --robust --eps 1 --domain integer --bounds 0:16
-      bnnmilp verify mnist_net.npz images.npz --robust --eps 2 --norm 1 --domain integer --bounds 0:255
-      bnnmilp verify mnist_net.npz images.npz --robust --eps 1 --domain integer --bounds 0:255 \\
+      bnnmilp verify rot.npz samples/rot8.npz --robust --eps 2 --norm 1 --domain integer --bounds 0:255
+      bnnmilp verify rot.npz samples/rot8.npz --robust --eps 1 --domain integer --bounds 0:255 \\
           --workers 2 -o robust_out
-      bnnmilp verify mnist_net.npz one_image.npz --robust --min-eps --norm 1 --domain integer \\
+      bnnmilp verify rot.npz samples/rot8.npz --robust --min-eps --norm 1 --domain integer \\
           --bounds 0:255 --split 2 --time-limit 600
-      bnnmilp verify runs/k1 test.yaml --robust --eps 1 --domain integer --bounds 0:16 \\
+      bnnmilp verify runs/k1 samples/digits_test.yaml --robust --eps 1 --domain integer --bounds 0:16 \\
           --counterexamples - | bnnmilp predict runs/k1 -
-      bnnmilp verify model.onnx --vnnlib property.vnnlib --time-limit 60
+      bnnmilp verify samples/conv_bnn.onnx --vnnlib samples/conv_bnn.vnnlib --time-limit 60
 
     Exit status 0 when every claim holds (or, with --robust, every sample is robust), 1 otherwise,
     2 on bad input.

@@ -298,7 +298,7 @@ def _number_text(v: int | float) -> str:
     """A number as PyYAML writes it (a YAML 1.1 reader sees a float where a float was written)."""
     if isinstance(v, int):
         return str(v)
-    if v != v:
+    if math.isnan(v):
         return ".nan"
     if v in (math.inf, -math.inf):
         return ".inf" if v > 0 else "-.inf"
