@@ -47,6 +47,7 @@ VARIANTS = {  # name: (spec network fields, extra command-line arguments)
     "binary, STE only": ({"weights": "binary"}, ["--method", "ste"]),
     "ovo ensemble, ternary": ({"weights": "ternary"}, ["--ensemble", "ovo", "--workers", "2"]),
     "ovo ensemble, binary": ({"weights": "binary"}, ["--ensemble", "ovo", "--workers", "2"]),
+    "ovo ensemble, continuous": ({}, ["--ensemble", "ovo", "--workers", "2"]),
 }
 
 PUBLISHED = {  # argmax accuracy (%) on MNIST test images, k images per class

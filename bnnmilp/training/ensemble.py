@@ -29,9 +29,9 @@ ENSEMBLE_INPUTS = 256  # the scale at which the ensemble was measured best (MNIS
 def default_ensemble(spec: Spec) -> str | None:
     """"ovo" where it was measured best, else None (one network): weights in {-1, 0, 1} or {-1, 1}, three or
     more classes as one-hot bits, at least ``ENSEMBLE_INPUTS`` inputs. On few-shot MNIST with ternary weights
-    (benchmarks/mnist.py, 3 seeds, 60 s) the ovo ensemble reached 50.7 / 72.4 / 75.8% at 2 / 6 / 10 images per
-    class, a single [784, 16, 10] network 40.7 / 62.2 / 66.0%. A spec that asks for an argmax output keeps
-    its single network."""
+    (benchmarks/mnist.py, 3 seeds, --time-limit 60) the ovo ensemble reached 50.5 / 72.5 / 75.5% at 2 / 6 / 10
+    images per class, a single [784, 16, 10] network 40.7 / 62.2 / 66.0%. A spec that asks for an argmax
+    output keeps its single network."""
     net = spec.network
     discrete = net.weights in ("ternary", "binary")
     if discrete and net.output == "bits" and net.n_outputs >= 3 and net.n_inputs >= ENSEMBLE_INPUTS:
