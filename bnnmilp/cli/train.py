@@ -42,8 +42,8 @@ from bnnmilp.spec import METHODS, POLISH, SOLVER_NAMES, WARM_STARTS
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the STE heuristic.")
 @click.option("--ensemble", type=click.Choice(["auto", "ovo", "none"]), default="auto", show_default=True,
               help="ovo: one small BNN (one output bit) per pair of classes, majority vote (ties: lowest class); "
-                   "none: one network; auto: ovo where it was measured best (weights ternary or binary, three or "
-                   "more one-hot classes, at least 256 inputs, no --method), else one network.")
+                   "none: one network; auto: ovo where it was measured best (three or more one-hot classes, at least "
+                   "256 inputs, no --method), else one network.")
 @click.option("--workers", type=PARALLEL, default=1, show_default=True,
               help="With --ensemble: members trained in parallel processes.")
 @scheduler_option("With --ensemble: Dask scheduler ('local' or tcp://HOST:PORT).")

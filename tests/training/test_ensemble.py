@@ -233,7 +233,8 @@ def test_a_deadline_leaves_the_members_jobs_the_same(tiny):
     ({"layers": [256, 4, 3], "weights": "binary"}, "ovo"),
     ({"layers": [255, 4, 3], "weights": "ternary"}, None),  # below the measured scale
     ({"layers": [784, 16, 2], "weights": "ternary"}, None),  # two classes: one member is the network
-    ({"layers": [784, 16, 10], "weights": "continuous"}, None),
+    ({"layers": [784, 16, 10], "weights": "continuous"}, "ovo"),
+    ({"layers": [64, 16, 10], "weights": "ternary"}, None),  # the digits: not measured
     ({"layers": [784, 16, 10], "weights": "ternary", "output": "argmax"}, None),  # asked for one network
 ])
 def test_the_default_picks_the_ensemble_where_it_was_measured_best(network, expected):
