@@ -251,7 +251,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
 def write_together(items: list[tuple[str | Path, Callable[[Path], None]]]) -> list[Path]:
     """Write several files that belong together: each to a temporary file beside its target first, and only
     when every one is written (a full disk fails here, leaving the previous files untouched) renamed into
-    place, in the order given. Regular files only (a run folder's)."""
+    place, in the order given. Regular files only (a run folder's). Returns the paths as given (what a
+    command prints), though links are written through."""
     staged: list[tuple[Path, Path]] = []
     try:
         for path, write in items:
@@ -273,7 +274,7 @@ def write_together(items: list[tuple[str | Path, Callable[[Path], None]]]) -> li
         raise
     for tmp, real in staged:
         os.replace(tmp, real)
-    return [real for _, real in staged]
+    return [Path(path) for path, _ in items]
 
 
 def _umask() -> int:
