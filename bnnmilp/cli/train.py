@@ -198,7 +198,7 @@ def _ensemble(spec, ds, data_path: str, run_dir: str, workers: int, scheduler: s
 
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
-    from bnnmilp.io.runs import ensemble_doc, load_ensemble
+    from bnnmilp.io.runs import load_ensemble
     from bnnmilp.training.ensemble import ensemble_deadline, member_spec_doc, pairs, train_ensemble
 
     n = spec.network.n_outputs
@@ -211,10 +211,10 @@ def _ensemble(spec, ds, data_path: str, run_dir: str, workers: int, scheduler: s
     with terminal.sample_progress(n_jobs, "jobs") as advance:
         budget = spec.solver.budget
         deadline = None if budget is None else ensemble_deadline(budget, started)
-        records, paths = train_ensemble(spec, data_path, run_dir, workers, scheduler, advance, deadline)
+        records, paths, doc = train_ensemble(spec, data_path, run_dir, workers, scheduler, advance, deadline)
     failed = [r for r in records if not r["ok"] or not (r.get("result") or {}).get("weights")]
     statuses = {(r.get("result") or {}).get("status") for r in records}
-    ens = load_ensemble(paths["weights"], ensemble_doc(spec, data_path, records))  # as written, not parsed again
+    ens = load_ensemble(paths["weights"], doc)  # as written, not parsed again
     acc = float(np.mean(ens.predict(ds.features) == ds.labels))
     summary = {"status": "optimal" if statuses == {"optimal"} else ",".join(sorted(map(str, statuses))),
                "members": len(records), "failed": len(failed), "train_accuracy": acc,

@@ -11,8 +11,8 @@ s = V u - mu:
 where g = W x0 - lambda and L_k < 0 < H_k bound g_k + W_k d over the box. A tie (g_k + W_k d = 0) may take
 either bit, so the MILP relaxes the step rule: z > 0 proves that no x in the box makes r score at least y.
 The box is not clipped to the data's range (a superset of the clipped box). Columns are d (n) then u (H);
-rows are the H "on" rows then the H "off" rows, each with the n entries of d and then u_k: the non-zeros of
-instance values follow this order (``nnz_order``).
+rows are the H "on" rows then the H "off" rows, each with the n entries of d and then u_k: per-instance
+values of A's non-zeros (``bnnmilp.torch.WorstMargin``) follow this order.
 """
 
 from __future__ import annotations

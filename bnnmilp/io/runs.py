@@ -487,8 +487,10 @@ def ensemble_doc(spec: Spec, data_path: str, records: list[dict]) -> dict[str, A
             "tie_break": "lowest class index among the most votes", "data": data_path, "members": members}
 
 
-def write_ensemble(run_dir: str | Path, spec: Spec, data_path: str, records: list[dict]) -> dict[str, Path]:
-    """Members' folders (weights.yaml, certificate.json) and the combined RUN_DIR/weights.yaml."""
+def write_ensemble(run_dir: str | Path, spec: Spec, data_path: str, records: list[dict]
+                   ) -> tuple[dict[str, Path], dict[str, Any]]:
+    """Members' folders (weights.yaml, certificate.json) and the combined RUN_DIR/weights.yaml; returns the
+    written paths and the ensemble's document (so a caller need not parse the file it just wrote)."""
     out = Path(run_dir)
     for rec in records:
         res = rec.get("result") or {}
@@ -496,7 +498,7 @@ def write_ensemble(run_dir: str | Path, spec: Spec, data_path: str, records: lis
         if res.get("certificate"):
             write_pair(out / "members" / f"{a}_{b}", res["certificate"], res.get("weights"))
     doc = ensemble_doc(spec, data_path, records)
-    return {"weights": write_yaml_atomic(out / "weights.yaml", doc), "members": out / "members"}
+    return {"weights": write_yaml_atomic(out / "weights.yaml", doc), "members": out / "members"}, doc
 
 
 def load_ensemble(p: Path, doc: dict[str, Any]) -> EnsembleFile:

@@ -21,8 +21,6 @@ from bnnmilp.spec import Spec, parse_spec
 
 FORMAT = "bnnmilp-ensemble"
 RESERVE_S, RESERVE_SHARE = 1.0, 0.03  # of the command's budget, kept for writing and checking the ensemble
-
-
 ENSEMBLE_INPUTS = 256  # the scale at which the ensemble was measured best (MNIST's 784 inputs)
 
 
@@ -109,13 +107,14 @@ def member_jobs(spec: Spec, data_path: str | Path, deadline: float | None = None
 
 def train_ensemble(spec: Spec, data_path: str | Path, run_dir: str | Path, workers: int = 1,
                    scheduler: str | None = None, on_done: Any = None, deadline: float | None = None
-                   ) -> tuple[list[dict], dict[str, Path]]:
+                   ) -> tuple[list[dict], dict[str, Path], dict[str, Any]]:
     """Train every member as a job (in process, a process pool or Dask; resumable from ``run_dir/jobs``) and
-    write the ensemble file and its members' folders. Returns the job records and the written paths.
+    write the ensemble file and its members' folders. Returns the job records, the written paths and the
+    ensemble's document.
     ``deadline`` (wall clock, ``ensemble_deadline``) bounds the members together."""
     from bnnmilp.execution.jobs import execute
     from bnnmilp.io.runs import write_ensemble
 
     records = execute(member_jobs(spec, data_path, deadline, workers), Path(run_dir) / "jobs", workers=workers,
                       scheduler=scheduler, on_done=on_done)
-    return records, write_ensemble(run_dir, spec, str(data_path), records)
+    return records, *write_ensemble(run_dir, spec, str(data_path), records)
