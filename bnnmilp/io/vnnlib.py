@@ -61,6 +61,10 @@ class Linear:
     def holds(self, x: list[Fraction], y: list) -> bool:
         """Exactly, at rational inputs and outputs that are rationals or sums {r: c} of c sqrt(r) (a batch norm
         at the output); a sign that cannot be decided counts as not holding."""
+        vals = [x[i] if k == "x" else y[i] for (k, i), _ in self.coefs]
+        if not any(isinstance(v, dict) for v in vals):  # rationals only: the sign of one sum
+            s = self.const + sum(a * v for (_, a), v in zip(self.coefs, vals, strict=True))
+            return s <= 0 if self.sense == "<=" else s < 0 if self.sense == "<" else s == 0
         terms: dict[Fraction, Fraction] = {Fraction(1): self.const}
         for (k, i), a in self.coefs:
             v = x[i] if k == "x" else y[i]

@@ -8,6 +8,7 @@ MILP build rows from the non-zeros only. Training formulations work on dense lay
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -63,7 +64,10 @@ class Csr:
         return out
 
     def with_data(self, data: np.ndarray) -> Csr:
-        return Csr(self.shape, self.indptr, self.indices, np.asarray(data, np.float64))
+        out = Csr(self.shape, self.indptr, self.indices, np.asarray(data, np.float64))
+        if "blocks" in self.__dict__:  # the same sparsity: its grouping carries over
+            out.__dict__["blocks"] = self.__dict__["blocks"]
+        return out
 
     def row(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         a, b = self.indptr[k], self.indptr[k + 1]
@@ -77,9 +81,58 @@ class Csr:
         return Csr((rows.size, self.shape[1]), np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
                    self.indices[idx], self.data[idx])
 
+    @cached_property
+    def blocks(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Rows that share their columns, grouped: (columns (P, w), rows (P, f)) when every row has w entries and
+        the rows fall into P groups of f >= 4 rows with the same columns (a convolution's filters at one
+        position), else None. A product then gathers each group's inputs once and multiplies them in BLAS."""
+        counts = np.diff(self.indptr)
+        rows = self.shape[0]
+        if rows < 4 or self.nnz == 0 or counts.min() != counts.max():
+            return None
+        w = int(counts[0])
+        cols = self.indices.reshape(rows, w)
+        mix = np.random.default_rng(0).integers(1, 2**62, w, dtype=np.int64) | 1
+        first, group = np.unique((cols * mix).sum(axis=1), return_index=True, return_inverse=True)[1:]
+        sizes = np.bincount(group.ravel())
+        if first.size * 4 > rows or sizes.min() != sizes.max() or not np.array_equal(cols, cols[first[group]]):
+            return None  # few groups, unequal groups, or a hash collision: the plain product
+        order = np.argsort(group.ravel(), kind="stable").reshape(first.size, -1)
+        by_row = np.argsort(order[:, 0])  # groups in the order of their first rows
+        return cols[first][by_row], order[by_row]
+
+    @cached_property
+    def _block_values(self) -> np.ndarray:
+        """Each group's weights as an (f x w) matrix: (P, f, w); a view, not a copy, when the rows are ordered by
+        group or by position within the groups (a convolution's channels last or first)."""
+        cols, order = self.blocks
+        (P, f), rows = order.shape, self.data.reshape(self.shape[0], cols.shape[1])
+        index = np.arange(order.size)
+        if np.array_equal(order, index.reshape(P, f)):
+            return rows.reshape(P, f, -1)
+        if np.array_equal(order, index.reshape(f, P).T):
+            return rows.reshape(f, P, -1).transpose(1, 0, 2)
+        return rows[order]
+
+    def _matmul_blocks(self, X: np.ndarray) -> np.ndarray:
+        cols, order = self.blocks
+        V = self._block_values
+        (P, w), f = cols.shape, order.shape[1]
+        out = np.empty((X.shape[0], self.shape[0]))
+        ms = min(X.shape[0], 256)
+        pg = max(1, _CHUNK // (ms * max(w, f)))
+        for s in range(0, X.shape[0], ms):
+            for g in range(0, P, pg):
+                G = X[s:s + ms][:, cols[g:g + pg]].transpose(1, 0, 2)  # (groups, samples, w)
+                R = np.matmul(G, V[g:g + pg].transpose(0, 2, 1))  # (groups, samples, f)
+                out[s:s + ms, order[g:g + pg].ravel()] = R.transpose(1, 0, 2).reshape(G.shape[1], -1)
+        return out
+
     def matmul_t(self, X: np.ndarray) -> np.ndarray:
         """X @ self.T for a batch X (m x columns), from the non-zeros only."""
         X = np.asarray(X, np.float64)
+        if self.blocks is not None:
+            return self._matmul_blocks(X)
         m = X.shape[0]
         out = np.zeros((m, self.shape[0]))
         counts = np.diff(self.indptr)

@@ -34,6 +34,53 @@ def test_csr_matches_dense_arithmetic():
         Csr.from_coo(np.array([0, 0]), np.array([1, 1]), np.array([1.0, 2.0]), (1, 2))
 
 
+def conv_matrix(rng, side: int, channels: int, filters: int, k: int, channels_last: bool) -> np.ndarray:
+    """A valid k x k convolution of a (side, side, channels) image as a dense matrix, built by loops: its rows
+    are (position, filter) when channels_last, else (filter, position); no kernel entry is 0."""
+    out = side - k + 1
+    kernel = rng.choice([-2.0, -1.0, 1.0, 2.0], size=(filters, k, k, channels))
+    W = np.zeros((out * out * filters, side * side * channels))
+    for i in range(out):
+        for j in range(out):
+            for f in range(filters):
+                row = (i * out + j) * filters + f if channels_last else f * out * out + i * out + j
+                for a in range(k):
+                    for b in range(k):
+                        for c in range(channels):
+                            W[row, ((i + a) * side + (j + b)) * channels + c] = kernel[f, a, b, c]
+    return W
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_convolution_rows_are_grouped_and_multiply_exactly(channels_last):
+    rng = np.random.default_rng(11)
+    W = conv_matrix(rng, 6, 2, 5, 3, channels_last)
+    C = Csr.from_dense(W)
+    cols, order = C.blocks
+    assert cols.shape == (16, 18) and order.shape == (16, 5)
+    assert sorted(order.ravel().tolist()) == list(range(80))
+    for g in range(16):  # a group's rows share its columns
+        assert all(np.array_equal(np.nonzero(W[r])[0], cols[g]) for r in order[g])
+    assert C._block_values.base is not None  # a view of the non-zeros in both layouts, not a copy
+    X = rng.integers(-255, 256, size=(7, 72)).astype(float)  # integers: every product and sum is exact
+    assert np.array_equal(C.matmul_t(X), X @ W.T)
+    assert C.with_data(np.abs(C.data)).blocks is C.blocks
+    assert np.array_equal(C.with_data(np.abs(C.data)).matmul_t(X), X @ np.abs(W).T)
+
+
+def test_rows_that_do_not_share_columns_use_the_plain_product():
+    rng = np.random.default_rng(12)
+    W = rng.choice([-1.0, 0.0, 1.0], size=(12, 30))
+    W[:, :3] = 1.0
+    uneven = Csr.from_dense(W)
+    distinct = Csr.from_dense(np.eye(12, 30) + np.eye(12, 30, 1))
+    assert len(set(np.diff(uneven.indptr).tolist())) > 1 and uneven.blocks is None  # rows of unequal widths
+    assert distinct.blocks is None  # 12 rows, 12 different column pairs
+    X = rng.integers(-9, 10, size=(4, 30)).astype(float)
+    assert np.array_equal(uneven.matmul_t(X), X @ W.T)
+    assert np.array_equal(distinct.matmul_t(X), X @ distinct.toarray().T)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_sparse_network_is_the_dense_network(seed):
     rng = np.random.default_rng(90 + seed)
