@@ -301,9 +301,10 @@ class _Importer:
         th_memo: dict = {}
         place_memo: dict = {}
 
-        def placed(*key) -> tuple[float, bool, bool]:
+        def placed(p: Fraction, q: Fraction, r: Fraction, *rest) -> tuple[float, bool, bool]:
+            key = (p.numerator, p.denominator, q.numerator, q.denominator, r.numerator, r.denominator, *rest)
             if key not in place_memo:
-                place_memo[key] = self.place(sym.base, *key)
+                place_memo[key] = self.place(sym.base, p, q, r, *rest)
             return place_memo[key]
 
         ge_needed = op in ("GreaterOrEqual", "Sign")
@@ -414,33 +415,17 @@ class _Importer:
             return None
         W, _ = self.layers[-1]
         out_r, out_c, out_v, cst = [], [], [], _full(sym.n, F0)
+        memo: dict = {}  # by value: a channel's elements share their numbers
         for k in range(sym.n):
             cols, vals = sym.A.row(k)
-            fv = [Fraction(float(v)) for v in vals]
-            if len(cols) == 2 and self.pair(cols):  # p = [z >= t] and w = [-z >= -t]: (p, w) != (0, 0)
-                combos = [(1, 1), (1, 0), (0, 1)]
-            else:
-                combos = [tuple((i >> j) & 1 for j in range(len(cols))) for i in range(2 ** len(cols))]
-
-            def val(bits: tuple[int, ...], k=k, fv=fv) -> Fraction:
-                t = sym.a[k] * (sum((v * b for v, b in zip(fv, bits, strict=True)), F0) + sym.c[k]) + sym.b2[k] \
-                    + sym.b1[k]
-                return self.value(op, t > 0 if op == "Greater" else t >= 0, t == 0)
-
-            vals_at = {bits: val(bits) for bits in combos}
-            base_bits = (0,) * len(cols) if (0,) * len(cols) in vals_at else None
-            if len(cols) == 2 and base_bits is None:  # the pair: value = v(0, 1) + (v(1, 1) - v(0, 1)) p
-                v01, v11, v10 = vals_at[(0, 1)], vals_at[(1, 1)], vals_at[(1, 0)]
-                coef_p, coef_w = v11 - v01, v11 - v10
-                const = v01 - coef_w
-                if v10 != const + coef_p:
-                    return None
-            else:
-                const = vals_at[(0,) * len(cols)]
-                coefs = [vals_at[tuple(int(i == j) for i in range(len(cols)))] - const for j in range(len(cols))]
-                if any(vals_at[b] != const + sum((c * x for c, x in zip(coefs, b, strict=True)), F0) for b in combos):
-                    return None
-                coef_p, coef_w = [*coefs, F0, F0][:2]
+            key = (tuple(vals.tolist()), len(cols) == 2 and self.pair(cols),
+                   *((f.numerator, f.denominator) for f in (sym.a[k], sym.c[k], sym.b1[k], sym.b2[k])))
+            if key not in memo:
+                memo[key] = self._fold_element(key[1], [Fraction(float(v)) for v in vals], sym.a[k], sym.c[k],
+                                               sym.b1[k] + sym.b2[k], op)
+            if memo[key] is None:
+                return None
+            const, coef_p, coef_w = memo[key]
             cst[k] = const
             for col, dv in zip(cols.tolist(), (coef_p, coef_w), strict=False):
                 if dv:
@@ -449,6 +434,30 @@ class _Importer:
                          (sym.n, W.shape[0]))
         return Sym(sym.base, sym.shape, A, cst, _full(sym.n, F1), _full(sym.n, F0), _full(sym.n, F0),
                    _full(sym.n, F1), kind="step", pointwise=True)
+
+    def _fold_element(self, pair: bool, fv: list[Fraction], a: Fraction, c: Fraction, b: Fraction, op: str
+                      ) -> tuple[Fraction, Fraction, Fraction] | None:
+        """One element of ``fold``: op(a (fv . bits + c) + b) as const + coef_p p + coef_w w over the bits' possible
+        values, or None where it is not affine in them."""
+        n = len(fv)
+        combos = [(1, 1), (1, 0), (0, 1)] if pair else [tuple((i >> j) & 1 for j in range(n)) for i in range(2 ** n)]
+
+        def val(bits: tuple[int, ...]) -> Fraction:
+            t = a * (sum((v * x for v, x in zip(fv, bits, strict=True)), F0) + c) + b
+            return self.value(op, t > 0 if op == "Greater" else t >= 0, t == 0)
+
+        vals_at = {bits: val(bits) for bits in combos}
+        if pair:  # (p, w) != (0, 0): value = v(0, 1) + (v(1, 1) - v(0, 1)) p + (v(1, 1) - v(1, 0)) w
+            v01, v11, v10 = vals_at[(0, 1)], vals_at[(1, 1)], vals_at[(1, 0)]
+            coef_p, coef_w = v11 - v01, v11 - v10
+            const = v01 - coef_w
+            return None if v10 != const + coef_p else (const, coef_p, coef_w)
+        const = vals_at[(0,) * n]
+        coefs = [vals_at[tuple(int(i == j) for i in range(n))] - const for j in range(n)]
+        if any(vals_at[x] != const + sum((c_ * b_ for c_, b_ in zip(coefs, x, strict=True)), F0) for x in combos):
+            return None
+        coef_p, coef_w = [*coefs, F0, F0][:2]
+        return const, coef_p, coef_w
 
     def pair(self, cols: np.ndarray) -> bool:
         """Whether two units are a two-unit Sign's p = [z >= t] and w = [-z >= -t]."""
@@ -998,8 +1007,8 @@ class _Importer:
         seen: dict = {}
         neg = np.empty(x.n, bool)
         for k in range(x.n):
-            key = (x.a[k], x.c[k], x.b2[k], x.b1[k], float(vals[k]))
-            if key not in seen:
+            key = (*((f.numerator, f.denominator) for f in (x.a[k], x.c[k], x.b2[k], x.b1[k])), float(vals[k]))
+            if key not in seen:  # by value as integers (hashing a Fraction is slow)
                 v0 = x.a[k] * x.c[k] + x.b2[k] + x.b1[k]
                 v1 = v0 + x.a[k] * Fraction(key[4])
                 seen[key] = (min(v0, v1), max(v0, v1), v1 < v0)
