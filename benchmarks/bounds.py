@@ -34,8 +34,8 @@ from bnnmilp.milp.backends import SolveOptions, highs  # noqa: E402
 from bnnmilp.network import training_loss  # noqa: E402
 from bnnmilp.spec import load_spec  # noqa: E402
 from bnnmilp.training.pipeline import train  # noqa: E402
-from bnnmilp.verification.certificates.composite import check_composite  # noqa: E402
-from bnnmilp.verification.decomposition import capacity_group, decomposition_bound  # noqa: E402
+from bnnmilp.verification.proofs.composite import check_composite  # noqa: E402
+from bnnmilp.verification.proofs.decomposition import capacity_group, decomposition_bound  # noqa: E402
 
 
 def noisy(ds: Dataset, share: float = 0.1, seed: int = 0) -> Dataset:

@@ -26,12 +26,12 @@ from bnnmilp import formulations  # noqa: E402
 from bnnmilp.data import Dataset, load_data  # noqa: E402
 from bnnmilp.milp.backends import SolveOptions, highs  # noqa: E402
 from bnnmilp.spec import load_spec, parse_spec  # noqa: E402
-from bnnmilp.verification.certificates.bnb import branch_and_bound  # noqa: E402
-from bnnmilp.verification.certificates.check import check_proof  # noqa: E402
-from bnnmilp.verification.certificates.composite import group_training  # noqa: E402
-from bnnmilp.verification.certificates.proof import proof_doc  # noqa: E402
-from bnnmilp.verification.certificates.symmetry import unit_symmetry  # noqa: E402
-from bnnmilp.verification.decomposition import conflict_groups  # noqa: E402
+from bnnmilp.verification.checkers.proofs import check_proof  # noqa: E402
+from bnnmilp.verification.proofs.bnb import branch_and_bound  # noqa: E402
+from bnnmilp.verification.proofs.composite import group_training  # noqa: E402
+from bnnmilp.verification.proofs.decomposition import conflict_groups  # noqa: E402
+from bnnmilp.verification.proofs.proof import proof_doc  # noqa: E402
+from bnnmilp.verification.proofs.symmetry import unit_symmetry  # noqa: E402
 
 
 def grid(seed: int, layers: list[int], m: int) -> Dataset:

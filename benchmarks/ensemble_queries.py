@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from bnnmilp.data import load_data  # noqa: E402
 from bnnmilp.io.runs import load_weights  # noqa: E402
-from bnnmilp.verification import robust  # noqa: E402
+from bnnmilp.verification.robustness import robust  # noqa: E402
 
 
 def train(tmp: Path) -> Path:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from bnnmilp.io.importers import import_model  # noqa: E402
 from bnnmilp.io.runs import load_weights, write_network  # noqa: E402
-from bnnmilp.verification.robust import RobustOptions, verify_robust  # noqa: E402
+from bnnmilp.verification.robustness.robust import RobustOptions, verify_robust  # noqa: E402
 from tests.io.importers.test_chainer import images  # noqa: E402
 
 SAKAI = ROOT / "tests/data/sakai-bnn"

@@ -3,8 +3,8 @@
     pip install mutmut && python benchmarks/mutation.py            # run, then report (about 20 min)
     python benchmarks/mutation.py --report                          # report the last run only
 
-mutmut (configured in pyproject.toml, [tool.mutmut]) mutates bnnmilp/verification/certificates/check.py,
-bnnmilp/network/__init__.py and bnnmilp/verification/replay.py
+mutmut (configured in pyproject.toml, [tool.mutmut]) mutates bnnmilp/verification/checkers/proofs.py,
+bnnmilp/network/__init__.py and bnnmilp/verification/robustness/replay.py
 and runs the tests that reach each mutated function. Every
 mutant that survives must be explained below (an equivalent mutant, or a difference no input can
 observe); the report lists the score per file and every survivor with its diff and its explanation,
@@ -79,7 +79,7 @@ RULES: list[tuple[str, str, str]] = [
      "None for False: both are falsy, so lower bounds are rounded the same way."),
     (r"\.certificates\.check\.x_check_proof__", r"rep\.fail\(None\)",
      "The message of the defensive catch-all for malformed proofs: every malformed input we know of is "
-     "rejected earlier with its own message (tests/verification/certificates/test_checker_messages.py)."),
+     "rejected earlier with its own message (tests/verification/checkers/test_checker_messages.py)."),
 ]
 
 

@@ -40,7 +40,7 @@ from bnnmilp.network import Network  # noqa: E402
 from bnnmilp.network.sparse import dense  # noqa: E402
 from bnnmilp.spec import parse_spec  # noqa: E402
 from bnnmilp.training.pipeline import train  # noqa: E402
-from bnnmilp.verification.robust import RobustOptions, verify_robust  # noqa: E402
+from bnnmilp.verification.robustness.robust import RobustOptions, verify_robust  # noqa: E402
 
 GRID = 2.0**-20  # written weights are multiples of GRID: class score differences stay exact in doubles
 

@@ -29,7 +29,7 @@ from bnnmilp.data import load_data  # noqa: E402
 from bnnmilp.network import exact_match_predictions  # noqa: E402
 from bnnmilp.spec import load_spec  # noqa: E402
 from bnnmilp.training.pipeline import train  # noqa: E402
-from bnnmilp.verification.robust import RobustOptions, summary, verify_robust  # noqa: E402
+from bnnmilp.verification.robustness.robust import RobustOptions, summary, verify_robust  # noqa: E402
 
 
 def timed(net, X: np.ndarray, y: np.ndarray, opts: RobustOptions) -> tuple[list, float]:

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bnnmilp.io.vnnlib import read_query  # noqa: E402
-from bnnmilp.verification import vnnlib as vq  # noqa: E402
+from bnnmilp.verification.robustness import vnnlib as vq  # noqa: E402
 from tests.onnx_models import traffic_sign_bnn  # noqa: E402
 
 

@@ -35,9 +35,11 @@ _EXPORTS = {
     "check_proof": "bnnmilp.verification.reports", "certify": "bnnmilp.verification.reports",
     "Certified": "bnnmilp.verification.reports",
     # lower bounds on the training loss by decomposition (a composite proof)
-    "decomposition_bound": "bnnmilp.verification.decomposition", "BoundResult": "bnnmilp.verification.decomposition",
+    "decomposition_bound": "bnnmilp.verification.proofs.decomposition",
+    "BoundResult": "bnnmilp.verification.proofs.decomposition",
     # robustness
-    "verify_robust": "bnnmilp.verification.robust", "RobustOptions": "bnnmilp.verification.robust",
+    "verify_robust": "bnnmilp.verification.robustness.robust",
+    "RobustOptions": "bnnmilp.verification.robustness.robust",
     # analysis through the MILP
     "value_function": "bnnmilp.analysis.valuefn", "dual_function": "bnnmilp.analysis.valuefn",
     "value_and_grad": "bnnmilp.analysis.diff", "MilpLayer": "bnnmilp.analysis.diff",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PRELOAD = ["bnnmilp.cli", "numpy", "yaml", "highspy", "onnx", "bnnmilp.milp.backends.highs",
-           "bnnmilp.io.importers.onnx", "bnnmilp.verification.certificates.check"]
+           "bnnmilp.io.importers.onnx", "bnnmilp.verification.checkers.proofs"]
 MEMORY_CAP = 1536 * 2**20  # address space a case may add to the fork server's
 TIME_CAP = 30.0  # seconds a case may run
 

@@ -187,7 +187,7 @@ def test_worst_margin_decides_robustness_as_the_verifier_does(repo_root) -> None
     from bnnmilp.data import load_data
     from bnnmilp.network import Network
     from bnnmilp.torch import WorstMargin
-    from bnnmilp.verification.robust import RobustOptions, verify_argmax_sample
+    from bnnmilp.verification.robustness.robust import RobustOptions, verify_argmax_sample
 
     rng = np.random.default_rng(1)
     data = load_data(repo_root / "samples/digits_k2.yaml")

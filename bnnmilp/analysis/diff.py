@@ -25,7 +25,7 @@ from bnnmilp.errors import SolverError
 from bnnmilp.milp.backends import SolveOptions, highs
 from bnnmilp.milp.backends.base import require_optimal
 from bnnmilp.milp.model import StandardModel
-from bnnmilp.verification.certificates.bnb import Tree, branch_and_bound
+from bnnmilp.verification.proofs.bnb import Tree, branch_and_bound
 
 
 @dataclass

@@ -16,7 +16,7 @@ import numpy as np
 
 from bnnmilp.milp.backends import SolveOptions, highs
 from bnnmilp.milp.model import StandardModel
-from bnnmilp.verification.certificates.bnb import Tree, branch_and_bound, leaf_bound
+from bnnmilp.verification.proofs.bnb import Tree, branch_and_bound, leaf_bound
 
 
 def with_rhs(model: StandardModel, row: int, beta: float) -> StandardModel:

@@ -89,7 +89,7 @@ def command(network: str, data: str, output: str, groups: str | int, time_limit:
         write_bytes_atomic,
         write_json_atomic,
     )
-    from bnnmilp.verification.decomposition import decomposition_bound, in_process, job_runner
+    from bnnmilp.verification.proofs.decomposition import decomposition_bound, in_process, job_runner
     from bnnmilp.verification.reports import against_bound, spec_of, weights_of
 
     one_stdout(as_json, output=output)
@@ -115,11 +115,11 @@ def command(network: str, data: str, output: str, groups: str | int, time_limit:
                                   on_round=lambda h: terminal.status(_round_line(h)),
                                   stop_after_capacity=stop_after == "capacity")
     write_json_atomic(output, res.proof)
-    from bnnmilp.verification.certificates.capacity import is_capacity
+    from bnnmilp.verification.proofs.capacity import is_capacity
 
     if vipr_dir:
-        from bnnmilp.verification.certificates.composite import group_model
-        from bnnmilp.verification.certificates.vipr import write_vipr
+        from bnnmilp.verification.proofs.composite import group_model
+        from bnnmilp.verification.proofs.vipr import write_vipr
 
         for i, g in enumerate(res.proof["groups"]):
             if is_capacity(g["proof"]):  # a capacity proof has no MILP derivation

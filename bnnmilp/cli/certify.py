@@ -34,7 +34,7 @@ def command(target: str, data: str | None, output: str | None, fmt: str, time_li
     """
     from bnnmilp.cli import terminal
     from bnnmilp.io.yamlio import check_output_path, write_json_atomic
-    from bnnmilp.verification.certificates.vipr import write_vipr
+    from bnnmilp.verification.proofs.vipr import write_vipr
     from bnnmilp.verification.reports import certify
 
     one_stdout(as_json, output=output)
@@ -64,7 +64,7 @@ def command(target: str, data: str | None, output: str | None, fmt: str, time_li
 def default_output(target: str, fmt: str) -> str:
     if target == "-":
         return "-"  # a model from standard input: the proof to standard output
-    from bnnmilp.verification.certificates.models import is_model_file
+    from bnnmilp.verification.proofs.models import is_model_file
 
     if not is_model_file(target):
         return str(Path(target) / ("proof.json" if fmt == "json" else "proof.vipr"))

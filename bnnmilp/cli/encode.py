@@ -117,7 +117,7 @@ def _robust_model(weights, data, sample, eps, norm, domain, bounds, box, against
     from bnnmilp.data import load_data
     from bnnmilp.errors import InputError
     from bnnmilp.io.runs import load_weights
-    from bnnmilp.verification.robust import RobustOptions, build_query, reference_bits
+    from bnnmilp.verification.robustness.robust import RobustOptions, build_query, reference_bits
 
     wf = load_weights(weights, ensemble=False)
     ds = load_data(data)

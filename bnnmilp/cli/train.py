@@ -119,7 +119,7 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     paths = write_run(res, run_dir)
     if best is not None and res.status in ("optimal", "heuristic", "stalled", "time_limit", "node_limit"):
         from bnnmilp.io.runs import load_weights
-        from bnnmilp.verification.run_proofs import proof_seconds, write_run_proof
+        from bnnmilp.verification.proofs.run_proofs import proof_seconds, write_run_proof
 
         share = proof_seconds(spec.solver.budget, spec.solver.time_limit)
         if spec.solver.deadline is not None:  # within what is left of the budget (the trivial proofs take ms)

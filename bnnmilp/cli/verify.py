@@ -157,8 +157,8 @@ def command(weights: str, data: str | None, proof: str | None, robust: bool, que
                 Runner(weights, data, workers, scheduler, out_dir), not no_prune, reuse_model, counterexamples, as_json,
                 drawing)
         return
-    from bnnmilp.verification.claims import verify_weights
-    from bnnmilp.verification.run_proofs import proof_check
+    from bnnmilp.verification.checkers.claims import verify_weights
+    from bnnmilp.verification.proofs.run_proofs import proof_check
 
     report = verify_weights(wf, ds, proof_check)
     if as_json:
@@ -181,7 +181,7 @@ def _vnnlib(model: str, query: str, time_limit: float, as_json: bool) -> None:
     from bnnmilp.cli import terminal
     from bnnmilp.errors import EXIT_SOLVER
     from bnnmilp.io.vnnlib import read_query
-    from bnnmilp.verification.vnnlib import answer_within, assignment_block
+    from bnnmilp.verification.robustness.vnnlib import answer_within, assignment_block
 
     q = read_query(query)
     ans = answer_within(q, model, time_limit)
@@ -219,7 +219,7 @@ class Runner:
         from bnnmilp.errors import DataError
         from bnnmilp.execution.jobs import execute
         from bnnmilp.io.yamlio import is_stdio, read_input, sniff, write_bytes_atomic
-        from bnnmilp.verification.robust import from_record, query_jobs
+        from bnnmilp.verification.robustness.robust import from_record, query_jobs
 
         with tempfile.TemporaryDirectory(prefix="bnnmilp_verify_") as tmp, terminal.sample_progress(n) as advance:
             data = self.data
@@ -284,7 +284,7 @@ def _robust(wf, ds, eps, norm, domain, bounds, box, engine, against, min_eps, ti
     from bnnmilp.errors import InputError
     from bnnmilp.io.yamlio import write_yaml_atomic
     from bnnmilp.network import predictions
-    from bnnmilp.verification.robust import RobustOptions, summary
+    from bnnmilp.verification.robustness.robust import RobustOptions, summary
 
     if eps is None and not (min_eps and bounds is not None):
         raise InputError(None, "--eps", "expected a radius (or --min-eps with --bounds)")
@@ -299,7 +299,7 @@ def _robust(wf, ds, eps, norm, domain, bounds, box, engine, against, min_eps, ti
     results = run(ds.n_samples, opts, box)
     if "source" in wf.doc and wf.spec.network.output == "argmax":  # imported: also the model's own float semantics
         from bnnmilp.io.importers import float_predictions
-        from bnnmilp.verification.robust import check_in_float
+        from bnnmilp.verification.robustness.robust import check_in_float
 
         check_in_float(results, lambda X: float_predictions(wf.doc["source"], X))
     pred = predictions(wf.network, ds.features, wf.spec.network.output)
@@ -332,8 +332,8 @@ def _certificate(target: str, data: str | None, proof: str | None, as_json: bool
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
     from bnnmilp.io.yamlio import fraction_str
-    from bnnmilp.verification.certificates.models import is_model_file
-    from bnnmilp.verification.certificates.proof import read_proof
+    from bnnmilp.verification.proofs.models import is_model_file
+    from bnnmilp.verification.proofs.proof import read_proof
     from bnnmilp.verification.reports import check_proof
 
     if proof is None:
@@ -370,7 +370,7 @@ def _verify_ensemble(ens, ds, as_json: bool) -> None:
 
     from bnnmilp.cli import terminal
     from bnnmilp.training.ensemble import member_data
-    from bnnmilp.verification.claims import verify_weights
+    from bnnmilp.verification.checkers.claims import verify_weights
 
     reports = []
     for m, (a, b) in zip(ens.members, ens.classes, strict=True):
@@ -394,7 +394,7 @@ def _robust_ensemble(ens, ds, eps, norm, domain, bounds, against, time_limit, en
                      drawing=None) -> None:
     from bnnmilp.cli import terminal
     from bnnmilp.errors import InputError
-    from bnnmilp.verification.robust import RobustOptions, summary
+    from bnnmilp.verification.robustness.robust import RobustOptions, summary
 
     if eps is None:
         raise InputError(None, "--eps", "expected a radius (--min-eps is not available for ensembles)")
@@ -417,7 +417,7 @@ def _robust_ensemble(ens, ds, eps, norm, domain, bounds, against, time_limit, en
 def _groups_line(groups: list, leaves: int) -> str:
     """How a composite proof's groups were proven: '4 groups partition the data: 4 by branch and bound (37
     leaves)' or '1 group: the capacity bound'."""
-    from bnnmilp.verification.certificates.capacity import is_capacity
+    from bnnmilp.verification.proofs.capacity import is_capacity
 
     cap = sum(1 for g in groups if is_capacity(g["proof"]))
     n = len(groups)

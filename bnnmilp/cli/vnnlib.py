@@ -63,7 +63,7 @@ def main(ctx: click.Context, show_name: bool, show_version: bool) -> None:
 def verify(query: str, networks: tuple[str, ...], timeout: float | None, assignments: str | None) -> None:
     """Answer QUERY: sat (with the assignment), unsat, unknown or timed-out."""
     from bnnmilp.io.vnnlib import read_query
-    from bnnmilp.verification.vnnlib import answer_within, assignment_block
+    from bnnmilp.verification.robustness.vnnlib import answer_within, assignment_block
 
     mapping = dict(_mapping(n) for n in networks)
     q = read_query(query, network=next(iter(mapping), None))

@@ -242,7 +242,8 @@ class Robustness:
 
 @dataclass
 class ReducedQuery:
-    """A robustness query over the first-layer flips a ball can reach (``verification.reach``), not over the input."""
+    """A robustness query over the first-layer flips a ball can reach (``verification.robustness.reach``), not over
+    the input."""
 
     network: Network  # layer 1: the free second-layer units on the flip indicators (D^T, lambda - a0); then the rest
     feature: np.ndarray  # per flip, the input feature it changes (at most one flip per feature)

@@ -113,7 +113,7 @@ class TrainingModel:
         activations u^{i,l}, the columns of W^{l+1}, z^{l+1}, nz^{l+1} and the products s^{i,l+1}), as sigma with
         sigma[j] the column that j becomes; and the hidden activations unit by unit, u^{.,l}_0, u^{.,l}_1,
         ..., the lexicographic order of symmetry handling. Candidates only: the proof engine keeps those
-        that are automorphisms of the model (``certificates/symmetry.py``), and the checker tests them again."""
+        that are automorphisms of the model (``proofs/symmetry.py``), and the checker tests them again."""
         blocks = self.model.col_blocks
         swaps: list[np.ndarray] = []
         order: list[np.ndarray] = []

@@ -1,6 +1,6 @@
 """How many different outputs a network of given widths can give, whatever its weights, and the least
 training loss of sharing them among the data's targets (the capacity bound; the reasoning and the proof
-format are in ``verification.certificates.capacity``). Pure integer combinatorics: training's class codes
+format are in ``verification.proofs.capacity``). Pure integer combinatorics: training's class codes
 and the proof checker both read it."""
 
 from __future__ import annotations

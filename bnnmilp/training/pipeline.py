@@ -334,7 +334,7 @@ def starts_in_budget(spec: Spec, data: Dataset, nets: list[Network]) -> tuple[li
 
 
 def capacity_floor(spec: Spec, data: Dataset) -> int:
-    """The capacity bound on the training loss (``verification/certificates/capacity.py``: integers, no solver;
+    """The capacity bound on the training loss (``verification/proofs/capacity.py``: integers, no solver;
     0 where it does not apply). ``train`` proves it again after training, as its certificate."""
     from bnnmilp.network.capacity import capacity
 

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from bnnmilp.io.runs import WeightsFile
     from bnnmilp.milp.model import StandardModel
     from bnnmilp.spec import Spec
-    from bnnmilp.verification.certificates.bnb import Tree
-    from bnnmilp.verification.certificates.check import CheckReport
+    from bnnmilp.verification.checkers.proofs import CheckReport
+    from bnnmilp.verification.proofs.bnb import Tree
 
 
 @dataclass
@@ -77,8 +77,8 @@ def verify_claims(weights: str | Path | WeightsFile, data: str | Path | Dataset)
         ``ok`` and the checks: weight domain, data fingerprint, final status, the recorded loss against the
         exact loss, the solver's bound against it, the recorded margin.
     """
-    from bnnmilp.verification.claims import verify_weights
-    from bnnmilp.verification.run_proofs import proof_check
+    from bnnmilp.verification.checkers.claims import verify_weights
+    from bnnmilp.verification.proofs.run_proofs import proof_check
 
     rep = verify_weights(_weights(weights), _data(data), proof_check)
     return ClaimsReport(bool(rep["ok"]), list(rep["checks"]), {k: v for k, v in rep.items() if k != "checks"})
@@ -88,7 +88,7 @@ def _model(target: str | Path | StandardModel, data: str | Path | Dataset | None
            ) -> tuple[StandardModel, Any, float | None]:
     """(model, its training model or None, the run's exact loss when the MILP attains it, else None)."""
     from bnnmilp.milp.model import StandardModel
-    from bnnmilp.verification.certificates.models import is_model_file, training_model
+    from bnnmilp.verification.proofs.models import is_model_file, training_model
 
     if isinstance(target, StandardModel):
         return target, None, None
@@ -166,10 +166,10 @@ def check_proof(target: str | Path | StandardModel, data: str | Path | Dataset |
         ``ok``, ``errors`` (the reasons), ``claim`` (the proven lower bound, a Fraction), ``leaves``.
     """
     from bnnmilp.milp.model import StandardModel
-    from bnnmilp.verification.certificates.check import check_proof as check
-    from bnnmilp.verification.certificates.composite import check_composite, is_composite
-    from bnnmilp.verification.certificates.models import is_model_file
-    from bnnmilp.verification.certificates.proof import read_proof
+    from bnnmilp.verification.checkers.proofs import check_proof as check
+    from bnnmilp.verification.proofs.composite import check_composite, is_composite
+    from bnnmilp.verification.proofs.models import is_model_file
+    from bnnmilp.verification.proofs.proof import read_proof
 
     doc = proof if isinstance(proof, dict) else read_proof(proof)
     if is_composite(doc):  # a decomposition bound: about a spec's training problem, not one model
@@ -246,10 +246,10 @@ def certify(target: str | Path | StandardModel, data: str | Path | Dataset | Non
     from bnnmilp.errors import SolverError
     from bnnmilp.milp.backends import SolveOptions, highs
     from bnnmilp.milp.backends.base import require_optimal
-    from bnnmilp.verification.certificates.bnb import branch_and_bound
-    from bnnmilp.verification.certificates.check import check_proof as check
-    from bnnmilp.verification.certificates.proof import proof_doc
-    from bnnmilp.verification.certificates.symmetry import unit_symmetry
+    from bnnmilp.verification.checkers.proofs import check_proof as check
+    from bnnmilp.verification.proofs.bnb import branch_and_bound
+    from bnnmilp.verification.proofs.proof import proof_doc
+    from bnnmilp.verification.proofs.symmetry import unit_symmetry
 
     model, tm, cutoff = _model(target, data)
     incumbent_by = "the run's exact loss" if cutoff is not None else "HiGHS (floating point, not checked)"

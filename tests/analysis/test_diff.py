@@ -17,8 +17,8 @@ from bnnmilp.analysis.valuefn import with_rhs
 from bnnmilp.cli import main
 from bnnmilp.milp.backends import SolveOptions, highs
 from tests.conftest import grid_instance, make_spec
-from tests.verification.certificates.test_proofs import random_milp
-from tests.verification.certificates.test_valuefn import z_enum
+from tests.verification.proofs.test_proofs import random_milp
+from tests.verification.proofs.test_valuefn import z_enum
 
 
 def test_gradient_wrt_rhs_is_the_value_function_slope(gr):

@@ -84,8 +84,8 @@ def test_group_proofs_export_to_vipr_and_their_derivations_hold(xor, tmp_path):
 
     from bnnmilp.data import load_data
     from bnnmilp.spec import load_spec
-    from bnnmilp.verification.certificates.composite import group_model
-    from tests.verification.certificates.test_vipr import check_derivations, parse_vipr
+    from bnnmilp.verification.proofs.composite import group_model
+    from tests.verification.proofs.test_vipr import check_derivations, parse_vipr
 
     spec, data = xor
     r = run("bound", spec, data, "-o", tmp_path / "p.json", "--vipr", tmp_path / "vipr", "--groups", "4")
@@ -138,8 +138,8 @@ def test_group_proofs_use_symmetry_rows_except_for_vipr(tmp_path):
 
     from bnnmilp.data import load_data
     from bnnmilp.spec import load_spec
-    from bnnmilp.verification.certificates.composite import group_model
-    from tests.verification.certificates.test_vipr import check_derivations, parse_vipr
+    from bnnmilp.verification.proofs.composite import group_model
+    from tests.verification.proofs.test_vipr import check_derivations, parse_vipr
 
     (tmp_path / "s.yaml").write_text(PAIRS_SPEC)
     (tmp_path / "d.yaml").write_text(PAIRS_DATA)

@@ -121,7 +121,7 @@ def test_per_query_results_are_written_and_a_rerun_resumes(trained, tmp_path):
 
 
 def test_a_query_that_fails_is_unknown_and_named(trained, tmp_path, monkeypatch):
-    from bnnmilp.verification import robust
+    from bnnmilp.verification.robustness import robust
 
     def broken(payload):
         if payload["index"] == 4:

@@ -58,8 +58,8 @@ def test_bound_beyond_the_limit_still_writes_a_proof_that_checks(tmp_path):
 
 def test_an_ensemble_query_beyond_its_limit_is_unknown_with_its_open_rivals(tmp_path):
     from bnnmilp.io.runs import load_weights
-    from bnnmilp.verification import robust
-    from bnnmilp.verification.robust import RobustOptions, verify_ensemble_sample
+    from bnnmilp.verification.robustness import robust
+    from bnnmilp.verification.robustness.robust import RobustOptions, verify_ensemble_sample
 
     (tmp_path / "net.yaml").write_text(yaml.safe_dump({"network": {"layers": [64, 16, 10]},
                                                        "training": {"epsilon": 0.015625}}))

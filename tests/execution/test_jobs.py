@@ -134,14 +134,14 @@ def test_jobs_carry_their_body_by_name_and_a_fresh_worker_imports_it():
 
     import bnnmilp.execution.sweep
     import bnnmilp.training.ensemble
-    import bnnmilp.verification.decomposition
-    import bnnmilp.verification.robust  # noqa: F401
+    import bnnmilp.verification.proofs.decomposition
+    import bnnmilp.verification.robustness.robust  # noqa: F401
     from bnnmilp.execution.jobs import _KINDS
 
     assert _KINDS == {"sleep": "bnnmilp.execution.jobs:sleep_job", "train": "bnnmilp.execution.sweep:train_job",
                       "member": "bnnmilp.training.ensemble:train_member",
-                      "bound-group": "bnnmilp.verification.decomposition:run_group_job",
-                      "robust": "bnnmilp.verification.robust:run_query"}
+                      "bound-group": "bnnmilp.verification.proofs.decomposition:run_group_job",
+                      "robust": "bnnmilp.verification.robustness.robust:run_query"}
     code = ("import sys; from bnnmilp.execution.jobs import Job, run_job; "
             "r = run_job(Job('any', {'seconds': 0}, 'k', 'bnnmilp.execution.jobs:sleep_job')); "
             "print(r, sorted(m for m in sys.modules if m.startswith(('bnnmilp.training', 'bnnmilp.verification'))))")

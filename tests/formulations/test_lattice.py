@@ -10,7 +10,7 @@ import pytest
 
 from bnnmilp.formulations.robustness import on_lattice
 from bnnmilp.network import Network
-from bnnmilp.verification.robust import RobustOptions, verify_robust
+from bnnmilp.verification.robustness.robust import RobustOptions, verify_robust
 from tests.oracles import forward_exact
 
 

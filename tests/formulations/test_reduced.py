@@ -7,10 +7,10 @@ import itertools
 import numpy as np
 import pytest
 
-from bnnmilp.verification import reach
-from bnnmilp.verification.robust import RobustOptions, _reduced_milp
-from tests.verification.test_reach import threshold_net
-from tests.verification.test_robust import ball
+from bnnmilp.verification.robustness import reach
+from bnnmilp.verification.robustness.robust import RobustOptions, _reduced_milp
+from tests.verification.robustness.test_reach import threshold_net
+from tests.verification.robustness.test_robust import ball
 
 CASES = list(itertools.product([0, 1, 3], ["inf", "1"], [1, 2], ["bits", "argmax"]))
 

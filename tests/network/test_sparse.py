@@ -9,9 +9,9 @@ from bnnmilp.errors import WeightsError
 from bnnmilp.io import runs
 from bnnmilp.network import Network
 from bnnmilp.network.sparse import Csr
-from bnnmilp.verification.robust import RobustOptions, verify_robust
+from bnnmilp.verification.robustness.robust import RobustOptions, verify_robust
 from tests.oracles import forward_exact
-from tests.verification.test_robust import random_net
+from tests.verification.robustness.test_robust import random_net
 
 
 def sparse_copy(net: Network) -> Network:

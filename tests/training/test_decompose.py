@@ -9,7 +9,7 @@ from bnnmilp.io.runs import load_weights, write_run
 from bnnmilp.network import Network
 from bnnmilp.training.decompose import decompose, unit_margin
 from bnnmilp.training.pipeline import evaluate, train
-from bnnmilp.verification.claims import verify_weights
+from bnnmilp.verification.checkers.claims import verify_weights
 from tests.conftest import grid_instance, make_spec
 from tests.oracles import brute_force_optimum
 

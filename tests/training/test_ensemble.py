@@ -14,7 +14,7 @@ from bnnmilp.cli import main
 from bnnmilp.io.runs import load_weights
 from bnnmilp.network.ensemble import vote_predictions
 from bnnmilp.spec import parse_spec
-from bnnmilp.verification.robust import RobustOptions, verify_robust_ensemble
+from bnnmilp.verification.robustness.robust import RobustOptions, verify_robust_ensemble
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_the_vote_gap_bound_never_rules_out_a_rival_that_can_win(seed):
     """Brute force over a small integer box: wherever the bound says a rival cannot win, it wins nowhere; and
     where every member's bit is fixed on the box, the bound is the exact vote difference."""
     from bnnmilp.network.ensemble import votes
-    from bnnmilp.verification.robust import member_bit_ranges, vote_gap_bound
+    from bnnmilp.verification.robustness.robust import member_bit_ranges, vote_gap_bound
 
     rng = np.random.default_rng(seed)
     classes = [(a, b) for a in range(4) for b in range(a + 1, 4)]
@@ -143,8 +143,8 @@ def test_the_vote_gap_bound_never_rules_out_a_rival_that_can_win(seed):
 
 
 def test_sampled_counterexamples_are_genuine(tiny, tmp_path):
-    from bnnmilp.verification.replay import in_perturbation_set
-    from bnnmilp.verification.robust import falsify_ensemble, search_box
+    from bnnmilp.verification.robustness.replay import in_perturbation_set
+    from bnnmilp.verification.robustness.robust import falsify_ensemble, search_box
 
     train_ens(tiny, tmp_path / "run")
     ens = load_weights(tmp_path / "run")

@@ -126,7 +126,7 @@ def test_trust_region_everywhere_is_a_local_search_without_a_global_bound(tmp_pa
     from dataclasses import replace
 
     from bnnmilp.io.runs import certificate_doc, load_weights, write_run
-    from bnnmilp.verification.claims import verify_weights
+    from bnnmilp.verification.checkers.claims import verify_weights
 
     layers = [2, 3, 1]
     data = grid_instance(209, layers, 10)

@@ -8,7 +8,7 @@ import pytest
 
 from bnnmilp.io.runs import load_weights, write_run
 from bnnmilp.training.pipeline import train
-from bnnmilp.verification.claims import verify_weights
+from bnnmilp.verification.checkers.claims import verify_weights
 from tests.conftest import grid_instance, make_spec
 from tests.oracles import brute_force_optimum, forward_exact
 

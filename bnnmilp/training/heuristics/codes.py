@@ -29,7 +29,7 @@ thresholds, -sum_k u_k >= 0 fires on the zero code alone. ``pipeline.exact_start
 meet the margin in exact arithmetic, and the pipeline takes it as the start of its method
 (``training.warm_start: codes``). A construction: it proves nothing about the optimum, but where
 2^w > C and the search finds separable bipartitions with distinct codes its loss is 0, and where
-2^w <= C it can meet the capacity bound (``verification.certificates.capacity``), which then proves it
+2^w <= C it can meet the capacity bound (``verification.proofs.capacity``), which then proves it
 optimal (``pipeline`` then runs no search).
 """
 
@@ -118,7 +118,7 @@ def usable_cuts(X: np.ndarray, cls: np.ndarray, n_classes: int, spec: Spec, dead
 
 class Costs:
     """Per set of classes (a bit mask), the least loss of a group sharing one output: ``block`` is the
-    capacity bound's block cost (``certificates/capacity.block_costs``: the majority bit per output for
+    capacity bound's block cost (``verification.proofs.capacity.block_costs``: the majority bit per output for
     Hamming loss, the most frequent class's target for the error loss; with one-hot targets output j is
     on only in the group of class j, on one code, as the output layer below realises), ``zero`` the cost
     with output 0."""

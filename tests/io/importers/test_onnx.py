@@ -21,7 +21,7 @@ from bnnmilp.io.importers.onnx import load_onnx  # noqa: E402
 from bnnmilp.io.runs import load_weights  # noqa: E402
 from bnnmilp.network import Network  # noqa: E402
 from bnnmilp.network.sparse import Csr, dense  # noqa: E402
-from tests.verification.test_robust import random_net  # noqa: E402
+from tests.verification.robustness.test_robust import random_net  # noqa: E402
 
 D = TensorProto.DOUBLE
 

@@ -64,11 +64,11 @@ def test_sakais_known_answers(files, ds, idx, label, norm, eps, answer):
 def test_sakais_known_answers_on_two_processes(files, ds, idx, label, norm, eps, answer, monkeypatch):
     """``--split 2`` (every enumeration split, however small): the same answers, the enumerations on two
     processes, the counterexamples at the optimum."""
-    from bnnmilp.verification import split
+    from bnnmilp.verification.robustness import split
 
     if not split.usable(2, split.SPLIT_MIN):
         pytest.skip("needs fork (Linux)")
-    from bnnmilp.verification import robust
+    from bnnmilp.verification.robustness import robust
 
     monkeypatch.setattr(split, "SPLIT_MIN", 0)
     monkeypatch.setattr(robust, "FALSIFY_POINTS", 0)  # the enumeration, not the sampled points

@@ -13,7 +13,7 @@ from bnnmilp.data import Dataset, load_data
 from bnnmilp.errors import SpecError
 from bnnmilp.training.heuristics.codes import Costs, codes_network, group_costs, outputs_of
 from bnnmilp.training.pipeline import train
-from bnnmilp.verification.certificates.capacity import capacity_proof
+from bnnmilp.verification.proofs.capacity import capacity_proof
 from tests.conftest import make_spec
 from tests.oracles import forward_exact, loss_of, slacks_exact
 

@@ -12,7 +12,7 @@ from bnnmilp.io.runs import load_weights, write_run
 from bnnmilp.network import Network
 from bnnmilp.training.heuristics.lns import LnsOptions, lns, sample_losses
 from bnnmilp.training.pipeline import exact_start, train, whole_milp
-from bnnmilp.verification.claims import verify_weights
+from bnnmilp.verification.checkers.claims import verify_weights
 from tests.conftest import grid_instance, make_spec
 from tests.oracles import brute_force_optimum, forward_exact, loss_of
 
