@@ -8,10 +8,10 @@
 
 Each of ``c`` (n or B x n), ``b`` (m or B x m) and ``A`` (nnz or B x nnz, aligned with the model's stored
 non-zeros) may be given per instance, once for all, or left out (the model's own). Instances are solved on
-``workers`` threads (HiGHS releases the GIL). Gradients come back on the inputs' device and dtype; which side
-of a row b moves, and what ``exact`` changes, is in :mod:`bnnmilp.analysis.layer`. After a forward pass,
-``layer.kink`` (B,) holds whether z is at a kink (None unless ``exact=True``) and ``layer.jump`` (B, m)
-whether z may jump at an instance's b_i.
+``workers`` threads (HiGHS and Gurobi release the GIL), by HiGHS or, with ``solver="gurobi"``, by Gurobi.
+Gradients come back on the inputs' device and dtype; which side of a row b moves, and what ``exact``
+changes, is in :mod:`bnnmilp.analysis.layer`. After a forward pass, ``layer.kink`` (B,) holds whether z is at
+a kink (None unless ``exact=True``) and ``layer.jump`` (B, m) whether z may jump at an instance's b_i.
 """
 
 from __future__ import annotations
@@ -70,13 +70,13 @@ class MilpLayer(torch.nn.Module):
     """z(b, c, A) = min { c x : L <= A x <= U, bounds, integrality } for a batch; see the module docstring."""
 
     def __init__(self, model: StandardModel | str | Path, time_limit: float | None = None,
-                 workers: int | None = None, exact: bool = False) -> None:
+                 workers: int | None = None, exact: bool = False, solver: str = "highs") -> None:
         super().__init__()
         if not isinstance(model, StandardModel):
             from bnnmilp.milp.backends import highs
 
             model = highs.read(model)
-        self.solver = BatchMilp(model, time_limit, workers, exact)
+        self.solver = BatchMilp(model, time_limit, workers, exact, solver)
         self.rows = np.repeat(np.arange(model.n_rows), np.diff(model.indptr))
         self.anchor = torch.zeros(())
         self.kink: list[bool | None] = []

@@ -13,6 +13,9 @@ with y the duals of the LP that fixes the integer variables at x* (one LP, on a 
 thread). Where z is differentiable these are its gradient (the optimal integer assignment stays optimal
 nearby, and the LP is then z there); whether it is, is not checked (``kink`` is None).
 
+**Solvers.** ``solver="highs"`` (the default) or ``"gurobi"`` (gurobipy, an optional extra) finds x*; the
+duals of the fixed LP and the exact proofs are HiGHS's either way.
+
 **Gradients, exact** (``exact=True``): the proof-tree method of :mod:`bnnmilp.analysis.diff`, whose probes
 also say whether b is a kink of z (several pieces meet) or c is (several optimal solutions).
 
@@ -72,11 +75,18 @@ def integer_rows(model: StandardModel, data: np.ndarray | None = None) -> np.nda
 
 
 class BatchMilp:
-    """Solves the model for many values of b, c and A (each batched or constant), one HiGHS instance per thread."""
+    """Solves the model for many values of b, c and A (each batched or constant), one solver instance per thread."""
 
     def __init__(self, model: StandardModel, time_limit: float | None = None, workers: int | None = None,
-                 exact: bool = False) -> None:
+                 exact: bool = False, solver: str = "highs") -> None:
+        if solver not in ("highs", "gurobi"):
+            raise ValueError(f"solver: 'highs' or 'gurobi', not {solver!r}")
+        if solver == "gurobi":
+            from bnnmilp.milp.backends.gurobi import gurobipy
+
+            gurobipy()  # the missing extra is said at once, not in a worker thread
         self.model = model
+        self.solver = solver
         self.time_limit = time_limit
         self.workers = workers or min(4, os.cpu_count() or 1)
         self.exact = exact
@@ -125,6 +135,13 @@ class BatchMilp:
         m = self.instance(b, c, a)
         if self.exact and duals:
             return self._exact(m)
+        x = self._gurobi(m).solve(m) if self.solver == "gurobi" else self._solve_highs(m)
+        x[m.integrality] = np.round(x[m.integrality])  # integers as integers: z and dz/dc agree with each other
+        z = float(m.c @ x + m.offset)
+        y = self._duals(m, x) if duals else None
+        return self._finish(m, z, x, y, None)
+
+    def _solve_highs(self, m: StandardModel) -> np.ndarray:
         h = self._highs(m, "milp")
         n = m.n_cols
         h.changeColsBounds(n, np.arange(n, dtype=np.int32), highs._finite(m.col_lower), highs._finite(m.col_upper))
@@ -132,11 +149,16 @@ class BatchMilp:
         status = h.getModelStatus().name
         if status != "kOptimal":
             raise SolverError(f"HiGHS did not solve the MILP to optimality ({status})")
-        x = np.asarray(h.getSolution().col_value, np.float64)
-        x[m.integrality] = np.round(x[m.integrality])  # integers as integers: z and dz/dc agree with each other
-        z = float(m.c @ x + m.offset)
-        y = self._duals(m, x) if duals else None
-        return self._finish(m, z, x, y, None)
+        return np.asarray(h.getSolution().col_value, np.float64)
+
+    def _gurobi(self, m: StandardModel):
+        """This thread's gurobipy model, built again only when A changes."""
+        from bnnmilp.milp.backends.gurobi import to_gurobi
+
+        store = self._local.__dict__
+        if store.get("grb") is None or store.get("grb_data") is not m.data:
+            store["grb"], store["grb_data"] = to_gurobi(m, self.time_limit), m.data
+        return store["grb"]
 
     def _duals(self, m: StandardModel, x: np.ndarray) -> np.ndarray:
         """The row duals of the LP with every integer variable fixed at its value in x."""

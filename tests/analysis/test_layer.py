@@ -142,3 +142,34 @@ def test_different_batch_sizes_are_refused() -> None:
     m = mixed(0)
     with pytest.raises(ValueError, match="batch sizes differ"):
         BatchMilp(m).solve(np.zeros((2, m.n_rows)), np.ones((3, m.n_cols)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_gurobi_and_highs_give_the_same_optima_and_gradients(seed: int) -> None:
+    """Two solvers, one answer: z equal to 1e-9; where both find the same x* (most instances: the rest are ties),
+    the same duals of the fixed LP and the same jump flags."""
+    pytest.importorskip("gurobipy")
+    m = mixed(seed)
+    rng = np.random.default_rng(10 + seed)
+    C = rng.uniform(1, 5, (5, m.n_cols))
+    B = m.row_lower + rng.uniform(0, 2, (5, m.n_rows))
+    A = m.data * rng.uniform(0.8, 1.2, (5, m.nnz))
+    same = 0
+    for args in ((B, C, None), (None, C, A), (B, None, A)):
+        h = BatchMilp(m, workers=2).solve(*args, duals=True)
+        g = BatchMilp(m, workers=2, solver="gurobi").solve(*args, duals=True)
+        for sh, sg in zip(h, g, strict=True):
+            assert sg.z == pytest.approx(sh.z, abs=1e-9)
+            if np.allclose(sh.x, sg.x, atol=1e-7):
+                same += 1
+                assert np.allclose(sh.y, sg.y, atol=1e-7) and np.array_equal(sh.jump, sg.jump)
+    assert same >= 8
+    ranged_model = ranged()
+    for solver in ("highs", "gurobi"):
+        s = BatchMilp(ranged_model, workers=1, solver=solver).solve_one(np.array([2.0]), None, None, True)
+        assert (s.z, s.x[0], s.y[0]) == (-3.0, 3.0, 0.0)  # the upper side binds: b (the lower side) moves nothing
+
+
+def test_an_unknown_solver_is_refused() -> None:
+    with pytest.raises(ValueError, match="'highs' or 'gurobi'"):
+        BatchMilp(mixed(0), solver="cplex")
