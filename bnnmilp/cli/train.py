@@ -70,11 +70,11 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     """
     import json
     import time
-    from pathlib import Path
 
     from bnnmilp.cli import terminal
     from bnnmilp.errors import EXIT_CLAIM_FALSE, SolverError
-    from bnnmilp.io.runs import FINISHED, discard_checkpoints, loss_note, owned_run_dir, write_run
+    from bnnmilp.io.runs import FINISHED, discard_checkpoints, owned_run_dir, write_run
+    from bnnmilp.network import predictions
     from bnnmilp.training.ensemble import default_ensemble
     from bnnmilp.training.pipeline import train
 
@@ -90,18 +90,8 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
                         f"{spec.network.n_inputs} inputs: a one-vs-one ensemble (measured best at this scale; "
                         "--ensemble none trains one network)")
     created = click.get_current_context().with_resource(owned_run_dir(run_dir, force))  # locked to the end
-    spec = spec.with_solver(name=solver, time_limit=stage_time_limit, node_limit=node_limit, mip_gap=mip_gap,
-                            threads=threads)
-    spec = spec.with_solver(budget=time_limit)
-    if spec.solver.budget is not None and not ensemble:
-        spec = spec.with_solver(deadline=started + spec.solver.budget)
-    obj = None
-    if objective is not None:
-        from bnnmilp.spec import parse_objective
-
-        obj = parse_objective(objective if objective in ("lexicographic",) or "," not in objective
-                              else objective.split(","))
-    spec = spec.with_training(polish=polish, objective=obj, method=method, warm_start=warm_start, seed=seed)
+    spec = _settings(spec, solver, time_limit, stage_time_limit, node_limit, mip_gap, threads, polish, objective,
+                     method, warm_start, seed, started if not ensemble else None)
     if ensemble:
         _ensemble(spec, ds, data, run_dir, workers, scheduler, as_json, started)
         return
@@ -112,40 +102,84 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
     t0 = time.perf_counter()
     with terminal.solve_progress("solving", spec.solver.budget or spec.solver.time_limit) as progress:
         res = train(spec, ds, progress=progress, checkpoint=lambda r: write_run(r, run_dir), announce=terminal.note)
-    sol, best = res.solution, res.best
     if res.status not in FINISHED:
         discard_checkpoints(run_dir, created)
-        raise SolverError(f"solver {sol.solver} failed (status {res.status}): no network written")
+        raise SolverError(f"solver {res.solution.solver} failed (status {res.status}): no network written")
     paths = write_run(res, run_dir)
-    if best is not None and res.status in ("optimal", "heuristic", "stalled", "time_limit", "node_limit"):
-        from bnnmilp.io.runs import load_weights
-        from bnnmilp.verification.proofs.run_proofs import proof_seconds, write_run_proof
-
-        share = proof_seconds(spec.solver.budget, spec.solver.time_limit)
-        if spec.solver.deadline is not None:  # within what is left of the budget (the trivial proofs take ms)
-            share = min(share, max(1.0, spec.solver.deadline - time.monotonic()))
-        if not as_json and spec.training.lower_bound != "none":
-            terminal.status(f"proving the bound (at most {share:.0f}s)")
-        write_run_proof(run_dir, load_weights(paths["weights"]), ds, share)
-        if (Path(run_dir) / "proof.json").exists():
-            paths["proof"] = Path(run_dir) / "proof.json"
+    if res.best is not None and res.status in ("optimal", "heuristic", "stalled", "time_limit", "node_limit"):
+        _prove(spec, ds, run_dir, paths, as_json)
     cert = json.loads(paths["certificate"].read_text())
-    correct = None
-    if best is not None:
-        from bnnmilp.network import predictions
+    correct = None if res.best is None else int(
+        (predictions(res.best.network, ds.features, spec.network.output) == ds.labels).sum())
+    summary = _summary(spec, ds, res, paths, cert, correct, time.perf_counter() - t0)
+    if as_json:
+        terminal.emit_json(summary)
+    else:
+        _print_summary(spec, ds, res, paths, summary, cert, correct)
+    if res.best is None:
+        terminal.status("bnnmilp: no network found: " + ("the training problem is infeasible with these settings "
+                        "(e.g. fixed thresholds and the epsilon margin)" if res.status == "infeasible"
+                        else f"solver stopped ({res.status}) before finding one"))
+        raise SystemExit(EXIT_CLAIM_FALSE)
+    if res.status == "interrupted":
+        from bnnmilp.cli import exit_code_of_interrupt
 
-        correct = int((predictions(best.network, ds.features, spec.network.output) == ds.labels).sum())
-    summary = {
+        raise SystemExit(exit_code_of_interrupt())
+
+
+def _settings(spec, solver, time_limit, stage_time_limit, node_limit, mip_gap, threads, polish, objective, method,
+              warm_start, seed, started: float | None):
+    """The spec with the command line's settings; ``started``: the command's start, when one network takes the
+    whole budget (an ensemble's members share it instead)."""
+    spec = spec.with_solver(name=solver, time_limit=stage_time_limit, node_limit=node_limit, mip_gap=mip_gap,
+                            threads=threads)
+    spec = spec.with_solver(budget=time_limit)
+    if spec.solver.budget is not None and started is not None:
+        spec = spec.with_solver(deadline=started + spec.solver.budget)
+    obj = None
+    if objective is not None:
+        from bnnmilp.spec import parse_objective
+
+        obj = parse_objective(objective if objective in ("lexicographic",) or "," not in objective
+                              else objective.split(","))
+    return spec.with_training(polish=polish, objective=obj, method=method, warm_start=warm_start, seed=seed)
+
+
+def _prove(spec, ds, run_dir: str, paths: dict, as_json: bool) -> None:
+    """RUN/proof.json within what is left of the budget (the trivial proofs take milliseconds)."""
+    import time
+    from pathlib import Path
+
+    from bnnmilp.cli import terminal
+    from bnnmilp.io.runs import load_weights
+    from bnnmilp.verification.proofs.run_proofs import proof_seconds, write_run_proof
+
+    share = proof_seconds(spec.solver.budget, spec.solver.time_limit)
+    if spec.solver.deadline is not None:
+        share = min(share, max(1.0, spec.solver.deadline - time.monotonic()))
+    if not as_json and spec.training.lower_bound != "none":
+        terminal.status(f"proving the bound (at most {share:.0f}s)")
+    write_run_proof(run_dir, load_weights(paths["weights"]), ds, share)
+    if (Path(run_dir) / "proof.json").exists():
+        paths["proof"] = Path(run_dir) / "proof.json"
+
+
+def _summary(spec, ds, res, paths: dict, cert: dict, correct: int | None, seconds: float) -> dict:
+    """What the run did, for --json and the table: exact figures recomputed from the written network."""
+    from bnnmilp.io.runs import loss_note
+
+    best = res.best
+    return {
         "status": res.status,
         "objective": best.loss if best else None,
         "loss": spec.training.loss,
         "bound": res.loss_bound,
         "gap": cert.get("gap"),
         "nodes": cert.get("nodes", 0),
-        "runtime_s": round(time.perf_counter() - t0, 3),
+        "runtime_s": round(seconds, 3),
         "times": res.timings,
         "budget": spec.solver.budget,
-        "solver": sol.solver,
+        "solver": res.solution.solver,
         "stages": [st.name for st in res.stages],
         "source": best.source if best else None,
         "min_slack": float(best.min_slack) if best else None,
@@ -157,38 +191,33 @@ def command(network: str, data: str, run_dir: str, solver: str | None, time_limi
         "proven_optimal": cert.get("proven_optimal", False),
         "note": loss_note(res),
     }
-    if as_json:
-        terminal.emit_json(summary)
-    else:
-        label = "" if res.status in ("optimal", "heuristic", "stalled") else "  (best found so far)"
-        rows = [("status", res.status), ("stages", ", ".join(summary["stages"]) or spec.training.method),
-                ("network written by", WRITTEN_BY.get(summary["source"], summary["source"]) or "-"),
-                (f"{spec.training.loss} loss (exact)", f"{summary['objective']}{label}"),
-                *([("training accuracy (exact)", f"{correct}/{ds.n_samples} = {correct / ds.n_samples:.4f}")]
-                  if correct is not None else []),
-                ("solver bound (reported)", summary["bound"] if not res.local_search else res.bound_scope),
-                ("gap (reported)", summary["gap"] if not res.local_search else "-"),
-                ("nodes", summary["nodes"]), ("time", f"{summary['runtime_s']:.2f}s" + (
-                    f" of a {spec.solver.budget:g}s budget" if spec.solver.budget else "") + (
-                    " (" + ", ".join(f"{k} {v:.2f}s" for k, v in res.timings.items()) + ")" if res.timings else ""))]
-        if best:
-            rows.append(("epsilon margin (exact)", _margin_text(best, spec.training.epsilon)))
-        if cert.get("proven_bound") is not None:
-            rows.append(("bound (proven, exact)", f"{cert['proven_bound']} by {cert['proven_by']}" + (
-                ": the loss is optimal" if cert.get("proven_optimal") else f", gap {cert['proven_gap']}")))
-        rows += [(k, str(v)) for k, v in paths.items()]
-        if summary["note"]:
-            rows.append(("note", summary["note"]))
-        terminal.table("training result", rows)
-    if best is None:
-        terminal.status("bnnmilp: no network found: " + ("the training problem is infeasible with these settings "
-                        "(e.g. fixed thresholds and the epsilon margin)" if res.status == "infeasible"
-                        else f"solver stopped ({res.status}) before finding one"))
-        raise SystemExit(EXIT_CLAIM_FALSE)
-    if res.status == "interrupted":
-        from bnnmilp.cli import exit_code_of_interrupt
 
-        raise SystemExit(exit_code_of_interrupt())
+
+def _print_summary(spec, ds, res, paths: dict, summary: dict, cert: dict, correct: int | None) -> None:
+    from bnnmilp.cli import terminal
+
+    best = res.best
+    label = "" if res.status in ("optimal", "heuristic", "stalled") else "  (best found so far)"
+    times = " (" + ", ".join(f"{k} {v:.2f}s" for k, v in res.timings.items()) + ")" if res.timings else ""
+    rows = [("status", res.status), ("stages", ", ".join(summary["stages"]) or spec.training.method),
+            ("network written by", WRITTEN_BY.get(summary["source"], summary["source"]) or "-"),
+            (f"{spec.training.loss} loss (exact)", f"{summary['objective']}{label}"),
+            *([("training accuracy (exact)", f"{correct}/{ds.n_samples} = {correct / ds.n_samples:.4f}")]
+              if correct is not None else []),
+            ("solver bound (reported)", summary["bound"] if not res.local_search else res.bound_scope),
+            ("gap (reported)", summary["gap"] if not res.local_search else "-"),
+            ("nodes", summary["nodes"]),
+            ("time", f"{summary['runtime_s']:.2f}s" + (
+                f" of a {spec.solver.budget:g}s budget" if spec.solver.budget else "") + times)]
+    if best:
+        rows.append(("epsilon margin (exact)", _margin_text(best, spec.training.epsilon)))
+    if cert.get("proven_bound") is not None:
+        rows.append(("bound (proven, exact)", f"{cert['proven_bound']} by {cert['proven_by']}" + (
+            ": the loss is optimal" if cert.get("proven_optimal") else f", gap {cert['proven_gap']}")))
+    rows += [(k, str(v)) for k, v in paths.items()]
+    if summary["note"]:
+        rows.append(("note", summary["note"]))
+    terminal.table("training result", rows)
 
 
 def _ensemble(spec, ds, data_path: str, run_dir: str, workers: int, scheduler: str | None, as_json: bool,

@@ -416,74 +416,96 @@ class Theorem1:
                 a_cols = np.broadcast_to(W[1][None, :, :], (m, d, dp))
                 a_coef = np.broadcast_to(X[:, None, :], (m, d, dp))
             else:
-                a_cols, a_coef = S[l], np.ones((1, 1, dp))
-                a_cols, a_coef = np.broadcast_arrays(a_cols, a_coef)
+                a_cols, a_coef = np.broadcast_arrays(S[l], np.ones((1, 1, dp)))
             if l > steps:  # the argmax output layer: score rows instead of step rows
                 E = _argmax_rows(b, Y, a_cols, a_coef, lam[l], net.thresholds, lo, hi, eps)
             else:
-                lam_cols, lam_coef = threshold_terms(lam[l], m, d)
-                u_cols = U[l][:, :, None]
-                mu_cols = np.broadcast_to(MU[l][None, :, None] if MU else np.zeros((1, d, 1), np.int64), (m, d, 1))
-                mu_coef = np.full((m, d, 1), 1.0 if MU else 0.0)
-                cols = np.concatenate([a_cols, lam_cols, u_cols, mu_cols], axis=2)
-                fmt = f"{{}}_{{{{0}}}}_{l}_{{{{1}}}}"
-                b.add_rows(f"on{l}", (m, d), cols,
-                           np.concatenate([a_coef, lam_coef, lo[:, :, None], -mu_coef], axis=2), lo, INF,
-                           fmt=fmt.format("on"))
-                b.add_rows(f"off{l}", (m, d), cols,
-                           np.concatenate([a_coef, lam_coef, -(hi + eps)[:, :, None], mu_coef], axis=2), -INF, -eps,
-                           fmt=fmt.format("off"))
+                _step_rows(b, l, a_cols, a_coef, lam[l], U[l], MU.get(l), lo, hi, eps)
             if l >= 2:
-                s = S[l]
-                up = np.broadcast_to(U[l - 1][:, None, :], s.shape)
-                w = np.broadcast_to(W[l][None, :, :], s.shape)
-                shape = s.shape
-                f = f"{{}}_{{{{0}}}}_{l}_{{{{1}}}}_{{{{2}}}}"
-                b.add_rows(f"mc1_{l}", shape, np.stack([s, up], -1), np.array([1.0, -1.0]), -INF, 0.0,
-                           fmt=f.format("mca"))
-                b.add_rows(f"mc2_{l}", shape, np.stack([s, up], -1), np.array([1.0, 1.0]), 0.0, INF,
-                           fmt=f.format("mcb"))
-                b.add_rows(f"mc3_{l}", shape, np.stack([s, w, up], -1), np.array([1.0, -1.0, -1.0]), -1.0, INF,
-                           fmt=f.format("mcc"))
-                b.add_rows(f"mc4_{l}", shape, np.stack([s, w, up], -1), np.array([1.0, -1.0, 1.0]), -INF, 1.0,
-                           fmt=f.format("mcd"))
+                _mccormick_rows(b, l, S[l], U[l - 1], W[l])
         if kept is not None and kept[0].shape[0]:
             pattern_rows(b, spec, kept[0], kept[1], W, lam, prefix="keep", units=kept[2])
-        if tr.symmetry == "order":
-            for l in range(1, net.depth):
-                d = net.layers[l]
-                if d > 1:
-                    cols = np.concatenate([U[l][:, :-1].T, U[l][:, 1:].T], axis=1)  # (d - 1, 2m)
-                    coef = np.concatenate([np.ones((d - 1, m)), -np.ones((d - 1, m))], axis=1)
-                    b.add_rows(f"sym{l}", (d - 1,), cols, coef, 0.0, INF, fmt=f"sym_{l}_{{0}}")
-        for l, nz in NZ.items():
-            b.add_rows(f"nzlo{l}", nz.shape, np.stack([W[l], nz], -1), np.array([1.0, 1.0]), 0.0, INF,
-                       fmt=f"nzlo_{l}_{{0}}_{{1}}")
-            b.add_rows(f"nzup{l}", nz.shape, np.stack([W[l], nz], -1), np.array([1.0, -1.0]), -INF, 0.0,
-                       fmt=f"nzup_{l}_{{0}}_{{1}}")
-        for l, z in Z.items():
-            b.add_rows(f"bin{l}", z.shape, np.stack([W[l], z], -1), np.array([1.0, -2.0]), -1.0, -1.0,
-                       fmt=f"bin_{l}_{{0}}_{{1}}")
-        L = net.depth
-        y = Y.astype(np.float64)
-        if argmax:
-            b.set_objective(E, 1.0)
-        elif E is None:
-            b.set_objective(U[L], 1.0 - 2.0 * y, offset=float(y.sum()))
-        else:
-            dL = net.layers[L]
-            cols = np.stack([np.broadcast_to(E[:, None], (m, dL)), U[L]], -1)
-            b.add_rows("err", (m, dL), cols, np.stack([np.ones_like(y), 2.0 * y - 1.0], -1), y, INF,
-                       fmt="err_{0}_{1}")
-            b.set_objective(E, 1.0)
-        model = b.build(objective_integral=True)
-        objectives = {"loss": (model.c, model.offset, True)}
-        if MU:
-            c = np.zeros(model.n_cols)
-            c[np.concatenate([v.ravel() for v in MU.values()])] = -1.0  # maximise the summed margins
-            objectives["margin"] = (c, 0.0, False)
-        if NZ:
-            c = np.zeros(model.n_cols)
-            c[np.concatenate([v.ravel() for v in NZ.values()])] = 1.0
-            objectives["min_weight"] = (c, 0.0, True)
-        return TrainingModel(spec, model, X, Y, objectives)
+        _side_rows(b, spec, m, U, W, NZ, Z)
+        model = _set_loss(b, net, Y, U, E, argmax).build(objective_integral=True)
+        return TrainingModel(spec, model, X, Y, _objectives(model, MU, NZ))
+
+
+def _step_rows(b: ModelBuilder, l: int, a_cols: np.ndarray, a_coef: np.ndarray, lam: np.ndarray, U: np.ndarray,
+               mu: np.ndarray | None, lo: np.ndarray, hi: np.ndarray, eps: float) -> None:
+    """u = [a - lambda >= 0] per sample and unit by big-M rows (a - lambda >= lo (1 - u), and <= -eps off),
+    with the unit's margin mu where the margin objective asks for one."""
+    m, d = U.shape
+    lam_cols, lam_coef = threshold_terms(lam, m, d)
+    mu_cols = np.broadcast_to(mu[None, :, None] if mu is not None else np.zeros((1, d, 1), np.int64), (m, d, 1))
+    mu_coef = np.full((m, d, 1), 1.0 if mu is not None else 0.0)
+    cols = np.concatenate([a_cols, lam_cols, U[:, :, None], mu_cols], axis=2)
+    fmt = f"{{}}_{{{{0}}}}_{l}_{{{{1}}}}"
+    b.add_rows(f"on{l}", (m, d), cols, np.concatenate([a_coef, lam_coef, lo[:, :, None], -mu_coef], axis=2), lo, INF,
+               fmt=fmt.format("on"))
+    b.add_rows(f"off{l}", (m, d), cols,
+               np.concatenate([a_coef, lam_coef, -(hi + eps)[:, :, None], mu_coef], axis=2), -INF, -eps,
+               fmt=fmt.format("off"))
+
+
+def _mccormick_rows(b: ModelBuilder, l: int, s: np.ndarray, u_prev: np.ndarray, W: np.ndarray) -> None:
+    """s = w u_prev exactly for u_prev in {0, 1} and w in [-1, 1]: McCormick's four rows."""
+    up = np.broadcast_to(u_prev[:, None, :], s.shape)
+    w = np.broadcast_to(W[None, :, :], s.shape)
+    f = f"{{}}_{{{{0}}}}_{l}_{{{{1}}}}_{{{{2}}}}"
+    b.add_rows(f"mc1_{l}", s.shape, np.stack([s, up], -1), np.array([1.0, -1.0]), -INF, 0.0, fmt=f.format("mca"))
+    b.add_rows(f"mc2_{l}", s.shape, np.stack([s, up], -1), np.array([1.0, 1.0]), 0.0, INF, fmt=f.format("mcb"))
+    b.add_rows(f"mc3_{l}", s.shape, np.stack([s, w, up], -1), np.array([1.0, -1.0, -1.0]), -1.0, INF,
+               fmt=f.format("mcc"))
+    b.add_rows(f"mc4_{l}", s.shape, np.stack([s, w, up], -1), np.array([1.0, -1.0, 1.0]), -INF, 1.0,
+               fmt=f.format("mcd"))
+
+
+def _side_rows(b: ModelBuilder, spec: Spec, m: int, U: dict, W: dict, NZ: dict, Z: dict) -> None:
+    """Symmetry-breaking order of hidden units, non-zero indicators of weights, and binary weights w = 2z - 1."""
+    net = spec.network
+    if spec.training.symmetry == "order":
+        for l in range(1, net.depth):
+            d = net.layers[l]
+            if d > 1:
+                cols = np.concatenate([U[l][:, :-1].T, U[l][:, 1:].T], axis=1)  # (d - 1, 2m)
+                coef = np.concatenate([np.ones((d - 1, m)), -np.ones((d - 1, m))], axis=1)
+                b.add_rows(f"sym{l}", (d - 1,), cols, coef, 0.0, INF, fmt=f"sym_{l}_{{0}}")
+    for l, nz in NZ.items():
+        b.add_rows(f"nzlo{l}", nz.shape, np.stack([W[l], nz], -1), np.array([1.0, 1.0]), 0.0, INF,
+                   fmt=f"nzlo_{l}_{{0}}_{{1}}")
+        b.add_rows(f"nzup{l}", nz.shape, np.stack([W[l], nz], -1), np.array([1.0, -1.0]), -INF, 0.0,
+                   fmt=f"nzup_{l}_{{0}}_{{1}}")
+    for l, z in Z.items():
+        b.add_rows(f"bin{l}", z.shape, np.stack([W[l], z], -1), np.array([1.0, -2.0]), -1.0, -1.0,
+                   fmt=f"bin_{l}_{{0}}_{{1}}")
+
+
+def _set_loss(b: ModelBuilder, net, Y: np.ndarray, U: dict, E: np.ndarray | None, argmax: bool) -> ModelBuilder:
+    """The training loss as the objective: errors E (argmax, or the error loss with its rows), or the Hamming
+    loss sum |u_L - y| = sum (1 - 2y) u_L + sum y."""
+    L, m = net.depth, Y.shape[0]
+    y = Y.astype(np.float64)
+    if argmax:
+        b.set_objective(E, 1.0)
+    elif E is None:
+        b.set_objective(U[L], 1.0 - 2.0 * y, offset=float(y.sum()))
+    else:
+        dL = net.layers[L]
+        cols = np.stack([np.broadcast_to(E[:, None], (m, dL)), U[L]], -1)
+        b.add_rows("err", (m, dL), cols, np.stack([np.ones_like(y), 2.0 * y - 1.0], -1), y, INF, fmt="err_{0}_{1}")
+        b.set_objective(E, 1.0)
+    return b
+
+
+def _objectives(model: StandardModel, MU: dict, NZ: dict) -> dict:
+    """The lexicographic stages' objectives: the loss, the summed margins (maximised), the non-zero weights."""
+    objectives = {"loss": (model.c, model.offset, True)}
+    if MU:
+        c = np.zeros(model.n_cols)
+        c[np.concatenate([v.ravel() for v in MU.values()])] = -1.0  # maximise the summed margins
+        objectives["margin"] = (c, 0.0, False)
+    if NZ:
+        c = np.zeros(model.n_cols)
+        c[np.concatenate([v.ravel() for v in NZ.values()])] = 1.0
+        objectives["min_weight"] = (c, 0.0, True)
+    return objectives

@@ -215,6 +215,16 @@ def _solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None
     """One HiGHS run with the watchdog; ``stall``: seconds after which a run that has not yet called any
     interrupt callback (still in presolve) is stopped as if at its time limit."""
     h = to_highs(model) if h is None else h
+    _set_options(h, model, options, start)
+    watch = _Watch(progress if model.integrality.any() else None, on_incumbent if model.integrality.any() else None)
+    t0 = time.perf_counter()
+    abandoned = watch.run(h, options.time_limit, stall)
+    if abandoned is not None:
+        return abandoned
+    return _solution(h, model, watch.interrupted, watch.root, time.perf_counter() - t0)
+
+
+def _set_options(h: highspy.Highs, model: StandardModel, options: SolveOptions, start: np.ndarray | None) -> None:
     h.setOptionValue("time_limit", float(options.time_limit) if options.time_limit is not None else highspy.kHighsInf)
     h.setOptionValue("mip_rel_gap", float(options.mip_gap))
     h.setOptionValue("mip_max_nodes", int(options.node_limit) if options.node_limit is not None else 2**31 - 1)
@@ -231,81 +241,92 @@ def _solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None
         sol.col_value = list(map(float, start))
         sol.value_valid = True
         h.setSolution(sol)
-    snap = Progress()
-    root = [float("-inf")]  # the dual bound while the root node is processed (no branching yet)
 
-    def on_interrupt(e: object) -> None:
-        out = e.data_out  # type: ignore[attr-defined]
+
+class _Watch:
+    """HiGHS's core run in a thread of our own, watched: progress snapshots, incumbents handed over at most
+    every CHECKPOINT_EVERY seconds, and a stop through the interrupt callbacks at the time limit plus a grace,
+    on a stall in presolve, or on Ctrl-C. (highspy's startSolve/wait share one lock among all instances, so a
+    solve that never returns would block every later one.)"""
+
+    def __init__(self, progress: ProgressFn | None, on_incumbent: Callable[[np.ndarray], None] | None) -> None:
+        self.progress, self.on_incumbent = progress, on_incumbent
+        self.snap = Progress()
+        self.root = float("-inf")  # the dual bound while the root node is processed (no branching yet)
+        self.newest: list[np.ndarray] = []
+        self.handed = -np.inf
+        self.stop, self.called = threading.Event(), threading.Event()
+        self.interrupted = False
+        self.stopper = self.on_stop  # one bound method, added and removed (highspy compares callbacks)
+
+    def on_interrupt(self, e: object) -> None:
+        out, snap = e.data_out, self.snap  # type: ignore[attr-defined]
         snap.incumbent, snap.bound, snap.gap = out.mip_primal_bound, out.mip_dual_bound, out.mip_gap
         snap.nodes, snap.elapsed = out.mip_node_count, out.running_time
         if snap.nodes == 0:
-            root[0] = max(root[0], snap.bound)
+            self.root = max(self.root, snap.bound)
 
-    if progress is not None and model.integrality.any():  # a Python callback slows the solve: only on request
-        h.cbMipInterrupt += on_interrupt
-    newest: list[np.ndarray] = []
+    def on_improving(self, e: object) -> None:
+        self.newest[:] = [np.array(e.data_out.mip_solution, dtype=np.float64)]  # type: ignore[attr-defined]
 
-    def on_improving(e: object) -> None:
-        newest[:] = [np.array(e.data_out.mip_solution, dtype=np.float64)]  # type: ignore[attr-defined]
-
-    if on_incumbent is not None and model.integrality.any():
-        h.cbMipImprovingSolution += on_improving
-    handed = [-np.inf]
-
-    def hand_over() -> None:
-        if newest and time.perf_counter() - handed[0] >= CHECKPOINT_EVERY:
-            x_new = newest.pop()
-            handed[0] = time.perf_counter()
-            on_incumbent(x_new)  # type: ignore[misc]
-    # our own thread around the core run(): highspy's startSolve/wait share one lock among all instances,
-    # so a solve that never returns would block every later one; stopping is through the interrupt callbacks
-    stop = threading.Event()
-    called = threading.Event()
-
-    def on_stop(e: object) -> None:
-        called.set()
-        if stop.is_set():
+    def on_stop(self, e: object) -> None:
+        self.called.set()
+        if self.stop.is_set():
             e.interrupt()  # type: ignore[attr-defined]
 
-    h.cbSimplexInterrupt += on_stop
-    h.cbIpmInterrupt += on_stop
-    h.cbMipInterrupt += on_stop
-    t0 = time.perf_counter()
-    interrupted = False
-    thread = threading.Thread(target=_CoreHighs.run, args=(h,), daemon=True)
-    thread.start()
-    limit = options.time_limit
-    grace = None if limit is None else max(STALL_GRACE, 0.1 * float(limit))
-    cancelled_at: float | None = None
-    wait = STALL_GRACE
-    while thread.is_alive():
-        try:
-            thread.join(0.1)
-            if not thread.is_alive():
-                break
-            elapsed = time.perf_counter() - t0
-            if progress is not None:
-                snap.elapsed = elapsed
-                progress(snap)
-            if on_incumbent is not None:
-                hand_over()
-            over = grace is not None and elapsed > float(limit) + grace  # type: ignore[arg-type]
-            stalled = stall is not None and elapsed > stall and not called.is_set()
-            if cancelled_at is None and (over or stalled):
-                cancelled_at, wait = elapsed, (grace if over else STALL_GRACE)
-                stop.set()
-            elif cancelled_at is not None and elapsed > cancelled_at + wait:
-                _ABANDONED.append((h, thread))
-                x_last = newest[-1] if newest else None
-                return Solution("time_limit", x_last, None, None, None, 0, elapsed, "highs", "",
-                                {"abandoned": True, "interrupted_by_user": interrupted})
-        except KeyboardInterrupt:
-            interrupted = True
-            stop.set()
-    h.cbSimplexInterrupt -= on_stop
-    h.cbIpmInterrupt -= on_stop
-    h.cbMipInterrupt -= on_stop
-    runtime = time.perf_counter() - t0
+    def hand_over(self) -> None:
+        if self.newest and time.perf_counter() - self.handed >= CHECKPOINT_EVERY:
+            x_new = self.newest.pop()
+            self.handed = time.perf_counter()
+            self.on_incumbent(x_new)  # type: ignore[misc]
+
+    def run(self, h: highspy.Highs, limit: float | None, stall: float | None) -> Solution | None:
+        """Run to the end (None), or give up on a run that ignores its stop: the last incumbent, labelled."""
+        if self.progress is not None:  # a Python callback slows the solve: only on request
+            h.cbMipInterrupt += self.on_interrupt
+        if self.on_incumbent is not None:
+            h.cbMipImprovingSolution += self.on_improving
+        h.cbSimplexInterrupt += self.stopper
+        h.cbIpmInterrupt += self.stopper
+        h.cbMipInterrupt += self.stopper
+        t0 = time.perf_counter()
+        thread = threading.Thread(target=_CoreHighs.run, args=(h,), daemon=True)
+        thread.start()
+        grace = None if limit is None else max(STALL_GRACE, 0.1 * float(limit))
+        cancelled_at: float | None = None
+        wait = STALL_GRACE
+        while thread.is_alive():
+            try:
+                thread.join(0.1)
+                if not thread.is_alive():
+                    break
+                elapsed = time.perf_counter() - t0
+                if self.progress is not None:
+                    self.snap.elapsed = elapsed
+                    self.progress(self.snap)
+                if self.on_incumbent is not None:
+                    self.hand_over()
+                over = grace is not None and elapsed > float(limit) + grace  # type: ignore[arg-type]
+                stalled = stall is not None and elapsed > stall and not self.called.is_set()
+                if cancelled_at is None and (over or stalled):
+                    cancelled_at, wait = elapsed, (grace if over else STALL_GRACE)
+                    self.stop.set()
+                elif cancelled_at is not None and elapsed > cancelled_at + wait:
+                    _ABANDONED.append((h, thread))
+                    x_last = self.newest[-1] if self.newest else None
+                    return Solution("time_limit", x_last, None, None, None, 0, elapsed, "highs", "",
+                                    {"abandoned": True, "interrupted_by_user": self.interrupted})
+            except KeyboardInterrupt:
+                self.interrupted = True
+                self.stop.set()
+        h.cbSimplexInterrupt -= self.stopper
+        h.cbIpmInterrupt -= self.stopper
+        h.cbMipInterrupt -= self.stopper
+        return None
+
+
+def _solution(h: highspy.Highs, model: StandardModel, interrupted: bool, root: float, runtime: float) -> Solution:
+    """What the run left: status, point, objective, bound, gap and nodes as HiGHS reports them."""
     status = _STATUS.get(h.getModelStatus().name, "error")
     if interrupted and status != "optimal":
         status = "interrupted"
@@ -327,7 +348,7 @@ def _solve(model: StandardModel, options: SolveOptions, start: np.ndarray | None
     ver = f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
     extra: dict = {"interrupted_by_user": interrupted}
     if is_mip:  # solved at the root (no branching): the final bound is the root's; else seen with progress only
-        rb = bound if nodes <= 1 and bound is not None else root[0]
+        rb = bound if nodes <= 1 and bound is not None else root
         extra["root_bound"] = float(rb) if rb is not None and np.isfinite(rb) else None
     return Solution(status, x, obj, bound, gap, nodes, runtime, "highs", ver, extra)
 
