@@ -366,147 +366,190 @@ def check_proof(model: StandardModel, doc: dict[str, Any]) -> CheckReport:
 
 
 def _check(model: StandardModel, doc: dict[str, Any], rep: CheckReport) -> None:
-    if not isinstance(doc, dict):
-        rep.fail("expected a JSON object")
+    head = _header(model, doc, rep)
+    if head is None:
         return
-    if doc.get("model_sha256") != model.fingerprint():  # lemma 2
-        rep.fail("the proof refers to another model (sha256 differs)")
-        return
-    if isinstance(doc.get("version"), bool) or doc.get("version") not in (1, 2, 3):
-        rep.fail(f"unknown proof version {doc.get('version')!r} (this checker reads versions 1, 2 and 3)")
-        return
-    if doc.get("sense", "min") != "min":
-        rep.fail("only minimisation proofs are supported")
-        return
-    if doc.get("claimed_bound") is None:
-        rep.fail("no claimed bound")
-        return
-    claims = [rational(doc["claimed_bound"], "claimed_bound")]  # lemma 3
-    if doc.get("claimed_bound_exact") is not None:
-        claims.append(rational(doc["claimed_bound_exact"], "claimed_bound_exact"))
-    claim = max(claims)
-    integral = doc.get("objective_integral") is True
-    if integral and not _objective_is_integral(model):
-        rep.fail("objective_integral claimed, but the objective is not integral on integer points")
-        return
-    if "symmetry" in doc:
-        model = _with_symmetry(model, doc["symmetry"], rep)
-        if model is None:
-            return
+    model, claim, integral = head
     parsed = _tree(model, doc, rep)
     if parsed is None or not rep.ok:
         return
     nodes, leaves = parsed
-    given: dict[int, dict] = {}
-    records = doc.get("leaves")
-    if not isinstance(records, list) or not all(isinstance(lf, dict) for lf in records):
-        rep.fail("leaves: expected a list of objects")
+    given = _leaf_records(doc, leaves, rep)
+    if given is None:
         return
-    for lf in records:
-        node = lf.get("node")
-        if isinstance(node, bool) or not isinstance(node, int) or node in given:
-            rep.fail(f"leaf record for node {node!r}: not a node id, or given twice")
-            return
-        given[node] = lf
-    if set(given) != leaves:
-        missing, extra = sorted(leaves - set(given)), sorted(set(given) - leaves)
-        rep.fail(f"leaf records do not match the tree's leaves (missing {missing[:5]}, extra {extra[:5]})")
-        return
-
-    def root_bound(v: float, integer: bool, upper: bool) -> Fraction | None:  # lemma 4
-        if not math.isfinite(v):
-            return None
-        q = F(float(v))
-        if integer:
-            q = F(math.floor(q)) if upper else F(math.ceil(q))
-        return q
-
-    lo0 = [root_bound(v, bool(i), False) for v, i in zip(model.col_lower, model.integrality, strict=True)]
-    up0 = [root_bound(v, bool(i), True) for v, i in zip(model.col_upper, model.integrality, strict=True)]
     target = F(math.ceil(claim)) - 1 if integral else claim  # lemma 8 / lemma 9
     steps = _steps(model, doc, nodes, integral, rep)
     if steps is None:
         return
-    rows = _Rows(model, target if integral else None, doc.get("duals"))
-    children: dict[int, list[int]] = {n: [] for n in nodes}
-    for n, (parent, *_rest) in nodes.items():
-        if parent is not None:
-            children[parent].append(n)
-    weakest = None
-    errors: list[tuple[int, str]] = []
-    lo, up = list(lo0), list(up0)
-    active: dict[int, tuple] = {}  # the general disjunctions on the current path, by node
-    stack: list[tuple[int, list | None]] = [(0, None)]
-    while stack:  # depth first, undoing each node's tightenings on the way back (lemmas 5 and 10)
-        n, undo = stack.pop()
-        if undo is not None:
-            for j, a, b in reversed(undo):
-                if j is None:  # a general disjunction leaves the path
-                    active.pop(n)
-                else:
-                    lo[j], up[j] = a, b
-            continue
+    walk = _Walk(model, nodes, leaves, given, steps, _Rows(model, target if integral else None, doc.get("duals")),
+                 integral, claim, target)
+    walk.run()
+    for _, msg in sorted(walk.errors, key=lambda e: e[0]):  # in node order, whatever the order of the search
+        rep.fail(msg)
+    rep.leaves = len(leaves)
+    rep.weakest_leaf_bound = walk.weakest
+    rep.claim = claim
+
+
+def _header(model: StandardModel, doc: Any, rep: CheckReport) -> tuple[StandardModel, Fraction, bool] | None:
+    """Lemmas 2 and 3: the proof is about this model, in a version this checker reads, of a minimisation; the
+    claim (the larger of its float and exact forms) and whether the objective is integral, as the model allows;
+    the model with the symmetry rows the proof adds."""
+    if not isinstance(doc, dict):
+        rep.fail("expected a JSON object")
+        return None
+    if doc.get("model_sha256") != model.fingerprint():  # lemma 2
+        rep.fail("the proof refers to another model (sha256 differs)")
+        return None
+    if isinstance(doc.get("version"), bool) or doc.get("version") not in (1, 2, 3):
+        rep.fail(f"unknown proof version {doc.get('version')!r} (this checker reads versions 1, 2 and 3)")
+        return None
+    if doc.get("sense", "min") != "min":
+        rep.fail("only minimisation proofs are supported")
+        return None
+    if doc.get("claimed_bound") is None:
+        rep.fail("no claimed bound")
+        return None
+    claims = [rational(doc["claimed_bound"], "claimed_bound")]  # lemma 3
+    if doc.get("claimed_bound_exact") is not None:
+        claims.append(rational(doc["claimed_bound_exact"], "claimed_bound_exact"))
+    integral = doc.get("objective_integral") is True
+    if integral and not _objective_is_integral(model):
+        rep.fail("objective_integral claimed, but the objective is not integral on integer points")
+        return None
+    if "symmetry" in doc:
+        model = _with_symmetry(model, doc["symmetry"], rep)
+        if model is None:
+            return None
+    return model, max(claims), integral
+
+
+def _leaf_records(doc: dict[str, Any], leaves: set[int], rep: CheckReport) -> dict[int, dict] | None:
+    """The leaf records by node: one per leaf of the tree, no other."""
+    given: dict[int, dict] = {}
+    records = doc.get("leaves")
+    if not isinstance(records, list) or not all(isinstance(lf, dict) for lf in records):
+        rep.fail("leaves: expected a list of objects")
+        return None
+    for lf in records:
+        node = lf.get("node")
+        if isinstance(node, bool) or not isinstance(node, int) or node in given:
+            rep.fail(f"leaf record for node {node!r}: not a node id, or given twice")
+            return None
+        given[node] = lf
+    if set(given) != leaves:
+        missing, extra = sorted(leaves - set(given)), sorted(set(given) - leaves)
+        rep.fail(f"leaf records do not match the tree's leaves (missing {missing[:5]}, extra {extra[:5]})")
+        return None
+    return given
+
+
+def _root_bound(v: float, integer: bool, upper: bool) -> Fraction | None:  # lemma 4
+    if not math.isfinite(v):
+        return None
+    q = F(float(v))
+    if integer:
+        q = F(math.floor(q)) if upper else F(math.ceil(q))
+    return q
+
+
+class _Walk:
+    """The tree depth first, with each node's box: branching and derived bounds tightened on the way down and
+    undone on the way back (lemmas 5 and 10), every leaf's bound computed exactly (lemmas 6 to 9)."""
+
+    def __init__(self, model: StandardModel, nodes: dict, leaves: set[int], given: dict[int, dict], steps: dict,
+                 rows: _Rows, integral: bool, claim: Fraction, target: Fraction) -> None:
+        self.model, self.nodes, self.leaves, self.given = model, nodes, leaves, given
+        self.steps, self.rows = steps, rows
+        self.integral, self.claim, self.target = integral, claim, target
+        self.lo = [_root_bound(v, bool(i), False) for v, i in zip(model.col_lower, model.integrality, strict=True)]
+        self.up = [_root_bound(v, bool(i), True) for v, i in zip(model.col_upper, model.integrality, strict=True)]
+        self.children: dict[int, list[int]] = {n: [] for n in nodes}
+        for n, (parent, *_rest) in nodes.items():
+            if parent is not None:
+                self.children[parent].append(n)
+        self.active: dict[int, tuple] = {}  # the general disjunctions on the current path, by node
+        self.weakest: Fraction | None = None
+        self.errors: list[tuple[int, str]] = []
+
+    def run(self) -> None:
+        stack: list[tuple[int, list | None]] = [(0, None)]
+        while stack:
+            n, undo = stack.pop()
+            if undo is not None:
+                self.undo(n, undo)
+                continue
+            log, failed = self.enter(n)
+            stack.append((n, log))
+            if failed:  # the proof is rejected; the steps below would fail in turn
+                continue
+            if n not in self.leaves:
+                stack.extend((ch, None) for ch in self.children[n])
+                continue
+            if any(a is not None and b is not None and a > b for a, b in zip(self.lo, self.up, strict=True)):
+                continue  # lemma 6
+            self.leaf(n)
+
+    def tighten(self, log: list, col: int, sense: str, v: Fraction) -> None:
+        lo, up = self.lo, self.up
+        log.append((col, lo[col], up[col]))
+        if sense == "<=":
+            up[col] = v if up[col] is None else min(up[col], v)
+        else:
+            lo[col] = v if lo[col] is None else max(lo[col], v)
+
+    def undo(self, n: int, log: list) -> None:
+        for j, a, b in reversed(log):
+            if j is None:  # a general disjunction leaves the path
+                self.active.pop(n)
+            else:
+                self.lo[j], self.up[j] = a, b
+
+    def enter(self, n: int) -> tuple[list, bool]:
+        """Node n's branch and derived bounds on the box; (what to undo, whether a derivation failed)."""
         log: list[tuple] = []
-        parent, col, sense, q = nodes[n]
+        parent, col, sense, q = self.nodes[n]
         if isinstance(col, tuple):  # lemma 5: pi x <= q or pi x >= q, a row of this subtree
-            active[n] = (col, sense, q)
+            self.active[n] = (col, sense, q)
             log.append((None, None, None))
         elif parent is not None:
-            log.append((col, lo[col], up[col]))
-            if sense == "<=":
-                up[col] = q if up[col] is None else min(up[col], q)
-            else:
-                lo[col] = q if lo[col] is None else max(lo[col], q)
-        failed = False
-        for col, sense, v, i in steps.get(n, []):
-            why = _probe(rows, model, col, sense, v, i, lo, up) if isinstance(i, list) else \
-                _follows(rows, model, col, sense, v, i, lo, up)
+            self.tighten(log, col, sense, q)
+        for col, sense, v, i in self.steps.get(n, []):
+            why = _probe(self.rows, self.model, col, sense, v, i, self.lo, self.up) if isinstance(i, list) else \
+                _follows(self.rows, self.model, col, sense, v, i, self.lo, self.up)
             if why is not None:
-                errors.append((n, f"node {n}: derived bound x{col} {sense} {_show(v)} {why}; "
-                                  "its subtree is not checked"))
-                failed = True
-                break
-            log.append((col, lo[col], up[col]))
-            if sense == "<=":
-                up[col] = v if up[col] is None else min(up[col], v)
-            else:
-                lo[col] = v if lo[col] is None else max(lo[col], v)
-        stack.append((n, log))
-        if failed:  # the proof is rejected; the steps below would fail in turn
-            continue
-        if n not in leaves:
-            stack.extend((ch, None) for ch in children[n])
-            continue
-        if any(a is not None and b is not None and a > b for a, b in zip(lo, up, strict=True)):
-            continue  # lemma 6
-        ys = given[n].get("y", [])
+                self.errors.append((n, f"node {n}: derived bound x{col} {sense} {_show(v)} {why}; "
+                                       "its subtree is not checked"))
+                return log, True
+            self.tighten(log, col, sense, v)
+        return log, False
+
+    def leaf(self, n: int) -> None:
+        """Leaf n's multipliers give, over its box, a bound that reaches the claim (lemmas 7 to 9)."""
+        model, errors = self.model, self.errors
+        ys = self.given[n].get("y", [])
         if not isinstance(ys, list) or not all(isinstance(p, list) and len(p) == 2 for p in ys):
             errors.append((n, f"leaf {n}: malformed multipliers"))
-            continue
+            return
         y: dict[int, Fraction] = {}
         for i, v in ys:
             if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < model.n_rows or i in y:
                 errors.append((n, f"leaf {n}: multiplier of an unknown or repeated row {i!r}"))
-                break
+                return
             y[i] = rational(v, f"leaf {n}: multiplier of row {i}")
-        else:
-            splits = _leaf_splits(given[n].get("splits", []), active, n)
-            if isinstance(splits, str):
-                errors.append((n, splits))
-                continue
-            b = _exact_leaf_bound(model, y, lo, up, splits)
-            if b is None:
-                errors.append((n, f"leaf {n}: the bound is -infinity (a multiplier uses an infinite side or box)"))
-                continue
-            weakest = b if weakest is None or b < weakest else weakest
-            if not (b > target if integral else b >= target):
-                errors.append((n, f"leaf {n}: bound {_show(b)} does not reach the claimed {_show(claim)}"
-                               + (" (an integral objective needs a bound above ceil(claim) - 1)" if integral else "")))
-    for _, msg in sorted(errors, key=lambda e: e[0]):  # in node order, whatever the order of the search
-        rep.fail(msg)
-    rep.leaves = len(leaves)
-    rep.weakest_leaf_bound = weakest
-    rep.claim = claim
+        splits = _leaf_splits(self.given[n].get("splits", []), self.active, n)
+        if isinstance(splits, str):
+            errors.append((n, splits))
+            return
+        b = _exact_leaf_bound(model, y, self.lo, self.up, splits)
+        if b is None:
+            errors.append((n, f"leaf {n}: the bound is -infinity (a multiplier uses an infinite side or box)"))
+            return
+        self.weakest = b if self.weakest is None or b < self.weakest else self.weakest
+        if not (b > self.target if self.integral else b >= self.target):
+            errors.append((n, f"leaf {n}: bound {_show(b)} does not reach the claimed {_show(self.claim)}"
+                           + (" (an integral objective needs a bound above ceil(claim) - 1)" if self.integral
+                              else "")))
 
 
 def _leaf_splits(records: Any, active: dict[int, tuple], leaf: int) -> tuple | str:
