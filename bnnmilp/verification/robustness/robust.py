@@ -30,7 +30,7 @@ from bnnmilp.formulations.robustness import (
     on_lattice,
 )
 from bnnmilp.io.yamlio import fraction_str
-from bnnmilp.milp.backends import SolveOptions, highs
+from bnnmilp.milp.backends import Solution, SolveOptions, highs
 from bnnmilp.network import Network
 from bnnmilp.network.sparse import dense, is_sparse, matmul_t, values
 from bnnmilp.verification.robustness.replay import in_perturbation_set, replay
@@ -447,16 +447,33 @@ def build_query(net: Network, x: np.ndarray, ref: np.ndarray, opts: RobustOption
 
 def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: RobustOptions,
                   session: QuerySession | None = None) -> SampleResult:
+    """One sample's query: answered without a solver where the ball allows (empty, misclassified, fixed by
+    intervals, settled by enumeration), else by the MILP; every counterexample replayed exactly."""
     t0 = time.perf_counter()
     out, ref = reference_bits(net, x, label, opts.against)
+    done = answering(index, ref.astype(int).tolist(), t0)
+    lo, hi = search_box(x, opts)
+    early = _without_solver(net, x, out, ref, opts, lo, hi, done, t0)
+    if early is not None:
+        return early
 
     def left() -> float | None:
         """The query's time limit is for the whole query: each solve gets what remains of it."""
         return None if opts.time_limit is None else max(0.01, opts.time_limit - (time.perf_counter() - t0))
 
-    done = answering(index, ref.astype(int).tolist(), t0)
+    q = build_query(net, x, ref, opts)
+    sol, again = _solve_query(q, x, ref, lo, hi, session, left)
+    if sol.x is not None and not replay(net, _candidate(sol.x, x.shape[0], opts, lo, hi), x, ref, opts, lo, hi)[0]:
+        sol, settled = _settle_ties(q, sol, opts, done, left)
+        if settled is not None:
+            return settled
+    return _from_solution(net, x, ref, opts, lo, hi, sol, again, done)
 
-    lo, hi = search_box(x, opts)
+
+def _without_solver(net: Network, x: np.ndarray, out: np.ndarray, ref: np.ndarray, opts: RobustOptions,
+                    lo: np.ndarray, hi: np.ndarray, done: Callable, t0: float) -> SampleResult | None:
+    """The answers that need no solver: an empty ball, a sample misclassified already, outputs fixed by
+    interval arithmetic, the smallest radius or a counterexample found by enumeration."""
     if np.any(lo > hi):
         return done("robust", "empty", note="no input of the domain lies in the ball")
     x_in = bool(np.all(x >= lo) and np.all(x <= hi)) and (opts.domain != "integer" or np.all(x == np.round(x)))
@@ -466,6 +483,7 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
         fixed = fixed_output(net, lo, hi)
         if fixed is not None and np.array_equal(fixed, ref):
             return done("robust", "interval", note="interval arithmetic fixes every output bit over the ball")
+
     def differs(rest, U) -> np.ndarray:
         return np.any((U if rest is None else rest.predict_bits(U)) != ref, axis=1)
 
@@ -487,41 +505,60 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
         genuine, dist = replay(net, xp, x, ref, opts, lo, hi)
         if genuine:
             return done("not_robust", how, counterexample=xp.tolist(), distance=fraction_str(dist), note=note)
-    q = build_query(net, x, ref, opts)
+    return None
+
+
+def _solve_query(q, x: np.ndarray, ref: np.ndarray, lo: np.ndarray, hi: np.ndarray, session: QuerySession | None,
+                 left: Callable[[], float | None]) -> tuple[Solution, Callable[[bool], Solution]]:
+    """The query's MILP solved (on the session's shared model where there is one), and a way to solve it again
+    with presolve on or off (the cross-check)."""
     sol = None
     if session is not None:
         sol = session.solve(x, ref, lo, hi, time_limit=left())
         if session.broken:  # HiGHS still runs on the shared model: this query builds its own (``_session`` too)
             session = None
     if session is not None:
-        def again(presolve: bool):
+        def again(presolve: bool) -> Solution:
             return session.solve(x, ref, lo, hi, presolve=presolve, time_limit=left())
-    else:
-        model = get("robustness").build(q)
-        sol = highs.solve_or_stop(model, guarded(left()) if sol is None else
-                                  SolveOptions(time_limit=left(), presolve=False))
 
-        def again(presolve: bool):
-            return highs.solve_or_stop(model, SolveOptions(time_limit=left(), presolve=presolve))
-    if sol.x is not None and not replay(net, _candidate(sol.x, x.shape[0], opts, lo, hi), x, ref, opts, lo, hi)[0]:
-        # a tie, or a point within solver tolerance of a threshold: first ask for a counterexample that keeps
-        # a clear margin from every inexact threshold (an under-approximation: any point it finds is genuine)
-        under = highs.solve_or_stop(get("robustness").build(replace(q, margin=1e-5)), guarded(left()))
-        if under.x is not None:
-            sol = under
-        elif q.delta[0] == 0.0 and not opts.min_eps:
-            # real-valued first layer: maximise the slack of its strict rows; s* = 0 means only ties remain
-            model = get("robustness").build(replace(q, strict=True))
-            sol = highs.solve_or_stop(model, guarded(left()))
-            if sol.status == "optimal" and sol.objective is not None and -sol.objective <= 1e-9:
-                if opts.cross_check:
-                    presolve, _, other = checking(sol)
-                    chk = highs.solve_or_stop(model, SolveOptions(time_limit=left(), presolve=presolve))
-                    if chk.status != "optimal" or chk.objective is None or -chk.objective > 1e-9:
-                        return done("unknown", "milp", note=f"strict-slack optimum differs with presolve {other}")
-                return done("robust", "milp", note="only ties change the output: the solver's maximal strict "
-                            "slack is 0" + (", confirmed with the other presolve setting" if opts.cross_check
-                                            else ""))
+        return sol, again
+    model = get("robustness").build(q)
+    sol = highs.solve_or_stop(model, guarded(left()) if sol is None else
+                              SolveOptions(time_limit=left(), presolve=False))
+
+    def again(presolve: bool) -> Solution:
+        return highs.solve_or_stop(model, SolveOptions(time_limit=left(), presolve=presolve))
+
+    return sol, again
+
+
+def _settle_ties(q, sol: Solution, opts: RobustOptions, done: Callable, left: Callable[[], float | None]
+                 ) -> tuple[Solution, SampleResult | None]:
+    """The solver's point does not replay (a tie, or a point within tolerance of a threshold): ask for a
+    counterexample with a clear margin from every inexact threshold (any point it finds is genuine); on a
+    real-valued first layer, a maximal strict slack of 0 proves that only ties change the output."""
+    under = highs.solve_or_stop(get("robustness").build(replace(q, margin=1e-5)), guarded(left()))
+    if under.x is not None:
+        return under, None
+    if q.delta[0] != 0.0 or opts.min_eps:
+        return sol, None
+    model = get("robustness").build(replace(q, strict=True))
+    sol = highs.solve_or_stop(model, guarded(left()))
+    if not (sol.status == "optimal" and sol.objective is not None and -sol.objective <= 1e-9):
+        return sol, None
+    if opts.cross_check:
+        presolve, _, other = checking(sol)
+        chk = highs.solve_or_stop(model, SolveOptions(time_limit=left(), presolve=presolve))
+        if chk.status != "optimal" or chk.objective is None or -chk.objective > 1e-9:
+            return sol, done("unknown", "milp", note=f"strict-slack optimum differs with presolve {other}")
+    return sol, done("robust", "milp", note="only ties change the output: the solver's maximal strict slack is 0"
+                     + (", confirmed with the other presolve setting" if opts.cross_check else ""))
+
+
+def _from_solution(net: Network, x: np.ndarray, ref: np.ndarray, opts: RobustOptions, lo: np.ndarray,
+                   hi: np.ndarray, sol: Solution, again: Callable[[bool], Solution], done: Callable) -> SampleResult:
+    """The answer the MILP gives: robust on infeasibility (cross-checked with the other presolve setting when
+    asked), not robust on a point that replays exactly, else unknown."""
     if sol.status == "infeasible":
         if opts.cross_check:
             presolve, one, other = checking(sol)
@@ -536,14 +573,12 @@ def verify_sample(net: Network, x: np.ndarray, label: int, index: int, opts: Rob
     genuine, dist = replay(net, xp, x, ref, opts, lo, hi)
     if not genuine:
         return done("unknown", "milp", note="the solver's point does not replay (a tie or a tolerance)")
-    bound = sol.bound if opts.min_eps else None
     note = "counterexample replayed exactly"
     if opts.min_eps:
         note += "; distance exact; " + ("proven minimal by the solver" if sol.status == "optimal"
                                         else f"solver stopped: {sol.status}")
-    return done("not_robust", "milp", counterexample=xp.tolist(),
-                distance=fraction_str(dist),
-                min_eps_bound=bound, note=note)
+    return done("not_robust", "milp", counterexample=xp.tolist(), distance=fraction_str(dist),
+                min_eps_bound=sol.bound if opts.min_eps else None, note=note)
 
 
 _SESSIONS: dict[int, QuerySession] = {}
