@@ -123,10 +123,7 @@ def _grid(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions) -> list[Ne
     m2 = [np.zeros_like(p) for p in params]
     lr = np.array([r[0] for r in runs])
     squared = np.array([r[1] == "squared" for r in runs])[:, None, None]
-    T = 2.0 * Y - 1.0
     argmax = net.output == "argmax"
-    labels, rows = Y.argmax(axis=1), np.arange(m)
-    weight = np.where(Y == 1, max(layers[-1] - 1, 1), 1.0)
     noise_rng = np.random.default_rng([opts.seed, R])
     sigma = opts.noise * float(np.abs(Xs).max(initial=0.0))
     best_loss = np.full(R, np.iinfo(np.int64).max)
@@ -141,13 +138,7 @@ def _grid(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions) -> list[Ne
                 break  # the budget: every run keeps its best epoch so far
             Wq = [_quantise(W, net.weights) for W in Ws]
             inputs, pre = _forward(Xs, Wq, lams)
-            if argmax:
-                loss = np.sum(np.argmax(pre[-1], axis=2) != labels[None, :], axis=1)
-            elif spec.training.loss == "hamming":
-                loss = np.sum(inputs[-1] != Y[None], axis=(1, 2))
-            else:
-                loss = np.array([loss_value(spec.training.loss, inputs[-1][r].astype(np.int8), Y.astype(np.int8))
-                                 for r in range(R)])
+            loss = _exact_loss(spec, inputs[-1], pre[-1], Y)
             if sigma > 0.0:  # the gradient step sees the inputs with fresh noise (shared by the runs of an epoch)
                 inputs, pre = _forward(Xs + noise_rng.normal(0.0, sigma, size=Xs.shape), Wq, lams)
             last_gain = np.where(loss < best_loss, epoch, last_gain)
@@ -161,24 +152,8 @@ def _grid(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions) -> list[Ne
                 said = time.monotonic()
                 opts.report(f"STE{' on noisy inputs' if sigma > 0 else ''}: epoch {epoch}/{opts.epochs} of {R} runs, "
                             f"lowest training loss so far {int(best_loss.min())}")
-            z = pre[-1]
-            if argmax:  # multiclass hinge sum_k relu(1 - (z_y - z_k)), or the squared loss on +-1 targets
-                active = (1.0 - (z[:, rows, labels][:, :, None] - z) > 0) & (Y[None] == 0)
-                hinge = active.astype(np.float64)
-                hinge[:, rows, labels] = -active.sum(axis=2)
-                g = np.where(squared, 2.0 * (z - T), hinge)
-            else:
-                g = weight * np.where(squared, 2.0 * (z - T), -T * (T * z < 1.0))
-            g = g / m
-            grads_w, grads_l = [None] * L, [None] * L
-            for l in range(L - 1, -1, -1):
-                gt = g.transpose(0, 2, 1)
-                grads_w[l] = gt @ inputs[l] if l > 0 else \
-                    (gt.reshape(R * layers[1], m) @ inputs[0]).reshape(R, layers[1], layers[0])
-                gl = -g.sum(axis=1, keepdims=True)
-                grads_l[l] = gl.sum(axis=2, keepdims=True) if width[l] == 1 else gl
-                if l > 0:
-                    g = (g @ Wq[l]) * (np.abs(pre[l - 1]) <= window[l - 1])
+            g = _output_gradient(pre[-1], Y, squared, argmax) / m
+            grads_w, grads_l = _backward(g, inputs, pre, Wq, window, width)
             grads = grads_w + (grads_l if learn_lam else [])
             for i, gr in enumerate(grads):
                 _adam(params[i], gr, m1[i], m2[i], lr, epoch)
@@ -192,6 +167,48 @@ def _grid(spec: Spec, X: np.ndarray, Y: np.ndarray, opts: SteOptions) -> list[Ne
     if stopped is not None:
         raise SteInterrupted([nets[r] for r in np.argsort(best_loss, kind="stable")], stopped)
     return nets
+
+
+def _exact_loss(spec: Spec, bits: np.ndarray, scores: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Per run, the training loss of its quantised network: errors of the argmax, Hamming, or the spec's loss."""
+    if spec.network.output == "argmax":
+        return np.sum(np.argmax(scores, axis=2) != Y.argmax(axis=1)[None, :], axis=1)
+    if spec.training.loss == "hamming":
+        return np.sum(bits != Y[None], axis=(1, 2))
+    return np.array([loss_value(spec.training.loss, bits[r].astype(np.int8), Y.astype(np.int8))
+                     for r in range(bits.shape[0])])
+
+
+def _output_gradient(z: np.ndarray, Y: np.ndarray, squared: np.ndarray, argmax: bool) -> np.ndarray:
+    """d loss / d z at the output's pre-activations, per run: the multiclass hinge sum_k relu(1 - (z_y - z_k))
+    for argmax, else the hinge on +-1 targets (true bits weighted by the number of classes - 1); the squared
+    loss on +-1 targets where a run uses it."""
+    T = 2.0 * Y - 1.0
+    if argmax:
+        rows, labels = np.arange(Y.shape[0]), Y.argmax(axis=1)
+        active = (1.0 - (z[:, rows, labels][:, :, None] - z) > 0) & (Y[None] == 0)
+        hinge = active.astype(np.float64)
+        hinge[:, rows, labels] = -active.sum(axis=2)
+        return np.where(squared, 2.0 * (z - T), hinge)
+    weight = np.where(Y == 1, max(Y.shape[1] - 1, 1), 1.0)
+    return weight * np.where(squared, 2.0 * (z - T), -T * (T * z < 1.0))
+
+
+def _backward(g: np.ndarray, inputs: list, pre: list, Wq: list, window: list, width: list) -> tuple[list, list]:
+    """Gradients of weights and thresholds, layer by layer from the output: each step's derivative taken as 1
+    within its window of pre-activations (straight through)."""
+    L = len(Wq)
+    R, m = g.shape[0], g.shape[1]
+    grads_w, grads_l = [None] * L, [None] * L
+    for l in range(L - 1, -1, -1):
+        gt = g.transpose(0, 2, 1)
+        grads_w[l] = gt @ inputs[l] if l > 0 else \
+            (gt.reshape(R * Wq[0].shape[1], m) @ inputs[0]).reshape(R, Wq[0].shape[1], Wq[0].shape[2])
+        gl = -g.sum(axis=1, keepdims=True)
+        grads_l[l] = gl.sum(axis=2, keepdims=True) if width[l] == 1 else gl
+        if l > 0:
+            g = (g @ Wq[l]) * (np.abs(pre[l - 1]) <= window[l - 1])
+    return grads_w, grads_l
 
 
 def _adam(param: np.ndarray, grad: np.ndarray, m1: np.ndarray, m2: np.ndarray, lr: np.ndarray, t: int) -> None:
