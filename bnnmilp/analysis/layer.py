@@ -130,12 +130,12 @@ class BatchMilp:
 
     def solve_one(self, b: np.ndarray | None, c: np.ndarray | None, a: np.ndarray | None,
                   duals: bool) -> Solved:
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread() and (self.solver == "highs" or duals or self.exact):
             highs._use_threads(highs.new_highs(), 1)  # HiGHS keeps one scheduler per process: one thread each
         m = self.instance(b, c, a)
         if self.exact and duals:
             return self._exact(m)
-        x = self._gurobi(m).solve(m) if self.solver == "gurobi" else self._solve_highs(m)
+        x = self._solve_gurobi(m) if self.solver == "gurobi" else self._solve_highs(m)
         x[m.integrality] = np.round(x[m.integrality])  # integers as integers: z and dz/dc agree with each other
         z = float(m.c @ x + m.offset)
         y = self._duals(m, x) if duals else None
@@ -151,14 +151,17 @@ class BatchMilp:
             raise SolverError(f"HiGHS did not solve the MILP to optimality ({status})")
         return np.asarray(h.getSolution().col_value, np.float64)
 
-    def _gurobi(self, m: StandardModel):
-        """This thread's gurobipy model, built again only when A changes."""
+    def _solve_gurobi(self, m: StandardModel) -> np.ndarray:
+        """On this thread's gurobipy model, built again only when A changes; only the numbers that differ from
+        the batch's model are set (the instance's arrays are the model's own where not given)."""
         from bnnmilp.milp.backends.gurobi import to_gurobi
 
         store = self._local.__dict__
         if store.get("grb") is None or store.get("grb_data") is not m.data:
-            store["grb"], store["grb_data"] = to_gurobi(m, self.time_limit), m.data
-        return store["grb"]
+            store["grb"], store["grb_data"], store["grb_last"] = to_gurobi(m, self.time_limit), m.data, m
+        x = store["grb"].solve(m, store["grb_last"])
+        store["grb_last"] = m
+        return x
 
     def _duals(self, m: StandardModel, x: np.ndarray) -> np.ndarray:
         """The row duals of the LP with every integer variable fixed at its value in x."""

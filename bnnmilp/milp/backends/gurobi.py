@@ -36,21 +36,26 @@ class GurobiModel:
     lower: list
     upper: list
 
-    def set_numbers(self, m: StandardModel) -> None:
-        """Objective, right-hand sides and column bounds from ``m`` (same structure and A as built)."""
+    def set_numbers(self, m: StandardModel, built: StandardModel | None = None) -> None:
+        """Objective, right-hand sides and column bounds from ``m`` (same structure and A as built); with
+        ``built``, the numbers already set, only those that differ from it are set."""
         g = self.model
-        g.setAttr("Obj", self.x, m.c.tolist())
-        g.setAttr("LB", self.x, np.where(np.isfinite(m.col_lower), m.col_lower, -1e100).tolist())
-        g.setAttr("UB", self.x, np.where(np.isfinite(m.col_upper), m.col_upper, 1e100).tolist())
-        for side, values in ((self.lower, m.row_lower), (self.upper, m.row_upper)):
+        if built is None or m.c is not built.c:
+            g.setAttr("Obj", self.x, m.c.tolist())
+        if built is None or m.col_lower is not built.col_lower or m.col_upper is not built.col_upper:
+            g.setAttr("LB", self.x, np.where(np.isfinite(m.col_lower), m.col_lower, -1e100).tolist())
+            g.setAttr("UB", self.x, np.where(np.isfinite(m.col_upper), m.col_upper, 1e100).tolist())
+        for side, values, before in ((self.lower, m.row_lower, None if built is None else built.row_lower),
+                                     (self.upper, m.row_upper, None if built is None else built.row_upper)):
             keep = [i for i, con in enumerate(side) if con is not None]
-            if keep:
+            if keep and values is not before:
                 g.setAttr("RHS", [side[i] for i in keep], values[keep].tolist())
 
-    def solve(self, m: StandardModel) -> np.ndarray:
-        """x* for ``m``'s numbers, from scratch (no start from an earlier solve: answers do not depend on order)."""
+    def solve(self, m: StandardModel, built: StandardModel | None = None) -> np.ndarray:
+        """x* for ``m``'s numbers, from scratch (no start from an earlier solve: answers do not depend on order);
+        ``built``: the model whose numbers were given last (those unchanged since are not set again)."""
         gp = gurobipy()
-        self.set_numbers(m)
+        self.set_numbers(m, built)
         self.model.reset(1)
         self.model.optimize()
         status = self.model.Status
