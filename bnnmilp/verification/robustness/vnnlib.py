@@ -20,6 +20,7 @@ re-proven.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -41,6 +42,7 @@ UNSAT_MARGIN = 1e-6  # normalised slack below which the solver's optimum counts 
 ORT_TOLERANCE = 1e-4  # onnxruntime's float32 outputs may miss a constraint by this much (relative)
 SAMPLES = 256
 SEARCH_SHARE = 0.25  # of the time limit for attacks and sampling before the MILP
+SEARCH_ROUNDS = 3  # rounds of them, at most, where the MILP is the likelier way to an answer (not LARGE)
 LARGE_SEARCH_SHARE = 0.8  # where the MILP has more than LARGE step units (a 48x48 or 64x64 conv BNN), which
 LARGE = 50_000  # HiGHS does not settle within a minute: the search is the likelier way to an answer
 ATTACK_NNZ = 10_000_000  # weights beyond which a gradient step costs more than a round of sampling finds
@@ -413,14 +415,15 @@ def linear_query(p: Problem) -> LinearQuery:
     return q
 
 
-def search(p: Problem, rng: np.random.Generator, end: float | None) -> tuple[np.ndarray | None, str, str]:
-    """Attacks from fresh random corners and rounds of sampling, in turn, until one finds a point or ``end``
-    (once each without a deadline); on networks of over ATTACK_NNZ weights sampling alone."""
+def search(p: Problem, rng: np.random.Generator, end: float | None, rounds: int | None = None
+           ) -> tuple[np.ndarray | None, str, str]:
+    """Attacks from fresh random corners and rounds of sampling, in turn, until one finds a point, ``end`` or
+    ``rounds`` rounds (once each without a deadline); on networks of over ATTACK_NNZ weights sampling alone."""
     net = p.model.hidden
     cheap = net is not None and sum(int(np.count_nonzero(W)) if isinstance(W, np.ndarray) else W.nnz
                                     for W in net.weights) <= ATTACK_NNZ
     score = Score.of(p)  # once per query: the attacks from fresh corners share it
-    while True:
+    for _ in itertools.count() if rounds is None else range(rounds):
         x = ste_attack(p, score, rng, end) if cheap else None
         if x is not None:
             return x, "attack", "a point found along straight-through gradients, replayed exactly"
@@ -429,6 +432,7 @@ def search(p: Problem, rng: np.random.Generator, end: float | None) -> tuple[np.
             return x, "sampling", "a sampled point, replayed exactly"
         if end is None or time.perf_counter() > end:
             return None, "", ""
+    return None, "", ""
 
 
 def by_milp(p: Problem, deadline: float | None) -> tuple[str, np.ndarray | None, str]:
@@ -528,7 +532,7 @@ def verify_query(query: Query, model_path: str | Path, time_limit: float | None 
     units = 0 if model.hidden is None else sum(model.hidden.layers[1:])
     share = LARGE_SEARCH_SHARE if units > LARGE else SEARCH_SHARE
     search_end = None if deadline is None else t0 + share * (deadline - t0)
-    x, method, note = search(p, rng, search_end)
+    x, method, note = search(p, rng, search_end, None if units > LARGE else SEARCH_ROUNDS)
     result = "sat" if x is not None else ""
     if x is None:
         result, x, note = by_milp(p, deadline)
