@@ -140,6 +140,7 @@ def table(rows: list[dict], command: str) -> str:
            "| problem | loss | seeds | regret: pyepo | pyepo, HiGHS | bnnmilp | bnnmilp, Gurobi | paired difference "
            "| ms: pyepo | pyepo, HiGHS | bnnmilp | bnnmilp, Gurobi | HiGHS: bnnmilp / pyepo | Gurobi: bnnmilp / "
            "pyepo |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out.insert(2, "<!-- --8<-- [start:table] -->")
     for problem in dict.fromkeys(r["problem"] for r in rows):
         for loss in ("spo+", "pfyl"):
             if not (sel := [r for r in rows if r["problem"] == problem and r["loss"] == loss]):
@@ -150,7 +151,7 @@ def table(rows: list[dict], command: str) -> str:
             out.append(f"| {problem} | {loss} | {len(sel)} | " + " | ".join(mean_2se(reg[k]) for k in KINDS) +
                        f" | {mean_2se(diff)} | " + " | ".join(f"{ms[k]:.2f}" for k in KINDS) +
                        f" | {ms['bnnmilp'] / ms['pyepo, HiGHS']:.2f}x | {ms['bnnmilp, Gurobi'] / ms['pyepo']:.2f}x |")
-    return "\n".join(out) + "\n"
+    return "\n".join([*out, "<!-- --8<-- [end:table] -->"]) + "\n"
 
 
 def main() -> None:
@@ -163,7 +164,13 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=1000)
     ap.add_argument("--losses", nargs="+", default=["spo+", "pfyl"], choices=["spo+", "pfyl"])
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/predict_optimise"))
+    ap.add_argument("--markdown", action="store_true", help="only rewrite the .md from the stored .json")
     args = ap.parse_args()
+    out = Path(args.out)
+    if args.markdown:
+        stored = json.loads(out.with_suffix(".json").read_text())
+        out.with_suffix(".md").write_text(table(stored["rows"], stored["command"]))
+        return
     command = "python benchmarks/predict_optimise.py " + shlex.join(sys.argv[1:])
     problems = [(f"knapsack {k} items", knapsack, k) for k in args.items]
     problems += [(f"shortest path {g}x{g}", shortest_path, g) for g in args.grid]
@@ -177,7 +184,6 @@ def main() -> None:
                     row[kind] = run(kind, loss, x, c, models, model, sense, seed, args.train, args.epochs)
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
-    out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
     out.with_suffix(".md").write_text(table(rows, command))
     print(table(rows, command))

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks/results"
 sys.path.insert(0, str(ROOT))
 
 from bnnmilp.io.vnnlib import read_query  # noqa: E402
@@ -126,7 +127,11 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=2)
     ap.add_argument("--eps", type=float, nargs="+", default=[1, 3, 5, 10, 15])
     ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--markdown", action="store_true", help="only rewrite the .md from the stored .json")
     args = ap.parse_args()
+    if args.markdown:
+        print(write_markdown(json.loads((RESULTS / "vnnlib_queries.json").read_text())))
+        return
     command = "python benchmarks/vnnlib_queries.py " + shlex.join(sys.argv[1:])
     rows = []
     with tempfile.TemporaryDirectory() as tmp_s:
@@ -149,20 +154,25 @@ def main() -> None:
                         rows.append(row)
                         print(json.dumps({k: row[k] if k not in ("bnnmilp", "milp", "random") else row[k]["answer"]
                                           + f" {row[k]['time_s']}s" for k in row}), flush=True)
-    methods = ["bnnmilp", "milp", "random"]
     result = {"command": command, "machine": platform.platform(), "python": platform.python_version(),
               "timeout_s": args.timeout, "import_s": {f"{a}/{s}": t for (a, s), t in t_import.items()},
               "contradictions": sum(r["contradiction"] for r in rows), "rows": rows}
-    out = ROOT / "benchmarks/results"
-    (out / "vnnlib_queries.json").write_text(json.dumps(result, indent=1) + "\n")
-    md = [f"# VNN-LIB queries on traffic-sign-shaped conv BNNs\n\n`{command}` ({platform.platform()}, "
-          f"--timeout {args.timeout:g} s per query).\n",
+    (RESULTS / "vnnlib_queries.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(write_markdown(result))
+
+
+def write_markdown(result: dict) -> str:
+    """benchmarks/results/vnnlib_queries.md from the run's JSON; the table is a section the docs include."""
+    md = [f"# VNN-LIB queries on traffic-sign-shaped conv BNNs\n\n`{result['command']}` ({result['machine']}, "
+          f"--timeout {result['timeout_s']:g} s per query).\n",
           "bnnmilp: the `bnnmilp-vnnlib` process (import included); milp: HiGHS on the same MILP alone, after "
-          "the import; random: 2,000 points of the box replayed exactly.\n", *table(rows, methods), "",
+          "the import; random: 2,000 points of the box replayed exactly.\n", "<!-- --8<-- [start:table] -->",
+          *table(result["rows"], ["bnnmilp", "milp", "random"]), "<!-- --8<-- [end:table] -->", "",
           f"Contradictions between methods: {result['contradictions']}. Import (in process, s): "
           + ", ".join(f"{k}: {v}" for k, v in result["import_s"].items()) + "."]
-    (out / "vnnlib_queries.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    text = "\n".join(md) + "\n"
+    (RESULTS / "vnnlib_queries.md").write_text(text)
+    return text
 
 
 if __name__ == "__main__":
