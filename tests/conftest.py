@@ -7,6 +7,21 @@ from bnnmilp.data import Dataset
 from bnnmilp.spec import parse_spec
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_model_cache(tmp_path_factory):
+    """Imported models are cached in a folder of this test run, not in the user's ~/.cache (subprocesses
+    inherit the variable)."""
+    import os
+
+    old = os.environ.get("BNNMILP_CACHE_DIR")
+    os.environ["BNNMILP_CACHE_DIR"] = str(tmp_path_factory.mktemp("model_cache"))
+    yield
+    if old is None:
+        os.environ.pop("BNNMILP_CACHE_DIR", None)
+    else:
+        os.environ["BNNMILP_CACHE_DIR"] = old
+
+
 def grid_instance(seed: int, layers: list[int], m: int, grid: int = 8) -> Dataset:
     """Random inputs on a grid of 1/grid in [-1, 1] (dyadic: float arithmetic is exact) and random labels."""
     rng = np.random.default_rng(seed)

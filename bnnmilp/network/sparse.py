@@ -13,6 +13,7 @@ from functools import cached_property
 import numpy as np
 
 _CHUNK = 2_000_000  # entries of the (samples x non-zeros) product held at once
+PACK_NNZ = 1_000_000  # non-zeros from which a pickled matrix tries the compact form
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,25 @@ class Csr:
                 out[s:s + step, full] = np.add.reduceat(prod, starts, axis=1)
         return out
 
+    def __reduce__(self):
+        """Pickled compactly where every group of rows sharing columns also shares one weight matrix (a
+        convolution without padding: 35 million entries become a kernel and the groups' columns), else as its
+        arrays; cached groupings are not pickled."""
+        packed = self._shared_kernel() if self.nnz >= PACK_NNZ else None
+        if packed is None:
+            return (Csr, (self.shape, self.indptr, self.indices, self.data))
+        return (_unpack, (self.shape, *packed))
+
+    def _shared_kernel(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        if self.blocks is None:
+            return None
+        V = self._block_values
+        if not all(np.array_equal(V[g], V[0]) for g in range(1, V.shape[0])):
+            return None
+        cols, order = self.blocks
+        small = np.int32 if max(self.shape) < 2**31 else np.int64
+        return cols.astype(small), order.astype(small), np.ascontiguousarray(V[0])
+
     def padded(self) -> tuple[np.ndarray, np.ndarray]:
         """(columns, values) as (rows x widest row) arrays, short rows padded with column 0 and value 0."""
         counts = np.diff(self.indptr)
@@ -155,6 +175,18 @@ class Csr:
         cols[self.row_of, pos] = self.indices
         vals[self.row_of, pos] = self.data
         return cols, vals
+
+
+def _unpack(shape: tuple[int, int], cols: np.ndarray, order: np.ndarray, kernel: np.ndarray) -> Csr:
+    """The matrix ``Csr.__reduce__`` packed: row order[g][i] holds kernel[i] at columns cols[g]."""
+    (P, w), f, rows = cols.shape, order.shape[1], shape[0]
+    group, pos = np.empty(rows, np.int64), np.empty(rows, np.int64)
+    group[order.ravel()] = np.repeat(np.arange(P), f)
+    pos[order.ravel()] = np.tile(np.arange(f), P)
+    out = Csr(shape, np.arange(rows + 1, dtype=np.int64) * w, cols.astype(np.int64)[group].ravel(),
+              kernel[pos].ravel().astype(np.float64))
+    out.__dict__["blocks"] = (cols.astype(np.int64), order.astype(np.int64))
+    return out
 
 
 def compact(W: np.ndarray | Csr, below: float = 0.25) -> np.ndarray | Csr:

@@ -73,12 +73,15 @@ def exact_float(v) -> float:
 
 def model_for(path: str | Path, integer: bool, shape: tuple[int, ...] | None) -> AffineOutput:
     """The imported model, once per file content (the VNN-COMP harness asks many queries of one model)."""
+    from bnnmilp.io.importers.cache import cached
+
     try:
         key = (hashlib.sha256(Path(path).read_bytes()).hexdigest(), integer, shape)
     except FileNotFoundError:
         raise ModelFileError(str(path), None, "file not found") from None
-    if key not in _CACHE:
-        _CACHE[key] = load_onnx_affine(path, integer_inputs=integer, input_shape=shape)
+    if key not in _CACHE:  # in this process, else on disk (io/importers/cache.py), else imported
+        _CACHE[key] = cached(key[0], ("onnx_affine", integer, shape),
+                             lambda: load_onnx_affine(path, integer_inputs=integer, input_shape=shape))
     return _CACHE[key]
 
 
