@@ -157,8 +157,8 @@ class BatchMilp:
         from bnnmilp.milp.backends.gurobi import to_gurobi
 
         store = self._local.__dict__
-        if store.get("grb") is None or store.get("grb_data") is not m.data:
-            store["grb"], store["grb_data"], store["grb_last"] = to_gurobi(m, self.time_limit), m.data, m
+        if store.get("grb") is None or store["grb_last"].data is not m.data:
+            store["grb"], store["grb_last"] = to_gurobi(m, self.time_limit), m
         x = store["grb"].solve(m, store["grb_last"])
         store["grb_last"] = m
         return x

@@ -63,16 +63,16 @@ class Linear:
         at the output); a sign that cannot be decided counts as not holding."""
         vals = [x[i] if k == "x" else y[i] for (k, i), _ in self.coefs]
         if not any(isinstance(v, dict) for v in vals):  # rationals only: the sign of one sum
-            s = self.const + sum(a * v for (_, a), v in zip(self.coefs, vals, strict=True))
-            return s <= 0 if self.sense == "<=" else s < 0 if self.sense == "<" else s == 0
-        terms: dict[Fraction, Fraction] = {Fraction(1): self.const}
-        for (k, i), a in self.coefs:
-            v = x[i] if k == "x" else y[i]
-            for r, c in (v.items() if isinstance(v, dict) else ((Fraction(1), v),)):
-                terms[r] = terms.get(r, Fraction(0)) + a * c
-        sign = surd_sign(terms)
-        if sign is None:
-            return False
+            total = self.const + sum(a * v for (_, a), v in zip(self.coefs, vals, strict=True))
+            sign = (total > 0) - (total < 0)
+        else:
+            terms: dict[Fraction, Fraction] = {Fraction(1): self.const}
+            for (_, a), v in zip(self.coefs, vals, strict=True):
+                for r, c in (v.items() if isinstance(v, dict) else ((Fraction(1), v),)):
+                    terms[r] = terms.get(r, Fraction(0)) + a * c
+            sign = surd_sign(terms)
+            if sign is None:
+                return False
         return sign <= 0 if self.sense == "<=" else sign < 0 if self.sense == "<" else sign == 0
 
 

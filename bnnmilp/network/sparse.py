@@ -159,7 +159,7 @@ class Csr:
         if self.blocks is None:
             return None
         V = self._block_values
-        if not all(np.array_equal(V[g], V[0]) for g in range(1, V.shape[0])):
+        if not np.array_equal(V, np.broadcast_to(V[:1], V.shape)):
             return None
         cols, order = self.blocks
         small = np.int32 if max(self.shape) < 2**31 else np.int64

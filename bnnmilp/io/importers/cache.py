@@ -11,6 +11,7 @@ folder: like any pickle, an entry runs code when loaded, so the folder must not 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 _CODE = ("io/importers/onnx.py", "io/importers/exact.py", "network/__init__.py", "network/sparse.py")
-_PRINT: list[str] = []
 
 
 def folder() -> Path | None:
@@ -33,17 +33,16 @@ def folder() -> Path | None:
     return Path(base) / "bnnmilp"
 
 
+@functools.cache
 def code_fingerprint() -> str:
     """The version and the importing code's bytes: an entry made by other code is never read."""
-    if not _PRINT:
-        import bnnmilp
+    import bnnmilp
 
-        h = hashlib.sha256(bnnmilp.__version__.encode())
-        root = Path(bnnmilp.__file__).parent
-        for rel in _CODE:
-            h.update((root / rel).read_bytes())
-        _PRINT.append(h.hexdigest()[:16])
-    return _PRINT[0]
+    h = hashlib.sha256(bnnmilp.__version__.encode())
+    root = Path(bnnmilp.__file__).parent
+    for rel in _CODE:
+        h.update((root / rel).read_bytes())
+    return h.hexdigest()[:16]
 
 
 def cached(digest: str, options: tuple, make: Callable[[], Any]) -> Any:
@@ -60,6 +59,7 @@ def cached(digest: str, options: tuple, make: Callable[[], Any]) -> Any:
     except Exception:  # absent, truncated by another writer's crash, or from an incompatible Python
         pass
     obj = make()
+    tmp: str | None = None
     try:
         where.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=where, prefix=".entry-", suffix=".tmp")
@@ -67,6 +67,6 @@ def cached(digest: str, options: tuple, make: Callable[[], Any]) -> Any:
             pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, entry)
     except OSError:  # a read-only or full disk: the answer does not depend on the cache
-        if "tmp" in locals() and Path(tmp).exists():
-            Path(tmp).unlink()
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return obj

@@ -28,13 +28,13 @@ def gurobipy():
 
 @dataclass
 class GurobiModel:
-    """A gurobipy model of a StandardModel, kept for new numbers: its variables, and per row the constraint of
-    its lower side and of its upper side (None where that side is infinite; the same one on an equality row)."""
+    """A gurobipy model of a StandardModel, kept for new numbers: its variables, and per side of the rows the
+    rows with a finite side and their constraints (an equality row's one constraint is on the lower side)."""
 
     model: object
     x: list
-    lower: list
-    upper: list
+    lower: tuple[np.ndarray, list]  # (rows, constraints)
+    upper: tuple[np.ndarray, list]
 
     def set_numbers(self, m: StandardModel, built: StandardModel | None = None) -> None:
         """Objective, right-hand sides and column bounds from ``m`` (same structure and A as built); with
@@ -45,11 +45,10 @@ class GurobiModel:
         if built is None or m.col_lower is not built.col_lower or m.col_upper is not built.col_upper:
             g.setAttr("LB", self.x, np.where(np.isfinite(m.col_lower), m.col_lower, -1e100).tolist())
             g.setAttr("UB", self.x, np.where(np.isfinite(m.col_upper), m.col_upper, 1e100).tolist())
-        for side, values, before in ((self.lower, m.row_lower, None if built is None else built.row_lower),
-                                     (self.upper, m.row_upper, None if built is None else built.row_upper)):
-            keep = [i for i, con in enumerate(side) if con is not None]
-            if keep and values is not before:
-                g.setAttr("RHS", [side[i] for i in keep], values[keep].tolist())
+        for (rows, cons), values, before in ((self.lower, m.row_lower, None if built is None else built.row_lower),
+                                             (self.upper, m.row_upper, None if built is None else built.row_upper)):
+            if rows.size and values is not before:
+                g.setAttr("RHS", cons, values[rows].tolist())
 
     def solve(self, m: StandardModel, built: StandardModel | None = None) -> np.ndarray:
         """x* for ``m``'s numbers, from scratch (no start from an earlier solve: answers do not depend on order);
@@ -73,13 +72,14 @@ def to_gurobi(m: StandardModel, time_limit: float | None = None) -> GurobiModel:
     g = gp.Model("bnnmilp", env=env)
     vtype = [gp.GRB.INTEGER if b else gp.GRB.CONTINUOUS for b in m.integrality]
     x = list(g.addVars(m.n_cols, vtype=vtype).values())
-    lower, upper = [None] * m.n_rows, [None] * m.n_rows
+    lower: dict[int, object] = {}
+    upper: dict[int, object] = {}
     for i in range(m.n_rows):
         s, e = int(m.indptr[i]), int(m.indptr[i + 1])
         expr = gp.LinExpr(m.data[s:e].tolist(), [x[j] for j in m.indices[s:e]])
         lo, up = float(m.row_lower[i]), float(m.row_upper[i])
         if np.isfinite(lo) and lo == up:
-            lower[i] = upper[i] = g.addLConstr(expr, gp.GRB.EQUAL, lo)
+            lower[i] = g.addLConstr(expr, gp.GRB.EQUAL, lo)
             continue
         if np.isfinite(lo):
             lower[i] = g.addLConstr(expr, gp.GRB.GREATER_EQUAL, lo)
@@ -92,7 +92,7 @@ def to_gurobi(m: StandardModel, time_limit: float | None = None) -> GurobiModel:
         g.setParam(name, value)
     if time_limit is not None:
         g.setParam("TimeLimit", float(time_limit))
-    out = GurobiModel(g, x, lower, upper)
+    out = GurobiModel(g, x, *((np.array(list(side), np.int64), list(side.values())) for side in (lower, upper)))
     out.set_numbers(m)
     g.update()
     return out

@@ -4,7 +4,7 @@ unknown or timed-out.
 Stages, sharing one deadline:
 
 1. the model imported exactly (``load_onnx_affine``: step layers, and the output as an affine map of the last
-   layer's bits or of the input), cached by the file's hash for the process;
+   layer's bits or of the input), kept by the file's hash in the process and on disk (``io/importers/cache.py``);
 2. a falsifier: the box's centre, corners and random points, screened in floating point and replayed exactly;
 3. one MILP for the whole query (``formulations.linear_query``: all disjuncts in one model, one selector
    each), maximising the smallest slack: its point is replayed exactly; its proven optimum below zero is unsat.
