@@ -74,7 +74,7 @@ class LinearQueryFormulation:
         if q.hidden is not None:
             strict = not q.integer and not q.deltas[0]
             s = b.add_vars("s", (), 0.0, 1.0) if strict else None
-            U = add_network(b, q.hidden, xp, q.lo, q.hi, q.deltas, slack=s)
+            U = add_network(b, q.hidden, xp, q.lo, q.hi, q.deltas, slack=s, only_free=True)
             if s is not None:
                 b.add_rows("w_s", (), np.array([w, s]), np.array([1.0, -1.0]), -INF, 0.0)
             g_lo, g_hi = ibp_bounds(q.hidden, q.lo, q.hi)[-1]

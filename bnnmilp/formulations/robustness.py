@@ -35,7 +35,7 @@ import numpy as np
 from bnnmilp.formulations.registry import register
 from bnnmilp.milp.model import INF, ModelBuilder, StandardModel
 from bnnmilp.network import Network, dot_error_bound
-from bnnmilp.network.sparse import Csr, dense, elementwise, is_sparse, matvec, values
+from bnnmilp.network.sparse import Csr, dense, elementwise, entries, is_sparse, matvec
 
 
 @dataclass
@@ -60,7 +60,7 @@ def granularity(W: np.ndarray | Csr, lam: np.ndarray) -> float:
 
     With integer inputs (or bits) the strict side a < lambda is then exactly a <= lambda - g.
     """
-    k = max((Fraction(float(v)).denominator.bit_length() - 1 for v in np.unique(np.concatenate([values(W), lam]))),
+    k = max((Fraction(float(v)).denominator.bit_length() - 1 for v in np.unique(np.concatenate([entries(W), lam]))),
             default=0)
     g = 2.0**-k
     return g if g >= 1e-6 else 0.0
@@ -131,40 +131,57 @@ def lattice_bounds(L: np.ndarray, H: np.ndarray, g: float) -> tuple[np.ndarray, 
 
 def add_network(b: ModelBuilder, net: Network, xp: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                 deltas: tuple[float, ...], margin: float = 0.0, slack: np.ndarray | None = None,
-                prefix: str = "") -> list[np.ndarray]:
-    """Add the bits and step rows of one network with constant weights on input columns ``xp``."""
+                prefix: str = "", only_free: bool = False) -> list[np.ndarray]:
+    """Add the bits and step rows of one network with constant weights on input columns ``xp``.
+    ``only_free``: step rows only for the units the box leaves free (a unit interval arithmetic fixes has its
+    bit fixed by its bounds, and its rows hold at every point of the box): a 30x30 conv BNN at a small radius
+    has thousands of units and a few dozen free ones."""
     bounds = ibp_bounds(net, lo, hi)
     U: list[np.ndarray] = []
     for l, (W, lam) in enumerate(zip(net.weights, net.thresholds, strict=True), start=1):
         g_lo, g_hi = bounds[l - 1]
-        delta = deltas[l - 1]
-        m1 = margin if (margin and not delta) else 0.0  # bit-1 margin of the under-approximation
-        delta = delta or margin
         u_lo = (g_lo >= 0).astype(np.float64)
         u_hi = (g_hi >= 0).astype(np.float64)
         u = b.add_vars(f"{prefix}u{l}", (W.shape[0],), np.minimum(u_lo, u_hi), u_hi, True,
                        fmt=f"{prefix}u_{l}_{{0}}")
-        inp = xp if l == 1 else U[-1]
-        d = W.shape[0]
-        if is_sparse(W):  # rows from the non-zeros only (short rows padded with zero coefficients)
-            pc, Wr = W.padded()
-            cols = np.concatenate([inp[pc], u[:, None]], axis=1)
-        else:
-            Wr = W
-            cols = np.concatenate([np.broadcast_to(inp[None, :], W.shape), u[:, None]], axis=1)
-        L, H = lattice_bounds(np.minimum(g_lo, 0.0), np.maximum(g_hi, 0.0), deltas[l - 1])
-        b.add_rows(f"{prefix}on{l}", (d,), cols, np.concatenate([Wr, (L - m1)[:, None]], axis=1), lam + L, INF,
-                   fmt=f"{prefix}on_{l}_{{0}}")
-        if l == 1 and slack is not None:
-            cols_s = np.concatenate([cols, np.full((d, 1), slack)], axis=1)
-            b.add_rows(f"{prefix}off{l}", (d,), cols_s,
-                       np.concatenate([Wr, -(H + 1.0)[:, None], np.ones((d, 1))], axis=1), -INF, lam,
-                       fmt=f"{prefix}off_{l}_{{0}}")
-        else:
-            b.add_rows(f"{prefix}off{l}", (d,), cols, np.concatenate([Wr, -(H + delta)[:, None]], axis=1), -INF,
-                       lam - delta, fmt=f"{prefix}off_{l}_{{0}}")
+        rows = np.flatnonzero(u_lo != u_hi) if only_free else None
+        _step_rows(b, l, W, lam, xp if l == 1 else U[-1], u, (g_lo, g_hi), deltas[l - 1], margin, slack, prefix,
+                   rows)
         U.append(u)
     return U
+
+
+def _step_rows(b: ModelBuilder, l: int, W, lam: np.ndarray, inp: np.ndarray, u: np.ndarray,
+               bounds: tuple[np.ndarray, np.ndarray], delta: float, margin: float, slack: np.ndarray | None,
+               prefix: str, rows: np.ndarray | None) -> None:
+    """Layer l's rows u = 1 iff W inp >= lam (big-M from the interval ``bounds``), for every unit or ``rows``."""
+    g_lo, g_hi = bounds
+    L, H = lattice_bounds(np.minimum(g_lo, 0.0), np.maximum(g_hi, 0.0), delta)
+    m1 = margin if (margin and not delta) else 0.0  # bit-1 margin of the under-approximation
+    step = delta or margin
+    tag = ""
+    if rows is not None and rows.size == 0:
+        return
+    if rows is not None:
+        W = W.take_rows(rows) if is_sparse(W) else W[rows]
+        lam, u, L, H, tag = lam[rows], u[rows], L[rows], H[rows], "free"
+    d = W.shape[0]
+    if is_sparse(W):  # rows from the non-zeros only (short rows padded with zero coefficients)
+        pc, Wr = W.padded()
+        cols = np.concatenate([inp[pc], u[:, None]], axis=1)
+    else:
+        Wr = W
+        cols = np.concatenate([np.broadcast_to(inp[None, :], W.shape), u[:, None]], axis=1)
+    b.add_rows(f"{prefix}on{l}{tag}", (d,), cols, np.concatenate([Wr, (L - m1)[:, None]], axis=1), lam + L, INF,
+               fmt=f"{prefix}on_{l}{'_' + tag if tag else ''}_{{0}}")
+    if l == 1 and slack is not None:
+        cols_s = np.concatenate([cols, np.full((d, 1), slack)], axis=1)
+        b.add_rows(f"{prefix}off{l}{tag}", (d,), cols_s,
+                   np.concatenate([Wr, -(H + 1.0)[:, None], np.ones((d, 1))], axis=1), -INF, lam,
+                   fmt=f"{prefix}off_{l}{'_' + tag if tag else ''}_{{0}}")
+    else:
+        b.add_rows(f"{prefix}off{l}{tag}", (d,), cols, np.concatenate([Wr, -(H + step)[:, None]], axis=1), -INF,
+                   lam - step, fmt=f"{prefix}off_{l}{'_' + tag if tag else ''}_{{0}}")
 
 
 def add_rivals(b: ModelBuilder, net: Network, xp: np.ndarray, lo: np.ndarray, hi: np.ndarray,

@@ -17,7 +17,10 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
+
+import numpy as np
 
 from bnnmilp.errors import QueryError
 from bnnmilp.io.importers.exact import surd_sign
@@ -79,6 +82,75 @@ class Linear:
 Conjunction = tuple[Linear, ...]
 
 
+@dataclass(frozen=True)
+class Box:
+    """The constraints that bound one input element each (those of assertions with one disjunct), as doubles
+    that decide them exactly at any double x: x <= b iff x <= down, x < b iff x < up, x >= b iff x >= up,
+    x > b iff x > down, where down <= b <= up are the doubles next to b (equal when b is a double)."""
+
+    index: np.ndarray  # the input element of each bound
+    upper: np.ndarray  # bool: x_i <= b (or <); else x_i >= b (or >)
+    strict: np.ndarray  # bool
+    down: np.ndarray
+    up: np.ndarray
+
+    @classmethod
+    def of(cls, bounds: list[tuple[int, bool, bool, Fraction]]) -> Box:
+        """From (element, upper, strict, b) per bound."""
+        down, up = np.empty(len(bounds)), np.empty(len(bounds))
+        for k, (_, _, _, b) in enumerate(bounds):
+            down[k], up[k] = _neighbours(b)
+        cols = list(zip(*bounds, strict=True))[:3] if bounds else ([], [], [])
+        return cls(np.array(cols[0], np.int64), np.array(cols[1], bool), np.array(cols[2], bool), down, up)
+
+    def holds(self, X: np.ndarray) -> np.ndarray:
+        """Per row of X (doubles), whether it meets every bound, exactly."""
+        v = np.asarray(X, np.float64)[..., self.index]
+        upper = np.where(self.strict, v < self.up, v <= self.down)
+        lower = np.where(self.strict, v > self.down, v >= self.up)
+        return np.all(np.where(self.upper, upper, lower), axis=-1)
+
+    def limits(self, n: int, inner: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi) per element: inner, the doubles meeting the bounds; else the doubles around them (a box
+        of doubles that contains every real point meeting them). -inf / inf where an element has no bound."""
+        lo, hi = np.full(n, -np.inf), np.full(n, np.inf)
+        low, high = ~self.upper, self.upper
+        if inner:
+            lo_b = np.where(self.strict, np.nextafter(self.down, np.inf), self.up)
+            hi_b = np.where(self.strict, np.nextafter(self.up, -np.inf), self.down)
+        else:
+            lo_b, hi_b = self.down, self.up
+        np.maximum.at(lo, self.index[low], lo_b[low])
+        np.minimum.at(hi, self.index[high], hi_b[high])
+        return lo, hi
+
+
+def _neighbours(b: Fraction) -> tuple[float, float]:
+    """(largest double <= b, smallest double >= b)."""
+    try:
+        d = float(b)
+    except OverflowError:
+        d = math.copysign(math.inf, b.numerator)
+    if math.isinf(d):
+        big = math.copysign(float(np.finfo(np.float64).max), d)
+        return (big, d) if d > 0 else (d, big)
+    n, q = d.as_integer_ratio()
+    cmp = n * b.denominator - b.numerator * q
+    if cmp == 0:
+        return d, d
+    return (d, math.nextafter(d, math.inf)) if cmp < 0 else (math.nextafter(d, -math.inf), d)
+
+
+class _Exact:
+    """The rationals of a vector of doubles, made as they are read (a constraint reads few of them)."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.x = x
+
+    def __getitem__(self, i: int) -> Fraction:
+        return Fraction(float(self.x[i]))
+
+
 @dataclass
 class Query:
     """One network's query: its input and output and the assertions (each a disjunction of conjunctions)."""
@@ -92,6 +164,47 @@ class Query:
 
     def holds(self, x: list[Fraction], y: list) -> bool:
         return all(any(all(c.holds(x, y) for c in conj) for conj in a) for a in self.assertions)
+
+    @cached_property
+    def _split(self) -> tuple[Box, list[list[Conjunction]]]:
+        bounds: list[tuple[int, bool, bool, Fraction]] = []
+        others: list[list[Conjunction]] = []
+        for a in self.assertions:
+            if len(a) != 1:
+                others.append(a)
+                continue
+            rest = []
+            for lin in a[0]:
+                if len(lin.coefs) != 1 or lin.coefs[0][0][0] != "x":
+                    rest.append(lin)
+                    continue
+                (_, i), coef = lin.coefs[0]
+                up = coef.numerator > 0  # coef x_i + const (sense) 0: x_i <= b when coef > 0
+                b = -lin.const if coef == 1 else lin.const if coef == -1 else -lin.const / coef
+                if lin.sense == "==":
+                    bounds += [(i, True, False, b), (i, False, False, b)]
+                else:
+                    bounds.append((i, up, lin.sense == "<", b))
+            if rest:
+                others.append([tuple(rest)])
+        return Box.of(bounds), others
+
+    @property
+    def box(self) -> Box:
+        """The bounds on single input elements (from assertions with one disjunct)."""
+        return self._split[0]
+
+    @property
+    def others(self) -> list[list[Conjunction]]:
+        """The assertions less the box's constraints: together with the box, the same query."""
+        return self._split[1]
+
+    def holds_at(self, x: np.ndarray, y: list) -> bool:
+        """``holds`` at a vector of doubles: the box in doubles (exactly), the rest in rationals."""
+        if not self.box.holds(x):
+            return False
+        ex = _Exact(x)
+        return all(any(all(c.holds(ex, y) for c in conj) for conj in a) for a in self.others)
 
     def satisfied_disjuncts(self, x: list[Fraction], y: list) -> list[int]:
         """Per assertion, the first disjunct that holds (-1 where none does)."""
@@ -207,36 +320,35 @@ def _comparison(comp, roles: dict) -> list[Linear]:
     """The comparison as lhs - rhs (sense) 0 (or rhs - lhs for >, >=); != as two alternatives."""
     kind = type(comp).__name__
     lhs, rhs = _linear(comp.lhs, roles), _linear(comp.rhs, roles)
-    diff = _combine(lhs, rhs, -1)
-    flip = _combine(rhs, lhs, -1)
-    if kind == "LessEqual":
-        return [_make(diff, "<=")]
-    if kind == "LessThan":
-        return [_make(diff, "<")]
-    if kind == "GreaterEqual":
-        return [_make(flip, "<=")]
-    if kind == "GreaterThan":
-        return [_make(flip, "<")]
-    if kind == "Equal":
-        return [_make(diff, "==")]
+    if kind in ("LessEqual", "LessThan", "Equal"):
+        return [_make(_combine(lhs, rhs, -1), {"LessEqual": "<=", "LessThan": "<", "Equal": "=="}[kind])]
+    if kind in ("GreaterEqual", "GreaterThan"):
+        return [_make(_combine(rhs, lhs, -1), "<=" if kind == "GreaterEqual" else "<")]
     if kind == "NotEqual":
-        return [_make(diff, "<"), _make(flip, "<")]
+        return [_make(_combine(lhs, rhs, -1), "<"), _make(_combine(rhs, lhs, -1), "<")]
     raise _UnsupportedError(f"unsupported comparison {kind}")
 
 
 Affine = tuple[dict[tuple[str, int], Fraction], Fraction]
 
 
+_ZERO, _ONE, _MINUS_ONE = Fraction(0), Fraction(1), Fraction(-1)
+
+
 def _make(e: Affine, sense: str) -> Linear:
-    coefs = tuple(sorted((k, v) for k, v in e[0].items() if v != 0))
+    coefs = tuple(sorted((k, v) for k, v in e[0].items() if v))
     return Linear(coefs, e[1], sense)
 
 
 def _combine(a: Affine, b: Affine, sb: int) -> Affine:
+    """a + sb b (sb = 1 or -1)."""
     coefs = dict(a[0])
     for k, v in b[0].items():
-        coefs[k] = coefs.get(k, Fraction(0)) + sb * v
-    return coefs, a[1] + sb * b[1]
+        w = v if sb == 1 else -v
+        coefs[k] = coefs[k] + w if k in coefs else w
+    if not b[1]:
+        return coefs, a[1]
+    return coefs, a[1] + b[1] if sb == 1 else a[1] - b[1]
 
 
 def _scale(a: Affine, s: Fraction) -> Affine:
@@ -251,19 +363,21 @@ def _linear(node, roles: dict) -> Affine:
         if role is None:
             raise _UnsupportedError(f"variable {node.name} is not the network's declared input or output")
         letter, decl = role
-        idx = list(node.indices)
-        if len(idx) != len(decl.shape) or any(not 0 <= i < s for i, s in zip(idx, decl.shape, strict=True)):
-            raise _UnsupportedError(f"{node.name}{idx} is outside the declared shape {list(decl.shape)}")
+        idx = node.indices
+        if len(idx) != len(decl.shape):
+            raise _UnsupportedError(f"{node.name}{list(idx)} is outside the declared shape {list(decl.shape)}")
         flat = 0
         for i, s in zip(idx, decl.shape, strict=True):
+            if not 0 <= i < s:
+                raise _UnsupportedError(f"{node.name}{list(idx)} is outside the declared shape {list(decl.shape)}")
             flat = flat * s + i
-        return {(letter, flat): Fraction(1)}, Fraction(0)
+        return {(letter, flat): _ONE}, _ZERO
     if kind in ("Float", "Int", "IntExpr", "Literal"):
         return {}, _number(node)
     if kind == "Negate":
-        return _scale(_linear(node.expr, roles), Fraction(-1))
+        return _scale(_linear(node.expr, roles), _MINUS_ONE)
     if kind == "Plus":
-        acc: Affine = ({}, Fraction(0))
+        acc: Affine = ({}, _ZERO)
         for arg in node.args:
             acc = _combine(acc, _linear(arg, roles), 1)
         return acc
@@ -273,7 +387,7 @@ def _linear(node, roles: dict) -> Affine:
             acc = _combine(acc, _linear(arg, roles), -1)
         return acc
     if kind == "Multiply":
-        acc = ({}, Fraction(1))
+        acc = ({}, _ONE)
         for arg in node.args:
             f = _linear(arg, roles)
             if acc[0] and f[0]:

@@ -18,7 +18,7 @@ from fractions import Fraction
 import numpy as np
 
 from bnnmilp.errors import WeightsError
-from bnnmilp.network.sparse import Csr, dense, elementwise, matmul_t, row, values
+from bnnmilp.network.sparse import Csr, dense, elementwise, entries, matmul_t, row
 
 _U = 2.0**-53  # unit roundoff of binary64
 
@@ -110,7 +110,7 @@ class Network:
         cache = self.__dict__.setdefault("_integral_rows", {})
         if l not in cache:
             W, lam = self.weights[l], self.thresholds[l]
-            v = values(W)
+            v = entries(W)
             ok = bool(np.all(v == np.round(v)) and np.all(lam == np.round(lam)))
             absrow = matmul_t(np.ones((1, W.shape[1])), elementwise(W, np.abs))[0]
             cache[l] = (ok, float(absrow.max(initial=0.0)), float(np.abs(lam).max(initial=0.0)))
@@ -258,7 +258,7 @@ class Network:
                 raise WeightsError(path, f"{key}.weights", f"expected rows of {prev} numbers, got {W.shape[1]}")
             if t.shape != (W.shape[0],):
                 raise WeightsError(path, f"{key}.thresholds", f"expected {W.shape[0]} numbers, got shape {t.shape}")
-            if not (np.isfinite(values(W)).all() and np.isfinite(t).all()):
+            if not (np.isfinite(entries(W)).all() and np.isfinite(t).all()):
                 raise WeightsError(path, key, "expected finite numbers")
             ws.append(W)
             ts.append(t)

@@ -64,6 +64,15 @@ class Csr:
         out[self.row_of, self.indices] = self.data
         return out
 
+    @property
+    def entries(self) -> np.ndarray:
+        """Stored values in which every distinct value occurs (all of them here; a shared kernel's once)."""
+        return self.data
+
+    def map(self, f) -> Csr:
+        """f applied to the entries (f(0) = 0), the sparsity kept."""
+        return self.with_data(f(self.data))
+
     def with_data(self, data: np.ndarray) -> Csr:
         out = Csr(self.shape, self.indptr, self.indices, np.asarray(data, np.float64))
         if "blocks" in self.__dict__:  # the same sparsity: its grouping carries over
@@ -117,16 +126,20 @@ class Csr:
 
     def _matmul_blocks(self, X: np.ndarray) -> np.ndarray:
         cols, order = self.blocks
-        V = self._block_values
+        V = None if getattr(self, "kernel", None) is not None else self._block_values
         (P, w), f = cols.shape, order.shape[1]
         out = np.empty((X.shape[0], self.shape[0]))
         ms = min(X.shape[0], 256)
         pg = max(1, _CHUNK // (ms * max(w, f)))
+        kernel = getattr(self, "kernel", None)
         for s in range(0, X.shape[0], ms):
             for g in range(0, P, pg):
-                G = X[s:s + ms][:, cols[g:g + pg]].transpose(1, 0, 2)  # (groups, samples, w)
-                R = np.matmul(G, V[g:g + pg].transpose(0, 2, 1))  # (groups, samples, f)
-                out[s:s + ms, order[g:g + pg].ravel()] = R.transpose(1, 0, 2).reshape(G.shape[1], -1)
+                G = X[s:s + ms][:, cols[g:g + pg]]  # (samples, groups, w)
+                if kernel is not None:  # one weight matrix for every group: one product
+                    R = (G.reshape(-1, w) @ kernel.T).reshape(G.shape[0], -1)
+                else:
+                    R = np.matmul(G.transpose(1, 0, 2), V[g:g + pg].transpose(0, 2, 1)).transpose(1, 0, 2)
+                out[s:s + ms, order[g:g + pg].ravel()] = R.reshape(G.shape[0], -1)
         return out
 
     def matmul_t(self, X: np.ndarray) -> np.ndarray:
@@ -179,14 +192,68 @@ class Csr:
 
 def _unpack(shape: tuple[int, int], cols: np.ndarray, order: np.ndarray, kernel: np.ndarray) -> Csr:
     """The matrix ``Csr.__reduce__`` packed: row order[g][i] holds kernel[i] at columns cols[g]."""
-    (P, w), f, rows = cols.shape, order.shape[1], shape[0]
-    group, pos = np.empty(rows, np.int64), np.empty(rows, np.int64)
-    group[order.ravel()] = np.repeat(np.arange(P), f)
-    pos[order.ravel()] = np.tile(np.arange(f), P)
-    out = Csr(shape, np.arange(rows + 1, dtype=np.int64) * w, cols.astype(np.int64)[group].ravel(),
-              kernel[pos].ravel().astype(np.float64))
-    out.__dict__["blocks"] = (cols.astype(np.int64), order.astype(np.int64))
-    return out
+    return SharedKernel.of(shape, cols, order, kernel)
+
+
+class SharedKernel(Csr):
+    """A Csr whose rows fall into groups sharing their columns and one weight matrix (a convolution without
+    padding), kept as (columns per group, rows per group, kernel): products, rows and maps work from these, and
+    the expanded ``indices`` and ``data`` (hundreds of MB for a 64x64 conv) are made only when asked for."""
+
+    @classmethod
+    def of(cls, shape: tuple[int, int], cols: np.ndarray, order: np.ndarray, kernel: np.ndarray) -> SharedKernel:
+        out = object.__new__(cls)
+        w = cols.shape[1]
+        object.__setattr__(out, "shape", (int(shape[0]), int(shape[1])))
+        object.__setattr__(out, "indptr", np.arange(shape[0] + 1, dtype=np.int64) * w)
+        out.__dict__["blocks"] = (cols.astype(np.int64), order.astype(np.int64))
+        out.__dict__["kernel"] = np.ascontiguousarray(kernel, np.float64)
+        return out
+
+    @cached_property
+    def _where(self) -> tuple[np.ndarray, np.ndarray]:
+        """(group, position in the kernel) of every row."""
+        order = self.blocks[1]
+        (P, f), rows = order.shape, self.shape[0]
+        group, pos = np.empty(rows, np.int64), np.empty(rows, np.int64)
+        group[order.ravel()] = np.repeat(np.arange(P), f)
+        pos[order.ravel()] = np.tile(np.arange(f), P)
+        return group, pos
+
+    @cached_property
+    def indices(self) -> np.ndarray:  # type: ignore[override]
+        return self.blocks[0][self._where[0]].ravel()
+
+    @cached_property
+    def data(self) -> np.ndarray:  # type: ignore[override]
+        return self.kernel[self._where[1]].ravel()
+
+    @property
+    def nnz(self) -> int:
+        return self.shape[0] * self.blocks[0].shape[1]
+
+    @property
+    def entries(self) -> np.ndarray:
+        return self.kernel.ravel()
+
+    def map(self, f) -> SharedKernel:
+        return SharedKernel.of(self.shape, *self.blocks, f(self.kernel))
+
+    def row(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        group, pos = self._where
+        return self.blocks[0][group[k]], self.kernel[pos[k]]
+
+    def take_rows(self, rows: np.ndarray) -> Csr:
+        group, pos = self._where
+        rows = np.asarray(rows, np.int64)
+        w = self.blocks[0].shape[1]
+        return Csr((rows.size, self.shape[1]), np.arange(rows.size + 1, dtype=np.int64) * w,
+                   self.blocks[0][group[rows]].ravel(), self.kernel[pos[rows]].ravel())
+
+    def _shared_kernel(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cols, order = self.blocks
+        small = np.int32 if max(self.shape) < 2**31 else np.int64
+        return cols.astype(small), order.astype(small), self.kernel
 
 
 def compact(W: np.ndarray | Csr, below: float = 0.25) -> np.ndarray | Csr:
@@ -219,7 +286,7 @@ def matvec(W: np.ndarray | Csr, v: np.ndarray) -> np.ndarray:
 
 def elementwise(W: np.ndarray | Csr, f) -> np.ndarray | Csr:
     """f applied to the entries (f(0) must be 0 for a sparse layer: abs, positive part, negative part)."""
-    return W.with_data(f(W.data)) if isinstance(W, Csr) else f(W)
+    return W.map(f) if isinstance(W, Csr) else f(W)
 
 
 def row(W: np.ndarray | Csr, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -233,6 +300,11 @@ def row(W: np.ndarray | Csr, k: int) -> tuple[np.ndarray, np.ndarray]:
 def values(W: np.ndarray | Csr) -> np.ndarray:
     """The stored entries (all of a dense layer; the non-zeros of a sparse one)."""
     return W.data if isinstance(W, Csr) else W.ravel()
+
+
+def entries(W: np.ndarray | Csr) -> np.ndarray:
+    """Values in which every distinct entry occurs (a shared kernel's once): for checks over the set of values."""
+    return W.entries if isinstance(W, Csr) else W.ravel()
 
 
 def has_zeros(W: np.ndarray | Csr) -> bool:

@@ -45,6 +45,8 @@ SEARCH_SHARE = 0.25  # of the time limit for attacks and sampling before the MIL
 SEARCH_ROUNDS = 3  # rounds of them, at most, where the MILP is the likelier way to an answer (not LARGE)
 LARGE_SEARCH_SHARE = 0.8  # where the MILP has more than LARGE step units (a 48x48 or 64x64 conv BNN), which
 LARGE = 50_000  # HiGHS does not settle within a minute: the search is the likelier way to an answer
+FEW_FREE = 4_000  # step units the box leaves free (interval arithmetic), below which the MILP over them takes
+# seconds (30x30 conv BNNs at eps <= 1: 2,000-3,500 free units, 2-4 s): one round of search, then the MILP
 ATTACK_NNZ = 10_000_000  # weights beyond which a gradient step costs more than a round of sampling finds
 _CACHE: dict[tuple, AffineOutput] = {}
 
@@ -111,36 +113,15 @@ def problem(query: Query, model: AffineOutput) -> Problem:
     if model.M.shape[0] != query.output.size:
         raise QueryError(query.path, f"output {query.output.name}", f"{query.output.size} elements declared; the "
                                                                     f"model gives {model.M.shape[0]}")
-    lo, hi = [Fraction(-10**30)] * n, [Fraction(10**30)] * n
-    bounded = np.zeros((2, n), bool)
-    for a in query.assertions:
-        if len(a) != 1:
-            continue
-        for lin in a[0]:
-            if lin.kinds() == {"x"} and len(lin.coefs) == 1 and lin.sense in ("<=", "<", "=="):
-                (_, i), coef = lin.coefs[0]
-                bound = -lin.const / coef
-                if coef > 0 or lin.sense == "==":
-                    hi[i], bounded[1, i] = min(hi[i], bound), True
-                if coef < 0 or lin.sense == "==":
-                    lo[i], bounded[0, i] = max(lo[i], bound), True
-    if not bounded.all():
-        i = int(np.argmin(bounded.all(axis=0)))
+    in_lo, in_hi = query.box.limits(n, inner=True)
+    out_lo, out_hi = query.box.limits(n, inner=False)
+    finite = np.isfinite(out_lo) & np.isfinite(out_hi)
+    if not finite.all():
+        i = int(np.argmin(finite))
         raise QueryError(query.path, f"input {query.input.name}", f"element {i} has no finite lower and upper "
                                                                   "bound (bnnmilp needs a bounded input box)")
-    in_lo, out_lo = _doubles(lo, up=True), _doubles(lo, up=False)
-    in_hi, out_hi = _doubles(hi, up=False), _doubles(hi, up=True)
     M, c = model.float_map()
     return Problem(query, model, in_lo, in_hi, out_lo, out_hi, M, c)
-
-
-def _doubles(values: list[Fraction], up: bool) -> np.ndarray:
-    """Each rational as the nearest double on one side (up: the smallest double >= it)."""
-    out = np.array([float(v) for v in values])
-    wrong = np.array([(Fraction(float(d)) < v) if up else (Fraction(float(d)) > v) for d, v in zip(out, values,
-                                                                                                  strict=True)])
-    out[wrong] = np.nextafter(out[wrong], np.inf if up else -np.inf)
-    return out
 
 
 def to_dtype(p: Problem, x: np.ndarray) -> np.ndarray:
@@ -166,7 +147,7 @@ def outputs_exact(model: AffineOutput, x: np.ndarray) -> list:
 def replay(p: Problem, x: np.ndarray) -> list | None:
     """The exact outputs at x when x satisfies the whole query exactly, else None."""
     y = outputs_exact(p.model, x)
-    return y if p.query.holds([Fraction(float(e)) for e in x], y) else None
+    return y if p.query.holds_at(np.asarray(x, np.float64), y) else None
 
 
 def outputs_float(p: Problem, X: np.ndarray) -> np.ndarray:
@@ -189,8 +170,8 @@ def _value(lin: Linear, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
 
 def screen(p: Problem, X: np.ndarray, Y: np.ndarray, tol: float = 1e-9) -> np.ndarray:
     """Rows of X whose outputs Y satisfy the query in floating point (within tol): worth an exact replay."""
-    ok = np.ones(X.shape[0], bool)
-    for a in p.query.assertions:
+    ok = p.query.box.holds(X)
+    for a in p.query.others:
         some = np.zeros(X.shape[0], bool)
         for conj in a:
             every = np.ones(X.shape[0], bool)
@@ -237,7 +218,7 @@ def falsify(p: Problem, rng: np.random.Generator, deadline: float | None, rounds
         half = SAMPLES // 2
         pts = np.vstack([(p.lo + p.hi) / 2, p.lo, p.hi, np.where(rng.random((half, n)) < 0.5, p.lo, p.hi),
                          p.lo + rng.random((half, n)) * (p.hi - p.lo)])
-        for chunk in np.array_split(pts, max(1, pts.shape[0] // 64)):
+        for chunk in _growing(pts):
             if deadline is not None and time.perf_counter() > deadline:
                 return None
             X = np.vstack([to_dtype(p, x) for x in chunk])
@@ -248,6 +229,16 @@ def falsify(p: Problem, rng: np.random.Generator, deadline: float | None, rounds
         if deadline is None and rounds is None:
             return None
     return None
+
+
+def _growing(pts: np.ndarray, first: int = 4, most: int = 64) -> list[np.ndarray]:
+    """The rows in chunks of first, 2 first, ... up to ``most``: where many points satisfy the query (a wide
+    box) the first few find one without the cost of a full batch through a large network."""
+    out, start, size = [], 0, first
+    while start < pts.shape[0]:
+        out.append(pts[start:start + size])
+        start, size = start + size, min(2 * size, most)
+    return out
 
 
 # ---- an attack through the network with straight-through gradients ------------------------------------------
@@ -262,9 +253,7 @@ class Score:
     def of(cls, p: Problem) -> Score:
         parts = []
         m, n = p.query.output.size, p.query.input.size
-        for a in p.query.assertions:
-            if len(a) == 1 and all(lin.kinds() == {"x"} and len(lin.coefs) == 1 for lin in a[0]):
-                continue  # bounds: kept by clipping to the box
+        for a in p.query.others:  # the box's bounds are kept by clipping to it
             disj = []
             for conj in a:
                 cons = []
@@ -359,21 +348,28 @@ def ste_attack(p: Problem, score: Score, rng: np.random.Generator, deadline: flo
 
 
 def _row(p: Problem, lin: Linear) -> Row:
-    """A constraint over x and y as a row over x and the output basis v (y = M v + c), in doubles."""
-    xs: dict[int, float] = {}
-    vs: dict[int, float] = {}
+    """A constraint over x and y as a row over x and the output basis v (y = M v + c), in doubles (each
+    coefficient summed in the order of the constraint's terms)."""
+    x_idx, x_val, v_idx, v_val = [], [], [], []
     const = float(lin.const)
     for (k, i), a in lin.coefs:
         if k == "x":
-            xs[i] = xs.get(i, 0.0) + float(a)
+            x_idx.append(np.array([i], np.int64))
+            x_val.append(np.array([float(a)]))
             continue
         cols, vals = p.M.row(i)
-        for j, w in zip(cols.tolist(), vals.tolist(), strict=True):
-            vs[j] = vs.get(j, 0.0) + float(a) * w
+        v_idx.append(cols)
+        v_val.append(float(a) * vals)
         const += float(a) * p.c[i]
-    xi, vi = np.array(sorted(xs), np.int64), np.array(sorted(vs), np.int64)
-    return Row(xi, np.array([xs[i] for i in xi.tolist()]), vi, np.array([vs[j] for j in vi.tolist()]), const,
-               lin.sense)
+    return Row(*_summed(x_idx, x_val), *_summed(v_idx, v_val), const, lin.sense)
+
+
+def _summed(idx: list[np.ndarray], val: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct indices, the sum of their values) of the concatenated pieces."""
+    if not idx:
+        return np.zeros(0, np.int64), np.zeros(0)
+    cols, inverse = np.unique(np.concatenate(idx), return_inverse=True)
+    return cols.astype(np.int64), np.bincount(inverse, weights=np.concatenate(val), minlength=cols.size)
 
 
 def on_bit_lattice(p: Problem, lin: Linear, row: Row) -> Row:
@@ -384,25 +380,59 @@ def on_bit_lattice(p: Problem, lin: Linear, row: Row) -> Row:
     m = p.model
     if m.hidden is None or lin.sense == "==" or "x" in lin.kinds() or row.v_idx.size == 0:
         return row
-    coefs: dict[int, Fraction] = {}
-    const = lin.const
-    for (_, i), a in lin.coefs:
-        if m.root[i] != 1:
-            return row
-        cols, vals = m.M.row(i)
-        for j, w in zip(cols.tolist(), vals.tolist(), strict=True):
-            coefs[j] = coefs.get(j, Fraction(0)) + a * m.a[i] * Fraction(w)
-        const += a * m.c[i]
-    dens = [v.denominator for v in coefs.values() if v]
-    if not dens or any(d & (d - 1) for d in dens) or max(dens) > 2**20:
+    if any(m.root[i] != 1 for (_, i), _ in lin.coefs):
         return row
-    g = Fraction(1, max(dens))
+    exact = dyadic_combination(m.M, [i for (_, i), _ in lin.coefs], [a * m.a[i] for (_, i), a in lin.coefs])
+    if exact is None:
+        return row
+    idx, num, shift = exact  # coefficient j: num_j / 2^shift, exactly
+    const = lin.const + sum((a * m.c[i] for (_, i), a in lin.coefs), Fraction(0))
+    nz = num[num != 0]
+    if nz.size == 0:
+        return row
+    low = int(_trailing_zeros(nz).min())
+    den = 1 << max(shift - low, 0)  # the largest reduced denominator
+    if den > 2**20 or np.any(np.abs(nz) >> _trailing_zeros(nz) >= 2**53):
+        return row
+    g = Fraction(1, den)
     top = (math.ceil(-const / g) - 1) if lin.sense == "<" else math.floor(-const / g)
-    idx = np.array(sorted(coefs), np.int64)
-    vals = [coefs[j] for j in idx.tolist()]
-    if any(Fraction(float(v)) != v for v in vals) or Fraction(float(top * g)) != top * g:
-        return row
-    return Row(np.zeros(0, np.int64), np.zeros(0), idx, np.array([float(v) for v in vals]), -float(top * g), "<=")
+    vals = np.ldexp(num.astype(np.float64), -shift)
+    if not np.array_equal(np.ldexp(vals, shift), num.astype(np.float64)) or Fraction(float(top * g)) != top * g:
+        return row  # a coefficient below the doubles' range
+    return Row(np.zeros(0, np.int64), np.zeros(0), idx, vals, -float(top * g), "<=")
+
+
+def _trailing_zeros(a: np.ndarray) -> np.ndarray:
+    """The exponent of 2 in each non-zero int64."""
+    low = a & -a
+    return np.round(np.log2(np.abs(low).astype(np.float64))).astype(np.int64)
+
+
+def dyadic_combination(M, rows: list[int], factors: list[Fraction]) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """sum_r factors[r] M[rows[r]] exactly, as (columns, integer numerators, shift): entry j is
+    num_j / 2^shift. None where a factor is not dyadic or the integers would not fit in 62 bits."""
+    if any(f.denominator & (f.denominator - 1) for f in factors):
+        return None
+    pieces = [M.row(i) for i in rows]
+    vals = np.concatenate([v for _, v in pieces]) if pieces else np.zeros(0)
+    if vals.size == 0 or not np.all(np.isfinite(vals)):
+        return None
+    nzv = vals[vals != 0]
+    if nzv.size == 0:
+        return None
+    mant, ex = np.frexp(nzv)
+    ints = np.ldexp(mant, 53).astype(np.int64)  # |value| = ints 2^(ex - 53), exactly
+    e = int((ex - 53 + _trailing_zeros(ints)).min())  # every value is an integer times 2^e
+    K = max(f.denominator.bit_length() - 1 for f in factors)
+    scaled = [int(f.numerator) << (K - (f.denominator.bit_length() - 1)) for f in factors]
+    q = [np.ldexp(v, -e) for _, v in pieces]  # integers, exactly (a power-of-two scaling)
+    bound = sum(abs(s) * float(np.abs(qi).max(initial=0.0)) for s, qi in zip(scaled, q, strict=True))
+    if bound >= 2.0**62 or any(abs(s) >= 2**62 for s in scaled):
+        return None
+    cols, inverse = np.unique(np.concatenate([c for c, _ in pieces]), return_inverse=True)
+    num = np.zeros(cols.size, np.int64)
+    np.add.at(num, inverse, np.concatenate([s * qi.astype(np.int64) for s, qi in zip(scaled, q, strict=True)]))
+    return cols.astype(np.int64), num, K - e
 
 
 def linear_query(p: Problem) -> LinearQuery:
@@ -410,7 +440,7 @@ def linear_query(p: Problem) -> LinearQuery:
     hidden, deltas = on_lattice(p.model.hidden, integer) if p.model.hidden is not None else (None, ())
     lo, hi = (np.ceil(p.outer_lo), np.floor(p.outer_hi)) if integer else (p.outer_lo, p.outer_hi)
     q = LinearQuery(hidden, deltas, lo, hi, integer)
-    for a in p.query.assertions:
+    for a in p.query.others:  # the box is the bounds lo, hi
         if len(a) == 1:
             q.hard.extend(on_bit_lattice(p, lin, _row(p, lin)) for lin in a[0])
         else:
@@ -515,6 +545,15 @@ def strictly_below(p: Problem, model, deadline: float | None) -> tuple[str, np.n
     return "unknown", None, "the MILP's points do not satisfy the query exactly"
 
 
+def free_units(p: Problem) -> int:
+    """Step units whose bit the box does not fix (interval arithmetic): the binaries of the MILP's rows."""
+    from bnnmilp.formulations.robustness import ibp_bounds
+
+    if p.model.hidden is None:
+        return 0
+    return sum(int(np.count_nonzero((lo < 0) & (hi >= 0))) for lo, hi in ibp_bounds(p.model.hidden, p.lo, p.hi))
+
+
 def _left(deadline: float | None) -> float | None:
     return None if deadline is None else max(deadline - time.perf_counter(), 0.01)
 
@@ -535,7 +574,8 @@ def verify_query(query: Query, model_path: str | Path, time_limit: float | None 
     units = 0 if model.hidden is None else sum(model.hidden.layers[1:])
     share = LARGE_SEARCH_SHARE if units > LARGE else SEARCH_SHARE
     search_end = None if deadline is None else t0 + share * (deadline - t0)
-    x, method, note = search(p, rng, search_end, None if units > LARGE else SEARCH_ROUNDS)
+    rounds = None if units > LARGE else 1 if free_units(p) <= FEW_FREE else SEARCH_ROUNDS
+    x, method, note = search(p, rng, search_end, rounds)
     result = "sat" if x is not None else ""
     if x is None:
         result, x, note = by_milp(p, deadline)

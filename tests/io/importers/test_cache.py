@@ -23,11 +23,20 @@ def test_a_convolution_pickles_as_its_kernel_and_unpacks_to_the_same_arrays(monk
     packed = pickle.dumps(C)
     assert len(packed) * 4 < len(plain)  # the kernel and the groups' columns, not every entry
     back = pickle.loads(packed)
-    assert back.shape == C.shape
-    for a, b in ((back.indptr, C.indptr), (back.indices, C.indices), (back.data, C.data)):
-        assert a.dtype == b.dtype and np.array_equal(a, b)
     X = np.random.default_rng(5).integers(-255, 256, size=(4, W.shape[1])).astype(float)
+    # products, rows, maps and a second pickle come from the kernel: the entries are not expanded
+    assert back.shape == C.shape and back.nnz == C.nnz
     assert np.array_equal(back.matmul_t(X), X @ W.T)
+    for k in (0, 7, W.shape[0] - 1):
+        cols, vals = back.row(k)
+        assert np.array_equal(cols, np.nonzero(W[k])[0]) and np.array_equal(vals, W[k, cols])
+    assert np.array_equal(back.take_rows(np.array([9, 2, 2])).toarray(), W[[9, 2, 2]])
+    assert np.array_equal(back.map(np.abs).matmul_t(X), X @ np.abs(W).T)
+    assert sorted(set(back.entries.tolist())) == sorted(set(W[W != 0].tolist()))
+    assert pickle.dumps(back) == packed
+    assert "indices" not in back.__dict__ and "data" not in back.__dict__
+    for a, b in ((back.indptr, C.indptr), (back.indices, C.indices), (back.data, C.data)):  # expanded on request
+        assert a.dtype == b.dtype and np.array_equal(a, b)
 
 
 def test_rows_with_their_own_weights_pickle_as_arrays(monkeypatch):

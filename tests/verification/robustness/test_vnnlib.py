@@ -246,3 +246,57 @@ def test_a_maxpool_of_real_values_before_a_decreasing_batch_norm_is_refused(tmp_
     fam.save(tmp_path / "m.onnx")
     with pytest.raises(ModelFileError, match="decreasing map"):
         load_onnx_affine(tmp_path / "m.onnx")
+
+
+def _lattice_reference(model, lin) -> tuple[dict[int, Fraction], Fraction] | None:
+    """on_bit_lattice's row in exact rationals, term by term: {bit: coefficient}, the right-hand side."""
+    coefs: dict[int, Fraction] = {}
+    const = lin.const
+    for (_, i), a in lin.coefs:
+        cols, vals = model.M.row(i)
+        for j, w in zip(cols.tolist(), vals.tolist(), strict=True):
+            coefs[j] = coefs.get(j, F(0)) + a * model.a[i] * F(w)
+        const += a * model.c[i]
+    dens = [v.denominator for v in coefs.values() if v]
+    if not dens or any(d & (d - 1) for d in dens) or max(dens) > 2**20:
+        return None
+    g = F(1, max(dens))
+    top = (-(-(-const) // g) - 1) if lin.sense == "<" else (-const) // g
+    return coefs, top * g
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_output_rows_on_the_bit_lattice_equal_exact_rationals(seed: int) -> None:
+    """The vectorised lattice row (integers scaled by powers of two) against the same row summed in Fractions:
+    dyadic and non-dyadic scales, weights from 2^-12 to 2^9, cancelling terms, strict and non-strict."""
+    from types import SimpleNamespace
+
+    from bnnmilp.io.vnnlib import Linear
+    from bnnmilp.network.sparse import Csr
+    from bnnmilp.verification.robustness.vnnlib import _row, on_bit_lattice
+
+    rng = np.random.default_rng(seed)
+    m, n = 5, 40
+    W = rng.choice([0.0, 1.0, -1.0, 0.5, 3.0, -0.75, 2.0**-12, 2.0**9], size=(m, n)) * (rng.random((m, n)) < 0.6)
+    W[1] = -W[0] if seed % 3 == 0 else W[1]  # rows 0 + 1 cancel
+    scales = [F(1), F(1, 2), F(-3, 4), F(5, 8), F(1, 3) if seed % 4 == 1 else F(2)]
+    model = SimpleNamespace(hidden=object(), M=Csr.from_dense(W), a=np.array(scales, dtype=object),
+                            c=np.array([F(int(v), 8) for v in rng.integers(-40, 40, m)], dtype=object),
+                            root=np.array([F(1)] * m, dtype=object))
+    s = np.sqrt(np.ones(m))
+    p = SimpleNamespace(model=model, M=Csr.from_dense(W * np.array([float(v) for v in scales])[:, None]),
+                        c=s * np.array([float(v) for v in model.c]))
+    for sense in ("<", "<="):
+        terms = sorted({int(i) for i in rng.choice(m, 2, replace=False)} | ({0, 1} if seed % 3 == 0 else set()))
+        lin = Linear(tuple((("y", i), F(int(rng.choice([-1, 1, 2])))) for i in terms), F(int(rng.integers(-9, 9)), 4),
+                     sense)
+        got = on_bit_lattice(p, lin, _row(p, lin))
+        want = _lattice_reference(model, lin)
+        if want is None:
+            assert got.sense == sense  # left as it was
+            continue
+        coefs, rhs = want
+        assert got.sense == "<=" and got.x_idx.size == 0
+        assert {int(j): F(float(v)) for j, v in zip(got.v_idx, got.v_coef, strict=True) if v} == \
+               {j: v for j, v in coefs.items() if v}
+        assert F(-got.const) == rhs
