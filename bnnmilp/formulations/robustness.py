@@ -95,9 +95,25 @@ def interval_affine(W: np.ndarray | Csr, lo: np.ndarray, hi: np.ndarray, lam: np
     Wp, Wn = elementwise(W, lambda v: np.maximum(v, 0.0)), elementwise(W, lambda v: np.minimum(v, 0.0))
     g_lo = matvec(Wp, lo) + matvec(Wn, hi) - lam
     g_hi = matvec(Wp, hi) + matvec(Wn, lo) - lam
+    if _integer_sums(W, lo, hi):  # the sums are exact; only the subtraction of lambda rounds, never across 0
+        return g_lo - 4 * _U * np.abs(g_lo), g_hi + 4 * _U * np.abs(g_hi)
     err = dot_error_bound(np.maximum(np.abs(lo), np.abs(hi))[None, :], W,
                           np.abs(g_lo) + np.abs(g_hi) + np.abs(lam))[0]
     return g_lo - err, g_hi + err
+
+
+_U = 2.0**-53  # unit roundoff of binary64
+
+
+def _integer_sums(W: np.ndarray | Csr, lo: np.ndarray, hi: np.ndarray) -> bool:
+    """Whether W v is an integer below 2^52 in magnitude, computed exactly in doubles, for every v in [lo, hi]
+    (integer weights on integer bounds: bits of a previous layer): a unit that ties with its threshold at 0
+    then keeps its exact bound 0 (bit 1) instead of a widened interval around it."""
+    v = entries(W)
+    if not (np.all(v == np.round(v)) and np.all(lo == np.round(lo)) and np.all(hi == np.round(hi))):
+        return False
+    top = float(np.maximum(np.abs(lo), np.abs(hi)).max(initial=0.0))
+    return float(matvec(elementwise(W, np.abs), np.ones(W.shape[1])).max(initial=0.0)) * top < 2.0**52
 
 
 def ibp_bounds(net: Network, box_lo: np.ndarray, box_hi: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:

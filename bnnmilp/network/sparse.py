@@ -103,9 +103,13 @@ class Csr:
         w = int(counts[0])
         cols = self.indices.reshape(rows, w)
         mix = np.random.default_rng(0).integers(1, 2**62, w, dtype=np.int64) | 1
-        first, group = np.unique((cols * mix).sum(axis=1), return_index=True, return_inverse=True)[1:]
-        sizes = np.bincount(group.ravel())
-        if first.size * 4 > rows or sizes.min() != sizes.max() or not np.array_equal(cols, cols[first[group]]):
+        key = np.zeros(rows, np.int64)
+        for t in range(w):  # a hash of each row's columns, one column at a time (no rows x w temporary)
+            key += cols[:, t] * mix[t]
+        first, group = np.unique(key, return_index=True, return_inverse=True)[1:]
+        group = group.ravel()
+        sizes = np.bincount(group)
+        if first.size * 4 > rows or sizes.min() != sizes.max() or not _rows_equal(cols, cols, first[group]):
             return None  # few groups, unequal groups, or a hash collision: the plain product
         order = np.argsort(group.ravel(), kind="stable").reshape(first.size, -1)
         by_row = np.argsort(order[:, 0])  # groups in the order of their first rows
@@ -168,15 +172,21 @@ class Csr:
             return (Csr, (self.shape, self.indptr, self.indices, self.data))
         return (_unpack, (self.shape, *packed))
 
+    def packed(self) -> Csr:
+        """The same matrix as a ``SharedKernel`` where it is one (and large), else itself."""
+        kernel = self._shared_kernel() if self.nnz >= PACK_NNZ else None
+        return self if kernel is None else SharedKernel.of(self.shape, *kernel)
+
     def _shared_kernel(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         if self.blocks is None:
             return None
-        V = self._block_values
-        if not np.array_equal(V, np.broadcast_to(V[:1], V.shape)):
-            return None
         cols, order = self.blocks
+        values = self.data.reshape(self.shape[0], cols.shape[1])
+        kernel = values[order[0]]
+        if not _rows_equal(values, kernel, np.tile(np.arange(order.shape[1]), order.shape[0]), order.ravel()):
+            return None
         small = np.int32 if max(self.shape) < 2**31 else np.int64
-        return cols.astype(small), order.astype(small), np.ascontiguousarray(V[0])
+        return cols.astype(small), order.astype(small), np.ascontiguousarray(kernel)
 
     def padded(self) -> tuple[np.ndarray, np.ndarray]:
         """(columns, values) as (rows x widest row) arrays, short rows padded with column 0 and value 0."""
@@ -188,6 +198,19 @@ class Csr:
         cols[self.row_of, pos] = self.indices
         vals[self.row_of, pos] = self.data
         return cols, vals
+
+
+def _rows_equal(a: np.ndarray, b: np.ndarray, b_rows: np.ndarray, a_rows: np.ndarray | None = None,
+                entries: int = 1 << 20) -> bool:
+    """Whether a[a_rows[i]] == b[b_rows[i]] for every i (a_rows: all rows of a in order), compared in chunks of
+    about ``entries`` entries so that no copy of a large matrix is made."""
+    n = b_rows.size
+    chunk = max(1, entries // max(1, a.shape[1]))
+    for s in range(0, n, chunk):
+        left = a[s:s + chunk] if a_rows is None else a[a_rows[s:s + chunk]]
+        if not np.array_equal(left, b[b_rows[s:s + chunk]]):
+            return False
+    return True
 
 
 def _unpack(shape: tuple[int, int], cols: np.ndarray, order: np.ndarray, kernel: np.ndarray) -> Csr:
@@ -250,6 +273,9 @@ class SharedKernel(Csr):
         return Csr((rows.size, self.shape[1]), np.arange(rows.size + 1, dtype=np.int64) * w,
                    self.blocks[0][group[rows]].ravel(), self.kernel[pos[rows]].ravel())
 
+    def packed(self) -> SharedKernel:
+        return self
+
     def _shared_kernel(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         cols, order = self.blocks
         small = np.int32 if max(self.shape) < 2**31 else np.int64
@@ -263,7 +289,7 @@ def compact(W: np.ndarray | Csr, below: float = 0.25) -> np.ndarray | Csr:
     nnz = W.nnz if isinstance(W, Csr) else int(np.count_nonzero(W))
     sparse = nnz < below * rows * cols or rows * cols > 4_000_000
     if sparse:
-        return W if isinstance(W, Csr) else Csr.from_dense(W)
+        return (W if isinstance(W, Csr) else Csr.from_dense(W)).packed()
     return W.toarray() if isinstance(W, Csr) else W
 
 
