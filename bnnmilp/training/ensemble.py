@@ -29,8 +29,9 @@ def default_ensemble(spec: Spec) -> str | None:
     at least ``ENSEMBLE_INPUTS`` inputs. On few-shot MNIST (benchmarks/mnist.py, 5 seeds, --time-limit 60 for
     the whole command) the ovo ensemble reached 50.2 / 71.5 / 75.8 / 86.3% at 2 / 6 / 10 / 40 images per
     class with ternary weights (a single [784, 16, 10] network: 39.0 / 61.3 / 65.6 / 76.5%) and
-    51.4 / 70.5 / 75.4 / 86.2% with continuous weights (single: 47.5 / 67.6 / 69.9 / 80.8%). A spec that asks for an argmax output keeps its single
-    network; below MNIST's scale nothing was measured, so one network stays the default there."""
+    51.4 / 70.5 / 75.4 / 86.2% with continuous weights (single: 47.5 / 67.6 / 69.9 / 80.8%). A spec that asks
+    for an argmax output keeps its single network; below MNIST's scale nothing was measured, so one network
+    stays the default there."""
     net = spec.network
     if net.output == "bits" and net.n_outputs >= 3 and net.n_inputs >= ENSEMBLE_INPUTS:
         return "ovo"

@@ -261,7 +261,7 @@ def _lattice_reference(model, lin) -> tuple[dict[int, Fraction], Fraction] | Non
     if not dens or any(d & (d - 1) for d in dens) or max(dens) > 2**20:
         return None
     g = F(1, max(dens))
-    top = (-(-(-const) // g) - 1) if lin.sense == "<" else (-const) // g
+    top = -(const // g) - 1 if lin.sense == "<" else (-const) // g  # ceil(-const / g) - 1, floor(-const / g)
     return coefs, top * g
 
 
