@@ -95,7 +95,7 @@ def interval_affine(W: np.ndarray | Csr, lo: np.ndarray, hi: np.ndarray, lam: np
     Wp, Wn = elementwise(W, lambda v: np.maximum(v, 0.0)), elementwise(W, lambda v: np.minimum(v, 0.0))
     g_lo = matvec(Wp, lo) + matvec(Wn, hi) - lam
     g_hi = matvec(Wp, hi) + matvec(Wn, lo) - lam
-    if _integer_sums(W, lo, hi):  # the sums are exact; only the subtraction of lambda rounds, never across 0
+    if integer_sums(W, lo, hi):  # the sums are exact; only the subtraction of lambda rounds, never across 0
         return g_lo - 4 * _U * np.abs(g_lo), g_hi + 4 * _U * np.abs(g_hi)
     err = dot_error_bound(np.maximum(np.abs(lo), np.abs(hi))[None, :], W,
                           np.abs(g_lo) + np.abs(g_hi) + np.abs(lam))[0]
@@ -105,7 +105,7 @@ def interval_affine(W: np.ndarray | Csr, lo: np.ndarray, hi: np.ndarray, lam: np
 _U = 2.0**-53  # unit roundoff of binary64
 
 
-def _integer_sums(W: np.ndarray | Csr, lo: np.ndarray, hi: np.ndarray) -> bool:
+def integer_sums(W: np.ndarray | Csr, lo: np.ndarray, hi: np.ndarray) -> bool:
     """Whether W v is an integer below 2^52 in magnitude, computed exactly in doubles, for every v in [lo, hi]
     (integer weights on integer bounds: bits of a previous layer): a unit that ties with its threshold at 0
     then keeps its exact bound 0 (bit 1) instead of a widened interval around it."""

@@ -91,6 +91,12 @@ class Csr:
         return Csr((rows.size, self.shape[1]), np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
                    self.indices[idx], self.data[idx])
 
+    def rows_touching(self, cols: np.ndarray) -> np.ndarray:
+        """The rows (sorted) with a non-zero in one of ``cols``."""
+        hit = np.zeros(self.shape[1], bool)
+        hit[cols] = True
+        return np.unique(self.row_of[hit[self.indices]])
+
     @cached_property
     def blocks(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Rows that share their columns, grouped: (columns (P, w), rows (P, f)) when every row has w entries and
@@ -261,6 +267,12 @@ class SharedKernel(Csr):
 
     def map(self, f) -> SharedKernel:
         return SharedKernel.of(self.shape, *self.blocks, f(self.kernel))
+
+    def rows_touching(self, cols: np.ndarray) -> np.ndarray:
+        hit = np.zeros(self.shape[1], bool)
+        hit[cols] = True
+        groups = np.flatnonzero(hit[self.blocks[0]].any(axis=1))
+        return np.sort(self.blocks[1][groups].ravel())
 
     def row(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         group, pos = self._where

@@ -37,6 +37,7 @@ from bnnmilp.io.importers.onnx import AffineOutput, load_onnx_affine
 from bnnmilp.io.vnnlib import Linear, Query
 from bnnmilp.milp.backends import highs
 from bnnmilp.milp.backends.base import SolveOptions
+from bnnmilp.verification.robustness.patterns import no_pattern_meets
 
 UNSAT_MARGIN = 1e-6  # normalised slack below which the solver's optimum counts as unsat
 ORT_TOLERANCE = 1e-4  # onnxruntime's float32 outputs may miss a constraint by this much (relative)
@@ -574,6 +575,11 @@ def verify_query(query: Query, model_path: str | Path, time_limit: float | None 
     units = 0 if model.hidden is None else sum(model.hidden.layers[1:])
     share = LARGE_SEARCH_SHARE if units > LARGE else SEARCH_SHARE
     search_end = None if deadline is None else t0 + share * (deadline - t0)
+    k = no_pattern_meets(model, p.outer_lo, p.outer_hi, query.others)
+    if k is not None:
+        notes.append(f"none of the {2**k} sign patterns of the {k} first-layer units the box leaves free gives "
+                     "outputs meeting the query (deeper layers and outputs exact)")
+        return Answer("unsat", "patterns", time.perf_counter() - t0, notes=notes)
     rounds = None if units > LARGE else 1 if free_units(p) <= FEW_FREE else SEARCH_ROUNDS
     x, method, note = search(p, rng, search_end, rounds)
     result = "sat" if x is not None else ""

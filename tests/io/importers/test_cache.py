@@ -33,6 +33,9 @@ def test_a_convolution_pickles_as_its_kernel_and_unpacks_to_the_same_arrays(monk
     assert np.array_equal(back.take_rows(np.array([9, 2, 2])).toarray(), W[[9, 2, 2]])
     assert np.array_equal(back.map(np.abs).matmul_t(X), X @ np.abs(W).T)
     assert sorted(set(back.entries.tolist())) == sorted(set(W[W != 0].tolist()))
+    some = np.array([0, 5, W.shape[1] - 1])
+    touching = np.flatnonzero((W[:, some] != 0).any(axis=1))
+    assert np.array_equal(back.rows_touching(some), touching) and np.array_equal(C.rows_touching(some), touching)
     assert pickle.dumps(back) == packed
     assert "indices" not in back.__dict__ and "data" not in back.__dict__
     for a, b in ((back.indptr, C.indptr), (back.indices, C.indices), (back.data, C.data)):  # expanded on request

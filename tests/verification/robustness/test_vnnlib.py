@@ -300,3 +300,28 @@ def test_output_rows_on_the_bit_lattice_equal_exact_rationals(seed: int) -> None
         assert {int(j): F(float(v)) for j, v in zip(got.v_idx, got.v_coef, strict=True) if v} == \
                {j: v for j, v in coefs.items() if v}
         assert F(-got.const) == rhs
+
+
+def test_pattern_enumeration_claims_unsat_only_where_the_oracle_finds_no_point(tmp_path) -> None:
+    """``no_pattern_meets`` over the family's boxes: every unsat it claims (no pattern of the free
+    first-layer units meets the query) is unsat by the arrangement oracle, and it claims some."""
+    from bnnmilp.verification.robustness.patterns import no_pattern_meets
+    from bnnmilp.verification.robustness.vnnlib import model_for, problem
+
+    claims = 0
+    for seed, kind in CASES:
+        fam = Family(seed)
+        rng = np.random.default_rng([seed, len(kind)])
+        lo = [F(int(v), 4) for v in rng.integers(-8, 4, 2)]
+        box = tuple((l, l + F(int(w), 4)) for l, w in zip(lo, rng.integers(1, 9, 2), strict=True))
+        model = tmp_path / f"m{seed}.onnx"
+        fam.save(model)
+        text, pred = query_text(fam, box, kind, rng)
+        q = parse_query(text)
+        p = problem(q, model_for(model, False, q.input.shape))
+        k = no_pattern_meets(p.model, p.outer_lo, p.outer_hi, q.others)
+        if k is not None:
+            low, high = candidates(fam.lines(), box)
+            assert not any(pred(fam.forward(x)) for x in (*low, *high)), (seed, kind)
+            claims += 1
+    assert claims >= 10
