@@ -109,11 +109,19 @@ def integer_sums(W: np.ndarray | Csr, lo: np.ndarray, hi: np.ndarray) -> bool:
     """Whether W v is an integer below 2^52 in magnitude, computed exactly in doubles, for every v in [lo, hi]
     (integer weights on integer bounds: bits of a previous layer): a unit that ties with its threshold at 0
     then keeps its exact bound 0 (bit 1) instead of a widened interval around it."""
-    v = entries(W)
-    if not (np.all(v == np.round(v)) and np.all(lo == np.round(lo)) and np.all(hi == np.round(hi))):
+    if not (np.all(lo == np.round(lo)) and np.all(hi == np.round(hi))):
         return False
+    row = _integer_row_sum(W)
     top = float(np.maximum(np.abs(lo), np.abs(hi)).max(initial=0.0))
-    return float(matvec(elementwise(W, np.abs), np.ones(W.shape[1])).max(initial=0.0)) * top < 2.0**52
+    return row is not None and row * top < 2.0**52
+
+
+def _integer_row_sum(W: np.ndarray | Csr) -> float | None:
+    """The largest sum of |weights| of a row when every weight is an integer, else None."""
+    v = entries(W)
+    if not np.all(v == np.round(v)):
+        return None
+    return float(matvec(elementwise(W, np.abs), np.ones(W.shape[1])).max(initial=0.0))
 
 
 def ibp_bounds(net: Network, box_lo: np.ndarray, box_hi: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
