@@ -10,6 +10,7 @@ difference from the fixed units' values: only the units the free ones reach are 
 from __future__ import annotations
 
 import math
+import time
 from fractions import Fraction
 
 import numpy as np
@@ -25,10 +26,11 @@ CHUNK = 4096  # patterns evaluated at once
 
 
 def no_pattern_meets(model: AffineOutput, lo: np.ndarray, hi: np.ndarray,
-                     assertions: list[list[Conjunction]]) -> int | None:
+                     assertions: list[list[Conjunction]], deadline: float | None = None) -> int | None:
     """k when none of the 2^k patterns of the first layer's k free units (over the box [lo, hi], an outer
     box of the query's) gives outputs meeting every assertion (constraints on outputs only), exactly; None
-    where that is not shown (a pattern meets them, too many free units, or a layer that is not integral)."""
+    where that is not shown (a pattern meets them, too many free units, a layer that is not integral, or
+    ``deadline``, a ``time.perf_counter()`` value, passed before every pattern was tried)."""
     net = model.hidden
     if net is None or any(k == "x" for a in assertions for conj in a for lin in conj for (k, _), _ in lin.coefs):
         return None
@@ -41,6 +43,8 @@ def no_pattern_meets(model: AffineOutput, lo: np.ndarray, hi: np.ndarray,
     plan = _plan(model.M, list(zip(net.weights[1:], net.thresholds[1:], strict=True)),
                  (g_lo >= 0).astype(np.float64), free)
     for start in range(0, 1 << free.size, CHUNK):
+        if deadline is not None and time.perf_counter() > deadline:
+            return None
         codes = np.arange(start, min(start + CHUNK, 1 << free.size))
         V = ((codes[:, None] >> np.arange(free.size)) & 1).astype(np.float64)
         if _meets(model, assertions, np.unique(_output_dots(plan, V), axis=0)).any():
@@ -103,7 +107,8 @@ def _holds(model: AffineOutput, lin, dots: np.ndarray) -> np.ndarray:
 
 
 def _integral(W: np.ndarray | Csr) -> bool:
-    return integer_sums(W, np.zeros(W.shape[1]), np.ones(W.shape[1]))
+    """Integer weights whose sums over bits stay exact in doubles."""
+    return integer_sums(W, np.zeros(1), np.ones(1))
 
 
 def _scatter_rows(D: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:

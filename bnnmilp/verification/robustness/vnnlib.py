@@ -575,7 +575,7 @@ def verify_query(query: Query, model_path: str | Path, time_limit: float | None 
     units = 0 if model.hidden is None else sum(model.hidden.layers[1:])
     share = LARGE_SEARCH_SHARE if units > LARGE else SEARCH_SHARE
     search_end = None if deadline is None else t0 + share * (deadline - t0)
-    k = no_pattern_meets(model, p.outer_lo, p.outer_hi, query.others)
+    k = no_pattern_meets(model, p.outer_lo, p.outer_hi, query.others, search_end)
     if k is not None:
         notes.append(f"none of the {2**k} sign patterns of the {k} first-layer units the box leaves free gives "
                      "outputs meeting the query (deeper layers and outputs exact)")

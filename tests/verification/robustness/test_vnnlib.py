@@ -323,5 +323,6 @@ def test_pattern_enumeration_claims_unsat_only_where_the_oracle_finds_no_point(t
         if k is not None:
             low, high = candidates(fam.lines(), box)
             assert not any(pred(fam.forward(x)) for x in (*low, *high)), (seed, kind)
+            assert no_pattern_meets(p.model, p.outer_lo, p.outer_hi, q.others, deadline=0.0) is None  # passed
             claims += 1
     assert claims >= 10
